@@ -1,0 +1,95 @@
+//! A client for Landfall's API (CodeDeploy's operations and Landfall's extensions). It finds the
+//! server and the caller's credentials the way the aws CLI does, signs each request with SigV4,
+//! and turns error answers into [`ClientError::Api`] with the AWS exception name.
+
+mod settings;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use landfall_sigv4::{SigningParams, sign};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use settings::{ClientSettings, Overrides, SettingsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{exception}: {message}")]
+    Api { exception: String, message: String },
+    /// The server could not be reached or the exchange failed.
+    #[error("cannot reach {endpoint}: {message}")]
+    Transport { endpoint: String, message: String },
+    /// The answer was not what the operation returns.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    settings: ClientSettings,
+}
+
+impl Client {
+    pub fn new(settings: ClientSettings) -> Client {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("landfall/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Client { http, settings }
+    }
+
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// Calls `target` (`Prefix.Operation`, as in `X-Amz-Target`) with `input`.
+    pub async fn call<I: Serialize, O: DeserializeOwned>(&self, target: &str, input: &I) -> Result<O, ClientError> {
+        let body = serde_json::to_vec(input).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let endpoint = self.settings.endpoint.trim_end_matches('/');
+        let uri: Uri = format!("{endpoint}/").parse().map_err(|_| ClientError::Transport {
+            endpoint: endpoint.to_owned(),
+            message: "the endpoint is not a valid URL".into(),
+        })?;
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
+        let target_value =
+            HeaderValue::from_str(target).map_err(|_| ClientError::Decode(format!("bad target {target}")))?;
+        headers.insert("x-amz-target", target_value);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let params = SigningParams {
+            credentials: &self.settings.credentials,
+            region: &self.settings.region,
+            service: "codedeploy",
+            time: now,
+        };
+        sign(&Method::POST, &uri, &mut headers, &body, &params).map_err(|e| ClientError::Transport {
+            endpoint: endpoint.to_owned(),
+            message: format!("cannot sign the request: {e:?}"),
+        })?;
+        let response = self
+            .http
+            .post(uri.to_string())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: e.to_string() })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: e.to_string() })?;
+        if !status.is_success() {
+            let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let exception = error["__type"].as_str().unwrap_or("UnknownError");
+            // `__type` may carry a namespace (`com.amazon...#Name`); the name is what matters.
+            let exception = exception.rsplit('#').next().unwrap_or(exception).to_owned();
+            let message = error["message"].as_str().or(error["Message"].as_str()).unwrap_or("").to_owned();
+            let message = if message.is_empty() { format!("HTTP {status}") } else { message };
+            return Err(ClientError::Api { exception, message });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}

@@ -1,0 +1,195 @@
+//! Which registered instances a tag selection picks.
+//!
+//! Landfall's hosts are all registered instances running the agent, wherever they run, so both
+//! of CodeDeploy's selectors (EC2 tags and on-premises tags) select among them: a group written for
+//! EC2 keeps working when its hosts move to Landfall.
+//!
+//! Flat filter lists match an instance that matches ANY filter; tag sets match an instance that
+//! matches at least one filter of EVERY group.
+
+use landfall_api::shapes::{DeploymentGroupInfo, EC2TagFilter, InstanceInfo, Tag, TagFilter};
+
+/// One tag filter, whichever shape it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub key: Option<String>,
+    pub value: Option<String>,
+    /// KEY_ONLY, VALUE_ONLY, KEY_AND_VALUE, or none (match what is named).
+    pub kind: Option<String>,
+}
+
+impl From<&EC2TagFilter> for Filter {
+    fn from(filter: &EC2TagFilter) -> Self {
+        Filter {
+            key: filter.key.clone(),
+            value: filter.value.clone(),
+            kind: filter.r#type.as_ref().map(|k| k.as_str().to_owned()),
+        }
+    }
+}
+
+impl From<&TagFilter> for Filter {
+    fn from(filter: &TagFilter) -> Self {
+        Filter {
+            key: filter.key.clone(),
+            value: filter.value.clone(),
+            kind: filter.r#type.as_ref().map(|k| k.as_str().to_owned()),
+        }
+    }
+}
+
+impl Filter {
+    pub fn matches(&self, tags: &[Tag]) -> bool {
+        let key = self.key.as_deref().filter(|k| !k.is_empty());
+        let value = self.value.as_deref().filter(|v| !v.is_empty());
+        let (want_key, want_value) = match self.kind.as_deref() {
+            Some("KEY_ONLY") => (key, None),
+            Some("VALUE_ONLY") => (None, value),
+            _ => (key, value),
+        };
+        if want_key.is_none() && want_value.is_none() {
+            return false;
+        }
+        tags.iter().any(|tag| {
+            want_key.is_none_or(|key| tag.key.as_deref() == Some(key))
+                && want_value.is_none_or(|value| tag.value.as_deref() == Some(value))
+        })
+    }
+}
+
+/// A tag selection: a flat list (OR) or a tag set (AND of ORs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selection {
+    pub any_of: Vec<Filter>,
+    pub all_of: Vec<Vec<Filter>>,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.any_of.is_empty() && self.all_of.is_empty()
+    }
+
+    pub fn matches(&self, tags: &[Tag]) -> bool {
+        if !self.any_of.is_empty() {
+            return self.any_of.iter().any(|filter| filter.matches(tags));
+        }
+        !self.all_of.is_empty() && self.all_of.iter().all(|group| group.iter().any(|filter| filter.matches(tags)))
+    }
+}
+
+/// The group's selections: EC2 tags and on-premises tags, each a list or a set.
+pub fn group_selections(group: &DeploymentGroupInfo) -> Vec<Selection> {
+    let ec2 = Selection {
+        any_of: group.ec2_tag_filters.iter().flatten().map(Filter::from).collect(),
+        all_of: group
+            .ec2_tag_set
+            .iter()
+            .flat_map(|set| set.ec2_tag_set_list.iter().flatten())
+            .map(|filters| filters.iter().map(Filter::from).collect())
+            .collect(),
+    };
+    let on_premises = Selection {
+        any_of: group.on_premises_instance_tag_filters.iter().flatten().map(Filter::from).collect(),
+        all_of: group
+            .on_premises_tag_set
+            .iter()
+            .flat_map(|set| set.on_premises_tag_set_list.iter().flatten())
+            .map(|filters| filters.iter().map(Filter::from).collect())
+            .collect(),
+    };
+    [ec2, on_premises].into_iter().filter(|selection| !selection.is_empty()).collect()
+}
+
+/// The registered instances a deployment group targets, in the order given.
+pub fn select_instances<'a>(group: &DeploymentGroupInfo, instances: &'a [InstanceInfo]) -> Vec<&'a InstanceInfo> {
+    let selections = group_selections(group);
+    instances
+        .iter()
+        .filter(|instance| instance.deregister_time.is_none())
+        .filter(|instance| {
+            let tags = instance.tags.as_deref().unwrap_or_default();
+            selections.iter().any(|selection| selection.matches(tags))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landfall_api::Timestamp;
+    use landfall_api::shapes::{EC2TagSet, OnPremisesTagSet};
+
+    fn tag(key: &str, value: &str) -> Tag {
+        Tag { key: Some(key.into()), value: Some(value.into()) }
+    }
+
+    fn filter(key: &str, value: &str, kind: &str) -> TagFilter {
+        TagFilter { key: Some(key.into()), value: Some(value.into()), r#type: Some(kind.into()) }
+    }
+
+    fn instance(name: &str, tags: Vec<Tag>) -> InstanceInfo {
+        InstanceInfo { instance_name: Some(name.into()), tags: Some(tags), ..Default::default() }
+    }
+
+    fn names(selected: Vec<&InstanceInfo>) -> Vec<&str> {
+        selected.into_iter().map(|i| i.instance_name.as_deref().unwrap()).collect()
+    }
+
+    #[test]
+    fn filter_types() {
+        let tags = [tag("env", "prod"), tag("role", "web")];
+        assert!(Filter::from(&filter("env", "", "KEY_ONLY")).matches(&tags));
+        assert!(Filter::from(&filter("", "web", "VALUE_ONLY")).matches(&tags));
+        assert!(Filter::from(&filter("env", "prod", "KEY_AND_VALUE")).matches(&tags));
+        assert!(!Filter::from(&filter("env", "web", "KEY_AND_VALUE")).matches(&tags));
+        // KEY_ONLY ignores a value it was given.
+        assert!(Filter::from(&filter("env", "staging", "KEY_ONLY")).matches(&tags));
+        assert!(!Filter::from(&filter("", "", "KEY_AND_VALUE")).matches(&tags));
+    }
+
+    #[test]
+    fn flat_lists_are_or_and_tag_sets_are_and_of_or() {
+        let instances = vec![
+            instance("a", vec![tag("env", "prod"), tag("role", "web")]),
+            instance("b", vec![tag("env", "prod"), tag("role", "db")]),
+            instance("c", vec![tag("env", "test"), tag("role", "web")]),
+        ];
+        let flat = DeploymentGroupInfo {
+            on_premises_instance_tag_filters: Some(vec![
+                filter("role", "db", "KEY_AND_VALUE"),
+                filter("env", "test", "KEY_AND_VALUE"),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(names(select_instances(&flat, &instances)), ["b", "c"]);
+        let set = DeploymentGroupInfo {
+            on_premises_tag_set: Some(OnPremisesTagSet {
+                on_premises_tag_set_list: Some(vec![
+                    vec![filter("env", "prod", "KEY_AND_VALUE")],
+                    vec![filter("role", "web", "KEY_AND_VALUE"), filter("role", "api", "KEY_AND_VALUE")],
+                ]),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(names(select_instances(&set, &instances)), ["a"]);
+    }
+
+    #[test]
+    fn ec2_selectors_select_registered_hosts_too_and_deregistered_never_match() {
+        let mut gone = instance("gone", vec![tag("env", "prod")]);
+        gone.deregister_time = Some(Timestamp(1));
+        let instances = vec![instance("here", vec![tag("env", "prod")]), gone];
+        let group = DeploymentGroupInfo {
+            ec2_tag_set: Some(EC2TagSet {
+                ec2_tag_set_list: Some(vec![vec![EC2TagFilter {
+                    key: Some("env".into()),
+                    value: None,
+                    r#type: Some("KEY_ONLY".into()),
+                }]]),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(names(select_instances(&group, &instances)), ["here"]);
+        assert!(select_instances(&DeploymentGroupInfo::default(), &instances).is_empty());
+    }
+}

@@ -1,0 +1,90 @@
+//! The raw command line, as clap parses it. Validation into settings happens in `commands`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "landfall", version, about = "A self-hosted deployment service that speaks AWS CodeDeploy's API")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane: the CodeDeploy API and Landfall's extensions.
+    Server(ServerArgs),
+    /// Run a local server for trying Landfall out, with an example application.
+    Dev(DevArgs),
+    /// Create, list and revoke API access keys (administrator keys only).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ServerArgs {
+    /// Where the store and the administrator credentials live.
+    #[arg(long, default_value = "./.landfall")]
+    pub data_dir: PathBuf,
+    /// Address to listen on. Anything but loopback needs --tls-cert and --tls-key.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The region ARNs name and clients are told to use.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct DevArgs {
+    #[arg(long, default_value = "./.landfall-dev")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+}
+
+/// How client subcommands find the server, beyond the environment.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ClientArgs {
+    /// The server's URL (default: AWS_ENDPOINT_URL).
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+    /// The credentials profile (default: AWS_PROFILE, then "default").
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an access key and print it with its secret (shown only this once).
+    Create {
+        /// admin, deployer (everything but keys and instances) or read-only.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Print the key as a shared-credentials profile of this name instead.
+        #[arg(long)]
+        as_profile: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List access keys (never their secrets).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke an access key at once.
+    Revoke {
+        access_key_id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}

@@ -1,0 +1,214 @@
+//! What each subcommand does, on validated settings.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use landfall_api::landfall::{
+    CreateAccessKeyInput, CreateAccessKeyOutput, ListAccessKeysInput, ListAccessKeysOutput, RevokeAccessKeyInput,
+    TARGET_PREFIX,
+};
+use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_server::{Server, ServerConfig, TlsFiles};
+
+use crate::cli::{Args, ClientArgs, Command, DevArgs, KeysCommand, ServerArgs};
+
+/// A failed command: the error and the exit code it maps to.
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub code: u8,
+}
+
+impl Failure {
+    fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { error: error.into(), code: 2 }
+    }
+
+    fn failed(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { error: error.into(), code: 1 }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Failure::failed(error)
+    }
+}
+
+pub async fn run(args: Args) -> Result<(), Failure> {
+    match args.command {
+        Command::Server(server) => {
+            init_logging("info");
+            let config = server_config(server)?;
+            serve(config, None).await
+        }
+        Command::Dev(dev) => {
+            init_logging("info");
+            dev_server(dev).await
+        }
+        Command::Keys(command) => {
+            init_logging("warn");
+            keys(command).await
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LANDFALL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(certificate_chain), Some(private_key)) => Some(TlsFiles { certificate_chain, private_key }),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() {
+        return Err(Failure::usage(anyhow!(
+            "listening on {} would send credentials in the clear: give --tls-cert and --tls-key, or listen on 127.0.0.1",
+            args.listen
+        )));
+    }
+    if args.region.is_empty() || !args.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Failure::usage(anyhow!("--region '{}' is not a region name", args.region)));
+    }
+    Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region })
+}
+
+/// Runs a server until SIGINT or SIGTERM. With `example` (the credentials file to use), the
+/// example application of `landfall dev` is created once the server listens.
+async fn serve(config: ServerConfig, example: Option<PathBuf>) -> Result<(), Failure> {
+    let server = Server::start(&config).await.map_err(Failure::failed)?;
+    print!("{}", server.environment_lines());
+    if let Some(credentials) = example {
+        seed_example(&server, &credentials).await.map_err(Failure::failed)?;
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    server.run(shutdown_signal()).await.map_err(Failure::failed)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}
+
+async fn dev_server(args: DevArgs) -> Result<(), Failure> {
+    let config =
+        ServerConfig { data_dir: args.data_dir.clone(), listen: args.listen, tls: None, region: "us-east-1".into() };
+    let credentials = args.data_dir.join("credentials");
+    serve(config, Some(credentials)).await
+}
+
+/// Creates the example application and deployment group of `landfall dev` if they are missing,
+/// through the API as any client would.
+async fn seed_example(server: &Server, credentials: &std::path::Path) -> anyhow::Result<()> {
+    let mut vars: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    vars.insert("AWS_ENDPOINT_URL".into(), server.endpoint().to_owned());
+    vars.insert("AWS_SHARED_CREDENTIALS_FILE".into(), credentials.display().to_string());
+    vars.insert("AWS_PROFILE".into(), landfall_server::PROFILE.into());
+    let client = Client::new(ClientSettings::resolve(&Overrides::default(), &vars)?);
+    let target = |op: &str| format!("CodeDeploy_20141006.{op}");
+    let app = serde_json::json!({"applicationName": "hello-landfall", "computePlatform": "Server"});
+    let group = serde_json::json!({
+        "applicationName": "hello-landfall",
+        "deploymentGroupName": "local",
+        "serviceRoleArn": "arn:aws:iam::000000000000:role/landfall-dev",
+        "onPremisesInstanceTagFilters": [{"Key": "landfall-dev", "Type": "KEY_ONLY"}],
+    });
+    for (operation, input) in [("CreateApplication", app), ("CreateDeploymentGroup", group)] {
+        // Already there from an earlier run: fine.
+        match client.call::<_, serde_json::Value>(&target(operation), &input).await {
+            Ok(_) | Err(ClientError::Api { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    println!(
+        "# example: application 'hello-landfall' with deployment group 'local'; try: aws deploy list-applications"
+    );
+    Ok(())
+}
+
+fn client(args: &ClientArgs) -> Result<Client, Failure> {
+    let overrides = Overrides { endpoint: args.endpoint_url.clone(), profile: args.profile.clone() };
+    let settings = ClientSettings::from_env(&overrides).map_err(Failure::usage)?;
+    Ok(Client::new(settings))
+}
+
+async fn keys(command: KeysCommand) -> Result<(), Failure> {
+    let target = |op: &str| format!("{TARGET_PREFIX}.{op}");
+    match command {
+        KeysCommand::Create { role, description, as_profile, client: args } => {
+            let input = CreateAccessKeyInput { role: Some(role), description: Some(description) };
+            let output: CreateAccessKeyOutput =
+                client(&args)?.call(&target("CreateAccessKey"), &input).await.map_err(input_error)?;
+            let key = output.access_key;
+            let secret = key.secret_access_key.unwrap_or_default();
+            match as_profile {
+                Some(profile) => {
+                    println!("[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {secret}", key.access_key_id)
+                }
+                None => println!(
+                    "access key id:     {}\nsecret access key: {secret}\nrole:              {}",
+                    key.access_key_id, key.role
+                ),
+            }
+        }
+        KeysCommand::List { client: args } => {
+            let client = client(&args)?;
+            let mut token = None;
+            println!("{:<22} {:<10} {:<8} DESCRIPTION", "ACCESS KEY ID", "ROLE", "STATUS");
+            loop {
+                let output: ListAccessKeysOutput =
+                    client.call(&target("ListAccessKeys"), &ListAccessKeysInput { next_token: token }).await?;
+                for key in output.access_keys {
+                    println!("{:<22} {:<10} {:<8} {}", key.access_key_id, key.role, key.status, key.description);
+                }
+                token = output.next_token;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        KeysCommand::Revoke { access_key_id, client: args } => {
+            let input = RevokeAccessKeyInput { access_key_id: Some(access_key_id.clone()) };
+            client(&args)?
+                .call::<_, serde_json::Value>(&target("RevokeAccessKey"), &input)
+                .await
+                .map_err(input_error)?;
+            println!("revoked {access_key_id}");
+        }
+    }
+    Ok(())
+}
+
+/// Input the server refused (a bad role, an unknown key) is a usage error (exit 2); other
+/// failures are failures of the command (exit 1).
+fn input_error(error: ClientError) -> Failure {
+    match &error {
+        ClientError::Api { exception, .. }
+            if exception.starts_with("Invalid")
+                || exception.ends_with("DoesNotExistException")
+                || exception == "DescriptionTooLongException" =>
+        {
+            Failure::usage(error)
+        }
+        _ => Failure::failed(error),
+    }
+}

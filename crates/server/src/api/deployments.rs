@@ -1,0 +1,461 @@
+//! Deployments: Create, Get, BatchGet, List, Stop, Continue, SkipWaitTimeForInstanceTermination,
+//! and the Lambda/ECS hook status call.
+
+use landfall_api::error::{ApiResult, Exception, err};
+use landfall_api::shapes::*;
+use landfall_api::validate;
+use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
+use landfall_engine::selection;
+use landfall_store::{DeploymentFilter, DeploymentRecord, StoreError, TargetRecord};
+
+use super::common::{Ctx, default_config_name, new_deployment_id, page_request, page_token, store_error};
+use super::revisions::register_location;
+
+const PAGE: usize = 100;
+/// Most instances one deployment may target (CodeDeploy's per-deployment quota).
+pub const MAX_INSTANCES_PER_DEPLOYMENT: usize = 1000;
+
+/// Loads a deployment by a validated id, or DeploymentDoesNotExistException.
+pub async fn load(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult<DeploymentRecord> {
+    let id = validate::deployment_id(id)?;
+    match ctx.store().deployment(id).await.map_err(store_error)? {
+        Some(record) => Ok(record),
+        None => err(Exception::DeploymentDoesNotExist, format!("The deployment {id} could not be found.")),
+    }
+}
+
+fn is_complete(status: &Option<DeploymentStatus>) -> bool {
+    matches!(status, Some(DeploymentStatus::Succeeded | DeploymentStatus::Failed | DeploymentStatus::Stopped))
+}
+
+/// The deployment as GetDeployment shows it: inline AppSpec content removed.
+fn shown(info: DeploymentInfo) -> DeploymentInfo {
+    DeploymentInfo {
+        revision: info.revision.as_ref().map(validate::without_content),
+        previous_revision: info.previous_revision.as_ref().map(validate::without_content),
+        ..info
+    }
+}
+
+fn instance_target(
+    deployment_id: &str,
+    instance: &InstanceInfo,
+    events: &[&str],
+    label: TargetLabel,
+    now: landfall_api::Timestamp,
+) -> TargetRecord {
+    let name = instance.instance_name.clone().unwrap_or_default();
+    let lifecycle_events = events
+        .iter()
+        .map(|event| LifecycleEvent {
+            lifecycle_event_name: Some((*event).to_owned()),
+            status: Some(LifecycleEventStatus::Pending),
+            ..Default::default()
+        })
+        .collect();
+    TargetRecord {
+        deployment_id: deployment_id.to_owned(),
+        target_id: name.clone(),
+        target: DeploymentTarget {
+            deployment_target_type: Some(DeploymentTargetType::InstanceTarget),
+            instance_target: Some(InstanceTarget {
+                deployment_id: Some(deployment_id.to_owned()),
+                target_id: Some(name),
+                target_arn: instance.instance_arn.clone(),
+                status: Some(TargetStatus::Pending),
+                last_updated_at: Some(now),
+                lifecycle_events: Some(lifecycle_events),
+                instance_label: Some(label),
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+/// The Server targets of a new deployment: the group's instances (in place, or the original
+/// fleet of a blue/green deployment) and the replacement fleet named by `targetInstances`.
+async fn server_targets(
+    ctx: &Ctx<'_>,
+    deployment_id: &str,
+    group: &DeploymentGroupInfo,
+    style: &DeploymentStyle,
+    target_instances: Option<&TargetInstances>,
+) -> ApiResult<Vec<TargetRecord>> {
+    let instances = ctx.store().list_instances().await.map_err(store_error)?;
+    let kind = style.deployment_type.clone().unwrap_or(DeploymentType::InPlace);
+    let option = style.deployment_option.clone().unwrap_or(DeploymentOption::WithoutTrafficControl);
+    let events = |role| lifecycle_events(&ComputePlatform::Server, &kind, &option, &DeploymentCreator::User, role);
+    let mut targets: Vec<TargetRecord> = selection::select_instances(group, &instances)
+        .into_iter()
+        .map(|instance| {
+            let role =
+                if kind == DeploymentType::BlueGreen { ServerTargetRole::Original } else { ServerTargetRole::Install };
+            instance_target(deployment_id, instance, &events(role), TargetLabel::Blue, ctx.now)
+        })
+        .collect();
+    if kind == DeploymentType::BlueGreen {
+        let Some(target_instances) = target_instances else {
+            return err(
+                Exception::InvalidTargetInstances,
+                "A blue/green deployment that discovers existing instances needs targetInstances naming the replacement fleet.",
+            );
+        };
+        let replacement = DeploymentGroupInfo {
+            ec2_tag_filters: target_instances.tag_filters.clone(),
+            ec2_tag_set: target_instances.ec2_tag_set.clone(),
+            ..Default::default()
+        };
+        let install = events(ServerTargetRole::Install);
+        for instance in selection::select_instances(&replacement, &instances) {
+            if targets.iter().any(|target| Some(&target.target_id) == instance.instance_name.as_ref()) {
+                return err(
+                    Exception::InvalidTargetInstances,
+                    format!(
+                        "Instance {} is in both the original and the replacement fleet.",
+                        instance.instance_name.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
+            targets.push(instance_target(deployment_id, instance, &install, TargetLabel::Green, ctx.now));
+        }
+    }
+    if targets.len() > MAX_INSTANCES_PER_DEPLOYMENT {
+        return err(
+            Exception::InvalidTargetInstances,
+            format!(
+                "The deployment would target {} instances; at most {MAX_INSTANCES_PER_DEPLOYMENT} are allowed.",
+                targets.len()
+            ),
+        );
+    }
+    Ok(targets)
+}
+
+fn overview(targets: &[TargetRecord]) -> DeploymentOverview {
+    let mut overview = DeploymentOverview {
+        pending: Some(0),
+        in_progress: Some(0),
+        succeeded: Some(0),
+        failed: Some(0),
+        skipped: Some(0),
+        ready: Some(0),
+    };
+    for target in targets {
+        let status = target.target.instance_target.as_ref().and_then(|t| t.status.clone());
+        let counter = match status {
+            Some(TargetStatus::InProgress) => &mut overview.in_progress,
+            Some(TargetStatus::Succeeded) => &mut overview.succeeded,
+            Some(TargetStatus::Failed) => &mut overview.failed,
+            Some(TargetStatus::Skipped) => &mut overview.skipped,
+            Some(TargetStatus::Ready) => &mut overview.ready,
+            _ => &mut overview.pending,
+        };
+        *counter = Some(counter.unwrap_or(0) + 1);
+    }
+    overview
+}
+
+pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<CreateDeploymentOutput> {
+    let app_name = validate::application_name(&input.application_name)?.to_owned();
+    let group_name = validate::deployment_group_name(&input.deployment_group_name, "deploymentGroupName")?.to_owned();
+    let revision = validate::required(&input.revision, Exception::RevisionRequired, "revision")?;
+    if let Some(name) = input.deployment_config_name.as_deref().filter(|name| !name.is_empty()) {
+        validate::resource_name(name, Exception::InvalidDeploymentConfigName, "deploymentConfigName")?;
+    }
+    let app = ctx.application(&app_name).await?;
+    let platform = app.compute_platform.clone().unwrap_or(ComputePlatform::Server);
+    let group = ctx.deployment_group(&app, &group_name).await?;
+    let style = group.info.deployment_style.clone().unwrap_or_default();
+    let group_type = style.deployment_type.clone().unwrap_or(DeploymentType::InPlace);
+    validate::create_deployment(&input, &platform, &group_type)?;
+    let location = validate::revision_location(revision, &platform)?;
+    // Configuration precedence: the request's, the group's, the platform default.
+    let config_name = input
+        .deployment_config_name
+        .clone()
+        .filter(|name| !name.is_empty())
+        .or_else(|| group.info.deployment_config_name.clone())
+        .unwrap_or_else(|| default_config_name(&platform).to_owned());
+    ctx.deployment_config_for(&config_name, &platform).await?;
+
+    let id = new_deployment_id();
+    let targets = if platform == ComputePlatform::Server {
+        server_targets(ctx, &id, &group.info, &style, input.target_instances.as_ref()).await?
+    } else {
+        Vec::new()
+    };
+    let blue_green = group_type == DeploymentType::BlueGreen;
+    let info = DeploymentInfo {
+        application_name: Some(app_name.clone()),
+        deployment_group_name: Some(group_name.clone()),
+        deployment_config_name: Some(config_name),
+        deployment_id: Some(id.clone()),
+        previous_revision: group.info.target_revision.clone(),
+        revision: Some(location.clone()),
+        status: Some(DeploymentStatus::Created),
+        create_time: Some(ctx.now),
+        deployment_overview: Some(overview(&targets)),
+        description: input.description.clone(),
+        creator: Some(DeploymentCreator::User),
+        ignore_application_stop_failures: Some(input.ignore_application_stop_failures.unwrap_or(false)),
+        auto_rollback_configuration: input
+            .auto_rollback_configuration
+            .clone()
+            .or_else(|| group.info.auto_rollback_configuration.clone()),
+        update_outdated_instances_only: Some(input.update_outdated_instances_only.unwrap_or(false)),
+        deployment_style: Some(style.clone()),
+        target_instances: input.target_instances.clone(),
+        instance_termination_wait_time_started: Some(false),
+        blue_green_deployment_configuration: if blue_green {
+            group.info.blue_green_deployment_configuration.clone()
+        } else {
+            None
+        },
+        load_balancer_info: group.info.load_balancer_info.clone(),
+        file_exists_behavior: (platform == ComputePlatform::Server)
+            .then(|| input.file_exists_behavior.clone().unwrap_or(FileExistsBehavior::Disallow)),
+        deployment_status_messages: Some(vec![]),
+        compute_platform: Some(platform),
+        override_alarm_configuration: input.override_alarm_configuration.clone(),
+        ..Default::default()
+    };
+    let record = DeploymentRecord {
+        application_id: app.application_id.clone().unwrap_or_default(),
+        group_id: group.id().to_owned(),
+        exclusive: true,
+        info,
+    };
+    let description = format!("Application revision registered by Deployment ID: {id}");
+    let key = match ctx
+        .store()
+        .revision(&record.application_id, &validate::revision_key(&location))
+        .await
+        .map_err(store_error)?
+    {
+        Some(existing) => existing.key,
+        None => register_location(ctx, &app, &location, Some(description)).await?,
+    };
+    match ctx.store().create_deployment(&record, &targets).await {
+        Err(StoreError::ActiveDeployment(active)) => {
+            return err(
+                Exception::DeploymentLimitExceeded,
+                format!("The Deployment Group '{group_name}' already has an active Deployment '{active}'"),
+            );
+        }
+        other => other.map_err(store_error)?,
+    }
+    ctx.store().mark_revision_used(&record.application_id, &key, ctx.now).await.map_err(store_error)?;
+    Ok(CreateDeploymentOutput { deployment_id: Some(id) })
+}
+
+pub async fn get(ctx: &Ctx<'_>, input: GetDeploymentInput) -> ApiResult<GetDeploymentOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    Ok(GetDeploymentOutput { deployment_info: Some(shown(record.info)) })
+}
+
+/// Unknown ids are left out of the answer, as AWS does.
+pub async fn batch_get(ctx: &Ctx<'_>, input: BatchGetDeploymentsInput) -> ApiResult<BatchGetDeploymentsOutput> {
+    let ids = validate::batch(&input.deployment_ids, 25, Exception::DeploymentIdRequired, "deploymentIds")?;
+    let mut found = Vec::new();
+    for id in ids {
+        let id = Some(id.clone());
+        let id = validate::deployment_id(&id)?;
+        if let Some(record) = ctx.store().deployment(id).await.map_err(store_error)? {
+            found.push(shown(record.info));
+        }
+    }
+    Ok(BatchGetDeploymentsOutput { deployments_info: Some(found) })
+}
+
+pub async fn list(ctx: &Ctx<'_>, input: ListDeploymentsInput) -> ApiResult<ListDeploymentsOutput> {
+    let app_name = input.application_name.as_deref().filter(|name| !name.is_empty());
+    let group_name = input.deployment_group_name.as_deref().filter(|name| !name.is_empty());
+    let mut filter = DeploymentFilter::default();
+    match (app_name, group_name) {
+        (Some(_), None) => {
+            return err(
+                Exception::DeploymentGroupNameRequired,
+                "deploymentGroupName is required with applicationName.",
+            );
+        }
+        (None, Some(_)) => {
+            return err(Exception::ApplicationNameRequired, "applicationName is required with deploymentGroupName.");
+        }
+        (Some(app_name), Some(group_name)) => {
+            validate::resource_name(app_name, Exception::InvalidApplicationName, "applicationName")?;
+            validate::resource_name(group_name, Exception::InvalidDeploymentGroupName, "deploymentGroupName")?;
+            let app = ctx.application(app_name).await?;
+            filter.group_id = Some(ctx.deployment_group(&app, group_name).await?.id().to_owned());
+        }
+        (None, None) => {}
+    }
+    for status in input.include_only_statuses.as_deref().unwrap_or_default() {
+        validate::known(status, Exception::InvalidDeploymentStatus, "includeOnlyStatuses")?;
+        filter.statuses.push(status.as_str().to_owned());
+    }
+    if let Some(range) = &input.create_time_range {
+        if let (Some(start), Some(end)) = (range.start, range.end)
+            && start > end
+        {
+            return err(Exception::InvalidTimeRange, "createTimeRange.start is after createTimeRange.end.");
+        }
+        filter.created_from = range.start;
+        filter.created_to = range.end;
+    }
+    if let Some(external_id) = &input.external_id {
+        if external_id.is_empty() || external_id.len() > 512 {
+            return err(Exception::InvalidExternalId, "externalId must be 1 to 512 characters long.");
+        }
+        filter.external_id = Some(external_id.clone());
+    }
+    let page = page_request("deployments", &input.next_token, PAGE)?;
+    let page = ctx.store().list_deployments(&filter, &page).await.map_err(store_error)?;
+    Ok(ListDeploymentsOutput { deployments: Some(page.items), next_token: page_token("deployments", page.next) })
+}
+
+/// Stops a deployment: nothing more is scheduled, targets that had not started are Skipped.
+/// A requested rollback happens only if the group has a successful deployment to return to.
+pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDeploymentOutput> {
+    let mut record = load(ctx, &input.deployment_id).await?;
+    if is_complete(&record.info.status) {
+        return err(
+            Exception::DeploymentAlreadyCompleted,
+            format!("The deployment {} has already completed.", record.id()),
+        );
+    }
+    let mut targets = ctx.store().targets(record.id()).await.map_err(store_error)?;
+    for target in &mut targets {
+        let Some(instance) = target.target.instance_target.as_mut() else { continue };
+        if instance.status == Some(TargetStatus::Pending) {
+            instance.status = Some(TargetStatus::Skipped);
+            instance.last_updated_at = Some(ctx.now);
+            for event in instance.lifecycle_events.iter_mut().flatten() {
+                event.status = Some(LifecycleEventStatus::Skipped);
+                event.end_time = Some(ctx.now);
+            }
+            ctx.store().update_target(target).await.map_err(store_error)?;
+        }
+    }
+    let info = &mut record.info;
+    info.status = Some(DeploymentStatus::Stopped);
+    info.complete_time = Some(ctx.now);
+    info.deployment_overview = Some(overview(&targets));
+    info.error_information = Some(ErrorInformation {
+        code: Some(ErrorCode::ManualStop),
+        message: Some("The deployment was stopped by a user.".into()),
+    });
+    if input.auto_rollback_enabled == Some(true) {
+        let (_, last_success) = ctx.store().last_deployments(&record.group_id).await.map_err(store_error)?;
+        if last_success.is_none() {
+            record.info.rollback_info = Some(RollbackInfo {
+                rollback_message: Some(format!(
+                    "The deployment was not rolled back: deployment group {} has no successful deployment to roll back to.",
+                    record.info.deployment_group_name.as_deref().unwrap_or_default()
+                )),
+                ..Default::default()
+            });
+        }
+    }
+    ctx.store().update_deployment(&record).await.map_err(store_error)?;
+    Ok(StopDeploymentOutput {
+        status: Some(StopStatus::Succeeded),
+        status_message: Some("No more commands will be scheduled for execution in the deployment instances".into()),
+    })
+}
+
+/// Checks that a deployment can be continued: active, blue/green.
+async fn blue_green_in_progress(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult<DeploymentRecord> {
+    let record = load(ctx, id).await?;
+    if is_complete(&record.info.status) {
+        return err(
+            Exception::DeploymentAlreadyCompleted,
+            format!("The deployment {} has already completed.", record.id()),
+        );
+    }
+    let blue_green = record.info.deployment_style.as_ref().and_then(|style| style.deployment_type.clone())
+        == Some(DeploymentType::BlueGreen);
+    if !blue_green {
+        return err(
+            Exception::UnsupportedActionForDeploymentType,
+            format!("The deployment {} is not a blue/green deployment.", record.id()),
+        );
+    }
+    Ok(record)
+}
+
+pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) -> ApiResult<()> {
+    let wait = input.deployment_wait_type.clone().unwrap_or(DeploymentWaitType::ReadyWait);
+    validate::known(&wait, Exception::InvalidDeploymentWaitType, "deploymentWaitType")?;
+    let mut record = blue_green_in_progress(ctx, &input.deployment_id).await?;
+    match wait {
+        DeploymentWaitType::ReadyWait => {
+            if record.info.status != Some(DeploymentStatus::Ready) {
+                return err(
+                    Exception::DeploymentIsNotInReadyState,
+                    format!("The deployment {} is not in the Ready state.", record.id()),
+                );
+            }
+            record.info.status = Some(DeploymentStatus::InProgress);
+        }
+        _ => {
+            if record.info.instance_termination_wait_time_started != Some(true) {
+                return err(
+                    Exception::InvalidDeploymentStatus,
+                    format!("The deployment {} is not waiting to terminate its original instances.", record.id()),
+                );
+            }
+            record
+                .info
+                .deployment_status_messages
+                .get_or_insert_with(Vec::new)
+                .push("Termination wait ended by ContinueDeployment".into());
+        }
+    }
+    ctx.store().update_deployment(&record).await.map_err(store_error)
+}
+
+pub async fn skip_wait(ctx: &Ctx<'_>, input: SkipWaitTimeForInstanceTerminationInput) -> ApiResult<()> {
+    let mut record = blue_green_in_progress(ctx, &input.deployment_id).await?;
+    if record.info.instance_termination_wait_time_started != Some(true) {
+        return err(
+            Exception::DeploymentNotStarted,
+            format!("The deployment {} has not started waiting to terminate its original instances.", record.id()),
+        );
+    }
+    record.info.deployment_status_messages.get_or_insert_with(Vec::new).push("Termination wait skipped".into());
+    ctx.store().update_deployment(&record).await.map_err(store_error)
+}
+
+/// Hooks report through this call only for Lambda and ECS deployments, and only for hook
+/// executions the deployment invoked.
+pub async fn put_hook_status(
+    ctx: &Ctx<'_>,
+    input: PutLifecycleEventHookExecutionStatusInput,
+) -> ApiResult<PutLifecycleEventHookExecutionStatusOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    if record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server) == ComputePlatform::Server {
+        return err(
+            Exception::UnsupportedActionForDeploymentType,
+            "Lifecycle hook status is reported only for Lambda and ECS deployments.",
+        );
+    }
+    match &input.status {
+        Some(LifecycleEventStatus::Succeeded | LifecycleEventStatus::Failed) => {}
+        other => {
+            return err(
+                Exception::InvalidLifecycleEventHookExecutionStatus,
+                format!(
+                    "status must be Succeeded or Failed, not {}.",
+                    other.as_ref().map(|s| s.as_str()).unwrap_or("missing")
+                ),
+            );
+        }
+    }
+    // No Lambda or ECS hook has been invoked by Landfall yet (those platforms are driven by a
+    // later part of the engine), so no execution id can be known.
+    let execution = input.lifecycle_event_hook_execution_id.as_deref().unwrap_or("");
+    err(
+        Exception::InvalidLifecycleEventHookExecutionId,
+        format!("Deployment {} has no lifecycle hook execution with id '{execution}'.", record.id()),
+    )
+}

@@ -1,0 +1,192 @@
+//! On-premises instances: Register, Deregister, Get, BatchGet, List, Add/RemoveTags.
+
+use landfall_api::error::{ApiResult, Exception, err};
+use landfall_api::shapes::*;
+use landfall_api::validate::{self, IamIdentity, MAX_INSTANCE_TAGS, MAX_INSTANCES_PER_TAG_CALL};
+use landfall_engine::selection::{Filter, Selection};
+use landfall_store::StoreError;
+
+use super::common::{Ctx, page_in_memory, page_request, page_token, random_string, store_error};
+
+const PAGE: usize = 100;
+const ARN_SUFFIX_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+pub async fn register(ctx: &Ctx<'_>, input: RegisterOnPremisesInstanceInput) -> ApiResult<()> {
+    let name = validate::instance_name(&input.instance_name)?;
+    let identity = validate::iam_identity(&input)?;
+    let (user, session) = match &identity {
+        IamIdentity::User(arn) => (Some(arn.clone()), None),
+        IamIdentity::Session(arn) => (None, Some(arn.clone())),
+    };
+    let instance = InstanceInfo {
+        instance_name: Some(name.to_owned()),
+        iam_session_arn: session,
+        iam_user_arn: user,
+        instance_arn: Some(ctx.arn(&format!("instance/{name}_{}", random_string(ARN_SUFFIX_ALPHABET, 10)))),
+        register_time: Some(ctx.now),
+        deregister_time: None,
+        tags: Some(vec![]),
+    };
+    match ctx.store().register_instance(&instance).await {
+        Err(StoreError::Conflict(what)) => match what.as_str() {
+            "instance" => err(
+                Exception::InstanceNameAlreadyRegistered,
+                format!("The on-premises instance {name} is already registered."),
+            ),
+            "iamUserArn" => err(
+                Exception::IamUserArnAlreadyRegistered,
+                format!(
+                    "The IAM user ARN {} is already registered to another instance.",
+                    instance.iam_user_arn.unwrap_or_default()
+                ),
+            ),
+            _ => err(
+                Exception::IamSessionArnAlreadyRegistered,
+                format!(
+                    "The IAM session ARN {} is already registered to another instance.",
+                    instance.iam_session_arn.unwrap_or_default()
+                ),
+            ),
+        },
+        other => other.map_err(store_error),
+    }
+}
+
+/// Deregistering keeps the record (with its tags and IAM identity) and frees the name. An
+/// unknown or already deregistered instance is left as it is: the model has no error for it.
+pub async fn deregister(ctx: &Ctx<'_>, input: DeregisterOnPremisesInstanceInput) -> ApiResult<()> {
+    let name = validate::instance_name(&input.instance_name)?;
+    if let Some(mut instance) = ctx.store().instance(name).await.map_err(store_error)?
+        && instance.deregister_time.is_none()
+    {
+        instance.deregister_time = Some(ctx.now);
+        ctx.store().update_instance(&instance).await.map_err(store_error)?;
+    }
+    Ok(())
+}
+
+pub async fn get(ctx: &Ctx<'_>, input: GetOnPremisesInstanceInput) -> ApiResult<GetOnPremisesInstanceOutput> {
+    let name = validate::instance_name(&input.instance_name)?;
+    match ctx.store().instance(name).await.map_err(store_error)? {
+        Some(instance) => Ok(GetOnPremisesInstanceOutput { instance_info: Some(instance) }),
+        None => err(Exception::InstanceNotRegistered, format!("The on-premises instance {name} is not registered.")),
+    }
+}
+
+pub async fn batch_get(
+    ctx: &Ctx<'_>,
+    input: BatchGetOnPremisesInstancesInput,
+) -> ApiResult<BatchGetOnPremisesInstancesOutput> {
+    let names = validate::batch(&input.instance_names, 100, Exception::InstanceNameRequired, "instanceNames")?;
+    let mut found = Vec::new();
+    for name in names {
+        validate::check_instance_name(name)?;
+        if let Some(instance) = ctx.store().instance(name).await.map_err(store_error)? {
+            found.push(instance);
+        }
+    }
+    Ok(BatchGetOnPremisesInstancesOutput { instance_infos: Some(found) })
+}
+
+pub async fn list(ctx: &Ctx<'_>, input: ListOnPremisesInstancesInput) -> ApiResult<ListOnPremisesInstancesOutput> {
+    if let Some(status) = &input.registration_status {
+        validate::known(status, Exception::InvalidRegistrationStatus, "registrationStatus")?;
+    }
+    let filters = input.tag_filters.as_deref().unwrap_or_default();
+    for (index, filter) in filters.iter().enumerate() {
+        validate::tag_filter(filter.into(), Exception::InvalidTagFilter, &format!("tagFilters[{index}]"))?;
+    }
+    let page = page_request("onPremisesInstances", &input.next_token, PAGE)?;
+    let selection = Selection { any_of: filters.iter().map(Filter::from).collect(), all_of: vec![] };
+    let instances: Vec<String> = ctx
+        .store()
+        .list_instances()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|instance| match &input.registration_status {
+            Some(RegistrationStatus::Registered) => instance.deregister_time.is_none(),
+            Some(_) => instance.deregister_time.is_some(),
+            None => true,
+        })
+        .filter(|instance| selection.is_empty() || selection.matches(instance.tags.as_deref().unwrap_or_default()))
+        .filter_map(|instance| instance.instance_name)
+        .collect();
+    let (names, next) = page_in_memory(instances, &page, Clone::clone);
+    Ok(ListOnPremisesInstancesOutput {
+        instance_names: Some(names),
+        next_token: page_token("onPremisesInstances", next),
+    })
+}
+
+/// Loads every named instance, registered, before anything is changed: a bad name changes none.
+async fn registered_instances(ctx: &Ctx<'_>, names: &Option<Vec<String>>) -> ApiResult<Vec<InstanceInfo>> {
+    let names = names.as_deref().unwrap_or_default();
+    if names.is_empty() {
+        return err(Exception::InstanceNameRequired, "instanceNames must list at least one instance.");
+    }
+    if names.len() > MAX_INSTANCES_PER_TAG_CALL {
+        return err(
+            Exception::InstanceLimitExceeded,
+            format!("instanceNames lists {} instances; at most {MAX_INSTANCES_PER_TAG_CALL} are allowed.", names.len()),
+        );
+    }
+    let mut instances = Vec::with_capacity(names.len());
+    for name in names {
+        validate::check_instance_name(name)?;
+        match ctx.store().instance(name).await.map_err(store_error)? {
+            Some(instance) if instance.deregister_time.is_none() => instances.push(instance),
+            _ => {
+                return err(
+                    Exception::InstanceNotRegistered,
+                    format!("The on-premises instance {name} is not registered."),
+                );
+            }
+        }
+    }
+    Ok(instances)
+}
+
+pub async fn add_tags(ctx: &Ctx<'_>, input: AddTagsToOnPremisesInstancesInput) -> ApiResult<()> {
+    let tags = validate::instance_tags(&input.tags)?.to_vec();
+    let mut instances = registered_instances(ctx, &input.instance_names).await?;
+    for instance in &mut instances {
+        let current = instance.tags.get_or_insert_with(Vec::new);
+        for tag in &tags {
+            match current.iter_mut().find(|existing| existing.key == tag.key) {
+                Some(existing) => existing.value = tag.value.clone(),
+                None => current.push(tag.clone()),
+            }
+        }
+        if current.len() > MAX_INSTANCE_TAGS {
+            return err(
+                Exception::TagLimitExceeded,
+                format!(
+                    "The instance {} would have {} tags; at most {MAX_INSTANCE_TAGS} are allowed.",
+                    instance.instance_name.as_deref().unwrap_or_default(),
+                    current.len()
+                ),
+            );
+        }
+    }
+    for instance in &instances {
+        ctx.store().update_instance(instance).await.map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// Removes each given tag whose key matches and whose value matches too when one is given.
+pub async fn remove_tags(ctx: &Ctx<'_>, input: RemoveTagsFromOnPremisesInstancesInput) -> ApiResult<()> {
+    let tags = validate::instance_tags(&input.tags)?.to_vec();
+    let mut instances = registered_instances(ctx, &input.instance_names).await?;
+    for instance in &mut instances {
+        instance.tags.get_or_insert_with(Vec::new).retain(|existing| {
+            !tags.iter().any(|tag| {
+                tag.key == existing.key
+                    && (tag.value.as_deref().unwrap_or("").is_empty() || tag.value == existing.value)
+            })
+        });
+        ctx.store().update_instance(instance).await.map_err(store_error)?;
+    }
+    Ok(())
+}

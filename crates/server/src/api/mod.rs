@@ -1,0 +1,97 @@
+//! The API handlers, one module per resource, and the dispatch from an operation to its handler.
+//! The dispatch `match` is exhaustive over the model's operations: an operation without a
+//! handler does not compile.
+
+mod applications;
+pub mod common;
+mod deployment_configs;
+mod deployment_groups;
+mod deployments;
+mod instances;
+pub mod keys;
+mod revisions;
+mod tags;
+mod targets;
+
+use landfall_api::codec::{decode_input, encode_output};
+use landfall_api::landfall::LandfallOperation;
+use landfall_api::{ApiResult, Operation};
+
+use common::Ctx;
+
+/// Decodes the body into the handler's input type, calls it, encodes its output.
+macro_rules! call {
+    ($handler:path, $ctx:expr, $body:expr) => {{
+        let input = decode_input($body)?;
+        let output = $handler($ctx, input).await?;
+        Ok(encode_output(&output))
+    }};
+}
+
+pub async fn codedeploy(ctx: &Ctx<'_>, operation: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
+    use Operation::*;
+    match operation {
+        CreateApplication => call!(applications::create, ctx, body),
+        GetApplication => call!(applications::get, ctx, body),
+        BatchGetApplications => call!(applications::batch_get, ctx, body),
+        ListApplications => call!(applications::list, ctx, body),
+        UpdateApplication => call!(applications::update, ctx, body),
+        DeleteApplication => call!(applications::delete, ctx, body),
+
+        CreateDeploymentConfig => call!(deployment_configs::create, ctx, body),
+        GetDeploymentConfig => call!(deployment_configs::get, ctx, body),
+        ListDeploymentConfigs => call!(deployment_configs::list, ctx, body),
+        DeleteDeploymentConfig => call!(deployment_configs::delete, ctx, body),
+
+        CreateDeploymentGroup => call!(deployment_groups::create, ctx, body),
+        GetDeploymentGroup => call!(deployment_groups::get, ctx, body),
+        BatchGetDeploymentGroups => call!(deployment_groups::batch_get, ctx, body),
+        ListDeploymentGroups => call!(deployment_groups::list, ctx, body),
+        UpdateDeploymentGroup => call!(deployment_groups::update, ctx, body),
+        DeleteDeploymentGroup => call!(deployment_groups::delete, ctx, body),
+
+        RegisterApplicationRevision => call!(revisions::register, ctx, body),
+        GetApplicationRevision => call!(revisions::get, ctx, body),
+        BatchGetApplicationRevisions => call!(revisions::batch_get, ctx, body),
+        ListApplicationRevisions => call!(revisions::list, ctx, body),
+
+        RegisterOnPremisesInstance => call!(instances::register, ctx, body),
+        DeregisterOnPremisesInstance => call!(instances::deregister, ctx, body),
+        GetOnPremisesInstance => call!(instances::get, ctx, body),
+        BatchGetOnPremisesInstances => call!(instances::batch_get, ctx, body),
+        ListOnPremisesInstances => call!(instances::list, ctx, body),
+        AddTagsToOnPremisesInstances => call!(instances::add_tags, ctx, body),
+        RemoveTagsFromOnPremisesInstances => call!(instances::remove_tags, ctx, body),
+
+        TagResource => call!(tags::tag_resource, ctx, body),
+        UntagResource => call!(tags::untag_resource, ctx, body),
+        ListTagsForResource => call!(tags::list_tags, ctx, body),
+        ListGitHubAccountTokenNames => call!(tags::list_github_tokens, ctx, body),
+        DeleteGitHubAccountToken => call!(tags::delete_github_token, ctx, body),
+        DeleteResourcesByExternalId => call!(tags::delete_by_external_id, ctx, body),
+
+        CreateDeployment => call!(deployments::create, ctx, body),
+        GetDeployment => call!(deployments::get, ctx, body),
+        BatchGetDeployments => call!(deployments::batch_get, ctx, body),
+        ListDeployments => call!(deployments::list, ctx, body),
+        StopDeployment => call!(deployments::stop, ctx, body),
+        ContinueDeployment => call!(deployments::continue_deployment, ctx, body),
+        SkipWaitTimeForInstanceTermination => call!(deployments::skip_wait, ctx, body),
+        PutLifecycleEventHookExecutionStatus => call!(deployments::put_hook_status, ctx, body),
+
+        ListDeploymentTargets => call!(targets::list, ctx, body),
+        BatchGetDeploymentTargets => call!(targets::batch_get, ctx, body),
+        GetDeploymentTarget => call!(targets::get, ctx, body),
+        ListDeploymentInstances => call!(targets::list_instances, ctx, body),
+        BatchGetDeploymentInstances => call!(targets::batch_get_instances, ctx, body),
+        GetDeploymentInstance => call!(targets::get_instance, ctx, body),
+    }
+}
+
+pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) -> ApiResult<Vec<u8>> {
+    match operation {
+        LandfallOperation::CreateAccessKey => call!(keys::create, ctx, body),
+        LandfallOperation::ListAccessKeys => call!(keys::list, ctx, body),
+        LandfallOperation::RevokeAccessKey => call!(keys::revoke, ctx, body),
+    }
+}

@@ -1,0 +1,239 @@
+//! Deployment targets, and the deprecated deployment-instance calls that show the same targets
+//! as InstanceSummary.
+
+use landfall_api::error::{ApiResult, Exception, err};
+use landfall_api::shapes::*;
+use landfall_store::{DeploymentRecord, TargetRecord};
+
+use super::common::{Ctx, page_in_memory, page_request, page_token, store_error};
+use super::deployments::load;
+
+const PAGE: usize = 100;
+const MAX_BATCH: usize = 25;
+
+/// The targets of a deployment; DeploymentNotStartedException while it has none resolved yet.
+async fn targets_of(ctx: &Ctx<'_>, record: &DeploymentRecord) -> ApiResult<Vec<TargetRecord>> {
+    let targets = ctx.store().targets(record.id()).await.map_err(store_error)?;
+    let waiting = matches!(record.info.status, Some(DeploymentStatus::Created | DeploymentStatus::Queued));
+    if targets.is_empty() && waiting {
+        return err(Exception::DeploymentNotStarted, format!("The deployment {} has not started.", record.id()));
+    }
+    Ok(targets)
+}
+
+fn status_and_label(target: &DeploymentTarget) -> (Option<TargetStatus>, Option<TargetLabel>) {
+    match &target.instance_target {
+        Some(instance) => (instance.status.clone(), instance.instance_label.clone()),
+        None => (None, None),
+    }
+}
+
+pub async fn list(ctx: &Ctx<'_>, input: ListDeploymentTargetsInput) -> ApiResult<ListDeploymentTargetsOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    let page = page_request("deploymentTargets", &input.next_token, PAGE)?;
+    let mut statuses = Vec::new();
+    let mut labels = Vec::new();
+    for (name, values) in input.target_filters.unwrap_or_default() {
+        match name {
+            TargetFilterName::TargetStatus => {
+                for value in values {
+                    let status = TargetStatus::from(value.as_str());
+                    landfall_api::validate::known(
+                        &status,
+                        Exception::InvalidInstanceStatus,
+                        "targetFilters.TargetStatus",
+                    )?;
+                    statuses.push(status);
+                }
+            }
+            TargetFilterName::ServerInstanceLabel => {
+                for value in values {
+                    let label = TargetLabel::from(value.as_str());
+                    landfall_api::validate::known(
+                        &label,
+                        Exception::InvalidInstanceType,
+                        "targetFilters.ServerInstanceLabel",
+                    )?;
+                    labels.push(label);
+                }
+            }
+            TargetFilterName::Unrecognized(other) => {
+                return err(
+                    Exception::InvalidTargetFilterName,
+                    format!(
+                        "Target filter '{other}' is not valid; allowed names: [TargetStatus, ServerInstanceLabel]."
+                    ),
+                );
+            }
+        }
+    }
+    let ids: Vec<String> = targets_of(ctx, &record)
+        .await?
+        .into_iter()
+        .filter(|target| {
+            let (status, label) = status_and_label(&target.target);
+            (statuses.is_empty() || status.is_some_and(|s| statuses.contains(&s)))
+                && (labels.is_empty() || label.is_some_and(|l| labels.contains(&l)))
+        })
+        .map(|target| target.target_id)
+        .collect();
+    let (ids, next) = page_in_memory(ids, &page, Clone::clone);
+    Ok(ListDeploymentTargetsOutput { target_ids: Some(ids), next_token: page_token("deploymentTargets", next) })
+}
+
+pub async fn batch_get(
+    ctx: &Ctx<'_>,
+    input: BatchGetDeploymentTargetsInput,
+) -> ApiResult<BatchGetDeploymentTargetsOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    let ids = input.target_ids.unwrap_or_default();
+    if ids.is_empty() {
+        return err(Exception::DeploymentTargetIdRequired, "targetIds must list at least one target.");
+    }
+    if ids.len() > MAX_BATCH {
+        return err(
+            Exception::DeploymentTargetListSizeExceeded,
+            format!("targetIds lists {} targets; at most {MAX_BATCH} are allowed.", ids.len()),
+        );
+    }
+    let targets = targets_of(ctx, &record).await?;
+    let mut found = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match targets.iter().find(|target| &target.target_id == id) {
+            Some(target) => found.push(target.target.clone()),
+            None => {
+                return err(
+                    Exception::DeploymentTargetDoesNotExist,
+                    format!("The deployment {} has no target {id}.", record.id()),
+                );
+            }
+        }
+    }
+    Ok(BatchGetDeploymentTargetsOutput { deployment_targets: Some(found) })
+}
+
+pub async fn get(ctx: &Ctx<'_>, input: GetDeploymentTargetInput) -> ApiResult<GetDeploymentTargetOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    let Some(id) = input.target_id.filter(|id| !id.is_empty()) else {
+        return err(Exception::DeploymentTargetIdRequired, "targetId is required.");
+    };
+    let targets = targets_of(ctx, &record).await?;
+    match targets.into_iter().find(|target| target.target_id == id) {
+        Some(target) => Ok(GetDeploymentTargetOutput { deployment_target: Some(target.target) }),
+        None => {
+            err(Exception::DeploymentTargetDoesNotExist, format!("The deployment {} has no target {id}.", record.id()))
+        }
+    }
+}
+
+/// The deprecated instance calls cover Server (and Lambda) deployments, not ECS.
+fn refuse_ecs(record: &DeploymentRecord) -> ApiResult<()> {
+    if record.info.compute_platform == Some(ComputePlatform::Ecs) {
+        return err(
+            Exception::InvalidComputePlatform,
+            "The deployment-instance calls do not support ECS deployments; use the deployment-target calls.",
+        );
+    }
+    Ok(())
+}
+
+fn summary(target: &TargetRecord) -> InstanceSummary {
+    let instance = target.target.instance_target.clone().unwrap_or_default();
+    InstanceSummary {
+        deployment_id: instance.deployment_id,
+        instance_id: instance.target_arn,
+        status: instance.status.map(|status| InstanceStatus::from(status.as_str())),
+        last_updated_at: instance.last_updated_at,
+        lifecycle_events: instance.lifecycle_events,
+        instance_type: instance.instance_label.map(|label| InstanceType::from(label.as_str())),
+    }
+}
+
+/// Instance ids may be given as the instance name or its ARN.
+fn find<'a>(targets: &'a [TargetRecord], id: &str) -> Option<&'a TargetRecord> {
+    targets.iter().find(|target| {
+        target.target_id == id
+            || target.target.instance_target.as_ref().and_then(|t| t.target_arn.as_deref()) == Some(id)
+    })
+}
+
+pub async fn list_instances(
+    ctx: &Ctx<'_>,
+    input: ListDeploymentInstancesInput,
+) -> ApiResult<ListDeploymentInstancesOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    refuse_ecs(&record)?;
+    let page = page_request("deploymentInstances", &input.next_token, PAGE)?;
+    let statuses = input.instance_status_filter.unwrap_or_default();
+    for status in &statuses {
+        landfall_api::validate::known(status, Exception::InvalidInstanceStatus, "instanceStatusFilter")?;
+    }
+    let types = input.instance_type_filter.unwrap_or_default();
+    for kind in &types {
+        landfall_api::validate::known(kind, Exception::InvalidInstanceType, "instanceTypeFilter")?;
+    }
+    let blue_green = record.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
+        == Some(DeploymentType::BlueGreen);
+    if !types.is_empty() && !blue_green {
+        return err(
+            Exception::InvalidDeploymentInstanceType,
+            "instanceTypeFilter applies to blue/green deployments only.",
+        );
+    }
+    let ids: Vec<String> = targets_of(ctx, &record)
+        .await?
+        .iter()
+        .map(summary)
+        .filter(|summary| statuses.is_empty() || summary.status.as_ref().is_some_and(|s| statuses.contains(s)))
+        .filter(|summary| types.is_empty() || summary.instance_type.as_ref().is_some_and(|t| types.contains(t)))
+        .filter_map(|summary| summary.instance_id)
+        .collect();
+    let (ids, next) = page_in_memory(ids, &page, Clone::clone);
+    Ok(ListDeploymentInstancesOutput { instances_list: Some(ids), next_token: page_token("deploymentInstances", next) })
+}
+
+pub async fn batch_get_instances(
+    ctx: &Ctx<'_>,
+    input: BatchGetDeploymentInstancesInput,
+) -> ApiResult<BatchGetDeploymentInstancesOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    let ids = input.instance_ids.unwrap_or_default();
+    if ids.is_empty() {
+        return err(Exception::InstanceIdRequired, "instanceIds must list at least one instance.");
+    }
+    if ids.len() > MAX_BATCH {
+        return err(
+            Exception::BatchLimitExceeded,
+            format!("instanceIds lists {}; at most {MAX_BATCH} are allowed.", ids.len()),
+        );
+    }
+    refuse_ecs(&record)?;
+    let targets = targets_of(ctx, &record).await?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for id in &ids {
+        match find(&targets, id) {
+            Some(target) => found.push(summary(target)),
+            None => missing.push(id.as_str()),
+        }
+    }
+    let error_message = if missing.is_empty() {
+        String::new()
+    } else {
+        format!("Instances not part of the deployment: {}", missing.join(", "))
+    };
+    Ok(BatchGetDeploymentInstancesOutput { instances_summary: Some(found), error_message: Some(error_message) })
+}
+
+pub async fn get_instance(ctx: &Ctx<'_>, input: GetDeploymentInstanceInput) -> ApiResult<GetDeploymentInstanceOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    let Some(id) = input.instance_id.filter(|id| !id.is_empty()) else {
+        return err(Exception::InstanceIdRequired, "instanceId is required.");
+    };
+    refuse_ecs(&record)?;
+    let targets = targets_of(ctx, &record).await?;
+    match find(&targets, &id) {
+        Some(target) => Ok(GetDeploymentInstanceOutput { instance_summary: Some(summary(target)) }),
+        None => err(Exception::InstanceDoesNotExist, format!("The deployment {} has no instance {id}.", record.id())),
+    }
+}

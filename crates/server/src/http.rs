@@ -1,0 +1,206 @@
+//! The listener: HTTP/1.1 and HTTP/2 (TLS optional), request routing, and graceful shutdown.
+//!
+//! Routing: `POST /` carries the API (the operation in `X-Amz-Target`); `GET /health` answers
+//! load balancers without authentication. Everything else is 404.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use landfall_api::Operation;
+use landfall_api::error::{ApiError, Exception};
+use landfall_api::landfall::{self, LandfallOperation, landfall_operation_access, operation_access};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::{self, common::Ctx};
+use crate::auth::{authenticate, authorize};
+use crate::state::AppState;
+
+/// Largest request body accepted. AppSpec content is the largest thing a request carries.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves connections from `listener` until `shutdown` completes, then stops accepting and
+/// waits (up to a bound) for requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = hyper::service::service_fn(move |request| handle(state.clone(), peer, request));
+                match &tls {
+                    None => {
+                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let connection = graceful.watch(connection.into_owned());
+                        tokio::spawn(async move {
+                            if let Err(error) = connection.await {
+                                tracing::debug!(%peer, %error, "connection ended with an error");
+                            }
+                        });
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let stream = match acceptor.accept(stream).await {
+                                Ok(stream) => stream,
+                                Err(error) => {
+                                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                                    return;
+                                }
+                            };
+                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                                tracing::debug!(%peer, %error, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("shutdown did not wait for connections still open after {DRAIN_TIMEOUT:?}"),
+    }
+    Ok(())
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let response = match (&parts.method, parts.uri.path()) {
+        (&Method::POST, "/") => {
+            let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    let error = ApiError::new(
+                        Exception::RequestEntityTooLarge,
+                        format!("The request body is larger than {MAX_BODY_BYTES} bytes, or could not be read."),
+                    );
+                    return Ok(api_error(&error));
+                }
+            };
+            api_call(&state, peer, &parts, &body).await
+        }
+        (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    Ok(response)
+}
+
+/// The operation a request names in `X-Amz-Target`.
+enum Target {
+    CodeDeploy(Operation),
+    Landfall(LandfallOperation),
+}
+
+fn target(parts: &Parts) -> Result<Target, ApiError> {
+    let header = parts.headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or("");
+    let unknown = || ApiError::new(Exception::UnknownOperation, format!("Unknown operation: '{header}'"));
+    let (prefix, name) = header.split_once('.').ok_or_else(unknown)?;
+    match prefix {
+        "CodeDeploy_20141006" => Operation::from_name(name).map(Target::CodeDeploy).ok_or_else(unknown),
+        landfall::TARGET_PREFIX => LandfallOperation::from_name(name).map(Target::Landfall).ok_or_else(unknown),
+        _ => Err(unknown()),
+    }
+}
+
+async fn api_call(state: &AppState, peer: SocketAddr, parts: &Parts, body: &[u8]) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let caller = match authenticate(state, parts, body).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            tracing::info!(%peer, error = error.exception.name(), "request refused");
+            return api_error(&error);
+        }
+    };
+    let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
+    let (name, result) = match target(parts) {
+        Err(error) => ("unknown", Err(error)),
+        Ok(Target::CodeDeploy(operation)) => {
+            let result = match authorize(state, &caller, operation_access(operation), operation.name()) {
+                Ok(()) => api::codedeploy(&ctx, operation, body).await,
+                Err(error) => Err(error),
+            };
+            (operation.name(), result)
+        }
+        Ok(Target::Landfall(operation)) => {
+            let result = match authorize(state, &caller, landfall_operation_access(operation), operation.name()) {
+                Ok(()) => api::landfall(&ctx, operation, body).await,
+                Err(error) => Err(error),
+            };
+            (operation.name(), result)
+        }
+    };
+    let micros = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(output) => {
+            tracing::debug!(operation = name, access_key_id = %caller.access_key_id, micros, "ok");
+            json(StatusCode::OK, output)
+        }
+        Err(error) => {
+            tracing::info!(operation = name, access_key_id = %caller.access_key_id, micros, error = error.exception.name(), message = %error.message, "refused");
+            api_error(&error)
+        }
+    }
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+fn api_error(error: &ApiError) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json(status, error.to_json())
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}

@@ -1,0 +1,192 @@
+//! Landfall's control plane: `landfall server`. It opens the store in the data directory,
+//! creates the administrator key on first start, and serves the API on one listener.
+
+pub mod api;
+pub mod auth;
+mod http;
+pub mod state;
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use landfall_api::landfall::Role;
+use landfall_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::state::{AppState, KeyCache, SystemClock};
+
+pub use http::MAX_BODY_BYTES;
+
+/// The profile name in the credentials file the server writes.
+pub const PROFILE: &str = "landfall";
+
+/// A validated server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    /// The region ARNs name and the credentials file suggests to clients.
+    pub region: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate_chain: PathBuf,
+    pub private_key: PathBuf,
+}
+
+/// A server that has opened its store and bound its listener, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    store: Arc<SqliteStore>,
+    endpoint: String,
+    credentials_file: PathBuf,
+}
+
+impl Server {
+    /// Opens the data directory and store (creating both, and the administrator key, on first
+    /// start) and binds the listener.
+    pub async fn start(config: &ServerConfig) -> anyhow::Result<Server> {
+        create_private_dir(&config.data_dir)?;
+        let data_dir = config.data_dir.canonicalize().context("resolving the data directory")?;
+        let store = Arc::new(
+            SqliteStore::open(&data_dir.join("landfall.db"))
+                .await
+                .context("opening the store in the data directory")?,
+        );
+        let account_id = store.init_meta("account_id", &random_account_id()).await?;
+        let credentials_file = data_dir.join("credentials");
+        bootstrap_admin_key(store.as_ref(), &credentials_file, &config.region).await?;
+
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let state = Arc::new(AppState {
+            store: store.clone(),
+            region: config.region.clone(),
+            account_id,
+            clock: Arc::new(SystemClock),
+            keys: KeyCache::new(Duration::from_secs(5)),
+        });
+        Ok(Server { listener, tls, state, store, endpoint: format!("{scheme}://{address}"), credentials_file })
+    }
+
+    /// The URL clients use, e.g. `http://127.0.0.1:7070`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn credentials_file(&self) -> &Path {
+        &self.credentials_file
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The environment lines that point the aws CLI and SDKs at this server.
+    pub fn environment_lines(&self) -> String {
+        format!(
+            "export AWS_ENDPOINT_URL={}\nexport AWS_SHARED_CREDENTIALS_FILE={}\nexport AWS_PROFILE={PROFILE}\n",
+            self.endpoint,
+            self.credentials_file.display()
+        )
+    }
+
+    /// Serves until `shutdown` completes, then drains connections and closes the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(endpoint = %self.endpoint, "serving");
+        http::serve(self.listener, self.tls, self.state, shutdown).await?;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+fn random_account_id() -> String {
+    let digits = b"0123456789";
+    let mut id = api::common::random_string(digits, 12);
+    // Account ids do not start with 0 in practice; keep them looking like real ones.
+    id.replace_range(0..1, "1");
+    id
+}
+
+/// On first start: an administrator key, written to `credentials` in the AWS shared-credentials
+/// format. Later starts leave both alone.
+async fn bootstrap_admin_key(store: &dyn Store, credentials_file: &Path, region: &str) -> anyhow::Result<()> {
+    let first_start = store.init_meta("admin_key_bootstrap", "pending").await? == "pending";
+    if !first_start {
+        return Ok(());
+    }
+    let now = state::Clock::now(&SystemClock);
+    let key = api::keys::new_access_key(Role::Admin, "administrator key created on first start", now);
+    store.create_access_key(&key).await?;
+    let contents = format!(
+        "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {region}\n",
+        key.access_key_id, key.secret_access_key
+    );
+    write_private_file(credentials_file, contents.as_bytes())
+        .with_context(|| format!("writing {}", credentials_file.display()))?;
+    store_done(store).await?;
+    tracing::info!(access_key_id = %key.access_key_id, file = %credentials_file.display(), "created the administrator key");
+    Ok(())
+}
+
+async fn store_done(store: &dyn Store) -> anyhow::Result<()> {
+    // init_meta never overwrites, so the marker lives under a second key.
+    store.init_meta("admin_key_bootstrap_done", "yes").await?;
+    Ok(())
+}
+
+/// Writes a file only its owner can read, atomically (a temporary file renamed into place).
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+fn load_tls(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
+    let chain_pem = std::fs::read(&files.certificate_chain)
+        .with_context(|| format!("reading the certificate chain {}", files.certificate_chain.display()))?;
+    let chain = rustls_pemfile::certs(&mut chain_pem.as_slice()).collect::<Result<Vec<_>, _>>()?;
+    if chain.is_empty() {
+        bail!("{} holds no PEM certificate", files.certificate_chain.display());
+    }
+    let key_pem = std::fs::read(&files.private_key)
+        .with_context(|| format!("reading the private key {}", files.private_key.display()))?;
+    let Some(key) = rustls_pemfile::private_key(&mut key_pem.as_slice())? else {
+        bail!("{} holds no PEM private key", files.private_key.display());
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and private key do not form a usable pair")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

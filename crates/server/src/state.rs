@@ -1,0 +1,104 @@
+//! State shared by every request: the store, the installation's identity, the clock, and the
+//! access key cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use landfall_api::Timestamp;
+use landfall_sigv4::SigningKey;
+use landfall_store::{AccessKeyRecord, Store, StoreResult};
+
+/// Where the time comes from, so tests can pin it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(millis)
+    }
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// The region and account id that ARNs name.
+    pub region: String,
+    pub account_id: String,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyCache,
+}
+
+/// Access keys and their derived signing keys, kept in memory so a request costs no store read
+/// and one HMAC. Entries expire after a few seconds, so a key revoked elsewhere (another
+/// process on the same store) stops working soon; a key revoked here is forgotten at once.
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+struct CachedKey {
+    record: Option<AccessKeyRecord>,
+    fetched: Instant,
+    /// Signing keys by credential scope (date/region/service).
+    signing: HashMap<String, SigningKey>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> KeyCache {
+        KeyCache { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The active key with this id, if any (unknown and revoked keys are both None).
+    pub async fn active_key(&self, store: &dyn Store, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
+        if let Some(cached) = self.lock().get(access_key_id)
+            && cached.fetched.elapsed() < self.ttl
+        {
+            return Ok(cached.record.clone());
+        }
+        let record = store.access_key(access_key_id).await?.filter(|key| key.revoked_at.is_none());
+        let mut entries = self.lock();
+        // Unknown keys are cached too (as None), but the map is bounded against random ids.
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(
+            access_key_id.to_owned(),
+            CachedKey { record: record.clone(), fetched: Instant::now(), signing: HashMap::new() },
+        );
+        Ok(record)
+    }
+
+    /// The signing key of `record` for a credential scope, derived once per scope.
+    pub fn signing_key(&self, record: &AccessKeyRecord, date: &str, region: &str, service: &str) -> SigningKey {
+        let scope = format!("{date}/{region}/{service}");
+        let mut entries = self.lock();
+        if let Some(cached) = entries.get_mut(&record.access_key_id) {
+            if let Some(key) = cached.signing.get(&scope) {
+                return key.clone();
+            }
+            let key = SigningKey::derive(&record.secret_access_key, date, region, service);
+            if cached.signing.len() > 16 {
+                cached.signing.clear();
+            }
+            cached.signing.insert(scope, key.clone());
+            return key;
+        }
+        SigningKey::derive(&record.secret_access_key, date, region, service)
+    }
+
+    pub fn forget(&self, access_key_id: &str) {
+        self.lock().remove(access_key_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
+        // A panic while holding the lock leaves the map usable: it only caches.
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,426 @@
+//! The behaviour every [`Store`] implementation must show. Each check takes a fresh, empty store;
+//! an implementation's test file runs them all with [`conformance_tests!`](crate::conformance_tests).
+
+use landfall_api::Timestamp;
+use landfall_api::landfall::Role;
+use landfall_api::shapes::{
+    ApplicationInfo, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentStatus,
+    DeploymentTarget, ECSService, GenericRevisionInfo, InstanceInfo, RevisionLocation, RevisionLocationType,
+    S3Location, Tag,
+};
+
+use crate::{
+    AccessKeyRecord, DeployedFilter, DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionFilter,
+    RevisionRecord, RevisionSort, Store, StoreError, TaggedKind, TargetRecord,
+};
+
+/// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
+/// expression giving something that derefs to a `Store`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            access_keys, applications, application_delete_cascades, deployment_configs, deployment_groups,
+            revisions, instances, resource_tags, deployments, deployment_listing);
+    };
+    (@each $make:expr; $($check:ident),+) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let store = $make.await;
+                $crate::conformance::$check(&*store).await;
+            }
+        )+
+    };
+}
+
+fn first_page(limit: usize) -> PageRequest {
+    PageRequest { after: None, limit }
+}
+
+fn app(id: &str, name: &str) -> ApplicationInfo {
+    ApplicationInfo {
+        application_id: Some(id.into()),
+        application_name: Some(name.into()),
+        create_time: Some(Timestamp(1_000)),
+        compute_platform: Some(ComputePlatform::Server),
+        ..Default::default()
+    }
+}
+
+fn group(id: &str, application_id: &str, name: &str, config: &str) -> GroupRecord {
+    GroupRecord {
+        application_id: application_id.into(),
+        info: DeploymentGroupInfo {
+            deployment_group_id: Some(id.into()),
+            deployment_group_name: Some(name.into()),
+            deployment_config_name: Some(config.into()),
+            ..Default::default()
+        },
+    }
+}
+
+fn s3_revision(application_id: &str, key: &str, registered: i64) -> RevisionRecord {
+    RevisionRecord {
+        application_id: application_id.into(),
+        key: format!("S3\nbucket\n{key}"),
+        location: RevisionLocation {
+            revision_type: Some(RevisionLocationType::S3),
+            s3_location: Some(S3Location {
+                bucket: Some("bucket".into()),
+                key: Some(key.into()),
+                bundle_type: Some("zip".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        info: GenericRevisionInfo {
+            description: Some(format!("revision {key}")),
+            register_time: Some(Timestamp(registered)),
+            ..Default::default()
+        },
+    }
+}
+
+fn deployment(id: &str, group_id: &str, status: DeploymentStatus, created: i64, exclusive: bool) -> DeploymentRecord {
+    DeploymentRecord {
+        application_id: "app-1".into(),
+        group_id: group_id.into(),
+        exclusive,
+        info: DeploymentInfo {
+            deployment_id: Some(id.into()),
+            status: Some(status),
+            create_time: Some(Timestamp(created)),
+            ..Default::default()
+        },
+    }
+}
+
+fn instance(name: &str, arn: &str) -> InstanceInfo {
+    InstanceInfo {
+        instance_name: Some(name.into()),
+        iam_user_arn: Some(arn.into()),
+        register_time: Some(Timestamp(5)),
+        tags: Some(vec![]),
+        ..Default::default()
+    }
+}
+
+pub async fn access_keys(store: &dyn Store) {
+    for (id, role) in [("AKIA1", Role::Admin), ("AKIA2", Role::ReadOnly), ("AKIA3", Role::Deployer)] {
+        let key = AccessKeyRecord {
+            access_key_id: id.into(),
+            secret_access_key: format!("secret-{id}"),
+            role,
+            description: String::new(),
+            created_at: Timestamp(1),
+            revoked_at: None,
+        };
+        store.create_access_key(&key).await.unwrap();
+    }
+    let key = store.access_key("AKIA2").await.unwrap().unwrap();
+    assert_eq!((key.role, key.secret_access_key.as_str()), (Role::ReadOnly, "secret-AKIA2"));
+    assert!(store.access_key("AKIA9").await.unwrap().is_none());
+
+    let page = store.list_access_keys(&first_page(2)).await.unwrap();
+    assert_eq!(page.items.iter().map(|k| k.access_key_id.as_str()).collect::<Vec<_>>(), ["AKIA1", "AKIA2"]);
+    let rest = store.list_access_keys(&PageRequest { after: page.next, limit: 2 }).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next.is_none());
+
+    store.revoke_access_key("AKIA3", Timestamp(9)).await.unwrap();
+    store.revoke_access_key("AKIA3", Timestamp(10)).await.unwrap();
+    assert_eq!(store.access_key("AKIA3").await.unwrap().unwrap().revoked_at, Some(Timestamp(9)));
+    assert!(matches!(store.revoke_access_key("AKIA9", Timestamp(9)).await, Err(StoreError::NotFound)));
+}
+
+pub async fn applications(store: &dyn Store) {
+    store.create_application(&app("id-b", "bravo")).await.unwrap();
+    store.create_application(&app("id-a", "alpha")).await.unwrap();
+    store.create_application(&app("id-c", "charlie")).await.unwrap();
+    assert!(matches!(store.create_application(&app("id-x", "alpha")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.count_applications().await.unwrap(), 3);
+
+    let page = store.list_applications(&first_page(2)).await.unwrap();
+    assert_eq!(page.items, ["alpha", "bravo"]);
+    let rest = store.list_applications(&PageRequest { after: page.next, limit: 2 }).await.unwrap();
+    assert_eq!((rest.items, rest.next), (vec!["charlie".to_owned()], None));
+
+    store.rename_application("id-a", "alfa").await.unwrap();
+    assert!(store.application("alpha").await.unwrap().is_none());
+    let renamed = store.application("alfa").await.unwrap().unwrap();
+    assert_eq!(renamed.application_id.as_deref(), Some("id-a"));
+    assert_eq!(store.application_by_id("id-a").await.unwrap().unwrap().application_name.as_deref(), Some("alfa"));
+    assert!(matches!(store.rename_application("id-a", "bravo").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.rename_application("id-zz", "zulu").await, Err(StoreError::NotFound)));
+}
+
+pub async fn application_delete_cascades(store: &dyn Store) {
+    store.create_application(&app("app-1", "web")).await.unwrap();
+    store.create_application(&app("app-2", "other")).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "CodeDeployDefault.OneAtATime")).await.unwrap();
+    store.create_deployment_group(&group("g-2", "app-2", "prod", "CodeDeployDefault.OneAtATime")).await.unwrap();
+    store.register_revision(&s3_revision("app-1", "a.zip", 1)).await.unwrap();
+    let tag = [Tag { key: Some("team".into()), value: Some("core".into()) }];
+    store.tag_resource(TaggedKind::Application, "app-1", &tag).await.unwrap();
+    store.tag_resource(TaggedKind::DeploymentGroup, "g-1", &tag).await.unwrap();
+    store.create_deployment(&deployment("d-AAAAAAAA1", "g-1", DeploymentStatus::Created, 1, true), &[]).await.unwrap();
+
+    store.delete_application("app-1").await.unwrap();
+    assert!(store.application("web").await.unwrap().is_none());
+    assert!(store.deployment_group_by_id("g-1").await.unwrap().is_none());
+    assert!(store.revision("app-1", "S3\nbucket\na.zip").await.unwrap().is_none());
+    assert!(store.resource_tags(TaggedKind::Application, "app-1").await.unwrap().is_empty());
+    assert!(store.resource_tags(TaggedKind::DeploymentGroup, "g-1").await.unwrap().is_empty());
+    // Other applications are untouched; deployments stay readable by id.
+    assert!(store.deployment_group_by_id("g-2").await.unwrap().is_some());
+    assert!(store.deployment("d-AAAAAAAA1").await.unwrap().is_some());
+    // Deleting what does not exist is not an error.
+    store.delete_application("app-1").await.unwrap();
+}
+
+pub async fn deployment_configs(store: &dyn Store) {
+    let config = DeploymentConfigInfo {
+        deployment_config_id: Some("c-1".into()),
+        deployment_config_name: Some("TwoAtATime".into()),
+        ..Default::default()
+    };
+    store.create_deployment_config(&config).await.unwrap();
+    assert!(matches!(store.create_deployment_config(&config).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.deployment_config("TwoAtATime").await.unwrap(), Some(config));
+    assert_eq!(store.list_deployment_configs(&first_page(10)).await.unwrap().items, ["TwoAtATime"]);
+    assert_eq!(store.count_deployment_configs().await.unwrap(), 1);
+
+    store.create_application(&app("app-1", "web")).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "TwoAtATime")).await.unwrap();
+    match store.delete_deployment_config("TwoAtATime").await {
+        Err(StoreError::InUse(users)) => assert_eq!(users, ["web/prod"]),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    store.delete_deployment_group("g-1").await.unwrap();
+    store.delete_deployment_config("TwoAtATime").await.unwrap();
+    assert!(store.deployment_config("TwoAtATime").await.unwrap().is_none());
+    store.delete_deployment_config("TwoAtATime").await.unwrap();
+}
+
+pub async fn deployment_groups(store: &dyn Store) {
+    store.create_application(&app("app-1", "web")).await.unwrap();
+    store.create_application(&app("app-2", "api")).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "C")).await.unwrap();
+    store.create_deployment_group(&group("g-2", "app-1", "beta", "C")).await.unwrap();
+    // Same name in another application is fine; in the same one it is a conflict.
+    store.create_deployment_group(&group("g-3", "app-2", "prod", "C")).await.unwrap();
+    assert!(matches!(
+        store.create_deployment_group(&group("g-4", "app-1", "prod", "C")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_deployment_groups("app-1", &first_page(10)).await.unwrap().items, ["beta", "prod"]);
+    assert_eq!(store.count_deployment_groups("app-1").await.unwrap(), 2);
+
+    let mut renamed = store.deployment_group("app-1", "beta").await.unwrap().unwrap();
+    renamed.info.deployment_group_name = Some("staging".into());
+    store.update_deployment_group(&renamed).await.unwrap();
+    assert!(store.deployment_group("app-1", "beta").await.unwrap().is_none());
+    assert_eq!(store.deployment_group("app-1", "staging").await.unwrap().unwrap().id(), "g-2");
+    renamed.info.deployment_group_name = Some("prod".into());
+    assert!(matches!(store.update_deployment_group(&renamed).await, Err(StoreError::Conflict(_))));
+
+    // An ECS service belongs to one group only.
+    let mut ecs = group("g-5", "app-2", "ecs-a", "C");
+    ecs.info.ecs_services =
+        Some(vec![ECSService { service_name: Some("svc".into()), cluster_name: Some("main".into()) }]);
+    store.create_deployment_group(&ecs).await.unwrap();
+    let mut other = ecs.clone();
+    other.info.deployment_group_id = Some("g-6".into());
+    other.info.deployment_group_name = Some("ecs-b".into());
+    match store.create_deployment_group(&other).await {
+        Err(StoreError::Conflict(what)) => assert_eq!(what, "ECS service"),
+        result => panic!("expected an ECS service conflict, got {result:?}"),
+    }
+
+    let revision = s3_revision("app-1", "v1.zip", 1);
+    store.register_revision(&revision).await.unwrap();
+    store.set_target_revision("g-1", &revision.location, &revision.key).await.unwrap();
+    let prod = store.deployment_group_by_id("g-1").await.unwrap().unwrap();
+    assert_eq!(prod.info.target_revision, Some(revision.location.clone()));
+    let stored = store.revision("app-1", &revision.key).await.unwrap().unwrap();
+    assert_eq!(stored.info.deployment_groups, Some(vec!["prod".to_owned()]));
+}
+
+pub async fn revisions(store: &dyn Store) {
+    store.create_application(&app("app-1", "web")).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "C")).await.unwrap();
+    for (index, key) in ["b/2.zip", "a/1.zip", "a/3.zip"].iter().enumerate() {
+        store.register_revision(&s3_revision("app-1", key, 10 + index as i64)).await.unwrap();
+    }
+    // Registering again keeps the registration time and takes the new description.
+    let mut again = s3_revision("app-1", "a/1.zip", 99);
+    again.info.description = Some("second".into());
+    store.register_revision(&again).await.unwrap();
+    let stored = store.revision("app-1", &again.key).await.unwrap().unwrap();
+    assert_eq!((stored.info.register_time, stored.info.description.as_deref()), (Some(Timestamp(11)), Some("second")));
+
+    store.mark_revision_used("app-1", &again.key, Timestamp(50)).await.unwrap();
+    store.mark_revision_used("app-1", &again.key, Timestamp(60)).await.unwrap();
+    let used = store.revision("app-1", &again.key).await.unwrap().unwrap();
+    assert_eq!((used.info.first_used_time, used.info.last_used_time), (Some(Timestamp(50)), Some(Timestamp(60))));
+
+    let keys = |page: &crate::Page<RevisionRecord>| -> Vec<String> {
+        page.items.iter().map(|r| r.location.s3_location.as_ref().unwrap().key.clone().unwrap()).collect()
+    };
+    let all = RevisionFilter::default();
+    let page = store.list_revisions("app-1", &all, &first_page(2)).await.unwrap();
+    assert_eq!(keys(&page), ["b/2.zip", "a/1.zip"]);
+    let rest = store.list_revisions("app-1", &all, &PageRequest { after: page.next, limit: 2 }).await.unwrap();
+    assert_eq!((keys(&rest), rest.next), (vec!["a/3.zip".to_owned()], None));
+
+    let prefixed = RevisionFilter {
+        s3_bucket: Some("bucket".into()),
+        s3_key_prefix: Some("a/".into()),
+        sort: RevisionSort::RegisterTime,
+        descending: true,
+        ..Default::default()
+    };
+    assert_eq!(keys(&store.list_revisions("app-1", &prefixed, &first_page(10)).await.unwrap()), ["a/3.zip", "a/1.zip"]);
+    let other_bucket = RevisionFilter { s3_bucket: Some("elsewhere".into()), ..Default::default() };
+    assert!(store.list_revisions("app-1", &other_bucket, &first_page(10)).await.unwrap().items.is_empty());
+
+    let target = s3_revision("app-1", "b/2.zip", 0);
+    store.set_target_revision("g-1", &target.location, &target.key).await.unwrap();
+    let deployed = RevisionFilter { deployed: DeployedFilter::Include, ..Default::default() };
+    assert_eq!(keys(&store.list_revisions("app-1", &deployed, &first_page(10)).await.unwrap()), ["b/2.zip"]);
+    let undeployed = RevisionFilter { deployed: DeployedFilter::Exclude, ..Default::default() };
+    assert_eq!(
+        keys(&store.list_revisions("app-1", &undeployed, &first_page(10)).await.unwrap()),
+        ["a/1.zip", "a/3.zip"]
+    );
+}
+
+pub async fn instances(store: &dyn Store) {
+    let arn = "arn:aws:iam::123456789012:user/web-1";
+    store.register_instance(&instance("web-1", arn)).await.unwrap();
+    match store.register_instance(&instance("web-1", "arn:aws:iam::123456789012:user/other")).await {
+        Err(StoreError::Conflict(what)) => assert_eq!(what, "instance"),
+        result => panic!("expected a name conflict, got {result:?}"),
+    }
+    match store.register_instance(&instance("web-2", arn)).await {
+        Err(StoreError::Conflict(what)) => assert_eq!(what, "iamUserArn"),
+        result => panic!("expected an ARN conflict, got {result:?}"),
+    }
+
+    let mut tagged = store.instance("web-1").await.unwrap().unwrap();
+    tagged.tags = Some(vec![Tag { key: Some("env".into()), value: Some("prod".into()) }]);
+    store.update_instance(&tagged).await.unwrap();
+    assert_eq!(store.instance("web-1").await.unwrap().unwrap().tags, tagged.tags);
+
+    // Deregistered: still listed, its name and IAM identity free again.
+    let mut gone = tagged.clone();
+    gone.deregister_time = Some(Timestamp(7));
+    store.update_instance(&gone).await.unwrap();
+    assert_eq!(store.list_instances().await.unwrap().len(), 1);
+    store.register_instance(&instance("web-2", arn)).await.unwrap();
+    store.register_instance(&instance("web-1", "arn:aws:iam::123456789012:user/new")).await.unwrap();
+    let fresh = store.instance("web-1").await.unwrap().unwrap();
+    assert_eq!(fresh.deregister_time, None);
+    let names: Vec<_> = store.list_instances().await.unwrap().into_iter().map(|i| i.instance_name.unwrap()).collect();
+    assert_eq!(names, ["web-1", "web-2"]);
+    assert!(matches!(store.update_instance(&instance("nope", "x")).await, Err(StoreError::NotFound)));
+}
+
+pub async fn resource_tags(store: &dyn Store) {
+    let tag = |k: &str, v: &str| Tag { key: Some(k.into()), value: Some(v.into()) };
+    store.tag_resource(TaggedKind::Application, "a", &[tag("b", "1"), tag("a", "2")]).await.unwrap();
+    store.tag_resource(TaggedKind::Application, "a", &[tag("b", "3")]).await.unwrap();
+    store.tag_resource(TaggedKind::DeploymentConfig, "a", &[tag("z", "9")]).await.unwrap();
+    assert_eq!(store.resource_tags(TaggedKind::Application, "a").await.unwrap(), [tag("a", "2"), tag("b", "3")]);
+    store.untag_resource(TaggedKind::Application, "a", &["a".into(), "missing".into()]).await.unwrap();
+    assert_eq!(store.resource_tags(TaggedKind::Application, "a").await.unwrap(), [tag("b", "3")]);
+    assert_eq!(store.resource_tags(TaggedKind::DeploymentConfig, "a").await.unwrap(), [tag("z", "9")]);
+}
+
+pub async fn deployments(store: &dyn Store) {
+    let target = TargetRecord {
+        deployment_id: "d-AAAAAAAA1".into(),
+        target_id: "web-1".into(),
+        target: DeploymentTarget { deployment_target_type: Some("InstanceTarget".into()), ..Default::default() },
+    };
+    let first = deployment("d-AAAAAAAA1", "g-1", DeploymentStatus::Created, 1, true);
+    store.create_deployment(&first, std::slice::from_ref(&target)).await.unwrap();
+    // The group's one active exclusive deployment blocks another; a non-exclusive one passes.
+    let second = deployment("d-AAAAAAAA2", "g-1", DeploymentStatus::Created, 2, true);
+    match store.create_deployment(&second, &[]).await {
+        Err(StoreError::ActiveDeployment(id)) => assert_eq!(id, "d-AAAAAAAA1"),
+        result => panic!("expected ActiveDeployment, got {result:?}"),
+    }
+    store.create_deployment(&deployment("d-AAAAAAAA3", "g-1", DeploymentStatus::Created, 3, false), &[]).await.unwrap();
+    store.create_deployment(&deployment("d-AAAAAAAA4", "g-2", DeploymentStatus::Created, 4, true), &[]).await.unwrap();
+
+    let mut stopped = store.deployment("d-AAAAAAAA1").await.unwrap().unwrap();
+    stopped.info.status = Some(DeploymentStatus::Stopped);
+    store.update_deployment(&stopped).await.unwrap();
+    store.create_deployment(&second, &[]).await.unwrap();
+
+    let (attempted, succeeded) = store.last_deployments("g-1").await.unwrap();
+    assert_eq!(attempted.unwrap().deployment_id.as_deref(), Some("d-AAAAAAAA2"));
+    assert!(succeeded.is_none());
+    let mut done = store.deployment("d-AAAAAAAA2").await.unwrap().unwrap();
+    done.info.status = Some(DeploymentStatus::Succeeded);
+    store.update_deployment(&done).await.unwrap();
+    let (_, succeeded) = store.last_deployments("g-1").await.unwrap();
+    assert_eq!(succeeded.unwrap().deployment_id.as_deref(), Some("d-AAAAAAAA2"));
+
+    let targets = store.targets("d-AAAAAAAA1").await.unwrap();
+    assert_eq!(targets, std::slice::from_ref(&target));
+    let mut updated = target.clone();
+    updated.target.deployment_target_type = Some("LambdaTarget".into());
+    store.update_target(&updated).await.unwrap();
+    assert_eq!(store.targets("d-AAAAAAAA1").await.unwrap(), [updated]);
+    let missing = TargetRecord { target_id: "web-9".into(), ..target };
+    assert!(matches!(store.update_target(&missing).await, Err(StoreError::NotFound)));
+    let ghost = deployment("d-ZZZZZZZZZ", "g-1", DeploymentStatus::Created, 1, true);
+    assert!(matches!(store.update_deployment(&ghost).await, Err(StoreError::NotFound)));
+}
+
+pub async fn deployment_listing(store: &dyn Store) {
+    let statuses = [DeploymentStatus::Succeeded, DeploymentStatus::Failed, DeploymentStatus::Stopped];
+    for index in 0..9 {
+        let mut record = deployment(
+            &format!("d-LIST0000{index}"),
+            if index % 2 == 0 { "g-even" } else { "g-odd" },
+            statuses[index % 3].clone(),
+            100 + index as i64,
+            false,
+        );
+        record.info.external_id = (index == 4).then(|| "stack-4".to_owned());
+        store.create_deployment(&record, &[]).await.unwrap();
+    }
+    let all = DeploymentFilter::default();
+    let page = store.list_deployments(&all, &first_page(4)).await.unwrap();
+    assert_eq!(page.items, ["d-LIST00008", "d-LIST00007", "d-LIST00006", "d-LIST00005"]);
+    let mut seen = page.items.clone();
+    let mut next = page.next;
+    while let Some(after) = next {
+        let page = store.list_deployments(&all, &PageRequest { after: Some(after), limit: 4 }).await.unwrap();
+        seen.extend(page.items);
+        next = page.next;
+    }
+    assert_eq!(seen.len(), 9);
+
+    let even_failed = DeploymentFilter {
+        group_id: Some("g-even".into()),
+        statuses: vec!["Failed".into(), "Stopped".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_deployments(&even_failed, &first_page(10)).await.unwrap().items,
+        ["d-LIST00008", "d-LIST00004", "d-LIST00002"]
+    );
+    let window =
+        DeploymentFilter { created_from: Some(Timestamp(102)), created_to: Some(Timestamp(104)), ..Default::default() };
+    assert_eq!(
+        store.list_deployments(&window, &first_page(10)).await.unwrap().items,
+        ["d-LIST00004", "d-LIST00003", "d-LIST00002"]
+    );
+    let external = DeploymentFilter { external_id: Some("stack-4".into()), ..Default::default() };
+    assert_eq!(store.list_deployments(&external, &first_page(10)).await.unwrap().items, ["d-LIST00004"]);
+}

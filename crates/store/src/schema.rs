@@ -1,0 +1,97 @@
+//! Schema migrations: an ordered list, each applied once inside a transaction and recorded in
+//! `schema_migrations`. A version is never edited after it ships; changes are new versions.
+//! (sqlx's own migrator needs its proc-macros to embed files; a list of strings does the same
+//! job without them.)
+
+/// (version, statements) for SQLite.
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE access_keys (
+    access_key_id     TEXT PRIMARY KEY,
+    secret_access_key TEXT NOT NULL,
+    role              TEXT NOT NULL,
+    description       TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    revoked_at        INTEGER
+);
+
+CREATE TABLE applications (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc  TEXT NOT NULL
+);
+
+CREATE TABLE deployment_configs (
+    name TEXT PRIMARY KEY,
+    doc  TEXT NOT NULL
+);
+
+CREATE TABLE deployment_groups (
+    id                  TEXT PRIMARY KEY,
+    application_id      TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    name                TEXT NOT NULL,
+    config_name         TEXT NOT NULL,
+    ecs_service         TEXT UNIQUE,
+    target_revision_key TEXT,
+    doc                 TEXT NOT NULL,
+    UNIQUE (application_id, name)
+);
+CREATE INDEX deployment_groups_config ON deployment_groups(config_name);
+
+CREATE TABLE revisions (
+    application_id  TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    revision_key    TEXT NOT NULL,
+    s3_bucket       TEXT,
+    s3_key          TEXT,
+    register_time   INTEGER NOT NULL,
+    first_used_time INTEGER,
+    last_used_time  INTEGER,
+    location        TEXT NOT NULL,
+    description     TEXT,
+    PRIMARY KEY (application_id, revision_key)
+);
+
+CREATE TABLE instances (
+    name            TEXT PRIMARY KEY,
+    iam_arn         TEXT NOT NULL,
+    registered      INTEGER NOT NULL,
+    doc             TEXT NOT NULL
+);
+CREATE INDEX instances_iam_arn ON instances(iam_arn);
+
+CREATE TABLE resource_tags (
+    kind        TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (kind, resource_id, key)
+);
+
+CREATE TABLE deployments (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL UNIQUE,
+    application_id TEXT NOT NULL,
+    group_id       TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    exclusive      INTEGER NOT NULL,
+    create_time    INTEGER NOT NULL,
+    external_id    TEXT,
+    doc            TEXT NOT NULL
+);
+CREATE INDEX deployments_group ON deployments(group_id, seq);
+CREATE INDEX deployments_status ON deployments(status, seq);
+
+CREATE TABLE deployment_targets (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    target_id     TEXT NOT NULL,
+    doc           TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, target_id)
+);
+"#,
+)];

@@ -1,0 +1,878 @@
+//! The embedded store: one SQLite database file in WAL mode. Writes go through a single
+//! connection (SQLite has one writer anyway, and this way a check-then-write step never races
+//! another); reads use a small pool of their own.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use landfall_api::Timestamp;
+use landfall_api::landfall::Role;
+use landfall_api::shapes::{
+    ApplicationInfo, DeploymentConfigInfo, DeploymentInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation, Tag,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+
+use crate::schema::SQLITE_MIGRATIONS;
+use crate::{
+    ACTIVE_STATUSES, AccessKeyRecord, DeployedFilter, DeploymentFilter, DeploymentRecord, GroupRecord, Page,
+    PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind,
+    TargetRecord,
+};
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn to_doc<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn from_doc<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt stored document: {e}")))
+}
+
+fn doc_column<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> StoreResult<T> {
+    from_doc(row.try_get::<&str, _>(column)?)
+}
+
+fn kind_name(kind: TaggedKind) -> &'static str {
+    match kind {
+        TaggedKind::Application => "application",
+        TaggedKind::DeploymentGroup => "deploymentgroup",
+        TaggedKind::DeploymentConfig => "deploymentconfig",
+    }
+}
+
+/// Splits `limit + 1` fetched rows into a page: the extra row only says that more follow.
+fn page_of<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(&cursor);
+        Page { items, next }
+    } else {
+        Page { items, next: None }
+    }
+}
+
+fn fetch_limit(page: &PageRequest) -> i64 {
+    i64::try_from(page.limit).unwrap_or(i64::MAX - 1) + 1
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::with_options(options).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Closes both pools, waiting for their connections to finish.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn group_ids_of_application(&self, application_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT id FROM deployment_groups WHERE application_id = ?")
+            .bind(application_id)
+            .fetch_all(&self.writer)
+            .await?)
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(pool).await?;
+    let newest_known = SQLITE_MIGRATIONS.last().map(|(version, _)| *version).unwrap_or(0);
+    if let Some(newer) = applied.iter().find(|version| **version > newest_known) {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {newer}, newer than this Landfall knows ({newest_known}); upgrade Landfall"
+        )));
+    }
+    for (version, statements) in SQLITE_MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(*statements)).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s','now'))")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+fn access_key_from_row(row: &SqliteRow) -> StoreResult<AccessKeyRecord> {
+    let role: String = row.try_get("role")?;
+    Ok(AccessKeyRecord {
+        access_key_id: row.try_get("access_key_id")?,
+        secret_access_key: row.try_get("secret_access_key")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("unknown stored role {role}")))?,
+        description: row.try_get("description")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
+    })
+}
+
+fn group_from_row(row: &SqliteRow) -> StoreResult<GroupRecord> {
+    Ok(GroupRecord { application_id: row.try_get("application_id")?, info: doc_column(row, "doc")? })
+}
+
+fn ecs_service_key(group: &GroupRecord) -> Option<String> {
+    let service = group.info.ecs_services.as_ref()?.first()?;
+    Some(format!("{}:{}", service.cluster_name.as_deref()?, service.service_name.as_deref()?))
+}
+
+fn revision_from_row(row: &SqliteRow) -> StoreResult<RevisionRecord> {
+    Ok(RevisionRecord {
+        application_id: row.try_get("application_id")?,
+        key: row.try_get("revision_key")?,
+        location: doc_column(row, "location")?,
+        info: GenericRevisionInfo {
+            description: row.try_get("description")?,
+            deployment_groups: None,
+            first_used_time: row.try_get::<Option<i64>, _>("first_used_time")?.map(Timestamp),
+            last_used_time: row.try_get::<Option<i64>, _>("last_used_time")?.map(Timestamp),
+            register_time: Some(Timestamp(row.try_get("register_time")?)),
+        },
+    })
+}
+
+fn deployment_from_row(row: &SqliteRow) -> StoreResult<DeploymentRecord> {
+    Ok(DeploymentRecord {
+        application_id: row.try_get("application_id")?,
+        group_id: row.try_get("group_id")?,
+        exclusive: row.try_get::<i64, _>("exclusive")? != 0,
+        info: doc_column(row, "doc")?,
+    })
+}
+
+fn instance_arn(instance: &InstanceInfo) -> String {
+    instance.iam_user_arn.clone().or_else(|| instance.iam_session_arn.clone()).unwrap_or_default()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&self.writer).await?)
+    }
+
+    async fn create_access_key(&self, key: &AccessKeyRecord) -> StoreResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO access_keys (access_key_id, secret_access_key, role, description, created_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.secret_access_key)
+        .bind(key.role.as_str())
+        .bind(&key.description)
+        .bind(key.created_at.0)
+        .bind(key.revoked_at.map(|t| t.0))
+        .execute(&self.writer)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("access key {}", key.access_key_id))),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = ?")
+            .bind(access_key_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(access_key_from_row).transpose()
+    }
+
+    async fn list_access_keys(&self, page: &PageRequest) -> StoreResult<Page<AccessKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM access_keys WHERE access_key_id > ? ORDER BY access_key_id LIMIT ?")
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(fetch_limit(page))
+            .fetch_all(&self.reader)
+            .await?;
+        let items = rows.iter().map(access_key_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |key| key.access_key_id.clone()))
+    }
+
+    async fn revoke_access_key(&self, access_key_id: &str, at: Timestamp) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT access_key_id FROM access_keys WHERE access_key_id = ?")
+                .bind(access_key_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE access_keys SET revoked_at = ? WHERE access_key_id = ? AND revoked_at IS NULL")
+            .bind(at.0)
+            .bind(access_key_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_application(&self, app: &ApplicationInfo) -> StoreResult<()> {
+        let result = sqlx::query("INSERT INTO applications (id, name, doc) VALUES (?, ?, ?)")
+            .bind(&app.application_id)
+            .bind(&app.application_name)
+            .bind(to_doc(app))
+            .execute(&self.writer)
+            .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("application".into())),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        doc.as_deref().map(from_doc).transpose()
+    }
+
+    async fn application_by_id(&self, id: &str) -> StoreResult<Option<ApplicationInfo>> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        doc.as_deref().map(from_doc).transpose()
+    }
+
+    async fn list_applications(&self, page: &PageRequest) -> StoreResult<Page<String>> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM applications WHERE name > ? ORDER BY name LIMIT ?")
+                .bind(page.after.as_deref().unwrap_or(""))
+                .bind(fetch_limit(page))
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(page_of(names, page.limit, Clone::clone))
+    }
+
+    async fn count_applications(&self) -> StoreResult<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applications").fetch_one(&self.reader).await?;
+        Ok(count as usize)
+    }
+
+    async fn rename_application(&self, id: &str, new_name: &str) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM applications WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let Some(doc) = doc else {
+            return Err(StoreError::NotFound);
+        };
+        let mut app: ApplicationInfo = from_doc(&doc)?;
+        app.application_name = Some(new_name.to_owned());
+        let result = sqlx::query("UPDATE applications SET name = ?, doc = ? WHERE id = ?")
+            .bind(new_name)
+            .bind(to_doc(&app))
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("application".into())),
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_application(&self, id: &str) -> StoreResult<()> {
+        let group_ids = self.group_ids_of_application(id).await?;
+        let mut tx = self.writer.begin().await?;
+        for group_id in &group_ids {
+            sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = ?")
+                .bind(group_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM resource_tags WHERE kind = 'application' AND resource_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Groups and revisions go with the application (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM applications WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_deployment_config(&self, config: &DeploymentConfigInfo) -> StoreResult<()> {
+        let result = sqlx::query("INSERT INTO deployment_configs (name, doc) VALUES (?, ?)")
+            .bind(&config.deployment_config_name)
+            .bind(to_doc(config))
+            .execute(&self.writer)
+            .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("deployment configuration".into())),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_configs WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        doc.as_deref().map(from_doc).transpose()
+    }
+
+    async fn list_deployment_configs(&self, page: &PageRequest) -> StoreResult<Page<String>> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM deployment_configs WHERE name > ? ORDER BY name LIMIT ?")
+                .bind(page.after.as_deref().unwrap_or(""))
+                .bind(fetch_limit(page))
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(page_of(names, page.limit, Clone::clone))
+    }
+
+    async fn count_deployment_configs(&self) -> StoreResult<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployment_configs").fetch_one(&self.reader).await?;
+        Ok(count as usize)
+    }
+
+    async fn delete_deployment_config(&self, name: &str) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT a.name || '/' || g.name FROM deployment_groups g JOIN applications a ON a.id = g.application_id
+             WHERE g.config_name = ? ORDER BY 1",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !users.is_empty() {
+            return Err(StoreError::InUse(users));
+        }
+        sqlx::query("DELETE FROM deployment_configs WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentconfig' AND resource_id = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_deployment_group(&self, group: &GroupRecord) -> StoreResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO deployment_groups (id, application_id, name, config_name, ecs_service, doc) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(group.id())
+        .bind(&group.application_id)
+        .bind(&group.info.deployment_group_name)
+        .bind(group.info.deployment_config_name.as_deref().unwrap_or_default())
+        .bind(ecs_service_key(group))
+        .bind(to_doc(&group.info))
+        .execute(&self.writer)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(group_conflict(&e)),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn deployment_group(&self, application_id: &str, name: &str) -> StoreResult<Option<GroupRecord>> {
+        let row = sqlx::query("SELECT * FROM deployment_groups WHERE application_id = ? AND name = ?")
+            .bind(application_id)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM deployment_groups WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    async fn list_deployment_groups(&self, application_id: &str, page: &PageRequest) -> StoreResult<Page<String>> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM deployment_groups WHERE application_id = ? AND name > ? ORDER BY name LIMIT ?",
+        )
+        .bind(application_id)
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(fetch_limit(page))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(page_of(names, page.limit, Clone::clone))
+    }
+
+    async fn count_deployment_groups(&self, application_id: &str) -> StoreResult<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployment_groups WHERE application_id = ?")
+            .bind(application_id)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(count as usize)
+    }
+
+    async fn update_deployment_group(&self, group: &GroupRecord) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE deployment_groups SET name = ?, config_name = ?, ecs_service = ?, doc = ? WHERE id = ?",
+        )
+        .bind(&group.info.deployment_group_name)
+        .bind(group.info.deployment_config_name.as_deref().unwrap_or_default())
+        .bind(ecs_service_key(group))
+        .bind(to_doc(&group.info))
+        .bind(group.id())
+        .execute(&self.writer)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(group_conflict(&e)),
+            Ok(done) if done.rows_affected() == 0 => Err(StoreError::NotFound),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn delete_deployment_group(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM deployment_groups WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_target_revision(&self, group_id: &str, revision: &RevisionLocation, key: &str) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = ?")
+            .bind(group_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(doc) = doc else {
+            return Err(StoreError::NotFound);
+        };
+        let mut info: landfall_api::shapes::DeploymentGroupInfo = from_doc(&doc)?;
+        info.target_revision = Some(revision.clone());
+        sqlx::query("UPDATE deployment_groups SET target_revision_key = ?, doc = ? WHERE id = ?")
+            .bind(key)
+            .bind(to_doc(&info))
+            .bind(group_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn register_revision(&self, revision: &RevisionRecord) -> StoreResult<()> {
+        let s3 = revision.location.s3_location.as_ref();
+        sqlx::query(
+            "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (application_id, revision_key) DO UPDATE SET description = excluded.description",
+        )
+        .bind(&revision.application_id)
+        .bind(&revision.key)
+        .bind(s3.and_then(|s3| s3.bucket.clone()))
+        .bind(s3.and_then(|s3| s3.key.clone()))
+        .bind(revision.info.register_time.unwrap_or_default().0)
+        .bind(to_doc(&revision.location))
+        .bind(&revision.info.description)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn revision(&self, application_id: &str, key: &str) -> StoreResult<Option<RevisionRecord>> {
+        let row = sqlx::query("SELECT * FROM revisions WHERE application_id = ? AND revision_key = ?")
+            .bind(application_id)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut record = revision_from_row(&row)?;
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM deployment_groups WHERE application_id = ? AND target_revision_key = ? ORDER BY name",
+        )
+        .bind(application_id)
+        .bind(key)
+        .fetch_all(&self.reader)
+        .await?;
+        record.info.deployment_groups = Some(groups);
+        Ok(Some(record))
+    }
+
+    async fn list_revisions(
+        &self,
+        application_id: &str,
+        filter: &RevisionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<RevisionRecord>> {
+        let offset: i64 = match &page.after {
+            Some(after) => after.parse().map_err(|_| StoreError::Backend(format!("bad revision cursor {after}")))?,
+            None => 0,
+        };
+        let mut query: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT r.* FROM revisions r WHERE r.application_id = ");
+        query.push_bind(application_id);
+        if let Some(bucket) = &filter.s3_bucket {
+            query.push(" AND r.s3_bucket = ").push_bind(bucket.clone());
+        }
+        if let Some(prefix) = &filter.s3_key_prefix {
+            query.push(" AND substr(r.s3_key, 1, length(").push_bind(prefix.clone());
+            query.push(")) = ").push_bind(prefix.clone());
+        }
+        let deployed = "EXISTS (SELECT 1 FROM deployment_groups g WHERE g.application_id = r.application_id
+                        AND g.target_revision_key = r.revision_key)";
+        match filter.deployed {
+            DeployedFilter::Include => {
+                query.push(format!(" AND {deployed}"));
+            }
+            DeployedFilter::Exclude => {
+                query.push(format!(" AND NOT {deployed}"));
+            }
+            DeployedFilter::Ignore => {}
+        }
+        let column = match filter.sort {
+            RevisionSort::RegisterTime => "r.register_time",
+            RevisionSort::FirstUsedTime => "r.first_used_time",
+            RevisionSort::LastUsedTime => "r.last_used_time",
+        };
+        let order = if filter.descending { "DESC" } else { "ASC" };
+        query.push(format!(" ORDER BY {column} {order}, r.revision_key {order} LIMIT "));
+        query.push_bind(fetch_limit(page));
+        query.push(" OFFSET ").push_bind(offset);
+        let rows = query.build().fetch_all(&self.reader).await?;
+        let items = rows.iter().map(revision_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let limit = page.limit;
+        let mut page = page_of(items, limit, |_| String::new());
+        if page.next.is_some() {
+            page.next = Some((offset + limit as i64).to_string());
+        }
+        Ok(page)
+    }
+
+    async fn mark_revision_used(&self, application_id: &str, key: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE revisions SET first_used_time = COALESCE(first_used_time, ?), last_used_time = ?
+             WHERE application_id = ? AND revision_key = ?",
+        )
+        .bind(at.0)
+        .bind(at.0)
+        .bind(application_id)
+        .bind(key)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn register_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
+        let name = instance.instance_name.as_deref().unwrap_or_default();
+        let arn = instance_arn(instance);
+        let mut tx = self.writer.begin().await?;
+        let registered: Option<i64> = sqlx::query_scalar("SELECT registered FROM instances WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if registered == Some(1) {
+            return Err(StoreError::Conflict("instance".into()));
+        }
+        let arn_taken: Option<String> =
+            sqlx::query_scalar("SELECT name FROM instances WHERE iam_arn = ? AND registered = 1 LIMIT 1")
+                .bind(&arn)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if arn_taken.is_some() {
+            let field = if instance.iam_user_arn.is_some() { "iamUserArn" } else { "iamSessionArn" };
+            return Err(StoreError::Conflict(field.into()));
+        }
+        sqlx::query(
+            "INSERT INTO instances (name, iam_arn, registered, doc) VALUES (?, ?, 1, ?)
+             ON CONFLICT (name) DO UPDATE SET iam_arn = excluded.iam_arn, registered = 1, doc = excluded.doc",
+        )
+        .bind(name)
+        .bind(&arn)
+        .bind(to_doc(instance))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        doc.as_deref().map(from_doc).transpose()
+    }
+
+    async fn list_instances(&self) -> StoreResult<Vec<InstanceInfo>> {
+        let docs: Vec<String> =
+            sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(&self.reader).await?;
+        docs.iter().map(|doc| from_doc(doc)).collect()
+    }
+
+    async fn update_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE instances SET registered = ?, doc = ? WHERE name = ?")
+            .bind(i64::from(instance.deregister_time.is_none()))
+            .bind(to_doc(instance))
+            .bind(&instance.instance_name)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn resource_tags(&self, kind: TaggedKind, id: &str) -> StoreResult<Vec<Tag>> {
+        let rows = sqlx::query("SELECT key, value FROM resource_tags WHERE kind = ? AND resource_id = ? ORDER BY key")
+            .bind(kind_name(kind))
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|row| Ok(Tag { key: Some(row.try_get("key")?), value: Some(row.try_get("value")?) })).collect()
+    }
+
+    async fn tag_resource(&self, kind: TaggedKind, id: &str, tags: &[Tag]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO resource_tags (kind, resource_id, key, value) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (kind, resource_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(kind_name(kind))
+            .bind(id)
+            .bind(tag.key.as_deref().unwrap_or_default())
+            .bind(tag.value.as_deref().unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn untag_resource(&self, kind: TaggedKind, id: &str, keys: &[String]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for key in keys {
+            sqlx::query("DELETE FROM resource_tags WHERE kind = ? AND resource_id = ? AND key = ?")
+                .bind(kind_name(kind))
+                .bind(id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_deployment(&self, deployment: &DeploymentRecord, targets: &[TargetRecord]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        if deployment.exclusive {
+            let active: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM deployments WHERE group_id = ? AND exclusive = 1
+                 AND status IN (?, ?, ?, ?, ?) ORDER BY seq LIMIT 1",
+            )
+            .bind(&deployment.group_id)
+            .bind(ACTIVE_STATUSES[0])
+            .bind(ACTIVE_STATUSES[1])
+            .bind(ACTIVE_STATUSES[2])
+            .bind(ACTIVE_STATUSES[3])
+            .bind(ACTIVE_STATUSES[4])
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(active) = active {
+                return Err(StoreError::ActiveDeployment(active));
+            }
+        }
+        let info = &deployment.info;
+        let result = sqlx::query(
+            "INSERT INTO deployments (id, application_id, group_id, status, exclusive, create_time, external_id, doc)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(deployment.id())
+        .bind(&deployment.application_id)
+        .bind(&deployment.group_id)
+        .bind(info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
+        .bind(i64::from(deployment.exclusive))
+        .bind(info.create_time.unwrap_or_default().0)
+        .bind(&info.external_id)
+        .bind(to_doc(info))
+        .execute(&mut *tx)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("deployment {}", deployment.id())));
+            }
+            other => other?,
+        };
+        for target in targets {
+            sqlx::query("INSERT INTO deployment_targets (deployment_id, target_id, doc) VALUES (?, ?, ?)")
+                .bind(&target.deployment_id)
+                .bind(&target.target_id)
+                .bind(to_doc(&target.target))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>> {
+        let row = sqlx::query("SELECT * FROM deployments WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(deployment_from_row).transpose()
+    }
+
+    async fn list_deployments(&self, filter: &DeploymentFilter, page: &PageRequest) -> StoreResult<Page<String>> {
+        let after: i64 = match &page.after {
+            Some(after) => after.parse().map_err(|_| StoreError::Backend(format!("bad deployment cursor {after}")))?,
+            None => i64::MAX,
+        };
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT seq, id FROM deployments WHERE seq < ");
+        query.push_bind(after);
+        if let Some(group_id) = &filter.group_id {
+            query.push(" AND group_id = ").push_bind(group_id.clone());
+        }
+        if !filter.statuses.is_empty() {
+            query.push(" AND status IN (");
+            let mut separated = query.separated(", ");
+            for status in &filter.statuses {
+                separated.push_bind(status.clone());
+            }
+            query.push(")");
+        }
+        if let Some(from) = filter.created_from {
+            query.push(" AND create_time >= ").push_bind(from.0);
+        }
+        if let Some(to) = filter.created_to {
+            query.push(" AND create_time <= ").push_bind(to.0);
+        }
+        if let Some(external_id) = &filter.external_id {
+            query.push(" AND external_id = ").push_bind(external_id.clone());
+        }
+        query.push(" ORDER BY seq DESC LIMIT ").push_bind(fetch_limit(page));
+        let rows = query.build().fetch_all(&self.reader).await?;
+        let items = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("id")?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let page = page_of(items, page.limit, |(seq, _)| seq.to_string());
+        Ok(Page { items: page.items.into_iter().map(|(_, id)| id).collect(), next: page.next })
+    }
+
+    async fn update_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE deployments SET status = ?, doc = ? WHERE id = ?")
+            .bind(deployment.info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
+            .bind(to_doc(&deployment.info))
+            .bind(deployment.id())
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)> {
+        let attempted: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM deployments WHERE group_id = ? ORDER BY seq DESC LIMIT 1")
+                .bind(group_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        let succeeded: Option<String> = sqlx::query_scalar(
+            "SELECT doc FROM deployments WHERE group_id = ? AND status = 'Succeeded' ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(group_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok((attempted.as_deref().map(from_doc).transpose()?, succeeded.as_deref().map(from_doc).transpose()?))
+    }
+
+    async fn targets(&self, deployment_id: &str) -> StoreResult<Vec<TargetRecord>> {
+        let rows = sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = ? ORDER BY target_id")
+            .bind(deployment_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TargetRecord {
+                    deployment_id: row.try_get("deployment_id")?,
+                    target_id: row.try_get("target_id")?,
+                    target: doc_column(row, "doc")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn update_target(&self, target: &TargetRecord) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE deployment_targets SET doc = ? WHERE deployment_id = ? AND target_id = ?")
+            .bind(to_doc(&target.target))
+            .bind(&target.deployment_id)
+            .bind(&target.target_id)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// Which uniqueness rule a deployment group write broke.
+fn group_conflict(error: &sqlx::Error) -> StoreError {
+    let text = error.to_string();
+    if text.contains("ecs_service") {
+        StoreError::Conflict("ECS service".into())
+    } else {
+        StoreError::Conflict("deployment group".into())
+    }
+}

@@ -1,0 +1,29 @@
+//! The conformance suite on the embedded SQLite store, each check in its own database file.
+
+use std::sync::Arc;
+
+use landfall_store::SqliteStore;
+
+async fn fresh_store() -> Arc<SqliteStore> {
+    let dir = std::env::temp_dir().join(format!("landfall-store-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Arc::new(SqliteStore::open(&dir.join("landfall.db")).await.unwrap())
+}
+
+landfall_store::conformance_tests!(fresh_store());
+
+#[tokio::test]
+async fn reopening_keeps_data_and_does_not_migrate_twice() {
+    use landfall_store::Store;
+    let dir = std::env::temp_dir().join(format!("landfall-store-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("landfall.db");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.init_meta("account", "111").await.unwrap(), "111");
+        store.close().await;
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.init_meta("account", "222").await.unwrap(), "111");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
