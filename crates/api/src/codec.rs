@@ -10,6 +10,10 @@ use crate::error::{ApiError, Exception};
 /// naming the field, as AWS's protocol layer answers.
 pub fn decode_input<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    // serde would also accept a JSON array for a struct; the protocol takes objects only.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(Exception::Serialization, "The request body must be a JSON object."));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -66,7 +70,7 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_serialization_error() {
-        for body in [&b"{"[..], b"[1]", b"{\"applicationName\": 1}", b"{} {}"] {
+        for body in [&b"{"[..], b"[1]", b"[]", b"\"text\"", b"{\"applicationName\": 1}", b"{} {}"] {
             let error = decode_input::<CreateApplicationInput>(body).unwrap_err();
             assert_eq!(error.exception, Exception::Serialization, "{}", String::from_utf8_lossy(body));
         }

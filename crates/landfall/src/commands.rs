@@ -78,6 +78,7 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
 /// Runs a server until SIGINT or SIGTERM. With `example` (the credentials file to use), the
 /// example application of `landfall dev` is created once the server listens.
 async fn serve(config: ServerConfig, example: Option<PathBuf>) -> Result<(), Failure> {
+    let shutdown = shutdown_signal().map_err(Failure::failed)?;
     let server = Server::start(&config).await.map_err(Failure::failed)?;
     print!("{}", server.environment_lines());
     if let Some(credentials) = example {
@@ -85,28 +86,23 @@ async fn serve(config: ServerConfig, example: Option<PathBuf>) -> Result<(), Fai
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    server.run(shutdown_signal()).await.map_err(Failure::failed)
+    server.run(shutdown).await.map_err(Failure::failed)
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal sent as soon as the server has printed its address is
+/// still a graceful stop.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {},
+            _ = interrupt.recv() => {},
             _ = terminate.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 async fn dev_server(args: DevArgs) -> Result<(), Failure> {

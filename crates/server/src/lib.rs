@@ -129,30 +129,24 @@ fn random_account_id() -> String {
     id
 }
 
-/// On first start: an administrator key, written to `credentials` in the AWS shared-credentials
-/// format. Later starts leave both alone.
+/// On first start (a store without access keys): an administrator key, written to `credentials`
+/// in the AWS shared-credentials format. Later starts leave both alone.
 async fn bootstrap_admin_key(store: &dyn Store, credentials_file: &Path, region: &str) -> anyhow::Result<()> {
-    let first_start = store.init_meta("admin_key_bootstrap", "pending").await? == "pending";
-    if !first_start {
+    let existing = store.list_access_keys(&landfall_store::PageRequest { after: None, limit: 1 }).await?;
+    if !existing.items.is_empty() {
         return Ok(());
     }
     let now = state::Clock::now(&SystemClock);
     let key = api::keys::new_access_key(Role::Admin, "administrator key created on first start", now);
-    store.create_access_key(&key).await?;
+    // The file first: if writing it fails, the store still has no key and the next start retries.
     let contents = format!(
         "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {region}\n",
         key.access_key_id, key.secret_access_key
     );
     write_private_file(credentials_file, contents.as_bytes())
         .with_context(|| format!("writing {}", credentials_file.display()))?;
-    store_done(store).await?;
+    store.create_access_key(&key).await?;
     tracing::info!(access_key_id = %key.access_key_id, file = %credentials_file.display(), "created the administrator key");
-    Ok(())
-}
-
-async fn store_done(store: &dyn Store) -> anyhow::Result<()> {
-    // init_meta never overwrites, so the marker lives under a second key.
-    store.init_meta("admin_key_bootstrap_done", "yes").await?;
     Ok(())
 }
 

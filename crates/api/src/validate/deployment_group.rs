@@ -473,8 +473,12 @@ pub fn normalize_deployment_group(group: &mut DeploymentGroupInfo, platform: &Co
     group.on_premises_instance_tag_filters.get_or_insert_with(Vec::new);
     group.auto_scaling_groups.get_or_insert_with(Vec::new);
     group.trigger_configurations.get_or_insert_with(Vec::new);
-    group.ec2_tag_set.get_or_insert_with(|| EC2TagSet { ec2_tag_set_list: Some(Vec::new()) });
-    group.on_premises_tag_set.get_or_insert_with(|| OnPremisesTagSet { on_premises_tag_set_list: Some(Vec::new()) });
+    group.ec2_tag_set.get_or_insert_with(EC2TagSet::default).ec2_tag_set_list.get_or_insert_with(Vec::new);
+    group
+        .on_premises_tag_set
+        .get_or_insert_with(OnPremisesTagSet::default)
+        .on_premises_tag_set_list
+        .get_or_insert_with(Vec::new);
     let alarms = group.alarm_configuration.get_or_insert_with(AlarmConfiguration::default);
     alarms.enabled.get_or_insert(false);
     alarms.ignore_poll_alarm_failure.get_or_insert(false);
@@ -484,14 +488,12 @@ pub fn normalize_deployment_group(group: &mut DeploymentGroupInfo, platform: &Co
     group.outdated_instances_strategy.get_or_insert(OutdatedInstancesStrategy::Update);
     group.termination_hook_enabled.get_or_insert(false);
     let style = group.deployment_style.get_or_insert_with(DeploymentStyle::default);
-    let (default_type, default_option) = if server {
-        (DeploymentType::InPlace, DeploymentOption::WithoutTrafficControl)
-    } else {
-        (DeploymentType::BlueGreen, DeploymentOption::WithTrafficControl)
-    };
-    style.deployment_type.get_or_insert(default_type);
+    let default_type = if server { DeploymentType::InPlace } else { DeploymentType::BlueGreen };
+    let blue_green = *style.deployment_type.get_or_insert(default_type) == DeploymentType::BlueGreen;
+    // Blue/green always routes traffic; only in-place groups go without traffic control by default.
+    let default_option =
+        if blue_green { DeploymentOption::WithTrafficControl } else { DeploymentOption::WithoutTrafficControl };
     style.deployment_option.get_or_insert(default_option);
-    let blue_green = style.deployment_type == Some(DeploymentType::BlueGreen);
     if *platform == ComputePlatform::Ecs {
         group.ecs_services.get_or_insert_with(Vec::new);
     }
@@ -717,6 +719,41 @@ mod tests {
             Some(DeploymentOption::WithTrafficControl)
         );
         assert!(deployment_group(&lambda, &ComputePlatform::Lambda).is_ok());
+    }
+
+    #[test]
+    fn blue_green_style_without_an_option_routes_traffic() {
+        let mut group = DeploymentGroupInfo {
+            deployment_style: Some(DeploymentStyle {
+                deployment_type: Some("BLUE_GREEN".into()),
+                deployment_option: None,
+            }),
+            load_balancer_info: Some(LoadBalancerInfo {
+                elb_info_list: Some(vec![ELBInfo { name: Some("web".into()) }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(check(&group, ComputePlatform::Server), Ok(()));
+        normalize_deployment_group(&mut group, &ComputePlatform::Server);
+        assert_eq!(
+            group.deployment_style.as_ref().unwrap().deployment_option,
+            Some(DeploymentOption::WithTrafficControl)
+        );
+        // The stored form passes validation again, so later updates of the group work.
+        assert_eq!(check(&group, ComputePlatform::Server), Ok(()));
+    }
+
+    #[test]
+    fn an_empty_tag_set_shows_an_empty_list() {
+        let mut group = DeploymentGroupInfo {
+            ec2_tag_set: Some(EC2TagSet { ec2_tag_set_list: None }),
+            on_premises_tag_set: Some(OnPremisesTagSet { on_premises_tag_set_list: None }),
+            ..Default::default()
+        };
+        normalize_deployment_group(&mut group, &ComputePlatform::Server);
+        assert_eq!(group.ec2_tag_set.unwrap().ec2_tag_set_list, Some(vec![]));
+        assert_eq!(group.on_premises_tag_set.unwrap().on_premises_tag_set_list, Some(vec![]));
     }
 
     #[test]

@@ -10,6 +10,22 @@ use super::known;
 /// Checks a revision location for the application's compute platform and completes it: the
 /// sha256 of inline content is computed (and checked when the caller sent one).
 pub fn revision_location(revision: &RevisionLocation, platform: &ComputePlatform) -> ApiResult<RevisionLocation> {
+    checked_location(revision, platform, false)
+}
+
+/// Checks a revision location that names a registered revision to read it back
+/// (GetApplicationRevision, BatchGetApplicationRevisions): as [`revision_location`], except that
+/// inline content may be named by its sha256 alone, the one part GetDeployment and the list calls
+/// show.
+pub fn revision_lookup(revision: &RevisionLocation, platform: &ComputePlatform) -> ApiResult<RevisionLocation> {
+    checked_location(revision, platform, true)
+}
+
+fn checked_location(
+    revision: &RevisionLocation,
+    platform: &ComputePlatform,
+    digest_names_content: bool,
+) -> ApiResult<RevisionLocation> {
     let exception = Exception::InvalidRevision;
     let Some(kind) = &revision.revision_type else {
         return err(exception, "revision.revisionType is required (S3, GitHub, String or AppSpecContent).");
@@ -67,11 +83,12 @@ pub fn revision_location(revision: &RevisionLocation, platform: &ComputePlatform
             location.git_hub_location = Some(github.clone());
         }
         RevisionLocationType::String => {
-            location.string = Some(raw_string(revision.string.as_ref(), "revision.string")?);
+            location.string = Some(raw_string(revision.string.as_ref(), "revision.string", digest_names_content)?);
         }
         _ => {
-            location.app_spec_content =
-                Some(raw_string(revision.app_spec_content.as_ref(), "revision.appSpecContent")?.into());
+            location.app_spec_content = Some(
+                raw_string(revision.app_spec_content.as_ref(), "revision.appSpecContent", digest_names_content)?.into(),
+            );
         }
     }
     Ok(location)
@@ -83,7 +100,9 @@ impl From<RawString> for crate::shapes::AppSpecContent {
     }
 }
 
-fn raw_string<T>(value: Option<&T>, field: &str) -> ApiResult<RawString>
+/// Inline content with its computed sha256. With `digest_names_content`, a sha256 without content
+/// is accepted as the name of content registered before (it must be a SHA-256 in hex).
+fn raw_string<T>(value: Option<&T>, field: &str, digest_names_content: bool) -> ApiResult<RawString>
 where
     T: Clone + Into<RawString>,
 {
@@ -91,6 +110,15 @@ where
         return err(Exception::InvalidRevision, format!("{field} is required for this revisionType."));
     };
     let content = raw.content.unwrap_or_default();
+    if digest_names_content
+        && content.is_empty()
+        && let Some(given) = raw.sha256.as_deref().filter(|given| !given.is_empty())
+    {
+        if given.len() != 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return err(Exception::InvalidRevision, format!("{field}.sha256 '{given}' is not a SHA-256 in hex."));
+        }
+        return Ok(RawString { content: None, sha256: Some(given.to_ascii_lowercase()) });
+    }
     if content.trim().is_empty() {
         return err(Exception::InvalidRevision, format!("{field}.content is required."));
     }
@@ -190,6 +218,16 @@ mod tests {
         assert_eq!(sha.len(), 64);
         assert_eq!(revision_key(&checked), format!("AppSpecContent\n{sha}"));
         assert!(without_content(&checked).app_spec_content.unwrap().content.is_none());
+        let by_digest = RevisionLocation {
+            revision_type: Some(RevisionLocationType::AppSpecContent),
+            app_spec_content: Some(AppSpecContent { content: None, sha256: Some(sha.to_ascii_uppercase()) }),
+            ..Default::default()
+        };
+        assert_eq!(revision_key(&revision_lookup(&by_digest, &ComputePlatform::Ecs).unwrap()), revision_key(&checked));
+        assert!(revision_location(&by_digest, &ComputePlatform::Ecs).is_err());
+        let mut bad_digest = by_digest.clone();
+        bad_digest.app_spec_content.as_mut().unwrap().sha256 = Some("abc".into());
+        assert!(revision_lookup(&bad_digest, &ComputePlatform::Ecs).is_err());
         let mut wrong = content.clone();
         wrong.app_spec_content.as_mut().unwrap().sha256 = Some("0".repeat(64));
         assert_eq!(revision_location(&wrong, &ComputePlatform::Ecs).unwrap_err().exception, Exception::InvalidRevision);

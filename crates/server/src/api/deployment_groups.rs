@@ -239,6 +239,11 @@ pub async fn update(ctx: &Ctx<'_>, input: UpdateDeploymentGroupInput) -> ApiResu
         }
         _ => None,
     };
+    // A group always has its role, so Update has no RoleRequiredException: an empty role given
+    // to replace the stored one is an invalid role.
+    if let Some(role) = &input.service_role_arn {
+        validate::service_role_arn(role)?;
+    }
     let app = ctx.application(&app_name).await?;
     let platform = app.compute_platform.clone().unwrap_or(ComputePlatform::Server);
     let mut record = ctx.deployment_group(&app, &current).await?;

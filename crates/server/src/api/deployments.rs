@@ -41,7 +41,7 @@ fn instance_target(
     deployment_id: &str,
     instance: &InstanceInfo,
     events: &[&str],
-    label: TargetLabel,
+    label: Option<TargetLabel>,
     now: landfall_api::Timestamp,
 ) -> TargetRecord {
     let name = instance.instance_name.clone().unwrap_or_default();
@@ -65,7 +65,7 @@ fn instance_target(
                 status: Some(TargetStatus::Pending),
                 last_updated_at: Some(now),
                 lifecycle_events: Some(lifecycle_events),
-                instance_label: Some(label),
+                instance_label: label,
             }),
             ..Default::default()
         },
@@ -85,13 +85,17 @@ async fn server_targets(
     let kind = style.deployment_type.clone().unwrap_or(DeploymentType::InPlace);
     let option = style.deployment_option.clone().unwrap_or(DeploymentOption::WithoutTrafficControl);
     let events = |role| lifecycle_events(&ComputePlatform::Server, &kind, &option, &DeploymentCreator::User, role);
+    // Only blue/green deployments label their targets: the group's instances are the original
+    // (Blue) fleet, those named by targetInstances the replacement (Green) one. In-place targets
+    // carry no label, as AWS shows them.
+    let (role, label) = if kind == DeploymentType::BlueGreen {
+        (ServerTargetRole::Original, Some(TargetLabel::Blue))
+    } else {
+        (ServerTargetRole::Install, None)
+    };
     let mut targets: Vec<TargetRecord> = selection::select_instances(group, &instances)
         .into_iter()
-        .map(|instance| {
-            let role =
-                if kind == DeploymentType::BlueGreen { ServerTargetRole::Original } else { ServerTargetRole::Install };
-            instance_target(deployment_id, instance, &events(role), TargetLabel::Blue, ctx.now)
-        })
+        .map(|instance| instance_target(deployment_id, instance, &events(role), label.clone(), ctx.now))
         .collect();
     if kind == DeploymentType::BlueGreen {
         let Some(target_instances) = target_instances else {
@@ -116,7 +120,7 @@ async fn server_targets(
                     ),
                 );
             }
-            targets.push(instance_target(deployment_id, instance, &install, TargetLabel::Green, ctx.now));
+            targets.push(instance_target(deployment_id, instance, &install, Some(TargetLabel::Green), ctx.now));
         }
     }
     if targets.len() > MAX_INSTANCES_PER_DEPLOYMENT {
@@ -225,16 +229,6 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         exclusive: true,
         info,
     };
-    let description = format!("Application revision registered by Deployment ID: {id}");
-    let key = match ctx
-        .store()
-        .revision(&record.application_id, &validate::revision_key(&location))
-        .await
-        .map_err(store_error)?
-    {
-        Some(existing) => existing.key,
-        None => register_location(ctx, &app, &location, Some(description)).await?,
-    };
     match ctx.store().create_deployment(&record, &targets).await {
         Err(StoreError::ActiveDeployment(active)) => {
             return err(
@@ -243,6 +237,13 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
             );
         }
         other => other.map_err(store_error)?,
+    }
+    // The revision is registered only once the deployment exists: a refused deployment leaves
+    // no registration behind. One registered before keeps its description.
+    let key = validate::revision_key(&location);
+    if ctx.store().revision(&record.application_id, &key).await.map_err(store_error)?.is_none() {
+        let description = format!("Application revision registered by Deployment ID: {id}");
+        register_location(ctx, &app, &location, Some(description)).await?;
     }
     ctx.store().mark_revision_used(&record.application_id, &key, ctx.now).await.map_err(store_error)?;
     Ok(CreateDeploymentOutput { deployment_id: Some(id) })

@@ -9,17 +9,23 @@ use super::common::{Ctx, page_request, page_token, store_error};
 
 const PAGE: usize = 100;
 
-/// The application and the validated, completed revision location of a request.
+/// The application and the validated, completed revision location of a request. A `lookup`
+/// (reading a registered revision back) may name inline content by its sha256 alone.
 async fn checked_revision(
     ctx: &Ctx<'_>,
     app_name: &Option<String>,
     revision: &Option<RevisionLocation>,
+    lookup: bool,
 ) -> ApiResult<(ApplicationInfo, RevisionLocation)> {
     let app_name = validate::application_name(app_name)?;
     let revision = validate::required(revision, Exception::RevisionRequired, "revision")?;
     let app = ctx.application(app_name).await?;
     let platform = app.compute_platform.clone().unwrap_or(ComputePlatform::Server);
-    let location = validate::revision_location(revision, &platform)?;
+    let location = if lookup {
+        validate::revision_lookup(revision, &platform)?
+    } else {
+        validate::revision_location(revision, &platform)?
+    };
     Ok((app, location))
 }
 
@@ -43,13 +49,13 @@ pub async fn register_location(
 
 pub async fn register(ctx: &Ctx<'_>, input: RegisterApplicationRevisionInput) -> ApiResult<()> {
     validate::description(&input.description)?;
-    let (app, location) = checked_revision(ctx, &input.application_name, &input.revision).await?;
+    let (app, location) = checked_revision(ctx, &input.application_name, &input.revision, false).await?;
     register_location(ctx, &app, &location, input.description).await?;
     Ok(())
 }
 
 pub async fn get(ctx: &Ctx<'_>, input: GetApplicationRevisionInput) -> ApiResult<GetApplicationRevisionOutput> {
-    let (app, location) = checked_revision(ctx, &input.application_name, &input.revision).await?;
+    let (app, location) = checked_revision(ctx, &input.application_name, &input.revision, true).await?;
     let key = validate::revision_key(&location);
     let Some(record) =
         ctx.store().revision(app.application_id.as_deref().unwrap_or_default(), &key).await.map_err(store_error)?
@@ -88,7 +94,7 @@ pub async fn batch_get(
     let mut found = Vec::new();
     let mut missing = 0;
     for revision in revisions {
-        let location = validate::revision_location(revision, &platform)?;
+        let location = validate::revision_lookup(revision, &platform)?;
         match ctx.store().revision(&app_id, &validate::revision_key(&location)).await.map_err(store_error)? {
             Some(record) => found.push(RevisionInfo {
                 revision_location: Some(validate::without_content(&record.location)),

@@ -4,7 +4,7 @@
 use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate;
-use landfall_store::TaggedKind;
+use landfall_store::{PageRequest, TaggedKind};
 
 use super::common::{Ctx, page_in_memory, page_request, page_token, store_error};
 
@@ -29,7 +29,8 @@ async fn resolve(ctx: &Ctx<'_>, arn: &Option<String>) -> ApiResult<(TaggedKind, 
             format!("Only application, deployment group and deployment configuration ARNs can be tagged, not '{arn}'."),
         );
     }
-    let ours = region == ctx.state.region && account == ctx.state.account_id;
+    // The server's resources have ARNs in the `aws` partition, its region and its account only.
+    let ours = partition == "aws" && region == ctx.state.region && account == ctx.state.account_id;
     match kind {
         "application" => {
             let app = if ours { ctx.store().application(name).await.map_err(store_error)? } else { None };
@@ -74,6 +75,15 @@ async fn resolve(ctx: &Ctx<'_>, arn: &Option<String>) -> ApiResult<(TaggedKind, 
     }
 }
 
+fn is_missing_resource(exception: Exception) -> bool {
+    matches!(
+        exception,
+        Exception::ApplicationDoesNotExist
+            | Exception::DeploymentGroupDoesNotExist
+            | Exception::DeploymentConfigDoesNotExist
+    )
+}
+
 pub async fn tag_resource(ctx: &Ctx<'_>, input: TagResourceInput) -> ApiResult<TagResourceOutput> {
     let tags = input.tags.unwrap_or_default();
     let (kind, id) = resolve(ctx, &input.resource_arn).await?;
@@ -99,9 +109,19 @@ pub async fn untag_resource(ctx: &Ctx<'_>, input: UntagResourceInput) -> ApiResu
     Ok(UntagResourceOutput {})
 }
 
+/// ListTagsForResource's model lists neither a "does not exist" error (unlike Tag/UntagResource)
+/// nor InvalidNextTokenException. So a well-formed ARN of an application, group or configuration
+/// that does not exist lists no tags, and a NextToken that is not one of ours is ignored: a
+/// resource holds at most 50 tags, fewer than a page, so every tag comes in the first page anyway.
 pub async fn list_tags(ctx: &Ctx<'_>, input: ListTagsForResourceInput) -> ApiResult<ListTagsForResourceOutput> {
-    let page = page_request("tags", &input.next_token, PAGE)?;
-    let (kind, id) = resolve(ctx, &input.resource_arn).await?;
+    let page = page_request("tags", &input.next_token, PAGE).unwrap_or(PageRequest { after: None, limit: PAGE });
+    let (kind, id) = match resolve(ctx, &input.resource_arn).await {
+        Ok(found) => found,
+        Err(error) if is_missing_resource(error.exception) => {
+            return Ok(ListTagsForResourceOutput { tags: Some(vec![]), next_token: None });
+        }
+        Err(error) => return Err(error),
+    };
     let tags = ctx.store().resource_tags(kind, &id).await.map_err(store_error)?;
     let (tags, next) = page_in_memory(tags, &page, |tag| tag.key.clone().unwrap_or_default());
     Ok(ListTagsForResourceOutput { tags: Some(tags), next_token: page_token("tags", next) })

@@ -180,7 +180,7 @@ pub async fn list_instances(
             "instanceTypeFilter applies to blue/green deployments only.",
         );
     }
-    let ids: Vec<String> = targets_of(ctx, &record)
+    let mut ids: Vec<String> = targets_of(ctx, &record)
         .await?
         .iter()
         .map(summary)
@@ -188,6 +188,9 @@ pub async fn list_instances(
         .filter(|summary| types.is_empty() || summary.instance_type.as_ref().is_some_and(|t| types.contains(t)))
         .filter_map(|summary| summary.instance_id)
         .collect();
+    // Pages continue after the last id shown, so the list is ordered by that id (the instance
+    // ARN), not by the target id the store orders by: the two orders differ ("p-1_…" < "p_…").
+    ids.sort();
     let (ids, next) = page_in_memory(ids, &page, Clone::clone);
     Ok(ListDeploymentInstancesOutput { instances_list: Some(ids), next_token: page_token("deploymentInstances", next) })
 }

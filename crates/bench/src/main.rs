@@ -1,0 +1,296 @@
+//! `landfall-bench`: measures a real `landfall server` process and prints the figures recorded in
+//! docs/benchmarks.md. It starts the server from the given binary on a fresh data directory, times
+//! start-up to the first answered request, seeds deployments through the API, reads the idle
+//! resident memory, then drives signed GetDeployment and ListDeployments requests over loopback
+//! with a fixed number of keep-alive connections and reports throughput and latency percentiles.
+//!
+//! Usage: landfall-bench --server target/release/landfall [--deployments 1000]
+//!        [--connections 32] [--seconds 10]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use landfall_client::{Client, ClientSettings, Overrides};
+use landfall_sigv4::{Credentials, SigningParams, sign};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+struct Options {
+    server: PathBuf,
+    deployments: usize,
+    connections: usize,
+    seconds: u64,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut options = Options { server: PathBuf::new(), deployments: 1000, connections: 32, seconds: 10 };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--server" => options.server = PathBuf::from(value()?),
+            "--deployments" => options.deployments = value()?.parse()?,
+            "--connections" => options.connections = value()?.parse()?,
+            "--seconds" => options.seconds = value()?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if options.server.as_os_str().is_empty() {
+        bail!("usage: landfall-bench --server PATH [--deployments N] [--connections N] [--seconds N]");
+    }
+    Ok(options)
+}
+
+/// The server under test; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    environment: HashMap<String, String>,
+    _data_dir: TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts the server and returns it with the time until it answered a signed request.
+async fn start_server(binary: &PathBuf) -> anyhow::Result<(ServerProcess, Duration)> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+    let data_dir = TempDir(std::env::temp_dir().join(format!("landfall-bench-{}-{nanos}", std::process::id())));
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir.0)
+        .env("LANDFALL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut environment = HashMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|rest| rest.split_once('=')) {
+            environment.insert(name.to_owned(), value.to_owned());
+        }
+        if environment.len() == 3 {
+            break;
+        }
+    }
+    let client = Client::new(ClientSettings::resolve(&Overrides::default(), &environment)?);
+    loop {
+        match client.call::<_, Value>("CodeDeploy_20141006.ListApplications", &json!({})).await {
+            Ok(_) => break,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(1)).await,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let elapsed = started.elapsed();
+    Ok((ServerProcess { child, environment, _data_dir: data_dir }, elapsed))
+}
+
+/// One application, group and instance, and `count` deployments (each created, then stopped so
+/// the group can take the next).
+async fn seed(client: &Client, count: usize) -> anyhow::Result<String> {
+    let call = |op: &'static str, input: Value| async move {
+        client.call::<_, Value>(&format!("CodeDeploy_20141006.{op}"), &input).await
+    };
+    call("CreateApplication", json!({"applicationName": "bench"})).await?;
+    call(
+        "CreateDeploymentGroup",
+        json!({"applicationName": "bench", "deploymentGroupName": "fleet",
+               "serviceRoleArn": "arn:aws:iam::123456789012:role/bench",
+               "onPremisesInstanceTagFilters": [{"Key": "fleet", "Type": "KEY_ONLY"}]}),
+    )
+    .await?;
+    for host in 0..3 {
+        let name = format!("host-{host}");
+        call(
+            "RegisterOnPremisesInstance",
+            json!({"instanceName": name, "iamUserArn": format!("arn:aws:iam::123456789012:user/{name}")}),
+        )
+        .await?;
+        call(
+            "AddTagsToOnPremisesInstances",
+            json!({"instanceNames": [name], "tags": [{"Key": "fleet", "Value": "a"}]}),
+        )
+        .await?;
+    }
+    let mut last = String::new();
+    for index in 0..count {
+        let created = call(
+            "CreateDeployment",
+            json!({"applicationName": "bench", "deploymentGroupName": "fleet",
+                   "revision": {"revisionType": "S3", "s3Location": {"bucket": "b", "key": format!("app-{index}.zip"), "bundleType": "zip"}}}),
+        )
+        .await?;
+        last = created["deploymentId"].as_str().unwrap_or_default().to_owned();
+        call("StopDeployment", json!({"deploymentId": last})).await?;
+    }
+    Ok(last)
+}
+
+fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("bad VmRSS")?.parse()?)
+}
+
+struct Load {
+    requests: u64,
+    errors: u64,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+/// Drives `connections` keep-alive connections, each sending the operation back to back, every
+/// request signed afresh, for `seconds`.
+async fn drive(
+    endpoint: &str,
+    credentials: &Credentials,
+    region: &str,
+    target: &'static str,
+    body: Vec<u8>,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<Load> {
+    let uri: Uri = format!("{endpoint}/").parse()?;
+    let address = format!("{}:{}", uri.host().context("no host")?, uri.port_u16().context("no port")?);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let body = Arc::new(body);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (uri, address, body, credentials, region) =
+            (uri.clone(), address.clone(), body.clone(), credentials.clone(), region.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(&address).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let mut headers = HeaderMap::new();
+                headers.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
+                headers.insert("x-amz-target", HeaderValue::from_static(target));
+                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+                let params =
+                    SigningParams { credentials: &credentials, region: &region, service: "codedeploy", time: now };
+                sign(&Method::POST, &uri, &mut headers, &body, &params).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let mut request = Request::post(uri.clone()).body(Full::new(Bytes::from(body.as_ref().clone())))?;
+                *request.headers_mut() = headers;
+                let sent = Instant::now();
+                let response = sender.send_request(request).await?;
+                let ok = response.status().is_success();
+                response.into_body().collect().await?;
+                latencies.push(sent.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((latencies, errors))
+        }));
+    }
+    let mut load = Load { requests: 0, errors: 0, latencies: Vec::new(), elapsed: Duration::ZERO };
+    for task in tasks {
+        let (latencies, errors) = task.await??;
+        load.requests += latencies.len() as u64;
+        load.errors += errors;
+        load.latencies.extend(latencies);
+    }
+    load.elapsed = started.elapsed();
+    load.latencies.sort();
+    Ok(load)
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, load: &Load) {
+    println!(
+        "{name:<16} {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests, {} errors, {:.1} s)",
+        load.requests as f64 / load.elapsed.as_secs_f64(),
+        percentile(&load.latencies, 0.50).as_secs_f64() * 1000.0,
+        percentile(&load.latencies, 0.99).as_secs_f64() * 1000.0,
+        load.requests,
+        load.errors,
+        load.elapsed.as_secs_f64(),
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let options = options()?;
+    let (server, startup) = start_server(&options.server).await?;
+    println!("start-up to first answered request: {:.1} ms", startup.as_secs_f64() * 1000.0);
+    let pid = server.child.id();
+    println!("resident memory after start-up:     {:.1} MiB", resident_kib(pid)? as f64 / 1024.0);
+
+    let settings = ClientSettings::resolve(&Overrides::default(), &server.environment)?;
+    let client = Client::new(settings.clone());
+    let seeding = Instant::now();
+    let deployment = seed(&client, options.deployments).await?;
+    println!("seeded {} deployments in {:.1} s", options.deployments, seeding.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "idle resident memory ({} deployments stored): {:.1} MiB",
+        options.deployments,
+        resident_kib(pid)? as f64 / 1024.0
+    );
+
+    println!(
+        "load: {} keep-alive connections, {} s per operation, every request signed",
+        options.connections, options.seconds
+    );
+    let get = serde_json::to_vec(&json!({"deploymentId": deployment}))?;
+    let load = drive(
+        &settings.endpoint,
+        &settings.credentials,
+        &settings.region,
+        "CodeDeploy_20141006.GetDeployment",
+        get,
+        options.connections,
+        options.seconds,
+    )
+    .await?;
+    report("GetDeployment", &load);
+    let list = serde_json::to_vec(&json!({"applicationName": "bench", "deploymentGroupName": "fleet"}))?;
+    let load = drive(
+        &settings.endpoint,
+        &settings.credentials,
+        &settings.region,
+        "CodeDeploy_20141006.ListDeployments",
+        list,
+        options.connections,
+        options.seconds,
+    )
+    .await?;
+    report("ListDeployments", &load);
+    println!("resident memory after load:         {:.1} MiB", resident_kib(pid)? as f64 / 1024.0);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+"""The server process: first start, restart persistence, graceful shutdown, listen rules, TLS."""
+
+import signal
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import LANDFALL_BIN
+
+
+def test_first_start_prints_the_environment_and_writes_admin_credentials(server):
+    assert server.endpoint.startswith("http://127.0.0.1:")
+    assert server.lines["AWS_PROFILE"] == "landfall"
+    assert server.credentials_file == server.data_dir.resolve() / "credentials"
+    text = server.credentials_file.read_text()
+    assert text.startswith("[landfall]\n")
+    assert "aws_access_key_id = AKLF" in text and "aws_secret_access_key = " in text
+    # The three printed lines are all the aws CLI needs.
+    result = server.aws("deploy", "list-applications")
+    assert result.ok, result.stderr
+    assert result.json == {"applications": []}
+
+
+def test_restart_keeps_everything(server, cd):
+    cd.create_application(applicationName="web")
+    cd.create_deployment_config(deploymentConfigName="TwoAtATime", minimumHealthyHosts={"type": "HOST_COUNT", "value": 2})
+    cd.create_deployment_group(
+        applicationName="web", deploymentGroupName="prod", serviceRoleArn="arn:aws:iam::123456789012:role/cd",
+        deploymentConfigName="TwoAtATime", onPremisesInstanceTagFilters=[{"Key": "env", "Value": "prod", "Type": "KEY_AND_VALUE"}],
+    )
+    cd.register_on_premises_instance(instanceName="web-1", iamUserArn="arn:aws:iam::123456789012:user/web-1")
+    cd.add_tags_to_on_premises_instances(instanceNames=["web-1"], tags=[{"Key": "env", "Value": "prod"}])
+    deployment = cd.create_deployment(
+        applicationName="web", deploymentGroupName="prod",
+        revision={"revisionType": "S3", "s3Location": {"bucket": "b", "key": "web.zip", "bundleType": "zip"}},
+    )["deploymentId"]
+    result = server.landfall("keys", "create", "--role", "read-only")
+    reader_id = result.stdout.split("access key id:")[1].split()[0]
+    reader_secret = result.stdout.split("secret access key:")[1].split()[0]
+    credentials_before = server.credentials_file.read_text()
+    before = {
+        "app": cd.get_application(applicationName="web")["application"],
+        "group": cd.get_deployment_group(applicationName="web", deploymentGroupName="prod")["deploymentGroupInfo"],
+        "deployment": cd.get_deployment(deploymentId=deployment)["deploymentInfo"],
+        "instance": cd.get_on_premises_instance(instanceName="web-1")["instanceInfo"],
+        "config": cd.get_deployment_config(deploymentConfigName="TwoAtATime")["deploymentConfigInfo"],
+        "targets": cd.list_deployment_targets(deploymentId=deployment)["targetIds"],
+    }
+
+    assert server.stop() == 0
+    server.start()
+    cd = server.client()
+    after = {
+        "app": cd.get_application(applicationName="web")["application"],
+        "group": cd.get_deployment_group(applicationName="web", deploymentGroupName="prod")["deploymentGroupInfo"],
+        "deployment": cd.get_deployment(deploymentId=deployment)["deploymentInfo"],
+        "instance": cd.get_on_premises_instance(instanceName="web-1")["instanceInfo"],
+        "config": cd.get_deployment_config(deploymentConfigName="TwoAtATime")["deploymentConfigInfo"],
+        "targets": cd.list_deployment_targets(deploymentId=deployment)["targetIds"],
+    }
+    assert after == before
+    # The administrator key is not replaced, and other keys still work.
+    assert server.credentials_file.read_text() == credentials_before
+    assert server.client(reader_id, reader_secret).list_applications()["applications"] == ["web"]
+    # The one-active-deployment rule survives too.
+    result = server.aws("deploy", "create-deployment", "--application-name", "web", "--deployment-group-name", "prod",
+                        "--s3-location", "bucket=b,key=web.zip,bundleType=zip")
+    assert not result.ok and deployment in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_the_server_gracefully(server, sig):
+    assert server.stop(sig) == 0
+    log = server.log()
+    assert "shutting down" in log and "stopped" in log
+
+
+def test_shutdown_finishes_requests_in_flight(server, cd):
+    """A request already being served when SIGTERM arrives still gets its answer."""
+    cd.create_application(applicationName="slowpoke")
+    results = []
+
+    def hammer():
+        client = server.client()
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            try:
+                results.append(client.get_application(applicationName="slowpoke")["application"]["applicationName"])
+            except Exception as error:  # connection refused once the listener is closed
+                results.append(type(error).__name__)
+                return
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    time.sleep(0.2)
+    assert server.stop() == 0
+    thread.join()
+    answered = [r for r in results if r == "slowpoke"]
+    assert answered, results
+    # Every request either got its answer or could not connect: none was cut off half-way.
+    assert all(r in ("slowpoke", "EndpointConnectionError") for r in results), set(results)
+
+
+def test_non_loopback_address_without_tls_is_refused(tmp_path):
+    result = subprocess.run(
+        [LANDFALL_BIN, "server", "--data-dir", str(tmp_path / "d"), "--listen", "0.0.0.0:0"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--tls-cert" in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_bad_flags_are_usage_errors(tmp_path):
+    result = subprocess.run([LANDFALL_BIN, "server", "--listen", "nonsense"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--listen" in result.stderr
+
+
+def test_tls_serves_the_api(landfall_factory, tmp_path):
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(certificate),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    server = landfall_factory(start=False)
+    server.start("--tls-cert", str(certificate), "--tls-key", str(key))
+    assert server.endpoint.startswith("https://127.0.0.1:")
+    result = server.aws("deploy", "create-application", "--application-name", "secure", env={"AWS_CA_BUNDLE": str(certificate)})
+    assert result.ok, result.stderr
+    listed = server.aws("deploy", "list-applications", env={"AWS_CA_BUNDLE": str(certificate)})
+    assert listed.json["applications"] == ["secure"]
+    # Plain HTTP to the TLS port gets nowhere.
+    with pytest.raises(Exception):
+        urllib.request.urlopen(server.endpoint.replace("https", "http") + "/health", timeout=5)
+    context = ssl.create_default_context(cafile=str(certificate))
+    with urllib.request.urlopen(server.endpoint + "/health", context=context, timeout=5) as response:
+        assert response.read() == b"ok\n"
+
+
+def test_health_needs_no_credentials(server):
+    with urllib.request.urlopen(server.endpoint + "/health", timeout=5) as response:
+        assert (response.status, response.read()) == (200, b"ok\n")
