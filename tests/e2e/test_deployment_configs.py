@@ -444,8 +444,6 @@ def test_custom_lambda_config_in_use_by_a_lambda_group(cd):
     cd.get_deployment_config(deploymentConfigName="LambdaSlow")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="the store's in-use check looks at deployment groups only, not at "
-                   "deployments still running with the configuration (see the report of this change)")
 def test_config_in_use_by_an_unfinished_deployment_cannot_be_deleted(cd):
     cd.register_on_premises_instance(instanceName="web-1", iamUserArn="arn:aws:iam::123456789012:user/web-1")
     cd.add_tags_to_on_premises_instances(instanceNames=["web-1"], tags=[{"Key": "role", "Value": "web"}])
@@ -461,3 +459,7 @@ def test_config_in_use_by_an_unfinished_deployment_cannot_be_deleted(cd):
     assert cd.get_deployment(deploymentId=deployment)["deploymentInfo"]["status"] not in ("Succeeded", "Failed", "Stopped")
     refused("DeploymentConfigInUseException", cd.delete_deployment_config, deploymentConfigName="JustThisOnce")
     cd.get_deployment_config(deploymentConfigName="JustThisOnce")
+    # Once the deployment has finished, nothing holds the configuration.
+    cd.stop_deployment(deploymentId=deployment)
+    cd.delete_deployment_config(deploymentConfigName="JustThisOnce")
+    refused("DeploymentConfigDoesNotExistException", cd.get_deployment_config, deploymentConfigName="JustThisOnce")

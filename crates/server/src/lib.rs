@@ -145,7 +145,7 @@ async fn bootstrap_admin_key(store: &dyn Store, credentials_file: &Path, region:
     );
     write_private_file(credentials_file, contents.as_bytes())
         .with_context(|| format!("writing {}", credentials_file.display()))?;
-    store.create_access_key(&key).await?;
+    store.create_access_key(&key, api::keys::MAX_ACCESS_KEYS).await?;
     tracing::info!(access_key_id = %key.access_key_id, file = %credentials_file.display(), "created the administrator key");
     Ok(())
 }

@@ -21,7 +21,8 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             access_keys, applications, application_delete_cascades, deployment_configs, deployment_groups,
-            revisions, instances, resource_tags, deployments, deployment_listing);
+            revisions, instances, resource_tags, deployments, deployment_listing, limits,
+            deployment_registers_its_revision, config_in_use_by_unfinished_deployment);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -33,6 +34,9 @@ macro_rules! conformance_tests {
         )+
     };
 }
+
+/// A limit no check comes near.
+const ROOMY: usize = 1000;
 
 fn first_page(limit: usize) -> PageRequest {
     PageRequest { after: None, limit }
@@ -116,7 +120,7 @@ pub async fn access_keys(store: &dyn Store) {
             created_at: Timestamp(1),
             revoked_at: None,
         };
-        store.create_access_key(&key).await.unwrap();
+        store.create_access_key(&key, ROOMY).await.unwrap();
     }
     let key = store.access_key("AKIA2").await.unwrap().unwrap();
     assert_eq!((key.role, key.secret_access_key.as_str()), (Role::ReadOnly, "secret-AKIA2"));
@@ -135,11 +139,10 @@ pub async fn access_keys(store: &dyn Store) {
 }
 
 pub async fn applications(store: &dyn Store) {
-    store.create_application(&app("id-b", "bravo")).await.unwrap();
-    store.create_application(&app("id-a", "alpha")).await.unwrap();
-    store.create_application(&app("id-c", "charlie")).await.unwrap();
-    assert!(matches!(store.create_application(&app("id-x", "alpha")).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.count_applications().await.unwrap(), 3);
+    store.create_application(&app("id-b", "bravo"), ROOMY).await.unwrap();
+    store.create_application(&app("id-a", "alpha"), ROOMY).await.unwrap();
+    store.create_application(&app("id-c", "charlie"), ROOMY).await.unwrap();
+    assert!(matches!(store.create_application(&app("id-x", "alpha"), ROOMY).await, Err(StoreError::Conflict(_))));
 
     let page = store.list_applications(&first_page(2)).await.unwrap();
     assert_eq!(page.items, ["alpha", "bravo"]);
@@ -156,15 +159,22 @@ pub async fn applications(store: &dyn Store) {
 }
 
 pub async fn application_delete_cascades(store: &dyn Store) {
-    store.create_application(&app("app-1", "web")).await.unwrap();
-    store.create_application(&app("app-2", "other")).await.unwrap();
-    store.create_deployment_group(&group("g-1", "app-1", "prod", "CodeDeployDefault.OneAtATime")).await.unwrap();
-    store.create_deployment_group(&group("g-2", "app-2", "prod", "CodeDeployDefault.OneAtATime")).await.unwrap();
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    store.create_application(&app("app-2", "other"), ROOMY).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "CodeDeployDefault.OneAtATime"), ROOMY).await.unwrap();
+    store.create_deployment_group(&group("g-2", "app-2", "prod", "CodeDeployDefault.OneAtATime"), ROOMY).await.unwrap();
     store.register_revision(&s3_revision("app-1", "a.zip", 1)).await.unwrap();
     let tag = [Tag { key: Some("team".into()), value: Some("core".into()) }];
     store.tag_resource(TaggedKind::Application, "app-1", &tag).await.unwrap();
     store.tag_resource(TaggedKind::DeploymentGroup, "g-1", &tag).await.unwrap();
-    store.create_deployment(&deployment("d-AAAAAAAA1", "g-1", DeploymentStatus::Created, 1, true), &[]).await.unwrap();
+    store
+        .create_deployment(
+            &deployment("d-AAAAAAAA1", "g-1", DeploymentStatus::Created, 1, true),
+            &[],
+            &s3_revision("app-1", "x.zip", 0),
+        )
+        .await
+        .unwrap();
 
     store.delete_application("app-1").await.unwrap();
     assert!(store.application("web").await.unwrap().is_none());
@@ -185,14 +195,13 @@ pub async fn deployment_configs(store: &dyn Store) {
         deployment_config_name: Some("TwoAtATime".into()),
         ..Default::default()
     };
-    store.create_deployment_config(&config).await.unwrap();
-    assert!(matches!(store.create_deployment_config(&config).await, Err(StoreError::Conflict(_))));
+    store.create_deployment_config(&config, ROOMY).await.unwrap();
+    assert!(matches!(store.create_deployment_config(&config, ROOMY).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.deployment_config("TwoAtATime").await.unwrap(), Some(config));
     assert_eq!(store.list_deployment_configs(&first_page(10)).await.unwrap().items, ["TwoAtATime"]);
-    assert_eq!(store.count_deployment_configs().await.unwrap(), 1);
 
-    store.create_application(&app("app-1", "web")).await.unwrap();
-    store.create_deployment_group(&group("g-1", "app-1", "prod", "TwoAtATime")).await.unwrap();
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "TwoAtATime"), ROOMY).await.unwrap();
     match store.delete_deployment_config("TwoAtATime").await {
         Err(StoreError::InUse(users)) => assert_eq!(users, ["web/prod"]),
         other => panic!("expected InUse, got {other:?}"),
@@ -204,18 +213,17 @@ pub async fn deployment_configs(store: &dyn Store) {
 }
 
 pub async fn deployment_groups(store: &dyn Store) {
-    store.create_application(&app("app-1", "web")).await.unwrap();
-    store.create_application(&app("app-2", "api")).await.unwrap();
-    store.create_deployment_group(&group("g-1", "app-1", "prod", "C")).await.unwrap();
-    store.create_deployment_group(&group("g-2", "app-1", "beta", "C")).await.unwrap();
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    store.create_application(&app("app-2", "api"), ROOMY).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "C"), ROOMY).await.unwrap();
+    store.create_deployment_group(&group("g-2", "app-1", "beta", "C"), ROOMY).await.unwrap();
     // Same name in another application is fine; in the same one it is a conflict.
-    store.create_deployment_group(&group("g-3", "app-2", "prod", "C")).await.unwrap();
+    store.create_deployment_group(&group("g-3", "app-2", "prod", "C"), ROOMY).await.unwrap();
     assert!(matches!(
-        store.create_deployment_group(&group("g-4", "app-1", "prod", "C")).await,
+        store.create_deployment_group(&group("g-4", "app-1", "prod", "C"), ROOMY).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.list_deployment_groups("app-1", &first_page(10)).await.unwrap().items, ["beta", "prod"]);
-    assert_eq!(store.count_deployment_groups("app-1").await.unwrap(), 2);
 
     let mut renamed = store.deployment_group("app-1", "beta").await.unwrap().unwrap();
     renamed.info.deployment_group_name = Some("staging".into());
@@ -229,11 +237,11 @@ pub async fn deployment_groups(store: &dyn Store) {
     let mut ecs = group("g-5", "app-2", "ecs-a", "C");
     ecs.info.ecs_services =
         Some(vec![ECSService { service_name: Some("svc".into()), cluster_name: Some("main".into()) }]);
-    store.create_deployment_group(&ecs).await.unwrap();
+    store.create_deployment_group(&ecs, ROOMY).await.unwrap();
     let mut other = ecs.clone();
     other.info.deployment_group_id = Some("g-6".into());
     other.info.deployment_group_name = Some("ecs-b".into());
-    match store.create_deployment_group(&other).await {
+    match store.create_deployment_group(&other, ROOMY).await {
         Err(StoreError::Conflict(what)) => assert_eq!(what, "ECS service"),
         result => panic!("expected an ECS service conflict, got {result:?}"),
     }
@@ -248,8 +256,8 @@ pub async fn deployment_groups(store: &dyn Store) {
 }
 
 pub async fn revisions(store: &dyn Store) {
-    store.create_application(&app("app-1", "web")).await.unwrap();
-    store.create_deployment_group(&group("g-1", "app-1", "prod", "C")).await.unwrap();
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "C"), ROOMY).await.unwrap();
     for (index, key) in ["b/2.zip", "a/1.zip", "a/3.zip"].iter().enumerate() {
         store.register_revision(&s3_revision("app-1", key, 10 + index as i64)).await.unwrap();
     }
@@ -260,10 +268,13 @@ pub async fn revisions(store: &dyn Store) {
     let stored = store.revision("app-1", &again.key).await.unwrap().unwrap();
     assert_eq!((stored.info.register_time, stored.info.description.as_deref()), (Some(Timestamp(11)), Some("second")));
 
-    store.mark_revision_used("app-1", &again.key, Timestamp(50)).await.unwrap();
-    store.mark_revision_used("app-1", &again.key, Timestamp(60)).await.unwrap();
+    // Deployments record their use: firstUsedTime once, lastUsedTime each time.
+    let use_at = |id: &str, at: i64| deployment(id, "g-1", DeploymentStatus::Succeeded, at, false);
+    store.create_deployment(&use_at("d-USE000001", 50), &[], &again).await.unwrap();
+    store.create_deployment(&use_at("d-USE000002", 60), &[], &again).await.unwrap();
     let used = store.revision("app-1", &again.key).await.unwrap().unwrap();
     assert_eq!((used.info.first_used_time, used.info.last_used_time), (Some(Timestamp(50)), Some(Timestamp(60))));
+    assert_eq!(used.info.description.as_deref(), Some("second"), "a deployment does not re-register a revision");
 
     let keys = |page: &crate::Page<RevisionRecord>| -> Vec<String> {
         page.items.iter().map(|r| r.location.s3_location.as_ref().unwrap().key.clone().unwrap()).collect()
@@ -339,26 +350,41 @@ pub async fn resource_tags(store: &dyn Store) {
 }
 
 pub async fn deployments(store: &dyn Store) {
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
     let target = TargetRecord {
         deployment_id: "d-AAAAAAAA1".into(),
         target_id: "web-1".into(),
         target: DeploymentTarget { deployment_target_type: Some("InstanceTarget".into()), ..Default::default() },
     };
     let first = deployment("d-AAAAAAAA1", "g-1", DeploymentStatus::Created, 1, true);
-    store.create_deployment(&first, std::slice::from_ref(&target)).await.unwrap();
+    store.create_deployment(&first, std::slice::from_ref(&target), &s3_revision("app-1", "x.zip", 0)).await.unwrap();
     // The group's one active exclusive deployment blocks another; a non-exclusive one passes.
     let second = deployment("d-AAAAAAAA2", "g-1", DeploymentStatus::Created, 2, true);
-    match store.create_deployment(&second, &[]).await {
+    match store.create_deployment(&second, &[], &s3_revision("app-1", "x.zip", 0)).await {
         Err(StoreError::ActiveDeployment(id)) => assert_eq!(id, "d-AAAAAAAA1"),
         result => panic!("expected ActiveDeployment, got {result:?}"),
     }
-    store.create_deployment(&deployment("d-AAAAAAAA3", "g-1", DeploymentStatus::Created, 3, false), &[]).await.unwrap();
-    store.create_deployment(&deployment("d-AAAAAAAA4", "g-2", DeploymentStatus::Created, 4, true), &[]).await.unwrap();
+    store
+        .create_deployment(
+            &deployment("d-AAAAAAAA3", "g-1", DeploymentStatus::Created, 3, false),
+            &[],
+            &s3_revision("app-1", "x.zip", 0),
+        )
+        .await
+        .unwrap();
+    store
+        .create_deployment(
+            &deployment("d-AAAAAAAA4", "g-2", DeploymentStatus::Created, 4, true),
+            &[],
+            &s3_revision("app-1", "x.zip", 0),
+        )
+        .await
+        .unwrap();
 
     let mut stopped = store.deployment("d-AAAAAAAA1").await.unwrap().unwrap();
     stopped.info.status = Some(DeploymentStatus::Stopped);
     store.update_deployment(&stopped).await.unwrap();
-    store.create_deployment(&second, &[]).await.unwrap();
+    store.create_deployment(&second, &[], &s3_revision("app-1", "x.zip", 0)).await.unwrap();
 
     let (attempted, succeeded) = store.last_deployments("g-1").await.unwrap();
     assert_eq!(attempted.unwrap().deployment_id.as_deref(), Some("d-AAAAAAAA2"));
@@ -382,6 +408,7 @@ pub async fn deployments(store: &dyn Store) {
 }
 
 pub async fn deployment_listing(store: &dyn Store) {
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
     let statuses = [DeploymentStatus::Succeeded, DeploymentStatus::Failed, DeploymentStatus::Stopped];
     for index in 0..9 {
         let mut record = deployment(
@@ -392,7 +419,7 @@ pub async fn deployment_listing(store: &dyn Store) {
             false,
         );
         record.info.external_id = (index == 4).then(|| "stack-4".to_owned());
-        store.create_deployment(&record, &[]).await.unwrap();
+        store.create_deployment(&record, &[], &s3_revision("app-1", "x.zip", 0)).await.unwrap();
     }
     let all = DeploymentFilter::default();
     let page = store.list_deployments(&all, &first_page(4)).await.unwrap();
@@ -423,4 +450,74 @@ pub async fn deployment_listing(store: &dyn Store) {
     );
     let external = DeploymentFilter { external_id: Some("stack-4".into()), ..Default::default() };
     assert_eq!(store.list_deployments(&external, &first_page(10)).await.unwrap().items, ["d-LIST00004"]);
+}
+
+pub async fn limits(store: &dyn Store) {
+    store.create_application(&app("a-1", "one"), 2).await.unwrap();
+    store.create_application(&app("a-2", "two"), 2).await.unwrap();
+    assert!(matches!(store.create_application(&app("a-3", "three"), 2).await, Err(StoreError::LimitExceeded(2))));
+    // A name conflict is reported as such, even at the limit.
+    assert!(matches!(store.create_application(&app("a-4", "one"), 2).await, Err(StoreError::Conflict(_))));
+    assert!(store.application("three").await.unwrap().is_none());
+
+    store.create_deployment_group(&group("g-1", "a-1", "one", "C"), 1).await.unwrap();
+    assert!(matches!(
+        store.create_deployment_group(&group("g-2", "a-1", "two", "C"), 1).await,
+        Err(StoreError::LimitExceeded(1))
+    ));
+    store.create_deployment_group(&group("g-3", "a-2", "two", "C"), 1).await.unwrap();
+    assert!(store.deployment_group_by_id("g-2").await.unwrap().is_none());
+
+    let config = |name: &str| DeploymentConfigInfo { deployment_config_name: Some(name.into()), ..Default::default() };
+    store.create_deployment_config(&config("A"), 1).await.unwrap();
+    assert!(matches!(store.create_deployment_config(&config("B"), 1).await, Err(StoreError::LimitExceeded(1))));
+    assert!(store.deployment_config("B").await.unwrap().is_none());
+
+    let key = |id: &str| AccessKeyRecord {
+        access_key_id: id.into(),
+        secret_access_key: "s".into(),
+        role: Role::Admin,
+        description: String::new(),
+        created_at: Timestamp(1),
+        revoked_at: None,
+    };
+    store.create_access_key(&key("K1"), 1).await.unwrap();
+    assert!(matches!(store.create_access_key(&key("K2"), 1).await, Err(StoreError::LimitExceeded(1))));
+    assert!(store.access_key("K2").await.unwrap().is_none());
+}
+
+pub async fn deployment_registers_its_revision(store: &dyn Store) {
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    let mut revision = s3_revision("app-1", "new.zip", 7);
+    revision.info.description = Some("registered by d-NEW000001".into());
+    store
+        .create_deployment(&deployment("d-NEW000001", "g-1", DeploymentStatus::Created, 7, true), &[], &revision)
+        .await
+        .unwrap();
+    let stored = store.revision("app-1", &revision.key).await.unwrap().unwrap();
+    assert_eq!(stored.info.description.as_deref(), Some("registered by d-NEW000001"));
+    assert_eq!((stored.info.first_used_time, stored.info.last_used_time), (Some(Timestamp(7)), Some(Timestamp(7))));
+
+    // A deployment refused for the group's active one registers nothing.
+    let other = s3_revision("app-1", "other.zip", 8);
+    let refused = deployment("d-NEW000002", "g-1", DeploymentStatus::Created, 8, true);
+    assert!(matches!(store.create_deployment(&refused, &[], &other).await, Err(StoreError::ActiveDeployment(_))));
+    assert!(store.revision("app-1", &other.key).await.unwrap().is_none());
+    assert!(store.deployment("d-NEW000002").await.unwrap().is_none());
+}
+
+pub async fn config_in_use_by_unfinished_deployment(store: &dyn Store) {
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    let config = DeploymentConfigInfo { deployment_config_name: Some("Careful".into()), ..Default::default() };
+    store.create_deployment_config(&config, ROOMY).await.unwrap();
+    let mut running = deployment("d-CFG000001", "g-1", DeploymentStatus::InProgress, 1, true);
+    running.info.deployment_config_name = Some("Careful".into());
+    store.create_deployment(&running, &[], &s3_revision("app-1", "x.zip", 0)).await.unwrap();
+    match store.delete_deployment_config("Careful").await {
+        Err(StoreError::InUse(users)) => assert_eq!(users, ["d-CFG000001"]),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    running.info.status = Some(DeploymentStatus::Succeeded);
+    store.update_deployment(&running).await.unwrap();
+    store.delete_deployment_config("Careful").await.unwrap();
 }

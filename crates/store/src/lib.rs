@@ -33,6 +33,9 @@ pub enum StoreError {
     /// The record to change does not exist.
     #[error("not found")]
     NotFound,
+    /// Creating the record would exceed the given limit.
+    #[error("limit of {0} reached")]
+    LimitExceeded(usize),
     /// The database failed; the server answers InternalFailure and logs this.
     #[error("store failure: {0}")]
     Backend(String),
@@ -169,20 +172,20 @@ pub trait Store: Send + Sync + 'static {
     async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String>;
 
     // -- access keys -------------------------------------------------------------------------
-    async fn create_access_key(&self, key: &AccessKeyRecord) -> StoreResult<()>;
+    /// LimitExceeded if `limit` keys (active or revoked) exist already.
+    async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()>;
     async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;
     async fn list_access_keys(&self, page: &PageRequest) -> StoreResult<Page<AccessKeyRecord>>;
     /// Marks the key revoked; NotFound if there is no such key, Ok if it was revoked already.
     async fn revoke_access_key(&self, access_key_id: &str, at: Timestamp) -> StoreResult<()>;
 
     // -- applications ------------------------------------------------------------------------
-    /// Conflict if the name is taken.
-    async fn create_application(&self, app: &ApplicationInfo) -> StoreResult<()>;
+    /// Conflict if the name is taken; LimitExceeded if `limit` applications exist already.
+    async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()>;
     async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>>;
     async fn application_by_id(&self, id: &str) -> StoreResult<Option<ApplicationInfo>>;
     /// Names in ascending order.
     async fn list_applications(&self, page: &PageRequest) -> StoreResult<Page<String>>;
-    async fn count_applications(&self) -> StoreResult<usize>;
     /// Conflict if the new name is taken; NotFound if the application is gone.
     async fn rename_application(&self, id: &str, new_name: &str) -> StoreResult<()>;
     /// Deletes the application with its deployment groups, revisions and their resource tags.
@@ -190,21 +193,21 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_application(&self, id: &str) -> StoreResult<()>;
 
     // -- deployment configurations (custom ones; predefined ones are code) --------------------
-    async fn create_deployment_config(&self, config: &DeploymentConfigInfo) -> StoreResult<()>;
+    /// Conflict if the name is taken; LimitExceeded if `limit` custom configurations exist.
+    async fn create_deployment_config(&self, config: &DeploymentConfigInfo, limit: usize) -> StoreResult<()>;
     async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>>;
     async fn list_deployment_configs(&self, page: &PageRequest) -> StoreResult<Page<String>>;
-    async fn count_deployment_configs(&self) -> StoreResult<usize>;
-    /// InUse if a deployment group uses it; Ok if it does not exist.
+    /// InUse if a deployment group, or a deployment not yet finished, uses it (their names);
+    /// Ok if it does not exist.
     async fn delete_deployment_config(&self, name: &str) -> StoreResult<()>;
 
     // -- deployment groups ----------------------------------------------------------------------
     /// Conflict if the application has a group of that name, or (ECS) the service belongs to
-    /// another group: the text says which.
-    async fn create_deployment_group(&self, group: &GroupRecord) -> StoreResult<()>;
+    /// another group: the text says which. LimitExceeded if the application has `limit` groups.
+    async fn create_deployment_group(&self, group: &GroupRecord, limit: usize) -> StoreResult<()>;
     async fn deployment_group(&self, application_id: &str, name: &str) -> StoreResult<Option<GroupRecord>>;
     async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>>;
     async fn list_deployment_groups(&self, application_id: &str, page: &PageRequest) -> StoreResult<Page<String>>;
-    async fn count_deployment_groups(&self, application_id: &str) -> StoreResult<usize>;
     /// Replaces the group's settings (possibly renaming it); same conflicts as create.
     async fn update_deployment_group(&self, group: &GroupRecord) -> StoreResult<()>;
     /// Deletes the group and its resource tags; Ok if it does not exist.
@@ -222,8 +225,6 @@ pub trait Store: Send + Sync + 'static {
         filter: &RevisionFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<RevisionRecord>>;
-    /// Records a use by a deployment: lastUsedTime, and firstUsedTime the first time.
-    async fn mark_revision_used(&self, application_id: &str, key: &str, at: Timestamp) -> StoreResult<()>;
 
     // -- on-premises instances -----------------------------------------------------------------
     /// Registers an instance. Conflict if a registered instance has the name or the IAM ARN
@@ -243,9 +244,16 @@ pub trait Store: Send + Sync + 'static {
     async fn untag_resource(&self, kind: TaggedKind, id: &str, keys: &[String]) -> StoreResult<()>;
 
     // -- deployments -----------------------------------------------------------------------------
-    /// Stores a new deployment with its targets. If it is exclusive and its group has another
-    /// exclusive deployment in an active status, fails with ActiveDeployment(that id).
-    async fn create_deployment(&self, deployment: &DeploymentRecord, targets: &[TargetRecord]) -> StoreResult<()>;
+    /// Stores a new deployment with its targets, and records the use of its revision (registering
+    /// `revision` first if the application does not have it yet). If the deployment is exclusive
+    /// and its group has another exclusive deployment in an active status, fails with
+    /// ActiveDeployment(that id) and changes nothing.
+    async fn create_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        targets: &[TargetRecord],
+        revision: &RevisionRecord,
+    ) -> StoreResult<()>;
     async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>>;
     /// Newest first.
     async fn list_deployments(&self, filter: &DeploymentFilter, page: &PageRequest) -> StoreResult<Page<String>>;

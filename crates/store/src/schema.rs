@@ -4,9 +4,10 @@
 //! job without them.)
 
 /// (version, statements) for SQLite.
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -94,4 +95,13 @@ CREATE TABLE deployment_targets (
     PRIMARY KEY (deployment_id, target_id)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+ALTER TABLE deployments ADD COLUMN config_name TEXT NOT NULL DEFAULT '';
+UPDATE deployments SET config_name = COALESCE(json_extract(doc, '$.deploymentConfigName'), '');
+CREATE INDEX deployments_config ON deployments(config_name, status);
+"#,
+    ),
+];

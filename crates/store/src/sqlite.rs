@@ -20,10 +20,16 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use crate::schema::SQLITE_MIGRATIONS;
 use crate::{
-    ACTIVE_STATUSES, AccessKeyRecord, DeployedFilter, DeploymentFilter, DeploymentRecord, GroupRecord, Page,
-    PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind,
-    TargetRecord,
+    AccessKeyRecord, DeployedFilter, DeploymentFilter, DeploymentRecord, GroupRecord, Page, PageRequest,
+    RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetRecord,
 };
+
+/// [`ACTIVE_STATUSES`] as an SQL list, for `concat!` into static queries.
+macro_rules! active_statuses {
+    () => {
+        "('Created', 'Queued', 'InProgress', 'Baking', 'Ready')"
+    };
+}
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -165,6 +171,55 @@ fn group_from_row(row: &SqliteRow) -> StoreResult<GroupRecord> {
     Ok(GroupRecord { application_id: row.try_get("application_id")?, info: doc_column(row, "doc")? })
 }
 
+/// Fails with LimitExceeded(limit) if `count_sql` (with one optional bound argument) counts more
+/// than `limit` rows. Called after the insert it guards, inside its transaction, so concurrent
+/// creates cannot overshoot, and a name conflict is reported before the limit.
+async fn check_limit(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    count_sql: &'static str,
+    argument: Option<&str>,
+    limit: usize,
+) -> StoreResult<()> {
+    let mut query = sqlx::query_scalar::<_, i64>(count_sql);
+    if let Some(argument) = argument {
+        query = query.bind(argument);
+    }
+    let count = query.fetch_one(&mut **tx).await?;
+    if usize::try_from(count).unwrap_or(usize::MAX) > limit {
+        return Err(StoreError::LimitExceeded(limit));
+    }
+    Ok(())
+}
+
+/// Registers a revision. If the application has it already, `update_description` decides
+/// whether the new description replaces the old one; nothing else changes.
+async fn insert_revision(
+    connection: &mut sqlx::SqliteConnection,
+    revision: &RevisionRecord,
+    update_description: bool,
+) -> StoreResult<()> {
+    let sql = if update_description {
+        "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (application_id, revision_key) DO UPDATE SET description = excluded.description"
+    } else {
+        "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (application_id, revision_key) DO NOTHING"
+    };
+    let s3 = revision.location.s3_location.as_ref();
+    sqlx::query(sql)
+        .bind(&revision.application_id)
+        .bind(&revision.key)
+        .bind(s3.and_then(|s3| s3.bucket.clone()))
+        .bind(s3.and_then(|s3| s3.key.clone()))
+        .bind(revision.info.register_time.unwrap_or_default().0)
+        .bind(to_doc(&revision.location))
+        .bind(&revision.info.description)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 fn ecs_service_key(group: &GroupRecord) -> Option<String> {
     let service = group.info.ecs_services.as_ref()?.first()?;
     Some(format!("{}:{}", service.cluster_name.as_deref()?, service.service_name.as_deref()?))
@@ -209,7 +264,8 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&self.writer).await?)
     }
 
-    async fn create_access_key(&self, key: &AccessKeyRecord) -> StoreResult<()> {
+    async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         let result = sqlx::query(
             "INSERT INTO access_keys (access_key_id, secret_access_key, role, description, created_at, revoked_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -220,12 +276,17 @@ impl Store for SqliteStore {
         .bind(&key.description)
         .bind(key.created_at.0)
         .bind(key.revoked_at.map(|t| t.0))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await;
         match result {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("access key {}", key.access_key_id))),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("access key {}", key.access_key_id)));
+            }
+            other => other?,
+        };
+        check_limit(&mut tx, "SELECT COUNT(*) FROM access_keys", None, limit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
@@ -265,17 +326,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_application(&self, app: &ApplicationInfo) -> StoreResult<()> {
+    async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         let result = sqlx::query("INSERT INTO applications (id, name, doc) VALUES (?, ?, ?)")
             .bind(&app.application_id)
             .bind(&app.application_name)
             .bind(to_doc(app))
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await;
         match result {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("application".into())),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("application".into())),
+            other => other?,
+        };
+        check_limit(&mut tx, "SELECT COUNT(*) FROM applications", None, limit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>> {
@@ -302,11 +367,6 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         Ok(page_of(names, page.limit, Clone::clone))
-    }
-
-    async fn count_applications(&self) -> StoreResult<usize> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applications").fetch_one(&self.reader).await?;
-        Ok(count as usize)
     }
 
     async fn rename_application(&self, id: &str, new_name: &str) -> StoreResult<()> {
@@ -351,16 +411,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_deployment_config(&self, config: &DeploymentConfigInfo) -> StoreResult<()> {
+    async fn create_deployment_config(&self, config: &DeploymentConfigInfo, limit: usize) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         let result = sqlx::query("INSERT INTO deployment_configs (name, doc) VALUES (?, ?)")
             .bind(&config.deployment_config_name)
             .bind(to_doc(config))
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await;
         match result {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("deployment configuration".into())),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("deployment configuration".into())),
+            other => other?,
+        };
+        check_limit(&mut tx, "SELECT COUNT(*) FROM deployment_configs", None, limit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>> {
@@ -381,11 +445,6 @@ impl Store for SqliteStore {
         Ok(page_of(names, page.limit, Clone::clone))
     }
 
-    async fn count_deployment_configs(&self) -> StoreResult<usize> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployment_configs").fetch_one(&self.reader).await?;
-        Ok(count as usize)
-    }
-
     async fn delete_deployment_config(&self, name: &str) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let users: Vec<String> = sqlx::query_scalar(
@@ -395,6 +454,16 @@ impl Store for SqliteStore {
         .bind(name)
         .fetch_all(&mut *tx)
         .await?;
+        let mut users = users;
+        let running: Vec<String> = sqlx::query_scalar(concat!(
+            "SELECT id FROM deployments WHERE config_name = ? AND status IN ",
+            active_statuses!(),
+            " ORDER BY seq"
+        ))
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        users.extend(running);
         if !users.is_empty() {
             return Err(StoreError::InUse(users));
         }
@@ -407,7 +476,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_deployment_group(&self, group: &GroupRecord) -> StoreResult<()> {
+    async fn create_deployment_group(&self, group: &GroupRecord, limit: usize) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         let result = sqlx::query(
             "INSERT INTO deployment_groups (id, application_id, name, config_name, ecs_service, doc) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -417,12 +487,16 @@ impl Store for SqliteStore {
         .bind(group.info.deployment_config_name.as_deref().unwrap_or_default())
         .bind(ecs_service_key(group))
         .bind(to_doc(&group.info))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await;
         match result {
-            Err(e) if is_unique_violation(&e) => Err(group_conflict(&e)),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+            Err(e) if is_unique_violation(&e) => return Err(group_conflict(&e)),
+            other => other?,
+        };
+        let count = "SELECT COUNT(*) FROM deployment_groups WHERE application_id = ?";
+        check_limit(&mut tx, count, Some(&group.application_id), limit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn deployment_group(&self, application_id: &str, name: &str) -> StoreResult<Option<GroupRecord>> {
@@ -450,14 +524,6 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         Ok(page_of(names, page.limit, Clone::clone))
-    }
-
-    async fn count_deployment_groups(&self, application_id: &str) -> StoreResult<usize> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deployment_groups WHERE application_id = ?")
-            .bind(application_id)
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(count as usize)
     }
 
     async fn update_deployment_group(&self, group: &GroupRecord) -> StoreResult<()> {
@@ -511,22 +577,8 @@ impl Store for SqliteStore {
     }
 
     async fn register_revision(&self, revision: &RevisionRecord) -> StoreResult<()> {
-        let s3 = revision.location.s3_location.as_ref();
-        sqlx::query(
-            "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (application_id, revision_key) DO UPDATE SET description = excluded.description",
-        )
-        .bind(&revision.application_id)
-        .bind(&revision.key)
-        .bind(s3.and_then(|s3| s3.bucket.clone()))
-        .bind(s3.and_then(|s3| s3.key.clone()))
-        .bind(revision.info.register_time.unwrap_or_default().0)
-        .bind(to_doc(&revision.location))
-        .bind(&revision.info.description)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let mut connection = self.writer.acquire().await?;
+        insert_revision(&mut connection, revision, true).await
     }
 
     async fn revision(&self, application_id: &str, key: &str) -> StoreResult<Option<RevisionRecord>> {
@@ -598,20 +650,6 @@ impl Store for SqliteStore {
             page.next = Some((offset + limit as i64).to_string());
         }
         Ok(page)
-    }
-
-    async fn mark_revision_used(&self, application_id: &str, key: &str, at: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE revisions SET first_used_time = COALESCE(first_used_time, ?), last_used_time = ?
-             WHERE application_id = ? AND revision_key = ?",
-        )
-        .bind(at.0)
-        .bind(at.0)
-        .bind(application_id)
-        .bind(key)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
     }
 
     async fn register_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
@@ -715,19 +753,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_deployment(&self, deployment: &DeploymentRecord, targets: &[TargetRecord]) -> StoreResult<()> {
+    async fn create_deployment(
+        &self,
+        deployment: &DeploymentRecord,
+        targets: &[TargetRecord],
+        revision: &RevisionRecord,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         if deployment.exclusive {
-            let active: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM deployments WHERE group_id = ? AND exclusive = 1
-                 AND status IN (?, ?, ?, ?, ?) ORDER BY seq LIMIT 1",
-            )
+            let active: Option<String> = sqlx::query_scalar(concat!(
+                "SELECT id FROM deployments WHERE group_id = ? AND exclusive = 1 AND status IN ",
+                active_statuses!(),
+                " ORDER BY seq LIMIT 1"
+            ))
             .bind(&deployment.group_id)
-            .bind(ACTIVE_STATUSES[0])
-            .bind(ACTIVE_STATUSES[1])
-            .bind(ACTIVE_STATUSES[2])
-            .bind(ACTIVE_STATUSES[3])
-            .bind(ACTIVE_STATUSES[4])
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(active) = active {
@@ -736,8 +775,9 @@ impl Store for SqliteStore {
         }
         let info = &deployment.info;
         let result = sqlx::query(
-            "INSERT INTO deployments (id, application_id, group_id, status, exclusive, create_time, external_id, doc)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO deployments
+             (id, application_id, group_id, status, exclusive, create_time, external_id, config_name, doc)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(deployment.id())
         .bind(&deployment.application_id)
@@ -746,6 +786,7 @@ impl Store for SqliteStore {
         .bind(i64::from(deployment.exclusive))
         .bind(info.create_time.unwrap_or_default().0)
         .bind(&info.external_id)
+        .bind(info.deployment_config_name.as_deref().unwrap_or_default())
         .bind(to_doc(info))
         .execute(&mut *tx)
         .await;
@@ -763,6 +804,18 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        insert_revision(&mut tx, revision, false).await?;
+        let used = info.create_time.unwrap_or_default().0;
+        sqlx::query(
+            "UPDATE revisions SET first_used_time = COALESCE(first_used_time, ?), last_used_time = ?
+             WHERE application_id = ? AND revision_key = ?",
+        )
+        .bind(used)
+        .bind(used)
+        .bind(&revision.application_id)
+        .bind(&revision.key)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -807,7 +860,7 @@ impl Store for SqliteStore {
         let page_json: String = query.build_query_scalar().fetch_one(&self.reader).await?;
         let mut items: Vec<(i64, String)> = from_doc(&page_json)?;
         // Aggregates need not keep the subquery's order.
-        items.sort_by(|a, b| b.0.cmp(&a.0));
+        items.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         let page = page_of(items, page.limit, |(seq, _)| seq.to_string());
         Ok(Page { items: page.items.into_iter().map(|(_, id)| id).collect(), next: page.next })
     }
@@ -877,5 +930,16 @@ fn group_conflict(error: &sqlx::Error) -> StoreError {
         StoreError::Conflict("ECS service".into())
     } else {
         StoreError::Conflict("deployment group".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ACTIVE_STATUSES;
+
+    #[test]
+    fn the_sql_list_of_active_statuses_matches_the_constant() {
+        let listed: Vec<String> = ACTIVE_STATUSES.iter().map(|status| format!("'{status}'")).collect();
+        assert_eq!(active_statuses!(), format!("({})", listed.join(", ")));
     }
 }

@@ -17,9 +17,6 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateApplicationInput) -> ApiResult<C
     validate::known(&platform, Exception::InvalidComputePlatform, "computePlatform")?;
     let tags = input.tags.unwrap_or_default();
     validate::resource_tags(&tags, Exception::InvalidTagsToAdd)?;
-    if ctx.store().count_applications().await.map_err(store_error)? >= MAX_APPLICATIONS {
-        return err(Exception::ApplicationLimitExceeded, format!("At most {MAX_APPLICATIONS} applications can exist."));
-    }
     let id = new_uuid();
     let app = ApplicationInfo {
         application_id: Some(id.clone()),
@@ -29,9 +26,12 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateApplicationInput) -> ApiResult<C
         git_hub_account_name: None,
         compute_platform: Some(platform),
     };
-    match ctx.store().create_application(&app).await {
+    match ctx.store().create_application(&app, MAX_APPLICATIONS).await {
         Err(StoreError::Conflict(_)) => {
             return err(Exception::ApplicationAlreadyExists, format!("The application {name} already exists."));
+        }
+        Err(StoreError::LimitExceeded(limit)) => {
+            return err(Exception::ApplicationLimitExceeded, format!("At most {limit} applications can exist."));
         }
         other => other.map_err(store_error)?,
     }

@@ -14,12 +14,6 @@ pub const MAX_CUSTOM_CONFIGS: usize = 1000;
 pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentConfigInput) -> ApiResult<CreateDeploymentConfigOutput> {
     let platform = validate::create_deployment_config(&input)?;
     let name = validate::deployment_config_name(&input.deployment_config_name)?;
-    if ctx.store().count_deployment_configs().await.map_err(store_error)? >= MAX_CUSTOM_CONFIGS {
-        return err(
-            Exception::DeploymentConfigLimitExceeded,
-            format!("At most {MAX_CUSTOM_CONFIGS} custom deployment configurations can exist."),
-        );
-    }
     let id = new_uuid();
     let config = DeploymentConfigInfo {
         deployment_config_id: Some(id.clone()),
@@ -30,10 +24,14 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentConfigInput) -> ApiRes
         traffic_routing_config: input.traffic_routing_config,
         zonal_config: input.zonal_config,
     };
-    match ctx.store().create_deployment_config(&config).await {
+    match ctx.store().create_deployment_config(&config, MAX_CUSTOM_CONFIGS).await {
         Err(StoreError::Conflict(_)) => err(
             Exception::DeploymentConfigAlreadyExists,
             format!("The deployment configuration {name} already exists."),
+        ),
+        Err(StoreError::LimitExceeded(limit)) => err(
+            Exception::DeploymentConfigLimitExceeded,
+            format!("At most {limit} custom deployment configurations can exist."),
         ),
         other => other.map(|()| CreateDeploymentConfigOutput { deployment_config_id: Some(id) }).map_err(store_error),
     }
@@ -73,7 +71,10 @@ pub async fn delete(ctx: &Ctx<'_>, input: DeleteDeploymentConfigInput) -> ApiRes
     match ctx.store().delete_deployment_config(name).await {
         Err(StoreError::InUse(groups)) => err(
             Exception::DeploymentConfigInUse,
-            format!("The deployment configuration {name} is in use by deployment groups: {}.", groups.join(", ")),
+            format!(
+                "The deployment configuration {name} is in use by deployment groups or unfinished deployments: {}.",
+                groups.join(", ")
+            ),
         ),
         other => other.map_err(store_error),
     }

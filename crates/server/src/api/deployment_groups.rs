@@ -139,14 +139,15 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentGroupInput) -> ApiResu
     };
     settings_from!(input).apply_to(&mut group);
     check_settings(ctx, &mut group, &platform).await?;
-    if ctx.store().count_deployment_groups(&app_id).await.map_err(store_error)? >= MAX_GROUPS_PER_APPLICATION {
-        return err(
-            Exception::DeploymentGroupLimitExceeded,
-            format!("Application {app_name} already has {MAX_GROUPS_PER_APPLICATION} deployment groups."),
-        );
-    }
-    match ctx.store().create_deployment_group(&GroupRecord { application_id: app_id, info: group }).await {
+    let record = GroupRecord { application_id: app_id, info: group };
+    match ctx.store().create_deployment_group(&record, MAX_GROUPS_PER_APPLICATION).await {
         Err(StoreError::Conflict(what)) => return Err(conflict(&what, &app_name, &group_name)),
+        Err(StoreError::LimitExceeded(limit)) => {
+            return err(
+                Exception::DeploymentGroupLimitExceeded,
+                format!("Application {app_name} already has {limit} deployment groups."),
+            );
+        }
         other => other.map_err(store_error)?,
     }
     if !tags.is_empty() {

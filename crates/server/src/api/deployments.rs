@@ -9,7 +9,7 @@ use landfall_engine::selection;
 use landfall_store::{DeploymentFilter, DeploymentRecord, StoreError, TargetRecord};
 
 use super::common::{Ctx, default_config_name, new_deployment_id, page_request, page_token, store_error};
-use super::revisions::register_location;
+use super::revisions::revision_record;
 
 const PAGE: usize = 100;
 /// Most instances one deployment may target (CodeDeploy's per-deployment quota).
@@ -229,7 +229,10 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         exclusive: true,
         info,
     };
-    match ctx.store().create_deployment(&record, &targets).await {
+    // Registered with the deployment, in one step, if the application does not have it yet.
+    let description = format!("Application revision registered by Deployment ID: {id}");
+    let revision = revision_record(ctx, &app, &location, Some(description));
+    match ctx.store().create_deployment(&record, &targets, &revision).await {
         Err(StoreError::ActiveDeployment(active)) => {
             return err(
                 Exception::DeploymentLimitExceeded,
@@ -238,14 +241,6 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         }
         other => other.map_err(store_error)?,
     }
-    // The revision is registered only once the deployment exists: a refused deployment leaves
-    // no registration behind. One registered before keeps its description.
-    let key = validate::revision_key(&location);
-    if ctx.store().revision(&record.application_id, &key).await.map_err(store_error)?.is_none() {
-        let description = format!("Application revision registered by Deployment ID: {id}");
-        register_location(ctx, &app, &location, Some(description)).await?;
-    }
-    ctx.store().mark_revision_used(&record.application_id, &key, ctx.now).await.map_err(store_error)?;
     Ok(CreateDeploymentOutput { deployment_id: Some(id) })
 }
 

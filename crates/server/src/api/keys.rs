@@ -49,16 +49,13 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateAccessKeyInput) -> ApiResult<Cre
         );
     };
     validate::description(&input.description)?;
-    let existing = ctx
-        .store()
-        .list_access_keys(&landfall_store::PageRequest { after: None, limit: MAX_ACCESS_KEYS })
-        .await
-        .map_err(store_error)?;
-    if existing.items.len() >= MAX_ACCESS_KEYS {
-        return err(Exception::AccessKeyLimitExceeded, format!("At most {MAX_ACCESS_KEYS} access keys can exist."));
-    }
     let key = new_access_key(role, input.description.as_deref().unwrap_or(""), ctx.now);
-    ctx.store().create_access_key(&key).await.map_err(store_error)?;
+    match ctx.store().create_access_key(&key, MAX_ACCESS_KEYS).await {
+        Err(StoreError::LimitExceeded(limit)) => {
+            return err(Exception::AccessKeyLimitExceeded, format!("At most {limit} access keys can exist."));
+        }
+        other => other.map_err(store_error)?,
+    }
     tracing::info!(access_key_id = %key.access_key_id, role = role.as_str(), by = %ctx.caller.access_key_id, "access key created");
     Ok(CreateAccessKeyOutput { access_key: key_info(&key, true) })
 }

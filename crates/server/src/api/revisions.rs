@@ -29,29 +29,26 @@ async fn checked_revision(
     Ok((app, location))
 }
 
-/// Registers `location` under `app` (or updates its description) and returns its key.
-pub async fn register_location(
+/// The record of `location` registered under `app` now, with `description`.
+pub fn revision_record(
     ctx: &Ctx<'_>,
     app: &ApplicationInfo,
     location: &RevisionLocation,
     description: Option<String>,
-) -> ApiResult<String> {
-    let key = validate::revision_key(location);
-    let record = RevisionRecord {
+) -> RevisionRecord {
+    RevisionRecord {
         application_id: app.application_id.clone().unwrap_or_default(),
-        key: key.clone(),
+        key: validate::revision_key(location),
         location: location.clone(),
         info: GenericRevisionInfo { description, register_time: Some(ctx.now), ..Default::default() },
-    };
-    ctx.store().register_revision(&record).await.map_err(store_error)?;
-    Ok(key)
+    }
 }
 
 pub async fn register(ctx: &Ctx<'_>, input: RegisterApplicationRevisionInput) -> ApiResult<()> {
     validate::description(&input.description)?;
     let (app, location) = checked_revision(ctx, &input.application_name, &input.revision, false).await?;
-    register_location(ctx, &app, &location, input.description).await?;
-    Ok(())
+    let record = revision_record(ctx, &app, &location, input.description);
+    ctx.store().register_revision(&record).await.map_err(store_error)
 }
 
 pub async fn get(ctx: &Ctx<'_>, input: GetApplicationRevisionInput) -> ApiResult<GetApplicationRevisionOutput> {
