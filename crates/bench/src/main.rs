@@ -149,6 +149,23 @@ async fn seed(client: &Client, count: usize) -> anyhow::Result<String> {
     Ok(last)
 }
 
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("bad stat")?.1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// The machine's CPU time split (user, system, idle, steal) as counters, from /proc/stat.
+fn machine_cpu() -> anyhow::Result<[u64; 4]> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let values: Vec<u64> = line.split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
+    Ok([values[0] + values[1], values[2], values[3] + values[4], values.get(7).copied().unwrap_or(0)])
+}
+
 fn resident_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:")).context("no VmRSS")?;
@@ -231,7 +248,9 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-fn report(name: &str, load: &Load) {
+fn report(name: &str, load: &Load, server_cpu: f64, machine: [u64; 4]) {
+    let total: u64 = machine.iter().sum::<u64>().max(1);
+    let share = |value: u64| value as f64 * 100.0 / total as f64;
     println!(
         "{name:<16} {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests, {} errors, {:.1} s)",
         load.requests as f64 / load.elapsed.as_secs_f64(),
@@ -241,6 +260,29 @@ fn report(name: &str, load: &Load) {
         load.errors,
         load.elapsed.as_secs_f64(),
     );
+    println!(
+        "{:<16} server CPU {:.0} us per request; machine CPU user {:.0}%, system {:.0}%, idle {:.0}%, steal {:.0}%",
+        "",
+        server_cpu * 1e6 / load.requests.max(1) as f64,
+        share(machine[0]),
+        share(machine[1]),
+        share(machine[2]),
+        share(machine[3]),
+    );
+}
+
+/// Runs one load phase and reports it with the CPU the server and the machine spent.
+async fn measure(
+    name: &str,
+    pid: u32,
+    load: impl std::future::Future<Output = anyhow::Result<Load>>,
+) -> anyhow::Result<()> {
+    let (cpu_before, machine_before) = (cpu_seconds(pid)?, machine_cpu()?);
+    let load = load.await?;
+    let (cpu_after, machine_after) = (cpu_seconds(pid)?, machine_cpu()?);
+    let machine = [0, 1, 2, 3].map(|i| machine_after[i].saturating_sub(machine_before[i]));
+    report(name, &load, cpu_after - cpu_before, machine);
+    Ok(())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -267,30 +309,14 @@ async fn main() -> anyhow::Result<()> {
         "load: {} keep-alive connections, {} s per operation, every request signed",
         options.connections, options.seconds
     );
+    let (endpoint, credentials, region) = (&settings.endpoint, &settings.credentials, &settings.region);
+    let (connections, seconds) = (options.connections, options.seconds);
     let get = serde_json::to_vec(&json!({"deploymentId": deployment}))?;
-    let load = drive(
-        &settings.endpoint,
-        &settings.credentials,
-        &settings.region,
-        "CodeDeploy_20141006.GetDeployment",
-        get,
-        options.connections,
-        options.seconds,
-    )
-    .await?;
-    report("GetDeployment", &load);
+    let target = "CodeDeploy_20141006.GetDeployment";
+    measure("GetDeployment", pid, drive(endpoint, credentials, region, target, get, connections, seconds)).await?;
     let list = serde_json::to_vec(&json!({"applicationName": "bench", "deploymentGroupName": "fleet"}))?;
-    let load = drive(
-        &settings.endpoint,
-        &settings.credentials,
-        &settings.region,
-        "CodeDeploy_20141006.ListDeployments",
-        list,
-        options.connections,
-        options.seconds,
-    )
-    .await?;
-    report("ListDeployments", &load);
+    let target = "CodeDeploy_20141006.ListDeployments";
+    measure("ListDeployments", pid, drive(endpoint, credentials, region, target, list, connections, seconds)).await?;
     println!("resident memory after load:         {:.1} MiB", resident_kib(pid)? as f64 / 1024.0);
     Ok(())
 }

@@ -233,6 +233,15 @@ pub async fn deployment_groups(store: &dyn Store) {
     renamed.info.deployment_group_name = Some("prod".into());
     assert!(matches!(store.update_deployment_group(&renamed).await, Err(StoreError::Conflict(_))));
 
+    let (app_found, group_found) = store.application_and_group("web", "prod").await.unwrap().unwrap();
+    assert_eq!(
+        (app_found.application_id.as_deref(), group_found.map(|g| g.id().to_owned())),
+        (Some("app-1"), Some("g-1".into()))
+    );
+    let (_, none) = store.application_and_group("web", "nope").await.unwrap().unwrap();
+    assert!(none.is_none());
+    assert!(store.application_and_group("nope", "prod").await.unwrap().is_none());
+
     // An ECS service belongs to one group only.
     let mut ecs = group("g-5", "app-2", "ecs-a", "C");
     ecs.info.ecs_services =

@@ -207,6 +207,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_deployment_group(&self, group: &GroupRecord, limit: usize) -> StoreResult<()>;
     async fn deployment_group(&self, application_id: &str, name: &str) -> StoreResult<Option<GroupRecord>>;
     async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>>;
+    /// An application by name and, if it has one of that name, its deployment group, read
+    /// together (the common first step of group and deployment calls).
+    async fn application_and_group(
+        &self,
+        application_name: &str,
+        group_name: &str,
+    ) -> StoreResult<Option<(ApplicationInfo, Option<GroupRecord>)>>;
     async fn list_deployment_groups(&self, application_id: &str, page: &PageRequest) -> StoreResult<Page<String>>;
     /// Replaces the group's settings (possibly renaming it); same conflicts as create.
     async fn update_deployment_group(&self, group: &GroupRecord) -> StoreResult<()>;

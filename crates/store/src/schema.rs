@@ -104,4 +104,12 @@ UPDATE deployments SET config_name = COALESCE(json_extract(doc, '$.deploymentCon
 CREATE INDEX deployments_config ON deployments(config_name, status);
 "#,
     ),
+    (
+        3,
+        r#"
+-- Covering: a group's deployment listing reads the index alone.
+DROP INDEX deployments_group;
+CREATE INDEX deployments_group ON deployments(group_id, seq, id);
+"#,
+    ),
 ];

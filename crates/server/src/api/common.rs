@@ -35,18 +35,19 @@ impl Ctx<'_> {
         }
     }
 
-    /// Loads a deployment group, or DeploymentGroupDoesNotExistException.
-    pub async fn deployment_group(&self, app: &ApplicationInfo, name: &str) -> ApiResult<GroupRecord> {
-        let app_id = app.application_id.as_deref().unwrap_or_default();
-        match self.store().deployment_group(app_id, name).await.map_err(store_error)? {
-            Some(group) => Ok(group),
-            None => err(
+    /// Loads an application and its deployment group, or the exception saying which is missing.
+    pub async fn application_and_group(
+        &self,
+        app_name: &str,
+        group_name: &str,
+    ) -> ApiResult<(ApplicationInfo, GroupRecord)> {
+        match self.store().application_and_group(app_name, group_name).await.map_err(store_error)? {
+            None => err(Exception::ApplicationDoesNotExist, format!("No application found for name: {app_name}")),
+            Some((_, None)) => err(
                 Exception::DeploymentGroupDoesNotExist,
-                format!(
-                    "No Deployment Group found for name: {name} in application {}",
-                    app.application_name.as_deref().unwrap_or_default()
-                ),
+                format!("No Deployment Group found for name: {group_name} in application {app_name}"),
             ),
+            Some((app, Some(group))) => Ok((app, group)),
         }
     }
 

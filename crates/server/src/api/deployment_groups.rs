@@ -176,8 +176,7 @@ async fn describe(ctx: &Ctx<'_>, app: &ApplicationInfo, record: GroupRecord) -> 
 pub async fn get(ctx: &Ctx<'_>, input: GetDeploymentGroupInput) -> ApiResult<GetDeploymentGroupOutput> {
     let app_name = validate::application_name(&input.application_name)?;
     let group_name = validate::deployment_group_name(&input.deployment_group_name, "deploymentGroupName")?;
-    let app = ctx.application(app_name).await?;
-    let record = ctx.deployment_group(&app, group_name).await?;
+    let (app, record) = ctx.application_and_group(app_name, group_name).await?;
     Ok(GetDeploymentGroupOutput { deployment_group_info: Some(describe(ctx, &app, record).await?) })
 }
 
@@ -245,9 +244,8 @@ pub async fn update(ctx: &Ctx<'_>, input: UpdateDeploymentGroupInput) -> ApiResu
     if let Some(role) = &input.service_role_arn {
         validate::service_role_arn(role)?;
     }
-    let app = ctx.application(&app_name).await?;
+    let (app, mut record) = ctx.application_and_group(&app_name, &current).await?;
     let platform = app.compute_platform.clone().unwrap_or(ComputePlatform::Server);
-    let mut record = ctx.deployment_group(&app, &current).await?;
     settings_from!(input).apply_to(&mut record.info);
     if let Some(name) = &new_name {
         record.info.deployment_group_name = Some(name.clone());

@@ -166,9 +166,8 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
     if let Some(name) = input.deployment_config_name.as_deref().filter(|name| !name.is_empty()) {
         validate::resource_name(name, Exception::InvalidDeploymentConfigName, "deploymentConfigName")?;
     }
-    let app = ctx.application(&app_name).await?;
+    let (app, group) = ctx.application_and_group(&app_name, &group_name).await?;
     let platform = app.compute_platform.clone().unwrap_or(ComputePlatform::Server);
-    let group = ctx.deployment_group(&app, &group_name).await?;
     let style = group.info.deployment_style.clone().unwrap_or_default();
     let group_type = style.deployment_type.clone().unwrap_or(DeploymentType::InPlace);
     validate::create_deployment(&input, &platform, &group_type)?;
@@ -280,8 +279,8 @@ pub async fn list(ctx: &Ctx<'_>, input: ListDeploymentsInput) -> ApiResult<ListD
         (Some(app_name), Some(group_name)) => {
             validate::resource_name(app_name, Exception::InvalidApplicationName, "applicationName")?;
             validate::resource_name(group_name, Exception::InvalidDeploymentGroupName, "deploymentGroupName")?;
-            let app = ctx.application(app_name).await?;
-            filter.group_id = Some(ctx.deployment_group(&app, group_name).await?.id().to_owned());
+            let (_, group) = ctx.application_and_group(app_name, group_name).await?;
+            filter.group_id = Some(group.id().to_owned());
         }
         (None, None) => {}
     }
