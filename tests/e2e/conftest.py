@@ -27,6 +27,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# Where tests leave figures for the end-of-run summary (workers and the controller share it).
+REPORT_DIR = REPO / "target" / "e2e-report"
 LANDFALL_BIN = os.environ.get("LANDFALL_BIN") or str(REPO / "target" / "debug" / "landfall")
 
 # Errors the AWS JSON protocol layer sends for any operation; no operation's model lists them.
@@ -340,3 +342,14 @@ def workdir():
     path = tempfile.mkdtemp(prefix="landfall-e2e-")
     yield pathlib.Path(path)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        shutil.rmtree(REPORT_DIR, ignore_errors=True)
+        REPORT_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for report in sorted(REPORT_DIR.glob("*.txt")) if REPORT_DIR.exists() else []:
+        terminalreporter.write_line(report.read_text().strip())

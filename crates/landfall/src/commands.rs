@@ -81,11 +81,23 @@ async fn serve(config: ServerConfig, example: Option<PathBuf>) -> Result<(), Fai
     let shutdown = shutdown_signal().map_err(Failure::failed)?;
     let server = Server::start(&config).await.map_err(Failure::failed)?;
     print!("{}", server.environment_lines());
-    if let Some(credentials) = example {
-        seed_example(&server, &credentials).await.map_err(Failure::failed)?;
-    }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    if let Some(credentials) = example {
+        // Through the API, so it runs beside the server once that serves.
+        let endpoint = server.endpoint().to_owned();
+        tokio::spawn(async move {
+            match seed_example(&endpoint, &credentials).await {
+                Ok(()) => {
+                    println!(
+                        "# example: application 'hello-landfall', deployment group 'local'; try: aws deploy list-applications"
+                    );
+                    let _ = std::io::stdout().flush();
+                }
+                Err(error) => tracing::warn!("could not create the example application: {error:#}"),
+            }
+        });
+    }
     server.run(shutdown).await.map_err(Failure::failed)
 }
 
@@ -114,9 +126,9 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
 
 /// Creates the example application and deployment group of `landfall dev` if they are missing,
 /// through the API as any client would.
-async fn seed_example(server: &Server, credentials: &std::path::Path) -> anyhow::Result<()> {
+async fn seed_example(endpoint: &str, credentials: &std::path::Path) -> anyhow::Result<()> {
     let mut vars: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    vars.insert("AWS_ENDPOINT_URL".into(), server.endpoint().to_owned());
+    vars.insert("AWS_ENDPOINT_URL".into(), endpoint.to_owned());
     vars.insert("AWS_SHARED_CREDENTIALS_FILE".into(), credentials.display().to_string());
     vars.insert("AWS_PROFILE".into(), landfall_server::PROFILE.into());
     let client = Client::new(ClientSettings::resolve(&Overrides::default(), &vars)?);
@@ -135,9 +147,6 @@ async fn seed_example(server: &Server, credentials: &std::path::Path) -> anyhow:
             Err(other) => return Err(other.into()),
         }
     }
-    println!(
-        "# example: application 'hello-landfall' with deployment group 'local'; try: aws deploy list-applications"
-    );
     Ok(())
 }
 
