@@ -21,6 +21,7 @@ import urllib.request
 
 import boto3
 import botocore.auth
+import botocore.exceptions
 import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -335,6 +336,28 @@ def cd(server):
 
 def error_code(excinfo):
     return excinfo.value.response["Error"]["Code"]
+
+
+def refusal(call, **kwargs):
+    """Calls a boto3 method that must fail; returns (exception name, message)."""
+    with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+        call(**kwargs)
+    message = excinfo.value.response["Error"]["Message"]
+    assert message, "an AWS error always carries a message"
+    return error_code(excinfo), message
+
+
+def refused(code, call, **kwargs):
+    """Calls a boto3 method that must fail with `code`; returns the message."""
+    found, message = refusal(call, **kwargs)
+    assert found == code, (found, message)
+    return message
+
+
+def cli_refused(result, code):
+    """An aws CLI run that must fail with `code`."""
+    assert not result.ok, result.stdout
+    assert code in result.stderr, result.stderr
 
 
 @pytest.fixture

@@ -4,27 +4,12 @@ UpdateApplication and DeleteApplication, through boto3 and the aws CLI."""
 import datetime
 import re
 
-import pytest
-from botocore.exceptions import ClientError
 
-from conftest import error_code, utcnow
+from conftest import cli_refused, refused, utcnow
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployServiceRole"
 S3_REVISION = {"revisionType": "S3", "s3Location": {"bucket": "bucket", "key": "app.zip", "bundleType": "zip"}}
-
-
-def refused(code, call, **kwargs):
-    """Calls a boto3 method that must fail with `code`; returns the error message."""
-    with pytest.raises(ClientError) as excinfo:
-        call(**kwargs)
-    assert error_code(excinfo) == code, excinfo.value.response
-    return excinfo.value.response["Error"]["Message"]
-
-
-def cli_refused(result, code):
-    assert not result.ok, result.stdout
-    assert code in result.stderr, result.stderr
 
 
 def names(cd):

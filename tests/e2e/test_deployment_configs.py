@@ -7,9 +7,8 @@ import json
 import re
 
 import pytest
-from botocore.exceptions import ClientError
 
-from conftest import error_code, utcnow
+from conftest import cli_refused, refused, utcnow
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployServiceRole"
@@ -45,18 +44,6 @@ PREDEFINED = {
     "CodeDeployDefault.ECSCanary10Percent15Minutes": ("ECS", canary(10, 15)),
     "CodeDeployDefault.ECSAllAtOnce": ("ECS", ALL_AT_ONCE),
 }
-
-
-def refused(code, call, **kwargs):
-    with pytest.raises(ClientError) as excinfo:
-        call(**kwargs)
-    assert error_code(excinfo) == code, excinfo.value.response
-    return excinfo.value.response["Error"]["Message"]
-
-
-def cli_refused(result, code):
-    assert not result.ok, result.stdout
-    assert code in result.stderr, result.stderr
 
 
 def config_names(cd):

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code
+from conftest import refusal
 
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployServiceRole"
 OTHER_ROLE = "arn:aws:iam::123456789012:role/service-role/CodeDeployOther"
@@ -66,15 +66,12 @@ def get(cd, app="app", name="group"):
     return cd.get_deployment_group(applicationName=app, deploymentGroupName=name)["deploymentGroupInfo"]
 
 
-def refused(call, **kwargs):
-    with pytest.raises(ClientError) as excinfo:
-        call(**kwargs)
-    assert excinfo.value.response["Error"]["Message"], "an AWS error always carries a message"
-    return error_code(excinfo)
+def refused_code(call, **kwargs):
+    return refusal(call, **kwargs)[0]
 
 
 def assert_missing(cd, app="app", name="group"):
-    assert refused(cd.get_deployment_group, applicationName=app, deploymentGroupName=name) == (
+    assert refused_code(cd.get_deployment_group, applicationName=app, deploymentGroupName=name) == (
         "DeploymentGroupDoesNotExistException"
     )
     assert name not in cd.list_deployment_groups(applicationName=app)["deploymentGroups"]
@@ -604,7 +601,7 @@ def test_duplicate_group_name_is_refused_and_the_first_is_kept(cd):
     make_app(cd)
     group_id = create(cd, deploymentConfigName="CodeDeployDefault.AllAtOnce")
     before = get(cd)
-    assert refused(cd.create_deployment_group, applicationName="app", deploymentGroupName="group",
+    assert refused_code(cd.create_deployment_group, applicationName="app", deploymentGroupName="group",
                    serviceRoleArn=OTHER_ROLE) == "DeploymentGroupAlreadyExistsException"
     assert get(cd) == before
     assert before["deploymentGroupId"] == group_id
@@ -614,9 +611,9 @@ def test_duplicate_group_name_is_refused_and_the_first_is_kept(cd):
 def test_invalid_group_names_are_refused(cd):
     make_app(cd)
     for name in ("bad name!", "x" * 101, "slash/name"):
-        assert refused(cd.create_deployment_group, applicationName="app", deploymentGroupName=name,
+        assert refused_code(cd.create_deployment_group, applicationName="app", deploymentGroupName=name,
                        serviceRoleArn=ROLE) == "InvalidDeploymentGroupNameException", name
-        assert refused(cd.get_deployment_group, applicationName="app", deploymentGroupName=name) == (
+        assert refused_code(cd.get_deployment_group, applicationName="app", deploymentGroupName=name) == (
             "InvalidDeploymentGroupNameException"
         ), name
     # Every character the documented pattern allows is accepted.
@@ -625,13 +622,13 @@ def test_invalid_group_names_are_refused(cd):
 
 
 def test_unknown_application_is_refused(cd):
-    assert refused(cd.create_deployment_group, applicationName="nope", deploymentGroupName="group",
+    assert refused_code(cd.create_deployment_group, applicationName="nope", deploymentGroupName="group",
                    serviceRoleArn=ROLE) == "ApplicationDoesNotExistException"
-    assert refused(cd.get_deployment_group, applicationName="nope", deploymentGroupName="group") == (
+    assert refused_code(cd.get_deployment_group, applicationName="nope", deploymentGroupName="group") == (
         "ApplicationDoesNotExistException"
     )
-    assert refused(cd.list_deployment_groups, applicationName="nope") == "ApplicationDoesNotExistException"
-    assert refused(cd.batch_get_deployment_groups, applicationName="nope", deploymentGroupNames=["group"]) == (
+    assert refused_code(cd.list_deployment_groups, applicationName="nope") == "ApplicationDoesNotExistException"
+    assert refused_code(cd.batch_get_deployment_groups, applicationName="nope", deploymentGroupNames=["group"]) == (
         "ApplicationDoesNotExistException"
     )
 
@@ -641,7 +638,7 @@ def test_ecs_service_belongs_to_one_group(cd):
     make_app(cd, "two", "ECS")
     create(cd, "one", "first", **ecs_fields("web", "prod"))
     for app in ("one", "two"):
-        assert refused(cd.create_deployment_group, applicationName=app, deploymentGroupName="second",
+        assert refused_code(cd.create_deployment_group, applicationName=app, deploymentGroupName="second",
                        serviceRoleArn=ROLE, **ecs_fields("web", "prod")) == "ECSServiceMappingLimitExceededException"
         assert_missing(cd, app, "second")
     # The same service name in another cluster is another service.
@@ -690,7 +687,7 @@ def test_batch_get_through_the_cli(server, cd):
 def test_batch_get_over_100_names_is_refused(cd):
     make_app(cd)
     names = [f"g{i}" for i in range(101)]
-    assert refused(cd.batch_get_deployment_groups, applicationName="app", deploymentGroupNames=names) == (
+    assert refused_code(cd.batch_get_deployment_groups, applicationName="app", deploymentGroupNames=names) == (
         "BatchLimitExceededException"
     )
 
@@ -718,12 +715,12 @@ def test_list_pages_through_105_groups(server, cd):
     cli = cli_ok(server.aws("deploy", "list-deployment-groups", "--application-name", "app"))
     assert len(cli["deploymentGroups"]) == 105 and set(cli["deploymentGroups"]) == names
 
-    assert refused(cd.list_deployment_groups, applicationName="app", nextToken="bogus-token") == (
+    assert refused_code(cd.list_deployment_groups, applicationName="app", nextToken="bogus-token") == (
         "InvalidNextTokenException"
     )
     # A token is bound to its listing.
     apps_token = first["nextToken"]
-    assert refused(cd.list_applications, nextToken=apps_token) == "InvalidNextTokenException"
+    assert refused_code(cd.list_applications, nextToken=apps_token) == "InvalidNextTokenException"
 
 
 def test_list_of_an_application_without_groups_is_empty(cd):
@@ -800,7 +797,7 @@ def test_rename_onto_an_existing_name_changes_nothing(cd):
     create(cd, name="blue")
     create(cd, name="green", deploymentConfigName="CodeDeployDefault.AllAtOnce")
     blue, green = get(cd, name="blue"), get(cd, name="green")
-    assert refused(update, cd=cd, current="blue", newDeploymentGroupName="green",
+    assert refused_code(update, cd=cd, current="blue", newDeploymentGroupName="green",
                    serviceRoleArn=OTHER_ROLE) == "DeploymentGroupAlreadyExistsException"
     assert get(cd, name="blue") == blue
     assert get(cd, name="green") == green
@@ -846,7 +843,7 @@ def test_update_switches_between_tag_filters_and_tag_sets(cd):
 
     # Both forms of one kind in a single call are still refused.
     before = get(cd)
-    assert refused(update, cd=cd, ec2TagFilters=[tag("a", kind="KEY_ONLY")], ec2TagSet=tag_set) == (
+    assert refused_code(update, cd=cd, ec2TagFilters=[tag("a", kind="KEY_ONLY")], ec2TagSet=tag_set) == (
         "InvalidEC2TagCombinationException"
     )
     assert get(cd) == before
@@ -881,7 +878,7 @@ def test_update_validates_the_merged_group(cd):
         ({"newDeploymentGroupName": "bad name!"}, "InvalidDeploymentGroupNameException"),
     ]
     for fields, code in refusals:
-        assert refused(update, cd=cd, **fields) == code, fields
+        assert refused_code(update, cd=cd, **fields) == code, fields
         assert get(cd) == before, fields
     assert_missing(cd, name="renamed")
 
@@ -893,10 +890,10 @@ def test_update_validates_the_merged_group(cd):
 
 def test_update_of_an_unknown_group_or_application(cd):
     make_app(cd)
-    assert refused(update, cd=cd, current="ghost", serviceRoleArn=ROLE) == "DeploymentGroupDoesNotExistException"
-    assert refused(update, cd=cd, current="ghost", newDeploymentGroupName="x") == "DeploymentGroupDoesNotExistException"
+    assert refused_code(update, cd=cd, current="ghost", serviceRoleArn=ROLE) == "DeploymentGroupDoesNotExistException"
+    assert refused_code(update, cd=cd, current="ghost", newDeploymentGroupName="x") == "DeploymentGroupDoesNotExistException"
     assert_missing(cd, name="x")
-    assert refused(update, cd=cd, app="nope", current="group") == "ApplicationDoesNotExistException"
+    assert refused_code(update, cd=cd, app="nope", current="group") == "ApplicationDoesNotExistException"
 
 
 def test_update_of_an_ecs_group(cd):
@@ -910,7 +907,7 @@ def test_update_of_an_ecs_group(cd):
     assert web["ecsServices"] == [{"serviceName": "web", "clusterName": "prod"}]
     assert web["deploymentConfigName"] == "CodeDeployDefault.ECSCanary10Percent5Minutes"
     # Taking another group's service is refused.
-    assert refused(update, cd=cd, current="web", ecsServices=[{"serviceName": "api", "clusterName": "prod"}]) == (
+    assert refused_code(update, cd=cd, current="web", ecsServices=[{"serviceName": "api", "clusterName": "prod"}]) == (
         "ECSServiceMappingLimitExceededException"
     )
     assert get(cd, name="web") == web
@@ -921,7 +918,7 @@ def test_update_of_an_ecs_group(cd):
     assert web["ecsServices"] == [{"serviceName": "web-v2", "clusterName": "prod"}]
     assert web["loadBalancerInfo"] == ecs_target_groups("v2-blue", "v2-green", test_route=True)
     create(cd, name="web-again", **ecs_fields("web", "prod"))
-    assert refused(update, cd=cd, current="web", ecsServices=[]) == "InvalidECSServiceException"
+    assert refused_code(update, cd=cd, current="web", ecsServices=[]) == "InvalidECSServiceException"
 
 
 def test_cli_update_renames_and_changes_settings(server, cd):
@@ -947,7 +944,7 @@ def test_cli_update_renames_and_changes_settings(server, cd):
     assert info["serviceRoleArn"] == OTHER_ROLE
     assert_missing(cd, "WordPress_App", "WordPress_DG")
 
-    assert refused(update, cd=cd, app="WordPress_App", current="WordPress_DG") == "DeploymentGroupDoesNotExistException"
+    assert refused_code(update, cd=cd, app="WordPress_App", current="WordPress_DG") == "DeploymentGroupDoesNotExistException"
 
 
 # -- Delete ---------------------------------------------------------------------------------------

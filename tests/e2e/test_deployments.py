@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code
+from conftest import error_code, refusal
 
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployService"
 REVISION = {"revisionType": "S3", "s3Location": {"bucket": "bundles", "key": "app/v1.zip", "bundleType": "zip"}}
@@ -40,12 +40,6 @@ def revision_s3(key="app/v1.zip"):
 
 def appspec(content):
     return {"revisionType": "AppSpecContent", "appSpecContent": {"content": content}}
-
-
-def refused(call, **kwargs):
-    with pytest.raises(ClientError) as excinfo:
-        call(**kwargs)
-    return error_code(excinfo), excinfo.value.response["Error"]["Message"]
 
 
 def host(cd, name, **tags):
@@ -236,7 +230,7 @@ def test_only_registered_matching_instances_become_targets(cd):
         assert deployment(cd, deployment_id)["deploymentOverview"]["Pending"] == len(names), group
     empty = deploy(cd, group="none")
     assert deployment(cd, empty)["deploymentOverview"]["Pending"] == 0
-    code, _ = refused(cd.list_deployment_targets, deploymentId=empty)
+    code, _ = refusal(cd.list_deployment_targets, deploymentId=empty)
     assert code == "DeploymentNotStartedException"
 
 
@@ -258,7 +252,7 @@ def test_one_active_deployment_per_group(server, cd):
     server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     server_group(cd, group="other")
     active = deploy(cd)
-    code, message = refused(cd.create_deployment, applicationName="web", deploymentGroupName="fleet",
+    code, message = refusal(cd.create_deployment, applicationName="web", deploymentGroupName="fleet",
                             revision=revision_s3("app/v2.zip"))
     assert code == "DeploymentLimitExceededException"
     assert message == f"The Deployment Group 'fleet' already has an active Deployment '{active}'"
@@ -283,7 +277,7 @@ def test_one_active_deployment_per_group(server, cd):
 
     following = deploy(cd, revision=revision_s3("app/v2.zip"))
     assert sorted(all_deployments(cd)) == sorted([active, other, following])
-    code, _ = refused(cd.stop_deployment, deploymentId=active)
+    code, _ = refusal(cd.stop_deployment, deploymentId=active)
     assert code == "DeploymentAlreadyCompletedException"
 
 
@@ -336,9 +330,9 @@ def test_stop_with_rollback_and_no_successful_deployment_says_why(cd):
 
 
 def test_stop_unknown_or_malformed_deployment(cd):
-    code, _ = refused(cd.stop_deployment, deploymentId="d-AAAAAAAAA")
+    code, _ = refusal(cd.stop_deployment, deploymentId="d-AAAAAAAAA")
     assert code == "DeploymentDoesNotExistException"
-    code, _ = refused(cd.stop_deployment, deploymentId="not-an-id")
+    code, _ = refusal(cd.stop_deployment, deploymentId="not-an-id")
     assert code == "InvalidDeploymentIdException"
 
 
@@ -367,7 +361,7 @@ def test_create_refuses_bad_requests_and_leaves_nothing(server, cd):
     ]
     for override, expected in bad:
         request = {"applicationName": "web", "deploymentGroupName": "fleet", "revision": REVISION, **override}
-        code, _ = refused(cd.create_deployment, **request)
+        code, _ = refusal(cd.create_deployment, **request)
         assert code == expected, override
     for missing, expected in [("revision", "RevisionRequiredException"),
                               ("applicationName", "ApplicationNameRequiredException"),
@@ -390,14 +384,14 @@ def test_lambda_deployment_with_inline_appspec(cd):
     lambda_app(cd)
     for flag, expected in [("ignoreApplicationStopFailures", "InvalidIgnoreApplicationStopFailuresValueException"),
                            ("updateOutdatedInstancesOnly", "InvalidUpdateOutdatedInstancesOnlyValueException")]:
-        code, _ = refused(cd.create_deployment, applicationName="fn", deploymentGroupName="live",
+        code, _ = refusal(cd.create_deployment, applicationName="fn", deploymentGroupName="live",
                           revision=appspec(LAMBDA_APPSPEC), **{flag: True})
         assert code == expected
     for config in ("CodeDeployDefault.OneAtATime", "CodeDeployDefault.ECSAllAtOnce"):
-        code, _ = refused(cd.create_deployment, applicationName="fn", deploymentGroupName="live",
+        code, _ = refusal(cd.create_deployment, applicationName="fn", deploymentGroupName="live",
                           revision=appspec(LAMBDA_APPSPEC), deploymentConfigName=config)
         assert code == "InvalidDeploymentConfigNameException"
-    code, _ = refused(cd.create_deployment, applicationName="fn", deploymentGroupName="live", revision=REVISION)
+    code, _ = refusal(cd.create_deployment, applicationName="fn", deploymentGroupName="live", revision=REVISION)
     assert code == "InvalidRevisionException"
     assert all_deployments(cd) == []
 
@@ -423,18 +417,18 @@ def test_lifecycle_hook_status_calls(cd):
     server_group(cd)
     lambda_id = deploy(cd, app="fn", group="live", revision=appspec(LAMBDA_APPSPEC))
     server_id = deploy(cd)
-    code, _ = refused(cd.put_lifecycle_event_hook_execution_status, deploymentId=server_id,
+    code, _ = refusal(cd.put_lifecycle_event_hook_execution_status, deploymentId=server_id,
                       lifecycleEventHookExecutionId="hook-1", status="Succeeded")
     assert code == "UnsupportedActionForDeploymentTypeException"
-    code, message = refused(cd.put_lifecycle_event_hook_execution_status, deploymentId=lambda_id,
+    code, message = refusal(cd.put_lifecycle_event_hook_execution_status, deploymentId=lambda_id,
                             lifecycleEventHookExecutionId="no-such-hook", status="Succeeded")
     assert code == "InvalidLifecycleEventHookExecutionIdException"
     assert "no-such-hook" in message
     for status in ("Pending", "InProgress", "Skipped", "Unknown", "Done"):
-        code, _ = refused(cd.put_lifecycle_event_hook_execution_status, deploymentId=lambda_id,
+        code, _ = refusal(cd.put_lifecycle_event_hook_execution_status, deploymentId=lambda_id,
                           lifecycleEventHookExecutionId="hook-1", status=status)
         assert code == "InvalidLifecycleEventHookExecutionStatusException", status
-    code, _ = refused(cd.put_lifecycle_event_hook_execution_status, deploymentId="d-AAAAAAAAA",
+    code, _ = refusal(cd.put_lifecycle_event_hook_execution_status, deploymentId="d-AAAAAAAAA",
                       lifecycleEventHookExecutionId="hook-1", status="Succeeded")
     assert code == "DeploymentDoesNotExistException"
     assert deployment(cd, lambda_id)["status"] == "Created"
@@ -442,7 +436,7 @@ def test_lifecycle_hook_status_calls(cd):
 
 def test_ecs_deployment_and_the_deprecated_instance_calls(cd):
     ecs_app(cd)
-    code, _ = refused(cd.create_deployment, applicationName="svc", deploymentGroupName="prod",
+    code, _ = refusal(cd.create_deployment, applicationName="svc", deploymentGroupName="prod",
                       revision=appspec(ECS_APPSPEC), ignoreApplicationStopFailures=True)
     assert code == "InvalidIgnoreApplicationStopFailuresValueException"
     deployment_id = deploy(cd, app="svc", group="prod", revision=appspec(ECS_APPSPEC))
@@ -463,7 +457,7 @@ def test_ecs_deployment_and_the_deprecated_instance_calls(cd):
             call()
         assert error_code(excinfo) == "InvalidComputePlatformException"
     # Its targets come with the ECS platform work: while Created, it has not started.
-    code, _ = refused(cd.list_deployment_targets, deploymentId=deployment_id)
+    code, _ = refusal(cd.list_deployment_targets, deploymentId=deployment_id)
     assert code == "DeploymentNotStartedException"
 
 
@@ -471,11 +465,11 @@ def test_ecs_deployment_and_the_deprecated_instance_calls(cd):
 
 
 def test_get_unknown_and_malformed_deployments(server, cd):
-    code, message = refused(cd.get_deployment, deploymentId="d-AAAAAAAAA")
+    code, message = refusal(cd.get_deployment, deploymentId="d-AAAAAAAAA")
     assert code == "DeploymentDoesNotExistException"
     assert "d-AAAAAAAAA" in message
     for bad in ("d-aaaaaaaaa", "d-AAAA", "x-AAAAAAAAA", "d-AAAAAAAAAA"):
-        code, _ = refused(cd.get_deployment, deploymentId=bad)
+        code, _ = refusal(cd.get_deployment, deploymentId=bad)
         assert code == "InvalidDeploymentIdException", bad
 
 
@@ -487,9 +481,9 @@ def test_batch_get_deployments(cd):
     answer = cd.batch_get_deployments(deploymentIds=[first, "d-AAAAAAAAA", second])["deploymentsInfo"]
     assert sorted(info["deploymentId"] for info in answer) == sorted([first, second])
     assert cd.batch_get_deployments(deploymentIds=["d-AAAAAAAAA"])["deploymentsInfo"] == []
-    code, _ = refused(cd.batch_get_deployments, deploymentIds=[first, "nope"])
+    code, _ = refusal(cd.batch_get_deployments, deploymentIds=[first, "nope"])
     assert code == "InvalidDeploymentIdException"
-    code, _ = refused(cd.batch_get_deployments, deploymentIds=[first] * 26)
+    code, _ = refusal(cd.batch_get_deployments, deploymentIds=[first] * 26)
     assert code == "BatchLimitExceededException"
     assert len(cd.batch_get_deployments(deploymentIds=[f"d-AAAAAAA{i:02d}" for i in range(24)] + [first])
                ["deploymentsInfo"]) == 1
@@ -516,16 +510,16 @@ def test_list_deployments_filters(server, cd):
     assert all_deployments(cd, includeOnlyStatuses=["Created", "Queued", "InProgress"]) == [elsewhere, active]
     assert all_deployments(cd, includeOnlyStatuses=["Succeeded", "Failed"]) == []
 
-    code, message = refused(cd.list_deployments, includeOnlyStatuses=["Created", "Finished"])
+    code, message = refusal(cd.list_deployments, includeOnlyStatuses=["Created", "Finished"])
     assert code == "InvalidDeploymentStatusException"
     assert "Finished" in message
-    code, _ = refused(cd.list_deployments, applicationName="web")
+    code, _ = refusal(cd.list_deployments, applicationName="web")
     assert code == "DeploymentGroupNameRequiredException"
-    code, _ = refused(cd.list_deployments, deploymentGroupName="fleet")
+    code, _ = refusal(cd.list_deployments, deploymentGroupName="fleet")
     assert code == "ApplicationNameRequiredException"
-    code, _ = refused(cd.list_deployments, applicationName="nope", deploymentGroupName="fleet")
+    code, _ = refusal(cd.list_deployments, applicationName="nope", deploymentGroupName="fleet")
     assert code == "ApplicationDoesNotExistException"
-    code, _ = refused(cd.list_deployments, applicationName="web", deploymentGroupName="nope")
+    code, _ = refusal(cd.list_deployments, applicationName="web", deploymentGroupName="nope")
     assert code == "DeploymentGroupDoesNotExistException"
 
 
@@ -551,7 +545,7 @@ def test_list_deployments_by_create_time(server, cd):
     status, body = server.raw("CodeDeploy_20141006.ListDeployments",
                               {"createTimeRange": {"start": second_time, "end": first_time}})
     assert body["__type"] == "InvalidTimeRangeException"
-    code, _ = refused(cd.list_deployments, createTimeRange={"start": time.time() + 3600, "end": time.time()})
+    code, _ = refusal(cd.list_deployments, createTimeRange={"start": time.time() + 3600, "end": time.time()})
     assert code == "InvalidTimeRangeException"
 
 
@@ -567,7 +561,7 @@ def test_list_deployments_pages_past_one_page(server, cd):
     result = server.aws("deploy", "list-deployments", "--application-name", "web", "--deployment-group-name", "fleet")
     assert result.ok, result.stderr
     assert result.json["deployments"] == created[::-1]
-    code, _ = refused(cd.list_deployments, nextToken="garbage")
+    code, _ = refusal(cd.list_deployments, nextToken="garbage")
     assert code == "InvalidNextTokenException"
 
 
@@ -604,17 +598,17 @@ def test_target_calls(server, cd):
     batch = cd.batch_get_deployment_targets(deploymentId=deployment_id, targetIds=["web-2", "web-1"])
     assert [t["instanceTarget"]["targetId"] for t in batch["deploymentTargets"]] == ["web-2", "web-1"]
 
-    code, _ = refused(cd.batch_get_deployment_targets, deploymentId=deployment_id, targetIds=["web-1", "ghost"])
+    code, _ = refusal(cd.batch_get_deployment_targets, deploymentId=deployment_id, targetIds=["web-1", "ghost"])
     assert code == "DeploymentTargetDoesNotExistException"
-    code, _ = refused(cd.batch_get_deployment_targets, deploymentId=deployment_id, targetIds=["web-1"] * 26)
+    code, _ = refusal(cd.batch_get_deployment_targets, deploymentId=deployment_id, targetIds=["web-1"] * 26)
     assert code == "DeploymentTargetListSizeExceededException"
-    code, _ = refused(cd.get_deployment_target, deploymentId=deployment_id, targetId="ghost")
+    code, _ = refusal(cd.get_deployment_target, deploymentId=deployment_id, targetId="ghost")
     assert code == "DeploymentTargetDoesNotExistException"
-    code, _ = refused(cd.list_deployment_targets, deploymentId=deployment_id, targetFilters={"Colour": ["Blue"]})
+    code, _ = refusal(cd.list_deployment_targets, deploymentId=deployment_id, targetFilters={"Colour": ["Blue"]})
     assert code == "InvalidTargetFilterNameException"
-    code, _ = refused(cd.list_deployment_targets, deploymentId=deployment_id, targetFilters={"TargetStatus": ["Lost"]})
+    code, _ = refusal(cd.list_deployment_targets, deploymentId=deployment_id, targetFilters={"TargetStatus": ["Lost"]})
     assert code == "InvalidInstanceStatusException"
-    code, _ = refused(cd.get_deployment_target, deploymentId="d-AAAAAAAAA", targetId="web-1")
+    code, _ = refusal(cd.get_deployment_target, deploymentId="d-AAAAAAAAA", targetId="web-1")
     assert code == "DeploymentDoesNotExistException"
 
     cd.stop_deployment(deploymentId=deployment_id)
@@ -646,11 +640,11 @@ def test_deprecated_instance_calls(server, cd):
     batch = cd.batch_get_deployment_instances(deploymentId=deployment_id, instanceIds=["web-1", "ghost"])
     assert [s["instanceId"] for s in batch["instancesSummary"]] == [arns["web-1"]]
     assert "ghost" in batch["errorMessage"]
-    code, _ = refused(cd.batch_get_deployment_instances, deploymentId=deployment_id, instanceIds=["web-1"] * 26)
+    code, _ = refusal(cd.batch_get_deployment_instances, deploymentId=deployment_id, instanceIds=["web-1"] * 26)
     assert code == "BatchLimitExceededException"
-    code, _ = refused(cd.get_deployment_instance, deploymentId=deployment_id, instanceId="ghost")
+    code, _ = refusal(cd.get_deployment_instance, deploymentId=deployment_id, instanceId="ghost")
     assert code == "InstanceDoesNotExistException"
-    code, _ = refused(cd.list_deployment_instances, deploymentId=deployment_id, instanceTypeFilter=["Green"])
+    code, _ = refusal(cd.list_deployment_instances, deploymentId=deployment_id, instanceTypeFilter=["Green"])
     assert code == "InvalidDeploymentInstanceTypeException"
 
 
@@ -694,9 +688,9 @@ def test_blue_green_deployment_targets_both_fleets(cd):
     host(cd, "green-1", color="green")
     host(cd, "green-2", color="green")
     blue_green_group(cd)
-    code, _ = refused(cd.create_deployment, applicationName="web", deploymentGroupName="bg", revision=REVISION)
+    code, _ = refusal(cd.create_deployment, applicationName="web", deploymentGroupName="bg", revision=REVISION)
     assert code == "InvalidTargetInstancesException"
-    code, _ = refused(cd.create_deployment, applicationName="web", deploymentGroupName="bg", revision=REVISION,
+    code, _ = refusal(cd.create_deployment, applicationName="web", deploymentGroupName="bg", revision=REVISION,
                       targetInstances={"tagFilters": [{"Key": "color", "Type": "KEY_ONLY"}]})
     assert code == "InvalidTargetInstancesException"
     assert all_deployments(cd) == []
@@ -711,7 +705,7 @@ def test_blue_green_deployment_targets_both_fleets(cd):
 
     assert target_ids(cd, deployment_id, targetFilters={"ServerInstanceLabel": ["Blue"]}) == ["blue-1"]
     assert target_ids(cd, deployment_id, targetFilters={"ServerInstanceLabel": ["Green"]}) == ["green-1", "green-2"]
-    code, _ = refused(cd.list_deployment_targets, deploymentId=deployment_id,
+    code, _ = refusal(cd.list_deployment_targets, deploymentId=deployment_id,
                       targetFilters={"ServerInstanceLabel": ["Purple"]})
     assert code == "InvalidInstanceTypeException"
     blue = target(cd, deployment_id, "blue-1")["instanceTarget"]
@@ -733,25 +727,25 @@ def test_continue_and_skip_wait(cd):
     blue_green = deploy(cd, group="bg", targetInstances={"tagFilters": [kv("color", "green")]})
 
     for wait in ("READY_WAIT", "TERMINATION_WAIT"):
-        code, _ = refused(cd.continue_deployment, deploymentId=in_place, deploymentWaitType=wait)
+        code, _ = refusal(cd.continue_deployment, deploymentId=in_place, deploymentWaitType=wait)
         assert code == "UnsupportedActionForDeploymentTypeException"
-    code, _ = refused(cd.skip_wait_time_for_instance_termination, deploymentId=in_place)
+    code, _ = refusal(cd.skip_wait_time_for_instance_termination, deploymentId=in_place)
     assert code == "UnsupportedActionForDeploymentTypeException"
 
-    code, _ = refused(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="READY_WAIT")
+    code, _ = refusal(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="READY_WAIT")
     assert code == "DeploymentIsNotInReadyStateException"
-    code, _ = refused(cd.continue_deployment, deploymentId=blue_green)
+    code, _ = refusal(cd.continue_deployment, deploymentId=blue_green)
     assert code == "DeploymentIsNotInReadyStateException"
-    code, _ = refused(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="SOON")
+    code, _ = refusal(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="SOON")
     assert code == "InvalidDeploymentWaitTypeException"
-    code, _ = refused(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="TERMINATION_WAIT")
+    code, _ = refusal(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="TERMINATION_WAIT")
     assert code == "InvalidDeploymentStatusException"
-    code, _ = refused(cd.skip_wait_time_for_instance_termination, deploymentId=blue_green)
+    code, _ = refusal(cd.skip_wait_time_for_instance_termination, deploymentId=blue_green)
     assert code == "DeploymentNotStartedException"
     assert deployment(cd, blue_green)["status"] == "Created"
 
     cd.stop_deployment(deploymentId=blue_green)
-    code, _ = refused(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="READY_WAIT")
+    code, _ = refusal(cd.continue_deployment, deploymentId=blue_green, deploymentWaitType="READY_WAIT")
     assert code == "DeploymentAlreadyCompletedException"
-    code, _ = refused(cd.continue_deployment, deploymentId="d-AAAAAAAAA", deploymentWaitType="READY_WAIT")
+    code, _ = refusal(cd.continue_deployment, deploymentId="d-AAAAAAAAA", deploymentWaitType="READY_WAIT")
     assert code == "DeploymentDoesNotExistException"

@@ -5,9 +5,8 @@ import re
 import time
 
 import pytest
-from botocore.exceptions import ClientError
 
-from conftest import error_code
+from conftest import refusal
 
 ACCOUNT = "123456789012"
 
@@ -42,12 +41,6 @@ def all_names(cd, **filters):
         token = page.get("nextToken")
         if not token:
             return names
-
-
-def refused(call, **kwargs):
-    with pytest.raises(ClientError) as excinfo:
-        call(**kwargs)
-    return error_code(excinfo), excinfo.value.response["Error"]["Message"]
 
 
 # -- registration ---------------------------------------------------------------------------
@@ -102,14 +95,14 @@ BAD_IDENTITIES = [
 
 def test_register_refuses_bad_identities_and_keeps_nothing(cd):
     for arns, expected in BAD_IDENTITIES:
-        code, _ = refused(cd.register_on_premises_instance, instanceName="h", **arns)
+        code, _ = refusal(cd.register_on_premises_instance, instanceName="h", **arns)
         assert code == expected, arns
     assert cd.list_on_premises_instances()["instanceNames"] == []
 
 
 def test_register_refuses_bad_names(cd):
     for name in ["i-0123456789abcdef0", "has space", "slash/name", "star*", "x" * 101]:
-        code, _ = refused(cd.register_on_premises_instance, instanceName=name, iamUserArn=user_arn("h"))
+        code, _ = refusal(cd.register_on_premises_instance, instanceName=name, iamUserArn=user_arn("h"))
         assert code == "InvalidInstanceNameException", name
     assert cd.list_on_premises_instances()["instanceNames"] == []
     # None of the refused calls took the identity.
@@ -149,11 +142,11 @@ def test_name_already_registered(server, cd):
 )
 def test_iam_identity_already_registered(cd, field, arn, expected):
     register(cd, "first", **{field: arn})
-    code, message = refused(cd.register_on_premises_instance, instanceName="second", **{field: arn})
+    code, message = refusal(cd.register_on_premises_instance, instanceName="second", **{field: arn})
     assert code == expected
     assert arn in message
     assert cd.list_on_premises_instances()["instanceNames"] == ["first"]
-    code, _ = refused(cd.get_on_premises_instance, instanceName="second")
+    code, _ = refusal(cd.get_on_premises_instance, instanceName="second")
     assert code == "InstanceNotRegisteredException"
 
 
@@ -161,7 +154,7 @@ def test_iam_identity_already_registered(cd, field, arn, expected):
 
 
 def test_get_unknown_instance(server, cd):
-    code, message = refused(cd.get_on_premises_instance, instanceName="ghost")
+    code, message = refusal(cd.get_on_premises_instance, instanceName="ghost")
     assert code == "InstanceNotRegisteredException"
     assert "ghost" in message
 
@@ -182,7 +175,7 @@ def test_batch_get_omits_unknown_names_and_shows_deregistered_ones(server, cd):
 def test_batch_get_limit(cd):
     register(cd, "a")
     assert len(cd.batch_get_on_premises_instances(instanceNames=["a"] + [f"n{i}" for i in range(99)])["instanceInfos"]) == 1
-    code, _ = refused(cd.batch_get_on_premises_instances, instanceNames=[f"n{i}" for i in range(101)])
+    code, _ = refusal(cd.batch_get_on_premises_instances, instanceNames=[f"n{i}" for i in range(101)])
     assert code == "BatchLimitExceededException"
 
 
@@ -202,7 +195,7 @@ def test_list_by_registration_status(server, cd):
 
 
 def test_list_with_a_bad_registration_status(server, cd):
-    code, message = refused(cd.list_on_premises_instances, registrationStatus="Pending")
+    code, message = refusal(cd.list_on_premises_instances, registrationStatus="Pending")
     assert code == "InvalidRegistrationStatusException"
     assert "Pending" in message
 
@@ -243,7 +236,7 @@ def test_list_tag_filters_are_or_with_each_filter_type(server, cd):
 def test_list_with_a_bad_tag_filter(cd):
     register(cd, "a")
     for bad in ({"Key": "env", "Value": "x", "Type": "SOMETIMES"}, {"Value": "x", "Type": "KEY_ONLY"}):
-        code, _ = refused(cd.list_on_premises_instances, tagFilters=[bad])
+        code, _ = refusal(cd.list_on_premises_instances, tagFilters=[bad])
         assert code == "InvalidTagFilterException"
 
 
@@ -259,7 +252,7 @@ def test_list_pages_past_100(server, cd):
     result = server.aws("deploy", "list-on-premises-instances")
     assert result.ok, result.stderr
     assert sorted(result.json["instanceNames"]) == names
-    code, _ = refused(cd.list_on_premises_instances, nextToken="bm90LWEtdG9rZW4")
+    code, _ = refusal(cd.list_on_premises_instances, nextToken="bm90LWEtdG9rZW4")
     assert code == "InvalidNextTokenException"
 
 
@@ -293,7 +286,7 @@ def test_tag_limit_changes_no_instance(cd):
     register(cd, "many")
     cd.add_tags_to_on_premises_instances(instanceNames=["few"], tags=[{"Key": "k0", "Value": "v"}])
     cd.add_tags_to_on_premises_instances(instanceNames=["many"], tags=[{"Key": f"k{i}", "Value": "v"} for i in range(9)])
-    code, message = refused(cd.add_tags_to_on_premises_instances, instanceNames=["few", "many"],
+    code, message = refusal(cd.add_tags_to_on_premises_instances, instanceNames=["few", "many"],
                             tags=[{"Key": "new1", "Value": "v"}, {"Key": "new2", "Value": "v"}])
     assert code == "TagLimitExceededException"
     assert tags_of(cd, "few") == [("k0", "v")]
@@ -302,9 +295,9 @@ def test_tag_limit_changes_no_instance(cd):
     cd.add_tags_to_on_premises_instances(instanceNames=["many"], tags=[{"Key": "k0", "Value": "w"},
                                                                        {"Key": "new1", "Value": "v"}])
     assert len(tags_of(cd, "many")) == 10
-    code, _ = refused(cd.add_tags_to_on_premises_instances, instanceNames=["many"], tags=[{"Key": "k11", "Value": "v"}])
+    code, _ = refusal(cd.add_tags_to_on_premises_instances, instanceNames=["many"], tags=[{"Key": "k11", "Value": "v"}])
     assert code == "TagLimitExceededException"
-    code, _ = refused(cd.add_tags_to_on_premises_instances, instanceNames=["few"],
+    code, _ = refusal(cd.add_tags_to_on_premises_instances, instanceNames=["few"],
                       tags=[{"Key": f"t{i}", "Value": "v"} for i in range(11)])
     assert code == "TagLimitExceededException"
     assert tags_of(cd, "few") == [("k0", "v")]
@@ -317,7 +310,7 @@ def test_tag_calls_naming_an_unregistered_instance_change_nothing(cd, operation)
     cd.add_tags_to_on_premises_instances(instanceNames=["here", "gone"], tags=[{"Key": "env", "Value": "prod"}])
     cd.deregister_on_premises_instance(instanceName="gone")
     for missing in ("ghost", "gone"):
-        code, message = refused(getattr(cd, operation), instanceNames=["here", missing],
+        code, message = refusal(getattr(cd, operation), instanceNames=["here", missing],
                                 tags=[{"Key": "env", "Value": "prod"}, {"Key": "new", "Value": "v"}])
         assert code == "InstanceNotRegisteredException"
         assert missing in message
@@ -329,20 +322,20 @@ def test_tag_calls_naming_an_unregistered_instance_change_nothing(cd, operation)
 def test_tag_calls_need_tags_and_well_formed_ones(cd, operation):
     register(cd, "a")
     cd.add_tags_to_on_premises_instances(instanceNames=["a"], tags=[{"Key": "env", "Value": "prod"}])
-    code, _ = refused(getattr(cd, operation), instanceNames=["a"], tags=[])
+    code, _ = refusal(getattr(cd, operation), instanceNames=["a"], tags=[])
     assert code == "TagRequiredException"
-    code, _ = refused(getattr(cd, operation), instanceNames=["a"], tags=[{"Key": "", "Value": "prod"}])
+    code, _ = refusal(getattr(cd, operation), instanceNames=["a"], tags=[{"Key": "", "Value": "prod"}])
     assert code == "InvalidTagException"
-    code, _ = refused(getattr(cd, operation), instanceNames=["a"], tags=[{"Key": "k" * 129, "Value": "v"}])
+    code, _ = refusal(getattr(cd, operation), instanceNames=["a"], tags=[{"Key": "k" * 129, "Value": "v"}])
     assert code == "InvalidTagException"
-    code, _ = refused(getattr(cd, operation), instanceNames=[], tags=[{"Key": "env", "Value": "prod"}])
+    code, _ = refusal(getattr(cd, operation), instanceNames=[], tags=[{"Key": "env", "Value": "prod"}])
     assert code == "InstanceNameRequiredException"
     assert tags_of(cd, "a") == [("env", "prod")]
 
 
 def test_tag_calls_name_at_most_100_instances(cd):
     register(cd, "a")
-    code, _ = refused(cd.add_tags_to_on_premises_instances, instanceNames=["a"] * 101,
+    code, _ = refusal(cd.add_tags_to_on_premises_instances, instanceNames=["a"] * 101,
                       tags=[{"Key": "env", "Value": "prod"}])
     assert code == "InstanceLimitExceededException"
     assert tags_of(cd, "a") == []
@@ -389,5 +382,5 @@ def test_deregistered_session_identity_can_be_reused(cd):
 def test_deregister_unknown_instance_succeeds_and_bad_name_is_refused(cd):
     cd.deregister_on_premises_instance(instanceName="never-registered")
     assert cd.list_on_premises_instances()["instanceNames"] == []
-    code, _ = refused(cd.deregister_on_premises_instance, instanceName="i-0abc")
+    code, _ = refusal(cd.deregister_on_premises_instance, instanceName="i-0abc")
     assert code == "InvalidInstanceNameException"

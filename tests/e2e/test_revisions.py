@@ -8,7 +8,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code
+from conftest import error_code, refusal
 
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployService"
 LAMBDA_APPSPEC = (
@@ -40,12 +40,6 @@ def appspec(content, digest=None):
     if digest is not None:
         body["sha256"] = digest
     return {"revisionType": "AppSpecContent", "appSpecContent": body}
-
-
-def refused(call, **kwargs):
-    with pytest.raises(ClientError) as excinfo:
-        call(**kwargs)
-    return error_code(excinfo), excinfo.value.response["Error"]["Message"]
 
 
 def listed(cd, app, **filters):
@@ -171,7 +165,7 @@ def test_inline_appspec_with_the_right_sha256_is_the_same_revision(cd):
 
 def test_inline_appspec_with_a_wrong_sha256_is_refused(cd):
     cd.create_application(applicationName="fn", computePlatform="Lambda")
-    code, message = refused(cd.register_application_revision, applicationName="fn",
+    code, message = refusal(cd.register_application_revision, applicationName="fn",
                             revision=appspec(LAMBDA_APPSPEC, sha256("something else")))
     assert code == "InvalidRevisionException"
     assert "sha256" in message
@@ -194,7 +188,7 @@ def test_register_needs_a_revision(server, cd, app):
 
 
 def test_description_is_limited_to_256_characters(cd, app):
-    code, _ = refused(cd.register_application_revision, applicationName=app, revision=s3(), description="d" * 257)
+    code, _ = refusal(cd.register_application_revision, applicationName=app, revision=s3(), description="d" * 257)
     assert code == "DescriptionTooLongException"
     assert cd.list_application_revisions(applicationName=app)["revisions"] == []
     cd.register_application_revision(applicationName=app, revision=s3(), description="d" * 256)
@@ -202,7 +196,7 @@ def test_description_is_limited_to_256_characters(cd, app):
 
 
 def test_register_under_an_unknown_application(cd):
-    code, _ = refused(cd.register_application_revision, applicationName="nope", revision=s3())
+    code, _ = refusal(cd.register_application_revision, applicationName="nope", revision=s3())
     assert code == "ApplicationDoesNotExistException"
 
 
@@ -218,7 +212,7 @@ def test_s3_identity_is_bucket_key_bundle_version_and_etag(cd, app):
     # The same object: quotes around the ETag do not matter.
     assert cd.get_application_revision(applicationName=app, revision=s3(eTag="abc"))
     for other in (s3(eTag="def"), s3(version="v2"), s3(bundle="tgz"), s3(key="app/v2.zip"), s3(bucket="other")):
-        code, _ = refused(cd.get_application_revision, applicationName=app, revision=other)
+        code, _ = refusal(cd.get_application_revision, applicationName=app, revision=other)
         assert code == "RevisionDoesNotExistException"
 
 
@@ -226,9 +220,9 @@ def test_s3_identity_is_bucket_key_bundle_version_and_etag(cd, app):
 
 
 def test_get_unknown_revision_and_application(server, cd, app):
-    code, _ = refused(cd.get_application_revision, applicationName=app, revision=s3())
+    code, _ = refusal(cd.get_application_revision, applicationName=app, revision=s3())
     assert code == "RevisionDoesNotExistException"
-    code, _ = refused(cd.get_application_revision, applicationName="nope", revision=s3())
+    code, _ = refusal(cd.get_application_revision, applicationName="nope", revision=s3())
     assert code == "ApplicationDoesNotExistException"
     result = server.aws("deploy", "get-application-revision", "--application-name", app,
                         "--s3-location", "bucket=bundles,key=missing.zip,bundleType=zip")
@@ -249,7 +243,7 @@ def test_batch_get_reports_misses(cd, app):
 
 def test_batch_get_limit(cd, app):
     many = [s3(key=f"k{i}.zip") for i in range(26)]
-    code, _ = refused(cd.batch_get_application_revisions, applicationName=app, revisions=many)
+    code, _ = refusal(cd.batch_get_application_revisions, applicationName=app, revisions=many)
     assert code == "BatchLimitExceededException"
     assert cd.batch_get_application_revisions(applicationName=app, revisions=many[:25])["revisions"] == []
 
@@ -271,7 +265,7 @@ def test_list_filters_by_bucket_and_key_prefix(server, cd, app):
 
 
 def test_key_prefix_needs_a_bucket(server, cd, app):
-    code, _ = refused(cd.list_application_revisions, applicationName=app, s3KeyPrefix="web/")
+    code, _ = refusal(cd.list_application_revisions, applicationName=app, s3KeyPrefix="web/")
     assert code == "BucketNameFilterRequiredException"
     result = server.aws("deploy", "list-application-revisions", "--application-name", app, "--s3-key-prefix", "web/")
     assert not result.ok and "BucketNameFilterRequiredException" in result.stderr
@@ -286,13 +280,13 @@ def test_key_prefix_needs_a_bucket(server, cd, app):
     ],
 )
 def test_list_refuses_bad_sorting_and_filters(cd, app, arguments, expected):
-    code, message = refused(cd.list_application_revisions, applicationName=app, **arguments)
+    code, message = refusal(cd.list_application_revisions, applicationName=app, **arguments)
     assert code == expected
     assert list(arguments.values())[0] in message
 
 
 def test_list_of_an_unknown_application(cd):
-    code, _ = refused(cd.list_application_revisions, applicationName="nope")
+    code, _ = refusal(cd.list_application_revisions, applicationName="nope")
     assert code == "ApplicationDoesNotExistException"
 
 
@@ -316,7 +310,7 @@ def test_list_pages_past_one_page(server, cd, app):
     result = server.aws("deploy", "list-application-revisions", "--application-name", app)
     assert result.ok, result.stderr
     assert sorted(keys(result.json["revisions"])) == names
-    code, _ = refused(cd.list_application_revisions, applicationName=app, nextToken="garbage")
+    code, _ = refusal(cd.list_application_revisions, applicationName=app, nextToken="garbage")
     assert code == "InvalidNextTokenException"
 
 
@@ -386,10 +380,10 @@ def test_deployed_filter_follows_target_revisions(cd, app, group):
 
 def test_refused_deployment_registers_nothing(cd, app, group):
     active = cd.create_deployment(applicationName=app, deploymentGroupName=group, revision=s3(key="a.zip"))
-    code, _ = refused(cd.create_deployment, applicationName=app, deploymentGroupName=group, revision=s3(key="b.zip"))
+    code, _ = refusal(cd.create_deployment, applicationName=app, deploymentGroupName=group, revision=s3(key="b.zip"))
     assert code == "DeploymentLimitExceededException"
     assert keys(listed(cd, app)) == ["a.zip"]
-    code, _ = refused(cd.create_deployment, applicationName=app, deploymentGroupName="no-such-group",
+    code, _ = refusal(cd.create_deployment, applicationName=app, deploymentGroupName="no-such-group",
                       revision=s3(key="c.zip"))
     assert code == "DeploymentGroupDoesNotExistException"
     assert keys(listed(cd, app)) == ["a.zip"]

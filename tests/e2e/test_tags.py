@@ -3,23 +3,10 @@ and deployment configuration ARNs; and the GitHub-connection and CloudFormation 
 (ListGitHubAccountTokenNames, DeleteGitHubAccountToken, DeleteResourcesByExternalId)."""
 
 import pytest
-from botocore.exceptions import ClientError
 
-from conftest import error_code
+from conftest import cli_refused, refused
 
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployServiceRole"
-
-
-def refused(code, call, **kwargs):
-    with pytest.raises(ClientError) as excinfo:
-        call(**kwargs)
-    assert error_code(excinfo) == code, excinfo.value.response
-    return excinfo.value.response["Error"]["Message"]
-
-
-def cli_refused(result, code):
-    assert not result.ok, result.stdout
-    assert code in result.stderr, result.stderr
 
 
 class Arns:
