@@ -32,6 +32,8 @@ LANDFALL_EXCEPTIONS = [
     "AccessKeyLimitExceededException",
     "CannotRevokeOwnKeyException",
 ]
+# The agent protocol's model (CodeDeployCommandService) declares just these two.
+COMMAND_SERVICE_EXCEPTIONS = ["ClientException", "ServerException"]
 
 # Values AWS returns although the model's enum omits them (GetDeploymentConfig of OneAtATime).
 EXTRA_ENUM_VALUES = {"MinimumHealthyHostsType": ["MOST_CONCURRENCY"]}
@@ -161,9 +163,10 @@ def main():
     w("")
 
     modeled = sorted(n for n, s in shapes.items() if s.get("exception"))
-    every = sorted(set(modeled + PROTOCOL_EXCEPTIONS + LANDFALL_EXCEPTIONS))
+    every = sorted(set(modeled + PROTOCOL_EXCEPTIONS + LANDFALL_EXCEPTIONS + COMMAND_SERVICE_EXCEPTIONS))
     w("/// Every error Landfall answers with, named by its `__type` without the `Exception` suffix:")
-    w("/// the model's exceptions, the protocol layer's and those of Landfall's API extensions.")
+    w("/// the model's exceptions, the protocol layer's, those of Landfall's API extensions and the")
+    w("/// agent protocol's.")
     w("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]")
     w("pub enum Exception {")
     for e in every:

@@ -150,10 +150,12 @@ class Landfall:
         self.lines = {}
 
     # -- process ----------------------------------------------------------------------------
-    def start(self, *extra_args):
+    def start(self, *extra_args, listen="127.0.0.1:0"):
+        """Starts the server; `listen` may name the port of an earlier run (a restart)."""
+        self.extra_args = extra_args
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
-            [LANDFALL_BIN, "server", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0", *extra_args],
+            [LANDFALL_BIN, "server", "--data-dir", str(self.data_dir), "--listen", listen, *extra_args],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -181,9 +183,11 @@ class Landfall:
         self.process = None
         return code
 
-    def restart(self):
-        self.stop()
-        return self.start()
+    def restart(self, sig=signal.SIGTERM):
+        """Stops the server (SIGKILL for a crash) and starts it again on the same address."""
+        address = self.endpoint.split("://", 1)[1]
+        self.stop(sig)
+        return self.start(*self.extra_args, listen=address)
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""

@@ -15,17 +15,23 @@ pub enum LandfallOperation {
     CreateAccessKey,
     ListAccessKeys,
     RevokeAccessKey,
+    RegisterInstance,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 3] =
-        [LandfallOperation::CreateAccessKey, LandfallOperation::ListAccessKeys, LandfallOperation::RevokeAccessKey];
+    pub const ALL: [LandfallOperation; 4] = [
+        LandfallOperation::CreateAccessKey,
+        LandfallOperation::ListAccessKeys,
+        LandfallOperation::RevokeAccessKey,
+        LandfallOperation::RegisterInstance,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             LandfallOperation::CreateAccessKey => "CreateAccessKey",
             LandfallOperation::ListAccessKeys => "ListAccessKeys",
             LandfallOperation::RevokeAccessKey => "RevokeAccessKey",
+            LandfallOperation::RegisterInstance => "RegisterInstance",
         }
     }
 
@@ -46,16 +52,21 @@ pub enum Role {
     /// Get, BatchGet and List calls only.
     #[serde(rename = "read-only")]
     ReadOnly,
+    /// A host agent's key, bound to one on-premises instance: the agent protocol for that
+    /// instance's commands and reading bundles, nothing of the public API.
+    #[serde(rename = "instance")]
+    Instance,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Deployer, Role::ReadOnly];
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Deployer, Role::ReadOnly, Role::Instance];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Deployer => "deployer",
             Role::ReadOnly => "read-only",
+            Role::Instance => "instance",
         }
     }
 
@@ -68,6 +79,7 @@ impl Role {
             Role::Admin => true,
             Role::Deployer => access != Access::Admin,
             Role::ReadOnly => access == Access::Read,
+            Role::Instance => false,
         }
     }
 }
@@ -99,7 +111,7 @@ pub fn operation_access(operation: Operation) -> Access {
 pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
     match operation {
         LandfallOperation::CreateAccessKey | LandfallOperation::RevokeAccessKey => Access::Admin,
-        LandfallOperation::ListAccessKeys => Access::Admin,
+        LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
     }
 }
 
@@ -123,6 +135,9 @@ pub struct AccessKeyInfo {
     pub status: String,
     #[serde(rename = "revokeTime", default, skip_serializing_if = "Option::is_none")]
     pub revoke_time: Option<Timestamp>,
+    /// For `instance` keys: the on-premises instance the key belongs to.
+    #[serde(rename = "instanceName", default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -131,6 +146,9 @@ pub struct CreateAccessKeyInput {
     pub role: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Required for role `instance`: the registered instance the key is for.
+    #[serde(rename = "instanceName", default)]
+    pub instance_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +177,30 @@ pub struct RevokeAccessKeyInput {
     pub access_key_id: Option<String>,
 }
 
+/// RegisterInstance: registers an on-premises instance with an identity Landfall issues (IAM-user
+/// style ARN `arn:aws:iam::<account>:user/landfall/<name>`), tags it, and creates its agent key,
+/// in one step. `landfall instance register` uses it to write the agent's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegisterInstanceInput {
+    #[serde(rename = "instanceName", default)]
+    pub instance_name: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<crate::shapes::Tag>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterInstanceOutput {
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+    #[serde(rename = "instanceArn")]
+    pub instance_arn: String,
+    #[serde(rename = "iamUserArn")]
+    pub iam_user_arn: String,
+    pub region: String,
+    #[serde(rename = "accessKey")]
+    pub access_key: AccessKeyInfo,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +219,9 @@ mod tests {
         assert!(Role::Admin.allows(Access::Admin));
         assert_eq!(Role::parse("read-only"), Some(Role::ReadOnly));
         assert_eq!(Role::parse("root"), None);
+        assert!(Role::ALL.iter().all(|role| Role::parse(role.as_str()) == Some(*role)));
+        for access in [Access::Read, Access::Write, Access::Admin] {
+            assert!(!Role::Instance.allows(access), "instance keys reach no public API operation");
+        }
     }
 }

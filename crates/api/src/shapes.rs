@@ -1840,7 +1840,8 @@ impl Operation {
 }
 
 /// Every error Landfall answers with, named by its `__type` without the `Exception` suffix:
-/// the model's exceptions, the protocol layer's and those of Landfall's API extensions.
+/// the model's exceptions, the protocol layer's, those of Landfall's API extensions and the
+/// agent protocol's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Exception {
     AccessDenied,
@@ -1855,6 +1856,7 @@ pub enum Exception {
     BatchLimitExceeded,
     BucketNameFilterRequired,
     CannotRevokeOwnKey,
+    Client,
     DeploymentAlreadyCompleted,
     DeploymentAlreadyStarted,
     DeploymentConfigAlreadyExists,
@@ -1960,6 +1962,7 @@ pub enum Exception {
     RevisionRequired,
     RoleRequired,
     Serialization,
+    Server,
     TagLimitExceeded,
     TagRequired,
     TagSetListLimitExceeded,
@@ -1986,6 +1989,7 @@ impl Exception {
             Exception::BatchLimitExceeded => "BatchLimitExceededException",
             Exception::BucketNameFilterRequired => "BucketNameFilterRequiredException",
             Exception::CannotRevokeOwnKey => "CannotRevokeOwnKeyException",
+            Exception::Client => "ClientException",
             Exception::DeploymentAlreadyCompleted => "DeploymentAlreadyCompletedException",
             Exception::DeploymentAlreadyStarted => "DeploymentAlreadyStartedException",
             Exception::DeploymentConfigAlreadyExists => "DeploymentConfigAlreadyExistsException",
@@ -2093,6 +2097,7 @@ impl Exception {
             Exception::RevisionRequired => "RevisionRequiredException",
             Exception::RoleRequired => "RoleRequiredException",
             Exception::Serialization => "SerializationException",
+            Exception::Server => "ServerException",
             Exception::TagLimitExceeded => "TagLimitExceededException",
             Exception::TagRequired => "TagRequiredException",
             Exception::TagSetListLimitExceeded => "TagSetListLimitExceededException",

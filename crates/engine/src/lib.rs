@@ -3,4 +3,5 @@
 //! target runs ([`lifecycle`]); scheduling, waves and rollback build on these. No I/O.
 
 pub mod lifecycle;
+pub mod run;
 pub mod selection;

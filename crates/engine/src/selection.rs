@@ -113,6 +113,35 @@ pub fn select_instances<'a>(group: &DeploymentGroupInfo, instances: &'a [Instanc
         .collect()
 }
 
+/// What a deployment group last did on an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceHistory {
+    /// The revision its last successful deployment installed.
+    pub revision_key: Option<String>,
+    /// Whether its last deployment succeeded.
+    pub healthy: bool,
+}
+
+/// The order in which a deployment takes its targets (CodeDeploy's rule): instances whose last
+/// deployment failed first, then instances never deployed to, then those on another revision,
+/// then those already on this revision; by name within each class.
+pub fn deployment_order<'a>(
+    instances: Vec<&'a InstanceInfo>,
+    history: impl Fn(&str) -> Option<InstanceHistory>,
+    revision_key: &str,
+) -> Vec<&'a InstanceInfo> {
+    let class = |instance: &InstanceInfo| match history(instance.instance_name.as_deref().unwrap_or_default()) {
+        Some(InstanceHistory { healthy: false, .. }) => 0,
+        None => 1,
+        Some(InstanceHistory { revision_key: installed, .. }) if installed.as_deref() != Some(revision_key) => 2,
+        Some(_) => 3,
+    };
+    let mut ordered: Vec<(i32, &InstanceInfo)> =
+        instances.into_iter().map(|instance| (class(instance), instance)).collect();
+    ordered.sort_by(|(a_class, a), (b_class, b)| a_class.cmp(b_class).then(a.instance_name.cmp(&b.instance_name)));
+    ordered.into_iter().map(|(_, instance)| instance).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +162,20 @@ mod tests {
 
     fn names(selected: Vec<&InstanceInfo>) -> Vec<&str> {
         selected.into_iter().map(|i| i.instance_name.as_deref().unwrap()).collect()
+    }
+
+    #[test]
+    fn unhealthy_then_unknown_then_old_then_current() {
+        let instances: Vec<InstanceInfo> =
+            ["current", "old", "never", "broken"].iter().map(|n| instance(n, vec![])).collect();
+        let history = |name: &str| match name {
+            "current" => Some(InstanceHistory { revision_key: Some("v2".into()), healthy: true }),
+            "old" => Some(InstanceHistory { revision_key: Some("v1".into()), healthy: true }),
+            "broken" => Some(InstanceHistory { revision_key: None, healthy: false }),
+            _ => None,
+        };
+        let ordered = deployment_order(instances.iter().collect(), history, "v2");
+        assert_eq!(names(ordered), ["broken", "never", "old", "current"]);
     }
 
     #[test]

@@ -21,6 +21,33 @@ pub enum Command {
     /// Create, list and revoke API access keys (administrator keys only).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Register hosts and write their agent configuration.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Register an on-premises instance, issue its agent key, and write the agent's two
+    /// configuration files (codedeployagent.yml and codedeploy.onpremises.yml) into a directory.
+    Register {
+        /// The instance name (letters, digits and +=,.@_-; not starting with i-).
+        name: String,
+        /// A tag for the instance, KEY=VALUE; repeatable.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Where to write the configuration files (created if missing).
+        #[arg(long)]
+        agent_config_dir: PathBuf,
+        /// The agent's deployment root on the host.
+        #[arg(long, default_value = "/opt/codedeploy-agent/deployment-root")]
+        root_dir: PathBuf,
+        /// The agent's log directory on the host.
+        #[arg(long, default_value = "/var/log/aws/codedeploy-agent")]
+        log_dir: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -40,6 +67,12 @@ pub struct ServerArgs {
     /// The region ARNs name and clients are told to use.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// Seconds a host's agent has to pick up a lifecycle event before the host fails.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub agent_pickup_timeout: u64,
+    /// Seconds a lifecycle event may run on a host (its scripts' own timeouts are shorter).
+    #[arg(long, default_value_t = 3900, value_name = "SECONDS")]
+    pub event_timeout: u64,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -65,9 +98,13 @@ pub struct ClientArgs {
 pub enum KeysCommand {
     /// Create an access key and print it with its secret (shown only this once).
     Create {
-        /// admin, deployer (everything but keys and instances) or read-only.
+        /// admin, deployer (everything but keys and instances), read-only, or instance (an
+        /// agent's key; needs --instance).
         #[arg(long)]
         role: String,
+        /// For --role instance: the registered instance the key is for.
+        #[arg(long)]
+        instance: Option<String>,
         #[arg(long, default_value = "")]
         description: String,
         /// Print the key as a shared-credentials profile of this name instead.

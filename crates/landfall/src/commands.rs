@@ -2,15 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::anyhow;
-use landfall_api::landfall::{
-    CreateAccessKeyInput, CreateAccessKeyOutput, ListAccessKeysInput, ListAccessKeysOutput, RevokeAccessKeyInput,
-    TARGET_PREFIX,
-};
-use landfall_client::{Client, ClientError, ClientSettings, Overrides};
-use landfall_server::{Server, ServerConfig, TlsFiles};
+use std::path::Path;
 
-use crate::cli::{Args, ClientArgs, Command, DevArgs, KeysCommand, ServerArgs};
+use anyhow::{Context as _, anyhow};
+use landfall_api::landfall::{
+    CreateAccessKeyInput, CreateAccessKeyOutput, ListAccessKeysInput, ListAccessKeysOutput, RegisterInstanceInput,
+    RegisterInstanceOutput, RevokeAccessKeyInput, TARGET_PREFIX,
+};
+use landfall_api::shapes::Tag;
+use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_server::{Server, ServerConfig, Timeouts, TlsFiles};
+
+use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysCommand, ServerArgs};
 
 /// A failed command: the error and the exit code it maps to.
 pub struct Failure {
@@ -49,6 +52,10 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             init_logging("warn");
             keys(command).await
         }
+        Command::Instance(command) => {
+            init_logging("warn");
+            instance(command).await
+        }
     }
 }
 
@@ -72,7 +79,14 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     if args.region.is_empty() || !args.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(Failure::usage(anyhow!("--region '{}' is not a region name", args.region)));
     }
-    Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region })
+    if args.agent_pickup_timeout == 0 || args.event_timeout == 0 {
+        return Err(Failure::usage(anyhow!("--agent-pickup-timeout and --event-timeout must be at least 1 second")));
+    }
+    let timeouts = Timeouts {
+        pickup_ms: (args.agent_pickup_timeout as i64).saturating_mul(1000),
+        event_ms: (args.event_timeout as i64).saturating_mul(1000),
+    };
+    Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region, timeouts })
 }
 
 /// Runs a server until SIGINT or SIGTERM. With `example` (the credentials file to use), the
@@ -118,8 +132,13 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 async fn dev_server(args: DevArgs) -> Result<(), Failure> {
-    let config =
-        ServerConfig { data_dir: args.data_dir.clone(), listen: args.listen, tls: None, region: "us-east-1".into() };
+    let config = ServerConfig {
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+        tls: None,
+        region: "us-east-1".into(),
+        timeouts: Timeouts::default(),
+    };
     let credentials = args.data_dir.join("credentials");
     serve(config, Some(credentials)).await
 }
@@ -159,8 +178,9 @@ fn client(args: &ClientArgs) -> Result<Client, Failure> {
 async fn keys(command: KeysCommand) -> Result<(), Failure> {
     let target = |op: &str| format!("{TARGET_PREFIX}.{op}");
     match command {
-        KeysCommand::Create { role, description, as_profile, client: args } => {
-            let input = CreateAccessKeyInput { role: Some(role), description: Some(description) };
+        KeysCommand::Create { role, instance, description, as_profile, client: args } => {
+            let input =
+                CreateAccessKeyInput { role: Some(role), description: Some(description), instance_name: instance };
             let output: CreateAccessKeyOutput =
                 client(&args)?.call(&target("CreateAccessKey"), &input).await.map_err(input_error)?;
             let key = output.access_key;
@@ -200,6 +220,94 @@ async fn keys(command: KeysCommand) -> Result<(), Failure> {
             println!("revoked {access_key_id}");
         }
     }
+    Ok(())
+}
+
+async fn instance(command: InstanceCommand) -> Result<(), Failure> {
+    match command {
+        InstanceCommand::Register { name, tags, agent_config_dir, root_dir, log_dir, client: args } => {
+            let tags = tags
+                .iter()
+                .map(|tag| match tag.split_once('=') {
+                    Some((key, value)) if !key.is_empty() => {
+                        Ok(Tag { key: Some(key.into()), value: Some(value.into()) })
+                    }
+                    _ => Err(Failure::usage(anyhow!("--tag '{tag}' is not KEY=VALUE"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let client = client(&args)?;
+            let input = RegisterInstanceInput { instance_name: Some(name.clone()), tags: Some(tags) };
+            let target = format!("{TARGET_PREFIX}.RegisterInstance");
+            let output: RegisterInstanceOutput = client.call(&target, &input).await.map_err(input_error)?;
+            let files = AgentFiles {
+                endpoint: client.settings().endpoint.clone(),
+                registration: &output,
+                root_dir: &root_dir,
+                log_dir: &log_dir,
+            };
+            files.write(&agent_config_dir).map_err(Failure::failed)?;
+            println!("registered {} ({})", output.instance_name, output.instance_arn);
+            println!("agent configuration: {}", agent_config_dir.join("codedeployagent.yml").display());
+            println!(
+                "start the agent:     landfall agent --config {}",
+                agent_config_dir.join("codedeployagent.yml").display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The official agent's two configuration files for a registered instance.
+struct AgentFiles<'a> {
+    endpoint: String,
+    registration: &'a RegisterInstanceOutput,
+    root_dir: &'a Path,
+    log_dir: &'a Path,
+}
+
+impl AgentFiles<'_> {
+    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        let on_premises = dir.join("codedeploy.onpremises.yml");
+        let key = &self.registration.access_key;
+        let on_premises_text = format!(
+            "---\nregion: {}\niam_user_arn: {}\naws_access_key_id: {}\naws_secret_access_key: {}\n",
+            self.registration.region,
+            self.registration.iam_user_arn,
+            key.access_key_id,
+            key.secret_access_key.as_deref().unwrap_or_default(),
+        );
+        write_private(&on_premises, &on_premises_text)?;
+        // Quoted YAML strings: paths and URLs may hold ':' or '#'.
+        let quote = |value: &str| format!("'{}'", value.replace('\'', "''"));
+        let agent_text = format!(
+            "---\n:log_aws_wire: false\n:log_dir: {}\n:pid_dir: {}\n:program_name: codedeploy-agent\n:root_dir: {}\n\
+             :verbose: false\n:wait_between_runs: 1\n:max_revisions: 5\n:on_premises_config_file: {}\n\
+             :deploy_control_endpoint: {}\n:s3_endpoint_override: {}\n",
+            quote(&self.log_dir.display().to_string()),
+            quote(&self.root_dir.join("../state/.pid").display().to_string()),
+            quote(&self.root_dir.display().to_string()),
+            quote(&on_premises.display().to_string()),
+            quote(&self.endpoint),
+            quote(&self.endpoint),
+        );
+        write_private(&dir.join("codedeployagent.yml"), &agent_text)
+    }
+}
+
+/// Writes a file only its owner can read (it may hold a secret).
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use landfall_sigv4::{AuthError, RequestParts, VerifyOptions, parse_authorization
 use crate::api::common::store_error;
 use crate::state::AppState;
 
-/// The SigV4 service name of the public API.
+/// The SigV4 service name of the public API (and of Landfall's extensions).
 pub const SERVICE: &str = "codedeploy";
 
 /// Who made a request.
@@ -16,14 +16,16 @@ pub const SERVICE: &str = "codedeploy";
 pub struct Caller {
     pub access_key_id: String,
     pub role: Role,
+    /// For an agent's key: its instance.
+    pub instance_name: Option<String>,
 }
 
-/// Verifies a request's signature and returns its caller, or the error AWS answers.
-pub async fn authenticate(state: &AppState, request: &Parts, body: &[u8]) -> Result<Caller, ApiError> {
+/// Verifies a request's signature for `service` and returns its caller, or the error AWS answers.
+pub async fn authenticate(state: &AppState, request: &Parts, body: &[u8], service: &str) -> Result<Caller, ApiError> {
     let auth = parse_authorization(&request.uri, &request.headers).map_err(auth_error)?;
-    let options = VerifyOptions::for_service(SERVICE);
-    if auth.service != SERVICE {
-        return Err(auth_error(AuthError::WrongService { expected: SERVICE.to_owned(), found: auth.service.clone() }));
+    let options = VerifyOptions::for_service(service);
+    if auth.service != service {
+        return Err(auth_error(AuthError::WrongService { expected: service.to_owned(), found: auth.service.clone() }));
     }
     let Some(key) = state.keys.active_key(state.store.as_ref(), &auth.access_key_id).await.map_err(store_error)? else {
         tracing::info!(access_key_id = %auth.access_key_id, "request with an unknown or revoked access key");
@@ -41,7 +43,7 @@ pub async fn authenticate(state: &AppState, request: &Parts, body: &[u8]) -> Res
         }
         return Err(auth_error(error));
     }
-    Ok(Caller { access_key_id: key.access_key_id, role: key.role })
+    Ok(Caller { access_key_id: key.access_key_id, role: key.role, instance_name: key.instance_name })
 }
 
 fn auth_error(error: AuthError) -> ApiError {

@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -20,12 +21,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use landfall_api::Operation;
 use landfall_api::error::{ApiError, Exception};
 use landfall_api::landfall::{self, LandfallOperation, landfall_operation_access, operation_access};
+use landfall_commands::{self as commands, CommandOperation};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, common::Ctx};
-use crate::auth::{authenticate, authorize};
+use crate::auth::{self, authenticate, authorize};
 use crate::state::AppState;
+use crate::{agents, s3};
 
 /// Largest request body accepted. AppSpec content is the largest thing a request carries.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -99,13 +102,21 @@ pub async fn serve(
     Ok(())
 }
 
+/// Response bodies: whole JSON answers and streamed objects alike.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
 async fn handle(
     state: Arc<AppState>,
     peer: SocketAddr,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let (parts, body) = request.into_parts();
     let response = match (&parts.method, parts.uri.path()) {
+        // The JSON APIs (CodeDeploy, Landfall's extensions, the agent protocol) are all POST /.
         (&Method::POST, "/") => {
             let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
                 Ok(collected) => collected.to_bytes(),
@@ -117,10 +128,15 @@ async fn handle(
                     return Ok(api_error(&error));
                 }
             };
-            api_call(&state, peer, &parts, &body).await
+            json_call(&state, peer, &parts, &body).await
         }
         (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        // The official agent checks its endpoint with an unsigned GET / before it polls.
+        (&Method::GET, "/") if !parts.headers.contains_key(AUTHORIZATION) && parts.uri.query().is_none() => {
+            text(StatusCode::OK, "landfall\n")
+        }
+        // Everything else is the S3-compatible bundle store (path-style /bucket/key).
+        _ => s3::handle(&state, peer, parts, body).await,
     };
     Ok(response)
 }
@@ -129,6 +145,7 @@ async fn handle(
 enum Target {
     CodeDeploy(Operation),
     Landfall(LandfallOperation),
+    Agent(CommandOperation),
 }
 
 fn target(parts: &Parts) -> Result<Target, ApiError> {
@@ -138,13 +155,17 @@ fn target(parts: &Parts) -> Result<Target, ApiError> {
     match prefix {
         "CodeDeploy_20141006" => Operation::from_name(name).map(Target::CodeDeploy).ok_or_else(unknown),
         landfall::TARGET_PREFIX => LandfallOperation::from_name(name).map(Target::Landfall).ok_or_else(unknown),
+        commands::TARGET_PREFIX => CommandOperation::from_name(name).map(Target::Agent).ok_or_else(unknown),
         _ => Err(unknown()),
     }
 }
 
-async fn api_call(state: &AppState, peer: SocketAddr, parts: &Parts, body: &[u8]) -> Response<Full<Bytes>> {
+async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body: &[u8]) -> Response<Body> {
     let started = Instant::now();
-    let caller = match authenticate(state, parts, body).await {
+    let target = target(parts);
+    // Agents sign for `codedeploy-commands`; everything else for `codedeploy`.
+    let service = if matches!(target, Ok(Target::Agent(_))) { commands::SERVICE } else { auth::SERVICE };
+    let caller = match authenticate(state, parts, body, service).await {
         Ok(caller) => caller,
         Err(error) => {
             tracing::info!(%peer, error = error.exception.name(), "request refused");
@@ -152,7 +173,7 @@ async fn api_call(state: &AppState, peer: SocketAddr, parts: &Parts, body: &[u8]
         }
     };
     let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
-    let (name, result) = match target(parts) {
+    let (name, result) = match target {
         Err(error) => ("unknown", Err(error)),
         Ok(Target::CodeDeploy(operation)) => {
             let result = match authorize(state, &caller, operation_access(operation), operation.name()) {
@@ -168,6 +189,7 @@ async fn api_call(state: &AppState, peer: SocketAddr, parts: &Parts, body: &[u8]
             };
             (operation.name(), result)
         }
+        Ok(Target::Agent(operation)) => (operation.name(), agents::call(&ctx, operation, body).await),
     };
     let micros = started.elapsed().as_micros() as u64;
     match result {
@@ -182,8 +204,8 @@ async fn api_call(state: &AppState, peer: SocketAddr, parts: &Parts, body: &[u8]
     }
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
@@ -193,13 +215,13 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     response
 }
 
-fn api_error(error: &ApiError) -> Response<Full<Bytes>> {
+fn api_error(error: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     json(status, error.to_json())
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response

@@ -1,9 +1,12 @@
 //! Landfall's control plane: `landfall server`. It opens the store in the data directory,
 //! creates the administrator key on first start, and serves the API on one listener.
 
+mod agents;
 pub mod api;
 pub mod auth;
+pub mod driver;
 mod http;
+mod s3;
 pub mod state;
 
 use std::future::Future;
@@ -22,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::state::{AppState, KeyCache, SystemClock};
 
 pub use http::MAX_BODY_BYTES;
+pub use landfall_engine::run::Timeouts;
 
 /// The profile name in the credentials file the server writes.
 pub const PROFILE: &str = "landfall";
@@ -34,6 +38,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// The region ARNs name and the credentials file suggests to clients.
     pub region: String,
+    /// How long hosts may take to pick up and to finish lifecycle events.
+    pub timeouts: landfall_engine::run::Timeouts,
 }
 
 #[derive(Debug, Clone)]
@@ -67,12 +73,15 @@ impl Server {
         let credentials_file = data_dir.join("credentials");
         bootstrap_admin_key(store.as_ref(), &credentials_file, &config.region).await?;
 
+        let spec_signer = load_or_create_signer(&data_dir.join("spec-signing"))?;
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(AppState {
             store: store.clone(),
+            driver: driver::Driver::new(config.timeouts),
+            spec_signer,
             region: config.region.clone(),
             account_id,
             clock: Arc::new(SystemClock),
@@ -106,7 +115,11 @@ impl Server {
     /// Serves until `shutdown` completes, then drains connections and closes the store.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(endpoint = %self.endpoint, "serving");
+        // Resumes every deployment that was running when the server last stopped, and keeps
+        // checking their timeouts.
+        let ticker = tokio::spawn(driver::tick_forever(self.state.clone()));
         http::serve(self.listener, self.tls, self.state, shutdown).await?;
+        ticker.abort();
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -161,6 +174,25 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
+}
+
+/// The identity that signs deployment specifications: created on first start, kept in `dir`
+/// (the CA certificate there is what hosts can be told to trust).
+fn load_or_create_signer(dir: &Path) -> anyhow::Result<landfall_envelope::SigningIdentity> {
+    let (ca, signer, key) = (dir.join("ca.pem"), dir.join("signer.pem"), dir.join("signer-key.pem"));
+    if key.exists() {
+        let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+        return landfall_envelope::SigningIdentity::from_pem(&read(&ca)?, &read(&signer)?, &read(&key)?)
+            .context("loading the specification signing identity");
+    }
+    create_private_dir(dir)?;
+    let identity = landfall_envelope::SigningIdentity::generate("Landfall deployment specifications")
+        .context("creating the specification signing identity")?;
+    write_private_file(&ca, identity.ca_certificate_pem().as_bytes())?;
+    write_private_file(&signer, identity.signer_certificate_pem().as_bytes())?;
+    // The key last: its presence marks the identity complete.
+    write_private_file(&key, identity.signer_key_pem().as_bytes())?;
+    Ok(identity)
 }
 
 fn load_tls(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {

@@ -28,6 +28,9 @@ impl Clock for SystemClock {
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub driver: crate::driver::Driver,
+    /// Signs the deployment specifications agents read.
+    pub spec_signer: landfall_envelope::SigningIdentity,
     /// The region and account id that ARNs name.
     pub region: String,
     pub account_id: String,

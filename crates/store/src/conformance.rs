@@ -10,8 +10,9 @@ use landfall_api::shapes::{
 };
 
 use crate::{
-    AccessKeyRecord, DeployedFilter, DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionFilter,
-    RevisionRecord, RevisionSort, Store, StoreError, TaggedKind, TargetRecord,
+    AccessKeyRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep, GroupRecord,
+    HostCommandRecord, InstanceHistoryRecord, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store,
+    StoreError, TaggedKind, TargetRecord,
 };
 
 /// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
@@ -22,7 +23,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             access_keys, applications, application_delete_cascades, deployment_configs, deployment_groups,
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
-            deployment_registers_its_revision, config_in_use_by_unfinished_deployment);
+            deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
+            deployment_steps);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -97,6 +99,7 @@ fn deployment(id: &str, group_id: &str, status: DeploymentStatus, created: i64, 
             create_time: Some(Timestamp(created)),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 
@@ -119,11 +122,16 @@ pub async fn access_keys(store: &dyn Store) {
             description: String::new(),
             created_at: Timestamp(1),
             revoked_at: None,
+            instance_name: (role == Role::Deployer).then(|| "not-really-an-instance".to_owned()),
         };
         store.create_access_key(&key, ROOMY).await.unwrap();
     }
     let key = store.access_key("AKIA2").await.unwrap().unwrap();
     assert_eq!((key.role, key.secret_access_key.as_str()), (Role::ReadOnly, "secret-AKIA2"));
+    assert_eq!(
+        store.access_key("AKIA3").await.unwrap().unwrap().instance_name.as_deref(),
+        Some("not-really-an-instance")
+    );
     assert!(store.access_key("AKIA9").await.unwrap().is_none());
 
     let page = store.list_access_keys(&first_page(2)).await.unwrap();
@@ -136,6 +144,14 @@ pub async fn access_keys(store: &dyn Store) {
     store.revoke_access_key("AKIA3", Timestamp(10)).await.unwrap();
     assert_eq!(store.access_key("AKIA3").await.unwrap().unwrap().revoked_at, Some(Timestamp(9)));
     assert!(matches!(store.revoke_access_key("AKIA9", Timestamp(9)).await, Err(StoreError::NotFound)));
+    // AKIA3 (revoked above) belongs to the instance; a second key of it is revoked with it.
+    let mut second = store.access_key("AKIA3").await.unwrap().unwrap();
+    second.access_key_id = "AKIA4".into();
+    second.revoked_at = None;
+    store.create_access_key(&second, ROOMY).await.unwrap();
+    assert_eq!(store.revoke_instance_keys("not-really-an-instance", Timestamp(11)).await.unwrap(), ["AKIA4"]);
+    assert_eq!(store.access_key("AKIA4").await.unwrap().unwrap().revoked_at, Some(Timestamp(11)));
+    assert!(store.revoke_instance_keys("nobody", Timestamp(11)).await.unwrap().is_empty());
 }
 
 pub async fn applications(store: &dyn Store) {
@@ -364,6 +380,7 @@ pub async fn deployments(store: &dyn Store) {
         deployment_id: "d-AAAAAAAA1".into(),
         target_id: "web-1".into(),
         target: DeploymentTarget { deployment_target_type: Some("InstanceTarget".into()), ..Default::default() },
+        ..Default::default()
     };
     let first = deployment("d-AAAAAAAA1", "g-1", DeploymentStatus::Created, 1, true);
     store.create_deployment(&first, std::slice::from_ref(&target), &s3_revision("app-1", "x.zip", 0)).await.unwrap();
@@ -412,6 +429,18 @@ pub async fn deployments(store: &dyn Store) {
     assert_eq!(store.targets("d-AAAAAAAA1").await.unwrap(), [updated]);
     let missing = TargetRecord { target_id: "web-9".into(), ..target };
     assert!(matches!(store.update_target(&missing).await, Err(StoreError::NotFound)));
+    // Targets come back in their position order, not by name.
+    let ordered = deployment("d-ORDER0001", "g-9", DeploymentStatus::Succeeded, 9, true);
+    let at = |name: &str, position| TargetRecord {
+        deployment_id: "d-ORDER0001".into(),
+        target_id: name.into(),
+        position,
+        ..Default::default()
+    };
+    let trio = [at("web-1", 2), at("web-0", 1), at("web-9", 0)];
+    store.create_deployment(&ordered, &trio, &s3_revision("app-1", "x.zip", 0)).await.unwrap();
+    let order: Vec<String> = store.targets("d-ORDER0001").await.unwrap().into_iter().map(|t| t.target_id).collect();
+    assert_eq!(order, ["web-9", "web-0", "web-1"]);
     let ghost = deployment("d-ZZZZZZZZZ", "g-1", DeploymentStatus::Created, 1, true);
     assert!(matches!(store.update_deployment(&ghost).await, Err(StoreError::NotFound)));
 }
@@ -489,6 +518,7 @@ pub async fn limits(store: &dyn Store) {
         description: String::new(),
         created_at: Timestamp(1),
         revoked_at: None,
+        instance_name: None,
     };
     store.create_access_key(&key("K1"), 1).await.unwrap();
     assert!(matches!(store.create_access_key(&key("K2"), 1).await, Err(StoreError::LimitExceeded(1))));
@@ -529,4 +559,144 @@ pub async fn config_in_use_by_unfinished_deployment(store: &dyn Store) {
     running.info.status = Some(DeploymentStatus::Succeeded);
     store.update_deployment(&running).await.unwrap();
     store.delete_deployment_config("Careful").await.unwrap();
+}
+
+fn command(id: &str, deployment: &str, target: &str, event: &str, at: i64) -> HostCommandRecord {
+    HostCommandRecord {
+        id: id.into(),
+        deployment_id: deployment.into(),
+        target_id: target.into(),
+        lifecycle_event: event.into(),
+        state: "Queued".into(),
+        created_at: Timestamp(at),
+        ..Default::default()
+    }
+}
+
+pub async fn host_commands(store: &dyn Store) {
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    let record = deployment("d-CMD000001", "g-1", DeploymentStatus::InProgress, 1, true);
+    store.create_deployment(&record, &[], &s3_revision("app-1", "x.zip", 0)).await.unwrap();
+    let mut current = store.deployment("d-CMD000001").await.unwrap().unwrap();
+    let step = DeploymentStep {
+        deployment: current.clone(),
+        new_commands: vec![
+            command("hc-1", "d-CMD000001", "web-1", "ApplicationStop", 10),
+            command("hc-2", "d-CMD000001", "web-2", "ApplicationStop", 11),
+            command("hc-3", "d-CMD000001", "web-1", "DownloadBundle", 12),
+        ],
+        ..Default::default()
+    };
+    store.apply_deployment_step(&step).await.unwrap();
+    current.version += 1;
+
+    // Each host gets its own commands, oldest first, each once.
+    let first = store.dispatch_command("web-1", Timestamp(20)).await.unwrap().unwrap();
+    assert_eq!(
+        (first.id.as_str(), first.state.as_str(), first.dispatched_at),
+        ("hc-1", "Dispatched", Some(Timestamp(20)))
+    );
+    assert_eq!(store.dispatch_command("web-1", Timestamp(21)).await.unwrap().unwrap().id, "hc-3");
+    assert!(store.dispatch_command("web-1", Timestamp(22)).await.unwrap().is_none());
+    assert!(store.dispatch_command("web-9", Timestamp(22)).await.unwrap().is_none());
+
+    let acknowledged = store.acknowledge_command("hc-1", Timestamp(23)).await.unwrap().unwrap();
+    assert_eq!(acknowledged.acknowledged_at, Some(Timestamp(23)));
+    store.acknowledge_command("hc-1", Timestamp(99)).await.unwrap();
+    assert_eq!(store.command("hc-1").await.unwrap().unwrap().acknowledged_at, Some(Timestamp(23)));
+
+    let failed = landfall_api::shapes::Diagnostics { message: Some("first".into()), ..Default::default() };
+    let again = landfall_api::shapes::Diagnostics { message: Some("second".into()), ..Default::default() };
+    assert_eq!(store.complete_command("hc-1", false, &failed, Timestamp(30)).await.unwrap(), Completion::Recorded);
+    assert_eq!(store.complete_command("hc-1", false, &again, Timestamp(31)).await.unwrap(), Completion::Duplicate);
+    assert_eq!(store.complete_command("hc-2", true, &again, Timestamp(31)).await.unwrap(), Completion::NotInFlight);
+    assert_eq!(store.complete_command("hc-404", true, &again, Timestamp(31)).await.unwrap(), Completion::NotInFlight);
+    let completed = store.command("hc-1").await.unwrap().unwrap();
+    assert_eq!((completed.state.as_str(), completed.completed_at), ("Failed", Some(Timestamp(30))));
+    assert_eq!(completed.diagnostics.unwrap().message.as_deref(), Some("first"));
+
+    // Engine updates touch only commands not yet final.
+    let cancel = DeploymentStep {
+        deployment: current.clone(),
+        command_updates: vec![("hc-1".into(), "Cancelled".into(), None), ("hc-2".into(), "Cancelled".into(), None)],
+        ..Default::default()
+    };
+    store.apply_deployment_step(&cancel).await.unwrap();
+    let states: Vec<String> = store.commands_of("d-CMD000001").await.unwrap().into_iter().map(|c| c.state).collect();
+    assert_eq!(states, ["Failed", "Cancelled", "Dispatched"]);
+
+    store.append_command_log("hc-3", 0, "[stdout]a\n").await.unwrap();
+    store.append_command_log("hc-3", 1, "[stdout]b\n").await.unwrap();
+    store.append_command_log("hc-3", 0, "[stdout]a again\n").await.unwrap();
+    assert_eq!(
+        store.command_log("hc-3").await.unwrap(),
+        [(0, "[stdout]a\n".to_owned()), (1, "[stdout]b\n".to_owned())]
+    );
+}
+
+pub async fn deployment_steps(store: &dyn Store) {
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    store.create_deployment_group(&group("g-1", "app-1", "prod", "C"), ROOMY).await.unwrap();
+    let target = TargetRecord {
+        deployment_id: "d-STEP00001".into(),
+        target_id: "web-1".into(),
+        target: DeploymentTarget { deployment_target_type: Some("InstanceTarget".into()), ..Default::default() },
+        ..Default::default()
+    };
+    let revision = s3_revision("app-1", "v2.zip", 0);
+    let record = deployment("d-STEP00001", "g-1", DeploymentStatus::Created, 1, true);
+    store.create_deployment(&record, std::slice::from_ref(&target), &revision).await.unwrap();
+    assert_eq!(store.active_deployments().await.unwrap(), ["d-STEP00001"]);
+
+    let stored = store.deployment("d-STEP00001").await.unwrap().unwrap();
+    assert_eq!(stored.version, 0);
+    let mut next = stored.clone();
+    next.info.status = Some(DeploymentStatus::Succeeded);
+    next.progress = Some("{\"started\":true}".into());
+    let mut finished_target = target.clone();
+    finished_target.target.deployment_target_type = Some("InstanceTarget".into());
+    finished_target.target.instance_target = Some(Default::default());
+    let rollback = deployment("d-STEP00002", "g-1", DeploymentStatus::Created, 2, true);
+    let step = DeploymentStep {
+        deployment: next.clone(),
+        targets: vec![finished_target.clone()],
+        history: vec![InstanceHistoryRecord {
+            group_id: "g-1".into(),
+            instance_name: "web-1".into(),
+            revision_key: Some(revision.key.clone()),
+            healthy: true,
+        }],
+        target_revision: Some((revision.location.clone(), revision.key.clone())),
+        follow_up: Some((rollback, vec![], s3_revision("app-1", "v1.zip", 2))),
+        ..Default::default()
+    };
+    store.apply_deployment_step(&step).await.unwrap();
+
+    let after = store.deployment("d-STEP00001").await.unwrap().unwrap();
+    assert_eq!((after.version, after.progress.as_deref()), (1, Some("{\"started\":true}")));
+    assert_eq!(store.targets("d-STEP00001").await.unwrap(), [finished_target]);
+    assert_eq!(store.instance_history("g-1").await.unwrap()[0].revision_key.as_deref(), Some(revision.key.as_str()));
+    let group = store.deployment_group_by_id("g-1").await.unwrap().unwrap();
+    assert_eq!(group.info.target_revision, Some(revision.location.clone()));
+    assert!(store.deployment("d-STEP00002").await.unwrap().is_some(), "the follow-up deployment is stored");
+    assert_eq!(store.active_deployments().await.unwrap(), ["d-STEP00002"]);
+
+    // A step computed from the old version is refused and changes nothing.
+    let stale = DeploymentStep { deployment: next, ..Default::default() };
+    assert!(matches!(store.apply_deployment_step(&stale).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.deployment("d-STEP00001").await.unwrap().unwrap().version, 1);
+    // So is a step whose follow-up breaks a rule: the whole step is undone.
+    let mut current = store.deployment("d-STEP00001").await.unwrap().unwrap();
+    current.info.description = Some("must not stick".into());
+    let clash = deployment("d-STEP00003", "g-1", DeploymentStatus::Created, 3, true);
+    let refused = DeploymentStep {
+        deployment: current.clone(),
+        follow_up: Some((clash, vec![], s3_revision("app-1", "v3.zip", 3))),
+        ..Default::default()
+    };
+    assert!(matches!(store.apply_deployment_step(&refused).await, Err(StoreError::ActiveDeployment(_))));
+    let unchanged = store.deployment("d-STEP00001").await.unwrap().unwrap();
+    assert_eq!((unchanged.version, unchanged.info.description), (1, None));
+    let history = store.instance_history("g-1").await.unwrap();
+    assert_eq!(history.len(), 1);
 }

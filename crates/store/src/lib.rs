@@ -66,6 +66,8 @@ pub struct AccessKeyRecord {
     pub description: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// For `instance` keys: the on-premises instance the key belongs to.
+    pub instance_name: Option<String>,
 }
 
 /// A deployment group as stored: its settings (in their normalised API shape) and the
@@ -122,12 +124,16 @@ pub struct RevisionFilter {
 
 /// A deployment as stored. `exclusive` deployments obey the one-active-deployment-per-group rule
 /// (Auto Scaling launch deployments do not).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeploymentRecord {
     pub application_id: String,
     pub group_id: String,
     pub exclusive: bool,
     pub info: DeploymentInfo,
+    /// The engine's own state, as JSON (opaque to the store).
+    pub progress: Option<String>,
+    /// Bumped by every write; a write based on an older version is a Conflict.
+    pub version: i64,
 }
 
 impl DeploymentRecord {
@@ -137,10 +143,12 @@ impl DeploymentRecord {
 }
 
 /// One target of a deployment (an instance, a Lambda function, an ECS service).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TargetRecord {
     pub deployment_id: String,
     pub target_id: String,
+    /// Its place in the order the deployment takes its targets.
+    pub position: i64,
     pub target: DeploymentTarget,
 }
 
@@ -156,6 +164,63 @@ pub struct DeploymentFilter {
 
 /// Deployment statuses that hold a group's one active deployment.
 pub const ACTIVE_STATUSES: [&str; 5] = ["Created", "Queued", "InProgress", "Baking", "Ready"];
+
+/// One lifecycle event sent to one host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostCommandRecord {
+    /// `hc-…`, the HostCommandIdentifier.
+    pub id: String,
+    pub deployment_id: String,
+    /// The instance (its name).
+    pub target_id: String,
+    pub lifecycle_event: String,
+    /// Queued, Dispatched, Succeeded, Failed or Cancelled.
+    pub state: String,
+    pub created_at: Timestamp,
+    pub dispatched_at: Option<Timestamp>,
+    pub acknowledged_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub diagnostics: Option<landfall_api::shapes::Diagnostics>,
+}
+
+/// What a deployment group last did on an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceHistoryRecord {
+    pub group_id: String,
+    pub instance_name: String,
+    /// The revision its last successful deployment installed.
+    pub revision_key: Option<String>,
+    pub healthy: bool,
+}
+
+/// Everything one engine step changes, written in one transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeploymentStep {
+    /// When the step was computed (the completion time of commands it ends).
+    pub now: Timestamp,
+    /// The new record; its `version` is the one the step was computed from.
+    pub deployment: DeploymentRecord,
+    pub targets: Vec<TargetRecord>,
+    pub new_commands: Vec<HostCommandRecord>,
+    /// (command id, new state, diagnostics): only commands not yet final change.
+    pub command_updates: Vec<(String, String, Option<landfall_api::shapes::Diagnostics>)>,
+    pub history: Vec<InstanceHistoryRecord>,
+    /// The group's new target revision (after a success).
+    pub target_revision: Option<(RevisionLocation, String)>,
+    /// A deployment started by this one (a rollback), with its targets and revision.
+    pub follow_up: Option<(DeploymentRecord, Vec<TargetRecord>, RevisionRecord)>,
+}
+
+/// Why a command completion was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Recorded: the first completion of a command in flight.
+    Recorded,
+    /// The command had already completed (the official agent sends failures twice).
+    Duplicate,
+    /// The command was never handed to an agent, or was withdrawn.
+    NotInFlight,
+}
 
 /// The resources that carry resource tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,6 +243,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_access_keys(&self, page: &PageRequest) -> StoreResult<Page<AccessKeyRecord>>;
     /// Marks the key revoked; NotFound if there is no such key, Ok if it was revoked already.
     async fn revoke_access_key(&self, access_key_id: &str, at: Timestamp) -> StoreResult<()>;
+    /// Revokes every active key of an instance; returns their ids.
+    async fn revoke_instance_keys(&self, instance_name: &str, at: Timestamp) -> StoreResult<Vec<String>>;
 
     // -- applications ------------------------------------------------------------------------
     /// Conflict if the name is taken; LimitExceeded if `limit` applications exist already.
@@ -264,10 +331,39 @@ pub trait Store: Send + Sync + 'static {
     async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>>;
     /// Newest first.
     async fn list_deployments(&self, filter: &DeploymentFilter, page: &PageRequest) -> StoreResult<Page<String>>;
-    /// Replaces a deployment's record; NotFound if there is none.
+    /// Replaces a deployment's record if its version is still `deployment.version` (then bumps
+    /// it); NotFound if there is none, Conflict if it changed meanwhile.
     async fn update_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()>;
+    /// Ids of deployments in an active status, oldest first.
+    async fn active_deployments(&self) -> StoreResult<Vec<String>>;
+    /// Writes an engine step atomically (see [`DeploymentStep`]); Conflict if the deployment's
+    /// version moved on since the step was computed.
+    async fn apply_deployment_step(&self, step: &DeploymentStep) -> StoreResult<()>;
+
+    // -- host commands ----------------------------------------------------------------------
+    async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>>;
+    async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>>;
+    /// Hands the instance's oldest queued command to its agent (Queued → Dispatched).
+    async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>>;
+    /// Records the agent's acknowledgement (the first one); returns the command.
+    async fn acknowledge_command(&self, id: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>>;
+    /// Records a completion of a dispatched command; the first one wins.
+    async fn complete_command(
+        &self,
+        id: &str,
+        succeeded: bool,
+        diagnostics: &landfall_api::shapes::Diagnostics,
+        at: Timestamp,
+    ) -> StoreResult<Completion>;
+    /// Stores a chunk of a command's output; a chunk already stored (same sequence) is ignored.
+    async fn append_command_log(&self, id: &str, sequence: u64, text: &str) -> StoreResult<()>;
+    /// A command's output chunks in order.
+    async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>>;
+    /// What the group last did on each instance.
+    async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>>;
     /// The group's most recent deployment, and its most recent one with status Succeeded.
     async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)>;
+    /// A deployment's targets in their order (position).
     async fn targets(&self, deployment_id: &str) -> StoreResult<Vec<TargetRecord>>;
     async fn update_target(&self, target: &TargetRecord) -> StoreResult<()>;
 }

@@ -112,4 +112,51 @@ DROP INDEX deployments_group;
 CREATE INDEX deployments_group ON deployments(group_id, seq, id);
 "#,
     ),
+    (
+        4,
+        r#"
+ALTER TABLE access_keys ADD COLUMN instance_name TEXT;
+CREATE INDEX access_keys_instance ON access_keys(instance_name);
+"#,
+    ),
+    (
+        5,
+        r#"
+ALTER TABLE deployments ADD COLUMN progress TEXT;
+ALTER TABLE deployments ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE host_commands (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    deployment_id   TEXT NOT NULL,
+    target_id       TEXT NOT NULL,
+    lifecycle_event TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    dispatched_at   INTEGER,
+    acknowledged_at INTEGER,
+    completed_at    INTEGER,
+    diagnostics     TEXT
+);
+CREATE INDEX host_commands_queue ON host_commands(target_id, state, seq);
+CREATE INDEX host_commands_deployment ON host_commands(deployment_id, seq);
+
+CREATE TABLE command_logs (
+    command_id TEXT NOT NULL,
+    sequence   INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    PRIMARY KEY (command_id, sequence)
+);
+
+CREATE TABLE instance_history (
+    group_id      TEXT NOT NULL,
+    instance_name TEXT NOT NULL,
+    revision_key  TEXT,
+    healthy       INTEGER NOT NULL,
+    PRIMARY KEY (group_id, instance_name)
+);
+
+ALTER TABLE deployment_targets ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];

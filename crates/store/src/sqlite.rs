@@ -20,8 +20,9 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use crate::schema::SQLITE_MIGRATIONS;
 use crate::{
-    AccessKeyRecord, DeployedFilter, DeploymentFilter, DeploymentRecord, GroupRecord, Page, PageRequest,
-    RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetRecord,
+    AccessKeyRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep, GroupRecord,
+    HostCommandRecord, InstanceHistoryRecord, Page, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store,
+    StoreError, StoreResult, TaggedKind, TargetRecord,
 };
 
 /// [`ACTIVE_STATUSES`] as an SQL list, for `concat!` into static queries.
@@ -174,6 +175,7 @@ fn access_key_from_row(row: &SqliteRow) -> StoreResult<AccessKeyRecord> {
         description: row.try_get("description")?,
         created_at: Timestamp(row.try_get("created_at")?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
+        instance_name: row.try_get("instance_name")?,
     })
 }
 
@@ -199,6 +201,117 @@ async fn check_limit(
         return Err(StoreError::LimitExceeded(limit));
     }
     Ok(())
+}
+
+/// Inserts a new deployment with its targets and records the use of its revision (see
+/// [`Store::create_deployment`]).
+async fn insert_deployment(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    deployment: &DeploymentRecord,
+    targets: &[TargetRecord],
+    revision: &RevisionRecord,
+) -> StoreResult<()> {
+    if deployment.exclusive {
+        let active: Option<String> = sqlx::query_scalar(concat!(
+            "SELECT id FROM deployments WHERE group_id = ? AND exclusive = 1 AND status IN ",
+            active_statuses!(),
+            " ORDER BY seq LIMIT 1"
+        ))
+        .bind(&deployment.group_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(active) = active {
+            return Err(StoreError::ActiveDeployment(active));
+        }
+    }
+    let info = &deployment.info;
+    let result = sqlx::query(
+        "INSERT INTO deployments
+         (id, application_id, group_id, status, exclusive, create_time, external_id, config_name, doc, progress, version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+    )
+    .bind(deployment.id())
+    .bind(&deployment.application_id)
+    .bind(&deployment.group_id)
+    .bind(info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
+    .bind(i64::from(deployment.exclusive))
+    .bind(info.create_time.unwrap_or_default().0)
+    .bind(&info.external_id)
+    .bind(info.deployment_config_name.as_deref().unwrap_or_default())
+    .bind(to_doc(info))
+    .bind(&deployment.progress)
+    .execute(&mut **tx)
+    .await;
+    match result {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!("deployment {}", deployment.id())));
+        }
+        other => other?,
+    };
+    for target in targets {
+        sqlx::query("INSERT INTO deployment_targets (deployment_id, target_id, position, doc) VALUES (?, ?, ?, ?)")
+            .bind(&target.deployment_id)
+            .bind(&target.target_id)
+            .bind(target.position)
+            .bind(to_doc(&target.target))
+            .execute(&mut **tx)
+            .await?;
+    }
+    insert_revision(tx, revision, false).await?;
+    let used = info.create_time.unwrap_or_default().0;
+    sqlx::query(
+        "UPDATE revisions SET first_used_time = COALESCE(first_used_time, ?), last_used_time = ?
+         WHERE application_id = ? AND revision_key = ?",
+    )
+    .bind(used)
+    .bind(used)
+    .bind(&revision.application_id)
+    .bind(&revision.key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Replaces a deployment row if its version is still the record's, bumping it.
+async fn write_deployment(connection: &mut sqlx::SqliteConnection, deployment: &DeploymentRecord) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE deployments SET status = ?, doc = ?, progress = ?, version = version + 1 WHERE id = ? AND version = ?",
+    )
+    .bind(deployment.info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
+    .bind(to_doc(&deployment.info))
+    .bind(&deployment.progress)
+    .bind(deployment.id())
+    .bind(deployment.version)
+    .execute(&mut *connection)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM deployments WHERE id = ?")
+        .bind(deployment.id())
+        .fetch_optional(connection)
+        .await?;
+    Err(match exists {
+        Some(_) => StoreError::Conflict(format!("deployment {} changed meanwhile", deployment.id())),
+        None => StoreError::NotFound,
+    })
+}
+
+fn command_from_row(row: &SqliteRow) -> StoreResult<HostCommandRecord> {
+    let at =
+        |column: &str| -> StoreResult<Option<Timestamp>> { Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp)) };
+    Ok(HostCommandRecord {
+        id: row.try_get("id")?,
+        deployment_id: row.try_get("deployment_id")?,
+        target_id: row.try_get("target_id")?,
+        lifecycle_event: row.try_get("lifecycle_event")?,
+        state: row.try_get("state")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        dispatched_at: at("dispatched_at")?,
+        acknowledged_at: at("acknowledged_at")?,
+        completed_at: at("completed_at")?,
+        diagnostics: row.try_get::<Option<&str>, _>("diagnostics")?.map(from_doc).transpose()?,
+    })
 }
 
 /// Registers a revision. If the application has it already, `update_description` decides
@@ -256,6 +369,8 @@ fn deployment_from_row(row: &SqliteRow) -> StoreResult<DeploymentRecord> {
         group_id: row.try_get("group_id")?,
         exclusive: row.try_get::<i64, _>("exclusive")? != 0,
         info: doc_column(row, "doc")?,
+        progress: row.try_get("progress")?,
+        version: row.try_get("version")?,
     })
 }
 
@@ -277,8 +392,9 @@ impl Store for SqliteStore {
     async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let result = sqlx::query(
-            "INSERT INTO access_keys (access_key_id, secret_access_key, role, description, created_at, revoked_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO access_keys
+             (access_key_id, secret_access_key, role, description, created_at, revoked_at, instance_name)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.access_key_id)
         .bind(&key.secret_access_key)
@@ -286,6 +402,7 @@ impl Store for SqliteStore {
         .bind(&key.description)
         .bind(key.created_at.0)
         .bind(key.revoked_at.map(|t| t.0))
+        .bind(&key.instance_name)
         .execute(&mut *tx)
         .await;
         match result {
@@ -334,6 +451,23 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_instance_keys(&self, instance_name: &str, at: Timestamp) -> StoreResult<Vec<String>> {
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT access_key_id FROM access_keys WHERE instance_name = ? AND revoked_at IS NULL ORDER BY access_key_id",
+        )
+        .bind(instance_name)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE access_keys SET revoked_at = ? WHERE instance_name = ? AND revoked_at IS NULL")
+            .bind(at.0)
+            .bind(instance_name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()> {
@@ -792,62 +926,7 @@ impl Store for SqliteStore {
         revision: &RevisionRecord,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        if deployment.exclusive {
-            let active: Option<String> = sqlx::query_scalar(concat!(
-                "SELECT id FROM deployments WHERE group_id = ? AND exclusive = 1 AND status IN ",
-                active_statuses!(),
-                " ORDER BY seq LIMIT 1"
-            ))
-            .bind(&deployment.group_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(active) = active {
-                return Err(StoreError::ActiveDeployment(active));
-            }
-        }
-        let info = &deployment.info;
-        let result = sqlx::query(
-            "INSERT INTO deployments
-             (id, application_id, group_id, status, exclusive, create_time, external_id, config_name, doc)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(deployment.id())
-        .bind(&deployment.application_id)
-        .bind(&deployment.group_id)
-        .bind(info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
-        .bind(i64::from(deployment.exclusive))
-        .bind(info.create_time.unwrap_or_default().0)
-        .bind(&info.external_id)
-        .bind(info.deployment_config_name.as_deref().unwrap_or_default())
-        .bind(to_doc(info))
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!("deployment {}", deployment.id())));
-            }
-            other => other?,
-        };
-        for target in targets {
-            sqlx::query("INSERT INTO deployment_targets (deployment_id, target_id, doc) VALUES (?, ?, ?)")
-                .bind(&target.deployment_id)
-                .bind(&target.target_id)
-                .bind(to_doc(&target.target))
-                .execute(&mut *tx)
-                .await?;
-        }
-        insert_revision(&mut tx, revision, false).await?;
-        let used = info.create_time.unwrap_or_default().0;
-        sqlx::query(
-            "UPDATE revisions SET first_used_time = COALESCE(first_used_time, ?), last_used_time = ?
-             WHERE application_id = ? AND revision_key = ?",
-        )
-        .bind(used)
-        .bind(used)
-        .bind(&revision.application_id)
-        .bind(&revision.key)
-        .execute(&mut *tx)
-        .await?;
+        insert_deployment(&mut tx, deployment, targets, revision).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -906,16 +985,201 @@ impl Store for SqliteStore {
     }
 
     async fn update_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE deployments SET status = ?, doc = ? WHERE id = ?")
-            .bind(deployment.info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
-            .bind(to_doc(&deployment.info))
-            .bind(deployment.id())
+        let mut connection = self.writer.acquire().await?;
+        write_deployment(&mut connection, deployment).await
+    }
+
+    async fn active_deployments(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT id FROM deployments WHERE status IN ",
+            active_statuses!(),
+            " ORDER BY seq"
+        ))
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn apply_deployment_step(&self, step: &DeploymentStep) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        write_deployment(&mut tx, &step.deployment).await?;
+        for target in &step.targets {
+            sqlx::query("UPDATE deployment_targets SET doc = ? WHERE deployment_id = ? AND target_id = ?")
+                .bind(to_doc(&target.target))
+                .bind(&target.deployment_id)
+                .bind(&target.target_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for command in &step.new_commands {
+            sqlx::query(
+                "INSERT INTO host_commands (id, deployment_id, target_id, lifecycle_event, state, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&command.id)
+            .bind(&command.deployment_id)
+            .bind(&command.target_id)
+            .bind(&command.lifecycle_event)
+            .bind(&command.state)
+            .bind(command.created_at.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (id, state, diagnostics) in &step.command_updates {
+            sqlx::query(
+                "UPDATE host_commands SET state = ?, diagnostics = COALESCE(?, diagnostics),
+                 completed_at = COALESCE(completed_at, ?)
+                 WHERE id = ? AND state IN ('Queued', 'Dispatched')",
+            )
+            .bind(state)
+            .bind(diagnostics.as_ref().map(to_doc))
+            .bind(step.now.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for entry in &step.history {
+            sqlx::query(
+                "INSERT INTO instance_history (group_id, instance_name, revision_key, healthy) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (group_id, instance_name) DO UPDATE SET
+                 revision_key = excluded.revision_key, healthy = excluded.healthy",
+            )
+            .bind(&entry.group_id)
+            .bind(&entry.instance_name)
+            .bind(&entry.revision_key)
+            .bind(i64::from(entry.healthy))
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some((revision, key)) = &step.target_revision {
+            let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = ?")
+                .bind(&step.deployment.group_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            // The group may have been deleted while the deployment ran.
+            if let Some(doc) = doc {
+                let mut info: landfall_api::shapes::DeploymentGroupInfo = from_doc(&doc)?;
+                info.target_revision = Some(revision.clone());
+                sqlx::query("UPDATE deployment_groups SET target_revision_key = ?, doc = ? WHERE id = ?")
+                    .bind(key)
+                    .bind(to_doc(&info))
+                    .bind(&step.deployment.group_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if let Some((deployment, targets, revision)) = &step.follow_up {
+            insert_deployment(&mut tx, deployment, targets, revision).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>> {
+        let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = ? ORDER BY seq")
+            .bind(deployment_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(command_from_row).collect()
+    }
+
+    async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>> {
+        let row = sqlx::query("SELECT * FROM host_commands WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        row.as_ref().map(command_from_row).transpose()
+    }
+
+    async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "UPDATE host_commands SET state = 'Dispatched', dispatched_at = ?
+             WHERE seq = (SELECT seq FROM host_commands WHERE target_id = ? AND state = 'Queued' ORDER BY seq LIMIT 1)
+             RETURNING *",
+        )
+        .bind(at.0)
+        .bind(instance_name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(command_from_row).transpose()
+    }
+
+    async fn acknowledge_command(&self, id: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
+        let row = sqlx::query(
+            "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, ?) WHERE id = ? RETURNING *",
+        )
+        .bind(at.0)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(command_from_row).transpose()
+    }
+
+    async fn complete_command(
+        &self,
+        id: &str,
+        succeeded: bool,
+        diagnostics: &landfall_api::shapes::Diagnostics,
+        at: Timestamp,
+    ) -> StoreResult<Completion> {
+        let mut tx = self.writer.begin().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let outcome = match state.as_deref() {
+            Some("Dispatched") => {
+                sqlx::query(
+                    "UPDATE host_commands SET state = ?, completed_at = ?, diagnostics = ?,
+                     acknowledged_at = COALESCE(acknowledged_at, ?) WHERE id = ?",
+                )
+                .bind(if succeeded { "Succeeded" } else { "Failed" })
+                .bind(at.0)
+                .bind(to_doc(diagnostics))
+                .bind(at.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                Completion::Recorded
+            }
+            Some("Succeeded" | "Failed") => Completion::Duplicate,
+            _ => Completion::NotInFlight,
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn append_command_log(&self, id: &str, sequence: u64, text: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO command_logs (command_id, sequence, text) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(sequence as i64)
+            .bind(text)
             .execute(&self.writer)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(())
+    }
+
+    async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>> {
+        let rows = sqlx::query("SELECT sequence, text FROM command_logs WHERE command_id = ? ORDER BY sequence")
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|row| Ok((row.try_get::<i64, _>("sequence")? as u64, row.try_get("text")?))).collect()
+    }
+
+    async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>> {
+        let rows = sqlx::query("SELECT * FROM instance_history WHERE group_id = ? ORDER BY instance_name")
+            .bind(group_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(InstanceHistoryRecord {
+                    group_id: row.try_get("group_id")?,
+                    instance_name: row.try_get("instance_name")?,
+                    revision_key: row.try_get("revision_key")?,
+                    healthy: row.try_get::<i64, _>("healthy")? != 0,
+                })
+            })
+            .collect()
     }
 
     async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)> {
@@ -934,7 +1198,7 @@ impl Store for SqliteStore {
     }
 
     async fn targets(&self, deployment_id: &str) -> StoreResult<Vec<TargetRecord>> {
-        let rows = sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = ? ORDER BY target_id")
+        let rows = sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = ? ORDER BY position, target_id")
             .bind(deployment_id)
             .fetch_all(&self.reader)
             .await?;
@@ -943,6 +1207,7 @@ impl Store for SqliteStore {
                 Ok(TargetRecord {
                     deployment_id: row.try_get("deployment_id")?,
                     target_id: row.try_get("target_id")?,
+                    position: row.try_get("position")?,
                     target: doc_column(row, "doc")?,
                 })
             })

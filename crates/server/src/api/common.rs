@@ -1,6 +1,8 @@
 //! Helpers every handler uses: the request context, identifiers, ARNs, page tokens, and the
 //! mapping of store failures onto API errors.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use landfall_api::error::{ApiError, ApiResult, Exception, err};
@@ -13,7 +15,7 @@ use crate::state::AppState;
 
 /// Everything a handler needs: shared state, who is calling, and the time of the request.
 pub struct Ctx<'a> {
-    pub state: &'a AppState,
+    pub state: &'a Arc<AppState>,
     pub caller: &'a Caller,
     pub now: Timestamp,
 }

@@ -5,8 +5,11 @@ use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate;
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
-use landfall_engine::selection;
-use landfall_store::{DeploymentFilter, DeploymentRecord, StoreError, TargetRecord};
+use landfall_engine::run::{self, Progress, StopRequest};
+use landfall_engine::selection::{self, InstanceHistory, deployment_order};
+use landfall_store::{DeploymentFilter, DeploymentRecord, GroupRecord, StoreError, TargetRecord};
+
+use crate::driver::{self, new_instance_target};
 
 use super::common::{Ctx, default_config_name, new_deployment_id, page_request, page_token, store_error};
 use super::revisions::revision_record;
@@ -37,51 +40,45 @@ fn shown(info: DeploymentInfo) -> DeploymentInfo {
     }
 }
 
-fn instance_target(
-    deployment_id: &str,
-    instance: &InstanceInfo,
-    events: &[&str],
-    label: Option<TargetLabel>,
-    now: landfall_api::Timestamp,
-) -> TargetRecord {
-    let name = instance.instance_name.clone().unwrap_or_default();
-    let lifecycle_events = events
-        .iter()
-        .map(|event| LifecycleEvent {
-            lifecycle_event_name: Some((*event).to_owned()),
-            status: Some(LifecycleEventStatus::Pending),
-            ..Default::default()
-        })
-        .collect();
-    TargetRecord {
-        deployment_id: deployment_id.to_owned(),
-        target_id: name.clone(),
-        target: DeploymentTarget {
-            deployment_target_type: Some(DeploymentTargetType::InstanceTarget),
-            instance_target: Some(InstanceTarget {
-                deployment_id: Some(deployment_id.to_owned()),
-                target_id: Some(name),
-                target_arn: instance.instance_arn.clone(),
-                status: Some(TargetStatus::Pending),
-                last_updated_at: Some(now),
-                lifecycle_events: Some(lifecycle_events),
-                instance_label: label,
-            }),
-            ..Default::default()
-        },
-    }
-}
-
 /// The Server targets of a new deployment: the group's instances (in place, or the original
 /// fleet of a blue/green deployment) and the replacement fleet named by `targetInstances`.
+///
+/// Targets are ordered as CodeDeploy takes them (hosts whose last deployment failed first, then
+/// new ones, then those on an older revision, then those on this one); with
+/// `updateOutdatedInstancesOnly`, hosts already running the revision are left out.
 async fn server_targets(
     ctx: &Ctx<'_>,
     deployment_id: &str,
-    group: &DeploymentGroupInfo,
+    group: &GroupRecord,
     style: &DeploymentStyle,
     target_instances: Option<&TargetInstances>,
+    revision_key: &str,
+    outdated_only: bool,
 ) -> ApiResult<Vec<TargetRecord>> {
     let instances = ctx.store().list_instances().await.map_err(store_error)?;
+    let history = ctx.store().instance_history(group.id()).await.map_err(store_error)?;
+    let history_of = |name: &str| {
+        history
+            .iter()
+            .find(|h| h.instance_name == name)
+            .map(|h| InstanceHistory { revision_key: h.revision_key.clone(), healthy: h.healthy })
+    };
+    let up_to_date = |instance: &InstanceInfo| {
+        outdated_only
+            && history_of(instance.instance_name.as_deref().unwrap_or_default())
+                .is_some_and(|h| h.healthy && h.revision_key.as_deref() == Some(revision_key))
+    };
+    let target = |instance: &InstanceInfo, events: &[&str], label: Option<TargetLabel>, position: usize| {
+        new_instance_target(
+            deployment_id,
+            instance.instance_name.as_deref().unwrap_or_default(),
+            instance.instance_arn.clone(),
+            events,
+            label,
+            position,
+            ctx.now,
+        )
+    };
     let kind = style.deployment_type.clone().unwrap_or(DeploymentType::InPlace);
     let option = style.deployment_option.clone().unwrap_or(DeploymentOption::WithoutTrafficControl);
     let events = |role| lifecycle_events(&ComputePlatform::Server, &kind, &option, &DeploymentCreator::User, role);
@@ -93,9 +90,13 @@ async fn server_targets(
     } else {
         (ServerTargetRole::Install, None)
     };
-    let mut targets: Vec<TargetRecord> = selection::select_instances(group, &instances)
+    let selected: Vec<&InstanceInfo> =
+        selection::select_instances(&group.info, &instances).into_iter().filter(|i| !up_to_date(i)).collect();
+    let role_events = events(role);
+    let mut targets: Vec<TargetRecord> = deployment_order(selected, history_of, revision_key)
         .into_iter()
-        .map(|instance| instance_target(deployment_id, instance, &events(role), label.clone(), ctx.now))
+        .enumerate()
+        .map(|(position, instance)| target(instance, &role_events, label.clone(), position))
         .collect();
     if kind == DeploymentType::BlueGreen {
         let Some(target_instances) = target_instances else {
@@ -120,7 +121,8 @@ async fn server_targets(
                     ),
                 );
             }
-            targets.push(instance_target(deployment_id, instance, &install, Some(TargetLabel::Green), ctx.now));
+            let position = targets.len();
+            targets.push(target(instance, &install, Some(TargetLabel::Green), position));
         }
     }
     if targets.len() > MAX_INSTANCES_PER_DEPLOYMENT {
@@ -133,30 +135,6 @@ async fn server_targets(
         );
     }
     Ok(targets)
-}
-
-fn overview(targets: &[TargetRecord]) -> DeploymentOverview {
-    let mut overview = DeploymentOverview {
-        pending: Some(0),
-        in_progress: Some(0),
-        succeeded: Some(0),
-        failed: Some(0),
-        skipped: Some(0),
-        ready: Some(0),
-    };
-    for target in targets {
-        let status = target.target.instance_target.as_ref().and_then(|t| t.status.clone());
-        let counter = match status {
-            Some(TargetStatus::InProgress) => &mut overview.in_progress,
-            Some(TargetStatus::Succeeded) => &mut overview.succeeded,
-            Some(TargetStatus::Failed) => &mut overview.failed,
-            Some(TargetStatus::Skipped) => &mut overview.skipped,
-            Some(TargetStatus::Ready) => &mut overview.ready,
-            _ => &mut overview.pending,
-        };
-        *counter = Some(counter.unwrap_or(0) + 1);
-    }
-    overview
 }
 
 pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<CreateDeploymentOutput> {
@@ -182,8 +160,10 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
     ctx.deployment_config_for(&config_name, &platform).await?;
 
     let id = new_deployment_id();
+    let revision_key = validate::revision_key(&location);
+    let outdated_only = input.update_outdated_instances_only == Some(true);
     let targets = if platform == ComputePlatform::Server {
-        server_targets(ctx, &id, &group.info, &style, input.target_instances.as_ref()).await?
+        server_targets(ctx, &id, &group, &style, input.target_instances.as_ref(), &revision_key, outdated_only).await?
     } else {
         Vec::new()
     };
@@ -197,7 +177,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         revision: Some(location.clone()),
         status: Some(DeploymentStatus::Created),
         create_time: Some(ctx.now),
-        deployment_overview: Some(overview(&targets)),
+        deployment_overview: Some(run::overview(&targets.iter().map(|t| t.target.clone()).collect::<Vec<_>>())),
         description: input.description.clone(),
         creator: Some(DeploymentCreator::User),
         ignore_application_stop_failures: Some(input.ignore_application_stop_failures.unwrap_or(false)),
@@ -227,6 +207,8 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         group_id: group.id().to_owned(),
         exclusive: true,
         info,
+        progress: None,
+        version: 0,
     };
     // Registered with the deployment, in one step, if the application does not have it yet.
     let description = format!("Application revision registered by Deployment ID: {id}");
@@ -240,7 +222,19 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         }
         other => other.map_err(store_error)?,
     }
+    start(ctx, &id);
     Ok(CreateDeploymentOutput { deployment_id: Some(id) })
+}
+
+/// Lets the engine take a deployment up at once rather than on the next tick.
+fn start(ctx: &Ctx<'_>, id: &str) {
+    let state = ctx.state.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        if let Err(error) = driver::reconcile(&state, &id).await {
+            tracing::warn!(deployment = %id, %error, "cannot start the deployment");
+        }
+    });
 }
 
 pub async fn get(ctx: &Ctx<'_>, input: GetDeploymentInput) -> ApiResult<GetDeploymentOutput> {
@@ -308,54 +302,46 @@ pub async fn list(ctx: &Ctx<'_>, input: ListDeploymentsInput) -> ApiResult<ListD
     Ok(ListDeploymentsOutput { deployments: Some(page.items), next_token: page_token("deployments", page.next) })
 }
 
-/// Stops a deployment: nothing more is scheduled, targets that had not started are Skipped.
-/// A requested rollback happens only if the group has a successful deployment to return to.
+/// Stops a deployment: nothing more is sent to its hosts, targets that had not started are
+/// Skipped, and it becomes Stopped once the events running on hosts finish (the answer says
+/// Pending until then). `autoRollbackEnabled` (or the deployment's DEPLOYMENT_STOP_ON_REQUEST)
+/// rolls it back afterwards.
 pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDeploymentOutput> {
-    let mut record = load(ctx, &input.deployment_id).await?;
-    if is_complete(&record.info.status) {
-        return err(
-            Exception::DeploymentAlreadyCompleted,
-            format!("The deployment {} has already completed.", record.id()),
-        );
-    }
-    let mut targets = ctx.store().targets(record.id()).await.map_err(store_error)?;
-    for target in &mut targets {
-        let Some(instance) = target.target.instance_target.as_mut() else { continue };
-        if instance.status == Some(TargetStatus::Pending) {
-            instance.status = Some(TargetStatus::Skipped);
-            instance.last_updated_at = Some(ctx.now);
-            for event in instance.lifecycle_events.iter_mut().flatten() {
-                event.status = Some(LifecycleEventStatus::Skipped);
-                event.end_time = Some(ctx.now);
+    let id = validate::deployment_id(&input.deployment_id)?.to_owned();
+    for _ in 0..5 {
+        let mut record = load(ctx, &Some(id.clone())).await?;
+        if is_complete(&record.info.status) {
+            return err(Exception::DeploymentAlreadyCompleted, format!("The deployment {id} has already completed."));
+        }
+        let mut progress: Progress =
+            record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+        let rollback = input.auto_rollback_enabled == Some(true);
+        progress.stop = Some(StopRequest { rollback: rollback || progress.stop.as_ref().is_some_and(|s| s.rollback) });
+        record.progress = serde_json::to_string(&progress).ok();
+        match ctx.store().update_deployment(&record).await {
+            Err(StoreError::Conflict(_)) => continue,
+            other => other.map_err(store_error)?,
+        }
+        driver::reconcile(ctx.state, &id).await.map_err(store_error)?;
+        let now = load(ctx, &Some(id.clone())).await?;
+        return Ok(if is_complete(&now.info.status) {
+            StopDeploymentOutput {
+                status: Some(StopStatus::Succeeded),
+                status_message: Some(
+                    "No more commands will be scheduled for execution in the deployment instances".into(),
+                ),
             }
-            ctx.store().update_target(target).await.map_err(store_error)?;
-        }
+        } else {
+            StopDeploymentOutput {
+                status: Some(StopStatus::Pending),
+                status_message: Some(
+                    "No more commands will be scheduled; lifecycle events already running on instances will finish first"
+                        .into(),
+                ),
+            }
+        });
     }
-    let info = &mut record.info;
-    info.status = Some(DeploymentStatus::Stopped);
-    info.complete_time = Some(ctx.now);
-    info.deployment_overview = Some(overview(&targets));
-    info.error_information = Some(ErrorInformation {
-        code: Some(ErrorCode::ManualStop),
-        message: Some("The deployment was stopped by a user.".into()),
-    });
-    if input.auto_rollback_enabled == Some(true) {
-        let (_, last_success) = ctx.store().last_deployments(&record.group_id).await.map_err(store_error)?;
-        if last_success.is_none() {
-            record.info.rollback_info = Some(RollbackInfo {
-                rollback_message: Some(format!(
-                    "The deployment was not rolled back: deployment group {} has no successful deployment to roll back to.",
-                    record.info.deployment_group_name.as_deref().unwrap_or_default()
-                )),
-                ..Default::default()
-            });
-        }
-    }
-    ctx.store().update_deployment(&record).await.map_err(store_error)?;
-    Ok(StopDeploymentOutput {
-        status: Some(StopStatus::Succeeded),
-        status_message: Some("No more commands will be scheduled for execution in the deployment instances".into()),
-    })
+    err(Exception::Throttling, format!("The deployment {id} is changing too fast to stop; try again."))
 }
 
 /// Checks that a deployment can be continued: active, blue/green.

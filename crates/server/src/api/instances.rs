@@ -6,7 +6,10 @@ use landfall_api::validate::{self, IamIdentity, MAX_INSTANCE_TAGS, MAX_INSTANCES
 use landfall_engine::selection::{Filter, Selection};
 use landfall_store::StoreError;
 
+use landfall_api::landfall::{RegisterInstanceInput, RegisterInstanceOutput};
+
 use super::common::{Ctx, page_in_memory, page_request, page_token, random_string, store_error};
+use super::keys;
 
 const PAGE: usize = 100;
 const ARN_SUFFIX_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -14,7 +17,17 @@ const ARN_SUFFIX_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq
 pub async fn register(ctx: &Ctx<'_>, input: RegisterOnPremisesInstanceInput) -> ApiResult<()> {
     let name = validate::instance_name(&input.instance_name)?;
     let identity = validate::iam_identity(&input)?;
-    let (user, session) = match &identity {
+    register_identity(ctx, name, &identity, vec![]).await.map(|_| ())
+}
+
+/// Registers `name` with `identity` and `tags`; the exceptions of RegisterOnPremisesInstance.
+async fn register_identity(
+    ctx: &Ctx<'_>,
+    name: &str,
+    identity: &IamIdentity,
+    tags: Vec<Tag>,
+) -> ApiResult<InstanceInfo> {
+    let (user, session) = match identity {
         IamIdentity::User(arn) => (Some(arn.clone()), None),
         IamIdentity::Session(arn) => (None, Some(arn.clone())),
     };
@@ -25,7 +38,7 @@ pub async fn register(ctx: &Ctx<'_>, input: RegisterOnPremisesInstanceInput) -> 
         instance_arn: Some(ctx.arn(&format!("instance/{name}_{}", random_string(ARN_SUFFIX_ALPHABET, 10)))),
         register_time: Some(ctx.now),
         deregister_time: None,
-        tags: Some(vec![]),
+        tags: Some(tags),
     };
     match ctx.store().register_instance(&instance).await {
         Err(StoreError::Conflict(what)) => match what.as_str() {
@@ -48,8 +61,35 @@ pub async fn register(ctx: &Ctx<'_>, input: RegisterOnPremisesInstanceInput) -> 
                 ),
             ),
         },
-        other => other.map_err(store_error),
+        other => other.map(|()| instance).map_err(store_error),
     }
+}
+
+/// Landfall's RegisterInstance: an instance with an identity Landfall issues, its tags, and its
+/// agent key. The instance is registered first; a refused key (the key limit) leaves it
+/// registered without one, and `landfall keys create --role instance` can add it later.
+pub async fn register_with_key(ctx: &Ctx<'_>, input: RegisterInstanceInput) -> ApiResult<RegisterInstanceOutput> {
+    let name = validate::instance_name(&input.instance_name)?.to_owned();
+    let tags = input.tags.unwrap_or_default();
+    if !tags.is_empty() {
+        validate::instance_tags(&Some(tags.clone()))?;
+    }
+    if tags.len() > MAX_INSTANCE_TAGS {
+        return err(
+            Exception::TagLimitExceeded,
+            format!("{} tags given; an instance can have at most {MAX_INSTANCE_TAGS}.", tags.len()),
+        );
+    }
+    let iam_user_arn = format!("arn:aws:iam::{}:user/landfall/{name}", ctx.state.account_id);
+    let instance = register_identity(ctx, &name, &IamIdentity::User(iam_user_arn.clone()), tags).await?;
+    let key = keys::create_instance_key(ctx, &name, &format!("agent key of instance {name}")).await?;
+    Ok(RegisterInstanceOutput {
+        instance_name: name,
+        instance_arn: instance.instance_arn.unwrap_or_default(),
+        iam_user_arn,
+        region: ctx.state.region.clone(),
+        access_key: keys::key_info(&key, true),
+    })
 }
 
 /// Deregistering keeps the record (with its tags and IAM identity) and frees the name. An
@@ -61,6 +101,10 @@ pub async fn deregister(ctx: &Ctx<'_>, input: DeregisterOnPremisesInstanceInput)
     {
         instance.deregister_time = Some(ctx.now);
         ctx.store().update_instance(&instance).await.map_err(store_error)?;
+    }
+    // A deregistered host's agent keys stop working at once.
+    for key in ctx.store().revoke_instance_keys(name, ctx.now).await.map_err(store_error)? {
+        ctx.state.keys.forget(&key);
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 /// 40-character secret.
 pub fn new_access_key(role: Role, description: &str, now: landfall_api::Timestamp) -> AccessKeyRecord {
     AccessKeyRecord {
+        instance_name: None,
         access_key_id: format!("AKLF{}", random_string(KEY_ID_ALPHABET, 16)),
         secret_access_key: random_string(SECRET_ALPHABET, 40),
         role,
@@ -37,6 +38,7 @@ pub fn key_info(key: &AccessKeyRecord, with_secret: bool) -> AccessKeyInfo {
         create_time: key.created_at,
         status: if key.revoked_at.is_some() { "Revoked" } else { "Active" }.to_owned(),
         revoke_time: key.revoked_at,
+        instance_name: key.instance_name.clone(),
     }
 }
 
@@ -49,15 +51,46 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateAccessKeyInput) -> ApiResult<Cre
         );
     };
     validate::description(&input.description)?;
-    let key = new_access_key(role, input.description.as_deref().unwrap_or(""), ctx.now);
-    match ctx.store().create_access_key(&key, MAX_ACCESS_KEYS).await {
-        Err(StoreError::LimitExceeded(limit)) => {
-            return err(Exception::AccessKeyLimitExceeded, format!("At most {limit} access keys can exist."));
+    let description = input.description.as_deref().unwrap_or("");
+    let key = match (role, input.instance_name.as_deref().filter(|name| !name.is_empty())) {
+        (Role::Instance, Some(instance)) => create_instance_key(ctx, instance, description).await?,
+        (Role::Instance, None) => return err(Exception::InvalidInput, "instanceName is required for role 'instance'."),
+        (_, Some(_)) => return err(Exception::InvalidInput, "instanceName applies to role 'instance' only."),
+        (role, None) => {
+            let key = new_access_key(role, description, ctx.now);
+            store_key(ctx, &key).await?;
+            key
         }
-        other => other.map_err(store_error)?,
-    }
+    };
     tracing::info!(access_key_id = %key.access_key_id, role = role.as_str(), by = %ctx.caller.access_key_id, "access key created");
     Ok(CreateAccessKeyOutput { access_key: key_info(&key, true) })
+}
+
+/// A new agent key for a registered instance.
+pub async fn create_instance_key(ctx: &Ctx<'_>, instance: &str, description: &str) -> ApiResult<AccessKeyRecord> {
+    validate::check_instance_name(instance)?;
+    match ctx.store().instance(instance).await.map_err(store_error)? {
+        Some(found) if found.deregister_time.is_none() => {}
+        _ => {
+            return err(
+                Exception::InstanceNotRegistered,
+                format!("The on-premises instance {instance} is not registered."),
+            );
+        }
+    }
+    let mut key = new_access_key(Role::Instance, description, ctx.now);
+    key.instance_name = Some(instance.to_owned());
+    store_key(ctx, &key).await?;
+    Ok(key)
+}
+
+async fn store_key(ctx: &Ctx<'_>, key: &AccessKeyRecord) -> ApiResult<()> {
+    match ctx.store().create_access_key(key, MAX_ACCESS_KEYS).await {
+        Err(StoreError::LimitExceeded(limit)) => {
+            err(Exception::AccessKeyLimitExceeded, format!("At most {limit} access keys can exist."))
+        }
+        other => other.map_err(store_error),
+    }
 }
 
 pub async fn list(ctx: &Ctx<'_>, input: ListAccessKeysInput) -> ApiResult<ListAccessKeysOutput> {

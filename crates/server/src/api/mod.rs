@@ -93,5 +93,6 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::CreateAccessKey => call!(keys::create, ctx, body),
         LandfallOperation::ListAccessKeys => call!(keys::list, ctx, body),
         LandfallOperation::RevokeAccessKey => call!(keys::revoke, ctx, body),
+        LandfallOperation::RegisterInstance => call!(instances::register_with_key, ctx, body),
     }
 }

@@ -1,0 +1,319 @@
+//! The agent protocol (`CodeDeployCommandService_v20141006`): host agents long-poll for their
+//! commands, read the deployment specification, acknowledge, stream output, and complete.
+//!
+//! Every call is made with an instance key (SigV4 service `codedeploy-commands`): an agent sees
+//! and touches only its own instance's commands. A command id of another instance is answered
+//! exactly like an unknown one, so ids leak nothing.
+
+use std::time::Duration;
+
+use landfall_api::codec::{decode_input, encode_output};
+use landfall_api::error::{ApiError, ApiResult, Exception, err};
+use landfall_api::landfall::Role;
+use landfall_api::shapes::{Diagnostics, InstanceInfo, LifecycleErrorCode, RevisionLocation};
+use landfall_commands::spec::{
+    AgentActionOverrides, AgentOverrides, DeploymentSpec, GitHubRevision, S3Revision, SpecRevision,
+};
+use landfall_commands::{
+    AckDiagnostics, AgentErrorCode, CommandOperation, CompleteDiagnostics, DEPLOYMENT_SYSTEM, DeploymentSpecification,
+    Envelope, FORMAT_LOG, FORMAT_PKCS7_JSON, GetDeploymentSpecificationInput, GetDeploymentSpecificationOutput,
+    HostCommand, LogChunk, PollHostCommandInput, PollHostCommandOutput, PostHostCommandUpdateInput,
+    PostHostCommandUpdateOutput, PutHostCommandAcknowledgementInput, PutHostCommandAcknowledgementOutput,
+    PutHostCommandCompleteInput, status,
+};
+use landfall_store::{Completion, HostCommandRecord};
+
+use crate::api::common::{Ctx, store_error};
+use crate::driver;
+
+/// How long PollHostCommand holds a request open with nothing to hand out. The official agent's
+/// read timeout is 80 s; 45 s is what CodeDeploy's own service holds.
+pub const LONG_POLL: Duration = Duration::from_secs(45);
+
+pub async fn call(ctx: &Ctx<'_>, operation: CommandOperation, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let instance = caller_instance(ctx).await?;
+    match operation {
+        CommandOperation::PollHostCommand => poll(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o)),
+        CommandOperation::GetDeploymentSpecification => {
+            specification(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+        }
+        CommandOperation::PutHostCommandAcknowledgement => {
+            acknowledge(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+        }
+        CommandOperation::PostHostCommandUpdate => {
+            update(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+        }
+        CommandOperation::PutHostCommandComplete => {
+            complete(ctx, &instance, decode_input(body)?).await.map(|()| b"{}".to_vec())
+        }
+    }
+}
+
+/// The registered instance the caller's key belongs to.
+async fn caller_instance(ctx: &Ctx<'_>) -> ApiResult<InstanceInfo> {
+    let denied = || {
+        ApiError::new(
+            Exception::AccessDenied,
+            format!(
+                "The access key {} is not an instance's agent key; agents use the key `landfall instance register` issued.",
+                ctx.caller.access_key_id
+            ),
+        )
+    };
+    if ctx.caller.role != Role::Instance {
+        return Err(denied());
+    }
+    let name = ctx.caller.instance_name.as_deref().ok_or_else(denied)?;
+    match ctx.store().instance(name).await.map_err(store_error)? {
+        Some(instance) if instance.deregister_time.is_none() => Ok(instance),
+        _ => err(Exception::AccessDenied, format!("The instance {name} is not registered.")),
+    }
+}
+
+/// The host identifier the agent must send: its instance's IAM user or session ARN.
+fn check_host(instance: &InstanceInfo, host_identifier: Option<&str>) -> ApiResult<()> {
+    let expected = instance.iam_user_arn.as_deref().or(instance.iam_session_arn.as_deref()).unwrap_or_default();
+    match host_identifier {
+        Some(given) if given == expected => Ok(()),
+        Some(given) => err(
+            Exception::Client,
+            format!("HostIdentifier {given} is not this agent's instance; its configuration should name {expected}."),
+        ),
+        None => err(Exception::Client, "HostIdentifier is required."),
+    }
+}
+
+fn instance_name(instance: &InstanceInfo) -> &str {
+    instance.instance_name.as_deref().unwrap_or_default()
+}
+
+/// A command of this instance, or the same answer as for an unknown id.
+async fn own_command(ctx: &Ctx<'_>, instance: &InstanceInfo, id: Option<&str>) -> ApiResult<HostCommandRecord> {
+    let id = id.unwrap_or_default();
+    match ctx.store().command(id).await.map_err(store_error)? {
+        Some(command) if command.target_id == instance_name(instance) => Ok(command),
+        _ => err(Exception::Client, format!("No host command {id} exists for this host.")),
+    }
+}
+
+/// The execution id the agent echoes back: `landfall/<deployment>/<instance>/<command>`.
+fn execution_id(command: &HostCommandRecord) -> String {
+    format!("landfall/{}/{}/{}", command.deployment_id, command.target_id, command.id)
+}
+
+/// Hands out the instance's next command, holding the request open until one is queued or the
+/// long poll ends.
+async fn poll(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PollHostCommandInput) -> ApiResult<PollHostCommandOutput> {
+    check_host(instance, input.host_identifier.as_deref())?;
+    let name = instance_name(instance);
+    let signal = ctx.state.driver.host_signal(name);
+    let deadline = tokio::time::Instant::now() + LONG_POLL;
+    loop {
+        // Registered before looking, so a command queued in between still wakes this poll.
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = ctx.state.clock.now();
+        if let Some(command) = ctx.store().dispatch_command(name, now).await.map_err(store_error)? {
+            tracing::debug!(instance = name, command = %command.id, event = %command.lifecycle_event, "command handed out");
+            return Ok(PollHostCommandOutput {
+                host_command: Some(HostCommand {
+                    host_command_identifier: command.id.clone(),
+                    host_identifier: input.host_identifier.clone().unwrap_or_default(),
+                    deployment_execution_id: execution_id(&command),
+                    command_name: command.lifecycle_event.clone(),
+                    nonce: now.millis(),
+                }),
+            });
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(PollHostCommandOutput::default());
+        }
+    }
+}
+
+async fn specification(
+    ctx: &Ctx<'_>,
+    instance: &InstanceInfo,
+    input: GetDeploymentSpecificationInput,
+) -> ApiResult<GetDeploymentSpecificationOutput> {
+    check_host(instance, input.host_identifier.as_deref())?;
+    let execution = input.deployment_execution_id.as_deref().unwrap_or_default();
+    let command_id = execution.rsplit('/').next().filter(|_| execution.starts_with("landfall/"));
+    let command = own_command(ctx, instance, command_id).await?;
+    let deployment = ctx.store().deployment(&command.deployment_id).await.map_err(store_error)?.ok_or_else(|| {
+        ApiError::new(Exception::Client, format!("The deployment {} no longer exists.", command.deployment_id))
+    })?;
+    let info = &deployment.info;
+    let revision = info.revision.as_ref().map(spec_revision).transpose()?.unwrap_or_default();
+    let spec = DeploymentSpec {
+        deployment_id: command.deployment_id.clone(),
+        deployment_group_id: deployment.group_id.clone(),
+        deployment_group_name: info.deployment_group_name.clone().unwrap_or_default(),
+        application_name: info.application_name.clone().unwrap_or_default(),
+        deployment_creator: info.creator.as_ref().map(|c| c.as_str().to_owned()),
+        deployment_type: info
+            .deployment_style
+            .as_ref()
+            .and_then(|s| s.deployment_type.as_ref())
+            .map(|t| t.as_str().to_owned()),
+        app_spec_filename: None,
+        revision,
+        agent_action_overrides: info.file_exists_behavior.as_ref().map(|behavior| AgentActionOverrides {
+            agent_overrides: Some(AgentOverrides { file_exists_behavior: Some(behavior.as_str().to_owned()) }),
+        }),
+        github_access_token: None,
+    };
+    let json = serde_json::to_vec(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    let payload = landfall_envelope::seal(&json, &ctx.state.spec_signer).map_err(|error| {
+        tracing::error!(%error, "cannot seal a deployment specification");
+        ApiError::new(Exception::Server, "The server could not sign the deployment specification.")
+    })?;
+    Ok(GetDeploymentSpecificationOutput {
+        deployment_system: DEPLOYMENT_SYSTEM.to_owned(),
+        deployment_specification: DeploymentSpecification {
+            generic_envelope: Envelope { format: FORMAT_PKCS7_JSON.to_owned(), payload },
+            variant_id: None,
+            variant_envelope: None,
+        },
+    })
+}
+
+/// The specification's revision: where the agent downloads the bundle.
+fn spec_revision(location: &RevisionLocation) -> ApiResult<SpecRevision> {
+    if let Some(s3) = &location.s3_location {
+        return Ok(SpecRevision {
+            revision_type: "S3".into(),
+            s3_revision: Some(S3Revision {
+                bucket: s3.bucket.clone().unwrap_or_default(),
+                key: s3.key.clone().unwrap_or_default(),
+                bundle_type: s3.bundle_type.as_ref().map(|b| b.as_str().to_owned()).unwrap_or_default(),
+                version: s3.version.clone(),
+                etag: s3.e_tag.clone(),
+            }),
+            ..Default::default()
+        });
+    }
+    if let Some(github) = &location.git_hub_location {
+        let (account, repository) =
+            github.repository.as_deref().unwrap_or_default().split_once('/').unwrap_or_default();
+        return Ok(SpecRevision {
+            revision_type: "GitHub".into(),
+            github_revision: Some(GitHubRevision {
+                account: account.to_owned(),
+                repository: repository.to_owned(),
+                commit_id: github.commit_id.clone().unwrap_or_default(),
+                bundle_type: Some("tar".into()),
+            }),
+            ..Default::default()
+        });
+    }
+    err(Exception::Client, "This deployment's revision is not one a host agent installs.")
+}
+
+/// The agent acknowledges before it runs a command. A command withdrawn meanwhile (the
+/// deployment stopped) is answered Succeeded, which tells the agent to skip it.
+async fn acknowledge(
+    ctx: &Ctx<'_>,
+    instance: &InstanceInfo,
+    input: PutHostCommandAcknowledgementInput,
+) -> ApiResult<PutHostCommandAcknowledgementOutput> {
+    let command = own_command(ctx, instance, input.host_command_identifier.as_deref()).await?;
+    let noop = input
+        .diagnostics
+        .as_ref()
+        .and_then(|d| serde_json::from_str::<AckDiagnostics>(&d.payload).ok())
+        .is_some_and(|d| d.is_command_noop);
+    let answer = if command.state == "Dispatched" {
+        ctx.store().acknowledge_command(&command.id, ctx.state.clock.now()).await.map_err(store_error)?;
+        reconcile_later(ctx, &command.deployment_id);
+        status::IN_PROGRESS
+    } else {
+        status::SUCCEEDED
+    };
+    tracing::debug!(command = %command.id, noop, answer, "command acknowledged");
+    Ok(PutHostCommandAcknowledgementOutput { command_status: Some(answer.to_owned()) })
+}
+
+/// Landfall's agent streams hook output here (format `LANDFALL/LOG`); other updates are only
+/// answered.
+async fn update(
+    ctx: &Ctx<'_>,
+    instance: &InstanceInfo,
+    input: PostHostCommandUpdateInput,
+) -> ApiResult<PostHostCommandUpdateOutput> {
+    let command = own_command(ctx, instance, input.host_command_identifier.as_deref()).await?;
+    if let Some(envelope) = input.diagnostics.as_ref().filter(|d| d.format == FORMAT_LOG) {
+        let chunk: LogChunk = serde_json::from_str(&envelope.payload)
+            .map_err(|e| ApiError::new(Exception::Client, format!("The log chunk is not valid: {e}")))?;
+        ctx.store().append_command_log(&command.id, chunk.sequence, &chunk.text).await.map_err(store_error)?;
+    }
+    let answer = if command.state == "Dispatched" { status::IN_PROGRESS } else { status::SUCCEEDED };
+    Ok(PostHostCommandUpdateOutput { command_status: Some(answer.to_owned()) })
+}
+
+async fn complete(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PutHostCommandCompleteInput) -> ApiResult<()> {
+    let command = own_command(ctx, instance, input.host_command_identifier.as_deref()).await?;
+    let succeeded = match input.command_status.as_deref() {
+        Some(status::SUCCEEDED) => true,
+        Some(status::FAILED) => false,
+        other => {
+            return err(Exception::Client, format!("CommandStatus must be Succeeded or Failed, not {other:?}."));
+        }
+    };
+    let reported: CompleteDiagnostics =
+        input.diagnostics.as_ref().and_then(|d| serde_json::from_str(&d.payload).ok()).unwrap_or_default();
+    let diagnostics = api_diagnostics(succeeded, &reported);
+    let now = ctx.state.clock.now();
+    match ctx.store().complete_command(&command.id, succeeded, &diagnostics, now).await.map_err(store_error)? {
+        Completion::Recorded => {
+            tracing::info!(
+                instance = instance_name(instance),
+                deployment = %command.deployment_id,
+                event = %command.lifecycle_event,
+                succeeded,
+                "lifecycle event completed"
+            );
+            driver::reconcile(ctx.state, &command.deployment_id).await.map_err(store_error)?;
+        }
+        // The official agent reports a failure twice; the first report stands.
+        Completion::Duplicate | Completion::NotInFlight => {}
+    }
+    Ok(())
+}
+
+/// The API's diagnostics for an agent's report, as CodeDeploy shows them: success has an empty
+/// script name and log; failures keep the agent's message and log tail.
+fn api_diagnostics(succeeded: bool, reported: &CompleteDiagnostics) -> Diagnostics {
+    if succeeded {
+        return Diagnostics {
+            error_code: Some(LifecycleErrorCode::Success),
+            script_name: Some(String::new()),
+            message: Some("Succeeded".into()),
+            log_tail: Some(String::new()),
+        };
+    }
+    let code = match AgentErrorCode::from_code(reported.error_code) {
+        // A failure reported with code 0 is still a failure.
+        AgentErrorCode::Succeeded => AgentErrorCode::UnknownError,
+        code => code,
+    };
+    Diagnostics {
+        error_code: Some(LifecycleErrorCode::from(code.lifecycle_error_code())),
+        script_name: Some(reported.script_name.clone()),
+        message: Some(reported.message.clone()),
+        log_tail: Some(reported.log.clone()),
+    }
+}
+
+/// Lets the engine see an acknowledgement (event InProgress with its start time) without making
+/// the agent wait for it.
+fn reconcile_later(ctx: &Ctx<'_>, deployment_id: &str) {
+    let state = ctx.state.clone();
+    let id = deployment_id.to_owned();
+    tokio::spawn(async move {
+        if let Err(error) = driver::reconcile(&state, &id).await {
+            tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
+        }
+    });
+}
