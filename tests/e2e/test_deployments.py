@@ -1,7 +1,11 @@
 """Deployments and their targets: creation with target resolution from the group's tag selection,
-the one-active-deployment rule, stop, request validation, Lambda and ECS deployments, the read and
-list calls, the deployment-target and deprecated deployment-instance calls, and the blue/green and
-hook calls that do not apply yet."""
+planning (the first targets start at once; no instances fails the deployment), the
+one-active-deployment rule, stop, request validation, Lambda and ECS deployments, the read and list
+calls, the deployment-target and deprecated deployment-instance calls, and the blue/green and hook
+calls that do not apply yet.
+
+No agent runs here: a planned in-place deployment stays InProgress, its first targets waiting for
+their hosts to pick up their first lifecycle event, until it is stopped."""
 
 import hashlib
 import json
@@ -63,6 +67,33 @@ def deployment(cd, deployment_id):
     return cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
 
 
+def planned(cd, deployment_id, timeout=5.0):
+    """The deployment once the server has planned it: planning runs just after CreateDeployment
+    answers, so it may be Created for a moment. Still Created after `timeout`: returned as it is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = deployment(cd, deployment_id)
+        if info["status"] != "Created" or time.monotonic() > deadline:
+            return info
+        time.sleep(0.02)
+
+
+def overview(pending=0, in_progress=0, succeeded=0, failed=0, skipped=0):
+    return {"Pending": pending, "InProgress": in_progress, "Succeeded": succeeded, "Failed": failed,
+            "Skipped": skipped, "Ready": 0}
+
+
+def assert_waits_for_its_first_event(cd, deployment_id, target_id, events=None):
+    """A target the deployment started: InProgress, its first event Pending (queued for the agent)
+    and none of its events run yet."""
+    instance = target(cd, deployment_id, target_id)["instanceTarget"]
+    assert instance["status"] == "InProgress", instance
+    lifecycle = instance["lifecycleEvents"]
+    assert [e["lifecycleEventName"] for e in lifecycle] == (events or IN_PLACE_EVENTS)
+    assert {e["status"] for e in lifecycle} == {"Pending"}
+    assert "startTime" not in lifecycle[0] and "endTime" not in lifecycle[0]
+
+
 def target_ids(cd, deployment_id, **filters):
     ids, token = [], None
     while True:
@@ -120,25 +151,30 @@ def test_create_through_the_cli_and_get_the_deployment(server, cd):
     deployment_id = created.json["deploymentId"]
     assert DEPLOYMENT_ID.fullmatch(deployment_id)
 
+    assert planned(cd, deployment_id)["status"] == "InProgress"
     shown = server.aws("deploy", "get-deployment", "--deployment-id", deployment_id)
     assert shown.ok, shown.stderr
     info = shown.json["deploymentInfo"]
     assert info["deploymentId"] == deployment_id
     assert info["applicationName"] == "web" and info["deploymentGroupName"] == "fleet"
-    assert info["status"] == "Created"
+    assert info["status"] == "InProgress"
     assert info["creator"] == "user"
     assert info["revision"] == REVISION
     assert info["description"] == "release 1"
     assert info["deploymentConfigName"] == "CodeDeployDefault.OneAtATime"
-    assert info["deploymentOverview"] == {"Pending": 2, "InProgress": 0, "Succeeded": 0, "Failed": 0, "Skipped": 0,
-                                          "Ready": 0}
+    # One at a time: the first host has started, the other waits its turn.
+    assert info["deploymentOverview"] == overview(pending=1, in_progress=1)
     assert info["fileExistsBehavior"] == "OVERWRITE"
     assert info["deploymentStyle"] == {"deploymentType": "IN_PLACE", "deploymentOption": "WITHOUT_TRAFFIC_CONTROL"}
     assert info["computePlatform"] == "Server"
     assert info["ignoreApplicationStopFailures"] is False
     assert info["updateOutdatedInstancesOnly"] is False
     assert before - 1 <= info["createTime"] <= time.time() + 1
+    assert info["createTime"] <= info["startTime"] <= time.time() + 1
     assert "completeTime" not in info and "errorInformation" not in info
+    assert_waits_for_its_first_event(cd, deployment_id, "web-1")
+    assert target(cd, deployment_id, "web-2")["instanceTarget"]["status"] == "Pending"
+    assert target_ids(cd, deployment_id) == ["web-1", "web-2"]
 
 
 def test_defaults_of_a_plain_deployment(cd):
@@ -150,11 +186,12 @@ def test_defaults_of_a_plain_deployment(cd):
 
 
 def test_deployment_ids_are_unique(cd):
-    server_group(cd)
+    host(cd, "web-1", env="prod")
+    server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     ids = set()
     for _ in range(5):
         deployment_id = deploy(cd)
-        cd.stop_deployment(deploymentId=deployment_id)
+        assert cd.stop_deployment(deploymentId=deployment_id)["status"] == "Succeeded"
         assert DEPLOYMENT_ID.fullmatch(deployment_id)
         ids.add(deployment_id)
     assert len(ids) == 5
@@ -162,15 +199,26 @@ def test_deployment_ids_are_unique(cd):
 
 def test_deployment_config_precedence(cd):
     cd.create_deployment_config(deploymentConfigName="TwoAtATime", minimumHealthyHosts={"type": "HOST_COUNT", "value": 2})
-    server_group(cd, group="plain")
-    server_group(cd, group="custom", deploymentConfigName="TwoAtATime")
+    for name in ("web-1", "web-2", "web-3", "web-4"):
+        host(cd, name, env="prod")
+    prod = [kv("env", "prod")]
+    server_group(cd, group="plain", onPremisesInstanceTagFilters=prod)
+    server_group(cd, group="custom", deploymentConfigName="TwoAtATime", onPremisesInstanceTagFilters=prod)
 
+    # The configuration that applies is also the one that runs: as many hosts start at once as
+    # it lets go offline (4 hosts, 2 of them kept healthy: 2 at a time).
     first = deploy(cd, group="custom")
-    assert deployment(cd, first)["deploymentConfigName"] == "TwoAtATime"
+    info = planned(cd, first)
+    assert info["deploymentConfigName"] == "TwoAtATime"
+    assert info["deploymentOverview"] == overview(pending=2, in_progress=2)
     cd.stop_deployment(deploymentId=first)
     overridden = deploy(cd, group="custom", deploymentConfigName="CodeDeployDefault.AllAtOnce")
-    assert deployment(cd, overridden)["deploymentConfigName"] == "CodeDeployDefault.AllAtOnce"
-    assert deployment(cd, deploy(cd, group="plain"))["deploymentConfigName"] == "CodeDeployDefault.OneAtATime"
+    info = planned(cd, overridden)
+    assert info["deploymentConfigName"] == "CodeDeployDefault.AllAtOnce"
+    assert info["deploymentOverview"] == overview(in_progress=4)
+    info = planned(cd, deploy(cd, group="plain"))
+    assert info["deploymentConfigName"] == "CodeDeployDefault.OneAtATime"
+    assert info["deploymentOverview"] == overview(pending=3, in_progress=1)
 
 
 def test_deployment_keeps_the_group_style_it_was_created_with(cd):
@@ -227,11 +275,20 @@ def test_only_registered_matching_instances_become_targets(cd):
     for group, names in expected.items():
         deployment_id = deploy(cd, group=group)
         assert target_ids(cd, deployment_id) == names, group
-        assert deployment(cd, deployment_id)["deploymentOverview"]["Pending"] == len(names), group
+        info = planned(cd, deployment_id)
+        assert info["status"] == "InProgress", group
+        # One at a time: the first (by name, all being new) has started, the rest wait.
+        assert info["deploymentOverview"] == overview(pending=len(names) - 1, in_progress=1), group
+        assert target_ids(cd, deployment_id, targetFilters={"TargetStatus": ["InProgress"]}) == names[:1], group
+    # A group that selects nothing fails its deployment at once.
     empty = deploy(cd, group="none")
-    assert deployment(cd, empty)["deploymentOverview"]["Pending"] == 0
-    code, _ = refusal(cd.list_deployment_targets, deploymentId=empty)
-    assert code == "DeploymentNotStartedException"
+    info = planned(cd, empty)
+    assert info["status"] == "Failed"
+    assert info["errorInformation"]["code"] == "NO_INSTANCES"
+    assert info["errorInformation"]["message"]
+    assert info["deploymentOverview"] == overview()
+    assert info["createTime"] <= info["completeTime"]
+    assert cd.list_deployment_targets(deploymentId=empty)["targetIds"] == []
 
 
 def test_targets_are_resolved_when_the_deployment_is_created(cd):
@@ -307,7 +364,8 @@ def test_concurrent_creates_let_exactly_one_through(server, cd):
 
 def test_rollback_settings_come_from_the_request_or_the_group(cd):
     group_setting = {"enabled": True, "events": ["DEPLOYMENT_FAILURE"]}
-    server_group(cd, autoRollbackConfiguration=group_setting)
+    host(cd, "web-1", env="prod")
+    server_group(cd, autoRollbackConfiguration=group_setting, onPremisesInstanceTagFilters=[kv("env", "prod")])
     inherited = deploy(cd)
     assert deployment(cd, inherited)["autoRollbackConfiguration"] == group_setting
     cd.stop_deployment(deploymentId=inherited)
@@ -320,13 +378,18 @@ def test_rollback_settings_come_from_the_request_or_the_group(cd):
 
 
 def test_stop_with_rollback_and_no_successful_deployment_says_why(cd):
-    server_group(cd)
+    host(cd, "web-1", env="prod")
+    server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     deployment_id = deploy(cd)
-    cd.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
+    assert planned(cd, deployment_id)["status"] == "InProgress"
+    assert cd.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)["status"] == "Succeeded"
     info = deployment(cd, deployment_id)
     assert info["status"] == "Stopped"
+    assert info["errorInformation"]["code"] == "MANUAL_STOP"
     assert "rollbackDeploymentId" not in info.get("rollbackInfo", {})
     assert info["rollbackInfo"]["rollbackMessage"]
+    # No rollback deployment was made.
+    assert all_deployments(cd) == [deployment_id]
 
 
 def test_stop_unknown_or_malformed_deployment(cd):
@@ -493,22 +556,30 @@ def test_batch_get_deployments(cd):
 
 
 def test_list_deployments_filters(server, cd):
-    server_group(cd)
-    server_group(cd, group="other")
+    host(cd, "web-1", env="prod")
+    server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
+    server_group(cd, group="other", onPremisesInstanceTagFilters=[kv("env", "prod")])
+    server_group(cd, group="empty")
     stopped = deploy(cd)
     cd.stop_deployment(deploymentId=stopped)
     time.sleep(0.02)
     active = deploy(cd)
     elsewhere = deploy(cd, group="other")
+    time.sleep(0.02)
+    failed = deploy(cd, group="empty")
+    assert [planned(cd, d)["status"] for d in (stopped, active, elsewhere, failed)] == [
+        "Stopped", "InProgress", "InProgress", "Failed"]
 
-    assert all_deployments(cd) == [elsewhere, active, stopped]
+    assert all_deployments(cd) == [failed, elsewhere, active, stopped]
     assert all_deployments(cd, applicationName="web", deploymentGroupName="fleet") == [active, stopped]
     result = server.aws("deploy", "list-deployments", "--application-name", "web", "--deployment-group-name", "fleet",
                         "--include-only-statuses", "Stopped")
     assert result.ok, result.stderr
     assert result.json["deployments"] == [stopped]
     assert all_deployments(cd, includeOnlyStatuses=["Created", "Queued", "InProgress"]) == [elsewhere, active]
-    assert all_deployments(cd, includeOnlyStatuses=["Succeeded", "Failed"]) == []
+    assert all_deployments(cd, includeOnlyStatuses=["Created"]) == []
+    assert all_deployments(cd, includeOnlyStatuses=["Succeeded", "Failed"]) == [failed]
+    assert all_deployments(cd, includeOnlyStatuses=["Succeeded"]) == []
 
     code, message = refusal(cd.list_deployments, includeOnlyStatuses=["Created", "Finished"])
     assert code == "InvalidDeploymentStatusException"
@@ -524,7 +595,8 @@ def test_list_deployments_filters(server, cd):
 
 
 def test_list_deployments_by_create_time(server, cd):
-    server_group(cd)
+    host(cd, "web-1", env="prod")
+    server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     first = deploy(cd)
     cd.stop_deployment(deploymentId=first)
     time.sleep(0.05)
@@ -550,7 +622,8 @@ def test_list_deployments_by_create_time(server, cd):
 
 
 def test_list_deployments_pages_past_one_page(server, cd):
-    server_group(cd)
+    host(cd, "web-1", env="prod")
+    server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     created = []
     for _ in range(105):
         created.append(deploy(cd))
@@ -574,11 +647,15 @@ def test_target_calls(server, cd):
     server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     deployment_id = deploy(cd)
     arns = {name: cd.get_on_premises_instance(instanceName=name)["instanceInfo"]["instanceArn"] for name in ("web-1", "web-2")}
+    assert planned(cd, deployment_id)["status"] == "InProgress"
 
     listed = server.aws("deploy", "list-deployment-targets", "--deployment-id", deployment_id,
-                        "--target-filters", '{"TargetStatus": ["Pending"]}')
+                        "--target-filters", '{"TargetStatus": ["Pending", "InProgress"]}')
     assert listed.ok, listed.stderr
     assert sorted(listed.json["targetIds"]) == ["web-1", "web-2"]
+    # One at a time: web-1 has started, web-2 waits.
+    assert target_ids(cd, deployment_id, targetFilters={"TargetStatus": ["InProgress"]}) == ["web-1"]
+    assert target_ids(cd, deployment_id, targetFilters={"TargetStatus": ["Pending"]}) == ["web-2"]
     assert target_ids(cd, deployment_id, targetFilters={"TargetStatus": ["Skipped", "Failed"]}) == []
 
     one = target(cd, deployment_id, "web-1")
@@ -587,13 +664,16 @@ def test_target_calls(server, cd):
     assert instance["deploymentId"] == deployment_id
     assert instance["targetId"] == "web-1"
     assert instance["targetArn"] == arns["web-1"]
-    assert instance["status"] == "Pending"
+    assert instance["status"] == "InProgress"
     assert instance["lastUpdatedAt"]
     # Only blue/green targets belong to a Blue or Green fleet.
     assert "instanceLabel" not in instance
     assert target_ids(cd, deployment_id, targetFilters={"ServerInstanceLabel": ["Blue", "Green"]}) == []
-    assert [e["lifecycleEventName"] for e in instance["lifecycleEvents"]] == IN_PLACE_EVENTS
-    assert {e["status"] for e in instance["lifecycleEvents"]} == {"Pending"}
+    assert_waits_for_its_first_event(cd, deployment_id, "web-1")
+    waiting = target(cd, deployment_id, "web-2")["instanceTarget"]
+    assert waiting["status"] == "Pending"
+    assert [e["lifecycleEventName"] for e in waiting["lifecycleEvents"]] == IN_PLACE_EVENTS
+    assert {e["status"] for e in waiting["lifecycleEvents"]} == {"Pending"}
 
     batch = cd.batch_get_deployment_targets(deploymentId=deployment_id, targetIds=["web-2", "web-1"])
     assert [t["instanceTarget"]["targetId"] for t in batch["deploymentTargets"]] == ["web-2", "web-1"]
@@ -611,9 +691,9 @@ def test_target_calls(server, cd):
     code, _ = refusal(cd.get_deployment_target, deploymentId="d-AAAAAAAAA", targetId="web-1")
     assert code == "DeploymentDoesNotExistException"
 
-    cd.stop_deployment(deploymentId=deployment_id)
+    assert cd.stop_deployment(deploymentId=deployment_id)["status"] == "Succeeded"
     assert target_ids(cd, deployment_id, targetFilters={"TargetStatus": ["Skipped"]}) == ["web-1", "web-2"]
-    assert target_ids(cd, deployment_id, targetFilters={"TargetStatus": ["Pending"]}) == []
+    assert target_ids(cd, deployment_id, targetFilters={"TargetStatus": ["Pending", "InProgress"]}) == []
 
 
 def test_deprecated_instance_calls(server, cd):
@@ -622,20 +702,28 @@ def test_deprecated_instance_calls(server, cd):
     server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     deployment_id = deploy(cd)
     arns = {name: cd.get_on_premises_instance(instanceName=name)["instanceInfo"]["instanceArn"] for name in ("web-1", "web-2")}
+    assert planned(cd, deployment_id)["status"] == "InProgress"
 
     result = server.aws("deploy", "list-deployment-instances", "--deployment-id", deployment_id)
     assert result.ok, result.stderr
     assert sorted(result.json["instancesList"]) == sorted(arns.values())
     assert cd.list_deployment_instances(deploymentId=deployment_id, instanceStatusFilter=["Skipped"])["instancesList"] == []
+    # One at a time: web-1 has started, web-2 waits.
+    in_progress = cd.list_deployment_instances(deploymentId=deployment_id, instanceStatusFilter=["InProgress"])
+    assert in_progress["instancesList"] == [arns["web-1"]]
+    pending = cd.list_deployment_instances(deploymentId=deployment_id, instanceStatusFilter=["Pending"])
+    assert pending["instancesList"] == [arns["web-2"]]
 
     summary = cd.get_deployment_instance(deploymentId=deployment_id, instanceId="web-1")["instanceSummary"]
     assert summary["instanceId"] == arns["web-1"]
     assert summary["deploymentId"] == deployment_id
-    assert summary["status"] == "Pending"
+    assert summary["status"] == "InProgress"
     assert "instanceType" not in summary
     assert [e["lifecycleEventName"] for e in summary["lifecycleEvents"]] == IN_PLACE_EVENTS
+    assert {e["status"] for e in summary["lifecycleEvents"]} == {"Pending"}
     by_arn = cd.get_deployment_instance(deploymentId=deployment_id, instanceId=arns["web-2"])["instanceSummary"]
     assert by_arn["instanceId"] == arns["web-2"]
+    assert by_arn["status"] == "Pending"
 
     batch = cd.batch_get_deployment_instances(deploymentId=deployment_id, instanceIds=["web-1", "ghost"])
     assert [s["instanceId"] for s in batch["instancesSummary"]] == [arns["web-1"]]
@@ -657,7 +745,7 @@ def test_target_and_instance_lists_page_past_100(server, cd):
     cd.add_tags_to_on_premises_instances(instanceNames=names[100:], tags=[{"Key": "env", "Value": "prod"}])
     server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     deployment_id = deploy(cd)
-    assert deployment(cd, deployment_id)["deploymentOverview"]["Pending"] == len(names)
+    assert planned(cd, deployment_id)["deploymentOverview"] == overview(pending=len(names) - 1, in_progress=1)
 
     first = cd.list_deployment_targets(deploymentId=deployment_id)
     assert len(first["targetIds"]) == 100 and first["nextToken"]
@@ -721,10 +809,12 @@ def test_blue_green_deployment_targets_both_fleets(cd):
 def test_continue_and_skip_wait(cd):
     host(cd, "blue-1", color="blue")
     host(cd, "green-1", color="green")
-    server_group(cd)
+    host(cd, "web-1", env="prod")
+    server_group(cd, onPremisesInstanceTagFilters=[kv("env", "prod")])
     blue_green_group(cd)
     in_place = deploy(cd)
     blue_green = deploy(cd, group="bg", targetInstances={"tagFilters": [kv("color", "green")]})
+    assert planned(cd, in_place)["status"] == "InProgress"
 
     for wait in ("READY_WAIT", "TERMINATION_WAIT"):
         code, _ = refusal(cd.continue_deployment, deploymentId=in_place, deploymentWaitType=wait)

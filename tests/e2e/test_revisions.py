@@ -319,13 +319,19 @@ def test_list_pages_past_one_page(server, cd, app):
 
 @pytest.fixture
 def group(cd, app):
-    cd.create_deployment_group(applicationName=app, deploymentGroupName="fleet", serviceRoleArn=ROLE)
+    """A group with one registered host: its deployments stay InProgress (no agent runs here) until
+    stopped, so the group is free again only after a stop."""
+    cd.register_on_premises_instance(instanceName="web-1", iamUserArn="arn:aws:iam::123456789012:user/web-1")
+    cd.add_tags_to_on_premises_instances(instanceNames=["web-1"], tags=[{"Key": "env", "Value": "prod"}])
+    cd.create_deployment_group(applicationName=app, deploymentGroupName="fleet", serviceRoleArn=ROLE,
+                               onPremisesInstanceTagFilters=[{"Key": "env", "Value": "prod", "Type": "KEY_AND_VALUE"}])
     return "fleet"
 
 
 def deploy(cd, app, group, revision):
     deployment_id = cd.create_deployment(applicationName=app, deploymentGroupName=group, revision=revision)["deploymentId"]
-    cd.stop_deployment(deploymentId=deployment_id)
+    assert cd.stop_deployment(deploymentId=deployment_id)["status"] == "Succeeded"
+    assert cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] == "Stopped"
     return deployment_id
 
 

@@ -32,12 +32,19 @@ def test_restart_keeps_everything(server, cd):
         applicationName="web", deploymentGroupName="prod", serviceRoleArn="arn:aws:iam::123456789012:role/cd",
         deploymentConfigName="TwoAtATime", onPremisesInstanceTagFilters=[{"Key": "env", "Value": "prod", "Type": "KEY_AND_VALUE"}],
     )
-    cd.register_on_premises_instance(instanceName="web-1", iamUserArn="arn:aws:iam::123456789012:user/web-1")
-    cd.add_tags_to_on_premises_instances(instanceNames=["web-1"], tags=[{"Key": "env", "Value": "prod"}])
+    # Three hosts, two of them kept healthy: the deployment runs one host at a time. No agent runs
+    # here, so it stays InProgress, its first host waiting to pick up its first lifecycle event.
+    hosts = ["web-1", "web-2", "web-3"]
+    for name in hosts:
+        cd.register_on_premises_instance(instanceName=name, iamUserArn=f"arn:aws:iam::123456789012:user/{name}")
+    cd.add_tags_to_on_premises_instances(instanceNames=hosts, tags=[{"Key": "env", "Value": "prod"}])
     deployment = cd.create_deployment(
         applicationName="web", deploymentGroupName="prod",
         revision={"revisionType": "S3", "s3Location": {"bucket": "b", "key": "web.zip", "bundleType": "zip"}},
     )["deploymentId"]
+    deadline = time.monotonic() + 5
+    while cd.get_deployment(deploymentId=deployment)["deploymentInfo"]["status"] == "Created" and time.monotonic() < deadline:
+        time.sleep(0.02)
     result = server.landfall("keys", "create", "--role", "read-only")
     reader_id = result.stdout.split("access key id:")[1].split()[0]
     reader_secret = result.stdout.split("secret access key:")[1].split()[0]
@@ -48,8 +55,11 @@ def test_restart_keeps_everything(server, cd):
         "deployment": cd.get_deployment(deploymentId=deployment)["deploymentInfo"],
         "instance": cd.get_on_premises_instance(instanceName="web-1")["instanceInfo"],
         "config": cd.get_deployment_config(deploymentConfigName="TwoAtATime")["deploymentConfigInfo"],
-        "targets": cd.list_deployment_targets(deploymentId=deployment)["targetIds"],
+        "targets": cd.batch_get_deployment_targets(deploymentId=deployment, targetIds=hosts)["deploymentTargets"],
     }
+    assert before["deployment"]["status"] == "InProgress"
+    assert before["deployment"]["deploymentOverview"]["InProgress"] == 1
+    assert [t["instanceTarget"]["status"] for t in before["targets"]] == ["InProgress", "Pending", "Pending"]
 
     assert server.stop() == 0
     server.start()
@@ -60,8 +70,9 @@ def test_restart_keeps_everything(server, cd):
         "deployment": cd.get_deployment(deploymentId=deployment)["deploymentInfo"],
         "instance": cd.get_on_premises_instance(instanceName="web-1")["instanceInfo"],
         "config": cd.get_deployment_config(deploymentConfigName="TwoAtATime")["deploymentConfigInfo"],
-        "targets": cd.list_deployment_targets(deploymentId=deployment)["targetIds"],
+        "targets": cd.batch_get_deployment_targets(deploymentId=deployment, targetIds=hosts)["deploymentTargets"],
     }
+    # The running deployment comes back as it stood: its status, its hosts and their queued events.
     assert after == before
     # The administrator key is not replaced, and other keys still work.
     assert server.credentials_file.read_text() == credentials_before

@@ -1,11 +1,15 @@
 //! `landfall-bench`: measures a real `landfall server` process and prints the figures recorded in
-//! docs/benchmarks.md. It starts the server from the given binary on a fresh data directory, times
-//! start-up to the first answered request, seeds deployments through the API, reads the idle
-//! resident memory, then drives signed GetDeployment and ListDeployments requests over loopback
-//! with a fixed number of keep-alive connections and reports throughput and latency percentiles.
+//! docs/benchmarks.md.
 //!
-//! Usage: landfall-bench --server target/release/landfall [--deployments 1000]
-//!        [--connections 32] [--seconds 10]
+//! `landfall-bench api --server BIN [--deployments 1000] [--connections 32] [--seconds 10]`:
+//! starts the server on a fresh data directory, times start-up to the first answered request,
+//! seeds deployments through the API, reads the idle resident memory, then drives signed
+//! GetDeployment and ListDeployments requests over loopback with a fixed number of keep-alive
+//! connections and reports throughput and latency percentiles.
+//!
+//! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3]`: see `fleet.rs`.
+
+mod fleet;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -31,9 +35,8 @@ struct Options {
     seconds: u64,
 }
 
-fn options() -> anyhow::Result<Options> {
+fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     let mut options = Options { server: PathBuf::new(), deployments: 1000, connections: 32, seconds: 10 };
-    let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -45,15 +48,15 @@ fn options() -> anyhow::Result<Options> {
         }
     }
     if options.server.as_os_str().is_empty() {
-        bail!("usage: landfall-bench --server PATH [--deployments N] [--connections N] [--seconds N]");
+        bail!("usage: landfall-bench api --server PATH [--deployments N] [--connections N] [--seconds N]");
     }
     Ok(options)
 }
 
 /// The server under test; killed when dropped.
-struct ServerProcess {
-    child: Child,
-    environment: HashMap<String, String>,
+pub(crate) struct ServerProcess {
+    pub(crate) child: Child,
+    pub(crate) environment: HashMap<String, String>,
     _data_dir: TempDir,
 }
 
@@ -73,13 +76,14 @@ impl Drop for TempDir {
 }
 
 /// Starts the server and returns it with the time until it answered a signed request.
-async fn start_server(binary: &PathBuf) -> anyhow::Result<(ServerProcess, Duration)> {
+pub(crate) async fn start_server(binary: &PathBuf, extra_args: &[&str]) -> anyhow::Result<(ServerProcess, Duration)> {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
     let data_dir = TempDir(std::env::temp_dir().join(format!("landfall-bench-{}-{nanos}", std::process::id())));
     let started = Instant::now();
     let mut child = Command::new(binary)
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir.0)
+        .args(extra_args)
         .env("LANDFALL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -150,7 +154,7 @@ async fn seed(client: &Client, count: usize) -> anyhow::Result<String> {
 }
 
 /// CPU seconds (user + system) the process has used so far.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let fields: Vec<&str> = stat.rsplit_once(')').context("bad stat")?.1.split_whitespace().collect();
@@ -166,10 +170,15 @@ fn machine_cpu() -> anyhow::Result<[u64; 4]> {
     Ok([values[0] + values[1], values[2], values[3] + values[4], values.get(7).copied().unwrap_or(0)])
 }
 
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/PID/status` memory figure in KiB (`VmRSS:` now, `VmHWM:` the peak).
+pub(crate) fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).context("no VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("bad VmRSS")?.parse()?)
+    let line = status.lines().find(|line| line.starts_with(field)).with_context(|| format!("no {field}"))?;
+    Ok(line.split_whitespace().nth(1).context("bad memory figure")?.parse()?)
 }
 
 struct Load {
@@ -287,8 +296,17 @@ async fn measure(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let options = options()?;
-    let (server, startup) = start_server(&options.server).await?;
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("api") => api(args).await,
+        Some("fleet") => fleet::run(args).await,
+        _ => bail!("usage: landfall-bench api|fleet --server PATH [options]"),
+    }
+}
+
+async fn api(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let options = options(args)?;
+    let (server, startup) = start_server(&options.server, &[]).await?;
     println!("start-up to first answered request: {:.1} ms", startup.as_secs_f64() * 1000.0);
     let pid = server.child.id();
     println!("resident memory after start-up:     {:.1} MiB", resident_kib(pid)? as f64 / 1024.0);

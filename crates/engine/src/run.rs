@@ -206,6 +206,17 @@ pub fn reconcile(facts: &Facts<'_>) -> Step {
     let mut targets: Vec<DeploymentTarget> = facts.targets.to_vec();
     let now = facts.now;
 
+    // Stopped before it was even planned: nothing ran anywhere.
+    if !step.progress.started && step.progress.stop.is_some() {
+        for target in targets.iter_mut() {
+            skip_target(target, now);
+        }
+        step.deployment.start_time.get_or_insert(now);
+        finish(&mut step, &targets, now);
+        step.deployment.deployment_overview = Some(overview(&targets));
+        record_changes(&mut step, facts.targets, targets);
+        return step;
+    }
     if !step.progress.started && !start(&mut step, &mut targets, facts) {
         record_changes(&mut step, facts.targets, targets);
         return step;
@@ -344,8 +355,7 @@ fn advance_target(target: &mut DeploymentTarget, step: &mut Step, facts: &Facts<
         }
         let Some(command) = command_for(facts.commands, &id, &name) else {
             if halted {
-                stop_target(target, index, now);
-                step.finished_targets.push((id, false));
+                stop_target(target, index, step, now);
             } else if !step.new_commands.iter().any(|(t, e)| *t == id && *e == name) {
                 step.new_commands.push((id.clone(), name));
                 set_event(target, index, LifecycleEventStatus::Pending, None, None, None);
@@ -408,15 +418,13 @@ fn advance_target(target: &mut DeploymentTarget, step: &mut Step, facts: &Facts<
                 }
             }
             CommandState::Cancelled => {
-                stop_target(target, index, now);
-                step.finished_targets.push((id, false));
+                stop_target(target, index, step, now);
                 return;
             }
         }
         // The event is over: a stopped deployment sends the host nothing more.
         if halted && index < events_len {
-            stop_target(target, index, now);
-            step.finished_targets.push((id, false));
+            stop_target(target, index, step, now);
             return;
         }
     }
@@ -485,13 +493,17 @@ fn fail_target(target: &mut DeploymentTarget, index: usize, step: &mut Step, now
 }
 
 /// A target halted by a stop at event `index` (not yet run): if it had done nothing it is
-/// Skipped, otherwise Failed (it is left part-way through).
-fn stop_target(target: &mut DeploymentTarget, index: usize, now: Timestamp) {
+/// Skipped, otherwise Failed (it is left part-way through). Records the host as finished (for its
+/// history) only when something ran on it.
+fn stop_target(target: &mut DeploymentTarget, index: usize, step: &mut Step, now: Timestamp) {
     let started = index > 0;
     skip_events_from(target, index, now);
     let instance = instance_mut(target);
     instance.status = Some(if started { TargetStatus::Failed } else { TargetStatus::Skipped });
     instance.last_updated_at = Some(now);
+    if started {
+        step.finished_targets.push((target_id(target), false));
+    }
 }
 
 /// Marks the events from `index` on Skipped (those not already over).
@@ -567,8 +579,7 @@ fn halt(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) {
                 .and_then(|t| t.lifecycle_events.as_ref())
                 .and_then(|events| events.iter().position(|e| e.lifecycle_event_name.as_deref() == Some(&event)))
                 .unwrap_or(0);
-            stop_target(target, index, facts.now);
-            step.finished_targets.push((id, false));
+            stop_target(target, index, step, facts.now);
         }
     }
     // Cancelled queued commands also stop their targets now rather than on the next call.
@@ -589,8 +600,7 @@ fn halt(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) {
                     events.iter().position(|e| e.lifecycle_event_name.as_deref() == Some(&command.event))
                 })
                 .unwrap_or(0);
-            stop_target(target, index, facts.now);
-            step.finished_targets.push((command.target_id.clone(), false));
+            stop_target(target, index, step, facts.now);
         }
     }
 }
@@ -980,6 +990,18 @@ mod tests {
         assert!(world.commands.iter().all(|c| c.state == CommandState::Cancelled));
         assert_eq!(world.statuses(), vec![TargetStatus::Skipped; 2]);
         assert!(step.rollback);
+        assert!(step.finished_targets.is_empty(), "hosts where nothing ran keep their history");
+    }
+
+    #[test]
+    fn stop_before_planning_stops_without_touching_hosts() {
+        let mut world = World::new(2, hosts("HOST_COUNT", 0), &[]);
+        world.progress.stop = Some(StopRequest { rollback: false });
+        let step = world.step();
+        assert_eq!(world.deployment.status, Some(DeploymentStatus::Stopped));
+        assert!(world.commands.is_empty() && step.new_commands.is_empty());
+        assert_eq!(world.statuses(), vec![TargetStatus::Skipped; 2]);
+        assert!(world.deployment.complete_time.is_some());
     }
 
     #[test]

@@ -226,7 +226,7 @@ async fn acknowledge(
         .is_some_and(|d| d.is_command_noop);
     let answer = if command.state == "Dispatched" {
         ctx.store().acknowledge_command(&command.id, ctx.state.clock.now()).await.map_err(store_error)?;
-        reconcile_later(ctx, &command.deployment_id);
+        driver::reconcile_soon(ctx.state, &command.deployment_id);
         status::IN_PROGRESS
     } else {
         status::SUCCEEDED
@@ -304,16 +304,4 @@ fn api_diagnostics(succeeded: bool, reported: &CompleteDiagnostics) -> Diagnosti
         message: Some(reported.message.clone()),
         log_tail: Some(reported.log.clone()),
     }
-}
-
-/// Lets the engine see an acknowledgement (event InProgress with its start time) without making
-/// the agent wait for it.
-fn reconcile_later(ctx: &Ctx<'_>, deployment_id: &str) {
-    let state = ctx.state.clone();
-    let id = deployment_id.to_owned();
-    tokio::spawn(async move {
-        if let Err(error) = driver::reconcile(&state, &id).await {
-            tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
-        }
-    });
 }

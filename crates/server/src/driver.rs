@@ -28,8 +28,8 @@ use crate::state::AppState;
 pub const TICK: Duration = Duration::from_secs(1);
 
 pub struct Driver {
-    /// One lock per deployment: its steps are computed and written one at a time.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Deployments being reconciled now, and whether something changed since that began.
+    running: Mutex<HashMap<String, Dirty>>,
     /// Wakes the long polls of a host when it has a new command.
     hosts: Mutex<HashMap<String, Arc<Notify>>>,
     pub timeouts: Timeouts,
@@ -37,7 +37,7 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(timeouts: Timeouts) -> Driver {
-        Driver { locks: Mutex::default(), hosts: Mutex::default(), timeouts }
+        Driver { running: Mutex::default(), hosts: Mutex::default(), timeouts }
     }
 
     /// The signal a host's long poll waits on.
@@ -46,20 +46,81 @@ impl Driver {
         hosts.entry(instance.to_owned()).or_default().clone()
     }
 
-    fn lock_for(&self, deployment_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.entry(deployment_id.to_owned()).or_default().clone()
-    }
-
-    fn forget(&self, deployment_id: &str) {
-        let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.remove(deployment_id);
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Dirty>> {
+        self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Brings a deployment up to date with what its hosts did; starts a rollback it asks for.
+/// A deployment being reconciled: whether it changed since the pass began, and who waits for
+/// the passes to end.
+#[derive(Default)]
+struct Dirty {
+    again: bool,
+    done: Arc<Notify>,
+}
+
+/// Brings a deployment up to date with what its hosts did (and starts a rollback it asks for);
+/// returns once the state as of this call has been taken into account.
+///
+/// Calls for one deployment coalesce: while a reconcile runs, further calls mark the deployment
+/// dirty and wait for the running one, which goes round again. A burst of completions from a
+/// large fleet thus costs a few passes over the deployment, not one per host.
 pub async fn reconcile(state: &AppState, deployment_id: &str) -> StoreResult<()> {
-    let mut next = Some(deployment_id.to_owned());
+    let waiter = {
+        let mut running = state.driver.running();
+        match running.get_mut(deployment_id) {
+            Some(slot) => {
+                slot.again = true;
+                Some(slot.done.clone())
+            }
+            None => {
+                running.insert(deployment_id.to_owned(), Dirty::default());
+                None
+            }
+        }
+    };
+    if let Some(done) = waiter {
+        // Registered while the slot still exists; the runner notifies when it removes it. A
+        // runner that ended in between is covered by the timeout and a direct pass.
+        let notified = done.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if state.driver.running().contains_key(deployment_id) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), notified).await;
+            return Ok(());
+        }
+        return Box::pin(reconcile(state, deployment_id)).await;
+    }
+    loop {
+        let result = reconcile_chain(state, deployment_id).await;
+        let mut running = state.driver.running();
+        match running.get_mut(deployment_id) {
+            Some(slot) if slot.again && result.is_ok() => slot.again = false,
+            _ => {
+                if let Some(slot) = running.remove(deployment_id) {
+                    slot.done.notify_waiters();
+                }
+                return result;
+            }
+        }
+    }
+}
+
+/// Reconciles in the background: for callers that need not wait (a new deployment, an
+/// acknowledgement).
+pub fn reconcile_soon(state: &Arc<AppState>, deployment_id: &str) {
+    let state = state.clone();
+    let id = deployment_id.to_owned();
+    tokio::spawn(async move {
+        if let Err(error) = reconcile(&state, &id).await {
+            tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
+        }
+    });
+}
+
+/// Reconciles a deployment, then any deployment it started (a rollback).
+async fn reconcile_chain(state: &AppState, deployment_id: &str) -> StoreResult<()> {
+    let mut next = reconcile_one(state, deployment_id).await?;
     while let Some(id) = next.take() {
         next = reconcile_one(state, &id).await?;
     }
@@ -68,16 +129,11 @@ pub async fn reconcile(state: &AppState, deployment_id: &str) -> StoreResult<()>
 
 /// One deployment; returns a follow-up deployment (a rollback) to look at next.
 async fn reconcile_one(state: &AppState, deployment_id: &str) -> StoreResult<Option<String>> {
-    let lock = state.driver.lock_for(deployment_id);
-    let _guard = lock.lock().await;
     // A concurrent writer (another replica, a stop) makes the write a Conflict: recompute.
     for _ in 0..5 {
         match step_once(state, deployment_id).await {
             Err(StoreError::Conflict(_)) => continue,
-            Ok(Outcome::Finished(follow_up)) => {
-                state.driver.forget(deployment_id);
-                return Ok(follow_up);
-            }
+            Ok(Outcome::Finished(follow_up)) => return Ok(follow_up),
             Ok(Outcome::Running) => return Ok(None),
             Err(error) => return Err(error),
         }
@@ -95,17 +151,18 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
     let Some(record) = store.deployment(deployment_id).await? else {
         return Ok(Outcome::Finished(None));
     };
-    let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
-    let blue_green = record.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
-        == Some(DeploymentType::BlueGreen);
-    if platform != ComputePlatform::Server || blue_green {
-        // Lambda, ECS and blue/green deployments need traffic control, which the engine does
-        // not drive yet: they wait, Created, until it does.
-        return Ok(Outcome::Running);
-    }
     let targets = store.targets(deployment_id).await?;
     let commands: Vec<Command> = store.commands_of(deployment_id).await?.into_iter().map(engine_command).collect();
     let progress: Progress = record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+    let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
+    let blue_green = record.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
+        == Some(DeploymentType::BlueGreen);
+    if (platform != ComputePlatform::Server || blue_green) && progress.stop.is_none() {
+        // Lambda, ECS and blue/green deployments need traffic control, which the engine does
+        // not drive yet: they wait, Created, until it does (or until they are stopped, which
+        // the engine settles without touching any host).
+        return Ok(Outcome::Running);
+    }
     let config_name = record.info.deployment_config_name.clone().unwrap_or_default();
     let minimum_healthy_hosts = match landfall_api::predefined::predefined_config(&config_name) {
         Some(config) => config.minimum_healthy_hosts,

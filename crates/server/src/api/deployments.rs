@@ -222,19 +222,9 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         }
         other => other.map_err(store_error)?,
     }
-    start(ctx, &id);
+    // The engine takes it up at once rather than on the next tick.
+    driver::reconcile_soon(ctx.state, &id);
     Ok(CreateDeploymentOutput { deployment_id: Some(id) })
-}
-
-/// Lets the engine take a deployment up at once rather than on the next tick.
-fn start(ctx: &Ctx<'_>, id: &str) {
-    let state = ctx.state.clone();
-    let id = id.to_owned();
-    tokio::spawn(async move {
-        if let Err(error) = driver::reconcile(&state, &id).await {
-            tracing::warn!(deployment = %id, %error, "cannot start the deployment");
-        }
-    });
 }
 
 pub async fn get(ctx: &Ctx<'_>, input: GetDeploymentInput) -> ApiResult<GetDeploymentOutput> {
