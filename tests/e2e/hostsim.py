@@ -105,13 +105,15 @@ class SimHost:
         else:
             payload = {"error_code": 0, "script_name": "", "message": "Succeeded: ", "log": ""}
             completion = "Succeeded"
+        # Logged before reporting: once the server hears of the last event the deployment may end,
+        # and a test may read this log at once.
+        self.log.append((time.monotonic(), event, outcome))
         status, _ = self.call(
             "PutHostCommandComplete",
             {"HostCommandIdentifier": command["HostCommandIdentifier"], "CommandStatus": completion,
              "Diagnostics": {"Format": "JSON", "Payload": json.dumps(payload)}},
         )
         assert status == 200
-        self.log.append((time.monotonic(), event, outcome))
         return outcome
 
     # -- as a background agent ----------------------------------------------------------------------

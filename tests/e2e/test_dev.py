@@ -1,35 +1,60 @@
-"""`landfall dev`: the first five minutes."""
+"""`landfall dev`: the first five minutes, as the README promises them."""
 
+import re
+import signal
 import subprocess
+import urllib.request
 
 from conftest import LANDFALL_BIN, Landfall
 
 
-def test_dev_serves_and_creates_the_example_application(tmp_path, checker):
+def read_until(process, pattern, limit=200):
+    lines = []
+    for _ in range(limit):
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError("never printed /%s/:\n%s" % (pattern, "".join(lines)))
+
+
+def test_dev_runs_three_hosts_and_deploys_the_example(tmp_path, checker):
     process = subprocess.Popen(
         [LANDFALL_BIN, "dev", "--data-dir", str(tmp_path / "dev"), "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
-        lines = [process.stdout.readline() for _ in range(4)]
-        assert lines[0].startswith("export AWS_ENDPOINT_URL=http://127.0.0.1:"), lines
-        assert "hello-landfall" in lines[3], lines
+        lines = read_until(process, r"Ctrl-C stops it")
+        text = "".join(lines)
+        assert lines[0].startswith("export AWS_ENDPOINT_URL=http://127.0.0.1:")
+        assert "3 local hosts, each with its own agent: dev-1, dev-2, dev-3" in text
+        deployment_id = re.search(r"deploying hello-landfall as (d-[A-Z0-9]{9})", text).group(1)
+        assert re.search(rf"# {deployment_id}: Succeeded in ", text), text
+        # The live view showed every host's events, one host at a time.
+        for host in ("dev-1", "dev-2", "dev-3"):
+            assert re.search(rf"{host}\s+ValidateService\s+Succeeded", text), text
+        sites = re.findall(r"#\s+(dev-\d): (http://127\.0\.0\.1:\d+/)", text)
+        assert [name for name, _ in sites] == ["dev-1", "dev-2", "dev-3"]
+        for _, url in sites:
+            page = urllib.request.urlopen(url, timeout=5).read().decode()
+            assert deployment_id in page
+
+        # The environment lines are all the aws CLI needs.
         server = Landfall(tmp_path / "client", checker)
         server.lines = dict(line[len("export "):].strip().split("=", 1) for line in lines[:3])
-        listed = server.aws("deploy", "list-deployment-groups", "--application-name", "hello-landfall")
-        assert listed.ok, listed.stderr
-        assert listed.json["deploymentGroups"] == ["local"]
+        shown = server.aws("deploy", "get-deployment", "--deployment-id", deployment_id)
+        assert shown.ok, shown.stderr
+        assert shown.json["deploymentInfo"]["status"] == "Succeeded"
+        assert shown.json["deploymentInfo"]["deploymentOverview"]["Succeeded"] == 3
     finally:
-        process.terminate()
-        assert process.wait(timeout=15) == 0
-    # A second start on the same directory keeps the example and does not fail on it.
-    again = subprocess.Popen(
-        [LANDFALL_BIN, "dev", "--data-dir", str(tmp_path / "dev"), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        lines = [again.stdout.readline() for _ in range(4)]
-        assert "hello-landfall" in lines[3], lines
-    finally:
-        again.terminate()
-        assert again.wait(timeout=15) == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    # Stopping dev stops the example's web servers too.
+    for _, url in sites:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            raise AssertionError(f"{url} still answers after landfall dev stopped")
+        except OSError:
+            pass

@@ -16,14 +16,16 @@ pub enum LandfallOperation {
     ListAccessKeys,
     RevokeAccessKey,
     RegisterInstance,
+    GetLifecycleEventLog,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 4] = [
+    pub const ALL: [LandfallOperation; 5] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
         LandfallOperation::RegisterInstance,
+        LandfallOperation::GetLifecycleEventLog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -32,6 +34,7 @@ impl LandfallOperation {
             LandfallOperation::ListAccessKeys => "ListAccessKeys",
             LandfallOperation::RevokeAccessKey => "RevokeAccessKey",
             LandfallOperation::RegisterInstance => "RegisterInstance",
+            LandfallOperation::GetLifecycleEventLog => "GetLifecycleEventLog",
         }
     }
 
@@ -112,6 +115,7 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
     match operation {
         LandfallOperation::CreateAccessKey | LandfallOperation::RevokeAccessKey => Access::Admin,
         LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
+        LandfallOperation::GetLifecycleEventLog => Access::Read,
     }
 }
 
@@ -199,6 +203,26 @@ pub struct RegisterInstanceOutput {
     pub region: String,
     #[serde(rename = "accessKey")]
     pub access_key: AccessKeyInfo,
+}
+
+/// GetLifecycleEventLog: the whole output a host's agent streamed for one lifecycle event (beyond
+/// CodeDeploy, which keeps a 2 KB tail of failures only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetLifecycleEventLogInput {
+    #[serde(rename = "deploymentId", default)]
+    pub deployment_id: Option<String>,
+    #[serde(rename = "targetId", default)]
+    pub target_id: Option<String>,
+    #[serde(rename = "lifecycleEventName", default)]
+    pub lifecycle_event_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetLifecycleEventLogOutput {
+    /// The lines as the agent wrote them (`[stdout]...`, `[stderr]...`, script headers).
+    pub log: String,
+    /// Whether the event is over, so no more output will come.
+    pub complete: bool,
 }
 
 #[cfg(test)]

@@ -72,10 +72,15 @@ impl SimHost {
         let body = serde_json::to_vec(&body)?;
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
-        headers.insert("x-amz-target", HeaderValue::from_str(&format!("CodeDeployCommandService_v20141006.{operation}"))?);
+        headers
+            .insert("x-amz-target", HeaderValue::from_str(&format!("CodeDeployCommandService_v20141006.{operation}"))?);
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-        let params =
-            SigningParams { credentials: &self.credentials, region: &self.region, service: "codedeploy-commands", time: now };
+        let params = SigningParams {
+            credentials: &self.credentials,
+            region: &self.region,
+            service: "codedeploy-commands",
+            time: now,
+        };
         sign(&Method::POST, &self.uri, &mut headers, &body, &params).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let mut request = Request::post(self.uri.clone()).body(Full::new(Bytes::from(body)))?;
         *request.headers_mut() = headers;
@@ -95,8 +100,11 @@ impl SimHost {
             let Some(command) = polled.get("HostCommand").filter(|c| !c.is_null()) else { continue };
             let id = command["HostCommandIdentifier"].as_str().unwrap_or_default().to_owned();
             let execution = command["DeploymentExecutionId"].as_str().unwrap_or_default().to_owned();
-            self.call("GetDeploymentSpecification", json!({"DeploymentExecutionId": execution, "HostIdentifier": self.arn}))
-                .await?;
+            self.call(
+                "GetDeploymentSpecification",
+                json!({"DeploymentExecutionId": execution, "HostIdentifier": self.arn}),
+            )
+            .await?;
             let ack = json!({"HostCommandIdentifier": id, "Diagnostics": {"Format": "JSON", "Payload": "{\"IsCommandNoop\":true}"}});
             self.call("PutHostCommandAcknowledgement", ack).await?;
             let payload = json!({"error_code": 0, "script_name": "", "message": "Succeeded: ", "log": ""}).to_string();

@@ -2,6 +2,8 @@
 //! server and the caller's credentials the way the aws CLI does, signs each request with SigV4,
 //! and turns error answers into [`ClientError::Api`] with the AWS exception name.
 
+pub mod bundle;
+mod s3;
 mod settings;
 
 use std::time::{SystemTime, UNIX_EPOCH};

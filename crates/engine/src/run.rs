@@ -106,6 +106,10 @@ pub struct Command {
 pub struct Timeouts {
     /// From a command being queued to the agent taking it (a dead agent fails the host).
     pub pickup_ms: i64,
+    /// From a command being handed out to the agent acknowledging it. An agent acknowledges at
+    /// once; a command never acknowledged was lost on the way (the server died before its answer
+    /// left), so it is queued again.
+    pub ack_ms: i64,
     /// From the agent taking a command to its completion (the agent's script timeouts are
     /// shorter; this catches an agent that died while running it).
     pub event_ms: i64,
@@ -115,7 +119,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         // CodeDeploy: an event must start within 5 minutes and finish within an hour; the hour
         // gets a little slack so the agent's own script timeout reports first.
-        Timeouts { pickup_ms: 5 * 60 * 1000, event_ms: 3600 * 1000 + 5 * 60 * 1000 }
+        Timeouts { pickup_ms: 5 * 60 * 1000, ack_ms: 10 * 1000, event_ms: 3600 * 1000 + 5 * 60 * 1000 }
     }
 }
 
@@ -362,6 +366,15 @@ fn advance_target(target: &mut DeploymentTarget, step: &mut Step, facts: &Facts<
             }
             return;
         };
+        // A command handed out but never acknowledged was lost: it goes back in the queue.
+        let lost = command.state == CommandState::Dispatched
+            && command.acknowledged_at.is_none()
+            && now.millis() - command.dispatched_at.unwrap_or(command.created_at).millis() > facts.settings.timeouts.ack_ms;
+        if lost {
+            step.command_updates.push((command.id.clone(), CommandState::Queued, None));
+            set_event(target, index, LifecycleEventStatus::Pending, None, None, None);
+            return;
+        }
         // A timeout turns a command that never came back into a failure.
         let (state, diagnostics) = match timed_out(command, facts) {
             Some(message) => {
@@ -946,6 +959,26 @@ mod tests {
         assert_eq!(status_of(&world.targets[1]), Some(TargetStatus::Failed));
         let event = world.targets[1].instance_target.as_ref().unwrap().lifecycle_events.clone().unwrap()[0].clone();
         assert!(event.diagnostics.unwrap().message.unwrap().contains("did not pick up"));
+    }
+
+    #[test]
+    fn a_command_handed_out_but_never_acknowledged_is_queued_again() {
+        let mut world = World::new(1, hosts("HOST_COUNT", 0), &[]);
+        world.step();
+        world.commands[0].state = CommandState::Dispatched;
+        world.commands[0].dispatched_at = Some(Timestamp(world.now));
+        world.now += world.settings.timeouts.ack_ms - 1;
+        assert!(world.step().command_updates.is_empty());
+        world.now += 2;
+        let step = world.step();
+        assert_eq!(step.command_updates, [("hc-0".to_owned(), CommandState::Queued, None)]);
+        assert_eq!(world.commands[0].state, CommandState::Queued);
+        assert!(step.new_commands.is_empty(), "the same command, not a new one");
+        // Once acknowledged, it is never taken back.
+        world.commands[0].state = CommandState::Dispatched;
+        world.commands[0].acknowledged_at = Some(Timestamp(world.now));
+        world.now += 10 * world.settings.timeouts.ack_ms;
+        assert!(world.step().command_updates.is_empty());
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub struct Args {
 pub enum Command {
     /// Run the control plane: the CodeDeploy API and Landfall's extensions.
     Server(ServerArgs),
-    /// Run a local server for trying Landfall out, with an example application.
+    /// Try Landfall out: a local server, local hosts with their agents, and an example
+    /// application deployed to them.
     Dev(DevArgs),
     /// Create, list and revoke API access keys (administrator keys only).
     #[command(subcommand)]
@@ -24,6 +25,15 @@ pub enum Command {
     /// Register hosts and write their agent configuration.
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// Run the host agent: poll the server for lifecycle events and carry them out on this host.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct AgentArgs {
+    /// The agent configuration file, in the official agent's codedeployagent.yml format.
+    #[arg(long, value_name = "FILE", default_value = "/etc/codedeploy-agent/conf/codedeployagent.yml")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +91,9 @@ pub struct DevArgs {
     pub data_dir: PathBuf,
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// How many local hosts (each with its own agent) to deploy the example to.
+    #[arg(long, default_value_t = 3)]
+    pub hosts: usize,
 }
 
 /// How client subcommands find the server, beyond the environment.

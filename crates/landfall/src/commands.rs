@@ -1,7 +1,5 @@
 //! What each subcommand does, on validated settings.
 
-use std::path::PathBuf;
-
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
@@ -16,17 +14,17 @@ use landfall_server::{Server, ServerConfig, Timeouts, TlsFiles};
 use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysCommand, ServerArgs};
 
 /// A failed command: the error and the exit code it maps to.
-pub struct Failure {
+pub(crate) struct Failure {
     pub error: anyhow::Error,
     pub code: u8,
 }
 
 impl Failure {
-    fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    pub(crate) fn usage(error: impl Into<anyhow::Error>) -> Failure {
         Failure { error: error.into(), code: 2 }
     }
 
-    fn failed(error: impl Into<anyhow::Error>) -> Failure {
+    pub(crate) fn failed(error: impl Into<anyhow::Error>) -> Failure {
         Failure { error: error.into(), code: 1 }
     }
 }
@@ -42,7 +40,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         Command::Server(server) => {
             init_logging("info");
             let config = server_config(server)?;
-            serve(config, None).await
+            serve(config).await
         }
         Command::Dev(dev) => {
             init_logging("info");
@@ -56,6 +54,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             init_logging("warn");
             instance(command).await
         }
+        Command::Agent(args) => agent(args).await,
     }
 }
 
@@ -85,40 +84,25 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     let timeouts = Timeouts {
         pickup_ms: (args.agent_pickup_timeout as i64).saturating_mul(1000),
         event_ms: (args.event_timeout as i64).saturating_mul(1000),
+        ..Timeouts::default()
     };
     Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region, timeouts })
 }
 
-/// Runs a server until SIGINT or SIGTERM. With `example` (the credentials file to use), the
-/// example application of `landfall dev` is created once the server listens.
-async fn serve(config: ServerConfig, example: Option<PathBuf>) -> Result<(), Failure> {
+/// Runs a server until SIGINT or SIGTERM.
+async fn serve(config: ServerConfig) -> Result<(), Failure> {
     let shutdown = shutdown_signal().map_err(Failure::failed)?;
     let server = Server::start(&config).await.map_err(Failure::failed)?;
     print!("{}", server.environment_lines());
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    if let Some(credentials) = example {
-        // Through the API, so it runs beside the server once that serves.
-        let endpoint = server.endpoint().to_owned();
-        tokio::spawn(async move {
-            match seed_example(&endpoint, &credentials).await {
-                Ok(()) => {
-                    println!(
-                        "# example: application 'hello-landfall', deployment group 'local'; try: aws deploy list-applications"
-                    );
-                    let _ = std::io::stdout().flush();
-                }
-                Err(error) => tracing::warn!("could not create the example application: {error:#}"),
-            }
-        });
-    }
     server.run(shutdown).await.map_err(Failure::failed)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
 /// future is first polled, so a signal sent as soon as the server has printed its address is
 /// still a graceful stop.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -131,42 +115,27 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// Runs the host agent until SIGINT or SIGTERM: the first signal lets a running lifecycle event
+/// finish, a second abandons it. A bad configuration is a usage error (exit 2).
+async fn agent(args: crate::cli::AgentArgs) -> Result<(), Failure> {
+    let settings = landfall_agent::Settings::load(&args.config).map_err(Failure::usage)?;
+    init_logging(if settings.verbose { "info,landfall_agent=debug" } else { "info" });
+    let stop = landfall_agent::Stop::on_signals().map_err(Failure::failed)?;
+    landfall_agent::run(settings, stop).await.map_err(Failure::failed)
+}
+
 async fn dev_server(args: DevArgs) -> Result<(), Failure> {
+    if args.hosts == 0 || args.hosts > 20 {
+        return Err(Failure::usage(anyhow!("--hosts must be from 1 to 20")));
+    }
     let config = ServerConfig {
-        data_dir: args.data_dir.clone(),
+        data_dir: args.data_dir,
         listen: args.listen,
         tls: None,
         region: "us-east-1".into(),
         timeouts: Timeouts::default(),
     };
-    let credentials = args.data_dir.join("credentials");
-    serve(config, Some(credentials)).await
-}
-
-/// Creates the example application and deployment group of `landfall dev` if they are missing,
-/// through the API as any client would.
-async fn seed_example(endpoint: &str, credentials: &std::path::Path) -> anyhow::Result<()> {
-    let mut vars: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    vars.insert("AWS_ENDPOINT_URL".into(), endpoint.to_owned());
-    vars.insert("AWS_SHARED_CREDENTIALS_FILE".into(), credentials.display().to_string());
-    vars.insert("AWS_PROFILE".into(), landfall_server::PROFILE.into());
-    let client = Client::new(ClientSettings::resolve(&Overrides::default(), &vars)?);
-    let target = |op: &str| format!("CodeDeploy_20141006.{op}");
-    let app = serde_json::json!({"applicationName": "hello-landfall", "computePlatform": "Server"});
-    let group = serde_json::json!({
-        "applicationName": "hello-landfall",
-        "deploymentGroupName": "local",
-        "serviceRoleArn": "arn:aws:iam::000000000000:role/landfall-dev",
-        "onPremisesInstanceTagFilters": [{"Key": "landfall-dev", "Type": "KEY_ONLY"}],
-    });
-    for (operation, input) in [("CreateApplication", app), ("CreateDeploymentGroup", group)] {
-        // Already there from an earlier run: fine.
-        match client.call::<_, serde_json::Value>(&target(operation), &input).await {
-            Ok(_) | Err(ClientError::Api { .. }) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Ok(())
+    crate::dev::run(config, args.hosts).await
 }
 
 fn client(args: &ClientArgs) -> Result<Client, Failure> {
@@ -258,15 +227,15 @@ async fn instance(command: InstanceCommand) -> Result<(), Failure> {
 }
 
 /// The official agent's two configuration files for a registered instance.
-struct AgentFiles<'a> {
-    endpoint: String,
-    registration: &'a RegisterInstanceOutput,
-    root_dir: &'a Path,
-    log_dir: &'a Path,
+pub(crate) struct AgentFiles<'a> {
+    pub(crate) endpoint: String,
+    pub(crate) registration: &'a RegisterInstanceOutput,
+    pub(crate) root_dir: &'a Path,
+    pub(crate) log_dir: &'a Path,
 }
 
 impl AgentFiles<'_> {
-    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         let on_premises = dir.join("codedeploy.onpremises.yml");

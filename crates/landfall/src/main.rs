@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod dev;
 
 use std::process::ExitCode;
 
@@ -10,7 +11,13 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The agent and the client commands do one thing at a time: one thread keeps the agent tiny
+    // whatever the host's CPU count. The server and `dev` use every core.
+    let builder = match args.command {
+        cli::Command::Server(_) | cli::Command::Dev(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match { builder }.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("landfall: cannot start the async runtime: {error}");

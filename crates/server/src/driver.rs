@@ -257,8 +257,14 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         follow_up,
     };
     store.apply_deployment_step(&write).await?;
-    for command in &new_commands {
-        state.driver.host_signal(&command.target_id).notify_waiters();
+    // Hosts with work (new, or queued again) stop waiting in their long polls.
+    let requeued = step
+        .command_updates
+        .iter()
+        .filter(|(_, state, _)| *state == CommandState::Queued)
+        .filter_map(|(id, ..)| commands.iter().find(|c| c.id == *id).map(|c| c.target_id.as_str()));
+    for host in new_commands.iter().map(|c| c.target_id.as_str()).chain(requeued) {
+        state.driver.host_signal(host).notify_waiters();
     }
     if let Some(status) = &step.finished {
         tracing::info!(deployment = deployment_id, status = status.as_str(), "deployment finished");

@@ -86,6 +86,8 @@ impl Server {
             account_id,
             clock: Arc::new(SystemClock),
             keys: KeyCache::new(Duration::from_secs(5)),
+            objects: s3::ObjectStore::open(&data_dir.join("s3"))
+                .context("opening the bundle store in the data directory")?,
         });
         Ok(Server { listener, tls, state, store, endpoint: format!("{scheme}://{address}"), credentials_file })
     }

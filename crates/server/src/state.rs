@@ -36,6 +36,8 @@ pub struct AppState {
     pub account_id: String,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyCache,
+    /// The S3-compatible bundle store's objects (under the data directory).
+    pub objects: crate::s3::ObjectStore,
 }
 
 /// Access keys and their derived signing keys, kept in memory so a request costs no store read

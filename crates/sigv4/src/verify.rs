@@ -99,6 +99,9 @@ pub struct VerifyOptions<'a> {
     /// Accept `x-amz-content-sha256: UNSIGNED-PAYLOAD` (and `STREAMING-UNSIGNED-PAYLOAD-TRAILER`)
     /// and presigned URLs, whose payload is never signed. Only S3 does.
     pub allow_unsigned_payload: bool,
+    /// Take a hex `x-amz-content-sha256` as the payload hash without hashing the body: for
+    /// callers that stream the body and compare its hash themselves before using it.
+    pub declared_payload_hash: bool,
 }
 
 impl Default for VerifyOptions<'_> {
@@ -109,6 +112,7 @@ impl Default for VerifyOptions<'_> {
             region: None,
             path_encoding: PathEncoding::Double,
             allow_unsigned_payload: false,
+            declared_payload_hash: false,
         }
     }
 }
@@ -123,12 +127,18 @@ impl<'a> VerifyOptions<'a> {
             region: None,
             path_encoding: PathEncoding::for_service(service),
             allow_unsigned_payload: service == "s3",
+            declared_payload_hash: false,
         }
     }
 
     /// Also require the credential scope to name `region`.
     pub fn with_region(self, region: &'a str) -> Self {
         VerifyOptions { region: Some(region), ..self }
+    }
+
+    /// Also take a declared hex payload hash as given (see `declared_payload_hash`).
+    pub fn with_declared_payload_hash(self) -> Self {
+        VerifyOptions { declared_payload_hash: true, ..self }
     }
 }
 
@@ -480,6 +490,9 @@ fn payload_hash(
     };
     let value = String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
     if is_sha256_hex(&value) {
+        if options.declared_payload_hash {
+            return Ok(value);
+        }
         let computed = sha256_hex(request.body);
         if !value.eq_ignore_ascii_case(&computed) {
             return Err(AuthError::ContentSha256Mismatch { provided: value, computed });

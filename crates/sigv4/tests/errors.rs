@@ -509,3 +509,32 @@ fn request_parts_from_http_request() {
     assert_eq!(verify(&auth, &parts, SECRET, now, &options), Ok(()));
     assert!(verify(&auth, &parts, "wrong", now, &options).is_err());
 }
+
+#[test]
+fn a_declared_payload_hash_can_be_taken_as_given() {
+    use http::{HeaderMap, Method, Uri};
+    use landfall_sigv4::{
+        Credentials, RequestParts, SigningKey, SigningParams, VerifyOptions, parse_authorization, sha256_hex, sign,
+        verify_with_key,
+    };
+    let time = 1_795_312_687;
+    let uri: Uri = "http://127.0.0.1:7070/bucket/a%20b/key".parse().unwrap();
+    let body = b"streamed later";
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amz-content-sha256", sha256_hex(body).parse().unwrap());
+    let credentials = Credentials::new("AKLFEXAMPLE000000000", "secret");
+    let params = SigningParams { credentials: &credentials, region: "us-east-1", service: "s3", time };
+    sign(&Method::PUT, &uri, &mut headers, body, &params).unwrap();
+    let auth = parse_authorization(&uri, &headers).unwrap();
+    let key = SigningKey::derive("secret", &auth.date, &auth.region, &auth.service);
+    let unread = RequestParts { method: &Method::PUT, uri: &uri, headers: &headers, body: &[] };
+    let trusting = VerifyOptions::for_service("s3").with_declared_payload_hash();
+    // Without the body: accepted only when the caller takes the declared hash as given.
+    assert!(verify_with_key(&auth, &unread, &key, time, &trusting).is_ok());
+    assert!(verify_with_key(&auth, &unread, &key, time, &VerifyOptions::for_service("s3")).is_err());
+    // The signature still covers the declared hash: another one does not verify.
+    let mut other = headers.clone();
+    other.insert("x-amz-content-sha256", sha256_hex(b"else").parse().unwrap());
+    let changed = RequestParts { method: &Method::PUT, uri: &uri, headers: &other, body: &[] };
+    assert!(verify_with_key(&auth, &changed, &key, time, &trusting).is_err());
+}

@@ -625,6 +625,18 @@ pub async fn host_commands(store: &dyn Store) {
     let states: Vec<String> = store.commands_of("d-CMD000001").await.unwrap().into_iter().map(|c| c.state).collect();
     assert_eq!(states, ["Failed", "Cancelled", "Dispatched"]);
 
+    // A lost hand-out goes back to the queue, its hand-out forgotten, and is handed out again.
+    current.version += 1;
+    let requeue = DeploymentStep {
+        deployment: current.clone(),
+        command_updates: vec![("hc-3".into(), "Queued".into(), None)],
+        ..Default::default()
+    };
+    store.apply_deployment_step(&requeue).await.unwrap();
+    let again = store.command("hc-3").await.unwrap().unwrap();
+    assert_eq!((again.state.as_str(), again.dispatched_at, again.completed_at), ("Queued", None, None));
+    assert_eq!(store.dispatch_command("web-1", Timestamp(40)).await.unwrap().unwrap().id, "hc-3");
+
     store.append_command_log("hc-3", 0, "[stdout]a\n").await.unwrap();
     store.append_command_log("hc-3", 1, "[stdout]b\n").await.unwrap();
     store.append_command_log("hc-3", 0, "[stdout]a again\n").await.unwrap();

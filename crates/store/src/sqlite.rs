@@ -1025,10 +1025,12 @@ impl Store for SqliteStore {
             .await?;
         }
         for (id, state, diagnostics) in &step.command_updates {
+            // Back to Queued (a lost hand-out) clears the hand-out; a final state completes it.
             sqlx::query(
-                "UPDATE host_commands SET state = ?, diagnostics = COALESCE(?, diagnostics),
-                 completed_at = COALESCE(completed_at, ?)
-                 WHERE id = ? AND state IN ('Queued', 'Dispatched')",
+                "UPDATE host_commands SET state = ?1, diagnostics = COALESCE(?2, diagnostics),
+                 completed_at = CASE WHEN ?1 = 'Queued' THEN NULL ELSE COALESCE(completed_at, ?3) END,
+                 dispatched_at = CASE WHEN ?1 = 'Queued' THEN NULL ELSE dispatched_at END
+                 WHERE id = ?4 AND state IN ('Queued', 'Dispatched')",
             )
             .bind(state)
             .bind(diagnostics.as_ref().map(to_doc))

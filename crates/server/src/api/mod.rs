@@ -94,5 +94,6 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::ListAccessKeys => call!(keys::list, ctx, body),
         LandfallOperation::RevokeAccessKey => call!(keys::revoke, ctx, body),
         LandfallOperation::RegisterInstance => call!(instances::register_with_key, ctx, body),
+        LandfallOperation::GetLifecycleEventLog => call!(targets::event_log, ctx, body),
     }
 }

@@ -2,6 +2,7 @@
 //! as InstanceSummary.
 
 use landfall_api::error::{ApiResult, Exception, err};
+use landfall_api::landfall::{GetLifecycleEventLogInput, GetLifecycleEventLogOutput};
 use landfall_api::shapes::*;
 use landfall_store::{DeploymentRecord, TargetRecord};
 
@@ -239,4 +240,34 @@ pub async fn get_instance(ctx: &Ctx<'_>, input: GetDeploymentInstanceInput) -> A
         Some(target) => Ok(GetDeploymentInstanceOutput { instance_summary: Some(summary(target)) }),
         None => err(Exception::InstanceDoesNotExist, format!("The deployment {} has no instance {id}.", record.id())),
     }
+}
+
+/// The output an agent streamed for one lifecycle event of one target (its latest attempt).
+pub async fn event_log(ctx: &Ctx<'_>, input: GetLifecycleEventLogInput) -> ApiResult<GetLifecycleEventLogOutput> {
+    let record = load(ctx, &input.deployment_id).await?;
+    let target_id = input.target_id.unwrap_or_default();
+    let event = input.lifecycle_event_name.unwrap_or_default();
+    let targets = ctx.store().targets(record.id()).await.map_err(store_error)?;
+    let Some(target) = targets.iter().find(|t| t.target_id == target_id) else {
+        return err(
+            Exception::DeploymentTargetDoesNotExist,
+            format!("The deployment {} has no target '{target_id}'.", record.id()),
+        );
+    };
+    let known = target
+        .target
+        .instance_target
+        .as_ref()
+        .and_then(|t| t.lifecycle_events.as_ref())
+        .is_some_and(|events| events.iter().any(|e| e.lifecycle_event_name.as_deref() == Some(event.as_str())));
+    if !known {
+        return err(Exception::InvalidInput, format!("Target {target_id} has no lifecycle event '{event}'."));
+    }
+    let commands = ctx.store().commands_of(record.id()).await.map_err(store_error)?;
+    let Some(command) = commands.iter().rev().find(|c| c.target_id == target_id && c.lifecycle_event == event) else {
+        return Ok(GetLifecycleEventLogOutput { log: String::new(), complete: false });
+    };
+    let chunks = ctx.store().command_log(&command.id).await.map_err(store_error)?;
+    let log = chunks.into_iter().map(|(_, text)| text).collect();
+    Ok(GetLifecycleEventLogOutput { log, complete: command.completed_at.is_some() })
 }

@@ -1,0 +1,208 @@
+//! Unpacking bundles: modes, links and the leading-directory strip; and every way a bundle
+//! could write outside its destination, refused in tar, tgz and zip alike.
+
+use std::fs;
+use std::path::Path;
+
+use landfall_agent::archive::{ArchiveError, BundleFormat, strip_leading_directory, unpack};
+
+use crate::support::{Entry, TempDir, mode, tar_bytes, tgz_bytes, tree, write, zip_bytes};
+
+#[derive(Clone, Copy, Debug)]
+enum Format {
+    Tar,
+    Tgz,
+    Zip,
+}
+
+const FORMATS: [Format; 3] = [Format::Tar, Format::Tgz, Format::Zip];
+
+fn bundle(dir: &TempDir, format: Format, entries: &[Entry]) -> std::path::PathBuf {
+    let bytes = match format {
+        Format::Tar => tar_bytes(entries),
+        Format::Tgz => tgz_bytes(entries),
+        Format::Zip => zip_bytes(entries),
+    };
+    let path = dir.join("bundle.tar");
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn the_format_is_told_from_the_content() {
+    let dir = TempDir::new("archive");
+    let entries = [Entry::File("a", "x", 0o644)];
+    for (format, expected) in
+        [(Format::Tar, BundleFormat::Tar), (Format::Tgz, BundleFormat::Tgz), (Format::Zip, BundleFormat::Zip)]
+    {
+        assert_eq!(BundleFormat::detect(&bundle(&dir, format, &entries)).unwrap(), expected);
+    }
+}
+
+#[test]
+fn unpacks_files_directories_modes_and_inside_links() {
+    for format in FORMATS {
+        let dir = TempDir::new("archive");
+        let mut entries = vec![
+            Entry::Dir("app/"),
+            Entry::File("app/run.sh", "#!/bin/sh\necho hi\n", 0o755),
+            Entry::File("app/secret.conf", "k=v\n", 0o640),
+            Entry::File("./top.txt", "top\n", 0o644),
+            Entry::Symlink("app/current", "run.sh"),
+            Entry::Symlink("app/up", "../top.txt"),
+        ];
+        if !matches!(format, Format::Zip) {
+            entries.push(Entry::HardLink("app/run-again.sh", "app/run.sh"));
+        }
+        let destination = dir.join("archive");
+        unpack(&bundle(&dir, format, &entries), &destination).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(fs::read_to_string(destination.join("app/run.sh")).unwrap(), "#!/bin/sh\necho hi\n");
+        assert_eq!(mode(&destination.join("app/run.sh")), 0o755, "{format:?}");
+        assert_eq!(mode(&destination.join("app/secret.conf")), 0o640, "{format:?}");
+        assert_eq!(fs::read_link(destination.join("app/current")).unwrap(), Path::new("run.sh"));
+        assert_eq!(fs::read_to_string(destination.join("app/up")).unwrap(), "top\n");
+        if !matches!(format, Format::Zip) {
+            assert_eq!(fs::read_to_string(destination.join("app/run-again.sh")).unwrap(), "#!/bin/sh\necho hi\n");
+            use std::os::unix::fs::MetadataExt as _;
+            assert_eq!(fs::metadata(destination.join("app/run.sh")).unwrap().nlink(), 2);
+        }
+    }
+}
+
+#[test]
+fn unpacking_empties_the_destination_first() {
+    let dir = TempDir::new("archive");
+    let destination = dir.join("archive");
+    write(&destination.join("stale.txt"), "old");
+    unpack(&bundle(&dir, Format::Tar, &[Entry::File("new.txt", "new", 0o644)]), &destination).unwrap();
+    assert_eq!(tree(&destination), vec!["new.txt"]);
+}
+
+/// Unpacks `entries` into `<dir>/work/archive` with a sentinel in `<dir>/work/outside`; checks
+/// the bundle is refused as unsafe, nothing changed outside the destination, and the
+/// destination is gone.
+fn assert_refused(format: Format, entries: &[Entry], reason: &str) {
+    let dir = TempDir::new("archive-refused");
+    let work = dir.join("work");
+    write(&work.join("outside/sentinel"), "untouched");
+    let bundle = bundle(&dir, format, entries);
+    let before = tree(dir.path());
+    let destination = work.join("archive");
+    let error = unpack(&bundle, &destination).expect_err(&format!("{format:?} {entries:?} must be refused"));
+    assert!(matches!(error, ArchiveError::Unsafe(_)), "{format:?}: {error}");
+    assert!(error.to_string().contains(reason), "{format:?}: {error}");
+    assert!(!destination.exists(), "{format:?}: the refused bundle's files stay behind");
+    assert_eq!(tree(dir.path()), before, "{format:?}: something was written outside the destination");
+    assert_eq!(fs::read_to_string(work.join("outside/sentinel")).unwrap(), "untouched");
+    assert!(!Path::new("/tmp/landfall-agent-escape").exists());
+}
+
+#[test]
+fn parent_components_are_refused() {
+    for format in FORMATS {
+        assert_refused(format, &[Entry::File("ok.txt", "x", 0o644), Entry::File("../x", "evil", 0o644)], "'..'");
+        assert_refused(format, &[Entry::File("a/../../outside/sentinel", "evil", 0o644)], "'..'");
+    }
+}
+
+#[test]
+fn absolute_paths_are_refused() {
+    for format in FORMATS {
+        assert_refused(format, &[Entry::File("/tmp/landfall-agent-escape", "evil", 0o644)], "absolute path");
+    }
+}
+
+#[test]
+fn symlinks_pointing_outside_are_refused() {
+    for format in FORMATS {
+        assert_refused(format, &[Entry::Symlink("link", "../outside")], "outside the revision directory");
+        assert_refused(format, &[Entry::Symlink("a/link", "../../outside/sentinel")], "outside the revision directory");
+        assert_refused(format, &[Entry::Symlink("etc", "/etc")], "outside the revision directory");
+    }
+}
+
+#[test]
+fn hard_links_to_anything_outside_are_refused() {
+    for format in [Format::Tar, Format::Tgz] {
+        assert_refused(format, &[Entry::HardLink("passwd", "/etc/passwd")], "hard link");
+        assert_refused(format, &[Entry::HardLink("s", "../outside/sentinel")], "hard link");
+        // A hard link to a symbolic link could re-aim it from another directory.
+        assert_refused(
+            format,
+            &[
+                Entry::Dir("a/"),
+                Entry::Dir("a/b/"),
+                Entry::Symlink("a/b/up", "../x"),
+                Entry::HardLink("moved", "a/b/up"),
+            ],
+            "hard link",
+        );
+    }
+}
+
+#[test]
+fn entries_written_through_a_symlink_are_refused() {
+    for format in FORMATS {
+        // The link itself points inside, but nothing may be written through it.
+        assert_refused(
+            format,
+            &[Entry::Dir("sub/"), Entry::Symlink("link", "sub"), Entry::File("link/evil.txt", "evil", 0o644)],
+            "through the symbolic link link",
+        );
+        assert_refused(
+            format,
+            &[Entry::Symlink("up", "."), Entry::File("up/up/evil.txt", "evil", 0o644)],
+            "through the symbolic link up",
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_bundle_is_an_error_and_leaves_nothing() {
+    let dir = TempDir::new("archive");
+    let path = dir.join("bundle.tar");
+    let mut bytes = tgz_bytes(&[Entry::File("a", "x", 0o644)]);
+    bytes.truncate(bytes.len() / 2);
+    fs::write(&path, bytes).unwrap();
+    let destination = dir.join("archive");
+    let error = unpack(&path, &destination).unwrap_err();
+    assert!(matches!(error, ArchiveError::Corrupt(_)), "{error}");
+    assert!(!destination.exists());
+}
+
+#[test]
+fn a_single_top_directory_holding_the_appspec_is_stripped() {
+    for format in FORMATS {
+        let dir = TempDir::new("archive-strip");
+        let destination = dir.join("archive");
+        let entries = [
+            Entry::Dir("myapp/"),
+            Entry::File("myapp/AppSpec.yml", "version: 0.0\n", 0o644),
+            Entry::File("myapp/myapp/inner.txt", "same name as the top", 0o644),
+            Entry::File("myapp/.hidden", "h", 0o600),
+        ];
+        unpack(&bundle(&dir, format, &entries), &destination).unwrap();
+        assert!(strip_leading_directory(&destination).unwrap(), "{format:?}");
+        assert_eq!(tree(&destination), vec![".hidden", "AppSpec.yml", "myapp", "myapp/inner.txt"], "{format:?}");
+    }
+}
+
+#[test]
+fn other_layouts_are_not_stripped() {
+    let cases: [&[Entry]; 3] = [
+        // No appspec inside the directory.
+        &[Entry::File("myapp/readme", "x", 0o644)],
+        // Two entries at the root.
+        &[Entry::File("myapp/appspec.yml", "x", 0o644), Entry::File("other", "x", 0o644)],
+        // The only entry is a file.
+        &[Entry::File("appspec.yml", "x", 0o644)],
+    ];
+    for entries in cases {
+        let dir = TempDir::new("archive-strip");
+        let destination = dir.join("archive");
+        unpack(&bundle(&dir, Format::Tar, entries), &destination).unwrap();
+        let before = tree(&destination);
+        assert!(!strip_leading_directory(&destination).unwrap());
+        assert_eq!(tree(&destination), before);
+    }
+}

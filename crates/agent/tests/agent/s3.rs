@@ -1,0 +1,135 @@
+//! The S3 download against a small HTTP server on 127.0.0.1 that checks each request's SigV4
+//! signature with the instance's secret, as the server's bundle store does.
+
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use landfall_agent::client::Signer;
+use landfall_agent::config::{CredentialSource, Identity};
+use landfall_agent::download::BundleFetcher;
+use landfall_commands::spec::S3Revision;
+use landfall_sigv4::{Credentials, RequestParts, VerifyOptions};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::support::TempDir;
+
+const SECRET: &str = "instance-secret";
+
+/// What the fake store saw: the request target and whether its signature verified.
+type Seen = Arc<Mutex<Vec<(String, Result<(), String>)>>>;
+
+/// Serves every request with `status`, `etag` and `body`, recording what it saw.
+async fn store(status: u16, etag: &'static str, body: &'static [u8]) -> (String, Seen) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Seen = Arc::default();
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buffer).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..n]);
+            }
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let mut lines = text.split("\r\n");
+            let mut start = lines.next().unwrap_or_default().split(' ');
+            let (method, target) =
+                (start.next().unwrap_or_default().to_owned(), start.next().unwrap_or_default().to_owned());
+            let mut headers = HeaderMap::new();
+            for line in lines.take_while(|l| !l.is_empty()) {
+                let (name, value) = line.split_once(':').unwrap();
+                headers.append(
+                    HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                    HeaderValue::from_str(value.trim()).unwrap(),
+                );
+            }
+            let uri: Uri = target.parse().unwrap();
+            let method: Method = method.parse().unwrap();
+            let parts = RequestParts { method: &method, uri: &uri, headers: &headers, body: b"" };
+            let verified = landfall_sigv4::parse_authorization(&uri, &headers)
+                .and_then(|auth| {
+                    let options = VerifyOptions::for_service("s3").with_region("us-east-1");
+                    let now =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+                    landfall_sigv4::verify(&auth, &parts, SECRET, now, &options)
+                })
+                .map_err(|e| e.to_string());
+            record.lock().unwrap().push((target, verified));
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nETag: \"{etag}\"\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(body).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    (endpoint, seen)
+}
+
+fn fetcher(endpoint: &str) -> BundleFetcher {
+    let identity = Identity {
+        host_identifier: "arn:aws:iam::1:user/web1".into(),
+        region: "us-east-1".into(),
+        credentials: CredentialSource::Keys(Credentials::new("AKIDINSTANCE", SECRET)),
+    };
+    BundleFetcher::new(reqwest::Client::new(), endpoint, Arc::new(Signer::new(identity)))
+}
+
+fn revision(key: &str, etag: Option<&str>, version: Option<&str>) -> S3Revision {
+    S3Revision {
+        bucket: "bundles".into(),
+        key: key.into(),
+        bundle_type: "tgz".into(),
+        version: version.map(str::to_owned),
+        etag: etag.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn get_object_is_signed_and_saved() {
+    let (endpoint, seen) = store(200, "abc123", b"bundle bytes").await;
+    let dir = TempDir::new("s3");
+    let to = dir.join("bundle.tar");
+    fetcher(&endpoint).s3_object(&revision("apps/my app.tgz", Some("\"abc123\""), Some("v 1")), &to).await.unwrap();
+    assert_eq!(std::fs::read(&to).unwrap(), b"bundle bytes");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "/bundles/apps/my%20app.tgz?versionId=v%201");
+    assert_eq!(seen[0].1, Ok(()), "the store could not verify the signature");
+}
+
+#[tokio::test]
+async fn a_changed_object_is_refused_by_its_etag() {
+    let (endpoint, _) = store(200, "new-etag", b"other bytes").await;
+    let dir = TempDir::new("s3");
+    let to = dir.join("bundle.tar");
+    let error = fetcher(&endpoint).s3_object(&revision("app.tgz", Some("old-etag"), None), &to).await.unwrap_err();
+    assert!(error.contains("has ETag new-etag, but the deployment names ETag old-etag"), "{error}");
+    assert!(!to.exists());
+    // Without an ETag in the revision, any object is taken.
+    fetcher(&endpoint).s3_object(&revision("app.tgz", None, None), &to).await.unwrap();
+}
+
+#[tokio::test]
+async fn store_errors_are_reported_with_their_code() {
+    const BODY: &[u8] = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+    let (endpoint, _) = store(404, "x", BODY).await;
+    let dir = TempDir::new("s3");
+    let error = fetcher(&endpoint).s3_object(&revision("missing.tgz", None, None), &dir.join("b")).await.unwrap_err();
+    assert_eq!(
+        error,
+        format!(
+            "downloading s3://bundles/missing.tgz from {endpoint} failed: HTTP 404 NoSuchKey: The specified key does not exist."
+        )
+    );
+    let error =
+        fetcher("http://127.0.0.1:9").s3_object(&revision("a.tgz", None, None), &dir.join("b")).await.unwrap_err();
+    assert!(error.starts_with("cannot download s3://bundles/a.tgz from http://127.0.0.1:9"), "{error}");
+}

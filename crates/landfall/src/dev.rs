@@ -1,0 +1,282 @@
+//! `landfall dev`: the first five minutes. A server, three local hosts each running its own
+//! agent, the example application of `examples/hello-landfall` deployed to them with a live view,
+//! and the commands to try next. Everything lives in the data directory; a second run reuses it.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use landfall_api::landfall::{RegisterInstanceInput, RegisterInstanceOutput, TARGET_PREFIX};
+use landfall_api::shapes::Tag;
+use landfall_client::bundle::{BundleFile, tar_gz};
+use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_server::{Server, ServerConfig};
+use serde_json::{Value, json};
+use tokio::process::Child;
+use tokio::sync::Notify;
+
+use crate::commands::{AgentFiles, Failure, shutdown_signal};
+
+const APPLICATION: &str = "hello-landfall";
+const GROUP: &str = "local";
+const BUCKET: &str = "landfall-dev";
+const TAG: &str = "landfall-dev";
+
+/// The example application, built into the binary so `landfall dev` works from any directory.
+const EXAMPLE: [(&str, &[u8], u32); 6] = [
+    ("appspec.yml", include_bytes!("../../../examples/hello-landfall/appspec.yml"), 0o644),
+    ("site/index.html", include_bytes!("../../../examples/hello-landfall/site/index.html"), 0o644),
+    ("scripts/stop.sh", include_bytes!("../../../examples/hello-landfall/scripts/stop.sh"), 0o755),
+    ("scripts/prepare.sh", include_bytes!("../../../examples/hello-landfall/scripts/prepare.sh"), 0o755),
+    ("scripts/start.sh", include_bytes!("../../../examples/hello-landfall/scripts/start.sh"), 0o755),
+    ("scripts/validate.sh", include_bytes!("../../../examples/hello-landfall/scripts/validate.sh"), 0o755),
+];
+
+/// One local host: its agent configuration and where its copy of the example lives.
+struct DevHost {
+    name: String,
+    config: PathBuf,
+    home: PathBuf,
+    port: u16,
+}
+
+pub async fn run(config: ServerConfig, hosts: usize) -> Result<(), Failure> {
+    let signals = shutdown_signal().map_err(Failure::failed)?;
+    let server = Server::start(&config).await.map_err(Failure::failed)?;
+    print!("{}", server.environment_lines());
+    let _ = std::io::stdout().flush();
+    let endpoint = server.endpoint().to_owned();
+    let credentials = server.credentials_file().to_owned();
+    let stop_server = Arc::new(Notify::new());
+    let stopping = stop_server.clone();
+    let serving = tokio::spawn(server.run(async move { stopping.notified().await }));
+
+    let data_dir = config.data_dir.canonicalize().map_err(|e| Failure::failed(anyhow!(e)))?;
+    let mut agents = Vec::new();
+    let outcome = async {
+        let client = client_for(&endpoint, &credentials)?;
+        create_example(&client).await?;
+        let hosts = local_hosts(&client, &endpoint, &data_dir, hosts).await?;
+        for host in &hosts {
+            agents.push(start_agent(host, &data_dir)?);
+        }
+        println!("# {} local hosts, each with its own agent: {}", hosts.len(), names(&hosts));
+        deploy_example(&client, &hosts).await
+    }
+    .await;
+    if let Err(error) = &outcome {
+        eprintln!("landfall dev: {error:#}");
+    }
+    println!("# Landfall is running; Ctrl-C stops it (and the local hosts).");
+    let _ = std::io::stdout().flush();
+    signals.await;
+    for agent in &mut agents {
+        stop_child(agent).await;
+    }
+    stop_sites(&data_dir);
+    stop_server.notify_one();
+    serving.await.map_err(|e| Failure::failed(anyhow!(e)))?.map_err(Failure::failed)?;
+    outcome.map_err(Failure::failed)
+}
+
+fn names(hosts: &[DevHost]) -> String {
+    hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn client_for(endpoint: &str, credentials: &Path) -> anyhow::Result<Client> {
+    let vars: HashMap<String, String> = [
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
+        ("AWS_PROFILE", landfall_server::PROFILE.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Ok(Client::new(ClientSettings::resolve(&Overrides::default(), &vars)?))
+}
+
+async fn call(client: &Client, operation: &str, input: Value) -> Result<Value, ClientError> {
+    client.call(&format!("CodeDeploy_20141006.{operation}"), &input).await
+}
+
+/// The example application and its deployment group, unless an earlier run made them.
+async fn create_example(client: &Client) -> anyhow::Result<()> {
+    let app = json!({"applicationName": APPLICATION, "computePlatform": "Server"});
+    let group = json!({
+        "applicationName": APPLICATION,
+        "deploymentGroupName": GROUP,
+        "serviceRoleArn": "arn:aws:iam::000000000000:role/landfall-dev",
+        "deploymentConfigName": "CodeDeployDefault.OneAtATime",
+        "onPremisesInstanceTagFilters": [{"Key": TAG, "Type": "KEY_ONLY"}],
+        "autoRollbackConfiguration": {"enabled": true, "events": ["DEPLOYMENT_FAILURE"]},
+    });
+    for (operation, input) in [("CreateApplication", app), ("CreateDeploymentGroup", group)] {
+        match call(client, operation, input).await {
+            Ok(_) => {}
+            Err(ClientError::Api { exception, .. }) if exception.ends_with("AlreadyExistsException") => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The local hosts: registered (once) with their agent configuration under the data directory.
+async fn local_hosts(client: &Client, endpoint: &str, data_dir: &Path, count: usize) -> anyhow::Result<Vec<DevHost>> {
+    let mut hosts = Vec::with_capacity(count);
+    for index in 1..=count {
+        let name = format!("dev-{index}");
+        let dir = data_dir.join("hosts").join(&name);
+        let config = dir.join("codedeployagent.yml");
+        if !config.exists() {
+            let input = RegisterInstanceInput {
+                instance_name: Some(name.clone()),
+                tags: Some(vec![Tag { key: Some(TAG.into()), value: Some(name.clone()) }]),
+            };
+            let registered: RegisterInstanceOutput = client
+                .call(&format!("{TARGET_PREFIX}.RegisterInstance"), &input)
+                .await
+                .with_context(|| format!("registering {name}"))?;
+            let files = AgentFiles {
+                endpoint: endpoint.to_owned(),
+                registration: &registered,
+                root_dir: &dir.join("deployment-root"),
+                log_dir: &dir.join("log"),
+            };
+            files.write(&dir)?;
+        }
+        let home = dir.join("site");
+        std::fs::create_dir_all(&home)?;
+        hosts.push(DevHost { name, config, home, port: free_port()? });
+    }
+    Ok(hosts)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts a host's agent: this binary's `agent` subcommand, with the example's per-host settings
+/// in its environment (hooks inherit the agent's environment).
+fn start_agent(host: &DevHost, data_dir: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(data_dir.join("hosts").join(&host.name).join("agent.log"))?;
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("agent")
+        .arg("--config")
+        .arg(&host.config)
+        .env("LANDFALL_EXAMPLE_DIR", &host.home)
+        .env("LANDFALL_EXAMPLE_PORT", host.port.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting the agent of {}", host.name))?;
+    Ok(child)
+}
+
+async fn stop_child(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+/// Stops the example's web servers the hosts started.
+fn stop_sites(data_dir: &Path) {
+    let Ok(hosts) = std::fs::read_dir(data_dir.join("hosts")) else { return };
+    for host in hosts.flatten() {
+        let pidfile = host.path().join("site").join("server.pid");
+        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|text| text.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = std::fs::remove_file(pidfile);
+        }
+    }
+}
+
+/// Bundles the example, uploads it to the server's bundle store, deploys it, and shows the
+/// deployment as it goes.
+async fn deploy_example(client: &Client, hosts: &[DevHost]) -> anyhow::Result<()> {
+    let files: Vec<BundleFile<'_>> =
+        EXAMPLE.iter().map(|(path, contents, mode)| BundleFile { path, contents, mode: *mode }).collect();
+    let bundle = tar_gz(&files)?;
+    client.create_bucket(BUCKET).await?;
+    let key = format!("{APPLICATION}/{}.tgz", &landfall_sigv4::sha256_hex(&bundle)[..16]);
+    let etag = client.put_object(BUCKET, &key, bundle).await?;
+    let created = call(
+        client,
+        "CreateDeployment",
+        json!({"applicationName": APPLICATION, "deploymentGroupName": GROUP,
+               "description": "landfall dev: the example application",
+               "revision": {"revisionType": "S3",
+                            "s3Location": {"bucket": BUCKET, "key": key, "bundleType": "tgz", "eTag": etag}}}),
+    )
+    .await?;
+    let id = created["deploymentId"].as_str().unwrap_or_default().to_owned();
+    println!("# deploying {APPLICATION} as {id} (one host at a time):");
+    let status = watch(client, &id).await?;
+    println!("# {id}: {status}");
+    if status.starts_with("Succeeded") {
+        for host in hosts {
+            println!("#   {}: http://127.0.0.1:{}/", host.name, host.port);
+        }
+    }
+    println!("# try next (in another shell, after the three export lines above):");
+    println!("#   aws deploy get-deployment --deployment-id {id}");
+    println!("#   aws deploy list-deployment-targets --deployment-id {id}");
+    println!("#   aws deploy list-on-premises-instances");
+    println!("#   aws deploy create-deployment --application-name {APPLICATION} --deployment-group-name {GROUP} \\");
+    println!("#       --s3-location bucket={BUCKET},key={key},bundleType=tgz");
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+/// Prints each host's lifecycle events as they change, until the deployment ends; returns its
+/// final status.
+async fn watch(client: &Client, id: &str) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let mut shown: HashMap<(String, String), String> = HashMap::new();
+    loop {
+        let info = call(client, "GetDeployment", json!({"deploymentId": id})).await?["deploymentInfo"].clone();
+        let ids = match call(client, "ListDeploymentTargets", json!({"deploymentId": id})).await {
+            Ok(listed) => listed["targetIds"].clone(),
+            Err(_) => json!([]),
+        };
+        if ids.as_array().is_some_and(|ids| !ids.is_empty()) {
+            let targets =
+                call(client, "BatchGetDeploymentTargets", json!({"deploymentId": id, "targetIds": ids})).await?;
+            for target in targets["deploymentTargets"].as_array().into_iter().flatten() {
+                let instance = &target["instanceTarget"];
+                let name = instance["targetId"].as_str().unwrap_or_default();
+                for event in instance["lifecycleEvents"].as_array().into_iter().flatten() {
+                    let event_name = event["lifecycleEventName"].as_str().unwrap_or_default();
+                    let status = event["status"].as_str().unwrap_or_default();
+                    let key = (name.to_owned(), event_name.to_owned());
+                    if status != "Pending" && shown.get(&key).map(String::as_str) != Some(status) {
+                        let detail =
+                            event["diagnostics"]["message"].as_str().filter(|_| status == "Failed").unwrap_or("");
+                        println!(
+                            "  {:>6.2}s  {name:<8} {event_name:<18} {status} {detail}",
+                            started.elapsed().as_secs_f64()
+                        );
+                        shown.insert(key, status.to_owned());
+                    }
+                }
+            }
+        }
+        let _ = std::io::stdout().flush();
+        let status = info["status"].as_str().unwrap_or_default();
+        if matches!(status, "Succeeded" | "Failed" | "Stopped") {
+            return Ok(format!("{status} in {:.1} s", started.elapsed().as_secs_f64()));
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Ok(format!("still {status} after 10 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
