@@ -365,6 +365,26 @@ def cli_refused(result, code):
 
 
 @pytest.fixture
+def hosts(server):
+    """Makes real hosts (registered instances running `landfall agent`); stops them at the end."""
+    from realhost import Host
+
+    made = []
+
+    def make(name, start=True, **tags):
+        host = Host(server, name, tags or {"role": "web"})
+        made.append(host)
+        return host.start() if start else host
+
+    yield make
+    for host in made:
+        code = host.stop()
+        log = host.log()
+        assert "panicked" not in log, log
+        assert code in (None, 0), f"the agent exited with {code}:\n{log}"
+
+
+@pytest.fixture
 def workdir():
     path = tempfile.mkdtemp(prefix="landfall-e2e-")
     yield pathlib.Path(path)

@@ -19,6 +19,25 @@ from botocore.credentials import Credentials
 PREFIX = "CodeDeployCommandService_v20141006"
 
 
+def agent_call(endpoint, region, key, operation, body, timeout=60):
+    """One agent-protocol call signed with `key` (access key id, secret): (HTTP status, answer)."""
+    access_key_id, secret = key
+    request = AWSRequest(
+        method="POST",
+        url=endpoint + "/",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{PREFIX}.{operation}"},
+    )
+    botocore.auth.SigV4Auth(Credentials(access_key_id, secret), "codedeploy-commands", region).add_auth(request)
+    prepared = request.prepare()
+    http = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers.items()), method="POST")
+    try:
+        with urllib.request.urlopen(http, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
 def read_simple_yaml(path):
     """The on-premises file `landfall instance register` writes: `key: value` lines."""
     values = {}
@@ -52,21 +71,7 @@ class SimHost:
 
     # -- protocol ------------------------------------------------------------------------------
     def call(self, operation, body, key=None, timeout=60):
-        access_key_id, secret = key or self.key
-        request = AWSRequest(
-            method="POST",
-            url=self.server.endpoint + "/",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{PREFIX}.{operation}"},
-        )
-        botocore.auth.SigV4Auth(Credentials(access_key_id, secret), "codedeploy-commands", self.region).add_auth(request)
-        prepared = request.prepare()
-        http = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers.items()), method="POST")
-        try:
-            with urllib.request.urlopen(http, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+        return agent_call(self.server.endpoint, self.region, key or self.key, operation, body, timeout)
 
     def poll(self):
         status, body = self.call("PollHostCommand", {"HostIdentifier": self.arn})

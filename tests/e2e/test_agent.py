@@ -3,123 +3,15 @@ register`, its agent started from the files that wrote, revisions uploaded with 
 server's bundle store and deployed with `aws deploy create-deployment`. Hook scripts really run on
 this machine (files go under the test's own directory)."""
 
-import io
-import json
-import os
-import signal
 import subprocess
-import tarfile
 import time
-import urllib.error
-import urllib.request
-
-import botocore.auth
-import pytest
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from conftest import LANDFALL_BIN
-from hostsim import read_simple_yaml, wait_for, wait_for_status
+from hostsim import wait_for, wait_for_status
+from realhost import AGENT_ENV_SECRETS, bundle
 
-PREFIX = "CodeDeployCommandService_v20141006"
 EVENTS = ["ApplicationStop", "DownloadBundle", "BeforeInstall", "Install", "AfterInstall", "ApplicationStart", "ValidateService"]
 HOOKS = ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
-# Put in the agent's own environment: hook scripts must not see them.
-AGENT_ENV_SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAAGENTENVIRONMENT", "AWS_SECRET_ACCESS_KEY": "agent-environment-secret"}
-
-
-class Host:
-    """A registered instance and its `landfall agent` process."""
-
-    def __init__(self, server, name, tags):
-        self.server = server
-        self.name = name
-        self.dir = server.workdir / "hosts" / name
-        args = ["instance", "register", name, "--agent-config-dir", str(self.dir),
-                "--root-dir", str(self.dir / "root"), "--log-dir", str(self.dir / "log")]
-        for key, value in tags.items():
-            args += ["--tag", f"{key}={value}"]
-        result = server.landfall(*args)
-        assert result.ok, result.stderr
-        self.config = self.dir / "codedeployagent.yml"
-        on_premises = read_simple_yaml(self.dir / "codedeploy.onpremises.yml")
-        self.arn = on_premises["iam_user_arn"]
-        self.key = (on_premises["aws_access_key_id"], on_premises["aws_secret_access_key"])
-        self.region = on_premises["region"]
-        self.log_path = self.dir / "agent.log"
-        self.process = None
-
-    def start(self):
-        log = open(self.log_path, "a")
-        env = {**self.server._clean_env(), **AGENT_ENV_SECRETS, "LANDFALL_LOG": "info,landfall_agent=debug"}
-        self.process = subprocess.Popen(
-            [LANDFALL_BIN, "agent", "--config", str(self.config)], stdout=log, stderr=log, env=env, cwd=self.dir
-        )
-        log.close()
-        return self
-
-    def kill(self):
-        self.process.kill()
-        self.process.wait(timeout=10)
-        self.process = None
-
-    def stop(self):
-        if self.process is None:
-            return None
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self.process = None
-        return code
-
-    def log(self):
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def call(self, operation, body, key=None):
-        """One agent-protocol call signed with this host's key (or `key`)."""
-        access_key_id, secret = key or self.key
-        request = AWSRequest(
-            method="POST",
-            url=self.server.endpoint + "/",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{PREFIX}.{operation}"},
-        )
-        botocore.auth.SigV4Auth(Credentials(access_key_id, secret), "codedeploy-commands", self.region).add_auth(request)
-        prepared = request.prepare()
-        http = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers.items()), method="POST")
-        try:
-            with urllib.request.urlopen(http, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-
-
-@pytest.fixture
-def hosts(server):
-    made = []
-
-    def make(name, start=True, **tags):
-        host = Host(server, name, tags or {"role": "web"})
-        made.append(host)
-        return host.start() if start else host
-
-    yield make
-    for host in made:
-        code = host.stop()
-        log = host.log()
-        assert "panicked" not in log, log
-        assert code in (None, 0), f"the agent exited with {code}:\n{log}"
-
-
-def bundle(path, files):
-    """A tgz with one top directory (which the agent strips, since it holds the appspec)."""
-    with tarfile.open(path, "w:gz") as tar:
-        for name, (text, mode) in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"app/{name}")
-            info.size = len(data)
-            info.mode = mode
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def hook_script(trace, version, extra=""):

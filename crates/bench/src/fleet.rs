@@ -20,7 +20,7 @@ use landfall_sigv4::{Credentials, SigningParams, sign};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-use crate::{cpu_seconds, start_server, status_kib};
+use crate::{codedeploy, cpu_seconds, start_server, status_kib, wait_for_end};
 
 struct Options {
     server: PathBuf,
@@ -121,10 +121,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let pid = server.child.id();
     let settings = ClientSettings::resolve(&Overrides::default(), &server.environment)?;
     let client = Client::new(settings.clone());
-    let call = |op: &'static str, input: Value| {
-        let client = &client;
-        async move { client.call::<_, Value>(&format!("CodeDeploy_20141006.{op}"), &input).await }
-    };
+    let call = |op, input| codedeploy(&client, op, input);
     call("CreateApplication", json!({"applicationName": "fleet"})).await?;
     call(
         "CreateDeploymentGroup",
@@ -165,16 +162,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         )
         .await?;
         let id = created["deploymentId"].as_str().unwrap_or_default().to_owned();
-        let info = loop {
-            let info = call("GetDeployment", json!({"deploymentId": id})).await?["deploymentInfo"].clone();
-            if matches!(info["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped")) {
-                break info;
-            }
-            if started.elapsed() > Duration::from_secs(300) {
-                bail!("round {round} did not finish in 300 s");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let info = wait_for_end(&client, &id, Duration::from_secs(300)).await?;
         let elapsed = started.elapsed();
         let cpu = cpu_seconds(pid)? - cpu_before;
         println!(

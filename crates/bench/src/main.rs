@@ -8,7 +8,9 @@
 //! connections and reports throughput and latency percentiles.
 //!
 //! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3]`: see `fleet.rs`.
+//! `landfall-bench agent --server BIN [--rounds 5]`: see `agent.rs`.
 
+mod agent;
 mod fleet;
 
 use std::collections::HashMap;
@@ -67,7 +69,16 @@ impl Drop for ServerProcess {
     }
 }
 
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(purpose: &str) -> anyhow::Result<TempDir> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+        let path = std::env::temp_dir().join(format!("landfall-bench-{purpose}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+}
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -77,8 +88,7 @@ impl Drop for TempDir {
 
 /// Starts the server and returns it with the time until it answered a signed request.
 pub(crate) async fn start_server(binary: &PathBuf, extra_args: &[&str]) -> anyhow::Result<(ServerProcess, Duration)> {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-    let data_dir = TempDir(std::env::temp_dir().join(format!("landfall-bench-{}-{nanos}", std::process::id())));
+    let data_dir = TempDir::new("server")?;
     let started = Instant::now();
     let mut child = Command::new(binary)
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -112,12 +122,31 @@ pub(crate) async fn start_server(binary: &PathBuf, extra_args: &[&str]) -> anyho
     Ok((ServerProcess { child, environment, _data_dir: data_dir }, elapsed))
 }
 
+/// One CodeDeploy API call, by operation name.
+pub(crate) async fn codedeploy(client: &Client, operation: &str, input: Value) -> anyhow::Result<Value> {
+    Ok(client.call(&format!("CodeDeploy_20141006.{operation}"), &input).await?)
+}
+
+/// Polls a deployment until it ends; returns its final deploymentInfo.
+pub(crate) async fn wait_for_end(client: &Client, id: &str, limit: Duration) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    loop {
+        let got: Value = client.call("CodeDeploy_20141006.GetDeployment", &json!({"deploymentId": id})).await?;
+        let info = &got["deploymentInfo"];
+        if matches!(info["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped")) {
+            return Ok(info.clone());
+        }
+        if started.elapsed() > limit {
+            bail!("deployment {id} did not end in {} s", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// One application, group and instance, and `count` deployments (each created, then stopped so
 /// the group can take the next).
 async fn seed(client: &Client, count: usize) -> anyhow::Result<String> {
-    let call = |op: &'static str, input: Value| async move {
-        client.call::<_, Value>(&format!("CodeDeploy_20141006.{op}"), &input).await
-    };
+    let call = |op, input| codedeploy(client, op, input);
     call("CreateApplication", json!({"applicationName": "bench"})).await?;
     call(
         "CreateDeploymentGroup",
@@ -300,7 +329,8 @@ async fn main() -> anyhow::Result<()> {
     match args.next().as_deref() {
         Some("api") => api(args).await,
         Some("fleet") => fleet::run(args).await,
-        _ => bail!("usage: landfall-bench api|fleet --server PATH [options]"),
+        Some("agent") => agent::run(args).await,
+        _ => bail!("usage: landfall-bench api|fleet|agent --server PATH [options]"),
     }
 }
 

@@ -369,7 +369,8 @@ fn advance_target(target: &mut DeploymentTarget, step: &mut Step, facts: &Facts<
         // A command handed out but never acknowledged was lost: it goes back in the queue.
         let lost = command.state == CommandState::Dispatched
             && command.acknowledged_at.is_none()
-            && now.millis() - command.dispatched_at.unwrap_or(command.created_at).millis() > facts.settings.timeouts.ack_ms;
+            && now.millis() - command.dispatched_at.unwrap_or(command.created_at).millis()
+                > facts.settings.timeouts.ack_ms;
         if lost {
             step.command_updates.push((command.id.clone(), CommandState::Queued, None));
             set_event(target, index, LifecycleEventStatus::Pending, None, None, None);
