@@ -150,16 +150,18 @@ class Landfall:
         self.lines = {}
 
     # -- process ----------------------------------------------------------------------------
-    def start(self, *extra_args, listen="127.0.0.1:0"):
-        """Starts the server; `listen` may name the port of an earlier run (a restart)."""
+    def start(self, *extra_args, listen="127.0.0.1:0", env=None):
+        """Starts the server; `listen` may name the port of an earlier run (a restart), `env`
+        adds environment variables."""
         self.extra_args = extra_args
+        self.extra_env = env or {}
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [LANDFALL_BIN, "server", "--data-dir", str(self.data_dir), "--listen", listen, *extra_args],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={**self._clean_env(), "LANDFALL_LOG": "debug"},
+            env={**self._clean_env(), "LANDFALL_LOG": "debug", **self.extra_env},
         )
         log.close()
         self.lines = {}
@@ -187,7 +189,7 @@ class Landfall:
         """Stops the server (SIGKILL for a crash) and starts it again on the same address."""
         address = self.endpoint.split("://", 1)[1]
         self.stop(sig)
-        return self.start(*self.extra_args, listen=address)
+        return self.start(*self.extra_args, listen=address, env=self.extra_env)
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""

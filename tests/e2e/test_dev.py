@@ -31,7 +31,7 @@ def test_dev_runs_three_hosts_and_deploys_the_example(tmp_path, checker):
         assert lines[0].startswith("export AWS_ENDPOINT_URL=http://127.0.0.1:")
         assert "3 local hosts, each with its own agent: dev-1, dev-2, dev-3" in text
         deployment_id = re.search(r"deploying hello-landfall as (d-[A-Z0-9]{9})", text).group(1)
-        assert re.search(rf"# {deployment_id}: Succeeded in ", text), text
+        assert re.search(rf"{deployment_id} Succeeded in .*\(3 hosts: 3 succeeded\)", text), text
         # The live view showed every host's events, one host at a time.
         for host in ("dev-1", "dev-2", "dev-3"):
             assert re.search(rf"{host}\s+ValidateService\s+Succeeded", text), text

@@ -26,12 +26,14 @@ pub enum ArchiveError {
     /// The bundle cannot be read as the format it is.
     #[error("the bundle could not be unpacked: {0}")]
     Corrupt(String),
+    /// The bundle is not the type its revision declares.
+    #[error("the bundle could not be unpacked: {0}")]
+    WrongType(String),
     #[error("unpacking the bundle failed: {0}")]
     Io(String),
 }
 
-/// How a bundle is packed. Told from its first bytes rather than from the declared type, so a
-/// bundle uploaded with the wrong `--bundle-type` still unpacks.
+/// How a bundle is packed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BundleFormat {
     Tar,
@@ -40,35 +42,87 @@ pub enum BundleFormat {
 }
 
 impl BundleFormat {
-    pub fn detect(bundle: &Path) -> io::Result<BundleFormat> {
-        let mut magic = [0u8; 4];
+    /// A revision's `bundleType` (`tar`, `tgz`, `zip`); `None` for anything else.
+    pub fn from_declared(bundle_type: &str) -> Option<BundleFormat> {
+        match bundle_type {
+            "tar" => Some(BundleFormat::Tar),
+            "tgz" => Some(BundleFormat::Tgz),
+            "zip" => Some(BundleFormat::Zip),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BundleFormat::Tar => "tar",
+            BundleFormat::Tgz => "tgz",
+            BundleFormat::Zip => "zip",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            BundleFormat::Tar => "a tar archive",
+            BundleFormat::Tgz => "a gzip-compressed tar archive (tgz)",
+            BundleFormat::Zip => "a zip archive",
+        }
+    }
+
+    /// What the bundle's first bytes say it is (`None`: none of the three).
+    pub fn detect(bundle: &Path) -> io::Result<Option<BundleFormat>> {
+        let mut head = [0u8; 512];
         let mut file = File::open(bundle)?;
         let mut read = 0;
-        while read < magic.len() {
-            match file.read(&mut magic[read..])? {
+        while read < head.len() {
+            match file.read(&mut head[read..])? {
                 0 => break,
                 n => read += n,
             }
         }
-        Ok(match &magic[..read] {
-            [0x1f, 0x8b, ..] => BundleFormat::Tgz,
-            [b'P', b'K', 3, 4] | [b'P', b'K', 5, 6] => BundleFormat::Zip,
-            _ => BundleFormat::Tar,
+        let head = &head[..read];
+        Ok(match head {
+            [0x1f, 0x8b, ..] => Some(BundleFormat::Tgz),
+            [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] => Some(BundleFormat::Zip),
+            // POSIX and GNU tar headers say "ustar" at 257; an empty archive is all zeros.
+            _ if head.get(257..262) == Some(b"ustar") => Some(BundleFormat::Tar),
+            _ if head.len() == 512 && head.iter().all(|&b| b == 0) => Some(BundleFormat::Tar),
+            _ => None,
         })
     }
 }
 
-/// Unpacks `bundle` into `destination`, which is emptied first. On any error the destination is
-/// removed, so no part of a refused bundle stays.
-pub fn unpack(bundle: &Path, destination: &Path) -> Result<(), ArchiveError> {
+/// Unpacks `bundle` into `destination`, which is emptied first. The bundle must be what the
+/// revision `declared` (when it declares a type): a zip registered as tgz is refused with a
+/// message that says which it is, rather than failing somewhere in the decompressor. On any
+/// error the destination is removed, so no part of a refused bundle stays.
+pub fn unpack(bundle: &Path, destination: &Path, declared: Option<BundleFormat>) -> Result<(), ArchiveError> {
     let io_error = |what: &str, error: io::Error| ArchiveError::Io(format!("{what}: {error}"));
-    let format = BundleFormat::detect(bundle).map_err(|e| io_error(&bundle.display().to_string(), e))?;
+    let detected = BundleFormat::detect(bundle).map_err(|e| io_error(&bundle.display().to_string(), e))?;
+    let format = match (declared, detected) {
+        (Some(declared), Some(detected)) if declared != detected => Err(ArchiveError::WrongType(format!(
+            "the revision's bundle type is {}, but the bundle is {}: register it with bundleType {}",
+            declared.name(),
+            detected.description(),
+            detected.name()
+        ))),
+        (_, Some(format)) => Ok(format),
+        // Old (pre-POSIX) tar archives carry no magic: try them as what they claim to be.
+        (Some(BundleFormat::Tar), None) => Ok(BundleFormat::Tar),
+        (declared, None) => {
+            let size = fs::metadata(bundle).map(|m| m.len()).unwrap_or(0);
+            let expected = declared.map_or("a tar, tgz or zip archive", BundleFormat::description);
+            Err(ArchiveError::Corrupt(format!(
+                "the bundle ({size} bytes) is not {expected}: it is corrupt, or not an archive at all"
+            )))
+        }
+    };
     match fs::symlink_metadata(destination) {
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(destination),
         Ok(_) => fs::remove_file(destination),
         Err(_) => Ok(()),
     }
     .map_err(|e| io_error(&destination.display().to_string(), e))?;
+    let format = format?;
     fs::create_dir_all(destination).map_err(|e| io_error(&destination.display().to_string(), e))?;
     let mut extractor = Extractor { root: destination.to_owned(), directories: Vec::new() };
     let file = File::open(bundle).map_err(|e| io_error(&bundle.display().to_string(), e))?;

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod client;
 pub mod config;
 pub mod download;
+pub mod git;
 pub mod hooks;
 pub mod install;
 pub mod layout;

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use landfall_appspec::{Os, Parsed, SERVER_HOOK_EVENTS, ServerAppSpec};
-use landfall_commands::spec::DeploymentSpec;
+use landfall_commands::spec::{DeploymentSpec, SpecRevision};
 use tokio::sync::watch;
 
 use crate::CommandFailure;
-use crate::archive;
+use crate::archive::{self, BundleFormat};
 use crate::download::{self, BundleFetcher};
 use crate::hooks::{self, EventRun, HookSettings};
 use crate::install::{self, InstallRequest};
@@ -212,7 +212,10 @@ impl Executor {
                 let fetch = async {
                     match (&revision.s3_revision, &revision.github_revision) {
                         (Some(s3), _) => fetcher.s3_object(s3, &bundle).await,
-                        (_, Some(github)) => fetcher.github(github, spec.github_access_token.as_deref(), &bundle).await,
+                        (_, Some(github)) => {
+                            let token = spec.github_access_token.as_deref();
+                            fetcher.git_commit(github, token, &dirs.dir.join("git-fetch"), &bundle).await
+                        }
                         _ => Err("Must specify a revison".to_owned()),
                     }
                 };
@@ -243,8 +246,9 @@ impl Executor {
             other => return Err(format!("Unsupported revision type {other}")),
         }
         let archive = dirs.archive();
+        let declared = declared_format(revision);
         run_blocking(move || {
-            archive::unpack(&bundle, &archive).map_err(|error| error.to_string())?;
+            archive::unpack(&bundle, &archive, declared).map_err(|error| error.to_string())?;
             archive::strip_leading_directory(&archive)
                 .map(|stripped| {
                     if stripped {
@@ -309,6 +313,16 @@ impl Executor {
         let run = EventRun { event, archive: &archive, environment: &environment, settings: &self.hooks };
         hooks::run_event(&run, scripts, log, abandon).await
     }
+}
+
+/// The bundle type the revision declares (git revisions are archived as tar here).
+fn declared_format(revision: &SpecRevision) -> Option<BundleFormat> {
+    let declared = match revision.revision_type.as_str() {
+        "S3" => revision.s3_revision.as_ref().map(|s3| s3.bundle_type.as_str()),
+        "GitHub" => Some("tar"),
+        _ => revision.local_revision.as_ref().map(|local| local.bundle_type.as_str()),
+    };
+    declared.and_then(BundleFormat::from_declared)
 }
 
 /// Blocking file work (unpacking, installing) off the async thread, so polls, signals and the

@@ -9,7 +9,7 @@ use crate::wire::Timestamp;
 /// `X-Amz-Target` prefix of the extension operations.
 pub const TARGET_PREFIX: &str = "Landfall_20261122";
 
-/// The extension operations: access key management.
+/// The extension operations: access keys, instance registration, hook logs, agent health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LandfallOperation {
     CreateAccessKey,
@@ -17,15 +17,17 @@ pub enum LandfallOperation {
     RevokeAccessKey,
     RegisterInstance,
     GetLifecycleEventLog,
+    ListAgentStatus,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 5] = [
+    pub const ALL: [LandfallOperation; 6] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
         LandfallOperation::RegisterInstance,
         LandfallOperation::GetLifecycleEventLog,
+        LandfallOperation::ListAgentStatus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +37,7 @@ impl LandfallOperation {
             LandfallOperation::RevokeAccessKey => "RevokeAccessKey",
             LandfallOperation::RegisterInstance => "RegisterInstance",
             LandfallOperation::GetLifecycleEventLog => "GetLifecycleEventLog",
+            LandfallOperation::ListAgentStatus => "ListAgentStatus",
         }
     }
 
@@ -115,7 +118,7 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
     match operation {
         LandfallOperation::CreateAccessKey | LandfallOperation::RevokeAccessKey => Access::Admin,
         LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
-        LandfallOperation::GetLifecycleEventLog => Access::Read,
+        LandfallOperation::GetLifecycleEventLog | LandfallOperation::ListAgentStatus => Access::Read,
     }
 }
 
@@ -215,14 +218,40 @@ pub struct GetLifecycleEventLogInput {
     pub target_id: Option<String>,
     #[serde(rename = "lifecycleEventName", default)]
     pub lifecycle_event_name: Option<String>,
+    /// Where to start, in bytes of the log: a follower passes the last answer's `nextOffset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GetLifecycleEventLogOutput {
-    /// The lines as the agent wrote them (`[stdout]...`, `[stderr]...`, script headers).
+    /// The lines as the agent wrote them (`[stdout]...`, `[stderr]...`, script headers), from
+    /// `offset` on.
     pub log: String,
     /// Whether the event is over, so no more output will come.
     pub complete: bool,
+    /// The offset to ask from next time.
+    #[serde(rename = "nextOffset", default)]
+    pub next_offset: Option<u64>,
+}
+
+/// ListAgentStatus: when each instance's agent last polled, and the version it reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAgentStatusInput {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAgentStatusOutput {
+    pub agents: Vec<AgentStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+    #[serde(rename = "lastSeen")]
+    pub last_seen: Timestamp,
+    #[serde(rename = "agentVersion", default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 //! `landfall-bench agent --server BIN [--rounds 5]`
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -17,7 +16,8 @@ use landfall_client::bundle::{BundleFile, tar_gz};
 use landfall_client::{Client, ClientSettings, Overrides};
 use serde_json::{Value, json};
 
-use crate::{TempDir, codedeploy, start_server, status_kib, wait_for_end};
+use crate::host::BenchHost;
+use crate::{codedeploy, start_server, status_kib, wait_for_end};
 
 struct Options {
     server: PathBuf,
@@ -40,16 +40,6 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Kills the agent when the benchmark ends, however it ends.
-struct AgentProcess(std::process::Child);
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const NO_HOOKS: &str = "version: 0.0\nos: linux\n";
 
 const EXIT_ZERO_HOOKS: &str = "version: 0.0\nos: linux\nhooks:\n\
@@ -64,31 +54,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let (server, _) = start_server(&options.server, &[]).await?;
     let settings = ClientSettings::resolve(&Overrides::default(), &server.environment)?;
     let client = Client::new(settings);
-    let host_dir = TempDir::new("agent")?;
-
-    let registered = Command::new(&options.server)
-        .args(["instance", "register", "bench-host", "--tag", "bench=agent", "--agent-config-dir"])
-        .arg(&host_dir.0)
-        .arg("--root-dir")
-        .arg(host_dir.0.join("root"))
-        .arg("--log-dir")
-        .arg(host_dir.0.join("log"))
-        .envs(&server.environment)
-        .stdout(Stdio::null())
-        .status()?;
-    if !registered.success() {
-        bail!("landfall instance register failed: {registered}");
-    }
-    let agent = AgentProcess(
-        Command::new(&options.server)
-            .arg("agent")
-            .arg("--config")
-            .arg(host_dir.0.join("codedeployagent.yml"))
-            .env("LANDFALL_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .context("starting the agent")?,
-    );
+    let host = BenchHost::start(&options.server, &server, "bench-host", "bench=agent")?;
 
     let call = |op, input| codedeploy(&client, op, input);
     call("CreateApplication", json!({"applicationName": "bench"})).await?;
@@ -140,17 +106,17 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         println!("{name:>12} median {:.3} s over {} rounds", times[times.len() / 2].as_secs_f64(), times.len());
     }
 
-    let scripts_logs = count_files(&host_dir.0.join("root"), "scripts.log");
+    let scripts_logs = count_files(&host.dir.0.join("root"), "scripts.log");
     println!("scripts.log files on the host: {scripts_logs} (the exit-0 rounds' hooks wrote them)");
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = agent.0.id();
+    let pid = host.pid();
     println!(
         "agent memory: idle resident {:.1} MiB, peak {:.1} MiB",
         status_kib(pid, "VmRSS:")? as f64 / 1024.0,
         status_kib(pid, "VmHWM:")? as f64 / 1024.0
     );
-    drop(agent);
+    drop(host);
     drop(server);
     Ok(())
 }

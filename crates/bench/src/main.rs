@@ -11,7 +11,9 @@
 //! `landfall-bench agent --server BIN [--rounds 5]`: see `agent.rs`.
 
 mod agent;
+mod bundle;
 mod fleet;
+mod host;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -88,12 +90,22 @@ impl Drop for TempDir {
 
 /// Starts the server and returns it with the time until it answered a signed request.
 pub(crate) async fn start_server(binary: &PathBuf, extra_args: &[&str]) -> anyhow::Result<(ServerProcess, Duration)> {
+    start_server_with(binary, extra_args, &[]).await
+}
+
+/// [`start_server`] with more environment variables.
+pub(crate) async fn start_server_with(
+    binary: &PathBuf,
+    extra_args: &[&str],
+    environment: &[(&str, &str)],
+) -> anyhow::Result<(ServerProcess, Duration)> {
     let data_dir = TempDir::new("server")?;
     let started = Instant::now();
     let mut child = Command::new(binary)
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir.0)
         .args(extra_args)
+        .envs(environment.iter().copied())
         .env("LANDFALL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -330,7 +342,8 @@ async fn main() -> anyhow::Result<()> {
         Some("api") => api(args).await,
         Some("fleet") => fleet::run(args).await,
         Some("agent") => agent::run(args).await,
-        _ => bail!("usage: landfall-bench api|fleet|agent --server PATH [options]"),
+        Some("bundle") => bundle::run(args).await,
+        _ => bail!("usage: landfall-bench api|fleet|agent|bundle --server PATH [options]"),
     }
 }
 

@@ -26,6 +26,9 @@ pub enum ClientError {
     /// The answer was not what the operation returns.
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
+    /// A local file could not be read.
+    #[error("{0}")]
+    Local(String),
 }
 
 pub struct Client {

@@ -61,6 +61,10 @@ pub struct S3Revision {
     pub version: Option<String>,
     #[serde(rename = "ETag", default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Landfall: a presigned GET URL for the object in an external S3-compatible store (the
+    /// official agent ignores it and fetches from its own S3 endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presigned_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +75,10 @@ pub struct GitHubRevision {
     pub commit_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_type: Option<String>,
+    /// Landfall: the git clone URL of the repository (the official agent ignores it and asks
+    /// GitHub's API for an archive). Without it, GitHub's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,10 +6,26 @@ use std::path::PathBuf;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "landfall", version, about = "A self-hosted deployment service that speaks AWS CodeDeploy's API")]
+#[command(
+    name = "landfall",
+    version,
+    about = "A self-hosted deployment service that speaks AWS CodeDeploy's API",
+    after_help = "Examples:
+  landfall dev                                  try it: a server, three local hosts, an example deployed
+  landfall server --data-dir /var/lib/landfall  run the control plane
+  landfall deploy --app shop --group web ./build --wait
+  landfall status
+  landfall logs d-ABCDEFGHI --host web-1 --follow
+
+Client commands find the server and credentials as the aws CLI does: AWS_ENDPOINT_URL, then
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a shared credentials file and AWS_PROFILE."
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
+    /// How client commands print: text for people, json for scripts.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +43,168 @@ pub enum Command {
     Instance(InstanceCommand),
     /// Run the host agent: poll the server for lifecycle events and carry them out on this host.
     Agent(AgentArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  landfall completions bash > /etc/bash_completion.d/landfall
+  landfall completions zsh > \"${fpath[1]}/_landfall\"")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The commands people use day to day, against a running server.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Bundle a directory (its appspec.yml checked first), upload it and register it as a
+    /// revision of an application.
+    #[command(after_help = "Examples:
+  landfall push --app shop ./build
+  landfall push --app shop ./build --bucket releases --key shop/1.4.2.tgz --output json")]
+    Push(PushArgs),
+    /// Deploy a directory, a pushed revision or a git commit to a deployment group; with
+    /// --wait, follow it live and exit 0 only if it succeeds.
+    #[command(after_help = "Examples:
+  landfall deploy --app shop --group web ./build --wait
+  landfall deploy --app shop --group web --revision s3://landfall-revisions/shop/1a2b3c.tgz
+  landfall deploy --app shop --group web --revision github:acme/shop@5f3c2e1... --config CodeDeployDefault.HalfAtATime --wait")]
+    Deploy(DeployArgs),
+    /// Show one deployment with its hosts (exit 1 unless it succeeded), or the latest deployments.
+    #[command(after_help = "Examples:
+  landfall status
+  landfall status --app shop --group web --limit 5
+  landfall status d-ABCDEFGHI --output json")]
+    Status(StatusArgs),
+    /// Print the whole output of a deployment's hook scripts, per host and lifecycle event.
+    #[command(after_help = "Examples:
+  landfall logs d-ABCDEFGHI
+  landfall logs d-ABCDEFGHI --host web-1 --event ValidateService
+  landfall logs d-ABCDEFGHI --follow")]
+    Logs(LogsArgs),
+    /// Stop a deployment: running hooks finish, nothing new starts.
+    #[command(after_help = "Examples:
+  landfall stop d-ABCDEFGHI
+  landfall stop d-ABCDEFGHI --rollback")]
+    Stop(StopArgs),
+    /// Redeploy a group's last successful revision (the newest one that differs from its latest
+    /// deployment's), or the revision of --to DEPLOYMENT.
+    #[command(after_help = "Examples:
+  landfall rollback --app shop --group web --wait
+  landfall rollback --app shop --group web --to d-ABCDEFGHI")]
+    Rollback(RollbackArgs),
+    /// List registered hosts with their tags and when their agents last polled.
+    Instances(InstancesArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct PushArgs {
+    /// The application the revision belongs to.
+    #[arg(long)]
+    pub app: String,
+    /// The directory to bundle; its top holds appspec.yml.
+    pub dir: PathBuf,
+    /// The bucket of the server's bundle store to upload to.
+    #[arg(long, default_value = landfall_cli::push::DEFAULT_BUCKET)]
+    pub bucket: String,
+    /// The object key (default: APP/<content hash>.tgz).
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct DeployArgs {
+    #[arg(long)]
+    pub app: String,
+    #[arg(long)]
+    pub group: String,
+    /// A directory to push and deploy.
+    #[arg(conflicts_with = "revision", required_unless_present = "revision")]
+    pub dir: Option<PathBuf>,
+    /// A revision instead of a directory: s3://BUCKET/KEY or github:OWNER/REPO@COMMIT.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// The deployment configuration (default: the group's).
+    #[arg(long)]
+    pub config: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Follow the deployment until it ends; exit 0 only if it succeeds.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct StatusArgs {
+    /// A deployment id; without one, the latest deployments.
+    pub deployment: Option<String>,
+    #[arg(long, requires = "group")]
+    pub app: Option<String>,
+    #[arg(long, requires = "app")]
+    pub group: Option<String>,
+    /// How many of the latest deployments to show.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct LogsArgs {
+    pub deployment: String,
+    /// Only this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only this lifecycle event (e.g. ApplicationStart).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Keep printing output as it arrives, until the deployment ends.
+    #[arg(long, short)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct StopArgs {
+    pub deployment: String,
+    /// Roll the hosts it reached back to the last successful revision.
+    #[arg(long)]
+    pub rollback: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RollbackArgs {
+    #[arg(long)]
+    pub app: String,
+    #[arg(long)]
+    pub group: String,
+    /// Redeploy this deployment's revision instead.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Follow the rollback until it ends; exit 0 only if it succeeds.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct InstancesArgs {
+    /// Include deregistered instances.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -83,6 +261,27 @@ pub struct ServerArgs {
     /// Seconds a lifecycle event may run on a host (its scripts' own timeouts are shorter).
     #[arg(long, default_value_t = 3900, value_name = "SECONDS")]
     pub event_timeout: u64,
+    /// An S3-compatible store (AWS S3, MinIO, Ceph, Garage...) for S3 revisions whose bucket is
+    /// not in Landfall's own store, e.g. https://s3.eu-west-1.amazonaws.com. Its credentials come
+    /// from LANDFALL_EXTERNAL_S3_ACCESS_KEY_ID and LANDFALL_EXTERNAL_S3_SECRET_ACCESS_KEY; agents
+    /// get presigned URLs, never the credentials.
+    #[arg(long, env = "LANDFALL_EXTERNAL_S3_ENDPOINT", value_name = "URL")]
+    pub external_s3_endpoint: Option<String>,
+    /// The external store's region (its signatures name it).
+    #[arg(long, env = "LANDFALL_EXTERNAL_S3_REGION", default_value = "us-east-1")]
+    pub external_s3_region: String,
+    /// How the external store's objects are addressed: path (ENDPOINT/BUCKET/KEY) or
+    /// virtual-host (BUCKET.ENDPOINT/KEY).
+    #[arg(long, env = "LANDFALL_EXTERNAL_S3_ADDRESSING", default_value = "path", value_parser = ["path", "virtual-host"])]
+    pub external_s3_addressing: String,
+    /// Where GitHub revisions (repository OWNER/REPO, commitId) are fetched from: any git server
+    /// over HTTP(S), as BASE/OWNER/REPO.git. A token for it comes from LANDFALL_GIT_TOKEN or
+    /// --git-token-file.
+    #[arg(long, env = "LANDFALL_GIT_BASE_URL", default_value = "https://github.com", value_name = "URL")]
+    pub git_base_url: String,
+    /// A file holding the git server's access token (sent by agents as an HTTP header).
+    #[arg(long, value_name = "FILE")]
+    pub git_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, ClapArgs)]

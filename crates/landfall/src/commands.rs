@@ -9,7 +9,9 @@ use landfall_api::landfall::{
 };
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources};
 use landfall_server::{Server, ServerConfig, Timeouts, TlsFiles};
+use landfall_sigv4::Credentials;
 
 use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysCommand, ServerArgs};
 
@@ -17,15 +19,22 @@ use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysComman
 pub(crate) struct Failure {
     pub error: anyhow::Error,
     pub code: u8,
+    /// Already told on standard output (a deployment that failed): nothing more to print.
+    pub shown: bool,
 }
 
 impl Failure {
     pub(crate) fn usage(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { error: error.into(), code: 2 }
+        Failure { error: error.into(), code: 2, shown: false }
     }
 
     pub(crate) fn failed(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { error: error.into(), code: 1 }
+        Failure { error: error.into(), code: 1, shown: false }
+    }
+
+    /// Exit 1 with nothing more to say.
+    pub(crate) fn shown() -> Failure {
+        Failure { error: anyhow!("unsuccessful"), code: 1, shown: true }
     }
 }
 
@@ -55,6 +64,15 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             instance(command).await
         }
         Command::Agent(args) => agent(args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Args::command(), "landfall", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Client(command) => {
+            init_logging("warn");
+            crate::client_commands::run(command, landfall_cli::Output::detect(args.output == "json")).await
+        }
     }
 }
 
@@ -65,6 +83,7 @@ fn init_logging(default: &str) {
 }
 
 fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
+    let sources = revision_sources(&args)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate_chain), Some(private_key)) => Some(TlsFiles { certificate_chain, private_key }),
         _ => None,
@@ -86,7 +105,62 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         event_ms: (args.event_timeout as i64).saturating_mul(1000),
         ..Timeouts::default()
     };
-    Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region, timeouts })
+    Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region, timeouts, sources })
+}
+
+/// The external S3-compatible store and the git server, from the flags and, for their secrets,
+/// the environment (never the command line, which other local users can read).
+fn revision_sources(args: &ServerArgs) -> Result<RevisionSources, Failure> {
+    let secret = |name: &str| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
+    let external_s3 = match &args.external_s3_endpoint {
+        None => None,
+        Some(endpoint) => {
+            let parsed: http::Uri = endpoint
+                .parse()
+                .ok()
+                .filter(|uri: &http::Uri| {
+                    matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some()
+                        && matches!(uri.path(), "" | "/")
+                        && uri.query().is_none()
+                })
+                .ok_or_else(|| {
+                    Failure::usage(anyhow!(
+                        "--external-s3-endpoint '{endpoint}' is not an endpoint URL like https://s3.example.com:9000"
+                    ))
+                })?;
+            let (Some(access_key_id), Some(secret_access_key)) =
+                (secret("LANDFALL_EXTERNAL_S3_ACCESS_KEY_ID"), secret("LANDFALL_EXTERNAL_S3_SECRET_ACCESS_KEY"))
+            else {
+                return Err(Failure::usage(anyhow!(
+                    "--external-s3-endpoint needs LANDFALL_EXTERNAL_S3_ACCESS_KEY_ID and LANDFALL_EXTERNAL_S3_SECRET_ACCESS_KEY in the environment"
+                )));
+            };
+            let addressing =
+                if args.external_s3_addressing == "virtual-host" { Addressing::VirtualHost } else { Addressing::Path };
+            Some(ExternalS3 {
+                endpoint: parsed,
+                region: args.external_s3_region.clone(),
+                addressing,
+                credentials: Credentials::new(access_key_id, secret_access_key),
+            })
+        }
+    };
+    let base_url = args.git_base_url.trim_end_matches('/').to_owned();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(Failure::usage(anyhow!("--git-base-url '{base_url}' is not an http or https URL")));
+    }
+    let token = match &args.git_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| Failure::usage(anyhow!("cannot read --git-token-file {}: {error}", path.display())))?
+                .trim()
+                .to_owned(),
+        ),
+        None => secret("LANDFALL_GIT_TOKEN"),
+    }
+    .filter(|token| !token.is_empty());
+    Ok(RevisionSources { external_s3, git: GitSource { base_url, token } })
 }
 
 /// Runs a server until SIGINT or SIGTERM.
@@ -134,11 +208,12 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         tls: None,
         region: "us-east-1".into(),
         timeouts: Timeouts::default(),
+        sources: RevisionSources::default(),
     };
     crate::dev::run(config, args.hosts).await
 }
 
-fn client(args: &ClientArgs) -> Result<Client, Failure> {
+pub(crate) fn client(args: &ClientArgs) -> Result<Client, Failure> {
     let overrides = Overrides { endpoint: args.endpoint_url.clone(), profile: args.profile.clone() };
     let settings = ClientSettings::from_env(&overrides).map_err(Failure::usage)?;
     Ok(Client::new(settings))
@@ -282,7 +357,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 /// Input the server refused (a bad role, an unknown key) is a usage error (exit 2); other
 /// failures are failures of the command (exit 1).
-fn input_error(error: ClientError) -> Failure {
+pub(crate) fn input_error(error: ClientError) -> Failure {
     match &error {
         ClientError::Api { exception, .. }
             if exception.starts_with("Invalid")

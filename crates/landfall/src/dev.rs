@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use landfall_api::landfall::{RegisterInstanceInput, RegisterInstanceOutput, TARGET_PREFIX};
@@ -219,9 +219,8 @@ async fn deploy_example(client: &Client, hosts: &[DevHost]) -> anyhow::Result<()
     .await?;
     let id = created["deploymentId"].as_str().unwrap_or_default().to_owned();
     println!("# deploying {APPLICATION} as {id} (one host at a time):");
-    let status = watch(client, &id).await?;
-    println!("# {id}: {status}");
-    if status.starts_with("Succeeded") {
+    let outcome = landfall_cli::deploy::follow(client, &landfall_cli::Output::detect(false), &id).await?;
+    if outcome == landfall_cli::Outcome::Succeeded {
         for host in hosts {
             println!("#   {}: http://127.0.0.1:{}/", host.name, host.port);
         }
@@ -234,49 +233,4 @@ async fn deploy_example(client: &Client, hosts: &[DevHost]) -> anyhow::Result<()
     println!("#       --s3-location bucket={BUCKET},key={key},bundleType=tgz");
     let _ = std::io::stdout().flush();
     Ok(())
-}
-
-/// Prints each host's lifecycle events as they change, until the deployment ends; returns its
-/// final status.
-async fn watch(client: &Client, id: &str) -> anyhow::Result<String> {
-    let started = Instant::now();
-    let mut shown: HashMap<(String, String), String> = HashMap::new();
-    loop {
-        let info = call(client, "GetDeployment", json!({"deploymentId": id})).await?["deploymentInfo"].clone();
-        let ids = match call(client, "ListDeploymentTargets", json!({"deploymentId": id})).await {
-            Ok(listed) => listed["targetIds"].clone(),
-            Err(_) => json!([]),
-        };
-        if ids.as_array().is_some_and(|ids| !ids.is_empty()) {
-            let targets =
-                call(client, "BatchGetDeploymentTargets", json!({"deploymentId": id, "targetIds": ids})).await?;
-            for target in targets["deploymentTargets"].as_array().into_iter().flatten() {
-                let instance = &target["instanceTarget"];
-                let name = instance["targetId"].as_str().unwrap_or_default();
-                for event in instance["lifecycleEvents"].as_array().into_iter().flatten() {
-                    let event_name = event["lifecycleEventName"].as_str().unwrap_or_default();
-                    let status = event["status"].as_str().unwrap_or_default();
-                    let key = (name.to_owned(), event_name.to_owned());
-                    if status != "Pending" && shown.get(&key).map(String::as_str) != Some(status) {
-                        let detail =
-                            event["diagnostics"]["message"].as_str().filter(|_| status == "Failed").unwrap_or("");
-                        println!(
-                            "  {:>6.2}s  {name:<8} {event_name:<18} {status} {detail}",
-                            started.elapsed().as_secs_f64()
-                        );
-                        shown.insert(key, status.to_owned());
-                    }
-                }
-            }
-        }
-        let _ = std::io::stdout().flush();
-        let status = info["status"].as_str().unwrap_or_default();
-        if matches!(status, "Succeeded" | "Failed" | "Stopped") {
-            return Ok(format!("{status} in {:.1} s", started.elapsed().as_secs_f64()));
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            return Ok(format!("still {status} after 10 minutes"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

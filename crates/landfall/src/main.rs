@@ -2,6 +2,7 @@
 //! crates. Exit codes: 0 success, 1 the thing asked failed, 2 usage or input errors.
 
 mod cli;
+mod client_commands;
 mod commands;
 mod dev;
 
@@ -27,7 +28,9 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("landfall: {:#}", failure.error);
+            if !failure.shown {
+                eprintln!("landfall: {:#}", failure.error);
+            }
             ExitCode::from(failure.code)
         }
     }

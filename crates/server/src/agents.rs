@@ -25,15 +25,34 @@ use landfall_store::{Completion, HostCommandRecord};
 
 use crate::api::common::{Ctx, store_error};
 use crate::driver;
+use crate::state::AppState;
 
 /// How long PollHostCommand holds a request open with nothing to hand out. The official agent's
 /// read timeout is 80 s; 45 s is what CodeDeploy's own service holds.
 pub const LONG_POLL: Duration = Duration::from_secs(45);
 
-pub async fn call(ctx: &Ctx<'_>, operation: CommandOperation, body: &[u8]) -> ApiResult<Vec<u8>> {
+/// How much of an agent's `User-Agent` is kept as its version.
+const MAX_AGENT_VERSION: usize = 100;
+
+/// One agent-protocol call; `user_agent` is the agent's `User-Agent` (its version, recorded
+/// with each poll).
+pub async fn call(
+    ctx: &Ctx<'_>,
+    operation: CommandOperation,
+    body: &[u8],
+    user_agent: Option<&str>,
+) -> ApiResult<Vec<u8>> {
     let instance = caller_instance(ctx).await?;
     match operation {
-        CommandOperation::PollHostCommand => poll(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o)),
+        CommandOperation::PollHostCommand => {
+            let version: Option<String> = user_agent.map(|agent| agent.chars().take(MAX_AGENT_VERSION).collect());
+            let name = instance_name(&instance);
+            ctx.store()
+                .record_agent_poll(name, ctx.state.clock.now(), version.as_deref())
+                .await
+                .map_err(store_error)?;
+            poll(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+        }
         CommandOperation::GetDeploymentSpecification => {
             specification(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
         }
@@ -145,7 +164,11 @@ async fn specification(
         ApiError::new(Exception::Client, format!("The deployment {} no longer exists.", command.deployment_id))
     })?;
     let info = &deployment.info;
-    let revision = info.revision.as_ref().map(spec_revision).transpose()?.unwrap_or_default();
+    let revision = match info.revision.as_ref() {
+        Some(location) => spec_revision(ctx.state, location).await?,
+        None => SpecRevision::default(),
+    };
+    let github_access_token = revision.github_revision.as_ref().and(ctx.state.sources.git.token.clone());
     let spec = DeploymentSpec {
         deployment_id: command.deployment_id.clone(),
         deployment_group_id: deployment.group_id.clone(),
@@ -162,7 +185,7 @@ async fn specification(
         agent_action_overrides: info.file_exists_behavior.as_ref().map(|behavior| AgentActionOverrides {
             agent_overrides: Some(AgentOverrides { file_exists_behavior: Some(behavior.as_str().to_owned()) }),
         }),
-        github_access_token: None,
+        github_access_token,
     };
     let json = serde_json::to_vec(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
     let payload = landfall_envelope::seal(&json, &ctx.state.spec_signer).map_err(|error| {
@@ -179,17 +202,29 @@ async fn specification(
     })
 }
 
-/// The specification's revision: where the agent downloads the bundle.
-fn spec_revision(location: &RevisionLocation) -> ApiResult<SpecRevision> {
+/// The specification's revision: where the agent downloads the bundle. An S3 bucket the
+/// built-in store does not have is in the external store, when one is configured: the agent
+/// gets a presigned URL for the object.
+async fn spec_revision(state: &AppState, location: &RevisionLocation) -> ApiResult<SpecRevision> {
     if let Some(s3) = &location.s3_location {
+        let bucket = s3.bucket.clone().unwrap_or_default();
+        let key = s3.key.clone().unwrap_or_default();
+        let presigned_url = match &state.sources.external_s3 {
+            Some(external) if !state.objects.bucket_exists(&bucket).await.unwrap_or(false) => {
+                let now = state.clock.now().millis() / 1000;
+                Some(external.presigned_get(&bucket, &key, s3.version.as_deref(), now).map_err(ApiError::internal)?)
+            }
+            _ => None,
+        };
         return Ok(SpecRevision {
             revision_type: "S3".into(),
             s3_revision: Some(S3Revision {
-                bucket: s3.bucket.clone().unwrap_or_default(),
-                key: s3.key.clone().unwrap_or_default(),
+                bucket,
+                key,
                 bundle_type: s3.bundle_type.as_ref().map(|b| b.as_str().to_owned()).unwrap_or_default(),
                 version: s3.version.clone(),
                 etag: s3.e_tag.clone(),
+                presigned_url,
             }),
             ..Default::default()
         });
@@ -204,6 +239,9 @@ fn spec_revision(location: &RevisionLocation) -> ApiResult<SpecRevision> {
                 repository: repository.to_owned(),
                 commit_id: github.commit_id.clone().unwrap_or_default(),
                 bundle_type: Some("tar".into()),
+                repository_url: Some(
+                    state.sources.git.repository_url(github.repository.as_deref().unwrap_or_default()),
+                ),
             }),
             ..Default::default()
         });

@@ -189,7 +189,10 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
             };
             (operation.name(), result)
         }
-        Ok(Target::Agent(operation)) => (operation.name(), agents::call(&ctx, operation, body).await),
+        Ok(Target::Agent(operation)) => {
+            let agent = parts.headers.get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok());
+            (operation.name(), agents::call(&ctx, operation, body, agent).await)
+        }
     };
     let micros = started.elapsed().as_micros() as u64;
     match result {

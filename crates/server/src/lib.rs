@@ -7,6 +7,7 @@ pub mod auth;
 pub mod driver;
 mod http;
 mod s3;
+pub mod sources;
 pub mod state;
 
 use std::future::Future;
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub region: String,
     /// How long hosts may take to pick up and to finish lifecycle events.
     pub timeouts: landfall_engine::run::Timeouts,
+    /// Where S3 revisions outside the built-in store, and git revisions, come from.
+    pub sources: sources::RevisionSources,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +91,7 @@ impl Server {
             keys: KeyCache::new(Duration::from_secs(5)),
             objects: s3::ObjectStore::open(&data_dir.join("s3"))
                 .context("opening the bundle store in the data directory")?,
+            sources: config.sources.clone(),
         });
         Ok(Server { listener, tls, state, store, endpoint: format!("{scheme}://{address}"), credentials_file })
     }

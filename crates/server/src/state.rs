@@ -38,6 +38,7 @@ pub struct AppState {
     pub keys: KeyCache,
     /// The S3-compatible bundle store's objects (under the data directory).
     pub objects: crate::s3::ObjectStore,
+    pub sources: crate::sources::RevisionSources,
 }
 
 /// Access keys and their derived signing keys, kept in memory so a request costs no store read

@@ -10,9 +10,9 @@ use landfall_api::shapes::{
 };
 
 use crate::{
-    AccessKeyRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep, GroupRecord,
-    HostCommandRecord, InstanceHistoryRecord, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store,
-    StoreError, TaggedKind, TargetRecord,
+    AccessKeyRecord, AgentStatusRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep,
+    GroupRecord, HostCommandRecord, InstanceHistoryRecord, PageRequest, RevisionFilter, RevisionRecord, RevisionSort,
+    Store, StoreError, TaggedKind, TargetRecord,
 };
 
 /// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
@@ -24,7 +24,7 @@ macro_rules! conformance_tests {
             access_keys, applications, application_delete_cascades, deployment_configs, deployment_groups,
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
-            deployment_steps);
+            deployment_steps, agent_statuses);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -361,6 +361,25 @@ pub async fn instances(store: &dyn Store) {
     let names: Vec<_> = store.list_instances().await.unwrap().into_iter().map(|i| i.instance_name.unwrap()).collect();
     assert_eq!(names, ["web-1", "web-2"]);
     assert!(matches!(store.update_instance(&instance("nope", "x")).await, Err(StoreError::NotFound)));
+}
+
+pub async fn agent_statuses(store: &dyn Store) {
+    assert!(store.agent_statuses().await.unwrap().is_empty());
+    store.record_agent_poll("web-2", Timestamp(1_000), Some("landfall-agent/0.1.0")).await.unwrap();
+    store.record_agent_poll("web-1", Timestamp(2_000), None).await.unwrap();
+    store.record_agent_poll("web-2", Timestamp(3_000), Some("landfall-agent/0.2.0")).await.unwrap();
+    let seen = store.agent_statuses().await.unwrap();
+    assert_eq!(
+        seen,
+        [
+            AgentStatusRecord { instance_name: "web-1".into(), last_seen: Timestamp(2_000), agent_version: None },
+            AgentStatusRecord {
+                instance_name: "web-2".into(),
+                last_seen: Timestamp(3_000),
+                agent_version: Some("landfall-agent/0.2.0".into())
+            },
+        ]
+    );
 }
 
 pub async fn resource_tags(store: &dyn Store) {

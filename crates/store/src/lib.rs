@@ -183,6 +183,14 @@ pub struct HostCommandRecord {
     pub diagnostics: Option<landfall_api::shapes::Diagnostics>,
 }
 
+/// When an instance's agent last polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStatusRecord {
+    pub instance_name: String,
+    pub last_seen: Timestamp,
+    pub agent_version: Option<String>,
+}
+
 /// What a deployment group last did on an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceHistoryRecord {
@@ -361,6 +369,17 @@ pub trait Store: Send + Sync + 'static {
     async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>>;
     /// What the group last did on each instance.
     async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>>;
+
+    // -- agents ---------------------------------------------------------------------------------
+    /// Records that an instance's agent polled at `at`, reporting `agent_version`.
+    async fn record_agent_poll(
+        &self,
+        instance_name: &str,
+        at: Timestamp,
+        agent_version: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Every instance's latest poll, by instance name.
+    async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>>;
     /// The group's most recent deployment, and its most recent one with status Succeeded.
     async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)>;
     /// A deployment's targets in their order (position).

@@ -159,4 +159,15 @@ CREATE TABLE instance_history (
 ALTER TABLE deployment_targets ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        6,
+        r#"
+-- When each instance's agent last polled, and the version it reported.
+CREATE TABLE agent_status (
+    instance_name TEXT PRIMARY KEY,
+    last_seen     INTEGER NOT NULL,
+    agent_version TEXT
+);
+"#,
+    ),
 ];

@@ -20,9 +20,9 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use crate::schema::SQLITE_MIGRATIONS;
 use crate::{
-    AccessKeyRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep, GroupRecord,
-    HostCommandRecord, InstanceHistoryRecord, Page, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store,
-    StoreError, StoreResult, TaggedKind, TargetRecord,
+    AccessKeyRecord, AgentStatusRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep,
+    GroupRecord, HostCommandRecord, InstanceHistoryRecord, Page, PageRequest, RevisionFilter, RevisionRecord,
+    RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetRecord,
 };
 
 /// [`ACTIVE_STATUSES`] as an SQL list, for `concat!` into static queries.
@@ -1165,6 +1165,40 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(|row| Ok((row.try_get::<i64, _>("sequence")? as u64, row.try_get("text")?))).collect()
+    }
+
+    async fn record_agent_poll(
+        &self,
+        instance_name: &str,
+        at: Timestamp,
+        agent_version: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO agent_status (instance_name, last_seen, agent_version) VALUES (?, ?, ?)
+             ON CONFLICT (instance_name) DO UPDATE SET last_seen = excluded.last_seen, agent_version = excluded.agent_version",
+        )
+        .bind(instance_name)
+        .bind(at.millis())
+        .bind(agent_version)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>> {
+        let rows =
+            sqlx::query("SELECT instance_name, last_seen, agent_version FROM agent_status ORDER BY instance_name")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentStatusRecord {
+                    instance_name: row.try_get("instance_name")?,
+                    last_seen: Timestamp(row.try_get("last_seen")?),
+                    agent_version: row.try_get("agent_version")?,
+                })
+            })
+            .collect()
     }
 
     async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>> {

@@ -8,20 +8,13 @@ use landfall_agent::archive::{ArchiveError, BundleFormat, strip_leading_director
 
 use crate::support::{Entry, TempDir, mode, tar_bytes, tgz_bytes, tree, write, zip_bytes};
 
-#[derive(Clone, Copy, Debug)]
-enum Format {
-    Tar,
-    Tgz,
-    Zip,
-}
+const FORMATS: [BundleFormat; 3] = [BundleFormat::Tar, BundleFormat::Tgz, BundleFormat::Zip];
 
-const FORMATS: [Format; 3] = [Format::Tar, Format::Tgz, Format::Zip];
-
-fn bundle(dir: &TempDir, format: Format, entries: &[Entry]) -> std::path::PathBuf {
+fn bundle(dir: &TempDir, format: BundleFormat, entries: &[Entry]) -> std::path::PathBuf {
     let bytes = match format {
-        Format::Tar => tar_bytes(entries),
-        Format::Tgz => tgz_bytes(entries),
-        Format::Zip => zip_bytes(entries),
+        BundleFormat::Tar => tar_bytes(entries),
+        BundleFormat::Tgz => tgz_bytes(entries),
+        BundleFormat::Zip => zip_bytes(entries),
     };
     let path = dir.join("bundle.tar");
     fs::write(&path, bytes).unwrap();
@@ -32,11 +25,49 @@ fn bundle(dir: &TempDir, format: Format, entries: &[Entry]) -> std::path::PathBu
 fn the_format_is_told_from_the_content() {
     let dir = TempDir::new("archive");
     let entries = [Entry::File("a", "x", 0o644)];
-    for (format, expected) in
-        [(Format::Tar, BundleFormat::Tar), (Format::Tgz, BundleFormat::Tgz), (Format::Zip, BundleFormat::Zip)]
-    {
-        assert_eq!(BundleFormat::detect(&bundle(&dir, format, &entries)).unwrap(), expected);
+    for format in FORMATS {
+        assert_eq!(BundleFormat::detect(&bundle(&dir, format, &entries)).unwrap(), Some(format));
     }
+    let text = dir.join("notes.txt");
+    fs::write(&text, "not an archive").unwrap();
+    assert_eq!(BundleFormat::detect(&text).unwrap(), None);
+}
+
+#[test]
+fn a_bundle_of_another_type_than_declared_is_refused_by_name() {
+    let dir = TempDir::new("archive");
+    let entries = [Entry::File("appspec.yml", "version: 0.0\n", 0o644)];
+    for actual in FORMATS {
+        for declared in FORMATS.into_iter().filter(|d| *d != actual) {
+            let destination = dir.join("archive");
+            let error = unpack(&bundle(&dir, actual, &entries), &destination, Some(declared)).unwrap_err();
+            assert!(matches!(error, ArchiveError::WrongType(_)), "{error}");
+            let message = error.to_string();
+            assert!(message.contains("bundle type is"), "{message}");
+            assert!(
+                message.contains(&format!("register it with bundleType {}", ["tar", "tgz", "zip"][actual as usize])),
+                "{message}"
+            );
+            assert!(!destination.exists());
+        }
+        // Undeclared, the content decides.
+        unpack(&bundle(&dir, actual, &entries), &dir.join("archive"), None).unwrap();
+    }
+}
+
+#[test]
+fn something_that_is_no_archive_is_refused() {
+    let dir = TempDir::new("archive");
+    let path = dir.join("bundle.tar");
+    fs::write(&path, "<html>Not Found</html>").unwrap();
+    for declared in [Some(BundleFormat::Zip), Some(BundleFormat::Tgz), None] {
+        let error = unpack(&path, &dir.join("archive"), declared).unwrap_err();
+        assert!(matches!(error, ArchiveError::Corrupt(_)), "{error}");
+        assert!(error.to_string().contains("(22 bytes) is not a"), "{error}");
+    }
+    // Declared tar: tried as an old tar without magic, which it is not either.
+    let error = unpack(&path, &dir.join("archive"), Some(BundleFormat::Tar)).unwrap_err();
+    assert!(matches!(error, ArchiveError::Corrupt(_)), "{error}");
 }
 
 #[test]
@@ -51,17 +82,18 @@ fn unpacks_files_directories_modes_and_inside_links() {
             Entry::Symlink("app/current", "run.sh"),
             Entry::Symlink("app/up", "../top.txt"),
         ];
-        if !matches!(format, Format::Zip) {
+        if !matches!(format, BundleFormat::Zip) {
             entries.push(Entry::HardLink("app/run-again.sh", "app/run.sh"));
         }
         let destination = dir.join("archive");
-        unpack(&bundle(&dir, format, &entries), &destination).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        unpack(&bundle(&dir, format, &entries), &destination, Some(format))
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
         assert_eq!(fs::read_to_string(destination.join("app/run.sh")).unwrap(), "#!/bin/sh\necho hi\n");
         assert_eq!(mode(&destination.join("app/run.sh")), 0o755, "{format:?}");
         assert_eq!(mode(&destination.join("app/secret.conf")), 0o640, "{format:?}");
         assert_eq!(fs::read_link(destination.join("app/current")).unwrap(), Path::new("run.sh"));
         assert_eq!(fs::read_to_string(destination.join("app/up")).unwrap(), "top\n");
-        if !matches!(format, Format::Zip) {
+        if !matches!(format, BundleFormat::Zip) {
             assert_eq!(fs::read_to_string(destination.join("app/run-again.sh")).unwrap(), "#!/bin/sh\necho hi\n");
             use std::os::unix::fs::MetadataExt as _;
             assert_eq!(fs::metadata(destination.join("app/run.sh")).unwrap().nlink(), 2);
@@ -74,21 +106,22 @@ fn unpacking_empties_the_destination_first() {
     let dir = TempDir::new("archive");
     let destination = dir.join("archive");
     write(&destination.join("stale.txt"), "old");
-    unpack(&bundle(&dir, Format::Tar, &[Entry::File("new.txt", "new", 0o644)]), &destination).unwrap();
+    unpack(&bundle(&dir, BundleFormat::Tar, &[Entry::File("new.txt", "new", 0o644)]), &destination, None).unwrap();
     assert_eq!(tree(&destination), vec!["new.txt"]);
 }
 
 /// Unpacks `entries` into `<dir>/work/archive` with a sentinel in `<dir>/work/outside`; checks
 /// the bundle is refused as unsafe, nothing changed outside the destination, and the
 /// destination is gone.
-fn assert_refused(format: Format, entries: &[Entry], reason: &str) {
+fn assert_refused(format: BundleFormat, entries: &[Entry], reason: &str) {
     let dir = TempDir::new("archive-refused");
     let work = dir.join("work");
     write(&work.join("outside/sentinel"), "untouched");
     let bundle = bundle(&dir, format, entries);
     let before = tree(dir.path());
     let destination = work.join("archive");
-    let error = unpack(&bundle, &destination).expect_err(&format!("{format:?} {entries:?} must be refused"));
+    let error =
+        unpack(&bundle, &destination, Some(format)).expect_err(&format!("{format:?} {entries:?} must be refused"));
     assert!(matches!(error, ArchiveError::Unsafe(_)), "{format:?}: {error}");
     assert!(error.to_string().contains(reason), "{format:?}: {error}");
     assert!(!destination.exists(), "{format:?}: the refused bundle's files stay behind");
@@ -123,7 +156,7 @@ fn symlinks_pointing_outside_are_refused() {
 
 #[test]
 fn hard_links_to_anything_outside_are_refused() {
-    for format in [Format::Tar, Format::Tgz] {
+    for format in [BundleFormat::Tar, BundleFormat::Tgz] {
         assert_refused(format, &[Entry::HardLink("passwd", "/etc/passwd")], "hard link");
         assert_refused(format, &[Entry::HardLink("s", "../outside/sentinel")], "hard link");
         // A hard link to a symbolic link could re-aim it from another directory.
@@ -165,7 +198,7 @@ fn a_corrupt_bundle_is_an_error_and_leaves_nothing() {
     bytes.truncate(bytes.len() / 2);
     fs::write(&path, bytes).unwrap();
     let destination = dir.join("archive");
-    let error = unpack(&path, &destination).unwrap_err();
+    let error = unpack(&path, &destination, Some(BundleFormat::Tgz)).unwrap_err();
     assert!(matches!(error, ArchiveError::Corrupt(_)), "{error}");
     assert!(!destination.exists());
 }
@@ -181,7 +214,7 @@ fn a_single_top_directory_holding_the_appspec_is_stripped() {
             Entry::File("myapp/myapp/inner.txt", "same name as the top", 0o644),
             Entry::File("myapp/.hidden", "h", 0o600),
         ];
-        unpack(&bundle(&dir, format, &entries), &destination).unwrap();
+        unpack(&bundle(&dir, format, &entries), &destination, Some(format)).unwrap();
         assert!(strip_leading_directory(&destination).unwrap(), "{format:?}");
         assert_eq!(tree(&destination), vec![".hidden", "AppSpec.yml", "myapp", "myapp/inner.txt"], "{format:?}");
     }
@@ -200,7 +233,7 @@ fn other_layouts_are_not_stripped() {
     for entries in cases {
         let dir = TempDir::new("archive-strip");
         let destination = dir.join("archive");
-        unpack(&bundle(&dir, Format::Tar, entries), &destination).unwrap();
+        unpack(&bundle(&dir, BundleFormat::Tar, entries), &destination, None).unwrap();
         let before = tree(&destination);
         assert!(!strip_leading_directory(&destination).unwrap());
         assert_eq!(tree(&destination), before);

@@ -89,7 +89,10 @@ impl Scenario {
         path
     }
 
+    /// A Local File revision of `bundle`, its type told by its extension (tar, zip, else tgz).
     fn spec(&self, deployment_id: &str, bundle: &Path) -> DeploymentSpec {
+        let bundle_type =
+            bundle.extension().and_then(|e| e.to_str()).filter(|e| matches!(*e, "tar" | "zip")).unwrap_or("tgz");
         DeploymentSpec {
             deployment_id: deployment_id.into(),
             deployment_group_id: GROUP.into(),
@@ -99,7 +102,7 @@ impl Scenario {
                 revision_type: "Local File".into(),
                 local_revision: Some(LocalRevision {
                     location: bundle.display().to_string(),
-                    bundle_type: "tgz".into(),
+                    bundle_type: bundle_type.into(),
                 }),
                 ..Default::default()
             },

@@ -94,6 +94,7 @@ async fn the_environment_has_the_deployment_and_not_the_credentials() {
                 bundle_type: "tgz".into(),
                 version: Some("v7".into()),
                 etag: Some("abc123".into()),
+                ..Default::default()
             }),
             ..Default::default()
         },

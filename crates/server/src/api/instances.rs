@@ -6,7 +6,9 @@ use landfall_api::validate::{self, IamIdentity, MAX_INSTANCE_TAGS, MAX_INSTANCES
 use landfall_engine::selection::{Filter, Selection};
 use landfall_store::StoreError;
 
-use landfall_api::landfall::{RegisterInstanceInput, RegisterInstanceOutput};
+use landfall_api::landfall::{
+    AgentStatus, ListAgentStatusInput, ListAgentStatusOutput, RegisterInstanceInput, RegisterInstanceOutput,
+};
 
 use super::common::{Ctx, page_in_memory, page_request, page_token, random_string, store_error};
 use super::keys;
@@ -233,4 +235,18 @@ pub async fn remove_tags(ctx: &Ctx<'_>, input: RemoveTagsFromOnPremisesInstances
         ctx.store().update_instance(instance).await.map_err(store_error)?;
     }
     Ok(())
+}
+
+/// When each instance's agent last polled (recorded by the agent protocol on every poll).
+pub async fn agent_status(ctx: &Ctx<'_>, _input: ListAgentStatusInput) -> ApiResult<ListAgentStatusOutput> {
+    let records = ctx.store().agent_statuses().await.map_err(store_error)?;
+    let agents = records
+        .into_iter()
+        .map(|record| AgentStatus {
+            instance_name: record.instance_name,
+            last_seen: record.last_seen,
+            agent_version: record.agent_version,
+        })
+        .collect();
+    Ok(ListAgentStatusOutput { agents })
 }

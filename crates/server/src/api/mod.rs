@@ -95,5 +95,6 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::RevokeAccessKey => call!(keys::revoke, ctx, body),
         LandfallOperation::RegisterInstance => call!(instances::register_with_key, ctx, body),
         LandfallOperation::GetLifecycleEventLog => call!(targets::event_log, ctx, body),
+        LandfallOperation::ListAgentStatus => call!(instances::agent_status, ctx, body),
     }
 }

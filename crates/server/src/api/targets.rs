@@ -265,9 +265,18 @@ pub async fn event_log(ctx: &Ctx<'_>, input: GetLifecycleEventLogInput) -> ApiRe
     }
     let commands = ctx.store().commands_of(record.id()).await.map_err(store_error)?;
     let Some(command) = commands.iter().rev().find(|c| c.target_id == target_id && c.lifecycle_event == event) else {
-        return Ok(GetLifecycleEventLogOutput { log: String::new(), complete: false });
+        return Ok(GetLifecycleEventLogOutput { log: String::new(), complete: false, next_offset: Some(0) });
     };
     let chunks = ctx.store().command_log(&command.id).await.map_err(store_error)?;
-    let log = chunks.into_iter().map(|(_, text)| text).collect();
-    Ok(GetLifecycleEventLogOutput { log, complete: command.completed_at.is_some() })
+    let log: String = chunks.into_iter().map(|(_, text)| text).collect();
+    // From the offset on (moved forward to a character boundary).
+    let mut start = (input.offset.unwrap_or(0) as usize).min(log.len());
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    Ok(GetLifecycleEventLogOutput {
+        log: log[start..].to_owned(),
+        complete: command.completed_at.is_some(),
+        next_offset: Some(log.len() as u64),
+    })
 }

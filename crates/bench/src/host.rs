@@ -1,0 +1,55 @@
+//! One real host for the benchmarks: an instance registered with `landfall instance register`,
+//! and `landfall agent` running on the configuration that wrote; the agent is killed when the
+//! host is dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+use crate::{ServerProcess, TempDir};
+
+pub(crate) struct BenchHost {
+    pub(crate) dir: TempDir,
+    agent: Child,
+}
+
+impl BenchHost {
+    /// Registers `name` tagged `tag` (KEY=VALUE) and starts its agent.
+    pub(crate) fn start(binary: &PathBuf, server: &ServerProcess, name: &str, tag: &str) -> anyhow::Result<BenchHost> {
+        let dir = TempDir::new(name)?;
+        let registered = Command::new(binary)
+            .args(["instance", "register", name, "--tag", tag, "--agent-config-dir"])
+            .arg(&dir.0)
+            .arg("--root-dir")
+            .arg(dir.0.join("root"))
+            .arg("--log-dir")
+            .arg(dir.0.join("log"))
+            .envs(&server.environment)
+            .stdout(Stdio::null())
+            .status()?;
+        if !registered.success() {
+            bail!("landfall instance register failed: {registered}");
+        }
+        let agent = Command::new(binary)
+            .arg("agent")
+            .arg("--config")
+            .arg(dir.0.join("codedeployagent.yml"))
+            .env("LANDFALL_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting the agent")?;
+        Ok(BenchHost { dir, agent })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.agent.id()
+    }
+}
+
+impl Drop for BenchHost {
+    fn drop(&mut self) {
+        let _ = self.agent.kill();
+        let _ = self.agent.wait();
+    }
+}

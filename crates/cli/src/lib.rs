@@ -1,0 +1,25 @@
+//! The `landfall` commands people run from a terminal and from CI pipelines: `push`, `deploy`
+//! (with a live view), `status`, `logs`, `stop`, `rollback`, `instances`.
+//!
+//! Every command prints for people by default: redrawn in place on a terminal, one line per
+//! change when the output is a file or a pipe. With `--output json` it prints one JSON document
+//! for scripts instead. Errors go to standard error; exit codes are the binary's business.
+
+mod api;
+pub mod deploy;
+pub mod instances;
+pub mod logs;
+pub mod push;
+pub mod status;
+mod term;
+mod view;
+
+pub use term::Output;
+
+/// How a command that waits for a deployment ended: the process exits 0 only on success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Failed or stopped.
+    Unsuccessful,
+}

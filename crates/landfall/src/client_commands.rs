@@ -1,0 +1,109 @@
+//! The client commands (push, deploy, status, logs, stop, rollback, instances): their arguments
+//! turned into `landfall_cli` requests, and their outcomes into exit codes.
+
+use landfall_cli::deploy::{DeployRequest, RevisionChoice, parse_revision};
+use landfall_cli::logs::LogsRequest;
+use landfall_cli::push::PushRequest;
+use landfall_cli::{Outcome, Output};
+use landfall_client::ClientError;
+
+use crate::cli::ClientCommand as Command;
+use crate::commands::{Failure, client, input_error};
+
+pub async fn run(command: Command, output: Output) -> Result<(), Failure> {
+    let outcome = match command {
+        Command::Push(args) => {
+            let request = PushRequest {
+                application: args.app,
+                directory: args.dir,
+                bucket: Some(args.bucket),
+                key: args.key,
+                description: args.description,
+            };
+            let pushed = landfall_cli::push::push(&client(&args.client)?, &output, &request).await.map_err(failure)?;
+            if output.json {
+                output.json(&pushed).map_err(Failure::failed)?;
+            } else {
+                println!(
+                    "pushed {} files ({}) as s3://{}/{} (eTag {})",
+                    pushed.files,
+                    landfall_cli::push::bytes(pushed.size),
+                    pushed.bucket,
+                    pushed.key,
+                    pushed.etag
+                );
+            }
+            Outcome::Succeeded
+        }
+        Command::Deploy(args) => {
+            let revision = match (args.dir, args.revision) {
+                (Some(dir), _) => RevisionChoice::Directory(dir),
+                (None, Some(text)) => {
+                    RevisionChoice::Location(Box::new(parse_revision(&text).map_err(Failure::usage)?))
+                }
+                (None, None) => return Err(Failure::usage(anyhow::anyhow!("give a directory or --revision"))),
+            };
+            let request = DeployRequest {
+                application: args.app,
+                group: args.group,
+                revision,
+                config: args.config,
+                description: args.description,
+                wait: args.wait,
+            };
+            landfall_cli::deploy::deploy(&client(&args.client)?, &output, request).await.map_err(failure)?
+        }
+        Command::Status(args) => {
+            let client = client(&args.client)?;
+            match &args.deployment {
+                Some(id) => landfall_cli::status::deployment(&client, &output, id).await.map_err(failure)?,
+                None => {
+                    landfall_cli::status::latest(
+                        &client,
+                        &output,
+                        args.app.as_deref(),
+                        args.group.as_deref(),
+                        args.limit,
+                    )
+                    .await
+                    .map_err(failure)?;
+                    Outcome::Succeeded
+                }
+            }
+        }
+        Command::Logs(args) => {
+            let request =
+                LogsRequest { deployment_id: args.deployment, host: args.host, event: args.event, follow: args.follow };
+            landfall_cli::logs::logs(&client(&args.client)?, &output, &request).await.map_err(failure)?;
+            Outcome::Succeeded
+        }
+        Command::Stop(args) => {
+            landfall_cli::deploy::stop(&client(&args.client)?, &output, &args.deployment, args.rollback)
+                .await
+                .map_err(failure)?;
+            Outcome::Succeeded
+        }
+        Command::Rollback(args) => {
+            let client = client(&args.client)?;
+            landfall_cli::deploy::rollback(&client, &output, &args.app, &args.group, args.to.as_deref(), args.wait)
+                .await
+                .map_err(failure)?
+        }
+        Command::Instances(args) => {
+            landfall_cli::instances::instances(&client(&args.client)?, &output, args.all).await.map_err(failure)?;
+            Outcome::Succeeded
+        }
+    };
+    match outcome {
+        Outcome::Succeeded => Ok(()),
+        Outcome::Unsuccessful => Err(Failure::shown()),
+    }
+}
+
+/// An error's exit code: 2 when the request itself was wrong (an API input error), else 1.
+fn failure(error: anyhow::Error) -> Failure {
+    match error.downcast::<ClientError>() {
+        Ok(client_error) => input_error(client_error),
+        Err(other) => Failure::failed(other),
+    }
+}
