@@ -141,6 +141,7 @@ def test_broken_and_hostile_bundles_from_both_stores(landfall_factory, external,
         garbage = workdir / "garbage.zip"
         garbage.write_bytes(b"<html><body>502 Bad Gateway</body></html>\n")
         hostile = hostile_tar(workdir / "hostile.tgz", outside)
+        no_appspec = bundle(workdir / "no-appspec.tgz", {"site/index.html": ("v1\n", 0o644)})
 
         cases = [
             # (file, declared type, event that fails, words the message must hold)
@@ -148,6 +149,7 @@ def test_broken_and_hostile_bundles_from_both_stores(landfall_factory, external,
             (garbage, "zip", "DownloadBundle", "is not a zip archive"),
             (zipped, "tgz", "DownloadBundle", "the bundle is a zip archive: register it with bundleType zip"),
             (tgz, "zip", "DownloadBundle", "register it with bundleType tgz"),
+            (no_appspec, "tgz", "Install", "did not find an AppSpec file"),
         ]
         for index, (path, declared, event, words) in enumerate(cases):
             for bucket in ("releases", "bundles"):
