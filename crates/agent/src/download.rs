@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, Uri};
-use landfall_commands::spec::{GitHubRevision, S3Revision};
+use landfall_commands::spec::{GitHubRevision, S3Revision, Secret};
 use landfall_sigv4::uri_encode;
 
 use crate::client::{Signer, describe};
@@ -118,7 +118,7 @@ impl BundleFetcher {
     }
 
     fn source(&self, revision: &S3Revision) -> ObjectSource {
-        if let Some(url) = revision.presigned_url.as_deref().filter(|u| !u.is_empty()) {
+        if let Some(url) = revision.presigned_url.as_ref().map(Secret::expose).filter(|u| !u.is_empty()) {
             let endpoint =
                 url.parse::<Uri>().ok().and_then(|uri| Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?)));
             return ObjectSource {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use landfall_appspec::{Os, Parsed, SERVER_HOOK_EVENTS, ServerAppSpec};
-use landfall_commands::spec::{DeploymentSpec, SpecRevision};
+use landfall_commands::spec::{DeploymentSpec, Secret, SpecRevision};
 use tokio::sync::watch;
 
 use crate::CommandFailure;
@@ -213,7 +213,7 @@ impl Executor {
                     match (&revision.s3_revision, &revision.github_revision) {
                         (Some(s3), _) => fetcher.s3_object(s3, &bundle).await,
                         (_, Some(github)) => {
-                            let token = spec.github_access_token.as_deref();
+                            let token = spec.github_access_token.as_ref().map(Secret::expose);
                             fetcher.git_commit(github, token, &dirs.dir.join("git-fetch"), &bundle).await
                         }
                         _ => Err("Must specify a revison".to_owned()),

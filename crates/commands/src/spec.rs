@@ -1,7 +1,33 @@
 //! The deployment specification: the JSON the agent reads from the envelope of
 //! GetDeploymentSpecification, field names as the official agent reads them.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+/// A value that works as a credential (an access token, a presigned URL): serialized as the
+/// plain string, never shown by `Debug`, so a logged specification leaks nothing.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -23,7 +49,7 @@ pub struct DeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_action_overrides: Option<AgentActionOverrides>,
     #[serde(rename = "GitHubAccessToken", default, skip_serializing_if = "Option::is_none")]
-    pub github_access_token: Option<String>,
+    pub github_access_token: Option<Secret>,
 }
 
 impl DeploymentSpec {
@@ -64,7 +90,7 @@ pub struct S3Revision {
     /// Landfall: a presigned GET URL for the object in an external S3-compatible store (the
     /// official agent ignores it and fetches from its own S3 endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub presigned_url: Option<String>,
+    pub presigned_url: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +131,25 @@ pub struct AgentOverrides {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_serialized_but_never_shown() {
+        let spec = DeploymentSpec {
+            github_access_token: Some(Secret("ghp_token".into())),
+            revision: SpecRevision {
+                s3_revision: Some(S3Revision {
+                    presigned_url: Some(Secret("http://s3/b/k?X-Amz-Signature=abc".into())),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("ghp_token") && !shown.contains("X-Amz-Signature"), "{shown}");
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(json.contains(r#""GitHubAccessToken":"ghp_token""#) && json.contains("X-Amz-Signature=abc"), "{json}");
+    }
 
     #[test]
     fn reads_the_recorded_specification() {

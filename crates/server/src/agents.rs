@@ -12,7 +12,7 @@ use landfall_api::error::{ApiError, ApiResult, Exception, err};
 use landfall_api::landfall::Role;
 use landfall_api::shapes::{Diagnostics, InstanceInfo, LifecycleErrorCode, RevisionLocation};
 use landfall_commands::spec::{
-    AgentActionOverrides, AgentOverrides, DeploymentSpec, GitHubRevision, S3Revision, SpecRevision,
+    AgentActionOverrides, AgentOverrides, DeploymentSpec, GitHubRevision, S3Revision, Secret, SpecRevision,
 };
 use landfall_commands::{
     AckDiagnostics, AgentErrorCode, CommandOperation, CompleteDiagnostics, DEPLOYMENT_SYSTEM, DeploymentSpecification,
@@ -168,7 +168,7 @@ async fn specification(
         Some(location) => spec_revision(ctx.state, location).await?,
         None => SpecRevision::default(),
     };
-    let github_access_token = revision.github_revision.as_ref().and(ctx.state.sources.git.token.clone());
+    let github_access_token = revision.github_revision.as_ref().and(ctx.state.sources.git.token.clone()).map(Secret);
     let spec = DeploymentSpec {
         deployment_id: command.deployment_id.clone(),
         deployment_group_id: deployment.group_id.clone(),
@@ -224,7 +224,7 @@ async fn spec_revision(state: &AppState, location: &RevisionLocation) -> ApiResu
                 bundle_type: s3.bundle_type.as_ref().map(|b| b.as_str().to_owned()).unwrap_or_default(),
                 version: s3.version.clone(),
                 etag: s3.e_tag.clone(),
-                presigned_url,
+                presigned_url: presigned_url.map(Secret),
             }),
             ..Default::default()
         });

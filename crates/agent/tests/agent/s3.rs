@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use landfall_agent::client::Signer;
 use landfall_agent::config::{CredentialSource, Identity};
 use landfall_agent::download::{BundleFetcher, RetryPolicy};
-use landfall_commands::spec::S3Revision;
+use landfall_commands::spec::{S3Revision, Secret};
 use landfall_sigv4::{Credentials, RequestParts, VerifyOptions};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -218,7 +218,7 @@ async fn a_presigned_url_is_used_as_given_and_never_shown() {
     let to = dir.join("bundle.tar");
     let mut external = revision("ext.tgz", Some("p1"), None);
     external.bucket = "elsewhere".into();
-    external.presigned_url = Some(format!("{endpoint}/elsewhere/ext.tgz?X-Amz-Signature=feedface"));
+    external.presigned_url = Some(Secret(format!("{endpoint}/elsewhere/ext.tgz?X-Amz-Signature=feedface")));
     // The instance's own store is not asked: its endpoint here answers nothing.
     fetcher("http://127.0.0.1:9").s3_object(&external, &to).await.unwrap();
     assert_eq!(std::fs::read(&to).unwrap(), b"external bytes");
@@ -226,7 +226,7 @@ async fn a_presigned_url_is_used_as_given_and_never_shown() {
     assert_eq!(seen[0].0, "/elsewhere/ext.tgz?X-Amz-Signature=feedface");
     assert!(seen[0].2.is_err(), "no instance signature is added to a presigned URL");
 
-    external.presigned_url = Some("http://127.0.0.1:9/elsewhere/ext.tgz?X-Amz-Signature=feedface".into());
+    external.presigned_url = Some(Secret("http://127.0.0.1:9/elsewhere/ext.tgz?X-Amz-Signature=feedface".into()));
     let error = fetcher(&endpoint).s3_object(&external, &to).await.unwrap_err();
     assert!(error.starts_with("cannot download s3://elsewhere/ext.tgz from http://127.0.0.1:9 "), "{error}");
     assert!(!error.contains("feedface"), "the presigned query is a credential: {error}");
