@@ -190,7 +190,7 @@ def test_logs_follow_and_stop(server, fleet):
 
 def test_usage_errors_help_and_completions(server):
     missing = server.landfall("deploy", "--app", "shop", "--group", "web", "/nonexistent/dir")
-    assert missing.returncode == 1 and "/nonexistent/dir is not a directory" in missing.stderr
+    assert missing.returncode == 2 and "/nonexistent/dir is not a directory" in missing.stderr
     bad = server.landfall("deploy", "--app", "shop", "--group", "web", "--revision", "s3://bucket")
     assert bad.returncode == 2 and "s3://BUCKET/KEY" in bad.stderr
     unknown = server.landfall("status", "d-NOSUCH000")
@@ -199,3 +199,34 @@ def test_usage_errors_help_and_completions(server):
     assert helped.ok and "Examples:" in helped.stdout and "--wait" in helped.stdout
     completion = server.landfall("completions", "bash")
     assert completion.ok and "landfall" in completion.stdout and "rollback" in completion.stdout
+    git = server.landfall("deploy", "--app", "shop", "--group", "web", "--revision", "github:team/app@main")
+    assert git.returncode == 2 and "is not a full commit hash" in git.stderr, git.stderr
+
+
+def test_push_checks_the_appspec_first(server, tmp_path):
+    assert server.aws("deploy", "create-application", "--application-name", "shop").ok
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "appspec.yml").write_text("version: 0.0\nos: linux\nhooks:\n  AfterInstal:\n    - location: x.sh\n")
+    pushed = server.landfall("push", "--app", "shop", str(app))
+    assert pushed.ok, pushed.stderr
+    assert "appspec.yml:4:3: warning:" in pushed.stderr and "AfterInstal" in pushed.stderr, pushed.stderr
+    (app / "appspec.yml").write_text("version: 0.0\nos: windows-ish\n")
+    invalid = server.landfall("push", "--app", "shop", str(app))
+    assert invalid.returncode == 2 and "appspec.yml:2:5: error:" in invalid.stderr, invalid.stderr
+
+
+def test_keys_in_json_and_a_closed_pipe(server):
+    created = server.landfall("keys", "create", "--role", "read-only", "--output", "json")
+    assert created.ok, created.stderr
+    key = created.json["accessKey"]
+    assert key["role"] == "read-only" and key["secretAccessKey"]
+    listed = server.landfall("keys", "list", "--output", "json")
+    assert key["accessKeyId"] in {k["accessKeyId"] for k in listed.json}
+    assert all("secretAccessKey" not in k for k in listed.json)
+    profile = server.landfall("keys", "create", "--role", "deployer", "--as-profile", "ci")
+    assert profile.ok and profile.stdout.startswith("[ci]\n") and "region = us-east-1" in profile.stdout
+    # A reader that stops early ends the command quietly.
+    piped = subprocess.run(f"{LANDFALL_BIN} keys list | head -c 10", shell=True, capture_output=True, text=True,
+                           env=server.env())
+    assert piped.stderr == "", piped.stderr

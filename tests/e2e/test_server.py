@@ -1,6 +1,7 @@
 """The server process: first start, restart persistence, graceful shutdown, listen rules, TLS."""
 
 import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -155,6 +156,32 @@ def test_tls_serves_the_api(landfall_factory, tmp_path):
     context = ssl.create_default_context(cafile=str(certificate))
     with urllib.request.urlopen(server.endpoint + "/health", context=context, timeout=5) as response:
         assert response.read() == b"ok\n"
+    # The landfall client trusts a private CA's bundle, and only with it. (It wants a server
+    # certificate issued by the CA, not a self-signed CA certificate as the server's own.)
+    ca_key, ca_cert = tmp_path / "ca-key.pem", tmp_path / "ca.pem"
+    server_key, request, server_cert = tmp_path / "server-key.pem", tmp_path / "server.csr", tmp_path / "server.pem"
+    extensions = tmp_path / "ext.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for command in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_cert, "-days", "1",
+         "-subj", "/CN=Landfall test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", server_key, "-out", request, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-out", server_cert,
+         "-days", "1", "-extfile", extensions],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    server.stop()
+    server.start("--tls-cert", str(server_cert), "--tls-key", str(server_key))
+    status = server.landfall("status", env={"AWS_CA_BUNDLE": str(ca_cert)})
+    assert status.ok and "no deployments yet" in status.stdout, status.stderr
+    untrusted = server.landfall("status")
+    assert untrusted.returncode == 1 and "cannot reach" in untrusted.stderr, untrusted.stderr
+    not_pem = server.landfall("status", env={"AWS_CA_BUNDLE": str(key.parent / "missing.pem")})
+    assert not_pem.returncode == 2 and "AWS_CA_BUNDLE" in not_pem.stderr, not_pem.stderr
+    # On every interface, the printed endpoint names this machine, not 0.0.0.0.
+    server.stop()
+    server.start("--tls-cert", str(server_cert), "--tls-key", str(server_key), listen="0.0.0.0:0")
+    assert server.endpoint.startswith(f"https://{socket.gethostname()}:"), server.endpoint
 
 
 def test_health_needs_no_credentials(server):

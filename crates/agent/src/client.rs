@@ -154,17 +154,7 @@ pub fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
     builder.build().map_err(|error| format!("cannot build the HTTP client: {error}"))
 }
 
-/// Describes a reqwest error with its causes (reqwest's own message is only the outer layer).
-pub(crate) fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use landfall_client::describe;
 
 /// The command service over HTTP.
 #[derive(Debug, Clone)]

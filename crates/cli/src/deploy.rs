@@ -58,6 +58,9 @@ pub fn parse_revision(text: &str) -> anyhow::Result<RevisionLocation> {
             .split_once('@')
             .filter(|(r, c)| r.contains('/') && !c.is_empty())
             .ok_or_else(|| anyhow!("--revision {text}: a git revision is github:OWNER/REPO@COMMIT"))?;
+        if !matches!(commit.len(), 40 | 64) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--revision {text}: {commit} is not a full commit hash (git rev-parse {commit} gives it)");
+        }
         return Ok(RevisionLocation {
             revision_type: Some(RevisionLocationType::GitHub),
             git_hub_location: Some(GitHubLocation {
@@ -264,9 +267,12 @@ mod tests {
             (Some("bundles"), Some("shop/v1.tar.gz"), Some(BundleType::Tgz))
         );
         assert_eq!(parse_revision("s3://b/app.zip").unwrap().s3_location.unwrap().bundle_type, Some(BundleType::Zip));
-        let git = parse_revision("github:team/app@0123abcd").unwrap().git_hub_location.unwrap();
-        assert_eq!((git.repository.as_deref(), git.commit_id.as_deref()), (Some("team/app"), Some("0123abcd")));
-        for bad in ["s3://bucket", "s3://b/app.rar", "github:app@1", "github:team/app", "ftp://x"] {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let git = parse_revision(&format!("github:team/app@{commit}")).unwrap().git_hub_location.unwrap();
+        assert_eq!((git.repository.as_deref(), git.commit_id.as_deref()), (Some("team/app"), Some(commit)));
+        for bad in
+            ["s3://bucket", "s3://b/app.rar", "github:app@1", "github:team/app", "github:team/app@main", "ftp://x"]
+        {
             assert!(parse_revision(bad).is_err(), "{bad}");
         }
     }

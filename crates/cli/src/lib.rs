@@ -16,6 +16,19 @@ mod view;
 
 pub use term::Output;
 
+/// A request that cannot be carried out as given (a directory without an AppSpec, an AppSpec
+/// with errors, a malformed revision): the caller's to fix, so the binary exits 2.
+#[derive(Debug)]
+pub struct InvalidInput(pub String);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
 /// How a command that waits for a deployment ended: the process exits 0 only on success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

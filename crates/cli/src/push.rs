@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use landfall_api::shapes::{
     BundleType, RegisterApplicationRevisionInput, RevisionLocation, RevisionLocationType, S3Location,
 };
@@ -14,6 +14,7 @@ use landfall_client::Client;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::InvalidInput;
 use crate::api::call;
 use crate::term::{Output, bar};
 
@@ -89,20 +90,32 @@ pub async fn push(client: &Client, output: &Output, request: &PushRequest) -> an
 /// The AppSpec at the directory's root must parse and validate, as the agent will check it:
 /// a mistake shows here, with its line and column, not on the first host.
 fn check_appspec(directory: &Path) -> anyhow::Result<()> {
+    let invalid = |message: String| anyhow::Error::new(InvalidInput(message));
     if !directory.is_dir() {
-        bail!("{} is not a directory", directory.display());
+        return Err(invalid(format!("{} is not a directory", directory.display())));
     }
     let Some(path) = ["appspec.yml", "appspec.yaml"].iter().map(|name| directory.join(name)).find(|p| p.is_file())
     else {
-        bail!("{} has no appspec.yml at its top: every revision needs one", directory.display());
+        return Err(invalid(format!(
+            "{} has no appspec.yml at its top: every revision needs one",
+            directory.display()
+        )));
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.display().to_string();
-    if let Err(problems) = landfall_appspec::parse_server(&text) {
-        let listed: Vec<String> = problems.errors().map(|d| d.in_file(&name).to_string()).collect();
-        bail!("the AppSpec file is not valid:\n{}", listed.join("\n"));
+    match landfall_appspec::parse_server(&text) {
+        Ok(parsed) => {
+            // Warnings (an unknown hook name, say) would otherwise show only in the host's log.
+            for warning in parsed.warnings.warnings() {
+                eprintln!("{}", warning.in_file(&name));
+            }
+            Ok(())
+        }
+        Err(problems) => {
+            let listed: Vec<String> = problems.errors().map(|d| d.in_file(&name).to_string()).collect();
+            Err(invalid(format!("the AppSpec file is not valid:\n{}", listed.join("\n"))))
+        }
     }
-    Ok(())
 }
 
 /// Writes `directory` as a tgz to `to` (paths relative to the directory; links kept as links;

@@ -22,7 +22,8 @@ impl Output {
     /// Prints one JSON document.
     pub fn json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, value)?;
+        // As an io::Error, so a closed pipe is recognised as one.
+        serde_json::to_writer_pretty(&mut stdout, value).map_err(std::io::Error::from)?;
         writeln!(stdout)?;
         Ok(())
     }

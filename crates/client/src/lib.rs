@@ -38,10 +38,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(settings: ClientSettings) -> Client {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("landfall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let mut builder = reqwest::Client::builder().user_agent(concat!("landfall/", env!("CARGO_PKG_VERSION")));
+        // Checked when the settings were resolved.
+        let extra = settings.ca_bundle.as_deref().and_then(|pem| reqwest::Certificate::from_pem_bundle(pem).ok());
+        for certificate in extra.into_iter().flatten() {
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder.build().unwrap_or_default();
         Client { http, settings }
     }
 
@@ -80,12 +83,12 @@ impl Client {
             .body(body)
             .send()
             .await
-            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: e.to_string() })?;
+            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: describe(&e) })?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: e.to_string() })?;
+            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: describe(&e) })?;
         if !status.is_success() {
             let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             let exception = error["__type"].as_str().unwrap_or("UnknownError");
@@ -97,4 +100,17 @@ impl Client {
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
+}
+
+/// A transport error with its causes (reqwest's own message is only the outer layer: the TLS or
+/// connection reason is underneath).
+pub fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

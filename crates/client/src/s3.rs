@@ -120,7 +120,7 @@ impl Client {
             .body(body)
             .send()
             .await
-            .map_err(|e| transport(e.to_string()))?;
+            .map_err(|e| transport(crate::describe(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();

@@ -4,7 +4,9 @@
 //!   profile (`--profile`, `AWS_PROFILE`, `default`) of the shared credentials file
 //!   (`AWS_SHARED_CREDENTIALS_FILE`, `~/.aws/credentials`);
 //! - region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region` (credentials file, then
-//!   `AWS_CONFIG_FILE` / `~/.aws/config`), else `us-east-1`.
+//!   `AWS_CONFIG_FILE` / `~/.aws/config`), else `us-east-1`;
+//! - certificate authorities trusted beside the public ones: the PEM bundle `AWS_CA_BUNDLE` (or
+//!   the profile's `ca_bundle`), for a server whose certificate a private CA issued.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ pub struct ClientSettings {
     pub endpoint: String,
     pub credentials: Credentials,
     pub region: String,
+    /// Extra trusted CA certificates (PEM), read from `AWS_CA_BUNDLE`.
+    pub ca_bundle: Option<Vec<u8>>,
 }
 
 /// Command-line values that take precedence over the environment.
@@ -105,7 +109,21 @@ impl ClientSettings {
             .or_else(|| from_credentials_file.as_ref().and_then(|s| s.get("region").cloned()))
             .or_else(|| from_config_file.as_ref().and_then(|s| s.get("region").cloned()))
             .unwrap_or_else(|| "us-east-1".to_owned());
-        Ok(ClientSettings { endpoint, credentials, region })
+        let ca_bundle = match var("AWS_CA_BUNDLE")
+            .or_else(|| from_config_file.as_ref().and_then(|s| s.get("ca_bundle").cloned()))
+        {
+            Some(file) => {
+                let unreadable =
+                    |message: String| SettingsError::Unreadable { file: format!("{file} (AWS_CA_BUNDLE)"), message };
+                let pem = std::fs::read(&file).map_err(|error| unreadable(error.to_string()))?;
+                match reqwest::Certificate::from_pem_bundle(&pem) {
+                    Ok(certificates) if !certificates.is_empty() => Some(pem),
+                    _ => return Err(unreadable("not a PEM bundle of certificates".into())),
+                }
+            }
+            None => None,
+        };
+        Ok(ClientSettings { endpoint, credentials, region, ca_bundle })
     }
 }
 

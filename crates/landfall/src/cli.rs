@@ -23,9 +23,6 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a shared credentials file and AWS_PRO
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
-    /// How client commands print: text for people, json for scripts.
-    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +95,20 @@ pub enum ClientCommand {
     Instances(InstancesArgs),
 }
 
+impl ClientCommand {
+    pub fn client_args(&self) -> &ClientArgs {
+        match self {
+            ClientCommand::Push(args) => &args.client,
+            ClientCommand::Deploy(args) => &args.client,
+            ClientCommand::Status(args) => &args.client,
+            ClientCommand::Logs(args) => &args.client,
+            ClientCommand::Stop(args) => &args.client,
+            ClientCommand::Rollback(args) => &args.client,
+            ClientCommand::Instances(args) => &args.client,
+        }
+    }
+}
+
 #[derive(Debug, ClapArgs)]
 pub struct PushArgs {
     /// The application the revision belongs to.
@@ -111,6 +122,7 @@ pub struct PushArgs {
     /// The object key (default: APP/<content hash>.tgz).
     #[arg(long)]
     pub key: Option<String>,
+    /// A description kept with the revision.
     #[arg(long)]
     pub description: Option<String>,
     #[command(flatten)]
@@ -119,8 +131,10 @@ pub struct PushArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct DeployArgs {
+    /// The application.
     #[arg(long)]
     pub app: String,
+    /// The deployment group to deploy to.
     #[arg(long)]
     pub group: String,
     /// A directory to push and deploy.
@@ -132,6 +146,7 @@ pub struct DeployArgs {
     /// The deployment configuration (default: the group's).
     #[arg(long)]
     pub config: Option<String>,
+    /// A description kept with the deployment (and the pushed revision).
     #[arg(long)]
     pub description: Option<String>,
     /// Follow the deployment until it ends; exit 0 only if it succeeds.
@@ -145,8 +160,10 @@ pub struct DeployArgs {
 pub struct StatusArgs {
     /// A deployment id; without one, the latest deployments.
     pub deployment: Option<String>,
+    /// Only this application's deployments (with --group).
     #[arg(long, requires = "group")]
     pub app: Option<String>,
+    /// Only this deployment group's deployments (with --app).
     #[arg(long, requires = "app")]
     pub group: Option<String>,
     /// How many of the latest deployments to show.
@@ -158,6 +175,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct LogsArgs {
+    /// The deployment id (d-...).
     pub deployment: String,
     /// Only this host.
     #[arg(long)]
@@ -174,6 +192,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct StopArgs {
+    /// The deployment id (d-...).
     pub deployment: String,
     /// Roll the hosts it reached back to the last successful revision.
     #[arg(long)]
@@ -184,8 +203,10 @@ pub struct StopArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct RollbackArgs {
+    /// The application.
     #[arg(long)]
     pub app: String,
+    /// The deployment group to roll back.
     #[arg(long)]
     pub group: String,
     /// Redeploy this deployment's revision instead.
@@ -230,9 +251,14 @@ pub enum InstanceCommand {
         /// The agent's deployment root on the host.
         #[arg(long, default_value = "/opt/codedeploy-agent/deployment-root")]
         root_dir: PathBuf,
-        /// The agent's log directory on the host.
+        /// The log directory written into the configuration, for the official agent (landfall
+        /// agent logs to standard error, so to the journal under systemd).
         #[arg(long, default_value = "/var/log/aws/codedeploy-agent")]
         log_dir: PathBuf,
+        /// The server URL the agent should use, when the host reaches the server at another
+        /// address than this command does (default: this command's endpoint).
+        #[arg(long, value_name = "URL")]
+        agent_endpoint: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -304,6 +330,15 @@ pub struct ClientArgs {
     /// The credentials profile (default: AWS_PROFILE, then "default").
     #[arg(long, global = true)]
     pub profile: Option<String>,
+    /// How to print: text for people, json (one document) for scripts.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+impl ClientArgs {
+    pub fn json(&self) -> bool {
+        self.output == "json"
+    }
 }
 
 #[derive(Debug, Subcommand)]

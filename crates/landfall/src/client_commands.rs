@@ -4,13 +4,14 @@
 use landfall_cli::deploy::{DeployRequest, RevisionChoice, parse_revision};
 use landfall_cli::logs::LogsRequest;
 use landfall_cli::push::PushRequest;
-use landfall_cli::{Outcome, Output};
+use landfall_cli::{InvalidInput, Outcome, Output};
 use landfall_client::ClientError;
 
 use crate::cli::ClientCommand as Command;
 use crate::commands::{Failure, client, input_error};
 
-pub async fn run(command: Command, output: Output) -> Result<(), Failure> {
+pub async fn run(command: Command) -> Result<(), Failure> {
+    let output = Output::detect(command.client_args().json());
     let outcome = match command {
         Command::Push(args) => {
             let request = PushRequest {
@@ -96,12 +97,19 @@ pub async fn run(command: Command, output: Output) -> Result<(), Failure> {
     };
     match outcome {
         Outcome::Succeeded => Ok(()),
-        Outcome::Unsuccessful => Err(Failure::shown()),
+        Outcome::Unsuccessful => Err(Failure::shown(1)),
     }
 }
 
-/// An error's exit code: 2 when the request itself was wrong (an API input error), else 1.
+/// An error's exit code: 2 when the request itself was wrong (an API input error, an invalid
+/// AppSpec), else 1. A reader that went away (`| head`) is no error at all.
 fn failure(error: anyhow::Error) -> Failure {
+    if error.downcast_ref::<InvalidInput>().is_some() {
+        return Failure::usage(error);
+    }
+    if error.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+        return Failure::quiet();
+    }
     match error.downcast::<ClientError>() {
         Ok(client_error) => input_error(client_error),
         Err(other) => Failure::failed(other),

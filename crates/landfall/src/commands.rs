@@ -32,9 +32,14 @@ impl Failure {
         Failure { error: error.into(), code: 1, shown: false }
     }
 
-    /// Exit 1 with nothing more to say.
-    pub(crate) fn shown() -> Failure {
-        Failure { error: anyhow!("unsuccessful"), code: 1, shown: true }
+    /// Exit with `code` and nothing more to say (the output already told).
+    pub(crate) fn shown(code: u8) -> Failure {
+        Failure { error: anyhow!("unsuccessful"), code, shown: true }
+    }
+
+    /// Exit 0 at once, silently: whoever read the output has stopped reading.
+    pub(crate) fn quiet() -> Failure {
+        Failure { error: anyhow!("broken pipe"), code: 0, shown: true }
     }
 }
 
@@ -71,7 +76,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Client(command) => {
             init_logging("warn");
-            crate::client_commands::run(command, landfall_cli::Output::detect(args.output == "json")).await
+            crate::client_commands::run(command).await
         }
     }
 }
@@ -79,7 +84,9 @@ pub async fn run(args: Args) -> Result<(), Failure> {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANDFALL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only for a person watching: not in files, pipes or the journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
@@ -225,14 +232,18 @@ async fn keys(command: KeysCommand) -> Result<(), Failure> {
         KeysCommand::Create { role, instance, description, as_profile, client: args } => {
             let input =
                 CreateAccessKeyInput { role: Some(role), description: Some(description), instance_name: instance };
+            let client = client(&args)?;
             let output: CreateAccessKeyOutput =
-                client(&args)?.call(&target("CreateAccessKey"), &input).await.map_err(input_error)?;
-            let key = output.access_key;
-            let secret = key.secret_access_key.unwrap_or_default();
+                client.call(&target("CreateAccessKey"), &input).await.map_err(input_error)?;
+            let key = &output.access_key;
+            let secret = key.secret_access_key.as_deref().unwrap_or_default();
             match as_profile {
-                Some(profile) => {
-                    println!("[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {secret}", key.access_key_id)
-                }
+                Some(profile) => println!(
+                    "[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {secret}\nregion = {}",
+                    key.access_key_id,
+                    client.settings().region
+                ),
+                None if args.json() => print_json(&output)?,
                 None => println!(
                     "access key id:     {}\nsecret access key: {secret}\nrole:              {}",
                     key.access_key_id, key.role
@@ -242,16 +253,22 @@ async fn keys(command: KeysCommand) -> Result<(), Failure> {
         KeysCommand::List { client: args } => {
             let client = client(&args)?;
             let mut token = None;
-            println!("{:<22} {:<10} {:<8} DESCRIPTION", "ACCESS KEY ID", "ROLE", "STATUS");
+            let mut keys = Vec::new();
             loop {
                 let output: ListAccessKeysOutput =
                     client.call(&target("ListAccessKeys"), &ListAccessKeysInput { next_token: token }).await?;
-                for key in output.access_keys {
-                    println!("{:<22} {:<10} {:<8} {}", key.access_key_id, key.role, key.status, key.description);
-                }
+                keys.extend(output.access_keys);
                 token = output.next_token;
                 if token.is_none() {
                     break;
+                }
+            }
+            if args.json() {
+                print_json(&keys)?;
+            } else {
+                println!("{:<22} {:<10} {:<8} DESCRIPTION", "ACCESS KEY ID", "ROLE", "STATUS");
+                for key in keys {
+                    println!("{:<22} {:<10} {:<8} {}", key.access_key_id, key.role, key.status, key.description);
                 }
             }
         }
@@ -261,15 +278,23 @@ async fn keys(command: KeysCommand) -> Result<(), Failure> {
                 .call::<_, serde_json::Value>(&target("RevokeAccessKey"), &input)
                 .await
                 .map_err(input_error)?;
-            println!("revoked {access_key_id}");
+            if args.json() {
+                print_json(&serde_json::json!({"accessKeyId": access_key_id, "status": "Revoked"}))?;
+            } else {
+                println!("revoked {access_key_id}");
+            }
         }
     }
     Ok(())
 }
 
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    landfall_cli::Output::detect(true).json(value).map_err(Failure::failed)
+}
+
 async fn instance(command: InstanceCommand) -> Result<(), Failure> {
     match command {
-        InstanceCommand::Register { name, tags, agent_config_dir, root_dir, log_dir, client: args } => {
+        InstanceCommand::Register { name, tags, agent_config_dir, root_dir, log_dir, agent_endpoint, client: args } => {
             let tags = tags
                 .iter()
                 .map(|tag| match tag.split_once('=') {
@@ -284,7 +309,7 @@ async fn instance(command: InstanceCommand) -> Result<(), Failure> {
             let target = format!("{TARGET_PREFIX}.RegisterInstance");
             let output: RegisterInstanceOutput = client.call(&target, &input).await.map_err(input_error)?;
             let files = AgentFiles {
-                endpoint: client.settings().endpoint.clone(),
+                endpoint: agent_endpoint.unwrap_or_else(|| client.settings().endpoint.clone()),
                 registration: &output,
                 root_dir: &root_dir,
                 log_dir: &log_dir,

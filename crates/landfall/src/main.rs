@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let args = cli::Args::parse();
     // The agent and the client commands do one thing at a time: one thread keeps the agent tiny
     // whatever the host's CPU count. The server and `dev` use every core.
@@ -34,4 +35,22 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `landfall status | head -1`: Rust ignores SIGPIPE, so printing to a pipe whose reader has
+/// gone fails, and `println!` panics on it. Like other command line tools, end quietly instead.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -51,6 +51,16 @@ pub struct TlsFiles {
     pub private_key: PathBuf,
 }
 
+/// The address clients use: the listening one, or this machine's name when listening on every
+/// interface (`0.0.0.0` is no address to connect to).
+fn client_address(address: SocketAddr) -> String {
+    if !address.ip().is_unspecified() {
+        return address.to_string();
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned());
+    format!("{}:{}", hostname.ok().filter(|name| !name.is_empty()).as_deref().unwrap_or("localhost"), address.port())
+}
+
 /// A server that has opened its store and bound its listener, ready to serve.
 pub struct Server {
     listener: TcpListener,
@@ -93,7 +103,8 @@ impl Server {
                 .context("opening the bundle store in the data directory")?,
             sources: config.sources.clone(),
         });
-        Ok(Server { listener, tls, state, store, endpoint: format!("{scheme}://{address}"), credentials_file })
+        let endpoint = format!("{scheme}://{}", client_address(address));
+        Ok(Server { listener, tls, state, store, endpoint, credentials_file })
     }
 
     /// The URL clients use, e.g. `http://127.0.0.1:7070`.
