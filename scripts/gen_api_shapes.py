@@ -31,6 +31,8 @@ LANDFALL_EXCEPTIONS = [
     "AccessKeyDoesNotExistException",
     "AccessKeyLimitExceededException",
     "CannotRevokeOwnKeyException",
+    "TargetGroupAlreadyExistsException",
+    "TargetGroupDoesNotExistException",
 ]
 # The agent protocol's model (CodeDeployCommandService) declares just these two.
 COMMAND_SERVICE_EXCEPTIONS = ["ClientException", "ServerException"]

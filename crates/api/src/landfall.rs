@@ -18,16 +18,30 @@ pub enum LandfallOperation {
     RegisterInstance,
     GetLifecycleEventLog,
     ListAgentStatus,
+    CreateTargetGroup,
+    DeleteTargetGroup,
+    ListTargetGroups,
+    RegisterTargets,
+    DeregisterTargets,
+    GetRouterState,
+    ReportTargetHealth,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 6] = [
+    pub const ALL: [LandfallOperation; 13] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
         LandfallOperation::RegisterInstance,
         LandfallOperation::GetLifecycleEventLog,
         LandfallOperation::ListAgentStatus,
+        LandfallOperation::CreateTargetGroup,
+        LandfallOperation::DeleteTargetGroup,
+        LandfallOperation::ListTargetGroups,
+        LandfallOperation::RegisterTargets,
+        LandfallOperation::DeregisterTargets,
+        LandfallOperation::GetRouterState,
+        LandfallOperation::ReportTargetHealth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +52,13 @@ impl LandfallOperation {
             LandfallOperation::RegisterInstance => "RegisterInstance",
             LandfallOperation::GetLifecycleEventLog => "GetLifecycleEventLog",
             LandfallOperation::ListAgentStatus => "ListAgentStatus",
+            LandfallOperation::CreateTargetGroup => "CreateTargetGroup",
+            LandfallOperation::DeleteTargetGroup => "DeleteTargetGroup",
+            LandfallOperation::ListTargetGroups => "ListTargetGroups",
+            LandfallOperation::RegisterTargets => "RegisterTargets",
+            LandfallOperation::DeregisterTargets => "DeregisterTargets",
+            LandfallOperation::GetRouterState => "GetRouterState",
+            LandfallOperation::ReportTargetHealth => "ReportTargetHealth",
         }
     }
 
@@ -62,10 +83,14 @@ pub enum Role {
     /// instance's commands and reading bundles, nothing of the public API.
     #[serde(rename = "instance")]
     Instance,
+    /// A traffic router's key: reading target groups' desired state and reporting their
+    /// targets' health, nothing else.
+    #[serde(rename = "router")]
+    Router,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Deployer, Role::ReadOnly, Role::Instance];
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Deployer, Role::ReadOnly, Role::Instance, Role::Router];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,6 +98,7 @@ impl Role {
             Role::Deployer => "deployer",
             Role::ReadOnly => "read-only",
             Role::Instance => "instance",
+            Role::Router => "router",
         }
     }
 
@@ -83,9 +109,10 @@ impl Role {
     pub fn allows(self, access: Access) -> bool {
         match self {
             Role::Admin => true,
-            Role::Deployer => access != Access::Admin,
+            Role::Deployer => matches!(access, Access::Read | Access::Write),
             Role::ReadOnly => access == Access::Read,
             Role::Instance => false,
+            Role::Router => access == Access::Router,
         }
     }
 }
@@ -97,8 +124,11 @@ pub enum Access {
     Read,
     /// Changes applications, configurations, groups, revisions or deployments.
     Write,
-    /// Manages who can call the API: access keys and on-premises instances.
+    /// Manages who can call the API and what serves traffic: access keys, on-premises
+    /// instances, target groups.
     Admin,
+    /// What a traffic router does: read its target group, report its targets' health.
+    Router,
 }
 
 /// The access an operation needs.
@@ -118,7 +148,14 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
     match operation {
         LandfallOperation::CreateAccessKey | LandfallOperation::RevokeAccessKey => Access::Admin,
         LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
-        LandfallOperation::GetLifecycleEventLog | LandfallOperation::ListAgentStatus => Access::Read,
+        LandfallOperation::GetLifecycleEventLog
+        | LandfallOperation::ListAgentStatus
+        | LandfallOperation::ListTargetGroups => Access::Read,
+        LandfallOperation::CreateTargetGroup
+        | LandfallOperation::DeleteTargetGroup
+        | LandfallOperation::RegisterTargets
+        | LandfallOperation::DeregisterTargets => Access::Admin,
+        LandfallOperation::GetRouterState | LandfallOperation::ReportTargetHealth => Access::Router,
     }
 }
 
@@ -254,6 +291,173 @@ pub struct AgentStatus {
     pub agent_version: Option<String>,
 }
 
+/// A target group: a named pool of backends (one per instance, `host:port`) behind a traffic
+/// router, with the health check the router runs. A deployment group's `loadBalancerInfo`
+/// names target groups; BlockTraffic and AllowTraffic take an instance out of and back into
+/// each of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroupInfo {
+    pub name: String,
+    /// `builtin` (`landfall router`) or `haproxy`.
+    pub router: String,
+    #[serde(rename = "healthCheck")]
+    pub health_check: HealthCheck,
+    /// How long a deregistered target keeps its requests in flight before it is cut off.
+    #[serde(rename = "deregistrationDelaySeconds")]
+    pub deregistration_delay_seconds: u32,
+    pub targets: Vec<TargetInfo>,
+    /// Bumped on every change to the desired state (targets, weights, serving); routers wait
+    /// for a version they have not seen.
+    pub version: u64,
+    #[serde(rename = "createTime")]
+    pub create_time: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// The HTTP path a router GETs on each target; 2xx and 3xx are healthy.
+    pub path: String,
+    #[serde(rename = "intervalSeconds")]
+    pub interval_seconds: u32,
+    #[serde(rename = "timeoutSeconds")]
+    pub timeout_seconds: u32,
+    /// Consecutive passes that make a target healthy.
+    #[serde(rename = "healthyThreshold")]
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make it unhealthy.
+    #[serde(rename = "unhealthyThreshold")]
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> HealthCheck {
+        HealthCheck {
+            path: "/".into(),
+            interval_seconds: 2,
+            timeout_seconds: 2,
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+        }
+    }
+}
+
+/// One backend of a target group: what the server wants of it, and what its router last saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+    /// `host:port`.
+    pub address: String,
+    /// Relative share of the traffic among serving targets.
+    pub weight: u32,
+    /// In rotation (true) or taken out of it (false: drained, then no traffic).
+    pub serving: bool,
+    /// Bumped whenever `serving` or `weight` changes, so a health report is matched to the
+    /// desired state it was made under.
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<TargetHealth>,
+}
+
+/// A router's report on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    /// `initial` (checks not yet conclusive), `healthy`, `unhealthy`, `draining` or `drained`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The target generation the report was made under.
+    pub generation: u64,
+    #[serde(rename = "reportedAt")]
+    pub reported_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateTargetGroupInput {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub router: Option<String>,
+    #[serde(rename = "healthCheck", default)]
+    pub health_check: Option<HealthCheck>,
+    #[serde(rename = "deregistrationDelaySeconds", default)]
+    pub deregistration_delay_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroupNameInput {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroupOutput {
+    #[serde(rename = "targetGroup")]
+    pub target_group: TargetGroupInfo,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListTargetGroupsOutput {
+    #[serde(rename = "targetGroups")]
+    pub target_groups: Vec<TargetGroupInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegisterTargetsInput {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub targets: Option<Vec<TargetSpec>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    #[serde(rename = "instanceName", default)]
+    pub instance_name: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeregisterTargetsInput {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(rename = "instanceNames", default)]
+    pub instance_names: Option<Vec<String>>,
+}
+
+/// GetRouterState: a router's long poll. Answers at once with the target group when its
+/// version differs from `knownVersion`, else when it changes or after about 20 s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetRouterStateInput {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(rename = "knownVersion", default)]
+    pub known_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportTargetHealthInput {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub reports: Option<Vec<TargetReport>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetReport {
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub generation: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +479,9 @@ mod tests {
         assert!(Role::ALL.iter().all(|role| Role::parse(role.as_str()) == Some(*role)));
         for access in [Access::Read, Access::Write, Access::Admin] {
             assert!(!Role::Instance.allows(access), "instance keys reach no public API operation");
+            assert!(!Role::Router.allows(access), "router keys reach only the router operations");
         }
+        assert!(Role::Router.allows(Access::Router) && Role::Admin.allows(Access::Router));
+        assert!(!Role::Deployer.allows(Access::Router) && !Role::ReadOnly.allows(Access::Router));
     }
 }

@@ -11,6 +11,7 @@ pub mod instances;
 pub mod logs;
 pub mod push;
 pub mod status;
+pub mod target_groups;
 mod term;
 mod view;
 

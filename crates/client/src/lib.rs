@@ -102,11 +102,11 @@ impl Client {
     }
 }
 
-/// A transport error with its causes (reqwest's own message is only the outer layer: the TLS or
+/// An error with its causes (an HTTP client's own message is only the outer layer: the TLS or
 /// connection reason is underneath).
-pub fn describe(error: &reqwest::Error) -> String {
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

@@ -29,6 +29,15 @@ const ECS: [&str; 8] = [
 pub const RESERVED_EVENTS: [&str; 6] =
     ["DownloadBundle", "Install", "BlockTraffic", "AllowTraffic", "AllowTestTraffic", "Start"];
 
+/// Events of a Server target that the server carries out itself (moving the instance out of
+/// or into its target groups), not the instance's agent.
+pub const SERVER_SIDE_EVENTS: [&str; 2] = ["BlockTraffic", "AllowTraffic"];
+
+/// Whether the server, not the agent, carries out `event` for a Server target.
+pub fn runs_on_server(event: &str) -> bool {
+    SERVER_SIDE_EVENTS.contains(&event)
+}
+
 /// The role a Server target plays in its deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerTargetRole {

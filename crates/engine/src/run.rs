@@ -113,13 +113,20 @@ pub struct Timeouts {
     /// From the agent taking a command to its completion (the agent's script timeouts are
     /// shorter; this catches an agent that died while running it).
     pub event_ms: i64,
+    /// How long AllowTraffic waits for an instance to pass its target groups' health checks.
+    pub traffic_ms: i64,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         // CodeDeploy: an event must start within 5 minutes and finish within an hour; the hour
         // gets a little slack so the agent's own script timeout reports first.
-        Timeouts { pickup_ms: 5 * 60 * 1000, ack_ms: 10 * 1000, event_ms: 3600 * 1000 + 5 * 60 * 1000 }
+        Timeouts {
+            pickup_ms: 5 * 60 * 1000,
+            ack_ms: 10 * 1000,
+            event_ms: 3600 * 1000 + 5 * 60 * 1000,
+            traffic_ms: 5 * 60 * 1000,
+        }
     }
 }
 

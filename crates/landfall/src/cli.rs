@@ -42,6 +42,12 @@ pub enum Command {
     Agent(AgentArgs),
     #[command(flatten)]
     Client(ClientCommand),
+    /// Route HTTP traffic to a target group's healthy backends (the built-in router): weights,
+    /// health checks and draining, as the server says.
+    #[command(after_help = "Examples:
+  landfall keys create --role router --as-profile router >> ~/.aws/credentials
+  AWS_PROFILE=router landfall router --target-group web --listen 0.0.0.0:8080")]
+    Router(RouterArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   landfall completions bash > /etc/bash_completion.d/landfall
@@ -93,6 +99,87 @@ pub enum ClientCommand {
     Rollback(RollbackArgs),
     /// List registered hosts with their tags and when their agents last polled.
     Instances(InstancesArgs),
+    /// Create, list and delete target groups, and register their targets (administrator keys).
+    #[command(subcommand, name = "target-group")]
+    TargetGroup(TargetGroupCommand),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RouterArgs {
+    /// The target group to route to.
+    #[arg(long)]
+    pub target_group: String,
+    /// Where to accept client connections (HTTP/1.1 and cleartext HTTP/2).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetGroupCommand {
+    /// Create a target group.
+    #[command(after_help = "Examples:
+  landfall target-group create web --health-path /health --deregistration-delay 10")]
+    Create {
+        name: String,
+        /// builtin (landfall router) or haproxy.
+        #[arg(long, default_value = "builtin")]
+        router: String,
+        /// The path the router GETs on each target; 2xx and 3xx are healthy.
+        #[arg(long, default_value = "/")]
+        health_path: String,
+        /// Seconds between health checks.
+        #[arg(long, default_value_t = 2)]
+        interval: u32,
+        /// Seconds a health check may take.
+        #[arg(long, default_value_t = 2)]
+        timeout: u32,
+        /// Consecutive passes that make a target healthy.
+        #[arg(long, default_value_t = 2)]
+        healthy_threshold: u32,
+        /// Consecutive failures that make it unhealthy.
+        #[arg(long, default_value_t = 2)]
+        unhealthy_threshold: u32,
+        /// Seconds a target leaving rotation keeps its requests in flight.
+        #[arg(long, default_value_t = 5)]
+        deregistration_delay: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List target groups with their targets and what their routers report.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a target group.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add an instance's backend to a target group (or change its address or weight).
+    #[command(after_help = "Examples:
+  landfall target-group register web web-1 10.0.0.5:8080")]
+    Register {
+        name: String,
+        /// The registered instance the backend runs on.
+        instance: String,
+        /// HOST:PORT the router connects to.
+        address: String,
+        /// Relative share of the traffic (0 to 1000).
+        #[arg(long, default_value_t = 100)]
+        weight: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove an instance's backend from a target group.
+    Deregister {
+        name: String,
+        instance: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 impl ClientCommand {
@@ -105,6 +192,13 @@ impl ClientCommand {
             ClientCommand::Stop(args) => &args.client,
             ClientCommand::Rollback(args) => &args.client,
             ClientCommand::Instances(args) => &args.client,
+            ClientCommand::TargetGroup(command) => match command {
+                TargetGroupCommand::Create { client, .. }
+                | TargetGroupCommand::List { client }
+                | TargetGroupCommand::Delete { client, .. }
+                | TargetGroupCommand::Register { client, .. }
+                | TargetGroupCommand::Deregister { client, .. } => client,
+            },
         }
     }
 }
@@ -287,6 +381,9 @@ pub struct ServerArgs {
     /// Seconds a lifecycle event may run on a host (its scripts' own timeouts are shorter).
     #[arg(long, default_value_t = 3900, value_name = "SECONDS")]
     pub event_timeout: u64,
+    /// Seconds AllowTraffic waits for an instance to pass its target groups' health checks.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub traffic_timeout: u64,
     /// An S3-compatible store (AWS S3, MinIO, Ceph, Garage...) for S3 revisions whose bucket is
     /// not in Landfall's own store, e.g. https://s3.eu-west-1.amazonaws.com. Its credentials come
     /// from LANDFALL_EXTERNAL_S3_ACCESS_KEY_ID and LANDFALL_EXTERNAL_S3_SECRET_ACCESS_KEY; agents

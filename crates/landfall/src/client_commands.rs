@@ -7,7 +7,9 @@ use landfall_cli::push::PushRequest;
 use landfall_cli::{InvalidInput, Outcome, Output};
 use landfall_client::ClientError;
 
-use crate::cli::ClientCommand as Command;
+use landfall_api::landfall::HealthCheck;
+
+use crate::cli::{ClientCommand as Command, TargetGroupCommand};
 use crate::commands::{Failure, client, input_error};
 
 pub async fn run(command: Command) -> Result<(), Failure> {
@@ -94,10 +96,58 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             landfall_cli::instances::instances(&client(&args.client)?, &output, args.all).await.map_err(failure)?;
             Outcome::Succeeded
         }
+        Command::TargetGroup(command) => {
+            target_group(command, &output).await.map_err(failure)?;
+            Outcome::Succeeded
+        }
     };
     match outcome {
         Outcome::Succeeded => Ok(()),
         Outcome::Unsuccessful => Err(Failure::shown(1)),
+    }
+}
+
+async fn target_group(command: TargetGroupCommand, output: &Output) -> anyhow::Result<()> {
+    use landfall_cli::target_groups;
+    match command {
+        TargetGroupCommand::Create {
+            name,
+            router,
+            health_path,
+            interval,
+            timeout,
+            healthy_threshold,
+            unhealthy_threshold,
+            deregistration_delay,
+            client: args,
+        } => {
+            let request = target_groups::CreateRequest {
+                name,
+                router,
+                health_check: HealthCheck {
+                    path: health_path,
+                    interval_seconds: interval,
+                    timeout_seconds: timeout,
+                    healthy_threshold,
+                    unhealthy_threshold,
+                },
+                deregistration_delay_seconds: deregistration_delay,
+            };
+            target_groups::create(&client(&args).map_err(|f| f.error)?, output, request).await
+        }
+        TargetGroupCommand::List { client: args } => {
+            target_groups::list(&client(&args).map_err(|f| f.error)?, output).await
+        }
+        TargetGroupCommand::Delete { name, client: args } => {
+            target_groups::delete(&client(&args).map_err(|f| f.error)?, output, &name).await
+        }
+        TargetGroupCommand::Register { name, instance, address, weight, client: args } => {
+            target_groups::register(&client(&args).map_err(|f| f.error)?, output, &name, &instance, &address, weight)
+                .await
+        }
+        TargetGroupCommand::Deregister { name, instance, client: args } => {
+            target_groups::deregister(&client(&args).map_err(|f| f.error)?, output, &name, &instance).await
+        }
     }
 }
 

@@ -74,6 +74,10 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut Args::command(), "landfall", &mut std::io::stdout());
             Ok(())
         }
+        Command::Router(args) => {
+            init_logging("info");
+            router(args).await
+        }
         Command::Client(command) => {
             init_logging("warn");
             crate::client_commands::run(command).await
@@ -104,12 +108,15 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     if args.region.is_empty() || !args.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(Failure::usage(anyhow!("--region '{}' is not a region name", args.region)));
     }
-    if args.agent_pickup_timeout == 0 || args.event_timeout == 0 {
-        return Err(Failure::usage(anyhow!("--agent-pickup-timeout and --event-timeout must be at least 1 second")));
+    if args.agent_pickup_timeout == 0 || args.event_timeout == 0 || args.traffic_timeout == 0 {
+        return Err(Failure::usage(anyhow!(
+            "--agent-pickup-timeout, --event-timeout and --traffic-timeout must be at least 1 second"
+        )));
     }
     let timeouts = Timeouts {
         pickup_ms: (args.agent_pickup_timeout as i64).saturating_mul(1000),
         event_ms: (args.event_timeout as i64).saturating_mul(1000),
+        traffic_ms: (args.traffic_timeout as i64).saturating_mul(1000),
         ..Timeouts::default()
     };
     Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region, timeouts, sources })
@@ -194,6 +201,15 @@ pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Outpu
         }
         tracing::info!("shutting down");
     })
+}
+
+/// Runs the built-in router of one target group until SIGINT or SIGTERM.
+async fn router(args: crate::cli::RouterArgs) -> Result<(), Failure> {
+    let client = client(&args.client)?;
+    let listener = landfall_router::bind(args.listen).await.map_err(Failure::failed)?;
+    let shutdown = shutdown_signal().map_err(Failure::failed)?;
+    let config = landfall_router::RouterConfig { target_group: args.target_group, listener, client };
+    landfall_router::run(config, shutdown).await.map_err(Failure::failed)
 }
 
 /// Runs the host agent until SIGINT or SIGTERM: the first signal lets a running lifecycle event
@@ -387,6 +403,7 @@ pub(crate) fn input_error(error: ClientError) -> Failure {
         ClientError::Api { exception, .. }
             if exception.starts_with("Invalid")
                 || exception.ends_with("DoesNotExistException")
+                || exception == "InstanceNotRegisteredException"
                 || exception == "DescriptionTooLongException" =>
         {
             Failure::usage(error)

@@ -14,9 +14,11 @@ fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let args = cli::Args::parse();
     // The agent and the client commands do one thing at a time: one thread keeps the agent tiny
-    // whatever the host's CPU count. The server and `dev` use every core.
+    // whatever the host's CPU count. The server, the router and `dev` use every core.
     let builder = match args.command {
-        cli::Command::Server(_) | cli::Command::Dev(_) => tokio::runtime::Builder::new_multi_thread(),
+        cli::Command::Server(_) | cli::Command::Dev(_) | cli::Command::Router(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match { builder }.enable_all().build() {

@@ -13,7 +13,7 @@ use landfall_api::shapes::{
     DeploymentType, InstanceTarget, RollbackInfo, TargetStatus,
 };
 use landfall_api::validate;
-use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
+use landfall_engine::lifecycle::{self, ServerTargetRole, lifecycle_events};
 use landfall_engine::run::{self, Command, CommandState, Facts, Progress, Settings, Timeouts};
 use landfall_store::{
     DeploymentRecord, DeploymentStep, HostCommandRecord, InstanceHistoryRecord, RevisionRecord, StoreError,
@@ -31,19 +31,36 @@ pub struct Driver {
     /// Deployments being reconciled now, and whether something changed since that began.
     running: Mutex<HashMap<String, Dirty>>,
     /// Wakes the long polls of a host when it has a new command.
-    hosts: Mutex<HashMap<String, Arc<Notify>>>,
+    hosts: Signals,
+    /// Wakes the long polls of a target group's routers when its desired state changes.
+    target_groups: Signals,
     pub timeouts: Timeouts,
+}
+
+/// One notification per name, made on first use.
+#[derive(Default)]
+struct Signals(Mutex<HashMap<String, Arc<Notify>>>);
+
+impl Signals {
+    fn get(&self, name: &str) -> Arc<Notify> {
+        let mut signals = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        signals.entry(name.to_owned()).or_default().clone()
+    }
 }
 
 impl Driver {
     pub fn new(timeouts: Timeouts) -> Driver {
-        Driver { running: Mutex::default(), hosts: Mutex::default(), timeouts }
+        Driver { running: Mutex::default(), hosts: Signals::default(), target_groups: Signals::default(), timeouts }
     }
 
     /// The signal a host's long poll waits on.
     pub fn host_signal(&self, instance: &str) -> Arc<Notify> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        hosts.entry(instance.to_owned()).or_default().clone()
+        self.hosts.get(instance)
+    }
+
+    /// The signal a target group's routers wait on.
+    pub fn target_group_signal(&self, name: &str) -> Arc<Notify> {
+        self.target_groups.get(name)
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Dirty>> {
@@ -152,6 +169,11 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         return Ok(Outcome::Finished(None));
     };
     let targets = store.targets(deployment_id).await?;
+    let records = store.commands_of(deployment_id).await?;
+    // Traffic events in flight first: one may have just finished.
+    if records.iter().any(|c| c.state == "Dispatched" && lifecycle::runs_on_server(&c.lifecycle_event)) {
+        crate::traffic::advance(state, deployment_id, &records).await;
+    }
     let commands: Vec<Command> = store.commands_of(deployment_id).await?.into_iter().map(engine_command).collect();
     let progress: Progress = record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
     let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
@@ -198,14 +220,21 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
     let new_commands: Vec<HostCommandRecord> = step
         .new_commands
         .iter()
-        .map(|(target, event)| HostCommandRecord {
-            id: format!("hc-{}", new_uuid()),
-            deployment_id: deployment_id.to_owned(),
-            target_id: target.clone(),
-            lifecycle_event: event.clone(),
-            state: CommandState::Queued.as_str().to_owned(),
-            created_at: now,
-            ..Default::default()
+        .map(|(target, event)| {
+            // Traffic events are the server's own work (crate::traffic): taken and
+            // acknowledged at once, never handed to an agent.
+            let on_server = platform == ComputePlatform::Server && lifecycle::runs_on_server(event);
+            HostCommandRecord {
+                id: format!("hc-{}", new_uuid()),
+                deployment_id: deployment_id.to_owned(),
+                target_id: target.clone(),
+                lifecycle_event: event.clone(),
+                state: if on_server { CommandState::Dispatched } else { CommandState::Queued }.as_str().to_owned(),
+                created_at: now,
+                dispatched_at: on_server.then_some(now),
+                acknowledged_at: on_server.then_some(now),
+                ..Default::default()
+            }
         })
         .collect();
     let revision_key = record.info.revision.as_ref().map(validate::revision_key);

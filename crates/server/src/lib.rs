@@ -9,6 +9,7 @@ mod http;
 mod s3;
 pub mod sources;
 pub mod state;
+mod traffic;
 
 use std::future::Future;
 use std::io::Write as _;

@@ -2,7 +2,7 @@
 //! an implementation's test file runs them all with [`conformance_tests!`](crate::conformance_tests).
 
 use landfall_api::Timestamp;
-use landfall_api::landfall::Role;
+use landfall_api::landfall::{HealthCheck, Role, TargetGroupInfo, TargetInfo};
 use landfall_api::shapes::{
     ApplicationInfo, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentStatus,
     DeploymentTarget, ECSService, GenericRevisionInfo, InstanceInfo, RevisionLocation, RevisionLocationType,
@@ -24,7 +24,7 @@ macro_rules! conformance_tests {
             access_keys, applications, application_delete_cascades, deployment_configs, deployment_groups,
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
-            deployment_steps, agent_statuses);
+            deployment_steps, agent_statuses, target_groups);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -380,6 +380,41 @@ pub async fn agent_statuses(store: &dyn Store) {
             },
         ]
     );
+}
+
+pub async fn target_groups(store: &dyn Store) {
+    let group = TargetGroupInfo {
+        name: "web".into(),
+        router: "builtin".into(),
+        health_check: HealthCheck::default(),
+        deregistration_delay_seconds: 5,
+        targets: Vec::new(),
+        version: 1,
+        create_time: Timestamp(1_000),
+    };
+    store.create_target_group(&group).await.unwrap();
+    assert!(matches!(store.create_target_group(&group).await, Err(StoreError::Conflict(_))));
+    let mut record = store.target_group("web").await.unwrap().unwrap();
+    assert_eq!(record.info, group);
+    let stale = record.clone();
+    record.info.targets.push(TargetInfo {
+        instance_name: "web-1".into(),
+        address: "10.0.0.5:8080".into(),
+        weight: 100,
+        serving: true,
+        generation: 1,
+        health: None,
+    });
+    store.update_target_group(&record).await.unwrap();
+    // An update computed from an older read is refused, and changes nothing.
+    assert!(matches!(store.update_target_group(&stale).await, Err(StoreError::Conflict(_))));
+    let stored = store.target_group("web").await.unwrap().unwrap();
+    assert_eq!(stored.info.targets.len(), 1);
+    assert!(stored.revision > record.revision - 1);
+    assert_eq!(store.list_target_groups().await.unwrap().len(), 1);
+    assert!(store.delete_target_group("web").await.unwrap());
+    assert!(!store.delete_target_group("web").await.unwrap());
+    assert!(matches!(store.update_target_group(&stored).await, Err(StoreError::NotFound)));
 }
 
 pub async fn resource_tags(store: &dyn Store) {

@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use landfall_api::Timestamp;
-use landfall_api::landfall::Role;
+use landfall_api::landfall::{Role, TargetGroupInfo};
 use landfall_api::shapes::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, GenericRevisionInfo,
     InstanceInfo, RevisionLocation, Tag,
@@ -181,6 +181,13 @@ pub struct HostCommandRecord {
     pub acknowledged_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
     pub diagnostics: Option<landfall_api::shapes::Diagnostics>,
+}
+
+/// A target group as stored, with the revision its next update must match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetGroupRecord {
+    pub info: TargetGroupInfo,
+    pub revision: i64,
 }
 
 /// When an instance's agent last polled.
@@ -369,6 +376,18 @@ pub trait Store: Send + Sync + 'static {
     async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>>;
     /// What the group last did on each instance.
     async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>>;
+
+    // -- target groups --------------------------------------------------------------------------
+    /// Conflict if the name is taken.
+    async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()>;
+    async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>>;
+    /// By name.
+    async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>>;
+    /// Replaces the group if its revision is still `record.revision`; Conflict if it moved on,
+    /// NotFound if the group is gone.
+    async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()>;
+    /// Whether there was one to delete.
+    async fn delete_target_group(&self, name: &str) -> StoreResult<bool>;
 
     // -- agents ---------------------------------------------------------------------------------
     /// Records that an instance's agent polled at `at`, reporting `agent_version`.

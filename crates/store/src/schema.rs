@@ -170,4 +170,16 @@ CREATE TABLE agent_status (
 );
 "#,
     ),
+    (
+        7,
+        r#"
+-- Target groups: the desired state the server keeps and the health their routers report, as
+-- one document; `revision` guards read-modify-write updates.
+CREATE TABLE target_groups (
+    name     TEXT PRIMARY KEY,
+    doc      TEXT NOT NULL,
+    revision INTEGER NOT NULL
+);
+"#,
+    ),
 ];

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use landfall_api::Timestamp;
-use landfall_api::landfall::Role;
+use landfall_api::landfall::{Role, TargetGroupInfo};
 use landfall_api::shapes::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation, Tag,
 };
@@ -22,7 +22,7 @@ use crate::schema::SQLITE_MIGRATIONS;
 use crate::{
     AccessKeyRecord, AgentStatusRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep,
     GroupRecord, HostCommandRecord, InstanceHistoryRecord, Page, PageRequest, RevisionFilter, RevisionRecord,
-    RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetRecord,
+    RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetGroupRecord, TargetRecord,
 };
 
 /// [`ACTIVE_STATUSES`] as an SQL list, for `concat!` into static queries.
@@ -1012,8 +1012,9 @@ impl Store for SqliteStore {
         }
         for command in &step.new_commands {
             sqlx::query(
-                "INSERT INTO host_commands (id, deployment_id, target_id, lifecycle_event, state, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO host_commands
+                     (id, deployment_id, target_id, lifecycle_event, state, created_at, dispatched_at, acknowledged_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&command.id)
             .bind(&command.deployment_id)
@@ -1021,6 +1022,8 @@ impl Store for SqliteStore {
             .bind(&command.lifecycle_event)
             .bind(&command.state)
             .bind(command.created_at.0)
+            .bind(command.dispatched_at.map(|t| t.0))
+            .bind(command.acknowledged_at.map(|t| t.0))
             .execute(&mut *tx)
             .await?;
         }
@@ -1167,6 +1170,56 @@ impl Store for SqliteStore {
         rows.iter().map(|row| Ok((row.try_get::<i64, _>("sequence")? as u64, row.try_get("text")?))).collect()
     }
 
+    async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()> {
+        let doc = to_doc(group);
+        let done =
+            sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES (?, ?, 1) ON CONFLICT DO NOTHING")
+                .bind(&group.name)
+                .bind(doc)
+                .execute(&self.writer)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("target group".into()));
+        }
+        Ok(())
+    }
+
+    async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>> {
+        let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| target_group_record(&row)).transpose()
+    }
+
+    async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>> {
+        let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(&self.reader).await?;
+        rows.iter().map(target_group_record).collect()
+    }
+
+    async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()> {
+        let doc = to_doc(&record.info);
+        let done =
+            sqlx::query("UPDATE target_groups SET doc = ?, revision = revision + 1 WHERE name = ? AND revision = ?")
+                .bind(doc)
+                .bind(&record.info.name)
+                .bind(record.revision)
+                .execute(&self.writer)
+                .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.target_group(&record.info.name).await? {
+            Some(_) => Err(StoreError::Conflict("target group changed".into())),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM target_groups WHERE name = ?").bind(name).execute(&self.writer).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn record_agent_poll(
         &self,
         instance_name: &str,
@@ -1272,6 +1325,10 @@ fn group_conflict(error: &sqlx::Error) -> StoreError {
     } else {
         StoreError::Conflict("deployment group".into())
     }
+}
+
+fn target_group_record(row: &SqliteRow) -> StoreResult<TargetGroupRecord> {
+    Ok(TargetGroupRecord { info: doc_column(row, "doc")?, revision: row.try_get("revision")? })
 }
 
 #[cfg(test)]

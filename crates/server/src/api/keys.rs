@@ -47,7 +47,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateAccessKeyInput) -> ApiResult<Cre
     let Some(role) = Role::parse(role_name) else {
         return err(
             Exception::InvalidInput,
-            format!("role '{role_name}' is not valid; allowed values: [admin, deployer, read-only]."),
+            format!("role '{role_name}' is not valid; allowed values: [admin, deployer, read-only, instance, router]."),
         );
     };
     validate::description(&input.description)?;

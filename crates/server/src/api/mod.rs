@@ -19,6 +19,8 @@ use landfall_api::{ApiResult, Operation};
 
 use common::Ctx;
 
+use crate::traffic;
+
 /// Decodes the body into the handler's input type, calls it, encodes its output.
 macro_rules! call {
     ($handler:path, $ctx:expr, $body:expr) => {{
@@ -96,5 +98,12 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::RegisterInstance => call!(instances::register_with_key, ctx, body),
         LandfallOperation::GetLifecycleEventLog => call!(targets::event_log, ctx, body),
         LandfallOperation::ListAgentStatus => call!(instances::agent_status, ctx, body),
+        LandfallOperation::CreateTargetGroup => call!(traffic::create, ctx, body),
+        LandfallOperation::DeleteTargetGroup => call!(traffic::delete, ctx, body),
+        LandfallOperation::ListTargetGroups => call!(traffic::list, ctx, body),
+        LandfallOperation::RegisterTargets => call!(traffic::register, ctx, body),
+        LandfallOperation::DeregisterTargets => call!(traffic::deregister, ctx, body),
+        LandfallOperation::GetRouterState => call!(traffic::router_state, ctx, body),
+        LandfallOperation::ReportTargetHealth => call!(traffic::report, ctx, body),
     }
 }

@@ -109,12 +109,14 @@ impl Op {
     }
 }
 
-/// Admin and deployer keys do everything; read-only keys read; an agent's key only downloads.
+/// Admin and deployer keys do everything; read-only keys read; an agent's key only downloads;
+/// a router's key nothing.
 fn allowed(role: Role, op: Op) -> bool {
     match role {
         Role::Admin | Role::Deployer => true,
         Role::ReadOnly => op.reads_only(),
         Role::Instance => matches!(op, Op::GetObject | Op::HeadObject),
+        Role::Router => false,
     }
 }
 

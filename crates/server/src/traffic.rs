@@ -1,0 +1,445 @@
+//! Target groups and the traffic events.
+//!
+//! A target group is desired state kept on the server (which instances serve, at what address
+//! and weight) plus what its router last reported (each target's health, whether a target taken
+//! out of rotation has drained). Routers (`landfall router`, or the HAProxy driver) long-poll
+//! the desired state and report back; they hold no state of their own worth keeping.
+//!
+//! BlockTraffic and AllowTraffic are the server's own lifecycle events: their commands are
+//! created taken (see the driver), and [`advance`] carries them out on every driver tick and
+//! health report: Block takes the instance out of each of its deployment group's target groups
+//! and succeeds once every router has drained it; Allow puts it back and succeeds once every
+//! router reports it healthy, or fails after the traffic timeout with the last check's reason.
+
+use std::time::Duration;
+
+use landfall_api::error::{ApiError, ApiResult, Exception, err};
+use landfall_api::landfall::{
+    CreateTargetGroupInput, DeregisterTargetsInput, GetRouterStateInput, HealthCheck, ListTargetGroupsOutput,
+    RegisterTargetsInput, ReportTargetHealthInput, TargetGroupInfo, TargetGroupNameInput, TargetGroupOutput,
+    TargetHealth, TargetInfo,
+};
+use landfall_api::shapes::{Diagnostics, LifecycleErrorCode, LoadBalancerInfo};
+use landfall_store::{HostCommandRecord, Store, StoreError, TargetGroupRecord};
+
+use crate::api::common::{Ctx, store_error};
+use crate::state::AppState;
+
+/// How long GetRouterState holds a router's request when nothing changes.
+const ROUTER_POLL: Duration = Duration::from_secs(20);
+/// At most this many targets per group.
+const MAX_TARGETS: usize = 1000;
+
+pub async fn create(ctx: &Ctx<'_>, input: CreateTargetGroupInput) -> ApiResult<TargetGroupOutput> {
+    let name = check_name(input.name.as_deref())?;
+    let router = input.router.as_deref().unwrap_or("builtin");
+    if !matches!(router, "builtin" | "haproxy") {
+        return err(Exception::InvalidInput, format!("router '{router}' is not one of: builtin, haproxy."));
+    }
+    let health_check = input.health_check.unwrap_or_default();
+    check_health_check(&health_check)?;
+    let deregistration_delay_seconds = input.deregistration_delay_seconds.unwrap_or(5);
+    if deregistration_delay_seconds > 3600 {
+        return err(Exception::InvalidInput, "deregistrationDelaySeconds must be from 0 to 3600.");
+    }
+    let group = TargetGroupInfo {
+        name: name.to_owned(),
+        router: router.to_owned(),
+        health_check,
+        deregistration_delay_seconds,
+        targets: Vec::new(),
+        version: 1,
+        create_time: ctx.now,
+    };
+    match ctx.store().create_target_group(&group).await {
+        Ok(()) => Ok(TargetGroupOutput { target_group: group }),
+        Err(StoreError::Conflict(_)) => {
+            err(Exception::TargetGroupAlreadyExists, format!("A target group named {name} already exists."))
+        }
+        Err(error) => Err(store_error(error)),
+    }
+}
+
+pub async fn delete(ctx: &Ctx<'_>, input: TargetGroupNameInput) -> ApiResult<()> {
+    let name = check_name(input.name.as_deref())?;
+    if !ctx.store().delete_target_group(name).await.map_err(store_error)? {
+        return err(Exception::TargetGroupDoesNotExist, format!("No target group named {name} exists."));
+    }
+    ctx.state.driver.target_group_signal(name).notify_waiters();
+    Ok(())
+}
+
+pub async fn list(ctx: &Ctx<'_>, _input: TargetGroupNameInput) -> ApiResult<ListTargetGroupsOutput> {
+    let records = ctx.store().list_target_groups().await.map_err(store_error)?;
+    Ok(ListTargetGroupsOutput { target_groups: records.into_iter().map(|r| r.info).collect() })
+}
+
+/// Adds targets (or changes their address and weight); a new target serves at once.
+pub async fn register(ctx: &Ctx<'_>, input: RegisterTargetsInput) -> ApiResult<TargetGroupOutput> {
+    let name = check_name(input.name.as_deref())?;
+    let specs = input.targets.unwrap_or_default();
+    if specs.is_empty() {
+        return err(Exception::InvalidInput, "targets must name at least one target.");
+    }
+    let mut targets = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let instance = spec.instance_name.as_deref().unwrap_or_default();
+        match ctx.store().instance(instance).await.map_err(store_error)? {
+            Some(found) if found.deregister_time.is_none() => {}
+            _ => return err(Exception::InstanceNotRegistered, format!("The instance '{instance}' is not registered.")),
+        }
+        let address = spec.address.as_deref().unwrap_or_default();
+        check_address(address)?;
+        let weight = spec.weight.unwrap_or(100);
+        if weight > 1000 {
+            return err(Exception::InvalidInput, format!("weight {weight} of {instance} must be from 0 to 1000."));
+        }
+        targets.push((instance.to_owned(), address.to_owned(), weight));
+    }
+    let group = modify(ctx.state, name, |group| {
+        for (instance, address, weight) in &targets {
+            match group.targets.iter_mut().find(|t| t.instance_name == *instance) {
+                Some(target) => {
+                    target.address = address.clone();
+                    target.weight = *weight;
+                    target.generation += 1;
+                }
+                None => group.targets.push(TargetInfo {
+                    instance_name: instance.clone(),
+                    address: address.clone(),
+                    weight: *weight,
+                    serving: true,
+                    generation: 1,
+                    health: None,
+                }),
+            }
+        }
+        if group.targets.len() > MAX_TARGETS {
+            return err(Exception::InvalidInput, format!("A target group has at most {MAX_TARGETS} targets."));
+        }
+        Ok(true)
+    })
+    .await?;
+    Ok(TargetGroupOutput { target_group: group })
+}
+
+pub async fn deregister(ctx: &Ctx<'_>, input: DeregisterTargetsInput) -> ApiResult<TargetGroupOutput> {
+    let name = check_name(input.name.as_deref())?;
+    let instances = input.instance_names.unwrap_or_default();
+    let group = modify(ctx.state, name, |group| {
+        let before = group.targets.len();
+        group.targets.retain(|t| !instances.contains(&t.instance_name));
+        Ok(group.targets.len() != before)
+    })
+    .await?;
+    Ok(TargetGroupOutput { target_group: group })
+}
+
+/// A router's long poll for its target group's desired state.
+pub async fn router_state(ctx: &Ctx<'_>, input: GetRouterStateInput) -> ApiResult<TargetGroupOutput> {
+    let name = check_name(input.name.as_deref())?;
+    let signal = ctx.state.driver.target_group_signal(name);
+    let deadline = tokio::time::Instant::now() + ROUTER_POLL;
+    loop {
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let group = load(ctx.store(), name).await?.info;
+        if Some(group.version) != input.known_version {
+            return Ok(TargetGroupOutput { target_group: group });
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(TargetGroupOutput { target_group: group });
+        }
+    }
+}
+
+/// A router's health reports: kept when they change something, and the traffic events waiting
+/// on them looked at again.
+pub async fn report(ctx: &Ctx<'_>, input: ReportTargetHealthInput) -> ApiResult<()> {
+    let name = check_name(input.name.as_deref())?;
+    let reports = input.reports.unwrap_or_default();
+    for report in &reports {
+        let state = report.state.as_deref().unwrap_or_default();
+        if !matches!(state, "initial" | "healthy" | "unhealthy" | "draining" | "drained") {
+            return err(Exception::InvalidInput, format!("state '{state}' is not a target health state."));
+        }
+    }
+    let now = ctx.now;
+    let mut changed = false;
+    modify_observed(ctx.state, name, |group| {
+        for report in &reports {
+            let Some(target) = group.targets.iter_mut().find(|t| Some(&t.address) == report.address.as_ref()) else {
+                continue;
+            };
+            let health = TargetHealth {
+                state: report.state.clone().unwrap_or_default(),
+                reason: report.reason.clone().filter(|r| !r.is_empty()),
+                generation: report.generation.unwrap_or_default(),
+                reported_at: now,
+            };
+            let same = target.health.as_ref().is_some_and(|h| {
+                (h.state.as_str(), &h.reason, h.generation)
+                    == (health.state.as_str(), &health.reason, health.generation)
+            });
+            if !same {
+                target.health = Some(health);
+                changed = true;
+            }
+        }
+        Ok(changed)
+    })
+    .await?;
+    if changed {
+        wake_waiting_deployments(ctx.state).await;
+    }
+    Ok(())
+}
+
+async fn load(store: &dyn Store, name: &str) -> ApiResult<TargetGroupRecord> {
+    store.target_group(name).await.map_err(store_error)?.ok_or_else(|| {
+        ApiError::new(Exception::TargetGroupDoesNotExist, format!("No target group named {name} exists."))
+    })
+}
+
+/// Changes a group's desired state with `change` (which says whether it changed anything),
+/// bumping its version and waking its routers; retried if the group changed meanwhile.
+async fn modify(
+    state: &AppState,
+    name: &str,
+    mut change: impl FnMut(&mut TargetGroupInfo) -> ApiResult<bool>,
+) -> ApiResult<TargetGroupInfo> {
+    let mut changed = false;
+    let group = update(state.store.as_ref(), name, |group| {
+        changed = change(group)?;
+        if changed {
+            group.version += 1;
+        }
+        Ok(changed)
+    })
+    .await?;
+    if changed {
+        state.driver.target_group_signal(name).notify_waiters();
+    }
+    Ok(group)
+}
+
+/// Changes what routers reported (no version bump: routers need not hear of it).
+async fn modify_observed(
+    state: &AppState,
+    name: &str,
+    change: impl FnMut(&mut TargetGroupInfo) -> ApiResult<bool>,
+) -> ApiResult<TargetGroupInfo> {
+    update(state.store.as_ref(), name, change).await
+}
+
+async fn update(
+    store: &dyn Store,
+    name: &str,
+    mut change: impl FnMut(&mut TargetGroupInfo) -> ApiResult<bool>,
+) -> ApiResult<TargetGroupInfo> {
+    for _ in 0..20 {
+        let mut record = load(store, name).await?;
+        if !change(&mut record.info)? {
+            return Ok(record.info);
+        }
+        match store.update_target_group(&record).await {
+            Ok(()) => return Ok(record.info),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(StoreError::NotFound) => {
+                return err(Exception::TargetGroupDoesNotExist, format!("No target group named {name} exists."));
+            }
+            Err(error) => return Err(store_error(error)),
+        }
+    }
+    Err(ApiError::internal(format!("the target group {name} kept changing")))
+}
+
+/// Deployments with a traffic event in flight look at their target groups again.
+async fn wake_waiting_deployments(state: &std::sync::Arc<AppState>) {
+    if let Ok(active) = state.store.active_deployments().await {
+        for id in active {
+            crate::driver::reconcile_soon(state, &id);
+        }
+    }
+}
+
+fn check_name(name: Option<&str>) -> ApiResult<&str> {
+    let name = name.unwrap_or_default();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return err(
+            Exception::InvalidInput,
+            format!("target group name '{name}' must be 1 to 64 letters, digits, '-', '_' or '.'."),
+        );
+    }
+    Ok(name)
+}
+
+fn check_health_check(check: &HealthCheck) -> ApiResult<()> {
+    if !check.path.starts_with('/') || check.path.len() > 1024 {
+        return err(Exception::InvalidInput, format!("healthCheck.path '{}' must start with '/'.", check.path));
+    }
+    if !(1..=300).contains(&check.interval_seconds) {
+        return err(Exception::InvalidInput, "healthCheck.intervalSeconds must be from 1 to 300.");
+    }
+    if !(1..=120).contains(&check.timeout_seconds) {
+        return err(Exception::InvalidInput, "healthCheck.timeoutSeconds must be from 1 to 120.");
+    }
+    for (field, value) in
+        [("healthyThreshold", check.healthy_threshold), ("unhealthyThreshold", check.unhealthy_threshold)]
+    {
+        if !(1..=10).contains(&value) {
+            return err(Exception::InvalidInput, format!("healthCheck.{field} must be from 1 to 10."));
+        }
+    }
+    Ok(())
+}
+
+fn check_address(address: &str) -> ApiResult<()> {
+    let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|port| port > 0)
+    });
+    if !valid {
+        return err(Exception::InvalidInput, format!("address '{address}' must be HOST:PORT."));
+    }
+    Ok(())
+}
+
+/// The names of the target groups a deployment's load balancer info lists.
+pub fn target_group_names(info: Option<&LoadBalancerInfo>) -> Vec<String> {
+    let Some(info) = info else { return Vec::new() };
+    let groups = info.target_group_info_list.iter().flatten().filter_map(|g| g.name.clone());
+    let elbs = info.elb_info_list.iter().flatten().filter_map(|e| e.name.clone());
+    let mut names: Vec<String> = groups.chain(elbs).collect();
+    names.dedup();
+    names
+}
+
+/// How a traffic command stands.
+enum Progress {
+    Waiting,
+    Done(String),
+    Failed(String),
+}
+
+/// Carries every traffic command of a deployment one step further; completes those that are
+/// done. Called by the driver as it reconciles the deployment.
+pub async fn advance(state: &AppState, deployment_id: &str, commands: &[HostCommandRecord]) {
+    let open = commands
+        .iter()
+        .filter(|c| c.state == "Dispatched" && landfall_engine::lifecycle::runs_on_server(&c.lifecycle_event));
+    for command in open {
+        let progress = match step(state, deployment_id, command).await {
+            Ok(progress) => progress,
+            Err(error) => Progress::Failed(error.message),
+        };
+        let (succeeded, message) = match progress {
+            Progress::Waiting => continue,
+            Progress::Done(message) => (true, message),
+            Progress::Failed(message) => (false, message),
+        };
+        let diagnostics = Diagnostics {
+            error_code: Some(if succeeded { LifecycleErrorCode::Success } else { LifecycleErrorCode::UnknownError }),
+            script_name: Some(String::new()),
+            message: Some(message),
+            log_tail: Some(String::new()),
+        };
+        // The caller (the driver's reconcile of this deployment) reads the completion next.
+        if let Err(error) = state.store.complete_command(&command.id, succeeded, &diagnostics, state.clock.now()).await
+        {
+            tracing::warn!(command = %command.id, %error, "cannot complete a traffic event");
+        }
+    }
+}
+
+async fn step(state: &AppState, deployment_id: &str, command: &HostCommandRecord) -> ApiResult<Progress> {
+    let Some(deployment) = state.store.deployment(deployment_id).await.map_err(store_error)? else {
+        return Ok(Progress::Failed("the deployment is gone".into()));
+    };
+    let names = target_group_names(deployment.info.load_balancer_info.as_ref());
+    let instance = command.target_id.as_str();
+    let allow = command.lifecycle_event == "AllowTraffic";
+    let started = command.dispatched_at.unwrap_or(command.created_at);
+    let waited = Duration::from_millis((state.clock.now().millis() - started.millis()).max(0) as u64);
+    let mut pending = Vec::new();
+    for name in &names {
+        let Some(record) = state.store.target_group(name).await.map_err(store_error)? else {
+            return Ok(Progress::Failed(format!(
+                "The target group {name} named in the deployment group's load balancer info does not exist; create it with `landfall target-group create {name}`."
+            )));
+        };
+        if !record.info.targets.iter().any(|t| t.instance_name == instance) {
+            if allow {
+                return Ok(Progress::Failed(format!(
+                    "{instance} is not a target of target group {name}; register it with `landfall target-group register {name} {instance} HOST:PORT`."
+                )));
+            }
+            continue;
+        }
+        // Desired state first (once), then what the router says.
+        let group = modify(state, name, |group| {
+            let target = group.targets.iter_mut().find(|t| t.instance_name == instance);
+            match target {
+                Some(target) if target.serving != allow => {
+                    target.serving = allow;
+                    target.generation += 1;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await?;
+        let Some(target) = group.targets.iter().find(|t| t.instance_name == instance) else { continue };
+        let health = target.health.as_ref().filter(|h| h.generation == target.generation);
+        let settled = match health {
+            Some(h) if allow => h.state == "healthy",
+            Some(h) => h.state == "drained",
+            None => false,
+        };
+        if !settled {
+            pending.push((
+                name.clone(),
+                group.health_check.clone(),
+                group.deregistration_delay_seconds,
+                target.clone(),
+            ));
+        }
+    }
+    let Some((name, check, delay, target)) = pending.first() else {
+        let verb = if allow { "Registered and healthy in" } else { "Drained from and deregistered in" };
+        return Ok(Progress::Done(if names.is_empty() {
+            "The deployment group names no target groups.".into()
+        } else {
+            format!("{verb} target groups {}.", names.join(", "))
+        }));
+    };
+    let limit = if allow {
+        state.driver.timeouts.traffic_ms
+    } else {
+        // Draining takes the deregistration delay at most; the router gets a minute more.
+        i64::from(*delay) * 1000 + 60_000
+    };
+    if waited.as_millis() as i64 <= limit {
+        return Ok(Progress::Waiting);
+    }
+    let seconds = limit / 1000;
+    let last = match target.health.as_ref().filter(|h| h.generation == target.generation) {
+        Some(health) => format!(
+            "the router last reported it {}{}",
+            health.state,
+            health.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        ),
+        None => "no router has reported on it (is `landfall router` running for this target group?)".into(),
+    };
+    Ok(Progress::Failed(if allow {
+        format!(
+            "{instance} ({}) did not pass the health check of target group {name} (GET {} every {} s) within {seconds} s; {last}.",
+            target.address, check.path, check.interval_seconds
+        )
+    } else {
+        format!("{instance} ({}) was not drained from target group {name} within {seconds} s; {last}.", target.address)
+    }))
+}
