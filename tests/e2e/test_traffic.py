@@ -1,9 +1,8 @@
-"""Traffic control with the built-in router: an in-place deployment WITH_TRAFFIC_CONTROL over four
-real hosts, each running a small HTTP app that says its version, behind `landfall router`, while
-a load generator sends requests the whole time."""
+"""Traffic control: an in-place deployment WITH_TRAFFIC_CONTROL over four real hosts, each running
+a small HTTP app that says its version, behind `landfall router` (its built-in proxy, or a real
+HAProxy it drives), while a load generator sends requests the whole time."""
 
-import json
-import socket
+import shutil
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from realhost import bundle
 from sources import free_port
 
 SERVICE_ROLE = "arn:aws:iam::123456789012:role/landfall"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 APP = """import http.server, sys
 port, version, host = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -117,10 +117,29 @@ def server(landfall_factory):
     return landfall_factory(start=False).start("--traffic-timeout", "8")
 
 
-@pytest.fixture
-def traffic(server, hosts, tmp_path):
+HAPROXY_CONFIG = """global
+    stats socket {socket} mode 600 level admin
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    retries 2
+    option redispatch
+frontend web
+    bind 127.0.0.1:{port}
+    default_backend web
+backend web
+    balance roundrobin
+    option httpchk GET /health
+"""
+
+
+@pytest.fixture(params=["builtin", "haproxy"])
+def traffic(request, server, hosts, tmp_path):
     """Four hosts in group app/web (in-place, with traffic control, one at a time), each a
-    target of target group `web` behind a running `landfall router`."""
+    target of target group `web`, served by `landfall router`: its built-in proxy, or a real
+    HAProxy it drives."""
     names = [f"web-{i}" for i in range(4)]
     ports = {}
     for name in names:
@@ -139,7 +158,27 @@ def traffic(server, hosts, tmp_path):
     env = {**server._clean_env(), "AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": key["accessKeyId"],
            "AWS_SECRET_ACCESS_KEY": key["secretAccessKey"], "LANDFALL_LOG": "info,landfall_router=debug"}
     log = open(tmp_path / "router.log", "w")
-    router = subprocess.Popen([LANDFALL_BIN, "router", "--target-group", "web", "--listen", f"127.0.0.1:{router_port}"],
+    haproxy = {}
+    if request.param == "builtin":
+        where = ["--listen", f"127.0.0.1:{router_port}"]
+    else:
+        socket_path = tmp_path / "haproxy.sock"
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(HAPROXY_CONFIG.format(socket=socket_path, port=router_port))
+        def start_haproxy():
+            socket_path.unlink(missing_ok=True)
+            haproxy["process"] = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=log, stderr=log)
+            wait_for_path(socket_path)
+
+        def restart_haproxy():
+            haproxy["process"].terminate()
+            haproxy["process"].wait(timeout=10)
+            start_haproxy()
+
+        start_haproxy()
+        haproxy["restart"] = restart_haproxy
+        where = ["--haproxy-socket", str(socket_path), "--haproxy-backend", "web"]
+    router = subprocess.Popen([LANDFALL_BIN, "router", "--target-group", "web", *where],
                               stdout=log, stderr=log, env=env)
     cd = server.client()
     cd.create_application(applicationName="app")
@@ -151,15 +190,26 @@ def traffic(server, hosts, tmp_path):
         onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}],
     )
     assert server.aws("s3", "mb", "s3://bundles").ok
-    yield {"names": names, "url": f"http://127.0.0.1:{router_port}/", "cd": cd, "log": tmp_path / "router.log"}
+    yield {"names": names, "url": f"http://127.0.0.1:{router_port}/", "cd": cd, "log": tmp_path / "router.log",
+           "kind": request.param, "restart_haproxy": haproxy.get("restart")}
     router.terminate()
     router.wait(timeout=10)
+    if "process" in haproxy:
+        haproxy["process"].terminate()
+        haproxy["process"].wait(timeout=10)
     log.close()
     # The apps the hooks started.
     for name in names:
         pid_file = tmp_path / "apps" / name / "app.pid"
         if pid_file.exists():
             subprocess.run(["kill", pid_file.read_text().strip()], capture_output=True)
+
+
+def wait_for_path(path, timeout=10):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
 
 
 def failures(cd, deployment_id):
@@ -195,10 +245,11 @@ def test_in_place_behind_the_router_drops_no_request(server, traffic, tmp_path):
     assert allow["status"] == "Succeeded" and "healthy in target groups web" in allow["diagnostics"]["message"]
     with urllib.request.urlopen(traffic["url"], timeout=5) as response:
         assert response.read().decode().startswith("v1 ")
-    # HTTP/2 (cleartext, prior knowledge) is served too.
-    h2 = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-w", "%{http_version}", traffic["url"]],
-                        capture_output=True, text=True, timeout=10)
-    assert h2.stdout.startswith("v1 ") and h2.stdout.endswith("\n2"), (h2.stdout, h2.stderr)
+    if traffic["kind"] == "builtin":
+        # HTTP/2 (cleartext, prior knowledge) is served too.
+        h2 = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-w", "%{http_version}", traffic["url"]],
+                            capture_output=True, text=True, timeout=10)
+        assert h2.stdout.startswith("v1 ") and h2.stdout.endswith("\n2"), (h2.stdout, h2.stderr)
 
     # v2 one host at a time, under load the whole time.
     with Load(traffic["url"]) as load:
@@ -220,11 +271,25 @@ def test_in_place_behind_the_router_drops_no_request(server, traffic, tmp_path):
     assert sorted(first_v2, key=first_v2.get) == traffic["names"]
     assert load.results[-1][2].startswith("v2 ")
 
+    if traffic["kind"] == "haproxy":
+        # HAProxy restarted (dynamic servers are lost): the router puts every server back, and
+        # each takes traffic again once its checks pass.
+        traffic["restart_haproxy"]()
+        deadline = time.time() + 20
+        seen = set()
+        while len(seen) < 4:
+            assert time.time() < deadline, f"only {seen} answered after HAProxy restarted"
+            try:
+                with urllib.request.urlopen(traffic["url"], timeout=5) as response:
+                    seen.add(response.read().decode().split()[1])
+            except OSError:
+                time.sleep(0.2)
+
     # A release whose app never starts: AllowTraffic fails on the first host with the health
     # check's reason, the deployment fails, and the other hosts keep serving v2.
     with Load(traffic["url"]) as load:
         broken, info = deploy(server, cd, revision(tmp_path, "v3", start=False), "v3.tgz")
-    assert info["status"] == "Failed", info
+    assert info["status"] == "Failed", (info["status"], traffic["log"].read_text()[-4000:])
     target = cd.get_deployment_target(deploymentId=broken, targetId="web-0")["deploymentTarget"]["instanceTarget"]
     allow = next(e for e in target["lifecycleEvents"] if e["lifecycleEventName"] == "AllowTraffic")
     assert allow["status"] == "Failed"

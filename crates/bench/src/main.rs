@@ -14,6 +14,7 @@ mod agent;
 mod bundle;
 mod fleet;
 mod host;
+mod router;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -343,7 +344,8 @@ async fn main() -> anyhow::Result<()> {
         Some("fleet") => fleet::run(args).await,
         Some("agent") => agent::run(args).await,
         Some("bundle") => bundle::run(args).await,
-        _ => bail!("usage: landfall-bench api|fleet|agent|bundle --server PATH [options]"),
+        Some("router") => router::run(args).await,
+        _ => bail!("usage: landfall-bench api|fleet|agent|bundle|router --server PATH [options]"),
     }
 }
 

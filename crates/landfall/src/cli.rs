@@ -46,7 +46,8 @@ pub enum Command {
     /// health checks and draining, as the server says.
     #[command(after_help = "Examples:
   landfall keys create --role router --as-profile router >> ~/.aws/credentials
-  AWS_PROFILE=router landfall router --target-group web --listen 0.0.0.0:8080")]
+  AWS_PROFILE=router landfall router --target-group web --listen 0.0.0.0:8080
+  AWS_PROFILE=router landfall router --target-group web --haproxy-socket /run/haproxy/admin.sock --haproxy-backend web")]
     Router(RouterArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
@@ -109,9 +110,16 @@ pub struct RouterArgs {
     /// The target group to route to.
     #[arg(long)]
     pub target_group: String,
-    /// Where to accept client connections (HTTP/1.1 and cleartext HTTP/2).
-    #[arg(long)]
-    pub listen: SocketAddr,
+    /// Serve the traffic here with the built-in proxy (HTTP/1.1 and cleartext HTTP/2).
+    #[arg(long, required_unless_present = "haproxy_socket", conflicts_with = "haproxy_socket")]
+    pub listen: Option<SocketAddr>,
+    /// Drive a running HAProxy instead, through its runtime API: a stats socket at admin level
+    /// (a unix socket path, or HOST:PORT).
+    #[arg(long, requires = "haproxy_backend", value_name = "SOCKET")]
+    pub haproxy_socket: Option<String>,
+    /// The HAProxy backend the target group's servers go into (it sets `option httpchk`).
+    #[arg(long, value_name = "BACKEND")]
+    pub haproxy_backend: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -203,13 +203,29 @@ pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Outpu
     })
 }
 
-/// Runs the built-in router of one target group until SIGINT or SIGTERM.
+/// Runs the router of one target group (the built-in proxy, or an HAProxy driver) until
+/// SIGINT or SIGTERM.
 async fn router(args: crate::cli::RouterArgs) -> Result<(), Failure> {
     let client = client(&args.client)?;
-    let listener = landfall_router::bind(args.listen).await.map_err(Failure::failed)?;
     let shutdown = shutdown_signal().map_err(Failure::failed)?;
-    let config = landfall_router::RouterConfig { target_group: args.target_group, listener, client };
-    landfall_router::run(config, shutdown).await.map_err(Failure::failed)
+    let dataplane: std::sync::Arc<dyn landfall_router::Dataplane> = match (args.listen, args.haproxy_socket) {
+        (Some(listen), _) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|error| Failure::failed(anyhow!("binding {listen}: {error}")))?;
+            let builtin = landfall_router::builtin::Builtin::new();
+            tokio::spawn(std::sync::Arc::clone(&builtin).serve(listener));
+            tracing::info!(target_group = %args.target_group, %listen, "routing");
+            builtin
+        }
+        (None, Some(socket)) => {
+            let backend = args.haproxy_backend.unwrap_or_default();
+            tracing::info!(target_group = %args.target_group, %socket, %backend, "driving HAProxy");
+            std::sync::Arc::new(landfall_router::haproxy::Haproxy::new(&socket, &backend))
+        }
+        (None, None) => return Err(Failure::usage(anyhow!("give --listen or --haproxy-socket"))),
+    };
+    landfall_router::run(&args.target_group, client, dataplane, shutdown).await.map_err(Failure::failed)
 }
 
 /// Runs the host agent until SIGINT or SIGTERM: the first signal lets a running lifecycle event
