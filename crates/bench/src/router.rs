@@ -63,7 +63,7 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// An HTTP backend answering `ok`, counting its requests.
+/// An HTTP backend answering `ok`, counting the benchmark's requests (not health checks).
 async fn backend() -> anyhow::Result<(u16, Arc<AtomicU64>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
@@ -74,8 +74,11 @@ async fn backend() -> anyhow::Result<(u16, Arc<AtomicU64>)> {
             let Ok((stream, _)) = listener.accept().await else { continue };
             let counter = Arc::clone(&counter);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_request| {
-                    counter.fetch_add(1, Ordering::Relaxed);
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    // Health checks do not count: only the benchmark's own requests.
+                    if request.headers().contains_key("x-landfall-bench") {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                     async { Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok\n")))) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -234,7 +237,11 @@ async fn trickle(url: String) {
         hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
     let Ok(uri) = url.parse::<hyper::Uri>() else { return };
     loop {
-        let _ = http.get(uri.clone()).await;
+        let request =
+            hyper::Request::get(uri.clone()).header("x-landfall-bench", "1").body(http_body_util::Empty::new());
+        if let Ok(request) = request {
+            let _ = http.request(request).await;
+        }
     }
 }
 
