@@ -40,6 +40,13 @@ def test_dev_runs_three_hosts_and_deploys_the_example(tmp_path, checker):
         for _, url in sites:
             page = urllib.request.urlopen(url, timeout=5).read().decode()
             assert deployment_id in page
+        # The router in front of them: each host left its rotation while it was redeployed.
+        router = re.search(r"# the example behind landfall router \(target group hello-landfall\): (http://\S+)", text)
+        assert router, text
+        assert deployment_id in urllib.request.urlopen(router.group(1), timeout=5).read().decode()
+        for host in ("dev-1", "dev-2", "dev-3"):
+            assert re.search(rf"{host}\s+BlockTraffic\s+Succeeded", text), text
+            assert re.search(rf"{host}\s+AllowTraffic\s+Succeeded", text), text
 
         # The environment lines are all the aws CLI needs.
         server = Landfall(tmp_path / "client", checker)

@@ -1,6 +1,7 @@
 //! `landfall dev`: the first five minutes. A server, three local hosts each running its own
-//! agent, the example application of `examples/hello-landfall` deployed to them with a live view,
-//! and the commands to try next. Everything lives in the data directory; a second run reuses it.
+//! agent, the built-in router in front of them (in this process), the example application of
+//! `examples/hello-landfall` deployed to them with traffic control and a live view, and the
+//! commands to try next. Everything lives in the data directory; a second run reuses it.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -57,6 +58,7 @@ pub async fn run(config: ServerConfig, hosts: usize) -> Result<(), Failure> {
 
     let data_dir = config.data_dir.canonicalize().map_err(|e| Failure::failed(anyhow!(e)))?;
     let mut agents = Vec::new();
+    let mut router_tasks = Vec::new();
     let outcome = async {
         let client = client_for(&endpoint, &credentials)?;
         create_example(&client).await?;
@@ -65,6 +67,9 @@ pub async fn run(config: ServerConfig, hosts: usize) -> Result<(), Failure> {
             agents.push(start_agent(host, &data_dir)?);
         }
         println!("# {} local hosts, each with its own agent: {}", hosts.len(), names(&hosts));
+        let (router, tasks) = start_router(&client, &endpoint, &credentials, &hosts).await?;
+        router_tasks = tasks;
+        println!("# the example behind landfall router (target group {APPLICATION}): http://{router}/");
         deploy_example(&client, &hosts).await
     }
     .await;
@@ -76,6 +81,10 @@ pub async fn run(config: ServerConfig, hosts: usize) -> Result<(), Failure> {
     signals.await;
     for agent in &mut agents {
         stop_child(agent).await;
+    }
+    // The router's long poll would hold the server's graceful shutdown open.
+    for task in router_tasks {
+        task.abort();
     }
     stop_sites(&data_dir);
     stop_server.notify_one();
@@ -112,6 +121,9 @@ async fn create_example(client: &Client) -> anyhow::Result<()> {
         "serviceRoleArn": "arn:aws:iam::000000000000:role/landfall-dev",
         "deploymentConfigName": "CodeDeployDefault.OneAtATime",
         "onPremisesInstanceTagFilters": [{"Key": TAG, "Type": "KEY_ONLY"}],
+        // Each host leaves the router's rotation while it is redeployed.
+        "deploymentStyle": {"deploymentType": "IN_PLACE", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        "loadBalancerInfo": {"targetGroupInfoList": [{"name": APPLICATION}]},
         "autoRollbackConfiguration": {"enabled": true, "events": ["DEPLOYMENT_FAILURE"]},
     });
     for (operation, input) in [("CreateApplication", app), ("CreateDeploymentGroup", group)] {
@@ -153,6 +165,40 @@ async fn local_hosts(client: &Client, endpoint: &str, data_dir: &Path, count: us
         hosts.push(DevHost { name, config, home, port: free_port()? });
     }
     Ok(hosts)
+}
+
+/// The example's target group (the hosts' ports change from run to run, so they are registered
+/// again each time), and the built-in router serving it in this process.
+async fn start_router(
+    client: &Client,
+    endpoint: &str,
+    credentials: &Path,
+    hosts: &[DevHost],
+) -> anyhow::Result<(std::net::SocketAddr, Vec<tokio::task::JoinHandle<()>>)> {
+    let target = |op: &str| format!("{TARGET_PREFIX}.{op}");
+    let group = json!({"name": APPLICATION, "healthCheck": {"path": "/", "intervalSeconds": 1, "timeoutSeconds": 1,
+                                                             "healthyThreshold": 1, "unhealthyThreshold": 2},
+                       "deregistrationDelaySeconds": 2});
+    match client.call::<_, Value>(&target("CreateTargetGroup"), &group).await {
+        Ok(_) => {}
+        Err(ClientError::Api { exception, .. }) if exception == "TargetGroupAlreadyExistsException" => {}
+        Err(other) => return Err(other.into()),
+    }
+    let targets: Vec<Value> = hosts
+        .iter()
+        .map(|host| json!({"instanceName": host.name, "address": format!("127.0.0.1:{}", host.port)}))
+        .collect();
+    client.call::<_, Value>(&target("RegisterTargets"), &json!({"name": APPLICATION, "targets": targets})).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let builtin = landfall_router::builtin::Builtin::new();
+    let proxy = tokio::spawn(Arc::clone(&builtin).serve(listener));
+    // The administrator key may act as a router.
+    let api = client_for(endpoint, credentials)?;
+    let follow = tokio::spawn(async move {
+        let _ = landfall_router::run(APPLICATION, api, builtin, std::future::pending::<()>()).await;
+    });
+    Ok((address, vec![proxy, follow]))
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -46,12 +46,23 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let api = Arc::new(api);
-    let sync = tokio::spawn(follow_the_server(target_group.to_owned(), Arc::clone(&api), Arc::clone(&dataplane)));
-    let reports = tokio::spawn(report_forever(target_group.to_owned(), api, dataplane));
+    // Aborted when this returns or is dropped, whichever comes first.
+    let _tasks = AbortOnDrop(vec![
+        tokio::spawn(follow_the_server(target_group.to_owned(), Arc::clone(&api), Arc::clone(&dataplane))),
+        tokio::spawn(report_forever(target_group.to_owned(), api, dataplane)),
+    ]);
     shutdown.await;
-    sync.abort();
-    reports.abort();
     Ok(())
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Keeps the data plane in step with the server's desired state.
