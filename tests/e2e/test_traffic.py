@@ -146,7 +146,8 @@ def traffic(request, server, hosts, tmp_path):
         ports[name] = free_port()
         hosts(name, start=False, role="web").start(
             TEST_HOST=name, APP_PORT=str(ports[name]), APP_DIR=str(tmp_path / "apps" / name))
-    created = server.landfall("target-group", "create", "web", "--health-path", "/health", "--interval", "1",
+    created = server.landfall("target-group", "create", "web", "--router", request.param,
+                              "--health-path", "/health", "--interval", "1",
                               "--healthy-threshold", "2", "--unhealthy-threshold", "2",
                               "--deregistration-delay", "2")
     assert created.ok, created.stderr
@@ -316,6 +317,10 @@ def test_target_group_commands_and_errors(server, tmp_path):
     assert server.landfall("target-group", "list", env=env).ok
     denied = server.landfall("target-group", "delete", "web", env=env)
     assert denied.returncode == 1 and "AccessDeniedException" in denied.stderr, denied.stderr
+    # The group says which kind of router serves it.
+    mismatch = server.landfall("router", "--target-group", "web", "--haproxy-socket", str(tmp_path / "none.sock"),
+                               "--haproxy-backend", "web")
+    assert mismatch.returncode == 1 and "is served by a builtin router, not haproxy" in mismatch.stderr, mismatch.stderr
     assert server.landfall("target-group", "delete", "web").ok
     gone = server.landfall("target-group", "delete", "web")
     assert "TargetGroupDoesNotExistException" in gone.stderr

@@ -67,6 +67,10 @@ impl Builtin {
 
 #[async_trait::async_trait]
 impl Dataplane for Builtin {
+    fn kind(&self) -> &'static str {
+        "builtin"
+    }
+
     async fn apply(&self, group: &TargetGroupInfo) {
         self.table().apply(group, Instant::now());
     }

@@ -215,6 +215,10 @@ impl Haproxy {
 
 #[async_trait::async_trait]
 impl Dataplane for Haproxy {
+    fn kind(&self) -> &'static str {
+        "haproxy"
+    }
+
     async fn apply(&self, group: &TargetGroupInfo) {
         *self.desired.lock().unwrap_or_else(|p| p.into_inner()) = Some(group.clone());
     }

@@ -26,6 +26,8 @@ pub use table::{Health, Table};
 /// backend stands.
 #[async_trait::async_trait]
 pub trait Dataplane: Send + Sync + 'static {
+    /// The target group `router` kind this data plane serves (`builtin`, `haproxy`).
+    fn kind(&self) -> &'static str;
     /// Takes in the server's desired state for the group.
     async fn apply(&self, group: &TargetGroupInfo);
     /// Health checks, draining, converging: whatever is due now. Returns what the server
@@ -45,6 +47,18 @@ pub async fn run(
     dataplane: Arc<dyn Dataplane>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // The group says which kind of router serves it.
+    let input = GetRouterStateInput { name: Some(target_group.to_owned()), known_version: None };
+    let group =
+        api.call::<_, TargetGroupOutput>(&format!("{TARGET_PREFIX}.GetRouterState"), &input).await?.target_group;
+    if group.router != dataplane.kind() {
+        anyhow::bail!(
+            "target group {target_group} is served by a {} router, not {}: start `landfall router` with {}",
+            group.router,
+            dataplane.kind(),
+            if group.router == "haproxy" { "--haproxy-socket and --haproxy-backend" } else { "--listen" }
+        );
+    }
     let api = Arc::new(api);
     // Aborted when this returns or is dropped, whichever comes first.
     let _tasks = AbortOnDrop(vec![

@@ -313,8 +313,12 @@ pub fn target_group_names(info: Option<&LoadBalancerInfo>) -> Vec<String> {
     let Some(info) = info else { return Vec::new() };
     let groups = info.target_group_info_list.iter().flatten().filter_map(|g| g.name.clone());
     let elbs = info.elb_info_list.iter().flatten().filter_map(|e| e.name.clone());
-    let mut names: Vec<String> = groups.chain(elbs).collect();
-    names.dedup();
+    let mut names: Vec<String> = Vec::new();
+    for name in groups.chain(elbs) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     names
 }
 
@@ -442,4 +446,36 @@ async fn step(state: &AppState, deployment_id: &str, command: &HostCommandRecord
     } else {
         format!("{instance} ({}) was not drained from target group {name} within {seconds} s; {last}.", target.address)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use landfall_api::shapes::{ELBInfo, TargetGroupInfo as LbTargetGroup};
+
+    use super::*;
+
+    #[test]
+    fn target_groups_come_from_both_lists_once_each() {
+        let info = LoadBalancerInfo {
+            target_group_info_list: Some(vec![
+                LbTargetGroup { name: Some("web".into()) },
+                LbTargetGroup { name: Some("api".into()) },
+            ]),
+            elb_info_list: Some(vec![ELBInfo { name: Some("web".into()) }, ELBInfo { name: Some("legacy".into()) }]),
+            ..Default::default()
+        };
+        assert_eq!(target_group_names(Some(&info)), ["web", "api", "legacy"]);
+        assert!(target_group_names(None).is_empty());
+    }
+
+    #[test]
+    fn addresses_and_names_are_checked() {
+        assert!(check_address("10.0.0.5:8080").is_ok());
+        assert!(check_address("web-1.internal:80").is_ok());
+        for bad in ["10.0.0.5", ":80", "host:0", "host:99999", "a/b:80"] {
+            assert!(check_address(bad).is_err(), "{bad}");
+        }
+        assert!(check_name(Some("web_1.blue")).is_ok());
+        assert!(check_name(Some("web 1")).is_err() && check_name(None).is_err());
+    }
 }
