@@ -354,25 +354,43 @@ fn execute(instruction: &Instruction, cleanup: &mut File) -> Result<(), InstallE
 }
 
 /// Copies a file (content, mode, modification time) or re-creates a link, replacing whatever
-/// file or link is at `destination` without following it.
+/// file or link is at `destination` without following it. The copy is made under a temporary
+/// name beside the destination and renamed over it, so a reader never sees half a file and an
+/// existing file or link is replaced in one step.
 fn copy_entry(source: &Path, destination: &Path) -> Result<(), InstallError> {
-    if fs::symlink_metadata(destination).is_ok() {
-        fs::remove_file(destination).map_err(|e| io_error(destination, e))?;
-    }
     let meta = fs::symlink_metadata(source).map_err(|e| io_error(source, e))?;
-    if meta.file_type().is_symlink() {
+    let temporary = temporary_beside(destination);
+    let made = if meta.file_type().is_symlink() {
         let target = fs::read_link(source).map_err(|e| io_error(source, e))?;
-        return std::os::unix::fs::symlink(target, destination).map_err(|e| io_error(destination, e));
+        std::os::unix::fs::symlink(target, &temporary).map_err(|e| io_error(destination, e))
+    } else {
+        copy_contents(source, &meta, &temporary).map_err(|e| io_error(destination, e))
+    };
+    let placed = made.and_then(|()| fs::rename(&temporary, destination).map_err(|e| io_error(destination, e)));
+    if placed.is_err() {
+        let _ = fs::remove_file(&temporary);
     }
-    let mut input = File::open(source).map_err(|e| io_error(source, e))?;
-    let mut output =
-        OpenOptions::new().write(true).create_new(true).open(destination).map_err(|e| io_error(destination, e))?;
-    io::copy(&mut input, &mut output).map_err(|e| io_error(destination, e))?;
-    output.set_permissions(meta.permissions()).map_err(|e| io_error(destination, e))?;
+    placed
+}
+
+fn copy_contents(source: &Path, meta: &fs::Metadata, to: &Path) -> io::Result<()> {
+    let mut input = File::open(source)?;
+    // create_new: never writes through something already at the temporary name.
+    let mut output = OpenOptions::new().write(true).create_new(true).open(to)?;
+    io::copy(&mut input, &mut output)?;
+    output.set_permissions(meta.permissions())?;
     if let Ok(modified) = meta.modified() {
         let _ = output.set_modified(modified);
     }
     Ok(())
+}
+
+/// A name beside `path` that no other copy (of this or another agent) uses.
+fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.landfall-{}-{count}", std::process::id()))
 }
 
 fn set_acl(file: &Path, entries: &[String]) -> Result<(), InstallError> {
@@ -412,5 +430,47 @@ fn set_acl(file: &Path, entries: &[String]) -> Result<(), InstallError> {
             file.display(),
             String::from_utf8_lossy(&output.stderr).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_replace_in_one_step_even_when_racing() {
+        let dir = std::env::temp_dir().join(format!("landfall-install-race-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let (a, b, destination) = (dir.join("a"), dir.join("b"), dir.join("index.html"));
+        fs::write(&a, "from a").unwrap();
+        fs::write(&b, "from b").unwrap();
+        // Two hosts sharing a directory install the same file at once: each copy lands whole.
+        let racers: Vec<_> = [a, b]
+            .into_iter()
+            .map(|source| {
+                let destination = destination.clone();
+                std::thread::spawn(move || (0..200).try_for_each(|_| copy_entry(&source, &destination)))
+            })
+            .collect();
+        for racer in racers {
+            racer.join().unwrap().unwrap();
+        }
+        assert!(matches!(fs::read_to_string(&destination).unwrap().as_str(), "from a" | "from b"));
+        // A link at the destination is replaced, not written through.
+        let outside = dir.join("outside");
+        fs::write(&outside, "untouched").unwrap();
+        fs::remove_file(&destination).unwrap();
+        std::os::unix::fs::symlink(&outside, &destination).unwrap();
+        copy_entry(&dir.join("a"), &destination).unwrap();
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "untouched");
+        assert_eq!(fs::read_to_string(&destination).unwrap(), "from a");
+        assert!(!fs::symlink_metadata(&destination).unwrap().file_type().is_symlink());
+        let leftovers = fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+            .count();
+        assert_eq!(leftovers, 0, "no temporary file stays behind");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
