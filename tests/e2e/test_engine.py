@@ -254,11 +254,18 @@ def test_a_host_whose_agent_never_polls_fails_after_the_pickup_timeout(landfall_
 def test_server_killed_mid_deployment_resumes_without_running_anything_twice(server, cd):
     hosts = fleet(server, cd, 3)
     gate = threading.Event()
-    hosts[1].outcomes["Install"] = lambda command: "succeed" if gate.wait(30) else "fail"
+    installing = threading.Event()
+
+    def install(command):
+        installing.set()
+        return "succeed" if gate.wait(30) else "fail"
+
+    hosts[1].outcomes["Install"] = install
     for host in hosts:
         host.start()
     deployment_id = deploy(cd)
-    wait_for(lambda: any(e == "BeforeInstall" for _, e, _ in hosts[1].log), message="host 1 to reach Install")
+    # Inside Install (so BeforeInstall's completion has been answered): the server dies now.
+    assert installing.wait(60), "host 1 never reached Install"
     server.restart(signal.SIGKILL)
     gate.set()  # host 1 completes its Install against the restarted server
     cd = server.client()
