@@ -17,7 +17,7 @@ use landfall_client::{Client, ClientSettings, Overrides};
 use serde_json::{Value, json};
 
 use crate::host::BenchHost;
-use crate::{codedeploy, start_server, status_kib, wait_for_end};
+use crate::{codedeploy, start_server, wait_for_end};
 
 struct Options {
     server: PathBuf,
@@ -110,12 +110,8 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     println!("scripts.log files on the host: {scripts_logs} (the exit-0 rounds' hooks wrote them)");
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = host.pid();
-    println!(
-        "agent memory: idle resident {:.1} MiB, peak {:.1} MiB",
-        status_kib(pid, "VmRSS:")? as f64 / 1024.0,
-        status_kib(pid, "VmHWM:")? as f64 / 1024.0
-    );
+    let (idle, peak) = host.memory_mib()?;
+    println!("agent memory: idle resident {idle:.1} MiB, peak {peak:.1} MiB");
     drop(host);
     drop(server);
     Ok(())

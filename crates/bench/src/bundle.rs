@@ -19,7 +19,7 @@ use landfall_client::{Client, ClientSettings, Overrides};
 use serde_json::{Value, json};
 
 use crate::host::BenchHost;
-use crate::{TempDir, codedeploy, start_server_with, status_kib, wait_for_end};
+use crate::{TempDir, codedeploy, start_server_with, wait_for_end};
 
 struct Options {
     server: PathBuf,
@@ -115,31 +115,21 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         bundles.push((kind, path));
     }
 
-    // The built-in store, and the external one.
-    let builtin_keys = admin_keys(&server.environment)?;
-    let mut stores = vec![("built-in", client_for(&server.environment["AWS_ENDPOINT_URL"], &builtin_keys)?, "bench")];
+    // The built-in store, and the external one: (name, endpoint, keys, bucket).
+    let mut stores =
+        vec![("built-in", server.environment["AWS_ENDPOINT_URL"].clone(), admin_keys(&server.environment)?, "bench")];
     if let Some(store) = &external {
-        stores.push((
-            "external",
-            client_for(&store.endpoint, &(EXTERNAL_KEY.into(), EXTERNAL_SECRET.into()))?,
-            "elsewhere",
-        ));
+        stores.push(("external", store.endpoint.clone(), (EXTERNAL_KEY.into(), EXTERNAL_SECRET.into()), "elsewhere"));
     }
     println!("{:<9} {:<4} {:>10} {:>10} {:>10} {:>10}", "store", "kind", "agent", "agent MB/s", "curl+tar", "ratio");
-    for (store, store_client, bucket) in &stores {
+    for (store, endpoint, keys, bucket) in &stores {
+        let store_client = client_for(endpoint, keys)?;
         store_client.create_bucket(bucket).await?;
-        let keys =
-            if *store == "built-in" { builtin_keys.clone() } else { (EXTERNAL_KEY.into(), EXTERNAL_SECRET.into()) };
         for (kind, path) in &bundles {
             let key = format!("big.{kind}");
             let etag = store_client.put_file(bucket, &key, path, &mut |_, _| {}).await?;
             let agent = agent_download(&client, bucket, &key, kind, &etag).await?;
-            let endpoint = if *store == "built-in" {
-                server.environment["AWS_ENDPOINT_URL"].clone()
-            } else {
-                external_endpoint(&external)
-            };
-            let baseline = curl_and_unpack(&endpoint, &keys, bucket, &key, kind, &work.0)?;
+            let baseline = curl_and_unpack(endpoint, keys, bucket, &key, kind, &work.0)?;
             let size = megabytes(path)?;
             println!(
                 "{store:<9} {kind:<4} {:>9.2}s {:>10.0} {:>9.2}s {:>9.2}x",
@@ -150,19 +140,11 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             );
         }
     }
-    let pid = host.pid();
-    println!(
-        "agent memory: peak resident {:.1} MiB (now {:.1} MiB)",
-        status_kib(pid, "VmHWM:")? as f64 / 1024.0,
-        status_kib(pid, "VmRSS:")? as f64 / 1024.0
-    );
+    let (now, peak) = host.memory_mib()?;
+    println!("agent memory: peak resident {peak:.1} MiB (now {now:.1} MiB)");
     drop(host);
     drop(server);
     Ok(())
-}
-
-fn external_endpoint(external: &Option<ExternalStore>) -> String {
-    external.as_ref().map(|store| store.endpoint.clone()).unwrap_or_default()
 }
 
 fn megabytes(path: &Path) -> anyhow::Result<f64> {

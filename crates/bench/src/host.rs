@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use crate::{ServerProcess, TempDir};
+use crate::{ServerProcess, TempDir, status_kib};
 
 pub(crate) struct BenchHost {
     pub(crate) dir: TempDir,
@@ -42,8 +42,10 @@ impl BenchHost {
         Ok(BenchHost { dir, agent })
     }
 
-    pub(crate) fn pid(&self) -> u32 {
-        self.agent.id()
+    /// The agent's resident memory now and at its peak (`VmRSS`, `VmHWM`), in MiB.
+    pub(crate) fn memory_mib(&self) -> anyhow::Result<(f64, f64)> {
+        let pid = self.agent.id();
+        Ok((status_kib(pid, "VmRSS:")? as f64 / 1024.0, status_kib(pid, "VmHWM:")? as f64 / 1024.0))
     }
 }
 

@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use landfall_client::{Client, ClientSettings, Overrides};
 use serde_json::{Value, json};
 
-use crate::{TempDir, start_server};
+use crate::{TempDir, codedeploy, start_server};
 
 struct Options {
     server: PathBuf,
@@ -115,7 +115,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         .await?;
         for (host, (port, _)) in backends.iter().enumerate() {
             let instance = format!("bench-{index}-{host}");
-            codedeploy_register(&client, &instance).await?;
+            register_instance(&client, &instance).await?;
             extension(
                 "RegisterTargets",
                 json!({"name": name, "targets": [
@@ -205,7 +205,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     // A new backend: from registration to its first request, through each router.
     for (index, name, port) in [(0, "builtin", builtin_port), (1, "haproxy", haproxy_port)] {
         let instance = format!("bench-{index}-late");
-        codedeploy_register(&client, &instance).await?;
+        register_instance(&client, &instance).await?;
         let before = late_served.load(Ordering::Relaxed);
         let load = tokio::spawn(trickle(format!("http://127.0.0.1:{port}/")));
         let registered = Instant::now();
@@ -245,9 +245,9 @@ async fn trickle(url: String) {
     }
 }
 
-async fn codedeploy_register(client: &Client, instance: &str) -> anyhow::Result<()> {
-    let input = json!({"instanceName": instance, "iamUserArn": format!("arn:aws:iam::123456789012:user/{instance}")});
-    client.call::<_, Value>("CodeDeploy_20141006.RegisterOnPremisesInstance", &input).await?;
+async fn register_instance(client: &Client, instance: &str) -> anyhow::Result<()> {
+    let arn = format!("arn:aws:iam::123456789012:user/{instance}");
+    codedeploy(client, "RegisterOnPremisesInstance", json!({"instanceName": instance, "iamUserArn": arn})).await?;
     Ok(())
 }
 

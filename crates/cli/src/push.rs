@@ -44,7 +44,7 @@ pub struct Pushed {
 
 pub async fn push(client: &Client, output: &Output, request: &PushRequest) -> anyhow::Result<Pushed> {
     check_appspec(&request.directory)?;
-    let bundle = TempBundle::new()?;
+    let bundle = TempBundle::new();
     let files = write_bundle(&request.directory, &bundle.path)?;
     let digest = sha256_file(&bundle.path)?;
     let bucket = request.bucket.clone().unwrap_or_else(|| DEFAULT_BUCKET.to_owned());
@@ -183,10 +183,9 @@ struct TempBundle {
 }
 
 impl TempBundle {
-    fn new() -> anyhow::Result<TempBundle> {
+    fn new() -> TempBundle {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!("landfall-push-{}-{nanos}.tgz", std::process::id()));
-        Ok(TempBundle { path })
+        TempBundle { path: std::env::temp_dir().join(format!("landfall-push-{}-{nanos}.tgz", std::process::id())) }
     }
 }
 

@@ -200,13 +200,19 @@ impl ClientCommand {
             ClientCommand::Stop(args) => &args.client,
             ClientCommand::Rollback(args) => &args.client,
             ClientCommand::Instances(args) => &args.client,
-            ClientCommand::TargetGroup(command) => match command {
-                TargetGroupCommand::Create { client, .. }
-                | TargetGroupCommand::List { client }
-                | TargetGroupCommand::Delete { client, .. }
-                | TargetGroupCommand::Register { client, .. }
-                | TargetGroupCommand::Deregister { client, .. } => client,
-            },
+            ClientCommand::TargetGroup(command) => command.client_args(),
+        }
+    }
+}
+
+impl TargetGroupCommand {
+    pub fn client_args(&self) -> &ClientArgs {
+        match self {
+            TargetGroupCommand::Create { client, .. }
+            | TargetGroupCommand::List { client }
+            | TargetGroupCommand::Delete { client, .. }
+            | TargetGroupCommand::Register { client, .. }
+            | TargetGroupCommand::Deregister { client, .. } => client,
         }
     }
 }

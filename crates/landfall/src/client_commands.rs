@@ -5,7 +5,7 @@ use landfall_cli::deploy::{DeployRequest, RevisionChoice, parse_revision};
 use landfall_cli::logs::LogsRequest;
 use landfall_cli::push::PushRequest;
 use landfall_cli::{InvalidInput, Outcome, Output};
-use landfall_client::ClientError;
+use landfall_client::{Client, ClientError};
 
 use landfall_api::landfall::HealthCheck;
 
@@ -97,7 +97,8 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             Outcome::Succeeded
         }
         Command::TargetGroup(command) => {
-            target_group(command, &output).await.map_err(failure)?;
+            let client = client(command.client_args())?;
+            target_group(command, &client, &output).await.map_err(failure)?;
             Outcome::Succeeded
         }
     };
@@ -107,7 +108,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
     }
 }
 
-async fn target_group(command: TargetGroupCommand, output: &Output) -> anyhow::Result<()> {
+async fn target_group(command: TargetGroupCommand, client: &Client, output: &Output) -> anyhow::Result<()> {
     use landfall_cli::target_groups;
     match command {
         TargetGroupCommand::Create {
@@ -119,7 +120,7 @@ async fn target_group(command: TargetGroupCommand, output: &Output) -> anyhow::R
             healthy_threshold,
             unhealthy_threshold,
             deregistration_delay,
-            client: args,
+            client: _,
         } => {
             let request = target_groups::CreateRequest {
                 name,
@@ -133,20 +134,15 @@ async fn target_group(command: TargetGroupCommand, output: &Output) -> anyhow::R
                 },
                 deregistration_delay_seconds: deregistration_delay,
             };
-            target_groups::create(&client(&args).map_err(|f| f.error)?, output, request).await
+            target_groups::create(client, output, request).await
         }
-        TargetGroupCommand::List { client: args } => {
-            target_groups::list(&client(&args).map_err(|f| f.error)?, output).await
+        TargetGroupCommand::List { client: _ } => target_groups::list(client, output).await,
+        TargetGroupCommand::Delete { name, client: _ } => target_groups::delete(client, output, &name).await,
+        TargetGroupCommand::Register { name, instance, address, weight, client: _ } => {
+            target_groups::register(client, output, &name, &instance, &address, weight).await
         }
-        TargetGroupCommand::Delete { name, client: args } => {
-            target_groups::delete(&client(&args).map_err(|f| f.error)?, output, &name).await
-        }
-        TargetGroupCommand::Register { name, instance, address, weight, client: args } => {
-            target_groups::register(&client(&args).map_err(|f| f.error)?, output, &name, &instance, &address, weight)
-                .await
-        }
-        TargetGroupCommand::Deregister { name, instance, client: args } => {
-            target_groups::deregister(&client(&args).map_err(|f| f.error)?, output, &name, &instance).await
+        TargetGroupCommand::Deregister { name, instance, client: _ } => {
+            target_groups::deregister(client, output, &name, &instance).await
         }
     }
 }

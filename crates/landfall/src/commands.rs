@@ -9,7 +9,7 @@ use landfall_api::landfall::{
 };
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
-use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources};
+use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
 use landfall_server::{Server, ServerConfig, Timeouts, TlsFiles};
 use landfall_sigv4::Credentials;
 
@@ -174,7 +174,7 @@ fn revision_sources(args: &ServerArgs) -> Result<RevisionSources, Failure> {
         None => secret("LANDFALL_GIT_TOKEN"),
     }
     .filter(|token| !token.is_empty());
-    Ok(RevisionSources { external_s3, git: GitSource { base_url, token } })
+    Ok(RevisionSources { external_s3, git: GitSource { base_url, token: token.map(Secret) } })
 }
 
 /// Runs a server until SIGINT or SIGTERM.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use landfall_api::landfall::{TargetGroupInfo, TargetInfo, TargetReport};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::Dataplane;
 
@@ -59,21 +59,12 @@ impl Haproxy {
 
     /// Sends one runtime API command and returns HAProxy's answer.
     async fn command(&self, line: &str) -> anyhow::Result<String> {
-        let mut answer = String::new();
+        let context = || format!("connecting to HAProxy's runtime API at {}", self.socket);
         if self.socket.contains('/') {
-            let mut stream = tokio::net::UnixStream::connect(&self.socket)
-                .await
-                .with_context(|| format!("connecting to HAProxy's runtime API at {}", self.socket))?;
-            stream.write_all(format!("{line}\n").as_bytes()).await?;
-            stream.read_to_string(&mut answer).await?;
+            exchange(tokio::net::UnixStream::connect(&self.socket).await.with_context(context)?, line).await
         } else {
-            let mut stream = tokio::net::TcpStream::connect(&self.socket)
-                .await
-                .with_context(|| format!("connecting to HAProxy's runtime API at {}", self.socket))?;
-            stream.write_all(format!("{line}\n").as_bytes()).await?;
-            stream.read_to_string(&mut answer).await?;
+            exchange(tokio::net::TcpStream::connect(&self.socket).await.with_context(context)?, line).await
         }
-        Ok(answer)
     }
 
     /// A command whose answer must not be an error.
@@ -248,6 +239,14 @@ impl Dataplane for Haproxy {
             }
         }
     }
+}
+
+/// One command on a fresh runtime API connection (non-interactive: HAProxy answers and closes).
+async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, line: &str) -> anyhow::Result<String> {
+    stream.write_all(format!("{line}\n").as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    Ok(answer)
 }
 
 /// The HAProxy server name of an instance: `landfall-` and the name, with characters HAProxy

@@ -59,10 +59,16 @@ pub async fn run(
             if group.router == "haproxy" { "--haproxy-socket and --haproxy-backend" } else { "--listen" }
         );
     }
+    dataplane.apply(&group).await;
     let api = Arc::new(api);
     // Aborted when this returns or is dropped, whichever comes first.
     let _tasks = AbortOnDrop(vec![
-        tokio::spawn(follow_the_server(target_group.to_owned(), Arc::clone(&api), Arc::clone(&dataplane))),
+        tokio::spawn(follow_the_server(
+            target_group.to_owned(),
+            group.version,
+            Arc::clone(&api),
+            Arc::clone(&dataplane),
+        )),
         tokio::spawn(report_forever(target_group.to_owned(), api, dataplane)),
     ]);
     shutdown.await;
@@ -79,10 +85,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Keeps the data plane in step with the server's desired state.
-async fn follow_the_server(name: String, api: Arc<Client>, dataplane: Arc<dyn Dataplane>) {
+/// Keeps the data plane in step with the server's desired state (from `version` on, which it
+/// has already).
+async fn follow_the_server(name: String, version: u64, api: Arc<Client>, dataplane: Arc<dyn Dataplane>) {
     let target = format!("{TARGET_PREFIX}.GetRouterState");
-    let mut known_version = None;
+    let mut known_version = Some(version);
     loop {
         let input = GetRouterStateInput { name: Some(name.clone()), known_version };
         match api.call::<_, TargetGroupOutput>(&target, &input).await {

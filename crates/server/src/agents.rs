@@ -47,10 +47,12 @@ pub async fn call(
         CommandOperation::PollHostCommand => {
             let version: Option<String> = user_agent.map(|agent| agent.chars().take(MAX_AGENT_VERSION).collect());
             let name = instance_name(&instance);
-            ctx.store()
-                .record_agent_poll(name, ctx.state.clock.now(), version.as_deref())
-                .await
-                .map_err(store_error)?;
+            if ctx.state.agent_sightings.due(name, version.as_deref()) {
+                ctx.store()
+                    .record_agent_poll(name, ctx.state.clock.now(), version.as_deref())
+                    .await
+                    .map_err(store_error)?;
+            }
             poll(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
         }
         CommandOperation::GetDeploymentSpecification => {
@@ -168,7 +170,7 @@ async fn specification(
         Some(location) => spec_revision(ctx.state, location).await?,
         None => SpecRevision::default(),
     };
-    let github_access_token = revision.github_revision.as_ref().and(ctx.state.sources.git.token.clone()).map(Secret);
+    let github_access_token = revision.github_revision.as_ref().and(ctx.state.sources.git.token.clone());
     let spec = DeploymentSpec {
         deployment_id: command.deployment_id.clone(),
         deployment_group_id: deployment.group_id.clone(),

@@ -169,12 +169,12 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         return Ok(Outcome::Finished(None));
     };
     let targets = store.targets(deployment_id).await?;
-    let records = store.commands_of(deployment_id).await?;
+    let mut records = store.commands_of(deployment_id).await?;
     // Traffic events in flight first: one may have just finished.
-    if records.iter().any(|c| c.state == "Dispatched" && lifecycle::runs_on_server(&c.lifecycle_event)) {
-        crate::traffic::advance(state, deployment_id, &records).await;
+    if crate::traffic::advance(state, &record.info, &records).await {
+        records = store.commands_of(deployment_id).await?;
     }
-    let commands: Vec<Command> = store.commands_of(deployment_id).await?.into_iter().map(engine_command).collect();
+    let commands: Vec<Command> = records.into_iter().map(engine_command).collect();
     let progress: Progress = record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
     let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
     let blue_green = record.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())

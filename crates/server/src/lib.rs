@@ -103,6 +103,7 @@ impl Server {
             objects: s3::ObjectStore::open(&data_dir.join("s3"))
                 .context("opening the bundle store in the data directory")?,
             sources: config.sources.clone(),
+            agent_sightings: Default::default(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
         Ok(Server { listener, tls, state, store, endpoint, credentials_file })

@@ -8,9 +8,8 @@
 //! - a git server, for `GitHub` revisions: the repository URL (base URL plus `owner/repo`) and
 //!   the optional access token, which agents send as an HTTP header and never log.
 
-use std::fmt;
-
 use hyper::http::{Method, Uri};
+pub use landfall_commands::spec::Secret;
 use landfall_sigv4::{Credentials, SigningParams, presign, uri_encode};
 
 /// How long a presigned bundle URL stays valid: long enough for a slow download and its
@@ -35,24 +34,14 @@ pub enum Addressing {
     VirtualHost,
 }
 
-#[derive(Clone)]
+/// (`Credentials`' own `Debug` shows the access key id only.)
+#[derive(Debug, Clone)]
 pub struct ExternalS3 {
     /// `scheme://host[:port]`, no path.
     pub endpoint: Uri,
     pub region: String,
     pub addressing: Addressing,
     pub credentials: Credentials,
-}
-
-impl fmt::Debug for ExternalS3 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExternalS3")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("addressing", &self.addressing)
-            .field("credentials", &self.credentials)
-            .finish()
-    }
 }
 
 impl ExternalS3 {
@@ -83,25 +72,17 @@ impl ExternalS3 {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GitSource {
     /// Repositories are `BASE/owner/repo.git`.
     pub base_url: String,
-    pub token: Option<String>,
+    /// Handed to agents in the specification as it is (and never shown by `Debug`).
+    pub token: Option<Secret>,
 }
 
 impl Default for GitSource {
     fn default() -> GitSource {
         GitSource { base_url: DEFAULT_GIT_BASE_URL.to_owned(), token: None }
-    }
-}
-
-impl fmt::Debug for GitSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitSource")
-            .field("base_url", &self.base_url)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish()
     }
 }
 

@@ -39,6 +39,28 @@ pub struct AppState {
     /// The S3-compatible bundle store's objects (under the data directory).
     pub objects: crate::s3::ObjectStore,
     pub sources: crate::sources::RevisionSources,
+    pub agent_sightings: AgentSightings,
+}
+
+/// When each instance's agent was last recorded as polling, so a busy agent (it polls again
+/// after every command) costs the store one write per [`AgentSightings::EVERY`], not one per poll.
+#[derive(Default)]
+pub struct AgentSightings(Mutex<HashMap<String, (Instant, Option<String>)>>);
+
+impl AgentSightings {
+    pub const EVERY: Duration = Duration::from_secs(10);
+
+    /// Whether this poll should be written: the first, a new agent version, or the last write
+    /// long enough ago. Counts it as written if so.
+    pub fn due(&self, instance: &str, version: Option<&str>) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due =
+            seen.get(instance).is_none_or(|(at, known)| at.elapsed() >= Self::EVERY || known.as_deref() != version);
+        if due {
+            seen.insert(instance.to_owned(), (Instant::now(), version.map(str::to_owned)));
+        }
+        due
+    }
 }
 
 /// Access keys and their derived signing keys, kept in memory so a request costs no store read

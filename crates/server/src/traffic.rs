@@ -19,7 +19,7 @@ use landfall_api::landfall::{
     RegisterTargetsInput, ReportTargetHealthInput, TargetGroupInfo, TargetGroupNameInput, TargetGroupOutput,
     TargetHealth, TargetInfo,
 };
-use landfall_api::shapes::{Diagnostics, LifecycleErrorCode, LoadBalancerInfo};
+use landfall_api::shapes::{DeploymentInfo, Diagnostics, LifecycleErrorCode, LoadBalancerInfo};
 use landfall_store::{HostCommandRecord, Store, StoreError, TargetGroupRecord};
 
 use crate::api::common::{Ctx, store_error};
@@ -167,7 +167,8 @@ pub async fn report(ctx: &Ctx<'_>, input: ReportTargetHealthInput) -> ApiResult<
     }
     let now = ctx.now;
     let mut changed = false;
-    modify_observed(ctx.state, name, |group| {
+    // What routers report is not desired state: no version bump, no routers woken.
+    update(ctx.store(), name, |group| {
         for report in &reports {
             let Some(target) = group.targets.iter_mut().find(|t| Some(&t.address) == report.address.as_ref()) else {
                 continue;
@@ -222,15 +223,6 @@ async fn modify(
         state.driver.target_group_signal(name).notify_waiters();
     }
     Ok(group)
-}
-
-/// Changes what routers reported (no version bump: routers need not hear of it).
-async fn modify_observed(
-    state: &AppState,
-    name: &str,
-    change: impl FnMut(&mut TargetGroupInfo) -> ApiResult<bool>,
-) -> ApiResult<TargetGroupInfo> {
-    update(state.store.as_ref(), name, change).await
 }
 
 async fn update(
@@ -330,13 +322,16 @@ enum Progress {
 }
 
 /// Carries every traffic command of a deployment one step further; completes those that are
-/// done. Called by the driver as it reconciles the deployment.
-pub async fn advance(state: &AppState, deployment_id: &str, commands: &[HostCommandRecord]) {
+/// done, and says whether it completed any. Called by the driver as it reconciles the
+/// deployment.
+pub async fn advance(state: &AppState, deployment: &DeploymentInfo, commands: &[HostCommandRecord]) -> bool {
+    let names = target_group_names(deployment.load_balancer_info.as_ref());
+    let mut completed = false;
     let open = commands
         .iter()
         .filter(|c| c.state == "Dispatched" && landfall_engine::lifecycle::runs_on_server(&c.lifecycle_event));
     for command in open {
-        let progress = match step(state, deployment_id, command).await {
+        let progress = match step(state, &names, command).await {
             Ok(progress) => progress,
             Err(error) => Progress::Failed(error.message),
         };
@@ -352,24 +347,21 @@ pub async fn advance(state: &AppState, deployment_id: &str, commands: &[HostComm
             log_tail: Some(String::new()),
         };
         // The caller (the driver's reconcile of this deployment) reads the completion next.
-        if let Err(error) = state.store.complete_command(&command.id, succeeded, &diagnostics, state.clock.now()).await
-        {
-            tracing::warn!(command = %command.id, %error, "cannot complete a traffic event");
+        match state.store.complete_command(&command.id, succeeded, &diagnostics, state.clock.now()).await {
+            Ok(_) => completed = true,
+            Err(error) => tracing::warn!(command = %command.id, %error, "cannot complete a traffic event"),
         }
     }
+    completed
 }
 
-async fn step(state: &AppState, deployment_id: &str, command: &HostCommandRecord) -> ApiResult<Progress> {
-    let Some(deployment) = state.store.deployment(deployment_id).await.map_err(store_error)? else {
-        return Ok(Progress::Failed("the deployment is gone".into()));
-    };
-    let names = target_group_names(deployment.info.load_balancer_info.as_ref());
+async fn step(state: &AppState, names: &[String], command: &HostCommandRecord) -> ApiResult<Progress> {
     let instance = command.target_id.as_str();
     let allow = command.lifecycle_event == "AllowTraffic";
     let started = command.dispatched_at.unwrap_or(command.created_at);
     let waited = Duration::from_millis((state.clock.now().millis() - started.millis()).max(0) as u64);
     let mut pending = Vec::new();
-    for name in &names {
+    for name in names {
         let Some(record) = state.store.target_group(name).await.map_err(store_error)? else {
             return Ok(Progress::Failed(format!(
                 "The target group {name} named in the deployment group's load balancer info does not exist; create it with `landfall target-group create {name}`."
