@@ -168,15 +168,19 @@ def test_out_of_range_minimum_healthy_hosts_are_refused_and_create_nothing(cd):
     assert custom_names(cd) == []
 
 
-def test_server_config_with_traffic_routing_is_refused(cd):
+def test_server_config_with_traffic_routing_is_landfalls_weighted_blue_green(cd):
+    """CodeDeploy refuses trafficRoutingConfig on a Server configuration; Landfall uses it to
+    shift a blue/green deployment's traffic by weights. It is checked as for Lambda and ECS."""
+    cd.create_deployment_config(deploymentConfigName="Canary", minimumHealthyHosts={"type": "HOST_COUNT", "value": 0},
+                                trafficRoutingConfig=canary(10, 5))
+    info = cd.get_deployment_config(deploymentConfigName="Canary")["deploymentConfigInfo"]
+    assert info["computePlatform"] == "Server"
+    assert info["trafficRoutingConfig"]["timeBasedCanary"] == {"canaryPercentage": 10, "canaryInterval": 5}
     refused("InvalidTrafficRoutingConfigurationException", cd.create_deployment_config,
-            deploymentConfigName="Mixed", minimumHealthyHosts={"type": "HOST_COUNT", "value": 1},
-            trafficRoutingConfig=canary(10, 5))
-    refused("InvalidTrafficRoutingConfigurationException", cd.create_deployment_config,
-            deploymentConfigName="Mixed", computePlatform="Server", trafficRoutingConfig=ALL_AT_ONCE,
+            deploymentConfigName="Mixed", computePlatform="Server", trafficRoutingConfig={"type": "TimeBasedCanary"},
             minimumHealthyHosts={"type": "FLEET_PERCENT", "value": 10})
     absent(cd, "Mixed")
-    assert custom_names(cd) == []
+    assert custom_names(cd) == ["Canary"]
 
 
 def test_create_server_config_with_a_zonal_config(server, cd):

@@ -350,6 +350,10 @@ pub struct TargetInfo {
     pub address: String,
     /// Relative share of the traffic among serving targets.
     pub weight: u32,
+    /// The weight a running blue/green deployment imposes while it shifts traffic between the
+    /// fleets (see [`TargetInfo::effective_weight`]); cleared when the deployment ends.
+    #[serde(rename = "trafficWeight", default, skip_serializing_if = "Option::is_none")]
+    pub traffic_weight: Option<u32>,
     /// In rotation (true) or taken out of it (false: drained, then no traffic).
     pub serving: bool,
     /// Bumped whenever `serving` or `weight` changes, so a health report is matched to the
@@ -357,6 +361,15 @@ pub struct TargetInfo {
     pub generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<TargetHealth>,
+}
+
+impl TargetInfo {
+    /// The weight routers use: a deployment's traffic weight while it shifts traffic, the
+    /// registered weight otherwise. Changing it does not change the target's generation: a
+    /// target moved from 10 % to 100 % stays healthy and in rotation.
+    pub fn effective_weight(&self) -> u32 {
+        self.traffic_weight.unwrap_or(self.weight)
+    }
 }
 
 /// A router's report on one target.
@@ -418,6 +431,10 @@ pub struct TargetSpec {
     pub address: Option<String>,
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Registered out of rotation (a blue/green replacement host that must not serve before its
+    /// deployment's AllowTraffic). Only for a new target; default false.
+    #[serde(default)]
+    pub standby: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

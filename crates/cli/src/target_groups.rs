@@ -44,20 +44,22 @@ pub async fn delete(client: &Client, output: &Output, name: &str) -> anyhow::Res
     }
 }
 
-pub async fn register(
-    client: &Client,
-    output: &Output,
-    name: &str,
-    instance: &str,
-    address: &str,
-    weight: u32,
-) -> anyhow::Result<()> {
+/// One backend to register.
+pub struct Target<'a> {
+    pub instance: &'a str,
+    pub address: &'a str,
+    pub weight: u32,
+    pub standby: bool,
+}
+
+pub async fn register(client: &Client, output: &Output, name: &str, target: Target<'_>) -> anyhow::Result<()> {
     let input = RegisterTargetsInput {
         name: Some(name.into()),
         targets: Some(vec![TargetSpec {
-            instance_name: Some(instance.into()),
-            address: Some(address.into()),
-            weight: Some(weight),
+            instance_name: Some(target.instance.into()),
+            address: Some(target.address.into()),
+            weight: Some(target.weight),
+            standby: Some(target.standby),
         }]),
     };
     let group: TargetGroupOutput = extension(client, "RegisterTargets", &input).await?;
@@ -96,7 +98,11 @@ fn show(output: &Output, groups: &[TargetGroupInfo]) -> anyhow::Result<()> {
             rows.push(vec![
                 target.instance_name.clone(),
                 target.address.clone(),
-                target.weight.to_string(),
+                match target.traffic_weight {
+                    // A deployment is shifting traffic: its weight, and the registered one.
+                    Some(shifted) => format!("{shifted} (registered {})", target.weight),
+                    None => target.weight.to_string(),
+                },
                 if target.serving { "yes" } else { "no" }.to_owned(),
                 health,
             ]);

@@ -64,6 +64,13 @@ pub fn lifecycle_events(
                 (DeploymentCreator::AutoscalingTermination, ..) => {
                     BLOCK_TRAFFIC.iter().copied().chain(["ApplicationStop"]).collect()
                 }
+                // A blue/green rollback sends traffic back: Blue allows it again, Green blocks it.
+                (DeploymentCreator::CodeDeployRollback, DeploymentType::BlueGreen, ServerTargetRole::Original) => {
+                    ALLOW_TRAFFIC.to_vec()
+                }
+                (DeploymentCreator::CodeDeployRollback, DeploymentType::BlueGreen, ServerTargetRole::Install) => {
+                    BLOCK_TRAFFIC.to_vec()
+                }
                 (_, DeploymentType::BlueGreen, ServerTargetRole::Original) => BLOCK_TRAFFIC.to_vec(),
                 (_, DeploymentType::BlueGreen, ServerTargetRole::Install) => {
                     INSTALL.iter().chain(&ALLOW_TRAFFIC).copied().collect()
@@ -151,6 +158,16 @@ mod tests {
             ServerTargetRole::Original,
         );
         assert_eq!(blue, BLOCK_TRAFFIC);
+        let rollback = |role| {
+            server(
+                DeploymentType::BlueGreen,
+                DeploymentOption::WithTrafficControl,
+                DeploymentCreator::CodeDeployRollback,
+                role,
+            )
+        };
+        assert_eq!(rollback(ServerTargetRole::Original), ALLOW_TRAFFIC);
+        assert_eq!(rollback(ServerTargetRole::Install), BLOCK_TRAFFIC);
     }
 
     #[test]

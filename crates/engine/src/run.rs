@@ -38,12 +38,24 @@ pub struct Progress {
     /// The deployment has failed (for this code) and waits for commands in flight to finish.
     #[serde(default)]
     pub failing: Option<String>,
+    /// Where a blue/green deployment stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<crate::blue_green::BlueGreenProgress>,
+    /// ContinueDeployment(READY_WAIT) came: a blue/green deployment waiting in Ready reroutes.
+    #[serde(default)]
+    pub continue_ready: bool,
+    /// ContinueDeployment(TERMINATION_WAIT) or SkipWaitTimeForInstanceTermination came.
+    #[serde(default)]
+    pub end_termination_wait: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopRequest {
     /// Roll back once stopped.
     pub rollback: bool,
+    /// Why the engine itself stopped the deployment (a wait that ran out); none for a user's stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// Where a host command stands.
@@ -136,6 +148,8 @@ pub struct Settings {
     pub minimum_healthy_hosts: Option<MinimumHealthyHosts>,
     pub ignore_application_stop_failures: bool,
     pub timeouts: Timeouts,
+    /// For blue/green deployments.
+    pub blue_green: crate::blue_green::BlueGreenSettings,
 }
 
 /// Everything [`reconcile`] looks at.
@@ -170,6 +184,11 @@ pub struct Step {
 }
 
 impl Step {
+    /// A step that changes nothing yet.
+    pub(crate) fn unchanged(facts: &Facts<'_>) -> Step {
+        Step { deployment: facts.deployment.clone(), progress: facts.progress.clone(), ..Default::default() }
+    }
+
     /// Whether anything at all changed (so nothing needs writing).
     pub fn is_empty(&self, facts: &Facts<'_>) -> bool {
         self.changed_targets.is_empty()
@@ -190,7 +209,7 @@ const NO_INSTANCES_MESSAGE: &str = "The deployment failed because no instances w
     Check your deployment group settings to make sure the tags for your instances correctly identify the instances \
     you want to deploy to, and then try again.";
 
-fn is_terminal(status: &Option<DeploymentStatus>) -> bool {
+pub(crate) fn is_terminal(status: &Option<DeploymentStatus>) -> bool {
     matches!(status, Some(DeploymentStatus::Succeeded | DeploymentStatus::Failed | DeploymentStatus::Stopped))
 }
 
@@ -209,25 +228,12 @@ pub fn minimum_healthy(hosts: Option<&MinimumHealthyHosts>, n: i64) -> (i64, i64
 
 /// Decides what happens next in a Server deployment.
 pub fn reconcile(facts: &Facts<'_>) -> Step {
-    let mut step =
-        Step { deployment: facts.deployment.clone(), progress: facts.progress.clone(), ..Default::default() };
-    if is_terminal(&step.deployment.status) {
+    let mut step = Step::unchanged(facts);
+    if settled_already(&mut step, facts) {
         return step;
     }
     let mut targets: Vec<DeploymentTarget> = facts.targets.to_vec();
     let now = facts.now;
-
-    // Stopped before it was even planned: nothing ran anywhere.
-    if !step.progress.started && step.progress.stop.is_some() {
-        for target in targets.iter_mut() {
-            skip_target(target, now);
-        }
-        step.deployment.start_time.get_or_insert(now);
-        finish(&mut step, &targets, now);
-        step.deployment.deployment_overview = Some(overview(&targets));
-        record_changes(&mut step, facts.targets, targets);
-        return step;
-    }
     if !step.progress.started && !start(&mut step, &mut targets, facts) {
         record_changes(&mut step, facts.targets, targets);
         return step;
@@ -235,7 +241,7 @@ pub fn reconcile(facts: &Facts<'_>) -> Step {
 
     // 1. What the hosts did: move each target in flight along its events.
     for target in targets.iter_mut() {
-        advance_target(target, &mut step, facts);
+        advance_target(target, &mut step, facts, None);
     }
 
     // 2. A stop, or a failure that already happened: nothing new is sent; waiting targets are
@@ -259,6 +265,26 @@ pub fn reconcile(facts: &Facts<'_>) -> Step {
     step
 }
 
+/// Whether there is nothing to decide: the deployment is over, or was stopped before it was even
+/// planned (then it is settled here, nothing having run anywhere).
+pub(crate) fn settled_already(step: &mut Step, facts: &Facts<'_>) -> bool {
+    if is_terminal(&step.deployment.status) {
+        return true;
+    }
+    if step.progress.started || step.progress.stop.is_none() {
+        return false;
+    }
+    let mut targets = facts.targets.to_vec();
+    for target in targets.iter_mut() {
+        skip_target(target, facts.now);
+    }
+    step.deployment.start_time.get_or_insert(facts.now);
+    finish(step, &targets, facts.now);
+    step.deployment.deployment_overview = Some(overview(&targets));
+    record_changes(step, facts.targets, targets);
+    true
+}
+
 /// Plans the deployment: fails it at once when it cannot run, else marks it InProgress.
 /// Returns whether it goes on.
 fn start(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) -> bool {
@@ -268,6 +294,12 @@ fn start(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) -
         fail_now(step, ErrorCode::NoInstances, NO_INSTANCES_MESSAGE, now);
         return false;
     }
+    plan(step, targets, facts, n)
+}
+
+/// Plans a deployment whose minimum healthy hosts count over `n` of its targets.
+pub(crate) fn plan(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>, n: i64) -> bool {
+    let now = facts.now;
     let (minimum, budget, one_at_a_time) = minimum_healthy(facts.settings.minimum_healthy_hosts.as_ref(), n);
     if budget <= 0 {
         let message = format!(
@@ -293,7 +325,7 @@ fn start(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) -
     true
 }
 
-fn fail_now(step: &mut Step, code: ErrorCode, message: &str, now: Timestamp) {
+pub(crate) fn fail_now(step: &mut Step, code: ErrorCode, message: &str, now: Timestamp) {
     step.deployment.status = Some(DeploymentStatus::Failed);
     step.deployment.complete_time = Some(now);
     step.deployment.start_time.get_or_insert(now);
@@ -301,24 +333,24 @@ fn fail_now(step: &mut Step, code: ErrorCode, message: &str, now: Timestamp) {
     step.finished = Some(DeploymentStatus::Failed);
 }
 
-fn instance(target: &DeploymentTarget) -> Option<&InstanceTarget> {
+pub(crate) fn instance(target: &DeploymentTarget) -> Option<&InstanceTarget> {
     target.instance_target.as_ref()
 }
 
-fn instance_mut(target: &mut DeploymentTarget) -> &mut InstanceTarget {
+pub(crate) fn instance_mut(target: &mut DeploymentTarget) -> &mut InstanceTarget {
     target.instance_target.get_or_insert_with(Default::default)
 }
 
-fn status_of(target: &DeploymentTarget) -> Option<TargetStatus> {
+pub(crate) fn status_of(target: &DeploymentTarget) -> Option<TargetStatus> {
     instance(target).and_then(|t| t.status.clone())
 }
 
-fn target_id(target: &DeploymentTarget) -> String {
+pub(crate) fn target_id(target: &DeploymentTarget) -> String {
     instance(target).and_then(|t| t.target_id.clone()).unwrap_or_default()
 }
 
 /// The newest command for (target, event).
-fn command_for<'a>(commands: &'a [Command], target: &str, event: &str) -> Option<&'a Command> {
+pub(crate) fn command_for<'a>(commands: &'a [Command], target: &str, event: &str) -> Option<&'a Command> {
     commands.iter().filter(|c| c.target_id == target && c.event == event).max_by_key(|c| c.created_at)
 }
 
@@ -340,8 +372,9 @@ fn engine_diagnostics(message: String) -> Diagnostics {
     }
 }
 
-/// Moves a target in flight along its lifecycle events as far as its commands allow.
-fn advance_target(target: &mut DeploymentTarget, step: &mut Step, facts: &Facts<'_>) {
+/// Moves a target in flight along its lifecycle events as far as its commands allow, and no
+/// further than `gate` (an event not yet to be sent: a blue/green phase not yet reached).
+pub(crate) fn advance_target(target: &mut DeploymentTarget, step: &mut Step, facts: &Facts<'_>, gate: Option<&str>) {
     if status_of(target) != Some(TargetStatus::InProgress) {
         return;
     }
@@ -367,6 +400,8 @@ fn advance_target(target: &mut DeploymentTarget, step: &mut Step, facts: &Facts<
         let Some(command) = command_for(facts.commands, &id, &name) else {
             if halted {
                 stop_target(target, index, step, now);
+            } else if gate == Some(name.as_str()) {
+                set_event(target, index, LifecycleEventStatus::Pending, None, None, None);
             } else if !step.new_commands.iter().any(|(t, e)| *t == id && *e == name) {
                 step.new_commands.push((id.clone(), name));
                 set_event(target, index, LifecycleEventStatus::Pending, None, None, None);
@@ -516,7 +551,7 @@ fn fail_target(target: &mut DeploymentTarget, index: usize, step: &mut Step, now
 /// A target halted by a stop at event `index` (not yet run): if it had done nothing it is
 /// Skipped, otherwise Failed (it is left part-way through). Records the host as finished (for its
 /// history) only when something ran on it.
-fn stop_target(target: &mut DeploymentTarget, index: usize, step: &mut Step, now: Timestamp) {
+pub(crate) fn stop_target(target: &mut DeploymentTarget, index: usize, step: &mut Step, now: Timestamp) {
     let started = index > 0;
     skip_events_from(target, index, now);
     let instance = instance_mut(target);
@@ -539,7 +574,7 @@ fn skip_events_from(target: &mut DeploymentTarget, index: usize, now: Timestamp)
     }
 }
 
-fn skip_target(target: &mut DeploymentTarget, now: Timestamp) {
+pub(crate) fn skip_target(target: &mut DeploymentTarget, now: Timestamp) {
     let instance = instance_mut(target);
     instance.status = Some(TargetStatus::Skipped);
     instance.last_updated_at = Some(now);
@@ -576,12 +611,12 @@ fn schedule(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>
         let instance = instance_mut(target);
         instance.status = Some(TargetStatus::InProgress);
         instance.last_updated_at = Some(facts.now);
-        advance_target(target, step, facts);
+        advance_target(target, step, facts, None);
     }
 }
 
 /// Applies a stop or a failure: waiting targets are Skipped, queued commands withdrawn.
-fn halt(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) {
+pub(crate) fn halt(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) {
     for target in targets.iter_mut() {
         if status_of(target) == Some(TargetStatus::Pending) {
             skip_target(target, facts.now);
@@ -627,10 +662,14 @@ fn halt(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) {
 }
 
 /// Settles the deployment's final status once no target is in flight.
-fn finish(step: &mut Step, targets: &[DeploymentTarget], now: Timestamp) {
+pub(crate) fn finish(step: &mut Step, targets: &[DeploymentTarget], now: Timestamp) {
     let succeeded = targets.iter().filter(|t| status_of(t) == Some(TargetStatus::Succeeded)).count() as i64;
-    let (status, error) = if step.progress.stop.is_some() {
-        (DeploymentStatus::Stopped, Some((ErrorCode::ManualStop, "The deployment was stopped by a user.".to_owned())))
+    let (status, error) = if let Some(stop) = &step.progress.stop {
+        let error = match &stop.timeout {
+            Some(message) => (ErrorCode::Timeout, message.clone()),
+            None => (ErrorCode::ManualStop, "The deployment was stopped by a user.".to_owned()),
+        };
+        (DeploymentStatus::Stopped, Some(error))
     } else if step.progress.failing.is_some() || succeeded < step.progress.minimum_healthy.max(1) {
         (DeploymentStatus::Failed, Some((ErrorCode::HealthConstraints, HEALTH_CONSTRAINTS_MESSAGE.to_owned())))
     } else {
@@ -670,7 +709,7 @@ pub fn overview(targets: &[DeploymentTarget]) -> DeploymentOverview {
     }
 }
 
-fn record_changes(step: &mut Step, before: &[DeploymentTarget], after: Vec<DeploymentTarget>) {
+pub(crate) fn record_changes(step: &mut Step, before: &[DeploymentTarget], after: Vec<DeploymentTarget>) {
     step.changed_targets = after.into_iter().zip(before).filter(|(new, old)| new != *old).map(|(new, _)| new).collect();
 }
 
@@ -687,7 +726,7 @@ pub fn pending_events(names: &[&str]) -> Vec<LifecycleEvent> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use landfall_api::shapes::{AutoRollbackConfiguration, AutoRollbackEvent};
 
@@ -712,20 +751,24 @@ mod tests {
     }
 
     /// A little world: hosts that run every command they are sent, failing the ones listed.
-    struct World {
-        deployment: DeploymentInfo,
-        progress: Progress,
-        targets: Vec<DeploymentTarget>,
-        commands: Vec<Command>,
-        settings: Settings,
-        now: i64,
-        failing: Vec<(String, String)>,
+    pub(crate) struct World {
+        pub(crate) deployment: DeploymentInfo,
+        pub(crate) progress: Progress,
+        pub(crate) targets: Vec<DeploymentTarget>,
+        pub(crate) commands: Vec<Command>,
+        pub(crate) settings: Settings,
+        pub(crate) now: i64,
+        pub(crate) failing: Vec<(String, String)>,
         max_in_flight: usize,
         started_order: Vec<String>,
+        /// Every (host, event) sent, in order.
+        pub(crate) sent: Vec<(String, String)>,
+        /// The engine under test.
+        pub(crate) reconcile: fn(&Facts<'_>) -> Step,
     }
 
     impl World {
-        fn new(n: usize, minimum: Option<MinimumHealthyHosts>, failing: &[(usize, &str)]) -> World {
+        pub(crate) fn new(n: usize, minimum: Option<MinimumHealthyHosts>, failing: &[(usize, &str)]) -> World {
             World {
                 deployment: DeploymentInfo {
                     deployment_id: Some("d-TEST00001".into()),
@@ -740,10 +783,12 @@ mod tests {
                 failing: failing.iter().map(|(i, e)| (format!("host-{i}"), (*e).to_owned())).collect(),
                 max_in_flight: 0,
                 started_order: Vec::new(),
+                sent: Vec::new(),
+                reconcile,
             }
         }
 
-        fn step(&mut self) -> Step {
+        pub(crate) fn step(&mut self) -> Step {
             let facts = Facts {
                 deployment: &self.deployment,
                 progress: &self.progress,
@@ -752,7 +797,7 @@ mod tests {
                 settings: &self.settings,
                 now: Timestamp(self.now),
             };
-            let step = reconcile(&facts);
+            let step = (self.reconcile)(&facts);
             self.apply(step.clone());
             step
         }
@@ -771,6 +816,7 @@ mod tests {
                 command.diagnostics = diagnostics;
             }
             for (target, event) in step.new_commands {
+                self.sent.push((target.clone(), event.clone()));
                 if event == EVENTS[0] {
                     self.started_order.push(target.clone());
                 }
@@ -792,7 +838,7 @@ mod tests {
         }
 
         /// Completes every queued command (the hosts run them), one round.
-        fn hosts_run(&mut self) {
+        pub(crate) fn hosts_run(&mut self) {
             self.now += 10;
             for command in self.commands.iter_mut().filter(|c| c.state == CommandState::Queued) {
                 command.dispatched_at = Some(Timestamp(self.now));
@@ -1007,7 +1053,7 @@ mod tests {
         world.commands[0].state = CommandState::Dispatched;
         world.commands[0].dispatched_at = Some(Timestamp(world.now));
         world.commands[0].acknowledged_at = Some(Timestamp(world.now));
-        world.progress.stop = Some(StopRequest { rollback: false });
+        world.progress.stop = Some(StopRequest { rollback: false, timeout: None });
         world.step();
         assert_eq!(world.deployment.status, Some(DeploymentStatus::InProgress));
         assert_eq!(world.statuses()[1..], [TargetStatus::Skipped, TargetStatus::Skipped]);
@@ -1025,7 +1071,7 @@ mod tests {
     fn stop_withdraws_queued_commands() {
         let mut world = World::new(2, hosts("HOST_COUNT", 0), &[]);
         world.step();
-        world.progress.stop = Some(StopRequest { rollback: true });
+        world.progress.stop = Some(StopRequest { rollback: true, timeout: None });
         let step = world.step();
         assert_eq!(world.deployment.status, Some(DeploymentStatus::Stopped));
         assert!(world.commands.iter().all(|c| c.state == CommandState::Cancelled));
@@ -1037,7 +1083,7 @@ mod tests {
     #[test]
     fn stop_before_planning_stops_without_touching_hosts() {
         let mut world = World::new(2, hosts("HOST_COUNT", 0), &[]);
-        world.progress.stop = Some(StopRequest { rollback: false });
+        world.progress.stop = Some(StopRequest { rollback: false, timeout: None });
         let step = world.step();
         assert_eq!(world.deployment.status, Some(DeploymentStatus::Stopped));
         assert!(world.commands.is_empty() && step.new_commands.is_empty());

@@ -168,7 +168,8 @@ pub enum TargetGroupCommand {
     },
     /// Add an instance's backend to a target group (or change its address or weight).
     #[command(after_help = "Examples:
-  landfall target-group register web web-1 10.0.0.5:8080")]
+  landfall target-group register web web-1 10.0.0.5:8080
+  landfall target-group register web green-1 10.0.0.9:8080 --standby")]
     Register {
         name: String,
         /// The registered instance the backend runs on.
@@ -178,6 +179,10 @@ pub enum TargetGroupCommand {
         /// Relative share of the traffic (0 to 1000).
         #[arg(long, default_value_t = 100)]
         weight: u32,
+        /// Register out of rotation: the backend serves only once a deployment's AllowTraffic
+        /// puts it in (a blue/green replacement host).
+        #[arg(long)]
+        standby: bool,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -138,8 +138,9 @@ async fn target_group(command: TargetGroupCommand, client: &Client, output: &Out
         }
         TargetGroupCommand::List { client: _ } => target_groups::list(client, output).await,
         TargetGroupCommand::Delete { name, client: _ } => target_groups::delete(client, output, &name).await,
-        TargetGroupCommand::Register { name, instance, address, weight, client: _ } => {
-            target_groups::register(client, output, &name, &instance, &address, weight).await
+        TargetGroupCommand::Register { name, instance, address, weight, standby, client: _ } => {
+            let target = target_groups::Target { instance: &instance, address: &address, weight, standby };
+            target_groups::register(client, output, &name, target).await
         }
         TargetGroupCommand::Deregister { name, instance, client: _ } => {
             target_groups::deregister(client, output, &name, &instance).await

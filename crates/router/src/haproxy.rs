@@ -99,11 +99,13 @@ impl Haproxy {
             return Ok(Vec::new());
         };
         let servers = self.servers().await?;
+        let scale = weight_scale(&group.targets);
         let mut reports = Vec::with_capacity(group.targets.len());
         for target in &group.targets {
             let name = server_name(&target.instance_name);
             let stat = servers.iter().find(|s| s.name == name);
-            reports.push(self.converge_target(&group, target, &name, stat).await?);
+            let weight = scale(target.effective_weight());
+            reports.push(self.converge_target(&group, target, weight, &name, stat).await?);
         }
         // Servers of ours the group no longer has: out of rotation, then gone.
         for stat in servers.iter().filter(|s| s.name.starts_with(PREFIX)) {
@@ -123,6 +125,7 @@ impl Haproxy {
         &self,
         group: &TargetGroupInfo,
         target: &TargetInfo,
+        weight: u32,
         name: &str,
         stat: Option<&ServerStat>,
     ) -> anyhow::Result<TargetReport> {
@@ -131,15 +134,15 @@ impl Haproxy {
         let fresh = applied.generation != target.generation;
         let check = &group.health_check;
         let state = match (target.serving, stat) {
-            (false, None) => "drained",
+            (false, None) => {
+                // Never in rotation here (a standby target) or already removed: nothing to drain.
+                applied = Applied { generation: target.generation, draining_since: None };
+                "drained"
+            }
             (true, None) => {
                 self.change(&format!(
                     "add server {server} {} weight {} check inter {}s rise {} fall {}",
-                    target.address,
-                    target.weight,
-                    check.interval_seconds,
-                    check.healthy_threshold,
-                    check.unhealthy_threshold
+                    target.address, weight, check.interval_seconds, check.healthy_threshold, check.unhealthy_threshold
                 ))
                 .await?;
                 self.change(&format!("enable health {server}")).await?;
@@ -152,8 +155,8 @@ impl Haproxy {
                     let (host, port) = target.address.rsplit_once(':').unwrap_or((&target.address, "80"));
                     self.change(&format!("set server {server} addr {host} port {port}")).await?;
                 }
-                if stat.weight != target.weight {
-                    self.change(&format!("set server {server} weight {}", target.weight)).await?;
+                if stat.weight != weight {
+                    self.change(&format!("set server {server} weight {weight}")).await?;
                 }
                 if fresh || stat.status.starts_with("MAINT") || stat.status.starts_with("DRAIN") {
                     self.enter_rotation(&server).await?;
@@ -259,6 +262,23 @@ pub fn server_name(instance: &str) -> String {
     format!("{PREFIX}{safe}")
 }
 
+/// HAProxy weights run from 0 to 256; Landfall's up to 1000 (and a deployment's traffic
+/// weights up to 10,000). Scaled together so the largest fits, keeping the shares; a weight
+/// above zero stays above zero.
+fn weight_scale(targets: &[TargetInfo]) -> impl Fn(u32) -> u32 + use<> {
+    let largest = targets.iter().map(TargetInfo::effective_weight).max().unwrap_or(0);
+    move |weight| {
+        if largest <= HAPROXY_MAX_WEIGHT || weight == 0 {
+            weight
+        } else {
+            ((u64::from(weight) * u64::from(HAPROXY_MAX_WEIGHT) + u64::from(largest) / 2) / u64::from(largest)).max(1)
+                as u32
+        }
+    }
+}
+
+const HAPROXY_MAX_WEIGHT: u32 = 256;
+
 /// The servers of `backend` in `show stat`'s CSV (its header names the columns).
 pub fn parse_stat(csv: &str, backend: &str) -> Vec<ServerStat> {
     let mut lines = csv.lines();
@@ -323,5 +343,24 @@ other,landfall-x,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,1,0,0,0,5,0,,1,4,1,,0,,2,0,,0,L
     fn server_names_are_safe() {
         assert_eq!(server_name("web-1"), "landfall-web-1");
         assert_eq!(server_name("db+1@eu"), "landfall-db_1_eu");
+    }
+
+    #[test]
+    fn weights_are_scaled_into_haproxy_range_keeping_shares() {
+        let target = |weight, traffic_weight| TargetInfo {
+            instance_name: "i".into(),
+            address: "127.0.0.1:1".into(),
+            weight,
+            traffic_weight,
+            serving: true,
+            generation: 1,
+            health: None,
+        };
+        let small = [target(100, None), target(50, None)];
+        assert_eq!((weight_scale(&small)(100), weight_scale(&small)(50)), (100, 50));
+        // A 10 % canary over three hosts per fleet: 333 per green host, 3000 per blue one.
+        let canary = [target(100, Some(3000)), target(100, Some(333)), target(100, Some(0))];
+        let scale = weight_scale(&canary);
+        assert_eq!((scale(3000), scale(333), scale(0), scale(1)), (256, 28, 0, 1));
     }
 }

@@ -70,14 +70,14 @@ impl Table {
                         }
                     }
                     backend.instance = target.instance_name.clone();
-                    backend.weight = target.weight;
+                    backend.weight = target.effective_weight();
                     backend.serving = target.serving;
                     backend.generation = target.generation;
                 }
                 None => self.backends.push(Backend {
                     instance: target.instance_name.clone(),
                     address: target.address.clone(),
-                    weight: target.weight,
+                    weight: target.effective_weight(),
                     serving: target.serving,
                     generation: target.generation,
                     health: Health::Initial,
@@ -200,6 +200,7 @@ mod tests {
                     instance_name: format!("i-{address}"),
                     address: (*address).into(),
                     weight: *weight,
+                    traffic_weight: None,
                     serving: *serving,
                     generation: *generation,
                     health: None,

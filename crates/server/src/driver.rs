@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    ComputePlatform, DeploymentCreator, DeploymentInfo, DeploymentOption, DeploymentStatus, DeploymentTarget,
-    DeploymentType, InstanceTarget, RollbackInfo, TargetStatus,
+    ComputePlatform, DeploymentConfigInfo, DeploymentCreator, DeploymentInfo, DeploymentOption, DeploymentReadyAction,
+    DeploymentStatus, DeploymentTarget, DeploymentType, InstanceTarget, RollbackInfo, TargetLabel, TargetStatus,
+    TrafficRoutingType,
 };
 use landfall_api::validate;
+use landfall_engine::blue_green::{self, BlueGreenSettings, Shift};
 use landfall_engine::lifecycle::{self, ServerTargetRole, lifecycle_events};
 use landfall_engine::run::{self, Command, CommandState, Facts, Progress, Settings, Timeouts};
 use landfall_store::{
@@ -177,23 +179,32 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
     let commands: Vec<Command> = records.into_iter().map(engine_command).collect();
     let progress: Progress = record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
     let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
-    let blue_green = record.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
-        == Some(DeploymentType::BlueGreen);
-    if (platform != ComputePlatform::Server || blue_green) && progress.stop.is_none() {
-        // Lambda, ECS and blue/green deployments need traffic control, which the engine does
-        // not drive yet: they wait, Created, until it does (or until they are stopped, which
-        // the engine settles without touching any host).
+    let blue_green = is_blue_green(&record.info);
+    if platform != ComputePlatform::Server && progress.stop.is_none() {
+        // Lambda and ECS deployments are driven through those platforms' APIs, which the
+        // engine does not do yet: they wait, Created, until it does (or until they are
+        // stopped, which the engine settles without touching anything).
         return Ok(Outcome::Running);
     }
     let config_name = record.info.deployment_config_name.clone().unwrap_or_default();
-    let minimum_healthy_hosts = match landfall_api::predefined::predefined_config(&config_name) {
-        Some(config) => config.minimum_healthy_hosts,
-        None => store.deployment_config(&config_name).await?.and_then(|config| config.minimum_healthy_hosts),
+    let config = match landfall_api::predefined::predefined_config(&config_name) {
+        Some(config) => Some(config),
+        None => store.deployment_config(&config_name).await?,
     };
+    let rollback_of_blue_green = blue_green && record.info.creator == Some(DeploymentCreator::CodeDeployRollback);
     let settings = Settings {
-        minimum_healthy_hosts,
+        // A blue/green rollback reroutes to every host it can, whatever the configuration.
+        minimum_healthy_hosts: config
+            .as_ref()
+            .and_then(|c| c.minimum_healthy_hosts.clone())
+            .filter(|_| !rollback_of_blue_green),
         ignore_application_stop_failures: record.info.ignore_application_stop_failures == Some(true),
         timeouts: state.driver.timeouts,
+        blue_green: if blue_green && !rollback_of_blue_green {
+            blue_green_settings(&record.info, config.as_ref())
+        } else {
+            BlueGreenSettings::default()
+        },
     };
     // In the deployment's order (the store keeps each target's position).
     let ordered = targets;
@@ -207,7 +218,7 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         settings: &settings,
         now,
     };
-    let step = run::reconcile(&facts);
+    let step = if blue_green { blue_green::reconcile(&facts) } else { run::reconcile(&facts) };
     if step.is_empty(&facts) {
         return Ok(Outcome::Running);
     }
@@ -238,9 +249,12 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         })
         .collect();
     let revision_key = record.info.revision.as_ref().map(validate::revision_key);
+    // Only hosts that installed something have a new revision (not a blue/green deployment's
+    // original hosts, nor any host of its rollback).
     let history = step
         .finished_targets
         .iter()
+        .filter(|(instance, _)| ordered.iter().any(|t| t.target_id == *instance && installs(&t.target)))
         .map(|(instance, succeeded)| InstanceHistoryRecord {
             group_id: record.group_id.clone(),
             instance_name: instance.clone(),
@@ -286,6 +300,16 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         follow_up,
     };
     store.apply_deployment_step(&write).await?;
+    if blue_green && let Some(progress) = &step.progress.blue_green {
+        // The fleets' traffic as the engine now wants it (the routers follow).
+        let mut targets = target_docs;
+        for changed in &step.changed_targets {
+            if let Some(slot) = targets.iter_mut().find(|t| same_target(t, changed)) {
+                *slot = changed.clone();
+            }
+        }
+        crate::traffic::apply_blue_green(state, &step.deployment, &targets, progress, step.finished.as_ref()).await;
+    }
     // Hosts with work (new, or queued again) stop waiting in their long polls.
     let requeued = step
         .command_updates
@@ -300,6 +324,51 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         return Ok(Outcome::Finished(follow_up_id));
     }
     Ok(Outcome::Running)
+}
+
+/// Whether a target's events install a revision.
+fn installs(target: &DeploymentTarget) -> bool {
+    let events = target.instance_target.as_ref().and_then(|t| t.lifecycle_events.as_ref());
+    events.is_some_and(|events| events.iter().any(|e| e.lifecycle_event_name.as_deref() == Some("Install")))
+}
+
+fn is_blue_green(info: &DeploymentInfo) -> bool {
+    info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone()) == Some(DeploymentType::BlueGreen)
+}
+
+/// A blue/green deployment's waits (from its group's configuration, as of its creation) and
+/// its traffic shifting (Landfall's extension: a Server configuration's trafficRoutingConfig).
+fn blue_green_settings(info: &DeploymentInfo, config: Option<&DeploymentConfigInfo>) -> BlueGreenSettings {
+    let minutes = |m: Option<i64>| m.unwrap_or(0).max(0) * 60_000;
+    let options = info.blue_green_deployment_configuration.clone().unwrap_or_default();
+    let ready = options.deployment_ready_option.unwrap_or_default();
+    let terminate = options.terminate_blue_instances_on_deployment_success.unwrap_or_default();
+    let routing = config.and_then(|c| c.traffic_routing_config.clone());
+    let percent = |p: Option<i64>| p.unwrap_or(10).clamp(1, 100) as u8;
+    let shift = routing.and_then(|routing| match routing.r#type? {
+        TrafficRoutingType::AllAtOnce => Some(Shift::AllAtOnce),
+        TrafficRoutingType::TimeBasedCanary => {
+            let canary = routing.time_based_canary?;
+            Some(Shift::Canary {
+                percentage: percent(canary.canary_percentage),
+                interval_ms: minutes(canary.canary_interval),
+            })
+        }
+        TrafficRoutingType::TimeBasedLinear => {
+            let linear = routing.time_based_linear?;
+            Some(Shift::Linear {
+                percentage: percent(linear.linear_percentage),
+                interval_ms: minutes(linear.linear_interval),
+            })
+        }
+        _ => None,
+    });
+    BlueGreenSettings {
+        ready_wait_ms: (ready.action_on_timeout == Some(DeploymentReadyAction::StopDeployment))
+            .then(|| minutes(ready.wait_time_in_minutes)),
+        termination_wait_ms: minutes(terminate.termination_wait_time_in_minutes),
+        shift,
+    }
 }
 
 fn engine_command(record: HostCommandRecord) -> Command {
@@ -327,7 +396,12 @@ async fn rollback(
 ) -> StoreResult<Option<(DeploymentRecord, Vec<TargetRecord>, RevisionRecord)>> {
     let store = state.store.as_ref();
     let group = store.deployment_group_by_id(&failed.group_id).await?;
-    let target_revision = group.as_ref().and_then(|g| g.info.target_revision.clone());
+    let blue_green = is_blue_green(&failed.info);
+    // A blue/green rollback installs nothing: it sends traffic back to the original hosts.
+    let target_revision = group
+        .as_ref()
+        .and_then(|g| g.info.target_revision.clone())
+        .or_else(|| if blue_green { failed.info.revision.clone() } else { None });
     let failed_id = failed.id().to_owned();
     let Some(revision) = target_revision else {
         let group_name = failed.info.deployment_group_name.clone().unwrap_or_default();
@@ -339,42 +413,48 @@ async fn rollback(
         });
         return Ok(None);
     };
-    // The hosts the failed deployment reached (anything but Skipped), as they are now.
-    let touched: Vec<String> = all
+    // The hosts the failed deployment reached (anything but Skipped), as they are now; for a
+    // blue/green one, every original host too.
+    let current: Vec<&DeploymentTarget> = all
         .iter()
         .map(|record| changed.iter().find(|c| same_target(c, &record.target)).unwrap_or(&record.target))
+        .collect();
+    let label = |target: &DeploymentTarget| target.instance_target.as_ref().and_then(|t| t.instance_label.clone());
+    let touched: Vec<(String, Option<TargetLabel>)> = current
+        .into_iter()
         .filter(|target| {
-            !matches!(
+            let skipped = matches!(
                 target.instance_target.as_ref().and_then(|t| t.status.clone()),
                 Some(TargetStatus::Skipped) | None
-            )
+            );
+            !skipped || (blue_green && label(target) == Some(TargetLabel::Blue))
         })
-        .filter_map(|target| target.instance_target.as_ref().and_then(|t| t.target_id.clone()))
+        .filter_map(|target| Some((target.instance_target.as_ref()?.target_id.clone()?, label(target))))
         .collect();
     let id = new_deployment_id();
     let now = state.clock.now();
-    let events = lifecycle_events(
-        &ComputePlatform::Server,
-        &DeploymentType::InPlace,
-        &failed
-            .info
-            .deployment_style
-            .as_ref()
-            .and_then(|s| s.deployment_option.clone())
-            .unwrap_or(DeploymentOption::WithoutTrafficControl),
-        &DeploymentCreator::CodeDeployRollback,
-        ServerTargetRole::Install,
-    );
+    let style = failed.info.deployment_style.clone().unwrap_or_default();
+    let events = |label: &Option<TargetLabel>| {
+        let role =
+            if *label == Some(TargetLabel::Blue) { ServerTargetRole::Original } else { ServerTargetRole::Install };
+        lifecycle_events(
+            &ComputePlatform::Server,
+            &style.deployment_type.clone().unwrap_or(DeploymentType::InPlace),
+            &style.deployment_option.clone().unwrap_or(DeploymentOption::WithoutTrafficControl),
+            &DeploymentCreator::CodeDeployRollback,
+            role,
+        )
+    };
     let instances = store.list_instances().await?;
     let targets: Vec<TargetRecord> = touched
         .iter()
         .enumerate()
-        .map(|(position, name)| {
+        .map(|(position, (name, label))| {
             let arn = instances
                 .iter()
                 .find(|i| i.instance_name.as_deref() == Some(name.as_str()))
                 .and_then(|i| i.instance_arn.clone());
-            new_instance_target(&id, name, arn, &events, None, position, now)
+            new_instance_target(&id, name, arn, &events(label), label.clone(), position, now)
         })
         .collect();
     let info = DeploymentInfo {

@@ -19,7 +19,11 @@ use landfall_api::landfall::{
     RegisterTargetsInput, ReportTargetHealthInput, TargetGroupInfo, TargetGroupNameInput, TargetGroupOutput,
     TargetHealth, TargetInfo,
 };
-use landfall_api::shapes::{DeploymentInfo, Diagnostics, LifecycleErrorCode, LoadBalancerInfo};
+use landfall_api::shapes::{
+    DeploymentCreator, DeploymentInfo, DeploymentStatus, DeploymentTarget, Diagnostics, InstanceAction,
+    LifecycleErrorCode, LoadBalancerInfo, TargetLabel,
+};
+use landfall_engine::blue_green::BlueGreenProgress;
 use landfall_store::{HostCommandRecord, Store, StoreError, TargetGroupRecord};
 
 use crate::api::common::{Ctx, store_error};
@@ -74,7 +78,8 @@ pub async fn list(ctx: &Ctx<'_>, _input: TargetGroupNameInput) -> ApiResult<List
     Ok(ListTargetGroupsOutput { target_groups: records.into_iter().map(|r| r.info).collect() })
 }
 
-/// Adds targets (or changes their address and weight); a new target serves at once.
+/// Adds targets (or changes their address and weight); a new target serves at once, unless
+/// registered on standby (out of rotation until a deployment's AllowTraffic puts it in).
 pub async fn register(ctx: &Ctx<'_>, input: RegisterTargetsInput) -> ApiResult<TargetGroupOutput> {
     let name = check_name(input.name.as_deref())?;
     let specs = input.targets.unwrap_or_default();
@@ -94,10 +99,10 @@ pub async fn register(ctx: &Ctx<'_>, input: RegisterTargetsInput) -> ApiResult<T
         if weight > 1000 {
             return err(Exception::InvalidInput, format!("weight {weight} of {instance} must be from 0 to 1000."));
         }
-        targets.push((instance.to_owned(), address.to_owned(), weight));
+        targets.push((instance.to_owned(), address.to_owned(), weight, spec.standby != Some(true)));
     }
     let group = modify(ctx.state, name, |group| {
-        for (instance, address, weight) in &targets {
+        for (instance, address, weight, serving) in &targets {
             match group.targets.iter_mut().find(|t| t.instance_name == *instance) {
                 Some(target) => {
                     target.address = address.clone();
@@ -108,7 +113,8 @@ pub async fn register(ctx: &Ctx<'_>, input: RegisterTargetsInput) -> ApiResult<T
                     instance_name: instance.clone(),
                     address: address.clone(),
                     weight: *weight,
-                    serving: true,
+                    traffic_weight: None,
+                    serving: *serving,
                     generation: 1,
                     health: None,
                 }),
@@ -314,6 +320,85 @@ pub fn target_group_names(info: Option<&LoadBalancerInfo>) -> Vec<String> {
     names
 }
 
+/// Brings a blue/green deployment's target groups in line with where it stands: while it shifts
+/// traffic, each fleet's hosts get traffic weights that give the Green fleet its share (in
+/// proportion to their registered weights within the fleet); a weighted deployment that failed
+/// before blocking Blue takes Green out of rotation; a finished one clears the traffic weights,
+/// and a successful TERMINATE one removes its Blue hosts from the target groups.
+pub async fn apply_blue_green(
+    state: &AppState,
+    deployment: &DeploymentInfo,
+    targets: &[DeploymentTarget],
+    progress: &BlueGreenProgress,
+    finished: Option<&DeploymentStatus>,
+) {
+    let fleet = |label: TargetLabel| -> Vec<String> {
+        targets
+            .iter()
+            .filter_map(|t| t.instance_target.as_ref())
+            .filter(|t| t.instance_label.as_ref() == Some(&label))
+            .filter_map(|t| t.target_id.clone())
+            .collect()
+    };
+    let (blue, green) = (fleet(TargetLabel::Blue), fleet(TargetLabel::Green));
+    let rollback = deployment.creator == Some(DeploymentCreator::CodeDeployRollback);
+    let terminate = !rollback
+        && finished == Some(&DeploymentStatus::Succeeded)
+        && deployment
+            .blue_green_deployment_configuration
+            .as_ref()
+            .and_then(|c| c.terminate_blue_instances_on_deployment_success.as_ref())
+            .and_then(|t| t.action.clone())
+            == Some(InstanceAction::Terminate);
+    let share = if finished.is_some() && !progress.retreat { None } else { progress.green_share };
+    for name in target_group_names(deployment.load_balancer_info.as_ref()) {
+        let result = modify(state, &name, |group| {
+            let before = group.targets.clone();
+            if progress.retreat {
+                for target in group.targets.iter_mut().filter(|t| green.contains(&t.instance_name) && t.serving) {
+                    target.serving = false;
+                    target.generation += 1;
+                }
+            }
+            let weights = share.map(|share| fleet_weights(&group.targets, &blue, &green, share));
+            for target in group.targets.iter_mut() {
+                if blue.contains(&target.instance_name) || green.contains(&target.instance_name) {
+                    target.traffic_weight = weights.as_ref().and_then(|w| w.get(&target.instance_name).copied());
+                }
+            }
+            if terminate {
+                group.targets.retain(|t| !blue.contains(&t.instance_name));
+            }
+            Ok(group.targets != before)
+        })
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(target_group = %name, error = %error.message, "cannot set the blue/green traffic split");
+        }
+    }
+}
+
+/// Traffic weights giving the `green` hosts `share` percent of a group's traffic and the `blue`
+/// hosts the rest, each host in proportion to its registered weight within its fleet. The
+/// weights add up to 10,000, so a share is kept to a hundredth of a percent.
+fn fleet_weights(
+    targets: &[TargetInfo],
+    blue: &[String],
+    green: &[String],
+    share: u8,
+) -> std::collections::HashMap<String, u32> {
+    let mut weights = std::collections::HashMap::new();
+    for (fleet, percent) in [(green, u64::from(share.min(100))), (blue, 100 - u64::from(share.min(100)))] {
+        let members: Vec<&TargetInfo> = targets.iter().filter(|t| fleet.contains(&t.instance_name)).collect();
+        let total: u64 = members.iter().map(|t| u64::from(t.weight)).sum();
+        for target in members {
+            let weight = (u64::from(target.weight) * percent * 100).checked_div(total).unwrap_or(0);
+            weights.insert(target.instance_name.clone(), weight as u32);
+        }
+    }
+    weights
+}
+
 /// How a traffic command stands.
 enum Progress {
     Waiting,
@@ -458,6 +543,27 @@ mod tests {
         };
         assert_eq!(target_group_names(Some(&info)), ["web", "api", "legacy"]);
         assert!(target_group_names(None).is_empty());
+    }
+
+    #[test]
+    fn fleet_weights_give_green_its_share() {
+        let target = |name: &str, weight| TargetInfo {
+            instance_name: name.into(),
+            address: "127.0.0.1:1".into(),
+            weight,
+            traffic_weight: None,
+            serving: true,
+            generation: 1,
+            health: None,
+        };
+        let targets = [target("b1", 100), target("b2", 300), target("g1", 100), target("g2", 100), target("x", 5)];
+        let (blue, green) = (["b1".to_owned(), "b2".to_owned()], ["g1".to_owned(), "g2".to_owned()]);
+        let weights = fleet_weights(&targets, &blue, &green, 10);
+        assert_eq!((weights["g1"], weights["g2"]), (500, 500));
+        assert_eq!((weights["b1"], weights["b2"]), (2250, 6750));
+        assert!(!weights.contains_key("x"));
+        let all_green = fleet_weights(&targets, &blue, &green, 100);
+        assert_eq!((all_green["b1"], all_green["g1"]), (0, 5000));
     }
 
     #[test]

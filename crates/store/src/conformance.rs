@@ -401,6 +401,7 @@ pub async fn target_groups(store: &dyn Store) {
         instance_name: "web-1".into(),
         address: "10.0.0.5:8080".into(),
         weight: 100,
+        traffic_weight: Some(900),
         serving: true,
         generation: 1,
         health: None,

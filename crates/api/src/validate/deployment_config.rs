@@ -32,11 +32,10 @@ pub fn create_deployment_config(input: &CreateDeploymentConfigInput) -> ApiResul
                 );
             };
             minimum_healthy_hosts(hosts)?;
-            if input.traffic_routing_config.is_some() {
-                return err(
-                    Exception::InvalidTrafficRoutingConfiguration,
-                    "trafficRoutingConfig applies to the Lambda and ECS compute platforms only.",
-                );
+            // Landfall's extension: on a Server configuration it shifts a blue/green
+            // deployment's traffic by the routers' weights (CodeDeploy refuses it here).
+            if let Some(routing) = &input.traffic_routing_config {
+                traffic_routing(routing)?;
             }
             if let Some(zonal) = &input.zonal_config {
                 zonal_config(zonal)?;

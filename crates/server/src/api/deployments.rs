@@ -4,6 +4,7 @@
 use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate;
+use landfall_engine::blue_green::Phase;
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
 use landfall_engine::run::{self, Progress, StopRequest};
 use landfall_engine::selection::{self, InstanceHistory, deployment_order};
@@ -90,15 +91,10 @@ async fn server_targets(
     } else {
         (ServerTargetRole::Install, None)
     };
-    let selected: Vec<&InstanceInfo> =
-        selection::select_instances(&group.info, &instances).into_iter().filter(|i| !up_to_date(i)).collect();
-    let role_events = events(role);
-    let mut targets: Vec<TargetRecord> = deployment_order(selected, history_of, revision_key)
-        .into_iter()
-        .enumerate()
-        .map(|(position, instance)| target(instance, &role_events, label.clone(), position))
-        .collect();
-    if kind == DeploymentType::BlueGreen {
+    // The replacement fleet of a blue/green deployment, named by targetInstances; the original
+    // fleet is the rest of the group's hosts (so one group selecting both fleets, with
+    // targetInstances naming the other one each time, swaps them back and forth).
+    let replacement: Vec<&InstanceInfo> = if kind == DeploymentType::BlueGreen {
         let Some(target_instances) = target_instances else {
             return err(
                 Exception::InvalidTargetInstances,
@@ -110,20 +106,29 @@ async fn server_targets(
             ec2_tag_set: target_instances.ec2_tag_set.clone(),
             ..Default::default()
         };
-        let install = events(ServerTargetRole::Install);
-        for instance in selection::select_instances(&replacement, &instances) {
-            if targets.iter().any(|target| Some(&target.target_id) == instance.instance_name.as_ref()) {
-                return err(
-                    Exception::InvalidTargetInstances,
-                    format!(
-                        "Instance {} is in both the original and the replacement fleet.",
-                        instance.instance_name.as_deref().unwrap_or_default()
-                    ),
-                );
-            }
-            let position = targets.len();
-            targets.push(target(instance, &install, Some(TargetLabel::Green), position));
-        }
+        selection::select_instances(&replacement, &instances)
+    } else {
+        Vec::new()
+    };
+    let selected: Vec<&InstanceInfo> = selection::select_instances(&group.info, &instances)
+        .into_iter()
+        .filter(|i| !up_to_date(i) && !replacement.iter().any(|r| r.instance_name == i.instance_name))
+        .collect();
+    let mut role_events = events(role);
+    if kind == DeploymentType::BlueGreen && terminates_blue(group) {
+        // Landfall cannot terminate a server it does not own: it takes the original hosts out of
+        // service instead, their applications stopped (the event shows how that went).
+        role_events.push("ApplicationStop");
+    }
+    let mut targets: Vec<TargetRecord> = deployment_order(selected, history_of, revision_key)
+        .into_iter()
+        .enumerate()
+        .map(|(position, instance)| target(instance, &role_events, label.clone(), position))
+        .collect();
+    let install = events(ServerTargetRole::Install);
+    for instance in replacement {
+        let position = targets.len();
+        targets.push(target(instance, &install, Some(TargetLabel::Green), position));
     }
     if targets.len() > MAX_INSTANCES_PER_DEPLOYMENT {
         return err(
@@ -135,6 +140,18 @@ async fn server_targets(
         );
     }
     Ok(targets)
+}
+
+/// Whether a blue/green group takes its original hosts out of service after a success.
+fn terminates_blue(group: &GroupRecord) -> bool {
+    group
+        .info
+        .blue_green_deployment_configuration
+        .as_ref()
+        .and_then(|c| c.terminate_blue_instances_on_deployment_success.as_ref())
+        .and_then(|t| t.action.clone())
+        .unwrap_or(InstanceAction::Terminate)
+        == InstanceAction::Terminate
 }
 
 pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<CreateDeploymentOutput> {
@@ -306,7 +323,10 @@ pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDe
         let mut progress: Progress =
             record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
         let rollback = input.auto_rollback_enabled == Some(true);
-        progress.stop = Some(StopRequest { rollback: rollback || progress.stop.as_ref().is_some_and(|s| s.rollback) });
+        progress.stop = Some(StopRequest {
+            rollback: rollback || progress.stop.as_ref().is_some_and(|s| s.rollback),
+            timeout: None,
+        });
         record.progress = serde_json::to_string(&progress).ok();
         match ctx.store().update_deployment(&record).await {
             Err(StoreError::Conflict(_)) => continue,
@@ -354,11 +374,12 @@ async fn blue_green_in_progress(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult
     Ok(record)
 }
 
+/// Ends a blue/green deployment's ready wait (it reroutes traffic) or its termination wait (its
+/// original hosts are taken out of service now).
 pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) -> ApiResult<()> {
     let wait = input.deployment_wait_type.clone().unwrap_or(DeploymentWaitType::ReadyWait);
     validate::known(&wait, Exception::InvalidDeploymentWaitType, "deploymentWaitType")?;
-    let mut record = blue_green_in_progress(ctx, &input.deployment_id).await?;
-    match wait {
+    update_waiting(ctx, &input.deployment_id, |record, progress| match wait {
         DeploymentWaitType::ReadyWait => {
             if record.info.status != Some(DeploymentStatus::Ready) {
                 return err(
@@ -366,35 +387,65 @@ pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) 
                     format!("The deployment {} is not in the Ready state.", record.id()),
                 );
             }
-            record.info.status = Some(DeploymentStatus::InProgress);
+            progress.continue_ready = true;
+            Ok(())
         }
-        _ => {
-            if record.info.instance_termination_wait_time_started != Some(true) {
-                return err(
-                    Exception::InvalidDeploymentStatus,
-                    format!("The deployment {} is not waiting to terminate its original instances.", record.id()),
-                );
-            }
-            record
-                .info
-                .deployment_status_messages
-                .get_or_insert_with(Vec::new)
-                .push("Termination wait ended by ContinueDeployment".into());
-        }
-    }
-    ctx.store().update_deployment(&record).await.map_err(store_error)
+        _ => end_termination_wait(
+            record,
+            progress,
+            Exception::InvalidDeploymentStatus,
+            "Termination wait ended by ContinueDeployment",
+        ),
+    })
+    .await
 }
 
 pub async fn skip_wait(ctx: &Ctx<'_>, input: SkipWaitTimeForInstanceTerminationInput) -> ApiResult<()> {
-    let mut record = blue_green_in_progress(ctx, &input.deployment_id).await?;
-    if record.info.instance_termination_wait_time_started != Some(true) {
+    update_waiting(ctx, &input.deployment_id, |record, progress| {
+        end_termination_wait(record, progress, Exception::DeploymentNotStarted, "Termination wait skipped")
+    })
+    .await
+}
+
+fn end_termination_wait(
+    record: &mut DeploymentRecord,
+    progress: &mut Progress,
+    not_waiting: Exception,
+    message: &str,
+) -> ApiResult<()> {
+    let waiting = progress.blue_green.as_ref().is_some_and(|b| b.phase == Phase::TerminationWait);
+    if record.info.instance_termination_wait_time_started != Some(true) || !waiting {
         return err(
-            Exception::DeploymentNotStarted,
-            format!("The deployment {} has not started waiting to terminate its original instances.", record.id()),
+            not_waiting,
+            format!("The deployment {} is not waiting to take its original instances out of service.", record.id()),
         );
     }
-    record.info.deployment_status_messages.get_or_insert_with(Vec::new).push("Termination wait skipped".into());
-    ctx.store().update_deployment(&record).await.map_err(store_error)
+    progress.end_termination_wait = true;
+    record.info.deployment_status_messages.get_or_insert_with(Vec::new).push(message.into());
+    Ok(())
+}
+
+/// Applies `change` to an active blue/green deployment and its engine progress, then lets the
+/// engine act on it at once.
+async fn update_waiting(
+    ctx: &Ctx<'_>,
+    id: &Option<String>,
+    change: impl Fn(&mut DeploymentRecord, &mut Progress) -> ApiResult<()>,
+) -> ApiResult<()> {
+    for _ in 0..5 {
+        let mut record = blue_green_in_progress(ctx, id).await?;
+        let mut progress: Progress =
+            record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+        change(&mut record, &mut progress)?;
+        record.progress = serde_json::to_string(&progress).ok();
+        match ctx.store().update_deployment(&record).await {
+            Err(StoreError::Conflict(_)) => continue,
+            other => other.map_err(store_error)?,
+        }
+        driver::reconcile(ctx.state, record.id()).await.map_err(store_error)?;
+        return Ok(());
+    }
+    err(Exception::Throttling, "The deployment is changing too fast; try again.")
 }
 
 /// Hooks report through this call only for Lambda and ECS deployments, and only for hook
