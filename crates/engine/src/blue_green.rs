@@ -639,6 +639,26 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_during_the_canary_sends_everything_back_to_blue_and_can_roll_back() {
+        let shift = Shift::Linear { percentage: 25, interval_ms: 60_000 };
+        let mut world = world(1, 1, false, BlueGreenSettings { shift: Some(shift), ..Default::default() });
+        world.deployment.auto_rollback_configuration = Some(landfall_api::shapes::AutoRollbackConfiguration {
+            enabled: Some(true),
+            events: Some(vec![landfall_api::shapes::AutoRollbackEvent::DeploymentStopOnRequest]),
+        });
+        settle(&mut world);
+        world.now += 60_000;
+        settle(&mut world);
+        assert_eq!((phase(&world), share(&world)), (Phase::Shift, Some(50)));
+        world.progress.stop = Some(StopRequest { rollback: false, timeout: None });
+        let step = world.step();
+        assert_eq!(step.finished, Some(DeploymentStatus::Stopped));
+        assert!(step.rollback);
+        assert_eq!((share(&world), world.progress.blue_green.as_ref().unwrap().retreat), (Some(0), true));
+        assert!(sent_to(&world, "blue").is_empty());
+    }
+
+    #[test]
     fn green_install_failures_beyond_the_budget_fail_before_any_traffic_moves() {
         let mut world = world(2, 2, false, BlueGreenSettings::default());
         world.settings.minimum_healthy_hosts =
