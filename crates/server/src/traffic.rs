@@ -350,7 +350,8 @@ pub async fn apply_blue_green(
             .and_then(|c| c.terminate_blue_instances_on_deployment_success.as_ref())
             .and_then(|t| t.action.clone())
             == Some(InstanceAction::Terminate);
-    let share = if finished.is_some() && !progress.retreat { None } else { progress.green_share };
+    // Imposed weights last while the deployment runs; after a retreat Green is out of rotation.
+    let share = if finished.is_some() { None } else { progress.green_share };
     for name in target_group_names(deployment.load_balancer_info.as_ref()) {
         let result = modify(state, &name, |group| {
             let before = group.targets.clone();
