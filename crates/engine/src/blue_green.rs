@@ -30,6 +30,7 @@ use landfall_api::shapes::{
     DeploymentCreator, DeploymentStatus, DeploymentTarget, ErrorCode, LifecycleEventStatus, TargetStatus,
 };
 
+use crate::lifecycle::{ALLOW_TRAFFIC, BLOCK_TRAFFIC};
 use crate::run::{
     Facts, Settings, Step, StopRequest, advance_target, command_for, finish, halt, instance, instance_mut, overview,
     plan, record_changes, settled_already, skip_target, status_of, target_id,
@@ -115,8 +116,6 @@ impl Shift {
 
 const BEFORE_ALLOW: &str = "BeforeAllowTraffic";
 const APPLICATION_STOP: &str = "ApplicationStop";
-const ALLOW_EVENTS: [&str; 3] = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"];
-const BLOCK_EVENTS: [&str; 3] = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"];
 
 const NO_REPLACEMENT_MESSAGE: &str = "The deployment failed because no replacement instances were found: no \
     registered instance matches the deployment's targetInstances, or every one is also in the original fleet.";
@@ -320,7 +319,7 @@ fn run_phase(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_
         Phase::Reroute => {
             let weighted = settings.blue_green.shift.is_some() || is_rollback(facts);
             let hosts: Vec<usize> = (0..targets.len()).filter(|&i| has_event(&targets[i], "AllowTraffic")).collect();
-            if weighted && hosts.iter().any(|&i| failed_at(&targets[i], &ALLOW_EVENTS)) {
+            if weighted && hosts.iter().any(|&i| failed_at(&targets[i], &ALLOW_TRAFFIC)) {
                 return fail(step);
             }
             // Green hosts held before BeforeAllowTraffic go on; a rollback's Blue hosts start.
@@ -349,7 +348,7 @@ fn run_phase(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_
         }
         Phase::Block => {
             let hosts: Vec<usize> = (0..targets.len()).filter(|&i| has_event(&targets[i], "BlockTraffic")).collect();
-            if hosts.iter().any(|&i| failed_at(&targets[i], &BLOCK_EVENTS)) {
+            if hosts.iter().any(|&i| failed_at(&targets[i], &BLOCK_TRAFFIC)) {
                 return fail(step);
             }
             let gate = Some(APPLICATION_STOP);
@@ -501,7 +500,7 @@ mod tests {
     /// `blue` original hosts (with ApplicationStop after their block events if `terminate`) and
     /// `green` replacement ones, all-at-once, under the blue/green engine.
     fn world(blue: usize, green: usize, terminate: bool, settings: BlueGreenSettings) -> World {
-        let mut blue_events = BLOCK_EVENTS.to_vec();
+        let mut blue_events = BLOCK_TRAFFIC.to_vec();
         if terminate {
             blue_events.push(APPLICATION_STOP);
         }
@@ -556,7 +555,7 @@ mod tests {
         settle(&mut world);
         assert_eq!(status(&world), DeploymentStatus::Succeeded);
         assert_eq!(sent_to(&world, "green-0"), green_events());
-        assert_eq!(sent_to(&world, "blue-0"), BLOCK_EVENTS);
+        assert_eq!(sent_to(&world, "blue-0"), BLOCK_TRAFFIC);
         // Blue leaves only once every Green host has traffic.
         let last_allow =
             position(&world, "green-1", "AfterAllowTraffic").max(position(&world, "green-0", "AfterAllowTraffic"));
@@ -607,7 +606,7 @@ mod tests {
         world.now += 1_000;
         settle(&mut world);
         assert_eq!(status(&world), DeploymentStatus::Succeeded);
-        assert_eq!(sent_to(&world, "blue-1"), BLOCK_EVENTS);
+        assert_eq!(sent_to(&world, "blue-1"), BLOCK_TRAFFIC);
     }
 
     #[test]
@@ -690,8 +689,8 @@ mod tests {
         let mut world = world(0, 0, false, BlueGreenSettings::default());
         world.deployment.creator = Some(DeploymentCreator::CodeDeployRollback);
         world.targets = vec![
-            target("blue-0", &ALLOW_EVENTS, TargetLabel::Blue),
-            target("green-0", &BLOCK_EVENTS, TargetLabel::Green),
+            target("blue-0", &ALLOW_TRAFFIC, TargetLabel::Blue),
+            target("green-0", &BLOCK_TRAFFIC, TargetLabel::Green),
         ];
         settle(&mut world);
         assert_eq!(status(&world), DeploymentStatus::Succeeded);

@@ -12,8 +12,8 @@ const INSTALL: [&str; 7] = [
     "ApplicationStart",
     "ValidateService",
 ];
-const BLOCK_TRAFFIC: [&str; 3] = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"];
-const ALLOW_TRAFFIC: [&str; 3] = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"];
+pub(crate) const BLOCK_TRAFFIC: [&str; 3] = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"];
+pub(crate) const ALLOW_TRAFFIC: [&str; 3] = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"];
 const ECS: [&str; 8] = [
     "BeforeInstall",
     "Install",

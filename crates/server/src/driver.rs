@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    ComputePlatform, DeploymentConfigInfo, DeploymentCreator, DeploymentInfo, DeploymentOption, DeploymentReadyAction,
-    DeploymentStatus, DeploymentTarget, DeploymentType, InstanceTarget, RollbackInfo, TargetLabel, TargetStatus,
-    TrafficRoutingType,
+    BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentCreator, DeploymentInfo,
+    DeploymentOption, DeploymentReadyAction, DeploymentStatus, DeploymentTarget, DeploymentType, InstanceAction,
+    InstanceTarget, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType,
 };
 use landfall_api::validate;
 use landfall_engine::blue_green::{self, BlueGreenSettings, Shift};
@@ -177,7 +177,7 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         records = store.commands_of(deployment_id).await?;
     }
     let commands: Vec<Command> = records.into_iter().map(engine_command).collect();
-    let progress: Progress = record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+    let progress = progress_of(&record);
     let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
     let blue_green = is_blue_green(&record.info);
     if platform != ComputePlatform::Server && progress.stop.is_none() {
@@ -332,8 +332,18 @@ fn installs(target: &DeploymentTarget) -> bool {
     events.is_some_and(|events| events.iter().any(|e| e.lifecycle_event_name.as_deref() == Some("Install")))
 }
 
-fn is_blue_green(info: &DeploymentInfo) -> bool {
+pub fn is_blue_green(info: &DeploymentInfo) -> bool {
     info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone()) == Some(DeploymentType::BlueGreen)
+}
+
+/// Whether a blue/green configuration takes the original hosts out of service after a success
+/// (TERMINATE, the default).
+pub fn terminates_original_hosts(config: Option<&BlueGreenDeploymentConfiguration>) -> bool {
+    config
+        .and_then(|c| c.terminate_blue_instances_on_deployment_success.as_ref())
+        .and_then(|t| t.action.clone())
+        .unwrap_or(InstanceAction::Terminate)
+        == InstanceAction::Terminate
 }
 
 /// A blue/green deployment's waits (from its group's configuration, as of its creation) and
@@ -369,6 +379,11 @@ fn blue_green_settings(info: &DeploymentInfo, config: Option<&DeploymentConfigIn
         termination_wait_ms: minutes(terminate.termination_wait_time_in_minutes),
         shift,
     }
+}
+
+/// The engine's progress a deployment record keeps (as JSON); none yet is the start.
+pub fn progress_of(record: &DeploymentRecord) -> Progress {
+    record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default()
 }
 
 fn engine_command(record: HostCommandRecord) -> Command {
@@ -415,13 +430,10 @@ async fn rollback(
     };
     // The hosts the failed deployment reached (anything but Skipped), as they are now; for a
     // blue/green one, every original host too.
-    let current: Vec<&DeploymentTarget> = all
+    let label = |target: &DeploymentTarget| target.instance_target.as_ref().and_then(|t| t.instance_label.clone());
+    let touched: Vec<(String, Option<TargetLabel>)> = all
         .iter()
         .map(|record| changed.iter().find(|c| same_target(c, &record.target)).unwrap_or(&record.target))
-        .collect();
-    let label = |target: &DeploymentTarget| target.instance_target.as_ref().and_then(|t| t.instance_label.clone());
-    let touched: Vec<(String, Option<TargetLabel>)> = current
-        .into_iter()
         .filter(|target| {
             let skipped = matches!(
                 target.instance_target.as_ref().and_then(|t| t.status.clone()),

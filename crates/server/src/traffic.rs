@@ -20,8 +20,8 @@ use landfall_api::landfall::{
     TargetHealth, TargetInfo,
 };
 use landfall_api::shapes::{
-    DeploymentCreator, DeploymentInfo, DeploymentStatus, DeploymentTarget, Diagnostics, InstanceAction,
-    LifecycleErrorCode, LoadBalancerInfo, TargetLabel,
+    DeploymentCreator, DeploymentInfo, DeploymentStatus, DeploymentTarget, Diagnostics, LifecycleErrorCode,
+    LoadBalancerInfo, TargetLabel,
 };
 use landfall_engine::blue_green::BlueGreenProgress;
 use landfall_store::{HostCommandRecord, Store, StoreError, TargetGroupRecord};
@@ -344,12 +344,7 @@ pub async fn apply_blue_green(
     let rollback = deployment.creator == Some(DeploymentCreator::CodeDeployRollback);
     let terminate = !rollback
         && finished == Some(&DeploymentStatus::Succeeded)
-        && deployment
-            .blue_green_deployment_configuration
-            .as_ref()
-            .and_then(|c| c.terminate_blue_instances_on_deployment_success.as_ref())
-            .and_then(|t| t.action.clone())
-            == Some(InstanceAction::Terminate);
+        && crate::driver::terminates_original_hosts(deployment.blue_green_deployment_configuration.as_ref());
     // Imposed weights last while the deployment runs; after a retreat Green is out of rotation.
     let share = if finished.is_some() { None } else { progress.green_share };
     for name in target_group_names(deployment.load_balancer_info.as_ref()) {

@@ -115,7 +115,9 @@ async fn server_targets(
         .filter(|i| !up_to_date(i) && !replacement.iter().any(|r| r.instance_name == i.instance_name))
         .collect();
     let mut role_events = events(role);
-    if kind == DeploymentType::BlueGreen && terminates_blue(group) {
+    if kind == DeploymentType::BlueGreen
+        && driver::terminates_original_hosts(group.info.blue_green_deployment_configuration.as_ref())
+    {
         // Landfall cannot terminate a server it does not own: it takes the original hosts out of
         // service instead, their applications stopped (the event shows how that went).
         role_events.push("ApplicationStop");
@@ -140,18 +142,6 @@ async fn server_targets(
         );
     }
     Ok(targets)
-}
-
-/// Whether a blue/green group takes its original hosts out of service after a success.
-fn terminates_blue(group: &GroupRecord) -> bool {
-    group
-        .info
-        .blue_green_deployment_configuration
-        .as_ref()
-        .and_then(|c| c.terminate_blue_instances_on_deployment_success.as_ref())
-        .and_then(|t| t.action.clone())
-        .unwrap_or(InstanceAction::Terminate)
-        == InstanceAction::Terminate
 }
 
 pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<CreateDeploymentOutput> {
@@ -315,63 +305,73 @@ pub async fn list(ctx: &Ctx<'_>, input: ListDeploymentsInput) -> ApiResult<ListD
 /// rolls it back afterwards.
 pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDeploymentOutput> {
     let id = validate::deployment_id(&input.deployment_id)?.to_owned();
-    for _ in 0..5 {
-        let mut record = load(ctx, &Some(id.clone())).await?;
+    let now = change_progress(ctx, &id, |record, progress| {
         if is_complete(&record.info.status) {
             return err(Exception::DeploymentAlreadyCompleted, format!("The deployment {id} has already completed."));
         }
-        let mut progress: Progress =
-            record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
         let rollback = input.auto_rollback_enabled == Some(true);
         progress.stop = Some(StopRequest {
             rollback: rollback || progress.stop.as_ref().is_some_and(|s| s.rollback),
             timeout: None,
         });
+        Ok(())
+    })
+    .await?;
+    Ok(if is_complete(&now.info.status) {
+        StopDeploymentOutput {
+            status: Some(StopStatus::Succeeded),
+            status_message: Some("No more commands will be scheduled for execution in the deployment instances".into()),
+        }
+    } else {
+        StopDeploymentOutput {
+            status: Some(StopStatus::Pending),
+            status_message: Some(
+                "No more commands will be scheduled; lifecycle events already running on instances will finish first"
+                    .into(),
+            ),
+        }
+    })
+}
+
+/// Changes a deployment and its engine progress with `change` (which may refuse), retried if
+/// the deployment changed meanwhile, then lets the engine act on it at once; returns the
+/// deployment as it then stands.
+async fn change_progress(
+    ctx: &Ctx<'_>,
+    id: &str,
+    change: impl Fn(&mut DeploymentRecord, &mut Progress) -> ApiResult<()>,
+) -> ApiResult<DeploymentRecord> {
+    let id = Some(id.to_owned());
+    for _ in 0..5 {
+        let mut record = load(ctx, &id).await?;
+        let mut progress = driver::progress_of(&record);
+        change(&mut record, &mut progress)?;
         record.progress = serde_json::to_string(&progress).ok();
         match ctx.store().update_deployment(&record).await {
             Err(StoreError::Conflict(_)) => continue,
             other => other.map_err(store_error)?,
         }
-        driver::reconcile(ctx.state, &id).await.map_err(store_error)?;
-        let now = load(ctx, &Some(id.clone())).await?;
-        return Ok(if is_complete(&now.info.status) {
-            StopDeploymentOutput {
-                status: Some(StopStatus::Succeeded),
-                status_message: Some(
-                    "No more commands will be scheduled for execution in the deployment instances".into(),
-                ),
-            }
-        } else {
-            StopDeploymentOutput {
-                status: Some(StopStatus::Pending),
-                status_message: Some(
-                    "No more commands will be scheduled; lifecycle events already running on instances will finish first"
-                        .into(),
-                ),
-            }
-        });
+        driver::reconcile(ctx.state, record.id()).await.map_err(store_error)?;
+        return load(ctx, &id).await;
     }
-    err(Exception::Throttling, format!("The deployment {id} is changing too fast to stop; try again."))
+    err(Exception::Throttling, "The deployment is changing too fast; try again.")
 }
 
 /// Checks that a deployment can be continued: active, blue/green.
-async fn blue_green_in_progress(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult<DeploymentRecord> {
-    let record = load(ctx, id).await?;
+fn blue_green_in_progress(record: &DeploymentRecord) -> ApiResult<()> {
     if is_complete(&record.info.status) {
         return err(
             Exception::DeploymentAlreadyCompleted,
             format!("The deployment {} has already completed.", record.id()),
         );
     }
-    let blue_green = record.info.deployment_style.as_ref().and_then(|style| style.deployment_type.clone())
-        == Some(DeploymentType::BlueGreen);
-    if !blue_green {
+    if !driver::is_blue_green(&record.info) {
         return err(
             Exception::UnsupportedActionForDeploymentType,
             format!("The deployment {} is not a blue/green deployment.", record.id()),
         );
     }
-    Ok(record)
+    Ok(())
 }
 
 /// Ends a blue/green deployment's ready wait (it reroutes traffic) or its termination wait (its
@@ -379,8 +379,10 @@ async fn blue_green_in_progress(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult
 pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) -> ApiResult<()> {
     let wait = input.deployment_wait_type.clone().unwrap_or(DeploymentWaitType::ReadyWait);
     validate::known(&wait, Exception::InvalidDeploymentWaitType, "deploymentWaitType")?;
-    update_waiting(ctx, &input.deployment_id, |record, progress| match wait {
+    let id = validate::deployment_id(&input.deployment_id)?;
+    change_progress(ctx, id, |record, progress| match wait {
         DeploymentWaitType::ReadyWait => {
+            blue_green_in_progress(record)?;
             if record.info.status != Some(DeploymentStatus::Ready) {
                 return err(
                     Exception::DeploymentIsNotInReadyState,
@@ -397,14 +399,17 @@ pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) 
             "Termination wait ended by ContinueDeployment",
         ),
     })
-    .await
+    .await?;
+    Ok(())
 }
 
 pub async fn skip_wait(ctx: &Ctx<'_>, input: SkipWaitTimeForInstanceTerminationInput) -> ApiResult<()> {
-    update_waiting(ctx, &input.deployment_id, |record, progress| {
+    let id = validate::deployment_id(&input.deployment_id)?;
+    change_progress(ctx, id, |record, progress| {
         end_termination_wait(record, progress, Exception::DeploymentNotStarted, "Termination wait skipped")
     })
-    .await
+    .await?;
+    Ok(())
 }
 
 fn end_termination_wait(
@@ -413,6 +418,7 @@ fn end_termination_wait(
     not_waiting: Exception,
     message: &str,
 ) -> ApiResult<()> {
+    blue_green_in_progress(record)?;
     let waiting = progress.blue_green.as_ref().is_some_and(|b| b.phase == Phase::TerminationWait);
     if record.info.instance_termination_wait_time_started != Some(true) || !waiting {
         return err(
@@ -423,29 +429,6 @@ fn end_termination_wait(
     progress.end_termination_wait = true;
     record.info.deployment_status_messages.get_or_insert_with(Vec::new).push(message.into());
     Ok(())
-}
-
-/// Applies `change` to an active blue/green deployment and its engine progress, then lets the
-/// engine act on it at once.
-async fn update_waiting(
-    ctx: &Ctx<'_>,
-    id: &Option<String>,
-    change: impl Fn(&mut DeploymentRecord, &mut Progress) -> ApiResult<()>,
-) -> ApiResult<()> {
-    for _ in 0..5 {
-        let mut record = blue_green_in_progress(ctx, id).await?;
-        let mut progress: Progress =
-            record.progress.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
-        change(&mut record, &mut progress)?;
-        record.progress = serde_json::to_string(&progress).ok();
-        match ctx.store().update_deployment(&record).await {
-            Err(StoreError::Conflict(_)) => continue,
-            other => other.map_err(store_error)?,
-        }
-        driver::reconcile(ctx.state, record.id()).await.map_err(store_error)?;
-        return Ok(());
-    }
-    err(Exception::Throttling, "The deployment is changing too fast; try again.")
 }
 
 /// Hooks report through this call only for Lambda and ECS deployments, and only for hook
