@@ -30,6 +30,7 @@ PROTOCOL_EXCEPTIONS = [
 LANDFALL_EXCEPTIONS = [
     "AccessKeyDoesNotExistException",
     "AccessKeyLimitExceededException",
+    "AlarmDoesNotExistException",
     "CannotRevokeOwnKeyException",
     "TargetGroupAlreadyExistsException",
     "TargetGroupDoesNotExistException",

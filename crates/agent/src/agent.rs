@@ -88,6 +88,7 @@ pub struct Agent<S> {
     pub kill_agent_max_wait: Duration,
     pub deployments_log: bool,
     pub stream_interval: Duration,
+    pub metrics: std::sync::Arc<crate::metrics::AgentMetrics>,
 }
 
 impl<S: CommandService> Agent<S> {
@@ -103,6 +104,11 @@ impl<S: CommandService> Agent<S> {
                 polled = self.service.poll(&self.host_identifier) => polled,
                 () = stop.reached(StopLevel::Finish) => break,
             };
+            self.metrics.poll(match &polled {
+                Ok(Some(_)) => "command",
+                Ok(None) => "empty",
+                Err(_) => "error",
+            });
             let pause = match polled {
                 Ok(command) => {
                     if !connected || errors > 0 {
@@ -216,7 +222,9 @@ impl<S: CommandService> Agent<S> {
         if let Err(error) = recovery::start_tracking(layout, &deployment_id, &id) {
             tracing::warn!(%error, "cannot write the tracking file");
         }
+        let started = Instant::now();
         let (result, tail) = self.run_command(&id, &lifecycle, &spec, stop).await;
+        self.metrics.lifecycle_event(&command.command_name, result.is_ok(), started.elapsed());
         match &result {
             Ok(()) => tracing::info!(command = %id, event = %command.command_name, "lifecycle event succeeded"),
             Err(failure) => tracing::warn!(

@@ -206,6 +206,8 @@ pub struct Settings {
     /// `landfall_spec_ca_file`: the CA deployment specifications must be signed under.
     pub spec_ca: Option<CaCertificate>,
     pub identity: Identity,
+    /// `landfall_metrics_listen`: where the agent serves `GET /metrics` (none by default).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -258,6 +260,15 @@ impl Settings {
             return Err(config.error("program_name", "must be a plain file name"));
         }
         let max_revisions = config.whole_number("max_revisions", DEFAULT_MAX_REVISIONS, 1)?;
+        let metrics_listen = match config.text("landfall_metrics_listen")? {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                config.error(
+                    "landfall_metrics_listen",
+                    format!("must be an address such as 127.0.0.1:9179, not {text:?}"),
+                )
+            })?),
+        };
         Ok(Settings {
             config_file: config.path.clone(),
             root_dir: config.path("root_dir", DEFAULT_ROOT_DIR)?,
@@ -280,6 +291,7 @@ impl Settings {
             )?,
             spec_ca,
             identity,
+            metrics_listen,
         })
     }
 }

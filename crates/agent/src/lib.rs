@@ -22,6 +22,7 @@ pub mod install;
 pub mod layout;
 pub mod lifecycle;
 pub mod logs;
+pub mod metrics;
 pub mod permissions;
 pub mod recovery;
 mod time;
@@ -163,6 +164,17 @@ pub async fn run(settings: Settings, stop: Stop) -> Result<(), AgentError> {
         kill_agent_max_wait: settings.kill_agent_max_wait,
         deployments_log: settings.enable_deployments_log,
         stream_interval: logs::STREAM_INTERVAL,
+        metrics: Default::default(),
+    };
+    let _metrics_server = match settings.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|error| AgentError(format!("cannot serve metrics on {address}: {error}")))?;
+            tracing::info!(%address, "serving metrics at /metrics");
+            Some(AbortOnDrop(tokio::spawn(metrics::serve(listener, agent.metrics.clone()))))
+        }
+        None => None,
     };
     tracing::info!(
         host = %settings.identity.host_identifier,
@@ -207,4 +219,13 @@ fn lock_pid_file(settings: &Settings) -> Result<Flock<File>, AgentError> {
     };
     write(&mut locked).map_err(|error| AgentError(format!("cannot write {}: {error}", path.display())))?;
     Ok(locked)
+}
+
+/// Ends a background task when the agent stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -9,7 +9,8 @@ use crate::wire::Timestamp;
 /// `X-Amz-Target` prefix of the extension operations.
 pub const TARGET_PREFIX: &str = "Landfall_20261122";
 
-/// The extension operations: access keys, instance registration, hook logs, agent health.
+/// The extension operations: access keys, instance registration, hook logs, agent health, target
+/// groups and routers, alarms, deployment timelines and the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LandfallOperation {
     CreateAccessKey,
@@ -25,10 +26,15 @@ pub enum LandfallOperation {
     DeregisterTargets,
     GetRouterState,
     ReportTargetHealth,
+    PutAlarm,
+    DeleteAlarm,
+    ListAlarms,
+    ListDeploymentEvents,
+    ListAuditRecords,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 13] = [
+    pub const ALL: [LandfallOperation; 18] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
@@ -42,6 +48,11 @@ impl LandfallOperation {
         LandfallOperation::DeregisterTargets,
         LandfallOperation::GetRouterState,
         LandfallOperation::ReportTargetHealth,
+        LandfallOperation::PutAlarm,
+        LandfallOperation::DeleteAlarm,
+        LandfallOperation::ListAlarms,
+        LandfallOperation::ListDeploymentEvents,
+        LandfallOperation::ListAuditRecords,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +70,11 @@ impl LandfallOperation {
             LandfallOperation::DeregisterTargets => "DeregisterTargets",
             LandfallOperation::GetRouterState => "GetRouterState",
             LandfallOperation::ReportTargetHealth => "ReportTargetHealth",
+            LandfallOperation::PutAlarm => "PutAlarm",
+            LandfallOperation::DeleteAlarm => "DeleteAlarm",
+            LandfallOperation::ListAlarms => "ListAlarms",
+            LandfallOperation::ListDeploymentEvents => "ListDeploymentEvents",
+            LandfallOperation::ListAuditRecords => "ListAuditRecords",
         }
     }
 
@@ -156,6 +172,10 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
         | LandfallOperation::RegisterTargets
         | LandfallOperation::DeregisterTargets => Access::Admin,
         LandfallOperation::GetRouterState | LandfallOperation::ReportTargetHealth => Access::Router,
+        LandfallOperation::PutAlarm | LandfallOperation::DeleteAlarm => Access::Write,
+        LandfallOperation::ListAlarms | LandfallOperation::ListDeploymentEvents => Access::Read,
+        // Who did what is for administrators.
+        LandfallOperation::ListAuditRecords => Access::Admin,
     }
 }
 
@@ -473,6 +493,231 @@ pub struct TargetReport {
     pub reason: Option<String>,
     #[serde(default)]
     pub generation: Option<u64>,
+}
+
+/// An alarm a deployment group can name in its `alarmConfiguration`: a PromQL expression
+/// evaluated against the server's Prometheus, in ALARM when any of its samples compares with
+/// the threshold as the operator says. (A name that is no such alarm is taken as a Prometheus
+/// alerting rule, in ALARM while it fires.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmInfo {
+    #[serde(rename = "alarmName")]
+    pub alarm_name: String,
+    pub query: String,
+    #[serde(rename = "comparisonOperator")]
+    pub comparison_operator: ComparisonOperator,
+    pub threshold: f64,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "createTime")]
+    pub create_time: Timestamp,
+    #[serde(rename = "updateTime")]
+    pub update_time: Timestamp,
+    /// Its state now (ListAlarms with `evaluate`); never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<AlarmState>,
+}
+
+/// How an alarm's samples are compared with its threshold (CloudWatch's names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ComparisonOperator {
+    #[default]
+    GreaterThanThreshold,
+    GreaterThanOrEqualToThreshold,
+    LessThanThreshold,
+    LessThanOrEqualToThreshold,
+}
+
+impl ComparisonOperator {
+    pub const ALL: [ComparisonOperator; 4] = [
+        ComparisonOperator::GreaterThanThreshold,
+        ComparisonOperator::GreaterThanOrEqualToThreshold,
+        ComparisonOperator::LessThanThreshold,
+        ComparisonOperator::LessThanOrEqualToThreshold,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComparisonOperator::GreaterThanThreshold => "GreaterThanThreshold",
+            ComparisonOperator::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            ComparisonOperator::LessThanThreshold => "LessThanThreshold",
+            ComparisonOperator::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+        }
+    }
+
+    /// The operator's symbol, as people write it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ComparisonOperator::GreaterThanThreshold => ">",
+            ComparisonOperator::GreaterThanOrEqualToThreshold => ">=",
+            ComparisonOperator::LessThanThreshold => "<",
+            ComparisonOperator::LessThanOrEqualToThreshold => "<=",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<ComparisonOperator> {
+        ComparisonOperator::ALL.into_iter().find(|op| op.as_str() == value || op.symbol() == value)
+    }
+
+    pub fn holds(self, sample: f64, threshold: f64) -> bool {
+        match self {
+            ComparisonOperator::GreaterThanThreshold => sample > threshold,
+            ComparisonOperator::GreaterThanOrEqualToThreshold => sample >= threshold,
+            ComparisonOperator::LessThanThreshold => sample < threshold,
+            ComparisonOperator::LessThanOrEqualToThreshold => sample <= threshold,
+        }
+    }
+}
+
+/// An alarm's state as last evaluated: `OK`, `ALARM`, or `UNKNOWN` (it could not be read; the
+/// reason says why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmState {
+    pub state: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutAlarmInput {
+    #[serde(rename = "alarmName", default)]
+    pub alarm_name: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(rename = "comparisonOperator", default)]
+    pub comparison_operator: Option<String>,
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutAlarmOutput {
+    pub alarm: AlarmInfo,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteAlarmInput {
+    #[serde(rename = "alarmName", default)]
+    pub alarm_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAlarmsInput {
+    /// Evaluate each alarm now and return its state.
+    #[serde(default)]
+    pub evaluate: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAlarmsOutput {
+    pub alarms: Vec<AlarmInfo>,
+}
+
+/// What a deployment's timeline records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentEventType {
+    /// The deployment was created (by a user, a rollback, ...).
+    Created,
+    /// Its status changed (`status`).
+    StatusChanged,
+    /// Hosts were started together (`instanceIds`).
+    WaveStarted,
+    /// A zonal deployment moved to its next zone (`message` names it).
+    ZoneStarted,
+    /// One lifecycle event on one host changed status.
+    LifecycleEvent,
+    /// A host's status changed.
+    InstanceStatusChanged,
+    /// An alarm was seen in ALARM, or could not be read.
+    AlarmSeen,
+    /// A stop was asked for (by a user, an alarm, a wait that ran out).
+    StopRequested,
+    /// A blue/green wait was ended by ContinueDeployment.
+    ContinueRequested,
+    /// A rollback deployment was started (`relatedDeploymentId`).
+    RollbackStarted,
+}
+
+/// One entry of a deployment's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentEventInfo {
+    /// Its place in the timeline (increasing; assigned when stored).
+    pub sequence: i64,
+    #[serde(rename = "deploymentId")]
+    pub deployment_id: String,
+    pub time: Timestamp,
+    #[serde(rename = "type")]
+    pub event_type: DeploymentEventType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(rename = "instanceIds", default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_ids: Vec<String>,
+    #[serde(rename = "lifecycleEvent", default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_event: Option<String>,
+    #[serde(rename = "relatedDeploymentId", default, skip_serializing_if = "Option::is_none")]
+    pub related_deployment_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListDeploymentEventsInput {
+    #[serde(rename = "deploymentId", default)]
+    pub deployment_id: Option<String>,
+    /// Only events after this sequence number (a follower passes the last one it saw).
+    #[serde(rename = "afterSequence", default)]
+    pub after_sequence: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListDeploymentEventsOutput {
+    pub events: Vec<DeploymentEventInfo>,
+    /// Whether the deployment is over, so no more events will come.
+    pub complete: bool,
+}
+
+/// One mutating API call, as the append-only audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecordInfo {
+    pub sequence: i64,
+    pub time: Timestamp,
+    #[serde(rename = "accessKeyId")]
+    pub access_key_id: String,
+    pub role: String,
+    /// The operation's name (CodeDeploy's, or Landfall's extension prefixed `Landfall.`).
+    pub operation: String,
+    /// What the call named: its identifying request fields (names, ids), never secrets.
+    #[serde(default)]
+    pub resources: std::collections::BTreeMap<String, String>,
+    /// The caller's address.
+    #[serde(rename = "sourceAddress")]
+    pub source_address: String,
+    /// `Success`, or the AWS exception the call got.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAuditRecordsInput {
+    #[serde(rename = "startTime", default)]
+    pub start_time: Option<Timestamp>,
+    #[serde(rename = "endTime", default)]
+    pub end_time: Option<Timestamp>,
+    #[serde(rename = "accessKeyId", default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub operation: Option<String>,
+    #[serde(rename = "nextToken", default)]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAuditRecordsOutput {
+    /// Oldest first.
+    pub records: Vec<AuditRecordInfo>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! The `landfall` commands people run from a terminal and from CI pipelines: `push`, `deploy`
-//! (with a live view), `status`, `logs`, `stop`, `rollback`, `instances`.
+//! (with a live view), `status`, `logs`, `stop`, `rollback`, `instances`, `target-group`,
+//! `alarm`, `events`, `audit`.
 //!
 //! Every command prints for people by default: redrawn in place on a terminal, one line per
 //! change when the output is a file or a pipe. With `--output json` it prints one JSON document
 //! for scripts instead. Errors go to standard error; exit codes are the binary's business.
 
+pub mod alarms;
 mod api;
 pub mod deploy;
 pub mod instances;
+pub mod journal;
 pub mod logs;
 pub mod push;
 pub mod status;

@@ -313,6 +313,7 @@ fn run_phase(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_
                          (deploymentReadyOption STOP_DEPLOYMENT); traffic never left the original instances.",
                         wait / 60_000
                     )),
+                    ..Default::default()
                 });
             }
         }
@@ -649,7 +650,7 @@ mod tests {
         world.now += 60_000;
         settle(&mut world);
         assert_eq!((phase(&world), share(&world)), (Phase::Shift, Some(50)));
-        world.progress.stop = Some(StopRequest { rollback: false, timeout: None });
+        world.progress.stop = Some(StopRequest::by_user(false));
         let step = world.step();
         assert_eq!(step.finished, Some(DeploymentStatus::Stopped));
         assert!(step.rollback);

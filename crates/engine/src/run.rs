@@ -41,6 +41,9 @@ pub struct Progress {
     /// Where a blue/green deployment stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<crate::blue_green::BlueGreenProgress>,
+    /// Where a zonal deployment stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zones: Option<crate::zonal::ZonalProgress>,
     /// ContinueDeployment(READY_WAIT) came: a blue/green deployment waiting in Ready reroutes.
     #[serde(default)]
     pub continue_ready: bool,
@@ -56,6 +59,22 @@ pub struct StopRequest {
     /// Why the engine itself stopped the deployment (a wait that ran out); none for a user's stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Why an alarm stopped the deployment (ALARM_ACTIVE): the alarms in ALARM, or why their
+    /// state could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+}
+
+impl StopRequest {
+    /// A user's StopDeployment.
+    pub fn by_user(rollback: bool) -> StopRequest {
+        StopRequest { rollback, ..Default::default() }
+    }
+
+    /// An alarm's stop; whether it rolls back is the deployment's DEPLOYMENT_STOP_ON_ALARM.
+    pub fn by_alarm(message: String) -> StopRequest {
+        StopRequest { alarm: Some(message), ..Default::default() }
+    }
 }
 
 /// Where a host command stands.
@@ -150,6 +169,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// For blue/green deployments.
     pub blue_green: crate::blue_green::BlueGreenSettings,
+    /// For in-place deployments one zone at a time (a configuration's zonalConfig).
+    pub zonal: Option<crate::zonal::ZonalSettings>,
 }
 
 /// Everything [`reconcile`] looks at.
@@ -247,7 +268,7 @@ pub fn reconcile(facts: &Facts<'_>) -> Step {
     // 2. A stop, or a failure that already happened: nothing new is sent; waiting targets are
     //    skipped; queued commands are withdrawn.
     let halted = step.progress.stop.is_some() || step.progress.failing.is_some();
-    if !halted {
+    if !halted && crate::zonal::next_zone_may_start(&mut step, &targets, now) {
         schedule(&mut step, &mut targets, facts);
     }
     if step.progress.stop.is_some() || step.progress.failing.is_some() {
@@ -320,6 +341,9 @@ pub(crate) fn plan(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Fa
         one_at_a_time,
         ..step.progress.clone()
     };
+    if let Some(zonal) = &facts.settings.zonal {
+        step.progress.zones = Some(crate::zonal::plan(targets, zonal));
+    }
     step.deployment.status = Some(DeploymentStatus::InProgress);
     step.deployment.start_time = Some(now);
     true
@@ -601,10 +625,19 @@ fn schedule(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>
         if status_of(&targets[index]) != Some(TargetStatus::Pending) {
             continue;
         }
+        // A zonal deployment takes only its current zone's targets, within the zone's floor.
+        let zone_gate = crate::zonal::gate(&step.progress, targets, index);
+        if zone_gate == crate::zonal::Gate::NotThisZone {
+            continue;
+        }
+        if zone_gate == crate::zonal::Gate::FloorBroken {
+            step.progress.failing = Some(ErrorCode::HealthConstraints.as_str().to_owned());
+            return;
+        }
         let in_flight = count(TargetStatus::InProgress, targets);
         let failed = count(TargetStatus::Failed, targets);
         let may_start = if step.progress.one_at_a_time { in_flight == 0 } else { in_flight + failed < budget };
-        if !may_start {
+        if !may_start || zone_gate == crate::zonal::Gate::Full {
             break;
         }
         let target = &mut targets[index];
@@ -665,9 +698,10 @@ pub(crate) fn halt(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Fa
 pub(crate) fn finish(step: &mut Step, targets: &[DeploymentTarget], now: Timestamp) {
     let succeeded = targets.iter().filter(|t| status_of(t) == Some(TargetStatus::Succeeded)).count() as i64;
     let (status, error) = if let Some(stop) = &step.progress.stop {
-        let error = match &stop.timeout {
-            Some(message) => (ErrorCode::Timeout, message.clone()),
-            None => (ErrorCode::ManualStop, "The deployment was stopped by a user.".to_owned()),
+        let error = match (&stop.alarm, &stop.timeout) {
+            (Some(message), _) => (ErrorCode::AlarmActive, message.clone()),
+            (None, Some(message)) => (ErrorCode::Timeout, message.clone()),
+            (None, None) => (ErrorCode::ManualStop, "The deployment was stopped by a user.".to_owned()),
         };
         (DeploymentStatus::Stopped, Some(error))
     } else if step.progress.failing.is_some() || succeeded < step.progress.minimum_healthy.max(1) {
@@ -681,10 +715,13 @@ pub(crate) fn finish(step: &mut Step, targets: &[DeploymentTarget], now: Timesta
         error.map(|(code, message)| ErrorInformation { code: Some(code), message: Some(message) });
     step.rollback = match status {
         DeploymentStatus::Failed => rollback_on(&step.deployment, "DEPLOYMENT_FAILURE"),
-        DeploymentStatus::Stopped => {
-            step.progress.stop.as_ref().is_some_and(|stop| stop.rollback)
-                || rollback_on(&step.deployment, "DEPLOYMENT_STOP_ON_REQUEST")
-        }
+        DeploymentStatus::Stopped => match &step.progress.stop {
+            Some(stop) if stop.alarm.is_some() => rollback_on(&step.deployment, "DEPLOYMENT_STOP_ON_ALARM"),
+            stop => {
+                stop.as_ref().is_some_and(|stop| stop.rollback)
+                    || rollback_on(&step.deployment, "DEPLOYMENT_STOP_ON_REQUEST")
+            }
+        },
         _ => false,
     };
     step.finished = Some(status);
@@ -1053,7 +1090,7 @@ pub(crate) mod tests {
         world.commands[0].state = CommandState::Dispatched;
         world.commands[0].dispatched_at = Some(Timestamp(world.now));
         world.commands[0].acknowledged_at = Some(Timestamp(world.now));
-        world.progress.stop = Some(StopRequest { rollback: false, timeout: None });
+        world.progress.stop = Some(StopRequest::by_user(false));
         world.step();
         assert_eq!(world.deployment.status, Some(DeploymentStatus::InProgress));
         assert_eq!(world.statuses()[1..], [TargetStatus::Skipped, TargetStatus::Skipped]);
@@ -1071,7 +1108,7 @@ pub(crate) mod tests {
     fn stop_withdraws_queued_commands() {
         let mut world = World::new(2, hosts("HOST_COUNT", 0), &[]);
         world.step();
-        world.progress.stop = Some(StopRequest { rollback: true, timeout: None });
+        world.progress.stop = Some(StopRequest::by_user(true));
         let step = world.step();
         assert_eq!(world.deployment.status, Some(DeploymentStatus::Stopped));
         assert!(world.commands.iter().all(|c| c.state == CommandState::Cancelled));
@@ -1081,9 +1118,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_alarm_stop_is_alarm_active_and_rolls_back_only_on_stop_on_alarm() {
+        let alarm_stop = |events: &[&str]| {
+            let mut world = World::new(2, hosts("HOST_COUNT", 0), &[]);
+            world.deployment.auto_rollback_configuration = Some(AutoRollbackConfiguration {
+                enabled: Some(true),
+                events: Some(events.iter().map(|e| AutoRollbackEvent::from(*e)).collect()),
+            });
+            world.step();
+            world.progress.stop = Some(StopRequest::by_alarm("Alarm http-errors is in ALARM.".into()));
+            let step = world.step();
+            assert_eq!(world.deployment.status, Some(DeploymentStatus::Stopped));
+            let error = world.deployment.error_information.clone().unwrap();
+            assert_eq!(error.code, Some(ErrorCode::AlarmActive));
+            assert_eq!(error.message.as_deref(), Some("Alarm http-errors is in ALARM."));
+            step.rollback
+        };
+        assert!(alarm_stop(&["DEPLOYMENT_STOP_ON_ALARM"]));
+        assert!(!alarm_stop(&["DEPLOYMENT_STOP_ON_REQUEST", "DEPLOYMENT_FAILURE"]));
+    }
+
+    #[test]
     fn stop_before_planning_stops_without_touching_hosts() {
         let mut world = World::new(2, hosts("HOST_COUNT", 0), &[]);
-        world.progress.stop = Some(StopRequest { rollback: false, timeout: None });
+        world.progress.stop = Some(StopRequest::by_user(false));
         let step = world.step();
         assert_eq!(world.deployment.status, Some(DeploymentStatus::Stopped));
         assert!(world.commands.is_empty() && step.new_commands.is_empty());

@@ -103,6 +103,101 @@ pub enum ClientCommand {
     /// Create, list and delete target groups, and register their targets (administrator keys).
     #[command(subcommand, name = "target-group")]
     TargetGroup(TargetGroupCommand),
+    /// Create, list and delete the alarms deployment groups watch (PromQL against the server's
+    /// Prometheus).
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
+    /// Print a deployment's timeline: waves, host events, alarms, stops, rollbacks.
+    #[command(after_help = "Examples:
+  landfall events d-ABCDEFGHI
+  landfall events d-ABCDEFGHI --follow")]
+    Events(EventsArgs),
+    /// Show the audit log: every call that changed something, who made it, from where, and how
+    /// it ended (administrator keys).
+    #[command(after_help = "Examples:
+  landfall audit --since 1h
+  landfall audit --operation CreateDeployment --key AKIA... --output json")]
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmCommand {
+    /// Create an alarm, or replace the one of that name: in ALARM while any sample of the
+    /// PromQL query compares with the threshold.
+    #[command(after_help = "Examples:
+  landfall alarm create http-errors --query 'sum(rate(http_errors_total[1m]))' --threshold 1
+  landfall alarm create low-traffic --query 'sum(rate(http_requests_total[5m]))' --comparison '<' --threshold 10
+A deployment group watches it when its alarmConfiguration names it:
+  aws deploy update-deployment-group ... --alarm-configuration enabled=true,alarms=[{name=http-errors}]
+A name that is no Landfall alarm is taken as a Prometheus alerting rule, in ALARM while it fires.")]
+    Create {
+        name: String,
+        /// The PromQL expression (an instant vector or a scalar).
+        #[arg(long)]
+        query: String,
+        /// >, >=, < or <= (or GreaterThanThreshold, ...).
+        #[arg(long, default_value = ">")]
+        comparison: String,
+        #[arg(long, allow_negative_numbers = true)]
+        threshold: f64,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the alarms and their state now.
+    List {
+        /// Do not evaluate them (no Prometheus queries).
+        #[arg(long)]
+        no_evaluate: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete an alarm.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl AlarmCommand {
+    pub fn client_args(&self) -> &ClientArgs {
+        match self {
+            AlarmCommand::Create { client, .. }
+            | AlarmCommand::List { client, .. }
+            | AlarmCommand::Delete { client, .. } => client,
+        }
+    }
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct EventsArgs {
+    /// The deployment id (d-...).
+    pub deployment: String,
+    /// Keep printing new entries until the deployment is over.
+    #[arg(long, short)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct AuditArgs {
+    /// Only calls at most this old: 30s, 15m, 2h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only calls made with this access key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only this operation (CreateDeployment, Landfall.PutAlarm, ...).
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// At most this many records, the newest.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -206,6 +301,9 @@ impl ClientCommand {
             ClientCommand::Rollback(args) => &args.client,
             ClientCommand::Instances(args) => &args.client,
             ClientCommand::TargetGroup(command) => command.client_args(),
+            ClientCommand::Alarm(command) => command.client_args(),
+            ClientCommand::Events(args) => &args.client,
+            ClientCommand::Audit(args) => &args.client,
         }
     }
 }
@@ -424,6 +522,26 @@ pub struct ServerArgs {
     /// A file holding the git server's access token (sent by agents as an HTTP header).
     #[arg(long, value_name = "FILE")]
     pub git_token_file: Option<PathBuf>,
+    /// The Prometheus (or compatible) HTTP API that deployment groups' alarms are evaluated
+    /// against, e.g. http://127.0.0.1:9090.
+    #[arg(long, env = "LANDFALL_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus_url: Option<String>,
+    /// How often the alarms of running deployments are evaluated.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub alarm_poll_interval: u64,
+    /// Where triggers naming an SNS topic deliver: ARN=URL (repeatable).
+    #[arg(long = "sns-topic", value_name = "ARN=URL")]
+    pub sns_topics: Vec<String>,
+    /// A file holding the key trigger messages are signed with (HMAC-SHA256); by default
+    /// DATA_DIR/trigger-secret, made on first start.
+    #[arg(long, value_name = "FILE")]
+    pub trigger_secret_file: Option<PathBuf>,
+    /// How long an undelivered trigger message is retried before it is given up on.
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub trigger_expiry: u64,
+    /// The instance tag whose value is a host's zone, for zonal deployment configurations.
+    #[arg(long, default_value = landfall_server::DEFAULT_ZONE_TAG, value_name = "KEY")]
+    pub zone_tag: String,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -1,5 +1,6 @@
-//! The client commands (push, deploy, status, logs, stop, rollback, instances): their arguments
-//! turned into `landfall_cli` requests, and their outcomes into exit codes.
+//! The client commands (push, deploy, status, logs, stop, rollback, instances, target-group,
+//! alarm, events, audit): their arguments turned into `landfall_cli` requests, and their
+//! outcomes into exit codes.
 
 use landfall_cli::deploy::{DeployRequest, RevisionChoice, parse_revision};
 use landfall_cli::logs::LogsRequest;
@@ -9,7 +10,7 @@ use landfall_client::{Client, ClientError};
 
 use landfall_api::landfall::HealthCheck;
 
-use crate::cli::{ClientCommand as Command, TargetGroupCommand};
+use crate::cli::{AlarmCommand, ClientCommand as Command, TargetGroupCommand};
 use crate::commands::{Failure, client, input_error};
 
 pub async fn run(command: Command) -> Result<(), Failure> {
@@ -101,6 +102,33 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             target_group(command, &client, &output).await.map_err(failure)?;
             Outcome::Succeeded
         }
+        Command::Alarm(command) => {
+            let client = client(command.client_args())?;
+            alarm(command, &client, &output).await.map_err(failure)?;
+            Outcome::Succeeded
+        }
+        Command::Events(args) => {
+            landfall_cli::journal::events(&client(&args.client)?, &output, &args.deployment, args.follow)
+                .await
+                .map_err(failure)?;
+            Outcome::Succeeded
+        }
+        Command::Audit(args) => {
+            let since = match &args.since {
+                Some(text) => Some(landfall_cli::journal::parse_age(text).ok_or_else(|| {
+                    Failure::usage(anyhow::anyhow!("--since '{text}' is not an age such as 30s, 15m, 2h or 7d"))
+                })?),
+                None => None,
+            };
+            let query = landfall_cli::journal::AuditQuery {
+                since,
+                access_key_id: args.key,
+                operation: args.operation,
+                limit: args.limit.max(1),
+            };
+            landfall_cli::journal::audit(&client(&args.client)?, &output, query).await.map_err(failure)?;
+            Outcome::Succeeded
+        }
     };
     match outcome {
         Outcome::Succeeded => Ok(()),
@@ -145,6 +173,18 @@ async fn target_group(command: TargetGroupCommand, client: &Client, output: &Out
         TargetGroupCommand::Deregister { name, instance, client: _ } => {
             target_groups::deregister(client, output, &name, &instance).await
         }
+    }
+}
+
+async fn alarm(command: AlarmCommand, client: &Client, output: &Output) -> anyhow::Result<()> {
+    use landfall_cli::alarms;
+    match command {
+        AlarmCommand::Create { name, query, comparison, threshold, description, client: _ } => {
+            let request = alarms::PutRequest { name, query, comparison, threshold, description };
+            alarms::put(client, output, request).await
+        }
+        AlarmCommand::List { no_evaluate, client: _ } => alarms::list(client, output, !no_evaluate).await,
+        AlarmCommand::Delete { name, client: _ } => alarms::delete(client, output, &name).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! What each subcommand does, on validated settings.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use landfall_api::landfall::{
@@ -10,7 +11,7 @@ use landfall_api::landfall::{
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
 use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
-use landfall_server::{Server, ServerConfig, Timeouts, TlsFiles};
+use landfall_server::{MonitoringConfig, Server, ServerConfig, Timeouts, TlsFiles};
 use landfall_sigv4::Credentials;
 
 use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysCommand, ServerArgs};
@@ -95,6 +96,7 @@ fn init_logging(default: &str) {
 
 fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     let sources = revision_sources(&args)?;
+    let monitoring = monitoring_config(&args)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate_chain), Some(private_key)) => Some(TlsFiles { certificate_chain, private_key }),
         _ => None,
@@ -119,7 +121,46 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         traffic_ms: (args.traffic_timeout as i64).saturating_mul(1000),
         ..Timeouts::default()
     };
-    Ok(ServerConfig { data_dir: args.data_dir, listen: args.listen, tls, region: args.region, timeouts, sources })
+    Ok(ServerConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        tls,
+        region: args.region,
+        timeouts,
+        sources,
+        monitoring,
+        zone_tag: args.zone_tag,
+    })
+}
+
+/// Alarms and triggers, from the flags.
+fn monitoring_config(args: &ServerArgs) -> Result<MonitoringConfig, Failure> {
+    if let Some(url) = &args.prometheus_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(Failure::usage(anyhow!("--prometheus-url '{url}' is not an http(s) URL")));
+    }
+    if args.alarm_poll_interval == 0 || args.trigger_expiry == 0 {
+        return Err(Failure::usage(anyhow!("--alarm-poll-interval and --trigger-expiry must be at least 1 second")));
+    }
+    let mut sns_topics = std::collections::HashMap::new();
+    for mapping in &args.sns_topics {
+        let Some((arn, url)) = mapping.split_once('=').filter(|(arn, url)| {
+            arn.starts_with("arn:") && (url.starts_with("http://") || url.starts_with("https://"))
+        }) else {
+            return Err(Failure::usage(anyhow!(
+                "--sns-topic '{mapping}' is not ARN=URL (an arn:... and an http(s) URL)"
+            )));
+        };
+        sns_topics.insert(arn.to_owned(), url.to_owned());
+    }
+    Ok(MonitoringConfig {
+        prometheus_url: args.prometheus_url.clone(),
+        alarm_poll_interval: Duration::from_secs(args.alarm_poll_interval),
+        sns_topics,
+        trigger_secret_file: args.trigger_secret_file.clone(),
+        trigger_expiry: Duration::from_secs(args.trigger_expiry),
+    })
 }
 
 /// The external S3-compatible store and the git server, from the flags and, for their secrets,
@@ -248,6 +289,8 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         region: "us-east-1".into(),
         timeouts: Timeouts::default(),
         sources: RevisionSources::default(),
+        monitoring: MonitoringConfig::default(),
+        zone_tag: landfall_server::DEFAULT_ZONE_TAG.into(),
     };
     crate::dev::run(config, args.hosts).await
 }

@@ -129,6 +129,7 @@ async fn poll(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PollHostCommandInpu
     let name = instance_name(instance);
     let signal = ctx.state.driver.host_signal(name);
     let deadline = tokio::time::Instant::now() + LONG_POLL;
+    let _held = LongPoll::hold(&ctx.state.metrics);
     loop {
         // Registered before looking, so a command queued in between still wakes this poll.
         let notified = signal.notified();
@@ -137,6 +138,8 @@ async fn poll(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PollHostCommandInpu
         let now = ctx.state.clock.now();
         if let Some(command) = ctx.store().dispatch_command(name, now).await.map_err(store_error)? {
             tracing::debug!(instance = name, command = %command.id, event = %command.lifecycle_event, "command handed out");
+            let waited = (now.millis() - command.created_at.millis()).max(0) as u64;
+            ctx.state.metrics.command_pickup(std::time::Duration::from_millis(waited));
             return Ok(PollHostCommandOutput {
                 host_command: Some(HostCommand {
                     host_command_identifier: command.id.clone(),
@@ -150,6 +153,22 @@ async fn poll(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PollHostCommandInpu
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Ok(PollHostCommandOutput::default());
         }
+    }
+}
+
+/// Counts a long poll as held open for as long as it lives.
+struct LongPoll<'a>(&'a crate::metrics::Metrics);
+
+impl<'a> LongPoll<'a> {
+    fn hold(metrics: &'a crate::metrics::Metrics) -> LongPoll<'a> {
+        metrics.long_polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LongPoll(metrics)
+    }
+}
+
+impl Drop for LongPoll<'_> {
+    fn drop(&mut self) {
+        self.0.long_polls.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -307,6 +326,9 @@ async fn complete(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PutHostCommandC
     let now = ctx.state.clock.now();
     match ctx.store().complete_command(&command.id, succeeded, &diagnostics, now).await.map_err(store_error)? {
         Completion::Recorded => {
+            let started = command.acknowledged_at.or(command.dispatched_at).unwrap_or(command.created_at);
+            let ran = std::time::Duration::from_millis((now.millis() - started.millis()).max(0) as u64);
+            ctx.state.metrics.lifecycle_event(&command.lifecycle_event, succeeded, ran);
             tracing::info!(
                 instance = instance_name(instance),
                 deployment = %command.deployment_id,

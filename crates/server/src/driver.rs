@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use landfall_api::Timestamp;
+use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentCreator, DeploymentInfo,
     DeploymentOption, DeploymentReadyAction, DeploymentStatus, DeploymentTarget, DeploymentType, InstanceAction,
-    InstanceTarget, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType,
+    InstanceTarget, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType, ZonalConfig,
 };
 use landfall_api::validate;
 use landfall_engine::blue_green::{self, BlueGreenSettings, Shift};
 use landfall_engine::lifecycle::{self, ServerTargetRole, lifecycle_events};
 use landfall_engine::run::{self, Command, CommandState, Facts, Progress, Settings, Timeouts};
+use landfall_engine::zonal::ZonalSettings;
 use landfall_store::{
     DeploymentRecord, DeploymentStep, HostCommandRecord, InstanceHistoryRecord, RevisionRecord, StoreError,
     StoreResult, TargetRecord,
@@ -25,6 +27,7 @@ use tokio::sync::Notify;
 
 use crate::api::common::{new_deployment_id, new_uuid};
 use crate::state::AppState;
+use crate::timeline::{self, StepChange};
 
 /// How often every active deployment is looked at, for timeouts.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -192,7 +195,12 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         None => store.deployment_config(&config_name).await?,
     };
     let rollback_of_blue_green = blue_green && record.info.creator == Some(DeploymentCreator::CodeDeployRollback);
+    let zonal = match config.as_ref().and_then(|c| c.zonal_config.as_ref()) {
+        Some(zonal) if !blue_green => Some(zonal_settings(state, zonal, &progress, &targets).await?),
+        _ => None,
+    };
     let settings = Settings {
+        zonal,
         // A blue/green rollback reroutes to every host it can, whatever the configuration.
         minimum_healthy_hosts: config
             .as_ref()
@@ -285,8 +293,40 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
             })
         })
         .collect();
+    let zone_started = match (&progress.zones, &step.progress.zones) {
+        (before, Some(after)) if before.as_ref().map(|b| b.current) != Some(after.current) => {
+            after.zones.get(after.current).map(|zone| (zone.name.clone(), after.current + 1, after.zones.len()))
+        }
+        _ => None,
+    };
+    let entries = timeline::entries(&StepChange {
+        before: &record.info,
+        after: &deployment.info,
+        targets_before: &target_docs,
+        targets_changed: &step.changed_targets,
+        zone_started,
+        rollback_id: follow_up_id.as_deref(),
+        now,
+    });
+    let triggers = if entries.iter().any(|entry| entry.trigger.is_some()) {
+        match store.deployment_group_by_id(&record.group_id).await? {
+            Some(group) => crate::triggers::messages(state, &group.info, &deployment.info, &entries, now),
+            None => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    let mut events: Vec<_> = entries.into_iter().map(|entry| entry.event).collect();
+    if let Some((rollback, ..)) = &follow_up {
+        let message = format!("Created by codeDeployRollback to roll back deployment {deployment_id}.");
+        let mut created = timeline::entry(rollback.id(), now, DeploymentEventType::Created, message);
+        created.related_deployment_id = Some(deployment_id.to_owned());
+        events.push(created);
+    }
     let write = DeploymentStep {
         now,
+        events,
+        triggers: triggers.clone(),
         deployment,
         targets: changed,
         new_commands: new_commands.clone(),
@@ -300,6 +340,9 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         follow_up,
     };
     store.apply_deployment_step(&write).await?;
+    if !triggers.is_empty() {
+        state.outbox.written.notify_one();
+    }
     if blue_green && let Some(progress) = &step.progress.blue_green {
         // The fleets' traffic as the engine now wants it (the routers follow).
         let mut targets = target_docs;
@@ -324,6 +367,35 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         return Ok(Outcome::Finished(follow_up_id));
     }
     Ok(Outcome::Running)
+}
+
+/// A zonal deployment's settings; the hosts' zones (their zone tags) are read only until the
+/// deployment is planned, which fixes them.
+async fn zonal_settings(
+    state: &AppState,
+    zonal: &ZonalConfig,
+    progress: &Progress,
+    targets: &[TargetRecord],
+) -> StoreResult<ZonalSettings> {
+    let mut zone_of = HashMap::new();
+    if !progress.started {
+        for instance in state.store.list_instances().await? {
+            let Some(name) = instance.instance_name.as_deref() else { continue };
+            let zone = instance.tags.iter().flatten().find(|tag| tag.key.as_deref() == Some(state.zone_tag.as_str()));
+            if let Some(zone) = zone.and_then(|tag| tag.value.clone())
+                && targets.iter().any(|t| t.target_id == name)
+            {
+                zone_of.insert(name.to_owned(), zone);
+            }
+        }
+    }
+    let seconds = |s: Option<i64>| s.map(|s| s.max(0) * 1000);
+    Ok(ZonalSettings {
+        zone_of,
+        first_monitor_ms: seconds(zonal.first_zone_monitor_duration_in_seconds),
+        monitor_ms: seconds(zonal.monitor_duration_in_seconds).unwrap_or(0),
+        minimum_healthy_per_zone: zonal.minimum_healthy_hosts_per_zone.clone(),
+    })
 }
 
 /// Whether a target's events install a revision.

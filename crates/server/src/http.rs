@@ -1,7 +1,8 @@
 //! The listener: HTTP/1.1 and HTTP/2 (TLS optional), request routing, and graceful shutdown.
 //!
 //! Routing: `POST /` carries the API (the operation in `X-Amz-Target`); `GET /health` answers
-//! load balancers without authentication. Everything else is 404.
+//! load balancers without authentication; `GET /metrics` wants the metrics token. Everything
+//! else is the S3-compatible bundle store.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,7 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use landfall_api::Operation;
 use landfall_api::error::{ApiError, Exception};
-use landfall_api::landfall::{self, LandfallOperation, landfall_operation_access, operation_access};
+use landfall_api::landfall::{self, Access, LandfallOperation, landfall_operation_access, operation_access};
 use landfall_commands::{self as commands, CommandOperation};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -28,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::{self, common::Ctx};
 use crate::auth::{self, authenticate, authorize};
 use crate::state::AppState;
-use crate::{agents, s3};
+use crate::{agents, audit, s3};
 
 /// Largest request body accepted. AppSpec content is the largest thing a request carries.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -131,6 +132,7 @@ async fn handle(
             json_call(&state, peer, &parts, &body).await
         }
         (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/metrics") => metrics(&state, &parts).await,
         // The official agent checks its endpoint with an unsigned GET / before it polls.
         (&Method::GET, "/") if !parts.headers.contains_key(AUTHORIZATION) && parts.uri.query().is_none() => {
             text(StatusCode::OK, "landfall\n")
@@ -173,27 +175,36 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
         }
     };
     let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
-    let (name, result) = match target {
-        Err(error) => ("unknown", Err(error)),
+    // Calls that change something are audited (as CodeDeploy's names, or Landfall.<name>).
+    let (name, audited, result) = match target {
+        Err(error) => ("unknown", None, Err(error)),
         Ok(Target::CodeDeploy(operation)) => {
-            let result = match authorize(state, &caller, operation_access(operation), operation.name()) {
+            let access = operation_access(operation);
+            let result = match authorize(state, &caller, access, operation.name()) {
                 Ok(()) => api::codedeploy(&ctx, operation, body).await,
                 Err(error) => Err(error),
             };
-            (operation.name(), result)
+            (operation.name(), (access != Access::Read).then(|| operation.name().to_owned()), result)
         }
         Ok(Target::Landfall(operation)) => {
-            let result = match authorize(state, &caller, landfall_operation_access(operation), operation.name()) {
+            let access = landfall_operation_access(operation);
+            let result = match authorize(state, &caller, access, operation.name()) {
                 Ok(()) => api::landfall(&ctx, operation, body).await,
                 Err(error) => Err(error),
             };
-            (operation.name(), result)
+            let audited =
+                matches!(access, Access::Write | Access::Admin).then(|| format!("Landfall.{}", operation.name()));
+            (operation.name(), audited, result)
         }
         Ok(Target::Agent(operation)) => {
             let agent = parts.headers.get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok());
-            (operation.name(), agents::call(&ctx, operation, body, agent).await)
+            (operation.name(), None, agents::call(&ctx, operation, body, agent).await)
         }
     };
+    if let Some(operation) = audited {
+        audit::record(state, &caller, peer, operation, body, result.as_ref().map(|_| ())).await;
+    }
+    state.metrics.api_request(name, result.as_ref().err().map(|e| e.exception.name()), started.elapsed());
     let micros = started.elapsed().as_micros() as u64;
     match result {
         Ok(output) => {
@@ -203,6 +214,32 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
         Err(error) => {
             tracing::info!(operation = name, access_key_id = %caller.access_key_id, micros, error = error.exception.name(), message = %error.message, "refused");
             api_error(&error)
+        }
+    }
+}
+
+/// `GET /metrics` with `Authorization: Bearer <metrics token>`.
+async fn metrics(state: &AppState, parts: &Parts) -> Response<Body> {
+    let given = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let expected = state.metrics_token.as_bytes();
+    let allowed =
+        given.is_some_and(|token| bool::from(subtle::ConstantTimeEq::ct_eq(token.trim().as_bytes(), expected)));
+    if !allowed {
+        let mut response = text(StatusCode::UNAUTHORIZED, "the metrics token (DATA_DIR/metrics-token) is required\n");
+        response.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    match crate::metrics::render(state).await {
+        Ok(body) => {
+            let mut response = Response::new(full(body));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            response
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the store for /metrics");
+            text(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read\n")
         }
     }
 }

@@ -2,14 +2,19 @@
 //! creates the administrator key on first start, and serves the API on one listener.
 
 mod agents;
+pub mod alarms;
 pub mod api;
+mod audit;
 pub mod auth;
 pub mod driver;
 mod http;
+mod metrics;
 mod s3;
 pub mod sources;
 pub mod state;
+mod timeline;
 mod traffic;
+pub mod triggers;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -44,7 +49,40 @@ pub struct ServerConfig {
     pub timeouts: landfall_engine::run::Timeouts,
     /// Where S3 revisions outside the built-in store, and git revisions, come from.
     pub sources: sources::RevisionSources,
+    /// Alarms and triggers.
+    pub monitoring: MonitoringConfig,
+    /// The instance tag whose value is a host's zone (zonal deployments).
+    pub zone_tag: String,
 }
+
+/// Where alarms are evaluated and where triggers are delivered.
+#[derive(Debug, Clone)]
+pub struct MonitoringConfig {
+    /// The Prometheus (or compatible) HTTP API alarms are evaluated against.
+    pub prometheus_url: Option<String>,
+    pub alarm_poll_interval: Duration,
+    /// Where triggers whose target is an SNS topic ARN deliver: ARN -> URL.
+    pub sns_topics: std::collections::HashMap<String, String>,
+    /// The HMAC key triggers are signed with; `None`: `DATA_DIR/trigger-secret`, made on first start.
+    pub trigger_secret_file: Option<PathBuf>,
+    /// How long an undelivered trigger message is retried.
+    pub trigger_expiry: Duration,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        MonitoringConfig {
+            prometheus_url: None,
+            alarm_poll_interval: Duration::from_secs(10),
+            sns_topics: Default::default(),
+            trigger_secret_file: None,
+            trigger_expiry: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The default instance tag naming a host's zone.
+pub const DEFAULT_ZONE_TAG: &str = "zone";
 
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -88,6 +126,17 @@ impl Server {
         bootstrap_admin_key(store.as_ref(), &credentials_file, &config.region).await?;
 
         let spec_signer = load_or_create_signer(&data_dir.join("spec-signing"))?;
+        let trigger_secret = match &config.monitoring.trigger_secret_file {
+            Some(file) => {
+                let secret = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+                if secret.trim().len() < 16 {
+                    bail!("the trigger secret in {} is shorter than 16 characters", file.display());
+                }
+                secret.trim().to_owned()
+            }
+            None => load_or_create_secret(&data_dir.join("trigger-secret"))?,
+        };
+        let metrics_token = load_or_create_secret(&data_dir.join("metrics-token"))?;
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
@@ -104,6 +153,19 @@ impl Server {
                 .context("opening the bundle store in the data directory")?,
             sources: config.sources.clone(),
             agent_sightings: Default::default(),
+            alarms: alarms::AlarmSettings {
+                prometheus_url: config.monitoring.prometheus_url.clone(),
+                poll_interval: config.monitoring.alarm_poll_interval,
+            },
+            triggers: triggers::TriggerSettings {
+                secret: trigger_secret.into_bytes(),
+                topics: config.monitoring.sns_topics.clone(),
+                expiry: config.monitoring.trigger_expiry,
+            },
+            outbox: Default::default(),
+            metrics: Default::default(),
+            metrics_token,
+            zone_tag: config.zone_tag.clone(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
         Ok(Server { listener, tls, state, store, endpoint, credentials_file })
@@ -137,8 +199,12 @@ impl Server {
         // Resumes every deployment that was running when the server last stopped, and keeps
         // checking their timeouts.
         let ticker = tokio::spawn(driver::tick_forever(self.state.clone()));
+        let alarms = tokio::spawn(alarms::watch_forever(self.state.clone()));
+        let triggers = tokio::spawn(triggers::deliver_forever(self.state.clone()));
         http::serve(self.listener, self.tls, self.state, shutdown).await?;
-        ticker.abort();
+        for task in [ticker, alarms, triggers] {
+            task.abort();
+        }
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -193,6 +259,17 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
+}
+
+/// A random secret kept in `file` (made on first start, readable by the server's user only).
+fn load_or_create_secret(file: &Path) -> anyhow::Result<String> {
+    if let Ok(secret) = std::fs::read_to_string(file) {
+        return Ok(secret.trim().to_owned());
+    }
+    let secret = api::common::random_string(b"0123456789abcdef", 40);
+    write_private_file(file, format!("{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(secret)
 }
 
 /// The identity that signs deployment specifications: created on first start, kept in `dir`

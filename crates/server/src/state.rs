@@ -40,6 +40,15 @@ pub struct AppState {
     pub objects: crate::s3::ObjectStore,
     pub sources: crate::sources::RevisionSources,
     pub agent_sightings: AgentSightings,
+    pub alarms: crate::alarms::AlarmSettings,
+    pub triggers: crate::triggers::TriggerSettings,
+    /// Wakes trigger delivery when a step writes messages.
+    pub outbox: crate::triggers::Outbox,
+    pub metrics: crate::metrics::Metrics,
+    /// The bearer token `GET /metrics` wants.
+    pub metrics_token: String,
+    /// The instance tag whose value is a host's zone.
+    pub zone_tag: String,
 }
 
 /// When each instance's agent was last recorded as polling, so a busy agent (it polls again

@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use landfall_api::Timestamp;
-use landfall_api::landfall::{Role, TargetGroupInfo};
+use landfall_api::landfall::{AlarmInfo, AuditRecordInfo, DeploymentEventInfo, Role, TargetGroupInfo};
 use landfall_api::shapes::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, GenericRevisionInfo,
     InstanceInfo, RevisionLocation, Tag,
@@ -224,6 +224,70 @@ pub struct DeploymentStep {
     pub target_revision: Option<(RevisionLocation, String)>,
     /// A deployment started by this one (a rollback), with its targets and revision.
     pub follow_up: Option<(DeploymentRecord, Vec<TargetRecord>, RevisionRecord)>,
+    /// Entries for the deployments' timelines (sequence numbers are assigned when stored).
+    pub events: Vec<DeploymentEventInfo>,
+    /// Trigger notifications for the outbox.
+    pub triggers: Vec<TriggerMessage>,
+}
+
+/// A trigger notification in the outbox: written in the same transaction as the change it
+/// reports, then delivered (retried with backoff) by the server until its receiver accepts it
+/// or it expires.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TriggerMessage {
+    /// Its place in the outbox (assigned when stored): messages to one destination about one
+    /// deployment are delivered in this order.
+    pub sequence: i64,
+    /// Unique, and the same on every attempt: receivers drop repeats by it.
+    pub message_id: String,
+    pub deployment_id: String,
+    /// The trigger's target (a URL, or an SNS topic ARN the server maps to one).
+    pub destination: String,
+    pub trigger_name: String,
+    /// The CodeDeploy event (DeploymentStart, InstanceFailure, ...).
+    pub event: String,
+    pub subject: String,
+    /// The message, as CodeDeploy's SNS notifications carry it (JSON).
+    pub body: String,
+    pub created_at: Timestamp,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub state: TriggerState,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TriggerState {
+    #[default]
+    Pending,
+    Delivered,
+    /// Given up on: its receiver did not accept it before it expired.
+    Expired,
+}
+
+impl TriggerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerState::Pending => "Pending",
+            TriggerState::Delivered => "Delivered",
+            TriggerState::Expired => "Expired",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<TriggerState> {
+        [TriggerState::Pending, TriggerState::Delivered, TriggerState::Expired]
+            .into_iter()
+            .find(|state| state.as_str() == value)
+    }
+}
+
+/// Which audit records a query wants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditFilter {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub access_key_id: Option<String>,
+    pub operation: Option<String>,
 }
 
 /// Why a command completion was not recorded.
@@ -404,4 +468,41 @@ pub trait Store: Send + Sync + 'static {
     /// A deployment's targets in their order (position).
     async fn targets(&self, deployment_id: &str) -> StoreResult<Vec<TargetRecord>>;
     async fn update_target(&self, target: &TargetRecord) -> StoreResult<()>;
+    /// How many deployments there are in each status.
+    async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+
+    // -- alarms -------------------------------------------------------------------------------
+    /// Creates the alarm or replaces the one of that name.
+    async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()>;
+    async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>>;
+    /// By name.
+    async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>>;
+    /// Whether there was one to delete.
+    async fn delete_alarm(&self, name: &str) -> StoreResult<bool>;
+
+    // -- deployment timelines ---------------------------------------------------------------------
+    /// Appends entries (their sequence numbers are assigned here).
+    async fn append_deployment_events(&self, events: &[DeploymentEventInfo]) -> StoreResult<()>;
+    /// A deployment's entries after sequence `after`, oldest first, at most `limit`.
+    async fn deployment_events(
+        &self,
+        deployment_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeploymentEventInfo>>;
+
+    // -- trigger outbox ------------------------------------------------------------------------
+    /// Pending messages whose next attempt is due, oldest first, at most `limit`, each the
+    /// oldest pending one of its (deployment, destination): a later message waits for it.
+    async fn due_trigger_messages(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>>;
+    /// Records an attempt's outcome: `state`, attempts, next attempt and error as given.
+    async fn update_trigger_message(&self, message: &TriggerMessage) -> StoreResult<()>;
+    /// A deployment's messages in outbox order.
+    async fn trigger_messages(&self, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>>;
+
+    // -- audit log (append-only: nothing updates or deletes a record) ---------------------------
+    /// Appends a record (its sequence number is assigned here).
+    async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()>;
+    /// Oldest first; the cursor is the last record's sequence number.
+    async fn audit_records(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecordInfo>>;
 }

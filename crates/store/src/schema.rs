@@ -182,4 +182,54 @@ CREATE TABLE target_groups (
 );
 "#,
     ),
+    (
+        8,
+        r#"
+-- Alarms a deployment group can name: a PromQL expression, a comparison and a threshold.
+CREATE TABLE alarms (
+    name TEXT PRIMARY KEY,
+    doc  TEXT NOT NULL
+);
+
+-- Every deployment's timeline.
+CREATE TABLE deployment_events (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id TEXT NOT NULL,
+    doc           TEXT NOT NULL
+);
+CREATE INDEX deployment_events_of ON deployment_events(deployment_id, seq);
+
+-- Trigger notifications, written with the change they report, delivered from here.
+CREATE TABLE trigger_outbox (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id      TEXT NOT NULL UNIQUE,
+    deployment_id   TEXT NOT NULL,
+    destination     TEXT NOT NULL,
+    trigger_name    TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    last_error      TEXT
+);
+CREATE INDEX trigger_outbox_pending ON trigger_outbox(state, deployment_id, destination, seq);
+
+-- The audit log: appended to, never changed.
+CREATE TABLE audit_log (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at            INTEGER NOT NULL,
+    access_key_id TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    doc           TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#,
+    ),
 ];

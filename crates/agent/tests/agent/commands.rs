@@ -52,6 +52,7 @@ impl Scenario {
             kill_agent_max_wait: Duration::from_secs(60),
             deployments_log: true,
             stream_interval: Duration::from_millis(20),
+            metrics: Default::default(),
         };
         Scenario { dir, agent }
     }

@@ -2,6 +2,7 @@
 //! and the Lambda/ECS hook status call.
 
 use landfall_api::error::{ApiResult, Exception, err};
+use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::*;
 use landfall_api::validate;
 use landfall_engine::blue_green::Phase;
@@ -11,6 +12,8 @@ use landfall_engine::selection::{self, InstanceHistory, deployment_order};
 use landfall_store::{DeploymentFilter, DeploymentRecord, GroupRecord, StoreError, TargetRecord};
 
 use crate::driver::{self, new_instance_target};
+use crate::state::AppState;
+use crate::timeline;
 
 use super::common::{Ctx, default_config_name, new_deployment_id, page_request, page_token, store_error};
 use super::revisions::revision_record;
@@ -28,7 +31,7 @@ pub async fn load(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult<DeploymentRec
     }
 }
 
-fn is_complete(status: &Option<DeploymentStatus>) -> bool {
+pub(crate) fn is_complete(status: &Option<DeploymentStatus>) -> bool {
     matches!(status, Some(DeploymentStatus::Succeeded | DeploymentStatus::Failed | DeploymentStatus::Stopped))
 }
 
@@ -229,6 +232,8 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         }
         other => other.map_err(store_error)?,
     }
+    let note = format!("Created by {} to deploy {}.", ctx.caller.access_key_id, timeline::describe_revision(&location));
+    note_in_timeline(ctx, &id, DeploymentEventType::Created, note).await;
     // The engine takes it up at once rather than on the next tick.
     driver::reconcile_soon(ctx.state, &id);
     Ok(CreateDeploymentOutput { deployment_id: Some(id) })
@@ -305,18 +310,19 @@ pub async fn list(ctx: &Ctx<'_>, input: ListDeploymentsInput) -> ApiResult<ListD
 /// rolls it back afterwards.
 pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDeploymentOutput> {
     let id = validate::deployment_id(&input.deployment_id)?.to_owned();
-    let now = change_progress(ctx, &id, |record, progress| {
+    let rollback = input.auto_rollback_enabled == Some(true);
+    let note =
+        format!("Stop requested by {}{}.", ctx.caller.access_key_id, if rollback { ", with rollback" } else { "" });
+    let now = change_progress(ctx.state, &id, |record, progress| {
         if is_complete(&record.info.status) {
             return err(Exception::DeploymentAlreadyCompleted, format!("The deployment {id} has already completed."));
         }
-        let rollback = input.auto_rollback_enabled == Some(true);
-        progress.stop = Some(StopRequest {
-            rollback: rollback || progress.stop.as_ref().is_some_and(|s| s.rollback),
-            timeout: None,
-        });
+        let rollback = rollback || progress.stop.as_ref().is_some_and(|s| s.rollback);
+        progress.stop = Some(StopRequest::by_user(rollback));
         Ok(())
     })
     .await?;
+    note_in_timeline(ctx, &id, DeploymentEventType::StopRequested, note).await;
     Ok(if is_complete(&now.info.status) {
         StopDeploymentOutput {
             status: Some(StopStatus::Succeeded),
@@ -336,25 +342,39 @@ pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDe
 /// Changes a deployment and its engine progress with `change` (which may refuse), retried if
 /// the deployment changed meanwhile, then lets the engine act on it at once; returns the
 /// deployment as it then stands.
-async fn change_progress(
-    ctx: &Ctx<'_>,
+pub(crate) async fn change_progress(
+    state: &AppState,
     id: &str,
     change: impl Fn(&mut DeploymentRecord, &mut Progress) -> ApiResult<()>,
 ) -> ApiResult<DeploymentRecord> {
-    let id = Some(id.to_owned());
+    let load = || async {
+        match state.store.deployment(id).await.map_err(store_error)? {
+            Some(record) => Ok(record),
+            None => err(Exception::DeploymentDoesNotExist, format!("The deployment {id} could not be found.")),
+        }
+    };
     for _ in 0..5 {
-        let mut record = load(ctx, &id).await?;
+        let mut record = load().await?;
         let mut progress = driver::progress_of(&record);
         change(&mut record, &mut progress)?;
         record.progress = serde_json::to_string(&progress).ok();
-        match ctx.store().update_deployment(&record).await {
+        match state.store.update_deployment(&record).await {
             Err(StoreError::Conflict(_)) => continue,
             other => other.map_err(store_error)?,
         }
-        driver::reconcile(ctx.state, record.id()).await.map_err(store_error)?;
-        return load(ctx, &id).await;
+        driver::reconcile(state, record.id()).await.map_err(store_error)?;
+        return load().await;
     }
     err(Exception::Throttling, "The deployment is changing too fast; try again.")
+}
+
+/// Adds an entry to a deployment's timeline; a failure to is logged, not answered (the change
+/// it tells of is made).
+async fn note_in_timeline(ctx: &Ctx<'_>, id: &str, event_type: DeploymentEventType, message: String) {
+    let entry = timeline::entry(id, ctx.state.clock.now(), event_type, message);
+    if let Err(error) = ctx.store().append_deployment_events(&[entry]).await {
+        tracing::warn!(deployment = id, %error, "cannot add to the deployment's timeline");
+    }
 }
 
 /// Checks that a deployment can be continued: active, blue/green.
@@ -380,7 +400,8 @@ pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) 
     let wait = input.deployment_wait_type.clone().unwrap_or(DeploymentWaitType::ReadyWait);
     validate::known(&wait, Exception::InvalidDeploymentWaitType, "deploymentWaitType")?;
     let id = validate::deployment_id(&input.deployment_id)?;
-    change_progress(ctx, id, |record, progress| match wait {
+    let note = format!("{} ended by {} (ContinueDeployment).", wait.as_str(), ctx.caller.access_key_id);
+    change_progress(ctx.state, id, |record, progress| match wait {
         DeploymentWaitType::ReadyWait => {
             blue_green_in_progress(record)?;
             if record.info.status != Some(DeploymentStatus::Ready) {
@@ -400,15 +421,19 @@ pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) 
         ),
     })
     .await?;
+    note_in_timeline(ctx, id, DeploymentEventType::ContinueRequested, note).await;
     Ok(())
 }
 
 pub async fn skip_wait(ctx: &Ctx<'_>, input: SkipWaitTimeForInstanceTerminationInput) -> ApiResult<()> {
     let id = validate::deployment_id(&input.deployment_id)?;
-    change_progress(ctx, id, |record, progress| {
+    change_progress(ctx.state, id, |record, progress| {
         end_termination_wait(record, progress, Exception::DeploymentNotStarted, "Termination wait skipped")
     })
     .await?;
+    let note =
+        format!("Termination wait skipped by {} (SkipWaitTimeForInstanceTermination).", ctx.caller.access_key_id);
+    note_in_timeline(ctx, id, DeploymentEventType::ContinueRequested, note).await;
     Ok(())
 }
 

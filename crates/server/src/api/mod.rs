@@ -2,12 +2,14 @@
 //! The dispatch `match` is exhaustive over the model's operations: an operation without a
 //! handler does not compile.
 
+mod alarms;
 mod applications;
 pub mod common;
 mod deployment_configs;
 mod deployment_groups;
-mod deployments;
+pub(crate) mod deployments;
 mod instances;
+mod journal;
 pub mod keys;
 mod revisions;
 mod tags;
@@ -105,5 +107,10 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::DeregisterTargets => call!(traffic::deregister, ctx, body),
         LandfallOperation::GetRouterState => call!(traffic::router_state, ctx, body),
         LandfallOperation::ReportTargetHealth => call!(traffic::report, ctx, body),
+        LandfallOperation::PutAlarm => call!(alarms::put, ctx, body),
+        LandfallOperation::DeleteAlarm => call!(alarms::delete, ctx, body),
+        LandfallOperation::ListAlarms => call!(alarms::list, ctx, body),
+        LandfallOperation::ListDeploymentEvents => call!(journal::deployment_events, ctx, body),
+        LandfallOperation::ListAuditRecords => call!(journal::audit_records, ctx, body),
     }
 }

@@ -326,11 +326,26 @@ pub async fn handle(state: &AppState, peer: SocketAddr, parts: Parts, body: Inco
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase();
     let mut op = None;
-    let mut caller_key = None;
-    let result = serve(state, &parts, body, &mut op, &mut caller_key).await;
+    let mut caller = None;
+    let result = serve(state, &parts, body, &mut op, &mut caller).await;
     let micros = started.elapsed().as_micros() as u64;
     let name = op.map_or("unknown", Op::name);
-    let access_key_id = caller_key.as_deref().unwrap_or("-");
+    let access_key_id = caller.as_ref().map_or("-", |c| c.access_key_id.as_str());
+    // Writes are audited (an upload's parts through its create and complete calls).
+    if let (Some(op), Some(caller)) = (op, &caller)
+        && !op.reads_only()
+        && !matches!(op, Op::UploadPart)
+    {
+        let path = parts.uri.path().trim_start_matches('/');
+        let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+        let decoded = |text: &str| decode_path(text).unwrap_or_else(|_| text.to_owned());
+        let mut resources = std::collections::BTreeMap::from([("bucket".to_owned(), decoded(bucket))]);
+        if !key.is_empty() {
+            resources.insert("key".to_owned(), decoded(key));
+        }
+        let outcome = result.as_ref().map(|_| ()).map_err(|error| (error.code, error.message.as_str()));
+        crate::audit::append(state, caller, peer, format!("S3.{}", op.name()), resources, outcome).await;
+    }
     let mut response = match result {
         Ok(response) => {
             tracing::debug!(operation = name, %access_key_id, path = parts.uri.path(), status = response.status().as_u16(), micros, "s3 ok");
@@ -364,10 +379,10 @@ async fn serve(
     parts: &Parts,
     body: Incoming,
     op_out: &mut Option<Op>,
-    caller_out: &mut Option<String>,
+    caller_out: &mut Option<crate::auth::Caller>,
 ) -> S3Result<Response<Body>> {
     let caller = authenticate_s3(state, parts).await?;
-    *caller_out = Some(caller.access_key_id.clone());
+    *caller_out = Some(caller.clone());
 
     let path = parts.uri.path().strip_prefix('/').unwrap_or(parts.uri.path());
     let (bucket, key) = match path.split_once('/') {

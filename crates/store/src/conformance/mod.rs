@@ -1,6 +1,10 @@
 //! The behaviour every [`Store`] implementation must show. Each check takes a fresh, empty store;
 //! an implementation's test file runs them all with [`conformance_tests!`](crate::conformance_tests).
 
+mod journal;
+
+pub use journal::{alarms, audit_log, deployment_timelines, trigger_outbox};
+
 use landfall_api::Timestamp;
 use landfall_api::landfall::{HealthCheck, Role, TargetGroupInfo, TargetInfo};
 use landfall_api::shapes::{
@@ -24,7 +28,8 @@ macro_rules! conformance_tests {
             access_keys, applications, application_delete_cascades, deployment_configs, deployment_groups,
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
-            deployment_steps, agent_statuses, target_groups);
+            deployment_steps, agent_statuses, target_groups, alarms, deployment_timelines, trigger_outbox,
+            audit_log);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -38,13 +43,13 @@ macro_rules! conformance_tests {
 }
 
 /// A limit no check comes near.
-const ROOMY: usize = 1000;
+pub(crate) const ROOMY: usize = 1000;
 
 fn first_page(limit: usize) -> PageRequest {
     PageRequest { after: None, limit }
 }
 
-fn app(id: &str, name: &str) -> ApplicationInfo {
+pub(crate) fn app(id: &str, name: &str) -> ApplicationInfo {
     ApplicationInfo {
         application_id: Some(id.into()),
         application_name: Some(name.into()),
@@ -54,7 +59,7 @@ fn app(id: &str, name: &str) -> ApplicationInfo {
     }
 }
 
-fn group(id: &str, application_id: &str, name: &str, config: &str) -> GroupRecord {
+pub(crate) fn group(id: &str, application_id: &str, name: &str, config: &str) -> GroupRecord {
     GroupRecord {
         application_id: application_id.into(),
         info: DeploymentGroupInfo {
@@ -66,7 +71,7 @@ fn group(id: &str, application_id: &str, name: &str, config: &str) -> GroupRecor
     }
 }
 
-fn s3_revision(application_id: &str, key: &str, registered: i64) -> RevisionRecord {
+pub(crate) fn s3_revision(application_id: &str, key: &str, registered: i64) -> RevisionRecord {
     RevisionRecord {
         application_id: application_id.into(),
         key: format!("S3\nbucket\n{key}"),
@@ -88,7 +93,13 @@ fn s3_revision(application_id: &str, key: &str, registered: i64) -> RevisionReco
     }
 }
 
-fn deployment(id: &str, group_id: &str, status: DeploymentStatus, created: i64, exclusive: bool) -> DeploymentRecord {
+pub(crate) fn deployment(
+    id: &str,
+    group_id: &str,
+    status: DeploymentStatus,
+    created: i64,
+    exclusive: bool,
+) -> DeploymentRecord {
     DeploymentRecord {
         application_id: "app-1".into(),
         group_id: group_id.into(),

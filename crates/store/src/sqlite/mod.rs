@@ -2,12 +2,14 @@
 //! connection (SQLite has one writer anyway, and this way a check-then-write step never races
 //! another); reads use a small pool of their own.
 
+mod journal;
+
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use landfall_api::Timestamp;
-use landfall_api::landfall::{Role, TargetGroupInfo};
+use landfall_api::landfall::{AlarmInfo, AuditRecordInfo, DeploymentEventInfo, Role, TargetGroupInfo};
 use landfall_api::shapes::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation, Tag,
 };
@@ -20,9 +22,10 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use crate::schema::SQLITE_MIGRATIONS;
 use crate::{
-    AccessKeyRecord, AgentStatusRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep,
-    GroupRecord, HostCommandRecord, InstanceHistoryRecord, Page, PageRequest, RevisionFilter, RevisionRecord,
-    RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetGroupRecord, TargetRecord,
+    AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord,
+    DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, Page, PageRequest, RevisionFilter,
+    RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetGroupRecord, TargetRecord,
+    TriggerMessage,
 };
 
 /// [`ACTIVE_STATUSES`] as an SQL list, for `concat!` into static queries.
@@ -1075,6 +1078,8 @@ impl Store for SqliteStore {
         if let Some((deployment, targets, revision)) = &step.follow_up {
             insert_deployment(&mut tx, deployment, targets, revision).await?;
         }
+        journal::insert_events(&mut tx, &step.events).await?;
+        journal::insert_triggers(&mut tx, &step.triggers).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1314,6 +1319,65 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deployments GROUP BY status ORDER BY status")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
+    }
+
+    async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()> {
+        journal::put_alarm(&self.writer, alarm).await
+    }
+
+    async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>> {
+        journal::alarm(&self.reader, name).await
+    }
+
+    async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>> {
+        journal::list_alarms(&self.reader).await
+    }
+
+    async fn delete_alarm(&self, name: &str) -> StoreResult<bool> {
+        journal::delete_alarm(&self.writer, name).await
+    }
+
+    async fn append_deployment_events(&self, events: &[DeploymentEventInfo]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        journal::insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deployment_events(
+        &self,
+        deployment_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeploymentEventInfo>> {
+        journal::events_of(&self.reader, deployment_id, after, limit).await
+    }
+
+    async fn due_trigger_messages(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
+        journal::due_triggers(&self.reader, now, limit).await
+    }
+
+    async fn update_trigger_message(&self, message: &TriggerMessage) -> StoreResult<()> {
+        journal::update_trigger(&self.writer, message).await
+    }
+
+    async fn trigger_messages(&self, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
+        journal::triggers_of(&self.reader, deployment_id).await
+    }
+
+    async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()> {
+        journal::append_audit(&self.writer, record).await
+    }
+
+    async fn audit_records(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecordInfo>> {
+        journal::audit_records(&self.reader, filter, page).await
     }
 }
 

@@ -1,0 +1,308 @@
+//! Triggers: a deployment group's `triggerConfigurations` turned into webhook deliveries.
+//!
+//! A step that fires trigger events writes one message per subscribed trigger into the store's
+//! outbox, in the same transaction as the change it reports ([`messages`]). [`deliver_forever`]
+//! sends them: an HTTP POST of an SNS-style notification (so code written for CodeDeploy's SNS
+//! messages reads them), signed with an HMAC-SHA256 header, retried with backoff until the
+//! receiver answers 2xx or the message expires. Messages about one deployment to one receiver go
+//! out one at a time, in order; a receiver tells repeats apart by the message id, which every
+//! attempt repeats.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use landfall_api::Timestamp;
+use landfall_api::shapes::{DeploymentGroupInfo, DeploymentInfo, DeploymentStatus, DeploymentTarget};
+use landfall_store::{TriggerMessage, TriggerState};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::api::common::new_uuid;
+use crate::state::AppState;
+use crate::timeline::Entry;
+
+/// How trigger messages are delivered.
+#[derive(Debug, Clone)]
+pub struct TriggerSettings {
+    /// The key of the `X-Landfall-Signature` HMAC.
+    pub secret: Vec<u8>,
+    /// Where a trigger whose target is an SNS topic ARN delivers: ARN -> URL.
+    pub topics: HashMap<String, String>,
+    /// How long a message is retried before it is given up on.
+    pub expiry: Duration,
+}
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long one attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outbox messages a step's trigger events make, for the group's triggers that subscribe.
+pub fn messages(
+    state: &AppState,
+    group: &DeploymentGroupInfo,
+    deployment: &DeploymentInfo,
+    entries: &[Entry],
+    now: Timestamp,
+) -> Vec<TriggerMessage> {
+    let triggers = group.trigger_configurations.as_deref().unwrap_or_default();
+    let mut messages = Vec::new();
+    for entry in entries {
+        let Some(event) = &entry.trigger else { continue };
+        for trigger in triggers {
+            let subscribed = trigger.trigger_events.as_deref().unwrap_or_default().contains(event);
+            let (Some(name), Some(destination)) = (&trigger.trigger_name, &trigger.trigger_target_arn) else {
+                continue;
+            };
+            if !subscribed {
+                continue;
+            }
+            let (subject, body) = match &entry.target {
+                Some(target) => instance_message(state, name, deployment, target),
+                None => deployment_message(state, name, deployment),
+            };
+            messages.push(TriggerMessage {
+                message_id: new_uuid(),
+                deployment_id: deployment.deployment_id.clone().unwrap_or_default(),
+                destination: destination.clone(),
+                trigger_name: name.clone(),
+                event: event.as_str().to_owned(),
+                subject,
+                body: body.to_string(),
+                created_at: now,
+                next_attempt_at: now,
+                ..Default::default()
+            });
+        }
+    }
+    messages
+}
+
+fn seconds(time: Option<Timestamp>) -> Option<String> {
+    time.map(|t| (t.millis() / 1000).to_string())
+}
+
+/// CodeDeploy's status words in notifications: SUCCEEDED, IN_PROGRESS, ...
+fn status_word(status: &DeploymentStatus) -> String {
+    let mut word = String::new();
+    for (index, c) in status.as_str().chars().enumerate() {
+        if c.is_uppercase() && index > 0 {
+            word.push('_');
+        }
+        word.push(c.to_ascii_uppercase());
+    }
+    word
+}
+
+fn deployment_message(state: &AppState, trigger: &str, deployment: &DeploymentInfo) -> (String, Value) {
+    let id = deployment.deployment_id.clone().unwrap_or_default();
+    let application = deployment.application_name.clone().unwrap_or_default();
+    let status = status_word(deployment.status.as_ref().unwrap_or(&DeploymentStatus::Created));
+    let overview = deployment.deployment_overview.clone().unwrap_or_default();
+    let count = |n: Option<i64>| n.unwrap_or(0).to_string();
+    let mut body = json!({
+        "region": state.region,
+        "accountId": state.account_id,
+        "eventTriggerName": trigger,
+        "applicationName": application,
+        "deploymentId": id,
+        "deploymentGroupName": deployment.deployment_group_name.clone().unwrap_or_default(),
+        "createTime": seconds(deployment.create_time),
+        "completeTime": seconds(deployment.complete_time),
+        "deploymentOverview": {
+            "Failed": count(overview.failed),
+            "InProgress": count(overview.in_progress),
+            "Pending": count(overview.pending),
+            "Skipped": count(overview.skipped),
+            "Succeeded": count(overview.succeeded),
+        },
+        "status": status,
+    });
+    if let Some(error) = &deployment.error_information {
+        body["errorInformation"] = json!({
+            "ErrorCode": error.code.as_ref().map(|c| c.as_str().to_owned()),
+            "ErrorMessage": error.message,
+        });
+    }
+    let subject = format!("{status}: AWS CodeDeploy {id} in {} to {application}", state.region);
+    (subject, body)
+}
+
+fn instance_message(
+    state: &AppState,
+    trigger: &str,
+    deployment: &DeploymentInfo,
+    target: &DeploymentTarget,
+) -> (String, Value) {
+    let id = deployment.deployment_id.clone().unwrap_or_default();
+    let instance = target.instance_target.clone().unwrap_or_default();
+    let status = instance.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    let instance_id = instance.target_arn.clone().or(instance.target_id.clone()).unwrap_or_default();
+    let events: Vec<Value> = instance
+        .lifecycle_events
+        .iter()
+        .flatten()
+        .map(|event| {
+            json!({
+                "LifecycleEvent": event.lifecycle_event_name,
+                "LifecycleEventStatus": event.status.as_ref().map(|s| s.as_str().to_owned()),
+                "StartTime": seconds(event.start_time),
+                "EndTime": seconds(event.end_time),
+            })
+        })
+        .collect();
+    let body = json!({
+        "region": state.region,
+        "accountId": state.account_id,
+        "eventTriggerName": trigger,
+        "deploymentId": id,
+        "instanceId": instance_id,
+        "lastUpdatedAt": seconds(instance.last_updated_at),
+        "instanceStatus": status,
+        "lifecycleEvents": events,
+    });
+    let subject =
+        format!("{}: AWS CodeDeploy {id} in {} on instance {instance_id}", status.to_uppercase(), state.region);
+    (subject, body)
+}
+
+/// The SNS-style notification a message is delivered as.
+fn envelope(message: &TriggerMessage) -> String {
+    let topic = if message.destination.starts_with("arn:") { message.destination.as_str() } else { "" };
+    json!({
+        "Type": "Notification",
+        "MessageId": message.message_id,
+        "TopicArn": topic,
+        "Subject": message.subject,
+        "Message": message.body,
+        "Timestamp": crate::s3::iso8601(message.created_at.millis()),
+    })
+    .to_string()
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: receivers recompute it with the
+/// shared secret, and can refuse old timestamps against replays.
+pub fn signature(secret: &[u8], unix_seconds: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(format!("{unix_seconds}.{body}").as_bytes());
+    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Wakes the delivery loop when new messages are written.
+#[derive(Default)]
+pub struct Outbox {
+    pub written: Notify,
+}
+
+/// Runs until the server stops: delivers due messages, retries failed ones.
+pub async fn deliver_forever(state: Arc<AppState>) {
+    let client = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot make the HTTP client triggers are delivered with");
+            return;
+        }
+    };
+    loop {
+        let written = state.outbox.written.notified();
+        let due = match state.store.due_trigger_messages(state.clock.now(), 64).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the trigger outbox");
+                Vec::new()
+            }
+        };
+        if due.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
+            continue;
+        }
+        // Each due message heads its own queue, so they can all go at once.
+        let mut attempts = tokio::task::JoinSet::new();
+        for message in due {
+            let (state, client) = (state.clone(), client.clone());
+            attempts.spawn(async move { attempt(&state, &client, message).await });
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+}
+
+async fn attempt(state: &AppState, client: &reqwest::Client, mut message: TriggerMessage) {
+    let result = send(state, client, &message).await;
+    let now = state.clock.now();
+    message.attempts += 1;
+    match result {
+        Ok(()) => {
+            message.state = TriggerState::Delivered;
+            message.last_error = None;
+        }
+        Err(error) => {
+            let age = Duration::from_millis((now.millis() - message.created_at.millis()).max(0) as u64);
+            let backoff = Duration::from_secs(1u64 << (message.attempts - 1).clamp(0, 10)).min(MAX_BACKOFF);
+            if age + backoff > state.triggers.expiry {
+                message.state = TriggerState::Expired;
+                tracing::warn!(message = %message.message_id, destination = %message.destination, %error,
+                    "giving up on a trigger message");
+            }
+            message.next_attempt_at = Timestamp(now.millis() + backoff.as_millis() as i64);
+            message.last_error = Some(error);
+        }
+    }
+    state.metrics.trigger_delivery(message.state);
+    if let Err(error) = state.store.update_trigger_message(&message).await {
+        tracing::warn!(message = %message.message_id, %error, "cannot record a trigger delivery");
+    }
+}
+
+async fn send(state: &AppState, client: &reqwest::Client, message: &TriggerMessage) -> Result<(), String> {
+    let url = if message.destination.starts_with("http://") || message.destination.starts_with("https://") {
+        message.destination.clone()
+    } else {
+        match state.triggers.topics.get(&message.destination) {
+            Some(url) => url.clone(),
+            None => {
+                return Err(format!("no URL is configured for {} (landfall server --sns-topic)", message.destination));
+            }
+        }
+    };
+    let body = envelope(message);
+    let now = state.clock.now().millis() / 1000;
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-amz-sns-message-type", "Notification")
+        .header("x-amz-sns-message-id", &message.message_id)
+        .header("x-landfall-event", &message.event)
+        .header("x-landfall-signature", signature(&state.triggers.secret, now, &body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| format!("{url}: {error}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered HTTP {}", response.status().as_u16()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_over_time_and_body() {
+        // Checked against: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac secret
+        assert_eq!(
+            signature(b"secret", 1_700_000_000, "{\"a\":1}"),
+            "t=1700000000,v1=49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686"
+        );
+    }
+
+    #[test]
+    fn status_words_are_upper_snake_case() {
+        assert_eq!(status_word(&DeploymentStatus::InProgress), "IN_PROGRESS");
+        assert_eq!(status_word(&DeploymentStatus::Succeeded), "SUCCEEDED");
+    }
+}
