@@ -160,3 +160,25 @@ def hosts_of():
     yield make
     for host in made:
         assert host.stop() in (None, 0), host.log()
+
+
+def test_an_alarm_during_a_zonal_monitor_wait_stops_before_the_next_zone(server, cd, hosts, backend, tmp_path):
+    out = outputs(tmp_path)
+    for name, zone in [("web-a", "a"), ("web-b", "b")]:
+        hosts(name, start=False, role="web", zone=zone).start(TEST_HOST=name, OUT_DIR=str(out))
+    assert server.landfall("alarm", "create", "errors", "--query", "sum(test_errors_total)", "--threshold", "0").ok
+    zonal = json.dumps({"firstZoneMonitorDurationInSeconds": 60, "monitorDurationInSeconds": 60})
+    created = server.aws("deploy", "create-deployment-config", "--deployment-config-name", "by-zone",
+                         "--minimum-healthy-hosts", "type=HOST_COUNT,value=0", "--zonal-config", zonal)
+    assert created.ok, created.stderr
+    alarms = json.dumps({"enabled": True, "alarms": [{"name": "errors"}]})
+    setup_group(server, config="by-zone", extra=("--alarm-configuration", alarms))
+    deployment = deploy(server, revision(tmp_path, "v1"))
+    # Zone a is done and the deployment bakes; the errors start during the wait.
+    wait_for(lambda: cd.get_deployment(deploymentId=deployment)["deploymentInfo"]["status"] == "Baking",
+             timeout=30, message="the monitor wait after zone a")
+    backend.errors = 1
+    stopped = wait_for_status(cd, deployment, timeout=30)
+    assert (stopped["status"], stopped["errorInformation"]["code"]) == ("Stopped", "ALARM_ACTIVE"), stopped
+    assert content(out, "web-a") == "v1" and content(out, "web-b") is None, "zone b was never touched"
+    assert stopped["deploymentOverview"]["Succeeded"] == 1 and stopped["deploymentOverview"]["Skipped"] == 1

@@ -326,7 +326,7 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
     let write = DeploymentStep {
         now,
         events,
-        triggers: triggers.clone(),
+        triggers,
         deployment,
         targets: changed,
         new_commands: new_commands.clone(),
@@ -340,7 +340,7 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         follow_up,
     };
     store.apply_deployment_step(&write).await?;
-    if !triggers.is_empty() {
+    if !write.triggers.is_empty() {
         state.outbox.written.notify_one();
     }
     if blue_green && let Some(progress) = &step.progress.blue_green {
