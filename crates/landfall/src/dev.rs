@@ -70,6 +70,7 @@ pub async fn run(config: ServerConfig, hosts: usize) -> Result<(), Failure> {
         let (router, tasks) = start_router(&client, &endpoint, &credentials, &hosts).await?;
         router_tasks = tasks;
         println!("# the example behind landfall router (target group {APPLICATION}): http://{router}/");
+        println!("# the web console: {endpoint}/console (sign in with the key in {})", credentials.display());
         deploy_example(&client, &hosts).await
     }
     .await;

@@ -20,14 +20,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use landfall_api::Operation;
-use landfall_api::error::{ApiError, Exception};
+use landfall_api::error::{ApiError, ApiResult, Exception};
 use landfall_api::landfall::{self, Access, LandfallOperation, landfall_operation_access, operation_access};
 use landfall_commands::{self as commands, CommandOperation};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, common::Ctx};
-use crate::auth::{self, authenticate, authorize};
+use crate::auth::{self, Caller, authenticate, authorize};
 use crate::state::AppState;
 use crate::{agents, audit, s3};
 
@@ -133,6 +133,9 @@ async fn handle(
         }
         (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => metrics(&state, &parts).await,
+        (_, path) if path == "/console" || path.starts_with("/console/") => {
+            crate::console::handle(&state, peer, parts, body).await
+        }
         // The official agent checks its endpoint with an unsigned GET / before it polls.
         (&Method::GET, "/") if !parts.headers.contains_key(AUTHORIZATION) && parts.uri.query().is_none() => {
             text(StatusCode::OK, "landfall\n")
@@ -174,36 +177,30 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
             return api_error(&error);
         }
     };
-    let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
-    // Calls that change something are audited (as CodeDeploy's names, or Landfall.<name>).
-    let (name, audited, result) = match target {
-        Err(error) => ("unknown", None, Err(error)),
+    let (name, result) = match target {
+        Err(error) => ("unknown", Err(error)),
         Ok(Target::CodeDeploy(operation)) => {
-            let access = operation_access(operation);
-            let result = match authorize(state, &caller, access, operation.name()) {
-                Ok(()) => api::codedeploy(&ctx, operation, body).await,
-                Err(error) => Err(error),
-            };
-            (operation.name(), (access != Access::Read).then(|| operation.name().to_owned()), result)
+            (operation.name(), call_codedeploy(state, &caller, peer, operation, body).await)
         }
         Ok(Target::Landfall(operation)) => {
             let access = landfall_operation_access(operation);
+            let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
             let result = match authorize(state, &caller, access, operation.name()) {
                 Ok(()) => api::landfall(&ctx, operation, body).await,
                 Err(error) => Err(error),
             };
-            let audited =
-                matches!(access, Access::Write | Access::Admin).then(|| format!("Landfall.{}", operation.name()));
-            (operation.name(), audited, result)
+            if matches!(access, Access::Write | Access::Admin) {
+                let operation = format!("Landfall.{}", operation.name());
+                audit::record(state, &caller, peer, operation, body, result.as_ref().map(|_| ())).await;
+            }
+            (operation.name(), result)
         }
         Ok(Target::Agent(operation)) => {
+            let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
             let agent = parts.headers.get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok());
-            (operation.name(), None, agents::call(&ctx, operation, body, agent).await)
+            (operation.name(), agents::call(&ctx, operation, body, agent).await)
         }
     };
-    if let Some(operation) = audited {
-        audit::record(state, &caller, peer, operation, body, result.as_ref().map(|_| ())).await;
-    }
     state.metrics.api_request(name, result.as_ref().err().map(|e| e.exception.name()), started.elapsed());
     let micros = started.elapsed().as_micros() as u64;
     match result {
@@ -242,6 +239,28 @@ async fn metrics(state: &AppState, parts: &Parts) -> Response<Body> {
             text(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read\n")
         }
     }
+}
+
+/// One CodeDeploy operation by an authenticated caller (over the API, or from the console):
+/// the role checked, the handler called, and a call that changes something (or was refused
+/// one) audited.
+pub async fn call_codedeploy(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    peer: SocketAddr,
+    operation: Operation,
+    body: &[u8],
+) -> ApiResult<Vec<u8>> {
+    let access = operation_access(operation);
+    let ctx = Ctx { state, caller, now: state.clock.now() };
+    let result = match authorize(state, caller, access, operation.name()) {
+        Ok(()) => api::codedeploy(&ctx, operation, body).await,
+        Err(error) => Err(error),
+    };
+    if access != Access::Read {
+        audit::record(state, caller, peer, operation.name().to_owned(), body, result.as_ref().map(|_| ())).await;
+    }
+    result
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {

@@ -6,6 +6,7 @@ pub mod alarms;
 pub mod api;
 mod audit;
 pub mod auth;
+mod console;
 pub mod driver;
 mod http;
 mod metrics;
@@ -137,6 +138,7 @@ impl Server {
             None => load_or_create_secret(&data_dir.join("trigger-secret"))?,
         };
         let metrics_token = load_or_create_secret(&data_dir.join("metrics-token"))?;
+        let console_secret = load_or_create_secret(&data_dir.join("console-secret"))?;
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
@@ -165,6 +167,8 @@ impl Server {
             outbox: Default::default(),
             metrics: Default::default(),
             metrics_token,
+            console_secret,
+            tls: tls.is_some(),
             zone_tag: config.zone_tag.clone(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));

@@ -47,6 +47,10 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The bearer token `GET /metrics` wants.
     pub metrics_token: String,
+    /// Signs console session cookies and CSRF tokens.
+    pub console_secret: String,
+    /// Whether the listener serves HTTPS (console cookies are then Secure).
+    pub tls: bool,
     /// The instance tag whose value is a host's zone.
     pub zone_tag: String,
 }

@@ -13,7 +13,7 @@ mod journal;
 pub mod keys;
 mod revisions;
 mod tags;
-mod targets;
+pub(crate) mod targets;
 
 use landfall_api::codec::{decode_input, encode_output};
 use landfall_api::landfall::LandfallOperation;

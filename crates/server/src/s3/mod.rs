@@ -214,20 +214,24 @@ fn hex_pair(high: u8, low: u8) -> Option<u8> {
 
 /// Decodes a path segment: `%XX` escapes only (`+` is itself in a path).
 fn decode_path(s: &str) -> S3Result<String> {
+    percent_decode(s).ok_or_else(invalid_uri)
+}
+
+/// `%XX` escapes decoded; none for a broken escape or bytes that are not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'%' {
-            let byte = bytes.get(index + 1..index + 3).and_then(|pair| hex_pair(pair[0], pair[1]));
-            out.push(byte.ok_or_else(invalid_uri)?);
+            out.push(bytes.get(index + 1..index + 3).and_then(|pair| hex_pair(pair[0], pair[1]))?);
             index += 3;
         } else {
             out.push(bytes[index]);
             index += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| invalid_uri())
+    String::from_utf8(out).ok()
 }
 
 fn invalid_uri() -> S3Error {
@@ -248,6 +252,8 @@ fn valid_bucket_name(name: &str) -> bool {
         && name.parse::<std::net::Ipv4Addr>().is_err()
         && !name.starts_with("xn--")
         && !name.starts_with("sthree-")
+        // The console's path: such a bucket could not be reached.
+        && name != "console"
         && !name.ends_with("-s3alias")
         && !name.ends_with("--ol-s3")
 }

@@ -1,0 +1,951 @@
+//! The console's pages. Reads come from the store; actions go through the API's own handlers
+//! (`http::call_codedeploy`), so roles, validation and the audit log are the API's.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use landfall_api::Operation;
+use landfall_api::landfall::{Access, DeploymentEventType};
+use landfall_api::shapes::{DeploymentInfo, DeploymentStatus, DeploymentTarget, RevisionLocation};
+use landfall_store::{AuditFilter, DeploymentFilter, DeploymentRecord, PageRequest, RevisionFilter, RevisionSort};
+use serde_json::json;
+
+use super::html::{self, Page, badge, esc, table, time, url};
+use super::{Reply, Session};
+use crate::state::AppState;
+
+/// Hosts shown per page of a deployment: a fleet of thousands still paints at once.
+const HOSTS_PER_PAGE: usize = 50;
+const ROWS_PER_PAGE: usize = 50;
+
+fn page(session: &Session, section: &str, title: &str, body: String) -> Reply {
+    let role = session.caller.role.as_str();
+    let session = Some((session.caller.access_key_id.as_str(), role, session.csrf.as_str()));
+    Reply::html(StatusCode::OK, html::render(Page { title, section, session, body }))
+}
+
+/// A page with a title and a line of text, outside any session.
+pub fn message(title: &str, text: &str) -> String {
+    let body = format!("<p>{}</p><p><a href=\"/console\">Back to the console</a></p>", esc(text));
+    html::render(Page { title, section: "", session: None, body })
+}
+
+fn failure(session: &Session, status: StatusCode, title: &str, text: &str) -> Reply {
+    let mut reply = page(session, "", title, format!("<p class=\"error\" role=\"alert\">{}</p>", esc(text)));
+    reply.status = status;
+    reply
+}
+
+fn store_failure(session: &Session, error: landfall_store::StoreError) -> Reply {
+    tracing::warn!(%error, "the console cannot read the store");
+    failure(session, StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "The store cannot be read right now.")
+}
+
+pub fn login(error: Option<&str>, next: Option<&str>) -> Reply {
+    let mut body = String::new();
+    if let Some(error) = error {
+        let _ = write!(body, "<p class=\"error\" role=\"alert\">{}</p>", esc(error));
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/console/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <p><label for=\"key\">Access key id</label><br><input id=\"key\" name=\"access_key_id\" required \
+         autocomplete=\"username\" autofocus size=\"28\"></p>\
+         <p><label for=\"secret\">Secret access key</label><br><input id=\"secret\" name=\"secret_access_key\" \
+         type=\"password\" required autocomplete=\"current-password\" size=\"44\"></p>\
+         <p><button>Sign in</button></p></form>\
+         <p class=\"note\">Use a key from <code>landfall keys create</code> (the administrator key is in the \
+         server's <code>credentials</code> file).</p>",
+        esc(next.unwrap_or("/console/deployments"))
+    );
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    Reply::html(status, html::render(Page { title: "Sign in", section: "", session: None, body }))
+}
+
+fn deployment_link(id: &str) -> String {
+    format!("<a href=\"/console/deployments/{}\">{}</a>", url(id), esc(id))
+}
+
+fn group_link(app: &str, group: &str) -> String {
+    format!("<a href=\"/console/applications/{}/groups/{}\">{}</a>", url(app), url(group), esc(group))
+}
+
+fn status_of(info: &DeploymentInfo) -> String {
+    info.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default()
+}
+
+/// A hidden CSRF field and a submit button, in a form that POSTs `fields` to `action`.
+fn action_form(session: &Session, action: &str, fields: &[(&str, &str)], label: &str, danger: bool) -> String {
+    let mut form = format!("<form method=\"post\" action=\"{}\">", esc(action));
+    let _ = write!(form, "<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&session.csrf));
+    for (name, value) in fields {
+        let _ = write!(form, "<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(name), esc(value));
+    }
+    let class = if danger { " class=\"danger\"" } else { "" };
+    let _ = write!(form, "<button{class}>{}</button></form>", esc(label));
+    form
+}
+
+// -- applications and groups ------------------------------------------------------------------
+
+pub async fn applications(state: &Arc<AppState>, session: &Session) -> Reply {
+    let store = state.store.as_ref();
+    let names = match store.list_applications(&PageRequest { after: None, limit: 1000 }).await {
+        Ok(page) => page.items,
+        Err(error) => return store_failure(session, error),
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        let Ok(Some(app)) = store.application(&name).await else { continue };
+        let id = app.application_id.clone().unwrap_or_default();
+        let groups = store.list_deployment_groups(&id, &PageRequest { after: None, limit: 1000 }).await;
+        let links: Vec<String> =
+            groups.map(|p| p.items).unwrap_or_default().iter().map(|g| group_link(&name, g)).collect();
+        let platform = app.compute_platform.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default();
+        rows.push(vec![esc(&name), esc(&platform), time(app.create_time), links.join(", ")]);
+    }
+    let body = if rows.is_empty() {
+        "<p>No applications yet: <code>aws deploy create-application</code> or <code>landfall deploy</code> makes one.</p>"
+            .to_owned()
+    } else {
+        table("wide", &["Application", "Platform", "Created", "Deployment groups"], &rows)
+    };
+    page(session, "applications", "Applications", body)
+}
+
+pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &str) -> Reply {
+    let store = state.store.as_ref();
+    let (application, record) = match store.application_and_group(app, group).await {
+        Ok(Some((application, Some(record)))) => (application, record),
+        Ok(_) => return failure(session, StatusCode::NOT_FOUND, "Not found", "There is no such deployment group."),
+        Err(error) => return store_failure(session, error),
+    };
+    let info = &record.info;
+    let mut body = String::new();
+    let style = info.deployment_style.clone().unwrap_or_default();
+    let selection = serde_json::to_string(&json!({
+        "onPremisesInstanceTagFilters": info.on_premises_instance_tag_filters,
+        "onPremisesTagSet": info.on_premises_tag_set,
+        "ec2TagFilters": info.ec2_tag_filters,
+        "ec2TagSet": info.ec2_tag_set,
+    }))
+    .unwrap_or_default();
+    let json_of = |value: &dyn erased::Json| value.text();
+    let _ = write!(
+        body,
+        "<dl><dt>Application</dt><dd>{}</dd><dt>Configuration</dt><dd>{}</dd><dt>Type</dt><dd>{} {}</dd>\
+         <dt>Hosts selected by</dt><dd><code>{}</code></dd><dt>Alarms</dt><dd><code>{}</code></dd>\
+         <dt>Triggers</dt><dd><code>{}</code></dd><dt>Automatic rollback</dt><dd><code>{}</code></dd>\
+         <dt>Load balancer</dt><dd><code>{}</code></dd></dl>",
+        esc(app),
+        esc(info.deployment_config_name.as_deref().unwrap_or_default()),
+        esc(style.deployment_type.as_ref().map(|t| t.as_str()).unwrap_or("IN_PLACE")),
+        esc(style.deployment_option.as_ref().map(|t| t.as_str()).unwrap_or("WITHOUT_TRAFFIC_CONTROL")),
+        esc(&selection),
+        esc(&json_of(&info.alarm_configuration)),
+        esc(&json_of(&info.trigger_configurations)),
+        esc(&json_of(&info.auto_rollback_configuration)),
+        esc(&json_of(&info.load_balancer_info)),
+    );
+    let (attempted, succeeded) = store.last_deployments(record.id()).await.unwrap_or((None, None));
+    let last = |info: Option<DeploymentInfo>| {
+        info.map(|i| {
+            format!(
+                "{} {} {}",
+                deployment_link(i.deployment_id.as_deref().unwrap_or_default()),
+                badge(&status_of(&i)),
+                time(i.create_time)
+            )
+        })
+        .unwrap_or_else(|| "none".into())
+    };
+    let _ = write!(
+        body,
+        "<h2>Deployments</h2><dl><dt>Last attempted</dt><dd>{}</dd><dt>Last successful</dt><dd>{}</dd></dl>\
+         <p><a href=\"/console/deployments?application={}&amp;group={}\">All deployments of this group</a></p>",
+        last(attempted),
+        last(succeeded),
+        url(app),
+        url(group)
+    );
+
+    // The hosts the group selects now, with their agents.
+    let instances = store.list_instances().await.unwrap_or_default();
+    let agents = store.agent_statuses().await.unwrap_or_default();
+    let selected = landfall_engine::selection::select_instances(info, &instances);
+    let rows: Vec<Vec<String>> = selected
+        .iter()
+        .take(ROWS_PER_PAGE)
+        .map(|instance| {
+            let name = instance.instance_name.clone().unwrap_or_default();
+            let agent = agents.iter().find(|a| a.instance_name == name);
+            vec![esc(&name), tags(instance.tags.as_deref().unwrap_or_default()), agent_cell(state, agent)]
+        })
+        .collect();
+    let _ = write!(body, "<h2>Targets ({} hosts)</h2>", selected.len());
+    if selected.len() > ROWS_PER_PAGE {
+        let _ = write!(
+            body,
+            "<p class=\"note\">The first {ROWS_PER_PAGE}; <a href=\"/console/instances\">all instances</a>.</p>"
+        );
+    }
+    body.push_str(&table("wide", &["Host", "Tags", "Agent"], &rows));
+
+    // Registered revisions, newest first, each deployable.
+    let filter = RevisionFilter { sort: RevisionSort::RegisterTime, descending: true, ..Default::default() };
+    let application_id = application.application_id.clone().unwrap_or_default();
+    let revisions = store.list_revisions(&application_id, &filter, &PageRequest { after: None, limit: 10 }).await;
+    let revisions = revisions.map(|p| p.items).unwrap_or_default();
+    let may_deploy = session.may(Access::Write);
+    let rows: Vec<Vec<String>> = revisions
+        .iter()
+        .map(|revision| {
+            let mut row = vec![
+                esc(&crate::timeline::describe_revision(&revision.location)),
+                esc(revision.info.description.as_deref().unwrap_or_default()),
+                time(revision.info.register_time),
+            ];
+            if may_deploy {
+                let action = format!("/console/applications/{}/groups/{}/deploy", url(app), url(group));
+                // Hex: a revision key holds line breaks, which forms do not keep as they are.
+                row.push(action_form(session, &action, &[("revision", &hex::encode(&revision.key))], "Deploy…", false));
+            }
+            row
+        })
+        .collect();
+    body.push_str("<h2>Revisions</h2>");
+    if rows.is_empty() {
+        body.push_str("<p>No revisions registered yet.</p>");
+    } else if may_deploy {
+        body.push_str(&table("wide", &["Revision", "Description", "Registered", "Deploy"], &rows));
+    } else {
+        body.push_str(&table("wide", &["Revision", "Description", "Registered"], &rows));
+    }
+    page(session, "applications", &format!("{app} / {group}"), body)
+}
+
+/// JSON of an optional API shape, for showing a setting as it is stored.
+mod erased {
+    pub trait Json {
+        fn text(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for Option<T> {
+        fn text(&self) -> String {
+            match self {
+                Some(value) => serde_json::to_string(value).unwrap_or_default(),
+                None => "none".into(),
+            }
+        }
+    }
+}
+
+fn tags(tags: &[landfall_api::shapes::Tag]) -> String {
+    let shown: Vec<String> = tags
+        .iter()
+        .map(|t| {
+            format!("{}={}", esc(t.key.as_deref().unwrap_or_default()), esc(t.value.as_deref().unwrap_or_default()))
+        })
+        .collect();
+    shown.join(", ")
+}
+
+fn agent_cell(state: &AppState, agent: Option<&landfall_store::AgentStatusRecord>) -> String {
+    let Some(agent) = agent else { return "<span class=\"muted\">never polled</span>".into() };
+    let ago = (state.clock.now().millis() - agent.last_seen.millis()).max(0) / 1000;
+    let health = if ago <= 60 { badge("OK") } else { format!("<span class=\"bad\">✗ silent for {ago} s</span>") };
+    format!(
+        "{health} last poll {} ({ago} s ago){}",
+        time(Some(agent.last_seen)),
+        agent.agent_version.as_deref().map(|v| format!(", {}", esc(v))).unwrap_or_default()
+    )
+}
+
+/// Creates a deployment of a registered revision (after confirming).
+pub async fn deploy(
+    state: &Arc<AppState>,
+    session: &Session,
+    peer: SocketAddr,
+    app: &str,
+    group: &str,
+    form: &HashMap<String, String>,
+) -> Reply {
+    let key = form.get("revision").and_then(|k| hex::decode(k).ok()).and_then(|k| String::from_utf8(k).ok());
+    let key = key.unwrap_or_default();
+    let store = state.store.as_ref();
+    let application_id = match store.application(app).await {
+        Ok(Some(application)) => application.application_id.unwrap_or_default(),
+        _ => return failure(session, StatusCode::NOT_FOUND, "Not found", "There is no such application."),
+    };
+    let Ok(Some(revision)) = store.revision(&application_id, &key).await else {
+        return failure(session, StatusCode::NOT_FOUND, "Not found", "There is no such revision.");
+    };
+    let shown = crate::timeline::describe_revision(&revision.location);
+    let action = format!("/console/applications/{}/groups/{}/deploy", url(app), url(group));
+    if form.get("confirmed").map(String::as_str) != Some("yes") {
+        return confirm(
+            session,
+            &format!("Deploy {shown} to {app} / {group}?"),
+            &action,
+            &[("revision", &hex::encode(&key))],
+            "Deploy",
+        );
+    }
+    let input = json!({
+        "applicationName": app,
+        "deploymentGroupName": group,
+        "revision": revision.location,
+        "description": format!("Deployed from the console by {}", session.caller.access_key_id),
+    });
+    match call(state, session, peer, Operation::CreateDeployment, &input).await {
+        Ok(output) => {
+            let id = output["deploymentId"].as_str().unwrap_or_default().to_owned();
+            Reply::redirect(&format!("/console/deployments/{}?notice=created", url(&id)))
+        }
+        Err(reply) => reply,
+    }
+}
+
+/// An API call as the signed-in user; a refusal becomes an error page.
+async fn call(
+    state: &Arc<AppState>,
+    session: &Session,
+    peer: SocketAddr,
+    operation: Operation,
+    input: &serde_json::Value,
+) -> Result<serde_json::Value, Reply> {
+    let body = serde_json::to_vec(input).unwrap_or_default();
+    match crate::http::call_codedeploy(state, &session.caller, peer, operation, &body).await {
+        Ok(output) => Ok(serde_json::from_slice(&output).unwrap_or_default()),
+        Err(error) => {
+            let status = if error.exception == landfall_api::error::Exception::AccessDenied {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let text = format!("{}: {}", error.exception.name(), error.message);
+            Err(failure(session, status, "Not done", &text))
+        }
+    }
+}
+
+/// The confirmation step of an action: the same form again, with `confirmed=yes`.
+fn confirm(session: &Session, question: &str, action: &str, fields: &[(&str, &str)], label: &str) -> Reply {
+    let mut all = fields.to_vec();
+    all.push(("confirmed", "yes"));
+    let body = format!(
+        "<p>{}</p><div class=\"actions\">{}<a href=\"javascript:history.back()\">Cancel</a></div>",
+        esc(question),
+        action_form(session, action, &all, label, true)
+    );
+    page(session, "deployments", "Confirm", body)
+}
+
+// -- deployments -------------------------------------------------------------------------------
+
+pub async fn deployments(state: &Arc<AppState>, session: &Session, query: &HashMap<String, String>) -> Reply {
+    let store = state.store.as_ref();
+    let app = query.get("application").cloned().unwrap_or_default();
+    let group = query.get("group").cloned().unwrap_or_default();
+    let status = query.get("status").cloned().unwrap_or_default();
+    let mut filter = DeploymentFilter::default();
+    if !status.is_empty() {
+        filter.statuses = vec![status.clone()];
+    }
+    let mut notice = String::new();
+    if !app.is_empty() && !group.is_empty() {
+        match store.application_and_group(&app, &group).await {
+            Ok(Some((_, Some(record)))) => filter.group_id = Some(record.id().to_owned()),
+            _ => notice = "<p class=\"error\" role=\"alert\">There is no such deployment group.</p>".into(),
+        }
+    }
+    let request = PageRequest { after: query.get("after").cloned().filter(|a| !a.is_empty()), limit: ROWS_PER_PAGE };
+    let listed = match store.list_deployments(&filter, &request).await {
+        Ok(listed) => listed,
+        Err(error) => return store_failure(session, error),
+    };
+    let mut rows = Vec::new();
+    for id in &listed.items {
+        let Ok(Some(record)) = store.deployment(id).await else { continue };
+        let info = &record.info;
+        let overview = info.deployment_overview.clone().unwrap_or_default();
+        rows.push(vec![
+            deployment_link(id),
+            badge(&status_of(info)),
+            format!(
+                "{} / {}",
+                esc(info.application_name.as_deref().unwrap_or_default()),
+                group_link(
+                    info.application_name.as_deref().unwrap_or_default(),
+                    info.deployment_group_name.as_deref().unwrap_or_default()
+                )
+            ),
+            esc(info.creator.as_ref().map(|c| c.as_str()).unwrap_or_default()),
+            format!(
+                "{} of {} succeeded",
+                overview.succeeded.unwrap_or(0),
+                overview.succeeded.unwrap_or(0)
+                    + overview.failed.unwrap_or(0)
+                    + overview.pending.unwrap_or(0)
+                    + overview.in_progress.unwrap_or(0)
+                    + overview.skipped.unwrap_or(0)
+                    + overview.ready.unwrap_or(0)
+            ),
+            time(info.create_time),
+        ]);
+    }
+    let statuses = ["", "Created", "InProgress", "Baking", "Ready", "Succeeded", "Failed", "Stopped"];
+    let options: String = statuses
+        .iter()
+        .map(|s| {
+            let selected = if *s == status { " selected" } else { "" };
+            format!("<option value=\"{s}\"{selected}>{}</option>", if s.is_empty() { "any status" } else { s })
+        })
+        .collect();
+    let mut body = format!(
+        "<form method=\"get\" action=\"/console/deployments\" class=\"actions\">\
+         <label>Application <input name=\"application\" value=\"{}\" size=\"14\"></label>\
+         <label>Group <input name=\"group\" value=\"{}\" size=\"14\"></label>\
+         <label>Status <select name=\"status\">{options}</select></label><button>Filter</button></form>{notice}",
+        esc(&app),
+        esc(&group)
+    );
+    if rows.is_empty() {
+        body.push_str("<p>No deployments match.</p>");
+    } else {
+        body.push_str(&table(
+            "wide",
+            &["Deployment", "Status", "Application / group", "Creator", "Hosts", "Created"],
+            &rows,
+        ));
+    }
+    if let Some(next) = listed.next {
+        let _ = write!(
+            body,
+            "<p><a href=\"/console/deployments?application={}&amp;group={}&amp;status={}&amp;after={}\">Older deployments</a></p>",
+            url(&app),
+            url(&group),
+            url(&status),
+            url(&next)
+        );
+    }
+    page(session, "deployments", "Deployments", body)
+}
+
+pub async fn deployment(state: &Arc<AppState>, session: &Session, id: &str, query: &HashMap<String, String>) -> Reply {
+    let record = match state.store.deployment(id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return failure(session, StatusCode::NOT_FOUND, "Not found", "There is no such deployment."),
+        Err(error) => return store_failure(session, error),
+    };
+    let mut body = String::new();
+    let notice = match query.get("notice").map(String::as_str) {
+        Some("created") => "Deployment created.",
+        Some("stopped") => "Stop requested: running lifecycle events finish, nothing new starts.",
+        Some("continued") => "Continued.",
+        _ => "",
+    };
+    if !notice.is_empty() {
+        let _ = write!(body, "<p role=\"status\">{notice}</p>");
+    }
+    let entries = state.store.deployment_events(id, 0, 10_000).await.map(|e| e.len()).unwrap_or(0);
+    let live = format!(
+        "/console/deployments/{}/live?page={}&v={}&n={entries}",
+        url(id),
+        url(query.get("page").map_or("1", String::as_str)),
+        record.version
+    );
+    let fragment = deployment_live(state, session, &record, query).await;
+    let _ = write!(body, "<div id=\"live\" data-live=\"{}\">{fragment}</div>", esc(&live));
+    page(session, "deployments", &format!("Deployment {id}"), body)
+}
+
+/// Everything on a deployment's page that changes as it runs.
+pub async fn deployment_live(
+    state: &AppState,
+    session: &Session,
+    record: &DeploymentRecord,
+    query: &HashMap<String, String>,
+) -> String {
+    let info = &record.info;
+    let id = record.id();
+    let app = info.application_name.clone().unwrap_or_default();
+    let group = info.deployment_group_name.clone().unwrap_or_default();
+    let status = status_of(info);
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<p class=\"summary\"><span id=\"status\">{}</span> · {} / {} · {} · created by {} {} · completed {}</p>",
+        badge(&status),
+        esc(&app),
+        group_link(&app, &group),
+        esc(info.deployment_config_name.as_deref().unwrap_or_default()),
+        esc(info.creator.as_ref().map(|c| c.as_str()).unwrap_or_default()),
+        time(info.create_time),
+        time(info.complete_time),
+    );
+    if let Some(revision) = &info.revision {
+        let _ = write!(body, "<p>Revision {}</p>", esc(&crate::timeline::describe_revision(revision)));
+    }
+    if let Some(error) = &info.error_information {
+        let _ = write!(
+            body,
+            "<p class=\"error\" role=\"alert\">{}: {}</p>",
+            esc(error.code.as_ref().map(|c| c.as_str()).unwrap_or_default()),
+            esc(error.message.as_deref().unwrap_or_default())
+        );
+    }
+    if let Some(rollback) = &info.rollback_info {
+        if let Some(by) = &rollback.rollback_deployment_id {
+            let _ = write!(body, "<p>Rolled back by {}</p>", deployment_link(by));
+        }
+        if let Some(of) = &rollback.rollback_triggering_deployment_id {
+            let _ = write!(body, "<p>Rollback of {}</p>", deployment_link(of));
+        }
+        if let Some(message) = &rollback.rollback_message {
+            let _ = write!(body, "<p class=\"note\">{}</p>", esc(message));
+        }
+    }
+    let overview = info.deployment_overview.clone().unwrap_or_default();
+    let _ = write!(body, "<ul class=\"counts\" aria-label=\"Hosts by status\">");
+    for (label, count) in [
+        ("Pending", overview.pending),
+        ("InProgress", overview.in_progress),
+        ("Ready", overview.ready),
+        ("Succeeded", overview.succeeded),
+        ("Failed", overview.failed),
+        ("Skipped", overview.skipped),
+    ] {
+        let _ = write!(body, "<li>{} <strong>{}</strong></li>", badge(label), count.unwrap_or(0));
+    }
+    body.push_str("</ul>");
+    body.push_str(&actions(session, record));
+    body.push_str(&traffic(state, record).await);
+
+    let events = state.store.deployment_events(id, 0, 10_000).await.unwrap_or_default();
+    let alarms: Vec<String> = events
+        .iter()
+        .filter(|e| e.event_type == DeploymentEventType::AlarmSeen)
+        .map(|e| format!("<li>{} {}</li>", time(Some(e.time)), esc(&e.message)))
+        .collect();
+    if !alarms.is_empty() {
+        let _ = write!(body, "<h2>Alarms seen</h2><ul>{}</ul>", alarms.join(""));
+    }
+    body.push_str(&hosts(state, record, query).await);
+    // The latest timeline entries, oldest first.
+    let shown = events.len().saturating_sub(ROWS_PER_PAGE);
+    let rows: Vec<Vec<String>> = events[shown..]
+        .iter()
+        .map(|e| {
+            let kind =
+                serde_json::to_value(e.event_type).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            vec![time(Some(e.time)), esc(&kind), esc(&e.message)]
+        })
+        .collect();
+    let _ = write!(body, "<h2>Timeline</h2>");
+    if shown > 0 {
+        let _ = write!(
+            body,
+            "<p class=\"note\">The last {ROWS_PER_PAGE} of {} entries (<code>landfall events {}</code> has them all).</p>",
+            events.len(),
+            esc(id)
+        );
+    }
+    body.push_str(&table("wide", &["Time", "What", "Details"], &rows));
+    body
+}
+
+/// The buttons the signed-in user may press, for where the deployment stands.
+fn actions(session: &Session, record: &DeploymentRecord) -> String {
+    if !session.may(Access::Write) {
+        return String::new();
+    }
+    let info = &record.info;
+    let id = record.id();
+    let action = |name: &str| format!("/console/deployments/{}/{name}", url(id));
+    let mut buttons = Vec::new();
+    let complete = crate::api::deployments::is_complete(&info.status);
+    if !complete {
+        buttons.push(action_form(session, &action("stop"), &[], "Stop…", true));
+        buttons.push(action_form(session, &action("stop"), &[("rollback", "yes")], "Stop and roll back…", true));
+    }
+    if info.status == Some(DeploymentStatus::Ready) {
+        buttons.push(action_form(
+            session,
+            &action("continue"),
+            &[("wait", "READY_WAIT")],
+            "Continue: reroute traffic…",
+            false,
+        ));
+    }
+    if !complete && info.instance_termination_wait_time_started == Some(true) {
+        let label = "End the termination wait…";
+        buttons.push(action_form(session, &action("continue"), &[("wait", "TERMINATION_WAIT")], label, false));
+    }
+    if complete && info.previous_revision.is_some() {
+        buttons.push(action_form(session, &action("rollback"), &[], "Roll back to the previous revision…", false));
+    }
+    if buttons.is_empty() {
+        return String::new();
+    }
+    format!("<div class=\"actions\" aria-label=\"Actions\">{}</div>", buttons.join(""))
+}
+
+/// Blue/green and weighted deployments: where the traffic goes now.
+async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
+    if !crate::driver::is_blue_green(&record.info) {
+        return String::new();
+    }
+    let progress = crate::driver::progress_of(record);
+    let share = progress.blue_green.as_ref().and_then(|b| b.green_share);
+    let mut html = String::from("<h2>Traffic</h2>");
+    match share {
+        Some(green) => {
+            let _ = write!(html, "<p>Green (replacement) {green} % · Blue (original) {} %</p>", 100 - u32::from(green));
+        }
+        None => html.push_str("<p class=\"note\">At the targets' registered weights.</p>"),
+    }
+    let names: Vec<String> = record
+        .info
+        .load_balancer_info
+        .as_ref()
+        .map(|lb| {
+            let groups = lb.target_group_info_list.iter().flatten().filter_map(|g| g.name.clone());
+            groups.chain(lb.elb_info_list.iter().flatten().filter_map(|e| e.name.clone())).collect()
+        })
+        .unwrap_or_default();
+    let targets = state.store.targets(record.id()).await.unwrap_or_default();
+    for name in names {
+        let Ok(Some(group)) = state.store.target_group(&name).await else { continue };
+        let rows: Vec<Vec<String>> = group
+            .info
+            .targets
+            .iter()
+            .map(|target| {
+                let label = targets
+                    .iter()
+                    .find(|t| t.target_id == target.instance_name)
+                    .and_then(|t| t.target.instance_target.as_ref()?.instance_label.clone())
+                    .map(|l| l.as_str().to_owned())
+                    .unwrap_or_default();
+                let health = target.health.as_ref().map(|h| h.state.clone()).unwrap_or_else(|| "unknown".into());
+                vec![
+                    esc(&target.instance_name),
+                    esc(&label),
+                    target.effective_weight().to_string(),
+                    if target.serving { "yes".into() } else { "no".into() },
+                    esc(&health),
+                ]
+            })
+            .collect();
+        let _ = write!(html, "<h3>Target group {}</h3>", esc(&name));
+        html.push_str(&table("wide", &["Host", "Fleet", "Weight", "In rotation", "Router says"], &rows));
+    }
+    html
+}
+
+/// One page of the deployment's hosts, each with its lifecycle events.
+async fn hosts(state: &AppState, record: &DeploymentRecord, query: &HashMap<String, String>) -> String {
+    let targets = state.store.targets(record.id()).await.unwrap_or_default();
+    let pages = targets.len().div_ceil(HOSTS_PER_PAGE).max(1);
+    let current = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    let id = record.id();
+    let rows: Vec<Vec<String>> = targets
+        .iter()
+        .skip((current - 1) * HOSTS_PER_PAGE)
+        .take(HOSTS_PER_PAGE)
+        .map(|target| host_row(id, &target.target))
+        .collect();
+    let mut html = format!("<h2>Hosts ({})</h2>", targets.len());
+    if targets.is_empty() {
+        html.push_str("<p>No hosts.</p>");
+        return html;
+    }
+    html.push_str(&table("wide hosts", &["Host", "Status", "Lifecycle events"], &rows));
+    if pages > 1 {
+        let links: Vec<String> = (1..=pages)
+            .map(|n| {
+                if n == current {
+                    format!("<strong aria-current=\"page\">{n}</strong>")
+                } else {
+                    format!("<a href=\"/console/deployments/{}?page={n}\">{n}</a>", url(id))
+                }
+            })
+            .collect();
+        let _ = write!(html, "<nav aria-label=\"Host pages\"><p>Page {}</p></nav>", links.join(" "));
+    }
+    html
+}
+
+fn host_row(deployment_id: &str, target: &DeploymentTarget) -> Vec<String> {
+    let Some(instance) = target.instance_target.as_ref() else {
+        return vec![String::new(), String::new(), String::new()];
+    };
+    let host = instance.target_id.clone().unwrap_or_default();
+    let status = instance.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    let label = instance.instance_label.as_ref().map(|l| format!(" <span class=\"note\">({})</span>", l.as_str()));
+    let mut events = String::from("<ol class=\"events\">");
+    for event in instance.lifecycle_events.iter().flatten() {
+        let name = event.lifecycle_event_name.clone().unwrap_or_default();
+        let event_status = event.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        let took = html::duration(event.start_time, event.end_time);
+        let ran = event.start_time.is_some();
+        let log = if ran {
+            format!(
+                " <a href=\"/console/deployments/{}/log?host={}&amp;event={}\">log</a>",
+                url(deployment_id),
+                url(&host),
+                url(&name)
+            )
+        } else {
+            String::new()
+        };
+        let diagnostics = match &event.diagnostics {
+            Some(d) if event_status == "Failed" => {
+                // The end of the script's output, as CodeDeploy's console shows it.
+                let tail = d.log_tail.as_deref().filter(|t| !t.trim().is_empty());
+                format!(
+                    "<br><span class=\"error\">{}: {}</span>{}",
+                    esc(d.error_code.as_ref().map(|c| c.as_str()).unwrap_or_default()),
+                    esc(d.message.as_deref().unwrap_or_default()),
+                    tail.map(|t| format!("<pre class=\"tail\">{}</pre>", esc(t))).unwrap_or_default()
+                )
+            }
+            _ => String::new(),
+        };
+        let _ = write!(
+            events,
+            "<li{}>{} {}{}{log}{diagnostics}</li>",
+            if diagnostics.is_empty() { "" } else { " class=\"failed\"" },
+            esc(&name),
+            badge(&event_status),
+            if took.is_empty() { String::new() } else { format!(" {took}") }
+        );
+    }
+    events.push_str("</ol>");
+    vec![format!("{}{}", esc(&host), label.unwrap_or_default()), badge(&status), events]
+}
+
+/// Stop, continue or roll back a deployment (after confirming).
+pub async fn act(
+    state: &Arc<AppState>,
+    session: &Session,
+    peer: SocketAddr,
+    id: &str,
+    action: &str,
+    form: &HashMap<String, String>,
+) -> Reply {
+    let record = match state.store.deployment(id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return failure(session, StatusCode::NOT_FOUND, "Not found", "There is no such deployment."),
+        Err(error) => return store_failure(session, error),
+    };
+    let confirmed = form.get("confirmed").map(String::as_str) == Some("yes");
+    let path = format!("/console/deployments/{}/{}", url(id), url(action));
+    let back = |notice: &str| Reply::redirect(&format!("/console/deployments/{}?notice={notice}", url(id)));
+    match action {
+        "stop" => {
+            let rollback = form.get("rollback").map(String::as_str) == Some("yes");
+            if !confirmed {
+                let question = if rollback {
+                    format!("Stop deployment {id} and roll back the hosts it reached?")
+                } else {
+                    format!("Stop deployment {id}? Hosts it reached may be left part-way.")
+                };
+                let fields: &[(&str, &str)] = if rollback { &[("rollback", "yes")] } else { &[] };
+                return confirm(session, &question, &path, fields, "Stop");
+            }
+            let input = json!({"deploymentId": id, "autoRollbackEnabled": rollback});
+            match call(state, session, peer, Operation::StopDeployment, &input).await {
+                Ok(_) => back("stopped"),
+                Err(reply) => reply,
+            }
+        }
+        "continue" => {
+            let wait = if form.get("wait").map(String::as_str) == Some("TERMINATION_WAIT") {
+                "TERMINATION_WAIT"
+            } else {
+                "READY_WAIT"
+            };
+            if !confirmed {
+                let question = if wait == "READY_WAIT" {
+                    format!("Continue deployment {id}: send traffic to the replacement hosts?")
+                } else {
+                    format!("End deployment {id}'s termination wait: take the original hosts out of service now?")
+                };
+                return confirm(session, &question, &path, &[("wait", wait)], "Continue");
+            }
+            let input = json!({"deploymentId": id, "deploymentWaitType": wait});
+            match call(state, session, peer, Operation::ContinueDeployment, &input).await {
+                Ok(_) => back("continued"),
+                Err(reply) => reply,
+            }
+        }
+        "rollback" => {
+            let Some(previous) = record.info.previous_revision.clone() else {
+                return failure(
+                    session,
+                    StatusCode::BAD_REQUEST,
+                    "Not done",
+                    "The deployment has no previous revision.",
+                );
+            };
+            if !confirmed {
+                let question = format!(
+                    "Deploy the previous revision, {}, to {} / {}?",
+                    crate::timeline::describe_revision(&previous),
+                    record.info.application_name.as_deref().unwrap_or_default(),
+                    record.info.deployment_group_name.as_deref().unwrap_or_default()
+                );
+                return confirm(session, &question, &path, &[], "Roll back");
+            }
+            rollback(state, session, peer, &record.info, &previous).await
+        }
+        _ => failure(session, StatusCode::NOT_FOUND, "Not found", "There is no such action."),
+    }
+}
+
+async fn rollback(
+    state: &Arc<AppState>,
+    session: &Session,
+    peer: SocketAddr,
+    info: &DeploymentInfo,
+    previous: &RevisionLocation,
+) -> Reply {
+    let input = json!({
+        "applicationName": info.application_name,
+        "deploymentGroupName": info.deployment_group_name,
+        "revision": previous,
+        "description": format!(
+            "Rollback of {} from the console by {}",
+            info.deployment_id.as_deref().unwrap_or_default(),
+            session.caller.access_key_id
+        ),
+    });
+    match call(state, session, peer, Operation::CreateDeployment, &input).await {
+        Ok(output) => {
+            let id = output["deploymentId"].as_str().unwrap_or_default().to_owned();
+            Reply::redirect(&format!("/console/deployments/{}?notice=created", url(&id)))
+        }
+        Err(reply) => reply,
+    }
+}
+
+/// A hook's whole output, followed live while the event runs.
+pub async fn log(state: &Arc<AppState>, session: &Session, id: &str, query: &HashMap<String, String>) -> Reply {
+    let host = query.get("host").cloned().unwrap_or_default();
+    let event = query.get("event").cloned().unwrap_or_default();
+    let input = landfall_api::landfall::GetLifecycleEventLogInput {
+        deployment_id: Some(id.to_owned()),
+        target_id: Some(host.clone()),
+        lifecycle_event_name: Some(event.clone()),
+        offset: None,
+    };
+    let ctx = crate::api::common::Ctx { state, caller: &session.caller, now: state.clock.now() };
+    let output = match crate::api::targets::event_log(&ctx, input).await {
+        Ok(output) => output,
+        Err(error) => return failure(session, StatusCode::NOT_FOUND, "Not found", &error.message),
+    };
+    let mut body = format!(
+        "<p>{} · host {} · {} · <a href=\"/console/deployments/{}\">back to the deployment</a></p>",
+        deployment_link(id),
+        esc(&host),
+        esc(&event),
+        url(id)
+    );
+    let live = if output.complete {
+        String::new()
+    } else {
+        let _ =
+            write!(body, "<p class=\"note\" role=\"status\">Following: new output appears as the agent sends it.</p>");
+        format!(
+            " data-live=\"/console/deployments/{}/log/live?host={}&amp;event={}&amp;offset={}\"",
+            url(id),
+            url(&host),
+            url(&event),
+            output.next_offset.unwrap_or(0)
+        )
+    };
+    let text = if output.log.is_empty() && output.complete { "(no output)".to_owned() } else { output.log };
+    let _ = write!(body, "<pre id=\"log\" tabindex=\"0\"{live}>{}</pre>", esc(&text));
+    page(session, "deployments", &format!("{event} on {host}"), body)
+}
+
+// -- instances and the audit log ----------------------------------------------------------------
+
+pub async fn instances(state: &Arc<AppState>, session: &Session, query: &HashMap<String, String>) -> Reply {
+    let store = state.store.as_ref();
+    let instances = match store.list_instances().await {
+        Ok(instances) => instances,
+        Err(error) => return store_failure(session, error),
+    };
+    let agents = store.agent_statuses().await.unwrap_or_default();
+    let pages = instances.len().div_ceil(ROWS_PER_PAGE).max(1);
+    let current = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    let rows: Vec<Vec<String>> = instances
+        .iter()
+        .skip((current - 1) * ROWS_PER_PAGE)
+        .take(ROWS_PER_PAGE)
+        .map(|instance| {
+            let name = instance.instance_name.clone().unwrap_or_default();
+            let registration = match instance.deregister_time {
+                Some(at) => format!("<span class=\"muted\">■ deregistered {}</span>", time(Some(at))),
+                None => format!("registered {}", time(instance.register_time)),
+            };
+            let agent = agents.iter().find(|a| a.instance_name == name);
+            vec![esc(&name), tags(instance.tags.as_deref().unwrap_or_default()), registration, agent_cell(state, agent)]
+        })
+        .collect();
+    let mut body = format!("<p>{} instances.</p>", instances.len());
+    body.push_str(&table("wide", &["Instance", "Tags", "Registration", "Agent"], &rows));
+    if pages > 1 {
+        let links: Vec<String> = (1..=pages)
+            .map(|n| {
+                if n == current {
+                    format!("<strong aria-current=\"page\">{n}</strong>")
+                } else {
+                    format!("<a href=\"/console/instances?page={n}\">{n}</a>")
+                }
+            })
+            .collect();
+        let _ = write!(body, "<nav aria-label=\"Instance pages\"><p>Page {}</p></nav>", links.join(" "));
+    }
+    page(session, "instances", "Instances", body)
+}
+
+pub async fn audit(state: &Arc<AppState>, session: &Session, query: &HashMap<String, String>) -> Reply {
+    if !session.may(Access::Admin) {
+        return failure(session, StatusCode::FORBIDDEN, "Audit log", "Only administrator keys read the audit log.");
+    }
+    let request = PageRequest { after: query.get("after").cloned().filter(|a| !a.is_empty()), limit: ROWS_PER_PAGE };
+    let records = match state.store.audit_records(&AuditFilter::default(), &request).await {
+        Ok(records) => records,
+        Err(error) => return store_failure(session, error),
+    };
+    let rows: Vec<Vec<String>> = records
+        .items
+        .iter()
+        .map(|r| {
+            let resources: Vec<String> = r.resources.iter().map(|(k, v)| format!("{}={}", esc(k), esc(v))).collect();
+            vec![
+                time(Some(r.time)),
+                esc(&r.access_key_id),
+                esc(&r.role),
+                esc(&r.operation),
+                resources.join(" "),
+                esc(&r.source_address),
+                badge(if r.result == "Success" { "Success" } else { "Failed" }) + &format!(" {}", esc(&r.result)),
+            ]
+        })
+        .collect();
+    let mut body =
+        String::from("<p class=\"note\">Every call that changed something, refused ones included; oldest first.</p>");
+    body.push_str(&table("wide", &["Time", "Access key", "Role", "Operation", "Resources", "From", "Result"], &rows));
+    if let Some(next) = records.next {
+        let _ = write!(body, "<p><a href=\"/console/audit?after={}\">Later records</a></p>", url(&next));
+    }
+    page(session, "audit", "Audit log", body)
+}
