@@ -195,6 +195,7 @@ def test_deploy_watch_log_and_stop_in_the_browser(server, cd, hosts, browser, tm
     settled(lambda: browser.find_element(By.XPATH, "//button[normalize-space()='Stop…']").click())
     wait_for(lambda: "Confirm" in browser.title, timeout=10, message="the confirmation page")
     assert slow in browser.page_source
+    assert browser.find_element(By.LINK_TEXT, "Cancel").get_attribute("href").endswith(f"/console/deployments/{slow}")
     browser.find_element(By.CSS_SELECTOR, "main form button").click()
     wait_for(lambda: "notice=stopped" in browser.current_url, timeout=10, message="back on the deployment")
     wait_for(lambda: "Stopped" in status_text(browser), timeout=60, message="the page to show Stopped")

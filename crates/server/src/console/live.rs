@@ -88,16 +88,19 @@ pub fn deployment(state: Arc<AppState>, session: Session, id: &str, query: &Hash
     let query = query.clone();
     stream(move |sender| {
         tokio::spawn(async move {
-            // The page was rendered as of this version and timeline length: nothing to send
-            // until something changes.
+            // The page was rendered as of this version and last timeline entry: nothing to
+            // send until something changes.
             let rendered = query.get("v").and_then(|v| v.parse().ok()).zip(query.get("n").and_then(|n| n.parse().ok()));
-            let mut seen: Option<(i64, usize)> = rendered;
+            let mut seen: Option<(i64, i64)> = rendered;
+            let mut last_entry = seen.map_or(0, |(_, entry)| entry);
             let mut quiet = Duration::ZERO;
             loop {
                 let Ok(Some(record)) = state.store.deployment(&id).await else { return };
-                // A new version, or new timeline entries (a stop asked for, an alarm seen).
-                let entries = state.store.deployment_events(&id, 0, 10_000).await.map(|e| e.len()).unwrap_or(0);
-                let now = (record.version, entries);
+                // A new version, or new timeline entries (a stop asked for, an alarm seen): only
+                // entries after the last one seen are read.
+                let newer = state.store.deployment_events(&id, last_entry, 1_000).await.unwrap_or_default();
+                last_entry = newer.last().map_or(last_entry, |entry| entry.sequence);
+                let now = (record.version, last_entry);
                 let complete = crate::api::deployments::is_complete(&record.info.status);
                 if seen == Some(now) && complete {
                     let _ = sender.send(event("end", "")).await;

@@ -292,6 +292,7 @@ pub async fn deploy(
             &action,
             &[("revision", &hex::encode(&key))],
             "Deploy",
+            &format!("/console/applications/{}/groups/{}", url(app), url(group)),
         );
     }
     let input = json!({
@@ -332,14 +333,16 @@ async fn call(
     }
 }
 
-/// The confirmation step of an action: the same form again, with `confirmed=yes`.
-fn confirm(session: &Session, question: &str, action: &str, fields: &[(&str, &str)], label: &str) -> Reply {
+/// The confirmation step of an action: the same form again, with `confirmed=yes`; Cancel goes
+/// back to `back`.
+fn confirm(session: &Session, question: &str, action: &str, fields: &[(&str, &str)], label: &str, back: &str) -> Reply {
     let mut all = fields.to_vec();
     all.push(("confirmed", "yes"));
     let body = format!(
-        "<p>{}</p><div class=\"actions\">{}<a href=\"javascript:history.back()\">Cancel</a></div>",
+        "<p>{}</p><div class=\"actions\">{}<a href=\"{}\">Cancel</a></div>",
         esc(question),
-        action_form(session, action, &all, label, true)
+        action_form(session, action, &all, label, true),
+        esc(back)
     );
     page(session, "deployments", "Confirm", body)
 }
@@ -451,7 +454,8 @@ pub async fn deployment(state: &Arc<AppState>, session: &Session, id: &str, quer
     if !notice.is_empty() {
         let _ = write!(body, "<p role=\"status\">{notice}</p>");
     }
-    let entries = state.store.deployment_events(id, 0, 10_000).await.map(|e| e.len()).unwrap_or(0);
+    let last = state.store.deployment_events(id, 0, 10_000).await.ok().and_then(|e| e.last().map(|e| e.sequence));
+    let entries = last.unwrap_or(0);
     let live = format!(
         "/console/deployments/{}/live?page={}&v={}&n={entries}",
         url(id),
@@ -745,6 +749,7 @@ pub async fn act(
     };
     let confirmed = form.get("confirmed").map(String::as_str) == Some("yes");
     let path = format!("/console/deployments/{}/{}", url(id), url(action));
+    let here = format!("/console/deployments/{}", url(id));
     let back = |notice: &str| Reply::redirect(&format!("/console/deployments/{}?notice={notice}", url(id)));
     match action {
         "stop" => {
@@ -756,7 +761,7 @@ pub async fn act(
                     format!("Stop deployment {id}? Hosts it reached may be left part-way.")
                 };
                 let fields: &[(&str, &str)] = if rollback { &[("rollback", "yes")] } else { &[] };
-                return confirm(session, &question, &path, fields, "Stop");
+                return confirm(session, &question, &path, fields, "Stop", &here);
             }
             let input = json!({"deploymentId": id, "autoRollbackEnabled": rollback});
             match call(state, session, peer, Operation::StopDeployment, &input).await {
@@ -776,7 +781,7 @@ pub async fn act(
                 } else {
                     format!("End deployment {id}'s termination wait: take the original hosts out of service now?")
                 };
-                return confirm(session, &question, &path, &[("wait", wait)], "Continue");
+                return confirm(session, &question, &path, &[("wait", wait)], "Continue", &here);
             }
             let input = json!({"deploymentId": id, "deploymentWaitType": wait});
             match call(state, session, peer, Operation::ContinueDeployment, &input).await {
@@ -800,7 +805,7 @@ pub async fn act(
                     record.info.application_name.as_deref().unwrap_or_default(),
                     record.info.deployment_group_name.as_deref().unwrap_or_default()
                 );
-                return confirm(session, &question, &path, &[], "Roll back");
+                return confirm(session, &question, &path, &[], "Roll back", &here);
             }
             rollback(state, session, peer, &record.info, &previous).await
         }
