@@ -343,3 +343,67 @@ def test_a_thousand_host_deployment_page_stays_small(server, cd, browser):
     assert "host-0999" in browser.find_element(By.CSS_SELECTOR, "table.hosts").text
     cd.stop_deployment(deploymentId=deployment)
     wait_for_status(cd, deployment)
+
+
+def test_a_blue_green_deployment_is_continued_from_the_console(server, cd, hosts, browser, tmp_path):
+    """Ready, the page shows the traffic and a Continue button; after it, the termination wait
+    is ended the same way."""
+    from selenium.webdriver.common.by import By
+
+    from routers import Router, create_target_group, revision as app_revision, stop_apps, upload
+    from sources import free_port
+
+    ports = {}
+    create_target_group(server, router="builtin")
+    for name, color in [("blue-0", "blue"), ("green-0", "green")]:
+        ports[name] = free_port()
+        hosts(name, start=False, role="web", color=color).start(
+            TEST_HOST=name, APP_PORT=str(ports[name]), APP_DIR=str(tmp_path / "apps" / name))
+        registered = server.landfall("target-group", "register", "web", name, f"127.0.0.1:{ports[name]}", "--standby")
+        assert registered.ok, registered.stderr
+    router = Router(server, "builtin", tmp_path)
+    try:
+        cd.create_application(applicationName="app")
+        assert server.aws("s3", "mb", "s3://bundles").ok
+        cd.create_deployment_group(
+            applicationName="app", deploymentGroupName="web", serviceRoleArn=SERVICE_ROLE,
+            deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            loadBalancerInfo={"targetGroupInfoList": [{"name": "web"}]},
+            onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}],
+            blueGreenDeploymentConfiguration={
+                "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE",
+                                                              "terminationWaitTimeInMinutes": 60},
+                "deploymentReadyOption": {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60},
+                "greenFleetProvisioningOption": {"action": "DISCOVER_EXISTING"},
+            })
+        deployment = cd.create_deployment(
+            applicationName="app", deploymentGroupName="web",
+            revision=upload(server, app_revision(tmp_path, "v1"), "v1.tgz"),
+            targetInstances={"tagFilters": [{"Key": "color", "Value": "blue", "Type": "KEY_AND_VALUE"}]},
+        )["deploymentId"]
+        assert wait_for_status(cd, deployment, statuses=("Ready", "Failed", "Stopped"), timeout=120)["status"] == "Ready"
+
+        key_id, secret, _ = server.admin_key()
+        sign_in(browser, server, key_id, secret)
+        browser.get(f"{server.endpoint}/console/deployments/{deployment}")
+        traffic = browser.find_element(By.XPATH, "//h3[contains(., 'Target group web')]/following-sibling::table[1]").text
+        assert "blue-0 Green" in traffic and "green-0 Blue" in traffic, traffic
+        shot(browser, "blue-green-ready", tmp_path)
+
+        def press(label):
+            settled(lambda: browser.find_element(By.XPATH, f"//button[starts-with(normalize-space(), '{label}')]").click())
+            wait_for(lambda: "Confirm" in browser.title, timeout=10, message="the confirmation page")
+            browser.find_element(By.CSS_SELECTOR, "main form button").click()
+            wait_for(lambda: "notice=continued" in browser.current_url, timeout=10, message="back on the deployment")
+
+        press("Continue: reroute traffic")
+        wait_for(lambda: cd.get_deployment(deploymentId=deployment)["deploymentInfo"].get(
+            "instanceTerminationWaitTimeStarted"), timeout=60, message="the termination wait")
+        browser.get(f"{server.endpoint}/console/deployments/{deployment}")
+        press("End the termination wait")
+        assert wait_for_status(cd, deployment, timeout=60)["status"] == "Succeeded"
+        continued = [r for r in server.landfall("audit", "--output", "json").json if r["operation"] == "ContinueDeployment"]
+        assert [r["result"] for r in continued] == ["Success", "Success"]
+    finally:
+        router.close()
+        stop_apps(tmp_path, ports)

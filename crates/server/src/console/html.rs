@@ -96,7 +96,7 @@ pub const STYLE: &str = "
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
 header{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;align-items:center;padding:.6rem 1rem;border-bottom:1px solid var(--line)}
 header strong{font-size:1.1rem}nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem}nav a{white-space:nowrap}
-nav a[aria-current]{font-weight:700;text-decoration:underline}body{overflow-wrap:anywhere}
+nav a[aria-current]{font-weight:700;text-decoration:underline}body{overflow-wrap:break-word}
 ol.events{display:flex;flex-wrap:wrap;gap:.2rem 1.25rem;list-style:none;padding:0;margin:0}ol.events li{white-space:nowrap}
 ol.events li.failed{white-space:normal;flex-basis:100%}pre.tail{max-height:12rem;margin:.25rem 0}
 header form{margin-left:auto}main{padding:1rem;max-width:80rem}a{color:var(--link)}

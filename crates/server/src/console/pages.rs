@@ -482,14 +482,14 @@ pub async fn deployment_live(
     let mut body = String::new();
     let _ = write!(
         body,
-        "<p class=\"summary\"><span id=\"status\">{}</span> · {} / {} · {} · created by {} {} · completed {}</p>",
+        "<p class=\"summary\"><span id=\"status\">{}</span> · {} / {} · {} · created by {} {}{}</p>",
         badge(&status),
         esc(&app),
         group_link(&app, &group),
         esc(info.deployment_config_name.as_deref().unwrap_or_default()),
         esc(info.creator.as_ref().map(|c| c.as_str()).unwrap_or_default()),
         time(info.create_time),
-        time(info.complete_time),
+        info.complete_time.map(|at| format!(" · completed {}", time(Some(at)))).unwrap_or_default(),
     );
     if let Some(revision) = &info.revision {
         let _ = write!(body, "<p>Revision {}</p>", esc(&crate::timeline::describe_revision(revision)));
