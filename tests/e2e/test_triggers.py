@@ -108,3 +108,18 @@ def test_every_trigger_arrives_once_in_order_and_signed(server, cd, hosts, recei
     headers, envelope = receiver.accepted[0]
     body = json.dumps(envelope)
     assert not receiver.signed(headers["x-landfall-signature"], body + " ")
+
+
+def test_a_server_can_refuse_trigger_urls(landfall_factory):
+    server = landfall_factory(start=False).start("--no-trigger-urls", "--sns-topic", f"{TOPIC}=http://127.0.0.1:9/")
+    assert server.aws("deploy", "create-application", "--application-name", "shop").ok
+
+    def group(name, target):
+        triggers = json.dumps([{"triggerName": "t", "triggerTargetArn": target, "triggerEvents": ["DeploymentStart"]}])
+        return server.aws("deploy", "create-deployment-group", "--application-name", "shop",
+                          "--deployment-group-name", name, "--service-role-arn", "arn:aws:iam::123456789012:role/x",
+                          "--trigger-configurations", triggers)
+
+    refused = group("direct", "http://10.0.0.1/hook")
+    assert not refused.ok and "InvalidTriggerConfigException" in refused.stderr and "--sns-topic" in refused.stderr
+    assert group("mapped", TOPIC).ok

@@ -539,6 +539,10 @@ pub struct ServerArgs {
     /// How long an undelivered trigger message is retried before it is given up on.
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     pub trigger_expiry: u64,
+    /// Refuse trigger targets that are URLs: only the SNS topic ARNs --sns-topic maps are
+    /// delivered to (so only the server's operator decides where the server sends requests).
+    #[arg(long)]
+    pub no_trigger_urls: bool,
     /// The instance tag whose value is a host's zone, for zonal deployment configurations.
     #[arg(long, default_value = landfall_server::DEFAULT_ZONE_TAG, value_name = "KEY")]
     pub zone_tag: String,

@@ -160,6 +160,7 @@ fn monitoring_config(args: &ServerArgs) -> Result<MonitoringConfig, Failure> {
         sns_topics,
         trigger_secret_file: args.trigger_secret_file.clone(),
         trigger_expiry: Duration::from_secs(args.trigger_expiry),
+        trigger_urls_allowed: !args.no_trigger_urls,
     })
 }
 

@@ -68,6 +68,8 @@ pub struct MonitoringConfig {
     pub trigger_secret_file: Option<PathBuf>,
     /// How long an undelivered trigger message is retried.
     pub trigger_expiry: Duration,
+    /// Whether deployment groups may name trigger URLs themselves.
+    pub trigger_urls_allowed: bool,
 }
 
 impl Default for MonitoringConfig {
@@ -78,6 +80,7 @@ impl Default for MonitoringConfig {
             sns_topics: Default::default(),
             trigger_secret_file: None,
             trigger_expiry: Duration::from_secs(24 * 3600),
+            trigger_urls_allowed: true,
         }
     }
 }
@@ -163,12 +166,14 @@ impl Server {
                 secret: trigger_secret.into_bytes(),
                 topics: config.monitoring.sns_topics.clone(),
                 expiry: config.monitoring.trigger_expiry,
+                urls_allowed: config.monitoring.trigger_urls_allowed,
             },
             outbox: Default::default(),
             metrics: Default::default(),
             metrics_token,
             console_secret,
             tls: tls.is_some(),
+            sign_ins: Default::default(),
             zone_tag: config.zone_tag.clone(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));

@@ -51,6 +51,8 @@ pub struct AppState {
     pub console_secret: String,
     /// Whether the listener serves HTTPS (console cookies are then Secure).
     pub tls: bool,
+    /// Failed console sign-ins by address.
+    pub sign_ins: crate::console::SignInGuard,
     /// The instance tag whose value is a host's zone.
     pub zone_tag: String,
 }

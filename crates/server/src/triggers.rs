@@ -33,12 +33,17 @@ pub struct TriggerSettings {
     pub topics: HashMap<String, String>,
     /// How long a message is retried before it is given up on.
     pub expiry: Duration,
+    /// Whether a trigger may name a URL itself (else only mapped SNS topic ARNs).
+    pub urls_allowed: bool,
 }
 
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Delivered and expired messages are kept this long (to tell what was sent), then pruned.
+const KEEP_DONE: Duration = Duration::from_secs(7 * 24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The outbox messages a step's trigger events make, for the group's triggers that subscribe.
 pub fn messages(
@@ -206,7 +211,17 @@ pub async fn deliver_forever(state: Arc<AppState>) {
             return;
         }
     };
+    let mut pruned = std::time::Instant::now();
     loop {
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = std::time::Instant::now();
+            let before = Timestamp(state.clock.now().millis() - KEEP_DONE.as_millis() as i64);
+            match state.store.prune_trigger_messages(before).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "pruned delivered and expired trigger messages"),
+                Err(error) => tracing::warn!(%error, "cannot prune the trigger outbox"),
+            }
+        }
         let written = state.outbox.written.notified();
         let due = match state.store.due_trigger_messages(state.clock.now(), 64).await {
             Ok(due) => due,
@@ -257,7 +272,11 @@ async fn attempt(state: &AppState, client: &reqwest::Client, mut message: Trigge
 }
 
 async fn send(state: &AppState, client: &reqwest::Client, message: &TriggerMessage) -> Result<(), String> {
-    let url = if message.destination.starts_with("http://") || message.destination.starts_with("https://") {
+    let direct = message.destination.starts_with("http://") || message.destination.starts_with("https://");
+    if direct && !state.triggers.urls_allowed {
+        return Err(format!("{} is a URL, and this server delivers only to mapped SNS topics", message.destination));
+    }
+    let url = if direct {
         message.destination.clone()
     } else {
         match state.triggers.topics.get(&message.destination) {

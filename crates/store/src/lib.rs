@@ -499,6 +499,8 @@ pub trait Store: Send + Sync + 'static {
     async fn update_trigger_message(&self, message: &TriggerMessage) -> StoreResult<()>;
     /// A deployment's messages in outbox order.
     async fn trigger_messages(&self, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>>;
+    /// Deletes delivered and expired messages created before `before`; returns how many.
+    async fn prune_trigger_messages(&self, before: Timestamp) -> StoreResult<u64>;
 
     // -- audit log (append-only: nothing updates or deletes a record) ---------------------------
     /// Appends a record (its sequence number is assigned here).

@@ -104,6 +104,23 @@ async fn check_settings(ctx: &Ctx<'_>, group: &mut DeploymentGroupInfo, platform
     validate::resource_name(&config, Exception::InvalidDeploymentConfigName, "deploymentConfigName")?;
     ctx.deployment_config_for(&config, platform).await?;
     validate::deployment_group(group, platform)?;
+    if !ctx.state.triggers.urls_allowed {
+        let url = group
+            .trigger_configurations
+            .iter()
+            .flatten()
+            .filter_map(|t| t.trigger_target_arn.as_deref())
+            .find(|target| !target.starts_with("arn:"));
+        if let Some(url) = url {
+            return err(
+                Exception::InvalidTriggerConfig,
+                format!(
+                    "triggerTargetArn '{url}': this server delivers triggers only to the SNS topic ARNs its \
+                     operator mapped to URLs (landfall server --sns-topic), not to URLs given here."
+                ),
+            );
+        }
+    }
     validate::normalize_deployment_group(group, platform);
     Ok(())
 }

@@ -52,7 +52,7 @@ impl Session {
 
 /// A console response being built: status, HTML or other body, extra headers.
 pub struct Reply {
-    status: StatusCode,
+    pub status: StatusCode,
     content_type: &'static str,
     body: Body,
     headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
@@ -229,9 +229,45 @@ fn console_role(role: Role) -> bool {
     matches!(role, Role::Admin | Role::Deployer | Role::ReadOnly)
 }
 
+/// Failed sign-ins by address, so guessing secrets from one place is slowed to a crawl.
+#[derive(Default)]
+pub struct SignInGuard(std::sync::Mutex<HashMap<std::net::IpAddr, (u32, std::time::Instant)>>);
+
+impl SignInGuard {
+    /// Failures allowed from one address within [`SignInGuard::WINDOW`].
+    const FAILURES: u32 = 10;
+    const WINDOW: Duration = Duration::from_secs(300);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<std::net::IpAddr, (u32, std::time::Instant)>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the address may try now.
+    fn allows(&self, address: std::net::IpAddr) -> bool {
+        let mut failures = self.lock();
+        failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        failures.get(&address).is_none_or(|(count, _)| *count < Self::FAILURES)
+    }
+
+    fn failed(&self, address: std::net::IpAddr) {
+        let mut failures = self.lock();
+        let entry = failures.entry(address).or_insert((0, std::time::Instant::now()));
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, address: std::net::IpAddr) {
+        self.lock().remove(&address);
+    }
+}
+
 /// Checks an access key and its secret; on success sets the session cookie. Every attempt is
-/// in the audit log.
+/// in the audit log; an address with too many recent failures is not even checked.
 async fn sign_in(state: &Arc<AppState>, peer: SocketAddr, form: &HashMap<String, String>) -> Reply {
+    if !state.sign_ins.allows(peer.ip()) {
+        let mut reply = pages::login(Some("Too many failed sign-ins from this address: wait five minutes."), None);
+        reply.status = StatusCode::TOO_MANY_REQUESTS;
+        return reply;
+    }
     let key_id = form.get("access_key_id").map(|k| k.trim()).unwrap_or_default();
     let secret = form.get("secret_access_key").map(|s| s.trim()).unwrap_or_default();
     let next = form.get("next").map(String::as_str).filter(|n| n.starts_with("/console") && !n.starts_with("//"));
@@ -246,6 +282,7 @@ async fn sign_in(state: &Arc<AppState>, peer: SocketAddr, form: &HashMap<String,
     };
     let resources = std::collections::BTreeMap::new();
     let Some(record) = accepted else {
+        state.sign_ins.failed(peer.ip());
         crate::audit::append(
             state,
             &caller,
@@ -259,6 +296,7 @@ async fn sign_in(state: &Arc<AppState>, peer: SocketAddr, form: &HashMap<String,
         tokio::time::sleep(Duration::from_millis(500)).await;
         return pages::login(Some("That access key and secret do not match an active key."), next);
     };
+    state.sign_ins.succeeded(peer.ip());
     crate::audit::append(state, &caller, peer, "Console.SignIn".into(), resources, Ok(())).await;
     let expiry = state.clock.now().millis() / 1000 + SESSION_SECONDS;
     let nonce = crate::api::common::random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 24);

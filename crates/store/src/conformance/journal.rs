@@ -135,6 +135,11 @@ pub async fn trigger_outbox(store: &dyn Store) {
         (TriggerState::Delivered, 1, Some("HTTP 503"))
     );
     assert_eq!(of_a[2].state, TriggerState::Expired);
+
+    // Pruning drops delivered and expired messages created before the cut, never pending ones.
+    assert_eq!(store.prune_trigger_messages(Timestamp(11)).await.unwrap(), 2);
+    assert_eq!(ids(store.trigger_messages("d-A").await.unwrap()), ["m2"]);
+    assert_eq!(store.prune_trigger_messages(Timestamp(1_000)).await.unwrap(), 0);
 }
 
 fn audit(at: i64, key: &str, operation: &str) -> AuditRecordInfo {

@@ -126,6 +126,14 @@ pub(super) async fn triggers_of(pool: &SqlitePool, deployment_id: &str) -> Store
     rows.iter().map(trigger_from_row).collect()
 }
 
+pub(super) async fn prune_triggers(pool: &SqlitePool, before: Timestamp) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM trigger_outbox WHERE state IN ('Delivered', 'Expired') AND created_at < ?")
+        .bind(before.millis())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 pub(super) async fn append_audit(pool: &SqlitePool, record: &AuditRecordInfo) -> StoreResult<()> {
     sqlx::query("INSERT INTO audit_log (at, access_key_id, operation, doc) VALUES (?, ?, ?, ?)")
         .bind(record.time.millis())

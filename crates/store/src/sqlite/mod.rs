@@ -1372,6 +1372,10 @@ impl Store for SqliteStore {
         journal::triggers_of(&self.reader, deployment_id).await
     }
 
+    async fn prune_trigger_messages(&self, before: Timestamp) -> StoreResult<u64> {
+        journal::prune_triggers(&self.writer, before).await
+    }
+
     async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()> {
         journal::append_audit(&self.writer, record).await
     }
