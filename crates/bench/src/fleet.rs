@@ -20,7 +20,7 @@ use landfall_sigv4::{Credentials, SigningParams, sign};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-use crate::{codedeploy, cpu_seconds, start_server, status_kib, wait_for_end};
+use crate::{codedeploy, cpu_seconds, create_app_and_group, start_server, status_kib, wait_for_end};
 
 struct Options {
     server: PathBuf,
@@ -121,15 +121,8 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let pid = server.child.id();
     let settings = ClientSettings::resolve(&Overrides::default(), &server.environment)?;
     let client = Client::new(settings.clone());
+    create_app_and_group(&client, ("fleet", "all", &options.config), ("fleet", "bench")).await?;
     let call = |op, input| codedeploy(&client, op, input);
-    call("CreateApplication", json!({"applicationName": "fleet"})).await?;
-    call(
-        "CreateDeploymentGroup",
-        json!({"applicationName": "fleet", "deploymentGroupName": "all", "deploymentConfigName": options.config,
-               "serviceRoleArn": "arn:aws:iam::123456789012:role/bench",
-               "onPremisesInstanceTagFilters": [{"Key": "fleet", "Value": "bench", "Type": "KEY_AND_VALUE"}]}),
-    )
-    .await?;
 
     let registering = Instant::now();
     let mut hosts = Vec::with_capacity(options.hosts);

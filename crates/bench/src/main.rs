@@ -12,6 +12,7 @@
 
 mod agent;
 mod bundle;
+mod console;
 mod fleet;
 mod host;
 mod router;
@@ -136,6 +137,25 @@ pub(crate) async fn start_server_with(
 }
 
 /// One CodeDeploy API call, by operation name.
+/// Application `app` with group `group` (configuration `config`) selecting the instances tagged
+/// `tag`=`value`.
+pub(crate) async fn create_app_and_group(
+    client: &Client,
+    (app, group, config): (&str, &str, &str),
+    (tag, value): (&str, &str),
+) -> anyhow::Result<()> {
+    codedeploy(client, "CreateApplication", json!({"applicationName": app})).await?;
+    codedeploy(
+        client,
+        "CreateDeploymentGroup",
+        json!({"applicationName": app, "deploymentGroupName": group, "deploymentConfigName": config,
+               "serviceRoleArn": "arn:aws:iam::123456789012:role/bench",
+               "onPremisesInstanceTagFilters": [{"Key": tag, "Value": value, "Type": "KEY_AND_VALUE"}]}),
+    )
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn codedeploy(client: &Client, operation: &str, input: Value) -> anyhow::Result<Value> {
     Ok(client.call(&format!("CodeDeploy_20141006.{operation}"), &input).await?)
 }
@@ -345,7 +365,8 @@ async fn main() -> anyhow::Result<()> {
         Some("agent") => agent::run(args).await,
         Some("bundle") => bundle::run(args).await,
         Some("router") => router::run(args).await,
-        _ => bail!("usage: landfall-bench api|fleet|agent|bundle|router --server PATH [options]"),
+        Some("console") => console::run(args).await,
+        _ => bail!("usage: landfall-bench api|fleet|agent|bundle|router|console --server PATH [options]"),
     }
 }
 

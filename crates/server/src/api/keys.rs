@@ -11,7 +11,8 @@ use landfall_store::{AccessKeyRecord, StoreError};
 use super::common::{Ctx, page_request, page_token, random_string, store_error};
 
 const PAGE: usize = 100;
-pub const MAX_ACCESS_KEYS: usize = 1000;
+/// Every host has a key of its own, so the limit sits well above any fleet one server serves.
+pub const MAX_ACCESS_KEYS: usize = 100_000;
 const KEY_ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
