@@ -80,6 +80,8 @@ impl Browser {
             request = request.header("content-type", "application/x-www-form-urlencoded");
         }
         let request = request.body(Full::new(Bytes::from(form.unwrap_or_default())))?;
+        // The connection takes the next request only once it has finished with the last one.
+        self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
         let cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_owned);
