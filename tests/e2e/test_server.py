@@ -187,3 +187,31 @@ def test_tls_serves_the_api(landfall_factory, tmp_path):
 def test_health_needs_no_credentials(server):
     with urllib.request.urlopen(server.endpoint + "/health", timeout=5) as response:
         assert (response.status, response.read()) == (200, b"ok\n")
+
+
+def test_readiness_and_the_store_check(landfall_factory):
+    server = landfall_factory(start=False)
+
+    def check():
+        return subprocess.run([LANDFALL_BIN, "server", "--data-dir", str(server.data_dir), "--check-store"],
+                              capture_output=True, text=True, timeout=30)
+
+    missing = check()
+    assert missing.returncode == 1 and "no store at" in missing.stderr, missing.stderr
+    server.start()
+    with urllib.request.urlopen(server.endpoint + "/ready", timeout=5) as response:
+        assert response.status == 200 and response.read() == b"ready\n"
+    # A running server's store can be checked beside it, and a stopped one's.
+    running = check()
+    assert running.returncode == 0 and "as this Landfall expects: ok" in running.stdout, running.stderr
+    server.stop()
+    assert check().returncode == 0
+    # A store from a newer Landfall: the check says so, and a server refuses to start on it.
+    import sqlite3
+
+    with sqlite3.connect(server.data_dir / "landfall.db") as db:
+        db.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)")
+    newer = check()
+    assert newer.returncode == 1 and "newer than this Landfall knows" in newer.stderr, newer.stderr
+    with pytest.raises(RuntimeError, match="newer than this Landfall knows"):
+        server.start()

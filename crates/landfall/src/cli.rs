@@ -543,6 +543,10 @@ pub struct ServerArgs {
     /// delivered to (so only the server's operator decides where the server sends requests).
     #[arg(long)]
     pub no_trigger_urls: bool,
+    /// Check the store (it can be read; its schema version against this Landfall's) and exit:
+    /// 0 if a server could start on it, 1 if not.
+    #[arg(long)]
+    pub check_store: bool,
     /// The instance tag whose value is a host's zone, for zonal deployment configurations.
     #[arg(long, default_value = landfall_server::DEFAULT_ZONE_TAG, value_name = "KEY")]
     pub zone_tag: String,

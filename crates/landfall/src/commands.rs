@@ -54,7 +54,13 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     match args.command {
         Command::Server(server) => {
             init_logging("info");
+            let check = server.check_store;
             let config = server_config(server)?;
+            if check {
+                let report = landfall_server::check_store(&config.data_dir).await.map_err(Failure::failed)?;
+                println!("{report}");
+                return Ok(());
+            }
             serve(config).await
         }
         Command::Dev(dev) => {

@@ -1,7 +1,7 @@
 //! The listener: HTTP/1.1 and HTTP/2 (TLS optional), request routing, and graceful shutdown.
 //!
-//! Routing: `POST /` carries the API (the operation in `X-Amz-Target`); `GET /health` answers
-//! load balancers without authentication; `GET /metrics` wants the metrics token. Everything
+//! Routing: `POST /` carries the API (the operation in `X-Amz-Target`); `GET /health` (alive)
+//! and `GET /ready` (the store answers) answer load balancers without authentication; `GET /metrics` wants the metrics token. Everything
 //! else is the S3-compatible bundle store.
 
 use std::convert::Infallible;
@@ -132,6 +132,14 @@ async fn handle(
             json_call(&state, peer, &parts, &body).await
         }
         (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
+        // Ready to take traffic: the store answers (a load balancer's readiness check).
+        (&Method::GET, "/ready") => match state.store.schema_version().await {
+            Ok(_) => text(StatusCode::OK, "ready\n"),
+            Err(error) => {
+                tracing::warn!(%error, "not ready: the store does not answer");
+                text(StatusCode::SERVICE_UNAVAILABLE, "the store does not answer\n")
+            }
+        },
         (&Method::GET, "/metrics") => metrics(&state, &parts).await,
         (_, path) if path == "/console" || path.starts_with("/console/") => {
             crate::console::handle(&state, peer, parts, body).await

@@ -104,6 +104,27 @@ fn client_address(address: SocketAddr) -> String {
     format!("{}:{}", hostname.ok().filter(|name| !name.is_empty()).as_deref().unwrap_or("localhost"), address.port())
 }
 
+/// What `landfall server --check-store` found: the store's schema version and the newest this
+/// Landfall knows.
+pub async fn check_store(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("landfall.db");
+    let (applied, known) = match SqliteStore::schema_versions(&path).await {
+        Ok(versions) => versions,
+        Err(landfall_store::StoreError::NotFound) => {
+            bail!("no store at {} (the server makes it on first start)", path.display())
+        }
+        Err(error) => bail!("the store at {} cannot be read: {error}", path.display()),
+    };
+    let place = format!("SQLite store {}: schema version {applied}", path.display());
+    match applied.cmp(&known) {
+        std::cmp::Ordering::Equal => Ok(format!("{place}, as this Landfall expects: ok")),
+        std::cmp::Ordering::Less => Ok(format!("{place}; this Landfall migrates it to {known} when it starts")),
+        std::cmp::Ordering::Greater => {
+            bail!("{place}, newer than this Landfall knows ({known}): upgrade Landfall before starting it")
+        }
+    }
+}
+
 /// A server that has opened its store and bound its listener, ready to serve.
 pub struct Server {
     listener: TcpListener,

@@ -312,6 +312,8 @@ pub enum TaggedKind {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // -- installation metadata --------------------------------------------------------------
+    /// The schema version the store is at (a read that also proves the store answers).
+    async fn schema_version(&self) -> StoreResult<i64>;
     /// Sets `key` to `value` unless it is set already; returns the value that is set.
     async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String>;
 

@@ -125,6 +125,7 @@ fn instance(name: &str, arn: &str) -> InstanceInfo {
 }
 
 pub async fn access_keys(store: &dyn Store) {
+    assert!(store.schema_version().await.unwrap() > 0, "a new store is at its newest schema");
     for (id, role) in [("AKIA1", Role::Admin), ("AKIA2", Role::ReadOnly), ("AKIA3", Role::Deployer)] {
         let key = AccessKeyRecord {
             access_key_id: id.into(),

@@ -127,6 +127,20 @@ impl SqliteStore {
         Ok(SqliteStore { writer, reader })
     }
 
+    /// The schema version of the store at `path` and the newest this Landfall knows, read without
+    /// creating or migrating anything (`landfall server --check-store`).
+    pub async fn schema_versions(path: &Path) -> StoreResult<(i64, i64)> {
+        if !path.exists() {
+            return Err(StoreError::NotFound);
+        }
+        let options = SqliteConnectOptions::new().filename(path).read_only(true).busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&pool).await.ok().flatten();
+        pool.close().await;
+        Ok((applied.unwrap_or(0), newest_known_version()))
+    }
+
     /// Closes both pools, waiting for their connections to finish.
     pub async fn close(&self) {
         self.reader.close().await;
@@ -141,6 +155,10 @@ impl SqliteStore {
     }
 }
 
+fn newest_known_version() -> i64 {
+    SQLITE_MIGRATIONS.last().map(|(version, _)| *version).unwrap_or(0)
+}
+
 async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
@@ -148,7 +166,7 @@ async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
     .execute(pool)
     .await?;
     let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(pool).await?;
-    let newest_known = SQLITE_MIGRATIONS.last().map(|(version, _)| *version).unwrap_or(0);
+    let newest_known = newest_known_version();
     if let Some(newer) = applied.iter().find(|version| **version > newest_known) {
         return Err(StoreError::Backend(format!(
             "the database has schema version {newer}, newer than this Landfall knows ({newest_known}); upgrade Landfall"
@@ -1319,6 +1337,10 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn schema_version(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&self.reader).await?)
     }
 
     async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>> {
