@@ -14,7 +14,7 @@ pub(super) async fn insert_events(
     events: &[DeploymentEventInfo],
 ) -> StoreResult<()> {
     for event in events {
-        sqlx::query("INSERT INTO deployment_events (deployment_id, doc) VALUES (?, ?)")
+        sqlx::query("INSERT INTO deployment_events (deployment_id, doc) VALUES ($1, $2)")
             .bind(&event.deployment_id)
             .bind(to_doc(event))
             .execute(&mut *connection)
@@ -29,13 +29,14 @@ pub(super) async fn events_of(
     after: i64,
     limit: usize,
 ) -> StoreResult<Vec<DeploymentEventInfo>> {
-    let rows =
-        sqlx::query("SELECT seq, doc FROM deployment_events WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?")
-            .bind(deployment_id)
-            .bind(after)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT seq, doc FROM deployment_events WHERE deployment_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(deployment_id)
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
     rows.iter()
         .map(|row| {
             let mut event: DeploymentEventInfo = from_doc(row.try_get("doc")?)?;
@@ -50,7 +51,7 @@ pub(super) async fn insert_triggers(connection: &mut SqliteConnection, messages:
         sqlx::query(
             "INSERT INTO trigger_outbox (message_id, deployment_id, destination, trigger_name, event, subject, body,
                  created_at, attempts, next_attempt_at, state, last_error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&message.message_id)
         .bind(&message.deployment_id)
@@ -93,11 +94,11 @@ pub(super) async fn due_triggers(pool: &SqlitePool, now: Timestamp, limit: usize
     // The head of each (deployment, destination) queue, if its attempt is due.
     let rows = sqlx::query(
         "SELECT o.* FROM trigger_outbox o
-         WHERE o.state = 'Pending' AND o.next_attempt_at <= ?
+         WHERE o.state = 'Pending' AND o.next_attempt_at <= $1
            AND NOT EXISTS (SELECT 1 FROM trigger_outbox e
                            WHERE e.state = 'Pending' AND e.deployment_id = o.deployment_id
                              AND e.destination = o.destination AND e.seq < o.seq)
-         ORDER BY o.seq LIMIT ?",
+         ORDER BY o.seq LIMIT $2",
     )
     .bind(now.millis())
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -107,19 +108,21 @@ pub(super) async fn due_triggers(pool: &SqlitePool, now: Timestamp, limit: usize
 }
 
 pub(super) async fn update_trigger(pool: &SqlitePool, message: &TriggerMessage) -> StoreResult<()> {
-    sqlx::query("UPDATE trigger_outbox SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?")
-        .bind(message.state.as_str())
-        .bind(message.attempts)
-        .bind(message.next_attempt_at.millis())
-        .bind(&message.last_error)
-        .bind(message.sequence)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE trigger_outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE seq = $5",
+    )
+    .bind(message.state.as_str())
+    .bind(message.attempts)
+    .bind(message.next_attempt_at.millis())
+    .bind(&message.last_error)
+    .bind(message.sequence)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 pub(super) async fn triggers_of(pool: &SqlitePool, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
-    let rows = sqlx::query("SELECT * FROM trigger_outbox WHERE deployment_id = ? ORDER BY seq")
+    let rows = sqlx::query("SELECT * FROM trigger_outbox WHERE deployment_id = $1 ORDER BY seq")
         .bind(deployment_id)
         .fetch_all(pool)
         .await?;
@@ -127,7 +130,7 @@ pub(super) async fn triggers_of(pool: &SqlitePool, deployment_id: &str) -> Store
 }
 
 pub(super) async fn prune_triggers(pool: &SqlitePool, before: Timestamp) -> StoreResult<u64> {
-    let done = sqlx::query("DELETE FROM trigger_outbox WHERE state IN ('Delivered', 'Expired') AND created_at < ?")
+    let done = sqlx::query("DELETE FROM trigger_outbox WHERE state IN ('Delivered', 'Expired') AND created_at < $1")
         .bind(before.millis())
         .execute(pool)
         .await?;
@@ -135,7 +138,7 @@ pub(super) async fn prune_triggers(pool: &SqlitePool, before: Timestamp) -> Stor
 }
 
 pub(super) async fn append_audit(pool: &SqlitePool, record: &AuditRecordInfo) -> StoreResult<()> {
-    sqlx::query("INSERT INTO audit_log (at, access_key_id, operation, doc) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO audit_log (at, access_key_id, operation, doc) VALUES ($1, $2, $3, $4)")
         .bind(record.time.millis())
         .bind(&record.access_key_id)
         .bind(&record.operation)
@@ -179,7 +182,7 @@ pub(super) async fn audit_records(
 }
 
 pub(super) async fn put_alarm(pool: &SqlitePool, alarm: &AlarmInfo) -> StoreResult<()> {
-    sqlx::query("INSERT INTO alarms (name, doc) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc")
+    sqlx::query("INSERT INTO alarms (name, doc) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc")
         .bind(&alarm.alarm_name)
         .bind(to_doc(alarm))
         .execute(pool)
@@ -189,7 +192,7 @@ pub(super) async fn put_alarm(pool: &SqlitePool, alarm: &AlarmInfo) -> StoreResu
 
 pub(super) async fn alarm(pool: &SqlitePool, name: &str) -> StoreResult<Option<AlarmInfo>> {
     let doc: Option<String> =
-        sqlx::query_scalar("SELECT doc FROM alarms WHERE name = ?").bind(name).fetch_optional(pool).await?;
+        sqlx::query_scalar("SELECT doc FROM alarms WHERE name = $1").bind(name).fetch_optional(pool).await?;
     doc.as_deref().map(from_doc).transpose()
 }
 
@@ -199,6 +202,6 @@ pub(super) async fn list_alarms(pool: &SqlitePool) -> StoreResult<Vec<AlarmInfo>
 }
 
 pub(super) async fn delete_alarm(pool: &SqlitePool, name: &str) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM alarms WHERE name = ?").bind(name).execute(pool).await?;
+    let done = sqlx::query("DELETE FROM alarms WHERE name = $1").bind(name).execute(pool).await?;
     Ok(done.rows_affected() > 0)
 }

@@ -1,6 +1,9 @@
 //! The embedded store: one SQLite database file in WAL mode. Writes go through a single
 //! connection (SQLite has one writer anyway, and this way a check-then-write step never races
 //! another); reads use a small pool of their own.
+//!
+//! Queries number their parameters (`$1`, `$2`, ...), which SQLite binds by number as
+//! PostgreSQL does, so the same statements can serve both stores.
 
 mod journal;
 
@@ -148,7 +151,7 @@ impl SqliteStore {
     }
 
     async fn group_ids_of_application(&self, application_id: &str) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT id FROM deployment_groups WHERE application_id = ?")
+        Ok(sqlx::query_scalar("SELECT id FROM deployment_groups WHERE application_id = $1")
             .bind(application_id)
             .fetch_all(&self.writer)
             .await?)
@@ -178,8 +181,10 @@ async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
         }
         let mut tx = pool.begin().await?;
         sqlx::raw_sql(AssertSqlSafe(*statements)).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s','now'))")
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(version)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -234,7 +239,7 @@ async fn insert_deployment(
 ) -> StoreResult<()> {
     if deployment.exclusive {
         let active: Option<String> = sqlx::query_scalar(concat!(
-            "SELECT id FROM deployments WHERE group_id = ? AND exclusive = 1 AND status IN ",
+            "SELECT id FROM deployments WHERE group_id = $1 AND exclusive = 1 AND status IN ",
             active_statuses!(),
             " ORDER BY seq LIMIT 1"
         ))
@@ -249,7 +254,7 @@ async fn insert_deployment(
     let result = sqlx::query(
         "INSERT INTO deployments
          (id, application_id, group_id, status, exclusive, create_time, external_id, config_name, doc, progress, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)",
     )
     .bind(deployment.id())
     .bind(&deployment.application_id)
@@ -270,7 +275,7 @@ async fn insert_deployment(
         other => other?,
     };
     for target in targets {
-        sqlx::query("INSERT INTO deployment_targets (deployment_id, target_id, position, doc) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO deployment_targets (deployment_id, target_id, position, doc) VALUES ($1, $2, $3, $4)")
             .bind(&target.deployment_id)
             .bind(&target.target_id)
             .bind(target.position)
@@ -281,8 +286,8 @@ async fn insert_deployment(
     insert_revision(tx, revision, false).await?;
     let used = info.create_time.unwrap_or_default().0;
     sqlx::query(
-        "UPDATE revisions SET first_used_time = COALESCE(first_used_time, ?), last_used_time = ?
-         WHERE application_id = ? AND revision_key = ?",
+        "UPDATE revisions SET first_used_time = COALESCE(first_used_time, $1), last_used_time = $2
+         WHERE application_id = $3 AND revision_key = $4",
     )
     .bind(used)
     .bind(used)
@@ -296,7 +301,7 @@ async fn insert_deployment(
 /// Replaces a deployment row if its version is still the record's, bumping it.
 async fn write_deployment(connection: &mut sqlx::SqliteConnection, deployment: &DeploymentRecord) -> StoreResult<()> {
     let done = sqlx::query(
-        "UPDATE deployments SET status = ?, doc = ?, progress = ?, version = version + 1 WHERE id = ? AND version = ?",
+        "UPDATE deployments SET status = $1, doc = $2, progress = $3, version = version + 1 WHERE id = $4 AND version = $5",
     )
     .bind(deployment.info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
     .bind(to_doc(&deployment.info))
@@ -308,7 +313,7 @@ async fn write_deployment(connection: &mut sqlx::SqliteConnection, deployment: &
     if done.rows_affected() == 1 {
         return Ok(());
     }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM deployments WHERE id = ?")
+    let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM deployments WHERE id = $1")
         .bind(deployment.id())
         .fetch_optional(connection)
         .await?;
@@ -344,11 +349,11 @@ async fn insert_revision(
 ) -> StoreResult<()> {
     let sql = if update_description {
         "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (application_id, revision_key) DO UPDATE SET description = excluded.description"
     } else {
         "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (application_id, revision_key) DO NOTHING"
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (application_id, revision_key) DO NOTHING"
     };
     let s3 = revision.location.s3_location.as_ref();
     sqlx::query(sql)
@@ -402,12 +407,12 @@ fn instance_arn(instance: &InstanceInfo) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
             .execute(&self.writer)
             .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&self.writer).await?)
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&self.writer).await?)
     }
 
     async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()> {
@@ -415,7 +420,7 @@ impl Store for SqliteStore {
         let result = sqlx::query(
             "INSERT INTO access_keys
              (access_key_id, secret_access_key, role, description, created_at, revoked_at, instance_name)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&key.access_key_id)
         .bind(&key.secret_access_key)
@@ -438,7 +443,7 @@ impl Store for SqliteStore {
     }
 
     async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = ?")
+        let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
             .bind(access_key_id)
             .fetch_optional(&self.reader)
             .await?;
@@ -447,7 +452,7 @@ impl Store for SqliteStore {
 
     async fn list_access_keys(&self, page: &PageRequest) -> StoreResult<Page<AccessKeyRecord>> {
         let rows =
-            sqlx::query(limited("SELECT * FROM access_keys WHERE access_key_id > ? ORDER BY access_key_id", page))
+            sqlx::query(limited("SELECT * FROM access_keys WHERE access_key_id > $1 ORDER BY access_key_id", page))
                 .bind(page.after.as_deref().unwrap_or(""))
                 .fetch_all(&self.reader)
                 .await?;
@@ -458,14 +463,14 @@ impl Store for SqliteStore {
     async fn revoke_access_key(&self, access_key_id: &str, at: Timestamp) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let exists: Option<String> =
-            sqlx::query_scalar("SELECT access_key_id FROM access_keys WHERE access_key_id = ?")
+            sqlx::query_scalar("SELECT access_key_id FROM access_keys WHERE access_key_id = $1")
                 .bind(access_key_id)
                 .fetch_optional(&mut *tx)
                 .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE access_keys SET revoked_at = ? WHERE access_key_id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE access_keys SET revoked_at = $1 WHERE access_key_id = $2 AND revoked_at IS NULL")
             .bind(at.0)
             .bind(access_key_id)
             .execute(&mut *tx)
@@ -477,12 +482,12 @@ impl Store for SqliteStore {
     async fn revoke_instance_keys(&self, instance_name: &str, at: Timestamp) -> StoreResult<Vec<String>> {
         let mut tx = self.writer.begin().await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT access_key_id FROM access_keys WHERE instance_name = ? AND revoked_at IS NULL ORDER BY access_key_id",
+            "SELECT access_key_id FROM access_keys WHERE instance_name = $1 AND revoked_at IS NULL ORDER BY access_key_id",
         )
         .bind(instance_name)
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query("UPDATE access_keys SET revoked_at = ? WHERE instance_name = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE access_keys SET revoked_at = $1 WHERE instance_name = $2 AND revoked_at IS NULL")
             .bind(at.0)
             .bind(instance_name)
             .execute(&mut *tx)
@@ -493,7 +498,7 @@ impl Store for SqliteStore {
 
     async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let result = sqlx::query("INSERT INTO applications (id, name, doc) VALUES (?, ?, ?)")
+        let result = sqlx::query("INSERT INTO applications (id, name, doc) VALUES ($1, $2, $3)")
             .bind(&app.application_id)
             .bind(&app.application_name)
             .bind(to_doc(app))
@@ -509,7 +514,7 @@ impl Store for SqliteStore {
     }
 
     async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>> {
-        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE name = ?")
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.reader)
             .await?;
@@ -517,7 +522,7 @@ impl Store for SqliteStore {
     }
 
     async fn application_by_id(&self, id: &str) -> StoreResult<Option<ApplicationInfo>> {
-        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE id = ?")
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
@@ -526,7 +531,7 @@ impl Store for SqliteStore {
 
     async fn list_applications(&self, page: &PageRequest) -> StoreResult<Page<String>> {
         let names: Vec<String> =
-            sqlx::query_scalar(limited("SELECT name FROM applications WHERE name > ? ORDER BY name", page))
+            sqlx::query_scalar(limited("SELECT name FROM applications WHERE name > $1 ORDER BY name", page))
                 .bind(page.after.as_deref().unwrap_or(""))
                 .fetch_all(&self.reader)
                 .await?;
@@ -536,13 +541,13 @@ impl Store for SqliteStore {
     async fn rename_application(&self, id: &str, new_name: &str) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let doc: Option<String> =
-            sqlx::query_scalar("SELECT doc FROM applications WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+            sqlx::query_scalar("SELECT doc FROM applications WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
         let Some(doc) = doc else {
             return Err(StoreError::NotFound);
         };
         let mut app: ApplicationInfo = from_doc(&doc)?;
         app.application_name = Some(new_name.to_owned());
-        let result = sqlx::query("UPDATE applications SET name = ?, doc = ? WHERE id = ?")
+        let result = sqlx::query("UPDATE applications SET name = $1, doc = $2 WHERE id = $3")
             .bind(new_name)
             .bind(to_doc(&app))
             .bind(id)
@@ -560,24 +565,24 @@ impl Store for SqliteStore {
         let group_ids = self.group_ids_of_application(id).await?;
         let mut tx = self.writer.begin().await?;
         for group_id in &group_ids {
-            sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = ?")
+            sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = $1")
                 .bind(group_id)
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM resource_tags WHERE kind = 'application' AND resource_id = ?")
+        sqlx::query("DELETE FROM resource_tags WHERE kind = 'application' AND resource_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
         // Groups and revisions go with the application (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM applications WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM applications WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn create_deployment_config(&self, config: &DeploymentConfigInfo, limit: usize) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let result = sqlx::query("INSERT INTO deployment_configs (name, doc) VALUES (?, ?)")
+        let result = sqlx::query("INSERT INTO deployment_configs (name, doc) VALUES ($1, $2)")
             .bind(&config.deployment_config_name)
             .bind(to_doc(config))
             .execute(&mut *tx)
@@ -592,7 +597,7 @@ impl Store for SqliteStore {
     }
 
     async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>> {
-        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_configs WHERE name = ?")
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_configs WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.reader)
             .await?;
@@ -601,7 +606,7 @@ impl Store for SqliteStore {
 
     async fn list_deployment_configs(&self, page: &PageRequest) -> StoreResult<Page<String>> {
         let names: Vec<String> =
-            sqlx::query_scalar(limited("SELECT name FROM deployment_configs WHERE name > ? ORDER BY name", page))
+            sqlx::query_scalar(limited("SELECT name FROM deployment_configs WHERE name > $1 ORDER BY name", page))
                 .bind(page.after.as_deref().unwrap_or(""))
                 .fetch_all(&self.reader)
                 .await?;
@@ -612,14 +617,14 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let users: Vec<String> = sqlx::query_scalar(
             "SELECT a.name || '/' || g.name FROM deployment_groups g JOIN applications a ON a.id = g.application_id
-             WHERE g.config_name = ? ORDER BY 1",
+             WHERE g.config_name = $1 ORDER BY 1",
         )
         .bind(name)
         .fetch_all(&mut *tx)
         .await?;
         let mut users = users;
         let running: Vec<String> = sqlx::query_scalar(concat!(
-            "SELECT id FROM deployments WHERE config_name = ? AND status IN ",
+            "SELECT id FROM deployments WHERE config_name = $1 AND status IN ",
             active_statuses!(),
             " ORDER BY seq"
         ))
@@ -630,8 +635,8 @@ impl Store for SqliteStore {
         if !users.is_empty() {
             return Err(StoreError::InUse(users));
         }
-        sqlx::query("DELETE FROM deployment_configs WHERE name = ?").bind(name).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentconfig' AND resource_id = ?")
+        sqlx::query("DELETE FROM deployment_configs WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentconfig' AND resource_id = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -642,7 +647,7 @@ impl Store for SqliteStore {
     async fn create_deployment_group(&self, group: &GroupRecord, limit: usize) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let result = sqlx::query(
-            "INSERT INTO deployment_groups (id, application_id, name, config_name, ecs_service, doc) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO deployment_groups (id, application_id, name, config_name, ecs_service, doc) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(group.id())
         .bind(&group.application_id)
@@ -656,14 +661,14 @@ impl Store for SqliteStore {
             Err(e) if is_unique_violation(&e) => return Err(group_conflict(&e)),
             other => other?,
         };
-        let count = "SELECT COUNT(*) FROM deployment_groups WHERE application_id = ?";
+        let count = "SELECT COUNT(*) FROM deployment_groups WHERE application_id = $1";
         check_limit(&mut tx, count, Some(&group.application_id), limit).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn deployment_group(&self, application_id: &str, name: &str) -> StoreResult<Option<GroupRecord>> {
-        let row = sqlx::query("SELECT * FROM deployment_groups WHERE application_id = ? AND name = ?")
+        let row = sqlx::query("SELECT * FROM deployment_groups WHERE application_id = $1 AND name = $2")
             .bind(application_id)
             .bind(name)
             .fetch_optional(&self.reader)
@@ -673,7 +678,7 @@ impl Store for SqliteStore {
 
     async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>> {
         let row =
-            sqlx::query("SELECT * FROM deployment_groups WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+            sqlx::query("SELECT * FROM deployment_groups WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(group_from_row).transpose()
     }
 
@@ -684,8 +689,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<(ApplicationInfo, Option<GroupRecord>)>> {
         let row = sqlx::query(
             "SELECT a.doc AS app_doc, g.application_id, g.doc FROM applications a
-             LEFT JOIN deployment_groups g ON g.application_id = a.id AND g.name = ?
-             WHERE a.name = ?",
+             LEFT JOIN deployment_groups g ON g.application_id = a.id AND g.name = $1
+             WHERE a.name = $2",
         )
         .bind(group_name)
         .bind(application_name)
@@ -704,7 +709,7 @@ impl Store for SqliteStore {
 
     async fn list_deployment_groups(&self, application_id: &str, page: &PageRequest) -> StoreResult<Page<String>> {
         let names: Vec<String> = sqlx::query_scalar(limited(
-            "SELECT name FROM deployment_groups WHERE application_id = ? AND name > ? ORDER BY name",
+            "SELECT name FROM deployment_groups WHERE application_id = $1 AND name > $2 ORDER BY name",
             page,
         ))
         .bind(application_id)
@@ -716,7 +721,7 @@ impl Store for SqliteStore {
 
     async fn update_deployment_group(&self, group: &GroupRecord) -> StoreResult<()> {
         let result = sqlx::query(
-            "UPDATE deployment_groups SET name = ?, config_name = ?, ecs_service = ?, doc = ? WHERE id = ?",
+            "UPDATE deployment_groups SET name = $1, config_name = $2, ecs_service = $3, doc = $4 WHERE id = $5",
         )
         .bind(&group.info.deployment_group_name)
         .bind(group.info.deployment_config_name.as_deref().unwrap_or_default())
@@ -734,18 +739,18 @@ impl Store for SqliteStore {
 
     async fn delete_deployment_group(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = ?")
+        sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM deployment_groups WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM deployment_groups WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn set_target_revision(&self, group_id: &str, revision: &RevisionLocation, key: &str) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = ?")
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = $1")
             .bind(group_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -754,7 +759,7 @@ impl Store for SqliteStore {
         };
         let mut info: landfall_api::shapes::DeploymentGroupInfo = from_doc(&doc)?;
         info.target_revision = Some(revision.clone());
-        sqlx::query("UPDATE deployment_groups SET target_revision_key = ?, doc = ? WHERE id = ?")
+        sqlx::query("UPDATE deployment_groups SET target_revision_key = $1, doc = $2 WHERE id = $3")
             .bind(key)
             .bind(to_doc(&info))
             .bind(group_id)
@@ -770,7 +775,7 @@ impl Store for SqliteStore {
     }
 
     async fn revision(&self, application_id: &str, key: &str) -> StoreResult<Option<RevisionRecord>> {
-        let row = sqlx::query("SELECT * FROM revisions WHERE application_id = ? AND revision_key = ?")
+        let row = sqlx::query("SELECT * FROM revisions WHERE application_id = $1 AND revision_key = $2")
             .bind(application_id)
             .bind(key)
             .fetch_optional(&self.reader)
@@ -780,7 +785,7 @@ impl Store for SqliteStore {
         };
         let mut record = revision_from_row(&row)?;
         let groups: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM deployment_groups WHERE application_id = ? AND target_revision_key = ? ORDER BY name",
+            "SELECT name FROM deployment_groups WHERE application_id = $1 AND target_revision_key = $2 ORDER BY name",
         )
         .bind(application_id)
         .bind(key)
@@ -843,7 +848,7 @@ impl Store for SqliteStore {
         let name = instance.instance_name.as_deref().unwrap_or_default();
         let arn = instance_arn(instance);
         let mut tx = self.writer.begin().await?;
-        let registered: Option<i64> = sqlx::query_scalar("SELECT registered FROM instances WHERE name = ?")
+        let registered: Option<i64> = sqlx::query_scalar("SELECT registered FROM instances WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
@@ -851,7 +856,7 @@ impl Store for SqliteStore {
             return Err(StoreError::Conflict("instance".into()));
         }
         let arn_taken: Option<String> =
-            sqlx::query_scalar("SELECT name FROM instances WHERE iam_arn = ? AND registered = 1 LIMIT 1")
+            sqlx::query_scalar("SELECT name FROM instances WHERE iam_arn = $1 AND registered = 1 LIMIT 1")
                 .bind(&arn)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -860,7 +865,7 @@ impl Store for SqliteStore {
             return Err(StoreError::Conflict(field.into()));
         }
         sqlx::query(
-            "INSERT INTO instances (name, iam_arn, registered, doc) VALUES (?, ?, 1, ?)
+            "INSERT INTO instances (name, iam_arn, registered, doc) VALUES ($1, $2, 1, $3)
              ON CONFLICT (name) DO UPDATE SET iam_arn = excluded.iam_arn, registered = 1, doc = excluded.doc",
         )
         .bind(name)
@@ -873,7 +878,7 @@ impl Store for SqliteStore {
     }
 
     async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>> {
-        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = ?")
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.reader)
             .await?;
@@ -887,7 +892,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE instances SET registered = ?, doc = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE instances SET registered = $1, doc = $2 WHERE name = $3")
             .bind(i64::from(instance.deregister_time.is_none()))
             .bind(to_doc(instance))
             .bind(&instance.instance_name)
@@ -900,11 +905,12 @@ impl Store for SqliteStore {
     }
 
     async fn resource_tags(&self, kind: TaggedKind, id: &str) -> StoreResult<Vec<Tag>> {
-        let rows = sqlx::query("SELECT key, value FROM resource_tags WHERE kind = ? AND resource_id = ? ORDER BY key")
-            .bind(kind_name(kind))
-            .bind(id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows =
+            sqlx::query("SELECT key, value FROM resource_tags WHERE kind = $1 AND resource_id = $2 ORDER BY key")
+                .bind(kind_name(kind))
+                .bind(id)
+                .fetch_all(&self.reader)
+                .await?;
         rows.iter().map(|row| Ok(Tag { key: Some(row.try_get("key")?), value: Some(row.try_get("value")?) })).collect()
     }
 
@@ -912,7 +918,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         for tag in tags {
             sqlx::query(
-                "INSERT INTO resource_tags (kind, resource_id, key, value) VALUES (?, ?, ?, ?)
+                "INSERT INTO resource_tags (kind, resource_id, key, value) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (kind, resource_id, key) DO UPDATE SET value = excluded.value",
             )
             .bind(kind_name(kind))
@@ -929,7 +935,7 @@ impl Store for SqliteStore {
     async fn untag_resource(&self, kind: TaggedKind, id: &str, keys: &[String]) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         for key in keys {
-            sqlx::query("DELETE FROM resource_tags WHERE kind = ? AND resource_id = ? AND key = ?")
+            sqlx::query("DELETE FROM resource_tags WHERE kind = $1 AND resource_id = $2 AND key = $3")
                 .bind(kind_name(kind))
                 .bind(id)
                 .bind(key)
@@ -953,7 +959,7 @@ impl Store for SqliteStore {
     }
 
     async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>> {
-        let row = sqlx::query("SELECT * FROM deployments WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(deployment_from_row).transpose()
     }
 
@@ -1024,7 +1030,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         write_deployment(&mut tx, &step.deployment).await?;
         for target in &step.targets {
-            sqlx::query("UPDATE deployment_targets SET doc = ? WHERE deployment_id = ? AND target_id = ?")
+            sqlx::query("UPDATE deployment_targets SET doc = $1 WHERE deployment_id = $2 AND target_id = $3")
                 .bind(to_doc(&target.target))
                 .bind(&target.deployment_id)
                 .bind(&target.target_id)
@@ -1035,7 +1041,7 @@ impl Store for SqliteStore {
             sqlx::query(
                 "INSERT INTO host_commands
                      (id, deployment_id, target_id, lifecycle_event, state, created_at, dispatched_at, acknowledged_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&command.id)
             .bind(&command.deployment_id)
@@ -1051,10 +1057,10 @@ impl Store for SqliteStore {
         for (id, state, diagnostics) in &step.command_updates {
             // Back to Queued (a lost hand-out) clears the hand-out; a final state completes it.
             sqlx::query(
-                "UPDATE host_commands SET state = ?1, diagnostics = COALESCE(?2, diagnostics),
-                 completed_at = CASE WHEN ?1 = 'Queued' THEN NULL ELSE COALESCE(completed_at, ?3) END,
-                 dispatched_at = CASE WHEN ?1 = 'Queued' THEN NULL ELSE dispatched_at END
-                 WHERE id = ?4 AND state IN ('Queued', 'Dispatched')",
+                "UPDATE host_commands SET state = $1, diagnostics = COALESCE($2, diagnostics),
+                 completed_at = CASE WHEN $1 = 'Queued' THEN NULL ELSE COALESCE(completed_at, $3) END,
+                 dispatched_at = CASE WHEN $1 = 'Queued' THEN NULL ELSE dispatched_at END
+                 WHERE id = $4 AND state IN ('Queued', 'Dispatched')",
             )
             .bind(state)
             .bind(diagnostics.as_ref().map(to_doc))
@@ -1065,7 +1071,7 @@ impl Store for SqliteStore {
         }
         for entry in &step.history {
             sqlx::query(
-                "INSERT INTO instance_history (group_id, instance_name, revision_key, healthy) VALUES (?, ?, ?, ?)
+                "INSERT INTO instance_history (group_id, instance_name, revision_key, healthy) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (group_id, instance_name) DO UPDATE SET
                  revision_key = excluded.revision_key, healthy = excluded.healthy",
             )
@@ -1077,7 +1083,7 @@ impl Store for SqliteStore {
             .await?;
         }
         if let Some((revision, key)) = &step.target_revision {
-            let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = ?")
+            let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = $1")
                 .bind(&step.deployment.group_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -1085,7 +1091,7 @@ impl Store for SqliteStore {
             if let Some(doc) = doc {
                 let mut info: landfall_api::shapes::DeploymentGroupInfo = from_doc(&doc)?;
                 info.target_revision = Some(revision.clone());
-                sqlx::query("UPDATE deployment_groups SET target_revision_key = ?, doc = ? WHERE id = ?")
+                sqlx::query("UPDATE deployment_groups SET target_revision_key = $1, doc = $2 WHERE id = $3")
                     .bind(key)
                     .bind(to_doc(&info))
                     .bind(&step.deployment.group_id)
@@ -1103,7 +1109,7 @@ impl Store for SqliteStore {
     }
 
     async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>> {
-        let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = ? ORDER BY seq")
+        let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = $1 ORDER BY seq")
             .bind(deployment_id)
             .fetch_all(&self.reader)
             .await?;
@@ -1111,15 +1117,16 @@ impl Store for SqliteStore {
     }
 
     async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>> {
-        let row = sqlx::query("SELECT * FROM host_commands WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        let row =
+            sqlx::query("SELECT * FROM host_commands WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(command_from_row).transpose()
     }
 
     async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
-            "UPDATE host_commands SET state = 'Dispatched', dispatched_at = ?
-             WHERE seq = (SELECT seq FROM host_commands WHERE target_id = ? AND state = 'Queued' ORDER BY seq LIMIT 1)
+            "UPDATE host_commands SET state = 'Dispatched', dispatched_at = $1
+             WHERE seq = (SELECT seq FROM host_commands WHERE target_id = $2 AND state = 'Queued' ORDER BY seq LIMIT 1)
              RETURNING *",
         )
         .bind(at.0)
@@ -1132,7 +1139,7 @@ impl Store for SqliteStore {
 
     async fn acknowledge_command(&self, id: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
         let row = sqlx::query(
-            "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, ?) WHERE id = ? RETURNING *",
+            "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, $1) WHERE id = $2 RETURNING *",
         )
         .bind(at.0)
         .bind(id)
@@ -1149,15 +1156,15 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> StoreResult<Completion> {
         let mut tx = self.writer.begin().await?;
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = ?")
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         let outcome = match state.as_deref() {
             Some("Dispatched") => {
                 sqlx::query(
-                    "UPDATE host_commands SET state = ?, completed_at = ?, diagnostics = ?,
-                     acknowledged_at = COALESCE(acknowledged_at, ?) WHERE id = ?",
+                    "UPDATE host_commands SET state = $1, completed_at = $2, diagnostics = $3,
+                     acknowledged_at = COALESCE(acknowledged_at, $4) WHERE id = $5",
                 )
                 .bind(if succeeded { "Succeeded" } else { "Failed" })
                 .bind(at.0)
@@ -1176,7 +1183,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_command_log(&self, id: &str, sequence: u64, text: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO command_logs (command_id, sequence, text) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO command_logs (command_id, sequence, text) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(id)
             .bind(sequence as i64)
             .bind(text)
@@ -1186,7 +1193,7 @@ impl Store for SqliteStore {
     }
 
     async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>> {
-        let rows = sqlx::query("SELECT sequence, text FROM command_logs WHERE command_id = ? ORDER BY sequence")
+        let rows = sqlx::query("SELECT sequence, text FROM command_logs WHERE command_id = $1 ORDER BY sequence")
             .bind(id)
             .fetch_all(&self.reader)
             .await?;
@@ -1196,7 +1203,7 @@ impl Store for SqliteStore {
     async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()> {
         let doc = to_doc(group);
         let done =
-            sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES (?, ?, 1) ON CONFLICT DO NOTHING")
+            sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING")
                 .bind(&group.name)
                 .bind(doc)
                 .execute(&self.writer)
@@ -1208,7 +1215,7 @@ impl Store for SqliteStore {
     }
 
     async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>> {
-        let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = ?")
+        let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.reader)
             .await?;
@@ -1223,7 +1230,7 @@ impl Store for SqliteStore {
     async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()> {
         let doc = to_doc(&record.info);
         let done =
-            sqlx::query("UPDATE target_groups SET doc = ?, revision = revision + 1 WHERE name = ? AND revision = ?")
+            sqlx::query("UPDATE target_groups SET doc = $1, revision = revision + 1 WHERE name = $2 AND revision = $3")
                 .bind(doc)
                 .bind(&record.info.name)
                 .bind(record.revision)
@@ -1239,7 +1246,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM target_groups WHERE name = ?").bind(name).execute(&self.writer).await?;
+        let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(&self.writer).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -1250,7 +1257,7 @@ impl Store for SqliteStore {
         agent_version: Option<&str>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO agent_status (instance_name, last_seen, agent_version) VALUES (?, ?, ?)
+            "INSERT INTO agent_status (instance_name, last_seen, agent_version) VALUES ($1, $2, $3)
              ON CONFLICT (instance_name) DO UPDATE SET last_seen = excluded.last_seen, agent_version = excluded.agent_version",
         )
         .bind(instance_name)
@@ -1278,7 +1285,7 @@ impl Store for SqliteStore {
     }
 
     async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>> {
-        let rows = sqlx::query("SELECT * FROM instance_history WHERE group_id = ? ORDER BY instance_name")
+        let rows = sqlx::query("SELECT * FROM instance_history WHERE group_id = $1 ORDER BY instance_name")
             .bind(group_id)
             .fetch_all(&self.reader)
             .await?;
@@ -1296,12 +1303,12 @@ impl Store for SqliteStore {
 
     async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)> {
         let attempted: Option<String> =
-            sqlx::query_scalar("SELECT doc FROM deployments WHERE group_id = ? ORDER BY seq DESC LIMIT 1")
+            sqlx::query_scalar("SELECT doc FROM deployments WHERE group_id = $1 ORDER BY seq DESC LIMIT 1")
                 .bind(group_id)
                 .fetch_optional(&self.reader)
                 .await?;
         let succeeded: Option<String> = sqlx::query_scalar(
-            "SELECT doc FROM deployments WHERE group_id = ? AND status = 'Succeeded' ORDER BY seq DESC LIMIT 1",
+            "SELECT doc FROM deployments WHERE group_id = $1 AND status = 'Succeeded' ORDER BY seq DESC LIMIT 1",
         )
         .bind(group_id)
         .fetch_optional(&self.reader)
@@ -1310,10 +1317,11 @@ impl Store for SqliteStore {
     }
 
     async fn targets(&self, deployment_id: &str) -> StoreResult<Vec<TargetRecord>> {
-        let rows = sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = ? ORDER BY position, target_id")
-            .bind(deployment_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = $1 ORDER BY position, target_id")
+                .bind(deployment_id)
+                .fetch_all(&self.reader)
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(TargetRecord {
@@ -1327,7 +1335,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_target(&self, target: &TargetRecord) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE deployment_targets SET doc = ? WHERE deployment_id = ? AND target_id = ?")
+        let done = sqlx::query("UPDATE deployment_targets SET doc = $1 WHERE deployment_id = $2 AND target_id = $3")
             .bind(to_doc(&target.target))
             .bind(&target.deployment_id)
             .bind(&target.target_id)
