@@ -133,7 +133,6 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
         "ec2TagSet": info.ec2_tag_set,
     }))
     .unwrap_or_default();
-    let json_of = |value: &dyn erased::Json| value.text();
     let _ = write!(
         body,
         "<dl><dt>Application</dt><dd>{}</dd><dt>Configuration</dt><dd>{}</dd><dt>Type</dt><dd>{} {}</dd>\
@@ -145,10 +144,10 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
         esc(style.deployment_type.as_ref().map(|t| t.as_str()).unwrap_or("IN_PLACE")),
         esc(style.deployment_option.as_ref().map(|t| t.as_str()).unwrap_or("WITHOUT_TRAFFIC_CONTROL")),
         esc(&selection),
-        esc(&json_of(&info.alarm_configuration)),
-        esc(&json_of(&info.trigger_configurations)),
-        esc(&json_of(&info.auto_rollback_configuration)),
-        esc(&json_of(&info.load_balancer_info)),
+        esc(&setting(&info.alarm_configuration)),
+        esc(&setting(&info.trigger_configurations)),
+        esc(&setting(&info.auto_rollback_configuration)),
+        esc(&setting(&info.load_balancer_info)),
     );
     let (attempted, succeeded) = store.last_deployments(record.id()).await.unwrap_or((None, None));
     let last = |info: Option<DeploymentInfo>| {
@@ -227,19 +226,11 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
     page(session, "applications", &format!("{app} / {group}"), body)
 }
 
-/// JSON of an optional API shape, for showing a setting as it is stored.
-mod erased {
-    pub trait Json {
-        fn text(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for Option<T> {
-        fn text(&self) -> String {
-            match self {
-                Some(value) => serde_json::to_string(value).unwrap_or_default(),
-                None => "none".into(),
-            }
-        }
+/// A group's setting as it is stored (JSON), or `none`.
+fn setting<T: serde::Serialize>(value: &Option<T>) -> String {
+    match value {
+        Some(value) => serde_json::to_string(value).unwrap_or_default(),
+        None => "none".into(),
     }
 }
 
