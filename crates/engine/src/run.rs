@@ -180,6 +180,8 @@ pub struct Facts<'a> {
     pub progress: &'a Progress,
     /// In scheduling order.
     pub targets: &'a [DeploymentTarget],
+    /// Every command of the deployment, in the order [`sort_commands`] puts them (so a target's
+    /// event is found by binary search, not by a scan of the whole fleet's commands).
     pub commands: &'a [Command],
     pub settings: &'a Settings,
     pub now: Timestamp,
@@ -375,7 +377,20 @@ pub(crate) fn target_id(target: &DeploymentTarget) -> String {
 
 /// The newest command for (target, event).
 pub(crate) fn command_for<'a>(commands: &'a [Command], target: &str, event: &str) -> Option<&'a Command> {
-    commands.iter().filter(|c| c.target_id == target && c.event == event).max_by_key(|c| c.created_at)
+    let end = commands.partition_point(|c| (c.target_id.as_str(), c.event.as_str()) <= (target, event));
+    commands[..end].last().filter(|c| c.target_id == target && c.event == event)
+}
+
+/// Orders commands as [`Facts::commands`] wants them: by target, then event, then creation
+/// (a stable sort, so of two created in the same millisecond the later stays last).
+pub fn sort_commands(commands: &mut [Command]) {
+    commands.sort_by(|a, b| {
+        (a.target_id.as_str(), a.event.as_str(), a.created_at).cmp(&(
+            b.target_id.as_str(),
+            b.event.as_str(),
+            b.created_at,
+        ))
+    });
 }
 
 fn success_diagnostics() -> Diagnostics {
@@ -826,11 +841,13 @@ pub(crate) mod tests {
         }
 
         pub(crate) fn step(&mut self) -> Step {
+            let mut commands = self.commands.clone();
+            sort_commands(&mut commands);
             let facts = Facts {
                 deployment: &self.deployment,
                 progress: &self.progress,
                 targets: &self.targets,
-                commands: &self.commands,
+                commands: &commands,
                 settings: &self.settings,
                 now: Timestamp(self.now),
             };
@@ -1009,6 +1026,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_newest_command_of_a_target_and_event_is_found_in_sorted_commands() {
+        let command = |id: &str, target: &str, event: &str, at: i64| Command {
+            id: id.into(),
+            target_id: target.into(),
+            event: event.into(),
+            state: CommandState::Queued,
+            created_at: Timestamp(at),
+            dispatched_at: None,
+            acknowledged_at: None,
+            completed_at: None,
+            diagnostics: None,
+        };
+        let mut commands = vec![
+            command("c1", "b", "Install", 5),
+            command("c2", "a", "Install", 1),
+            command("c3", "a", "Install", 9),
+            command("c4", "a", "AfterInstall", 3),
+            command("c5", "a", "Install", 9),
+        ];
+        sort_commands(&mut commands);
+        let id = |target, event| command_for(&commands, target, event).map(|c| c.id.as_str());
+        // The latest, and of two at the same time the one created later.
+        assert_eq!(id("a", "Install"), Some("c5"));
+        assert_eq!(id("a", "AfterInstall"), Some("c4"));
+        assert_eq!(id("b", "Install"), Some("c1"));
+        assert_eq!(id("b", "AfterInstall"), None);
+        assert_eq!(id("0", "Install"), None);
+        assert_eq!(id("z", "Install"), None);
+    }
+
+    #[test]
     fn reconcile_is_idempotent() {
         let mut world = World::new(3, hosts("HOST_COUNT", 1), &[]);
         world.step();
@@ -1016,11 +1064,13 @@ pub(crate) mod tests {
         let again = world.step();
         assert!(again.new_commands.is_empty());
         assert_eq!(world.commands.len(), commands);
+        let mut sorted = world.commands.clone();
+        sort_commands(&mut sorted);
         let facts = Facts {
             deployment: &world.deployment,
             progress: &world.progress,
             targets: &world.targets,
-            commands: &world.commands,
+            commands: &sorted,
             settings: &world.settings,
             now: Timestamp(world.now),
         };

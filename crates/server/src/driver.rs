@@ -179,7 +179,8 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
     if crate::traffic::advance(state, &record.info, &records).await {
         records = store.commands_of(deployment_id).await?;
     }
-    let commands: Vec<Command> = records.into_iter().map(engine_command).collect();
+    let mut commands: Vec<Command> = records.into_iter().map(engine_command).collect();
+    run::sort_commands(&mut commands);
     let progress = progress_of(&record);
     let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
     let blue_green = is_blue_green(&record.info);
@@ -257,12 +258,13 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         })
         .collect();
     let revision_key = record.info.revision.as_ref().map(validate::revision_key);
+    let by_id: HashMap<&str, &TargetRecord> = ordered.iter().map(|t| (t.target_id.as_str(), t)).collect();
     // Only hosts that installed something have a new revision (not a blue/green deployment's
     // original hosts, nor any host of its rollback).
     let history = step
         .finished_targets
         .iter()
-        .filter(|(instance, _)| ordered.iter().any(|t| t.target_id == *instance && installs(&t.target)))
+        .filter(|(instance, _)| by_id.get(instance.as_str()).is_some_and(|t| installs(&t.target)))
         .map(|(instance, succeeded)| InstanceHistoryRecord {
             group_id: record.group_id.clone(),
             instance_name: instance.clone(),
@@ -284,7 +286,7 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         .iter()
         .filter_map(|target| {
             let id = target.instance_target.as_ref().and_then(|t| t.target_id.clone())?;
-            let position = ordered.iter().find(|t| t.target_id == id).map_or(0, |t| t.position);
+            let position = by_id.get(id.as_str()).map_or(0, |t| t.position);
             Some(TargetRecord {
                 deployment_id: deployment_id.to_owned(),
                 target_id: id,

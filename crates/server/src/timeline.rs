@@ -107,10 +107,10 @@ pub fn entries(change: &StepChange<'_>) -> Vec<Entry> {
         push(entry(&id, now, DeploymentEventType::ZoneStarted, message), None, None);
     }
 
-    let before_of = |target: &DeploymentTarget| {
-        let id = target_id(target);
-        change.targets_before.iter().find(|t| target_id(t) == id)
-    };
+    // By id: a step of a large fleet changes thousands of targets.
+    let before: std::collections::HashMap<String, &DeploymentTarget> =
+        change.targets_before.iter().map(|t| (target_id(t), t)).collect();
+    let before_of = |target: &DeploymentTarget| before.get(&target_id(target)).copied();
     // A wave: the hosts this step started.
     let started: Vec<String> = change
         .targets_changed
