@@ -7,6 +7,9 @@
 
 pub mod conformance;
 mod schema;
+#[macro_use]
+mod sql;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -17,6 +20,7 @@ use landfall_api::shapes::{
     InstanceInfo, RevisionLocation, Tag,
 };
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -233,3 +233,163 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#,
     ),
 ];
+
+/// (version, statements) for PostgreSQL: the SQLite schema as of its version 8, in one step.
+/// Integers are BIGINT (the store reads every number as i64); sequences are identities.
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE access_keys (
+    access_key_id     TEXT PRIMARY KEY,
+    secret_access_key TEXT NOT NULL,
+    role              TEXT NOT NULL,
+    description       TEXT NOT NULL,
+    created_at        BIGINT NOT NULL,
+    revoked_at        BIGINT,
+    instance_name     TEXT
+);
+CREATE INDEX access_keys_instance ON access_keys(instance_name);
+
+CREATE TABLE applications (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+
+CREATE TABLE deployment_configs (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+
+CREATE TABLE deployment_groups (
+    id                  TEXT PRIMARY KEY,
+    application_id      TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    name                TEXT NOT NULL,
+    config_name         TEXT NOT NULL,
+    ecs_service         TEXT UNIQUE,
+    target_revision_key TEXT,
+    doc                 TEXT NOT NULL,
+    UNIQUE (application_id, name)
+);
+CREATE INDEX deployment_groups_config ON deployment_groups(config_name);
+
+CREATE TABLE revisions (
+    application_id  TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    revision_key    TEXT NOT NULL,
+    s3_bucket       TEXT,
+    s3_key          TEXT,
+    register_time   BIGINT NOT NULL,
+    first_used_time BIGINT,
+    last_used_time  BIGINT,
+    location        TEXT NOT NULL,
+    description     TEXT,
+    PRIMARY KEY (application_id, revision_key)
+);
+
+CREATE TABLE instances (name TEXT PRIMARY KEY, iam_arn TEXT NOT NULL, registered BIGINT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX instances_iam_arn ON instances(iam_arn);
+
+CREATE TABLE resource_tags (
+    kind        TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (kind, resource_id, key)
+);
+
+CREATE TABLE deployments (
+    seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id             TEXT NOT NULL UNIQUE,
+    application_id TEXT NOT NULL,
+    group_id       TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    exclusive      BIGINT NOT NULL,
+    create_time    BIGINT NOT NULL,
+    external_id    TEXT,
+    doc            TEXT NOT NULL,
+    config_name    TEXT NOT NULL DEFAULT '',
+    progress       TEXT,
+    version        BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX deployments_group ON deployments(group_id, seq, id);
+CREATE INDEX deployments_status ON deployments(status, seq);
+CREATE INDEX deployments_config ON deployments(config_name, status);
+
+CREATE TABLE deployment_targets (
+    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    target_id     TEXT NOT NULL,
+    doc           TEXT NOT NULL,
+    position      BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (deployment_id, target_id)
+);
+
+CREATE TABLE host_commands (
+    seq             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    deployment_id   TEXT NOT NULL,
+    target_id       TEXT NOT NULL,
+    lifecycle_event TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    dispatched_at   BIGINT,
+    acknowledged_at BIGINT,
+    completed_at    BIGINT,
+    diagnostics     TEXT
+);
+CREATE INDEX host_commands_queue ON host_commands(target_id, state, seq);
+CREATE INDEX host_commands_deployment ON host_commands(deployment_id, seq);
+
+CREATE TABLE command_logs (
+    command_id TEXT NOT NULL,
+    sequence   BIGINT NOT NULL,
+    text       TEXT NOT NULL,
+    PRIMARY KEY (command_id, sequence)
+);
+
+CREATE TABLE instance_history (
+    group_id      TEXT NOT NULL,
+    instance_name TEXT NOT NULL,
+    revision_key  TEXT,
+    healthy       BIGINT NOT NULL,
+    PRIMARY KEY (group_id, instance_name)
+);
+
+CREATE TABLE agent_status (instance_name TEXT PRIMARY KEY, last_seen BIGINT NOT NULL, agent_version TEXT);
+
+CREATE TABLE target_groups (name TEXT PRIMARY KEY, doc TEXT NOT NULL, revision BIGINT NOT NULL);
+
+CREATE TABLE alarms (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+
+CREATE TABLE deployment_events (
+    seq           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    doc           TEXT NOT NULL
+);
+CREATE INDEX deployment_events_of ON deployment_events(deployment_id, seq);
+
+CREATE TABLE trigger_outbox (
+    seq             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id      TEXT NOT NULL UNIQUE,
+    deployment_id   TEXT NOT NULL,
+    destination     TEXT NOT NULL,
+    trigger_name    TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    state           TEXT NOT NULL,
+    last_error      TEXT
+);
+CREATE INDEX trigger_outbox_pending ON trigger_outbox(state, deployment_id, destination, seq);
+
+CREATE TABLE audit_log (
+    seq           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at            BIGINT NOT NULL,
+    access_key_id TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    doc           TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+"#,
+)];

@@ -182,3 +182,21 @@ pub async fn audit_log(store: &dyn Store) {
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].access_key_id, "AK2");
 }
+
+/// The audit log refuses a stray UPDATE or DELETE even in SQL (only dropping the database's
+/// guard, a deliberate act, would let one through). `execute` runs one statement on the store's
+/// database directly and gives its error's text.
+pub async fn audit_log_refuses_sql_changes<F, Fut>(store: &dyn Store, execute: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    store.append_audit_record(&audit(1_000, "AK1", "CreateApplication")).await.unwrap();
+    for statement in ["UPDATE audit_log SET access_key_id = 'AK2'", "DELETE FROM audit_log"] {
+        let error = execute(statement).await.expect_err(statement);
+        assert!(error.contains("append-only"), "{statement}: {error}");
+    }
+    let page = store.audit_records(&AuditFilter::default(), &PageRequest { after: None, limit: 10 }).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].access_key_id, "AK1");
+}

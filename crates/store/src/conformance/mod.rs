@@ -3,7 +3,7 @@
 
 mod journal;
 
-pub use journal::{alarms, audit_log, deployment_timelines, trigger_outbox};
+pub use journal::{alarms, audit_log, audit_log_refuses_sql_changes, deployment_timelines, trigger_outbox};
 
 use landfall_api::Timestamp;
 use landfall_api::landfall::{HealthCheck, Role, TargetGroupInfo, TargetInfo};

@@ -1,0 +1,1582 @@
+//! What the SQLite and PostgreSQL stores share: helpers, the SQL list of active statuses, and
+//! the `Store` implementation itself, generated for each backend by [`sql_store!`].
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::AssertSqlSafe;
+
+use crate::{Page, PageRequest, StoreError, StoreResult, TaggedKind};
+
+/// Everything the generated `Store` implementation names, for a backend module to import.
+pub(crate) mod prelude {
+
+    pub(crate) use async_trait::async_trait;
+    pub(crate) use landfall_api::Timestamp;
+    pub(crate) use landfall_api::landfall::{AlarmInfo, AuditRecordInfo, DeploymentEventInfo, Role, TargetGroupInfo};
+    pub(crate) use landfall_api::shapes::{
+        ApplicationInfo, DeploymentConfigInfo, DeploymentInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation, Tag,
+    };
+    pub(crate) use serde::de::DeserializeOwned;
+    pub(crate) use sqlx::{QueryBuilder, Row};
+
+    pub(crate) use super::{fetch_limit, from_doc, is_unique_violation, kind_name, limited, page_of, to_doc};
+    pub(crate) use crate::{
+        AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DeployedFilter, DeploymentFilter,
+        DeploymentRecord, DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, Page, PageRequest,
+        RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetGroupRecord,
+        TargetRecord, TriggerMessage, TriggerState,
+    };
+}
+
+/// [`ACTIVE_STATUSES`] as an SQL list, for `concat!` into static queries.
+macro_rules! active_statuses {
+    () => {
+        "('Created', 'Queued', 'InProgress', 'Baking', 'Ready')"
+    };
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+pub(crate) fn to_doc<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
+}
+
+pub(crate) fn from_doc<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt stored document: {e}")))
+}
+
+pub(crate) fn kind_name(kind: TaggedKind) -> &'static str {
+    match kind {
+        TaggedKind::Application => "application",
+        TaggedKind::DeploymentGroup => "deploymentgroup",
+        TaggedKind::DeploymentConfig => "deploymentconfig",
+    }
+}
+
+/// Splits `limit + 1` fetched rows into a page: the extra row only says that more follow.
+pub(crate) fn page_of<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(&cursor);
+        Page { items, next }
+    } else {
+        Page { items, next: None }
+    }
+}
+
+pub(crate) fn fetch_limit(page: &PageRequest) -> i64 {
+    i64::try_from(page.limit).unwrap_or(i64::MAX - 1) + 1
+}
+
+/// `sql` with the page's fetch limit written in. Limits are not bound: SQLite re-plans, on every
+/// execution, a statement whose bound LIMIT its planner looked at.
+pub(crate) fn limited(sql: &'static str, page: &PageRequest) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!("{sql} LIMIT {}", fetch_limit(page)))
+}
+
+/// The whole `Store` implementation for one sqlx backend, written once: its statements number
+/// their parameters (`$1`, ...), which SQLite and PostgreSQL both bind by number. A backend
+/// module provides the pools (`writer`, `reader`), `begin_write` (a transaction in which
+/// check-then-write steps do not race) and `group_ids_of_application`, then invokes this with
+/// its types.
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $row:ty, $conn:ty, $pool:ty) => {
+        impl $store {
+            async fn group_ids_of_application(&self, application_id: &str) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT id FROM deployment_groups WHERE application_id = $1")
+                    .bind(application_id)
+                    .fetch_all(&self.writer)
+                    .await?)
+            }
+        }
+
+        /// Brings the schema up to date, in one transaction; `lock` (a statement run first)
+        /// makes servers starting together on one database wait for each other.
+        async fn migrate(pool: &$pool, migrations: &[(i64, &str)], lock: Option<&'static str>) -> StoreResult<()> {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
+            let newest_known = migrations.last().map(|(version, _)| *version).unwrap_or(0);
+            if let Some(newer) = applied.iter().find(|version| **version > newest_known) {
+                return Err(StoreError::Backend(format!(
+                    "the database has schema version {newer}, newer than this Landfall knows ({newest_known}); upgrade Landfall"
+                )));
+            }
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            for (version, statements) in migrations {
+                if applied.contains(version) {
+                    continue;
+                }
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*statements)).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        fn doc_column<T: DeserializeOwned>(row: &$row, column: &str) -> StoreResult<T> {
+            from_doc(row.try_get::<&str, _>(column)?)
+        }
+
+        fn access_key_from_row(row: &$row) -> StoreResult<AccessKeyRecord> {
+            let role: String = row.try_get("role")?;
+            Ok(AccessKeyRecord {
+                access_key_id: row.try_get("access_key_id")?,
+                secret_access_key: row.try_get("secret_access_key")?,
+                role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("unknown stored role {role}")))?,
+                description: row.try_get("description")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+                revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
+                instance_name: row.try_get("instance_name")?,
+            })
+        }
+
+        fn group_from_row(row: &$row) -> StoreResult<GroupRecord> {
+            Ok(GroupRecord { application_id: row.try_get("application_id")?, info: doc_column(row, "doc")? })
+        }
+
+        /// Fails with LimitExceeded(limit) if `count_sql` (with one optional bound argument) counts more
+        /// than `limit` rows. Called after the insert it guards, inside its transaction, so concurrent
+        /// creates cannot overshoot, and a name conflict is reported before the limit.
+        async fn check_limit(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            count_sql: &'static str,
+            argument: Option<&str>,
+            limit: usize,
+        ) -> StoreResult<()> {
+            let mut query = sqlx::query_scalar::<_, i64>(count_sql);
+            if let Some(argument) = argument {
+                query = query.bind(argument);
+            }
+            let count = query.fetch_one(&mut **tx).await?;
+            if usize::try_from(count).unwrap_or(usize::MAX) > limit {
+                return Err(StoreError::LimitExceeded(limit));
+            }
+            Ok(())
+        }
+
+        /// Inserts a new deployment with its targets and records the use of its revision (see
+        /// [`Store::create_deployment`]).
+        async fn insert_deployment(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            deployment: &DeploymentRecord,
+            targets: &[TargetRecord],
+            revision: &RevisionRecord,
+        ) -> StoreResult<()> {
+            if deployment.exclusive {
+                let active: Option<String> = sqlx::query_scalar(concat!(
+                    "SELECT id FROM deployments WHERE group_id = $1 AND exclusive = 1 AND status IN ",
+                    active_statuses!(),
+                    " ORDER BY seq LIMIT 1"
+                ))
+                .bind(&deployment.group_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if let Some(active) = active {
+                    return Err(StoreError::ActiveDeployment(active));
+                }
+            }
+            let info = &deployment.info;
+            let result = sqlx::query(
+                "INSERT INTO deployments
+                 (id, application_id, group_id, status, exclusive, create_time, external_id, config_name, doc, progress, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)",
+            )
+            .bind(deployment.id())
+            .bind(&deployment.application_id)
+            .bind(&deployment.group_id)
+            .bind(info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
+            .bind(i64::from(deployment.exclusive))
+            .bind(info.create_time.unwrap_or_default().0)
+            .bind(&info.external_id)
+            .bind(info.deployment_config_name.as_deref().unwrap_or_default())
+            .bind(to_doc(info))
+            .bind(&deployment.progress)
+            .execute(&mut **tx)
+            .await;
+            match result {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Conflict(format!("deployment {}", deployment.id())));
+                }
+                other => other?,
+            };
+            for target in targets {
+                sqlx::query("INSERT INTO deployment_targets (deployment_id, target_id, position, doc) VALUES ($1, $2, $3, $4)")
+                    .bind(&target.deployment_id)
+                    .bind(&target.target_id)
+                    .bind(target.position)
+                    .bind(to_doc(&target.target))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            insert_revision(tx, revision, false).await?;
+            let used = info.create_time.unwrap_or_default().0;
+            sqlx::query(
+                "UPDATE revisions SET first_used_time = COALESCE(first_used_time, $1), last_used_time = $2
+                 WHERE application_id = $3 AND revision_key = $4",
+            )
+            .bind(used)
+            .bind(used)
+            .bind(&revision.application_id)
+            .bind(&revision.key)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// Replaces a deployment row if its version is still the record's, bumping it.
+        async fn write_deployment(connection: &mut $conn, deployment: &DeploymentRecord) -> StoreResult<()> {
+            let done = sqlx::query(
+                "UPDATE deployments SET status = $1, doc = $2, progress = $3, version = version + 1 WHERE id = $4 AND version = $5",
+            )
+            .bind(deployment.info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
+            .bind(to_doc(&deployment.info))
+            .bind(&deployment.progress)
+            .bind(deployment.id())
+            .bind(deployment.version)
+            .execute(&mut *connection)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(());
+            }
+            let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM deployments WHERE id = $1")
+                .bind(deployment.id())
+                .fetch_optional(connection)
+                .await?;
+            Err(match exists {
+                Some(_) => StoreError::Conflict(format!("deployment {} changed meanwhile", deployment.id())),
+                None => StoreError::NotFound,
+            })
+        }
+
+        fn command_from_row(row: &$row) -> StoreResult<HostCommandRecord> {
+            let at =
+                |column: &str| -> StoreResult<Option<Timestamp>> { Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp)) };
+            Ok(HostCommandRecord {
+                id: row.try_get("id")?,
+                deployment_id: row.try_get("deployment_id")?,
+                target_id: row.try_get("target_id")?,
+                lifecycle_event: row.try_get("lifecycle_event")?,
+                state: row.try_get("state")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+                dispatched_at: at("dispatched_at")?,
+                acknowledged_at: at("acknowledged_at")?,
+                completed_at: at("completed_at")?,
+                diagnostics: row.try_get::<Option<&str>, _>("diagnostics")?.map(from_doc).transpose()?,
+            })
+        }
+
+        /// Registers a revision. If the application has it already, `update_description` decides
+        /// whether the new description replaces the old one; nothing else changes.
+        async fn insert_revision(
+            connection: &mut $conn,
+            revision: &RevisionRecord,
+            update_description: bool,
+        ) -> StoreResult<()> {
+            let sql = if update_description {
+                "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (application_id, revision_key) DO UPDATE SET description = excluded.description"
+            } else {
+                "INSERT INTO revisions (application_id, revision_key, s3_bucket, s3_key, register_time, location, description)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (application_id, revision_key) DO NOTHING"
+            };
+            let s3 = revision.location.s3_location.as_ref();
+            sqlx::query(sql)
+                .bind(&revision.application_id)
+                .bind(&revision.key)
+                .bind(s3.and_then(|s3| s3.bucket.clone()))
+                .bind(s3.and_then(|s3| s3.key.clone()))
+                .bind(revision.info.register_time.unwrap_or_default().0)
+                .bind(to_doc(&revision.location))
+                .bind(&revision.info.description)
+                .execute(connection)
+                .await?;
+            Ok(())
+        }
+
+        fn ecs_service_key(group: &GroupRecord) -> Option<String> {
+            let service = group.info.ecs_services.as_ref()?.first()?;
+            Some(format!("{}:{}", service.cluster_name.as_deref()?, service.service_name.as_deref()?))
+        }
+
+        fn revision_from_row(row: &$row) -> StoreResult<RevisionRecord> {
+            Ok(RevisionRecord {
+                application_id: row.try_get("application_id")?,
+                key: row.try_get("revision_key")?,
+                location: doc_column(row, "location")?,
+                info: GenericRevisionInfo {
+                    description: row.try_get("description")?,
+                    deployment_groups: None,
+                    first_used_time: row.try_get::<Option<i64>, _>("first_used_time")?.map(Timestamp),
+                    last_used_time: row.try_get::<Option<i64>, _>("last_used_time")?.map(Timestamp),
+                    register_time: Some(Timestamp(row.try_get("register_time")?)),
+                },
+            })
+        }
+
+        fn deployment_from_row(row: &$row) -> StoreResult<DeploymentRecord> {
+            Ok(DeploymentRecord {
+                application_id: row.try_get("application_id")?,
+                group_id: row.try_get("group_id")?,
+                exclusive: row.try_get::<i64, _>("exclusive")? != 0,
+                info: doc_column(row, "doc")?,
+                progress: row.try_get("progress")?,
+                version: row.try_get("version")?,
+            })
+        }
+
+        fn instance_arn(instance: &InstanceInfo) -> String {
+            instance.iam_user_arn.clone().or_else(|| instance.iam_session_arn.clone()).unwrap_or_default()
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String> {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&self.writer).await?)
+            }
+
+            async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let result = sqlx::query(
+                    "INSERT INTO access_keys
+                     (access_key_id, secret_access_key, role, description, created_at, revoked_at, instance_name)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&key.access_key_id)
+                .bind(&key.secret_access_key)
+                .bind(key.role.as_str())
+                .bind(&key.description)
+                .bind(key.created_at.0)
+                .bind(key.revoked_at.map(|t| t.0))
+                .bind(&key.instance_name)
+                .execute(&mut *tx)
+                .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Conflict(format!("access key {}", key.access_key_id)));
+                    }
+                    other => other?,
+                };
+                check_limit(&mut tx, "SELECT COUNT(*) FROM access_keys", None, limit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
+                let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
+                    .bind(access_key_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                row.as_ref().map(access_key_from_row).transpose()
+            }
+
+            async fn list_access_keys(&self, page: &PageRequest) -> StoreResult<Page<AccessKeyRecord>> {
+                let rows =
+                    sqlx::query(limited("SELECT * FROM access_keys WHERE access_key_id > $1 ORDER BY access_key_id", page))
+                        .bind(page.after.as_deref().unwrap_or(""))
+                        .fetch_all(&self.reader)
+                        .await?;
+                let items = rows.iter().map(access_key_from_row).collect::<StoreResult<Vec<_>>>()?;
+                Ok(page_of(items, page.limit, |key| key.access_key_id.clone()))
+            }
+
+            async fn revoke_access_key(&self, access_key_id: &str, at: Timestamp) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT access_key_id FROM access_keys WHERE access_key_id = $1")
+                        .bind(access_key_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                sqlx::query("UPDATE access_keys SET revoked_at = $1 WHERE access_key_id = $2 AND revoked_at IS NULL")
+                    .bind(at.0)
+                    .bind(access_key_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn revoke_instance_keys(&self, instance_name: &str, at: Timestamp) -> StoreResult<Vec<String>> {
+                let mut tx = self.begin_write().await?;
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT access_key_id FROM access_keys WHERE instance_name = $1 AND revoked_at IS NULL ORDER BY access_key_id",
+                )
+                .bind(instance_name)
+                .fetch_all(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE access_keys SET revoked_at = $1 WHERE instance_name = $2 AND revoked_at IS NULL")
+                    .bind(at.0)
+                    .bind(instance_name)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(ids)
+            }
+
+            async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let result = sqlx::query("INSERT INTO applications (id, name, doc) VALUES ($1, $2, $3)")
+                    .bind(&app.application_id)
+                    .bind(&app.application_name)
+                    .bind(to_doc(app))
+                    .execute(&mut *tx)
+                    .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("application".into())),
+                    other => other?,
+                };
+                check_limit(&mut tx, "SELECT COUNT(*) FROM applications", None, limit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>> {
+                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                doc.as_deref().map(from_doc).transpose()
+            }
+
+            async fn application_by_id(&self, id: &str) -> StoreResult<Option<ApplicationInfo>> {
+                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                doc.as_deref().map(from_doc).transpose()
+            }
+
+            async fn list_applications(&self, page: &PageRequest) -> StoreResult<Page<String>> {
+                let names: Vec<String> =
+                    sqlx::query_scalar(limited("SELECT name FROM applications WHERE name > $1 ORDER BY name", page))
+                        .bind(page.after.as_deref().unwrap_or(""))
+                        .fetch_all(&self.reader)
+                        .await?;
+                Ok(page_of(names, page.limit, Clone::clone))
+            }
+
+            async fn rename_application(&self, id: &str, new_name: &str) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT doc FROM applications WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+                let Some(doc) = doc else {
+                    return Err(StoreError::NotFound);
+                };
+                let mut app: ApplicationInfo = from_doc(&doc)?;
+                app.application_name = Some(new_name.to_owned());
+                let result = sqlx::query("UPDATE applications SET name = $1, doc = $2 WHERE id = $3")
+                    .bind(new_name)
+                    .bind(to_doc(&app))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("application".into())),
+                    other => other?,
+                };
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_application(&self, id: &str) -> StoreResult<()> {
+                let group_ids = self.group_ids_of_application(id).await?;
+                let mut tx = self.begin_write().await?;
+                for group_id in &group_ids {
+                    sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = $1")
+                        .bind(group_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM resource_tags WHERE kind = 'application' AND resource_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                // Groups and revisions go with the application (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM applications WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_deployment_config(&self, config: &DeploymentConfigInfo, limit: usize) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let result = sqlx::query("INSERT INTO deployment_configs (name, doc) VALUES ($1, $2)")
+                    .bind(&config.deployment_config_name)
+                    .bind(to_doc(config))
+                    .execute(&mut *tx)
+                    .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("deployment configuration".into())),
+                    other => other?,
+                };
+                check_limit(&mut tx, "SELECT COUNT(*) FROM deployment_configs", None, limit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>> {
+                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_configs WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                doc.as_deref().map(from_doc).transpose()
+            }
+
+            async fn list_deployment_configs(&self, page: &PageRequest) -> StoreResult<Page<String>> {
+                let names: Vec<String> =
+                    sqlx::query_scalar(limited("SELECT name FROM deployment_configs WHERE name > $1 ORDER BY name", page))
+                        .bind(page.after.as_deref().unwrap_or(""))
+                        .fetch_all(&self.reader)
+                        .await?;
+                Ok(page_of(names, page.limit, Clone::clone))
+            }
+
+            async fn delete_deployment_config(&self, name: &str) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let users: Vec<String> = sqlx::query_scalar(
+                    "SELECT a.name || '/' || g.name FROM deployment_groups g JOIN applications a ON a.id = g.application_id
+                     WHERE g.config_name = $1 ORDER BY 1",
+                )
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut users = users;
+                let running: Vec<String> = sqlx::query_scalar(concat!(
+                    "SELECT id FROM deployments WHERE config_name = $1 AND status IN ",
+                    active_statuses!(),
+                    " ORDER BY seq"
+                ))
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+                users.extend(running);
+                if !users.is_empty() {
+                    return Err(StoreError::InUse(users));
+                }
+                sqlx::query("DELETE FROM deployment_configs WHERE name = $1").bind(name).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentconfig' AND resource_id = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_deployment_group(&self, group: &GroupRecord, limit: usize) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let result = sqlx::query(
+                    "INSERT INTO deployment_groups (id, application_id, name, config_name, ecs_service, doc) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(group.id())
+                .bind(&group.application_id)
+                .bind(&group.info.deployment_group_name)
+                .bind(group.info.deployment_config_name.as_deref().unwrap_or_default())
+                .bind(ecs_service_key(group))
+                .bind(to_doc(&group.info))
+                .execute(&mut *tx)
+                .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => return Err(group_conflict(&e)),
+                    other => other?,
+                };
+                let count = "SELECT COUNT(*) FROM deployment_groups WHERE application_id = $1";
+                check_limit(&mut tx, count, Some(&group.application_id), limit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn deployment_group(&self, application_id: &str, name: &str) -> StoreResult<Option<GroupRecord>> {
+                let row = sqlx::query("SELECT * FROM deployment_groups WHERE application_id = $1 AND name = $2")
+                    .bind(application_id)
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                row.as_ref().map(group_from_row).transpose()
+            }
+
+            async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>> {
+                let row =
+                    sqlx::query("SELECT * FROM deployment_groups WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
+                row.as_ref().map(group_from_row).transpose()
+            }
+
+            async fn application_and_group(
+                &self,
+                application_name: &str,
+                group_name: &str,
+            ) -> StoreResult<Option<(ApplicationInfo, Option<GroupRecord>)>> {
+                let row = sqlx::query(
+                    "SELECT a.doc AS app_doc, g.application_id, g.doc FROM applications a
+                     LEFT JOIN deployment_groups g ON g.application_id = a.id AND g.name = $1
+                     WHERE a.name = $2",
+                )
+                .bind(group_name)
+                .bind(application_name)
+                .fetch_optional(&self.reader)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let app = doc_column(&row, "app_doc")?;
+                let group = match row.try_get::<Option<String>, _>("application_id")? {
+                    Some(_) => Some(group_from_row(&row)?),
+                    None => None,
+                };
+                Ok(Some((app, group)))
+            }
+
+            async fn list_deployment_groups(&self, application_id: &str, page: &PageRequest) -> StoreResult<Page<String>> {
+                let names: Vec<String> = sqlx::query_scalar(limited(
+                    "SELECT name FROM deployment_groups WHERE application_id = $1 AND name > $2 ORDER BY name",
+                    page,
+                ))
+                .bind(application_id)
+                .bind(page.after.as_deref().unwrap_or(""))
+                .fetch_all(&self.reader)
+                .await?;
+                Ok(page_of(names, page.limit, Clone::clone))
+            }
+
+            async fn update_deployment_group(&self, group: &GroupRecord) -> StoreResult<()> {
+                let result = sqlx::query(
+                    "UPDATE deployment_groups SET name = $1, config_name = $2, ecs_service = $3, doc = $4 WHERE id = $5",
+                )
+                .bind(&group.info.deployment_group_name)
+                .bind(group.info.deployment_config_name.as_deref().unwrap_or_default())
+                .bind(ecs_service_key(group))
+                .bind(to_doc(&group.info))
+                .bind(group.id())
+                .execute(&self.writer)
+                .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => Err(group_conflict(&e)),
+                    Ok(done) if done.rows_affected() == 0 => Err(StoreError::NotFound),
+                    other => other.map(|_| ()).map_err(Into::into),
+                }
+            }
+
+            async fn delete_deployment_group(&self, id: &str) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM resource_tags WHERE kind = 'deploymentgroup' AND resource_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM deployment_groups WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_target_revision(&self, group_id: &str, revision: &RevisionLocation, key: &str) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = $1")
+                    .bind(group_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(doc) = doc else {
+                    return Err(StoreError::NotFound);
+                };
+                let mut info: landfall_api::shapes::DeploymentGroupInfo = from_doc(&doc)?;
+                info.target_revision = Some(revision.clone());
+                sqlx::query("UPDATE deployment_groups SET target_revision_key = $1, doc = $2 WHERE id = $3")
+                    .bind(key)
+                    .bind(to_doc(&info))
+                    .bind(group_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn register_revision(&self, revision: &RevisionRecord) -> StoreResult<()> {
+                let mut connection = self.writer.acquire().await?;
+                insert_revision(&mut connection, revision, true).await
+            }
+
+            async fn revision(&self, application_id: &str, key: &str) -> StoreResult<Option<RevisionRecord>> {
+                let row = sqlx::query("SELECT * FROM revisions WHERE application_id = $1 AND revision_key = $2")
+                    .bind(application_id)
+                    .bind(key)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let mut record = revision_from_row(&row)?;
+                let groups: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM deployment_groups WHERE application_id = $1 AND target_revision_key = $2 ORDER BY name",
+                )
+                .bind(application_id)
+                .bind(key)
+                .fetch_all(&self.reader)
+                .await?;
+                record.info.deployment_groups = Some(groups);
+                Ok(Some(record))
+            }
+
+            async fn list_revisions(
+                &self,
+                application_id: &str,
+                filter: &RevisionFilter,
+                page: &PageRequest,
+            ) -> StoreResult<Page<RevisionRecord>> {
+                let offset: i64 = match &page.after {
+                    Some(after) => after.parse().map_err(|_| StoreError::Backend(format!("bad revision cursor {after}")))?,
+                    None => 0,
+                };
+                let mut query: QueryBuilder<$db> =
+                    QueryBuilder::new("SELECT r.* FROM revisions r WHERE r.application_id = ");
+                query.push_bind(application_id);
+                if let Some(bucket) = &filter.s3_bucket {
+                    query.push(" AND r.s3_bucket = ").push_bind(bucket.clone());
+                }
+                if let Some(prefix) = &filter.s3_key_prefix {
+                    query.push(" AND substr(r.s3_key, 1, length(").push_bind(prefix.clone());
+                    query.push(")) = ").push_bind(prefix.clone());
+                }
+                let deployed = "EXISTS (SELECT 1 FROM deployment_groups g WHERE g.application_id = r.application_id
+                                AND g.target_revision_key = r.revision_key)";
+                match filter.deployed {
+                    DeployedFilter::Include => {
+                        query.push(format!(" AND {deployed}"));
+                    }
+                    DeployedFilter::Exclude => {
+                        query.push(format!(" AND NOT {deployed}"));
+                    }
+                    DeployedFilter::Ignore => {}
+                }
+                let column = match filter.sort {
+                    RevisionSort::RegisterTime => "r.register_time",
+                    RevisionSort::FirstUsedTime => "r.first_used_time",
+                    RevisionSort::LastUsedTime => "r.last_used_time",
+                };
+                let order = if filter.descending { "DESC" } else { "ASC" };
+                query.push(format!(" ORDER BY {column} {order}, r.revision_key {order} LIMIT {}", fetch_limit(page)));
+                query.push(" OFFSET ").push_bind(offset);
+                let rows = query.build().fetch_all(&self.reader).await?;
+                let items = rows.iter().map(revision_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let limit = page.limit;
+                let mut page = page_of(items, limit, |_| String::new());
+                if page.next.is_some() {
+                    page.next = Some((offset + limit as i64).to_string());
+                }
+                Ok(page)
+            }
+
+            async fn register_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
+                let name = instance.instance_name.as_deref().unwrap_or_default();
+                let arn = instance_arn(instance);
+                let mut tx = self.begin_write().await?;
+                let registered: Option<i64> = sqlx::query_scalar("SELECT registered FROM instances WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if registered == Some(1) {
+                    return Err(StoreError::Conflict("instance".into()));
+                }
+                let arn_taken: Option<String> =
+                    sqlx::query_scalar("SELECT name FROM instances WHERE iam_arn = $1 AND registered = 1 LIMIT 1")
+                        .bind(&arn)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if arn_taken.is_some() {
+                    let field = if instance.iam_user_arn.is_some() { "iamUserArn" } else { "iamSessionArn" };
+                    return Err(StoreError::Conflict(field.into()));
+                }
+                sqlx::query(
+                    "INSERT INTO instances (name, iam_arn, registered, doc) VALUES ($1, $2, 1, $3)
+                     ON CONFLICT (name) DO UPDATE SET iam_arn = excluded.iam_arn, registered = 1, doc = excluded.doc",
+                )
+                .bind(name)
+                .bind(&arn)
+                .bind(to_doc(instance))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>> {
+                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                doc.as_deref().map(from_doc).transpose()
+            }
+
+            async fn list_instances(&self) -> StoreResult<Vec<InstanceInfo>> {
+                let docs: Vec<String> =
+                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(&self.reader).await?;
+                docs.iter().map(|doc| from_doc(doc)).collect()
+            }
+
+            async fn update_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
+                let done = sqlx::query("UPDATE instances SET registered = $1, doc = $2 WHERE name = $3")
+                    .bind(i64::from(instance.deregister_time.is_none()))
+                    .bind(to_doc(instance))
+                    .bind(&instance.instance_name)
+                    .execute(&self.writer)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn resource_tags(&self, kind: TaggedKind, id: &str) -> StoreResult<Vec<Tag>> {
+                let rows =
+                    sqlx::query("SELECT key, value FROM resource_tags WHERE kind = $1 AND resource_id = $2 ORDER BY key")
+                        .bind(kind_name(kind))
+                        .bind(id)
+                        .fetch_all(&self.reader)
+                        .await?;
+                rows.iter().map(|row| Ok(Tag { key: Some(row.try_get("key")?), value: Some(row.try_get("value")?) })).collect()
+            }
+
+            async fn tag_resource(&self, kind: TaggedKind, id: &str, tags: &[Tag]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                for tag in tags {
+                    sqlx::query(
+                        "INSERT INTO resource_tags (kind, resource_id, key, value) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (kind, resource_id, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(kind_name(kind))
+                    .bind(id)
+                    .bind(tag.key.as_deref().unwrap_or_default())
+                    .bind(tag.value.as_deref().unwrap_or_default())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn untag_resource(&self, kind: TaggedKind, id: &str, keys: &[String]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                for key in keys {
+                    sqlx::query("DELETE FROM resource_tags WHERE kind = $1 AND resource_id = $2 AND key = $3")
+                        .bind(kind_name(kind))
+                        .bind(id)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_deployment(
+                &self,
+                deployment: &DeploymentRecord,
+                targets: &[TargetRecord],
+                revision: &RevisionRecord,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                insert_deployment(&mut tx, deployment, targets, revision).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>> {
+                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
+                row.as_ref().map(deployment_from_row).transpose()
+            }
+
+            async fn list_deployments(&self, filter: &DeploymentFilter, page: &PageRequest) -> StoreResult<Page<String>> {
+                let after: i64 = match &page.after {
+                    Some(after) => after.parse().map_err(|_| StoreError::Backend(format!("bad deployment cursor {after}")))?,
+                    None => i64::MAX,
+                };
+                // One row holding the page as "seq id seq id ...": the SQLite driver hands rows over one
+                // at a time, which for a 100-id page costs more than the query (and string aggregation
+                // costs half what JSON aggregation does). string_agg is SQLite's group_concat too.
+                let mut query: QueryBuilder<$db> = QueryBuilder::new(
+                    "SELECT string_agg(seq || ' ' || id, ' ' ORDER BY seq DESC) FROM \
+                     (SELECT seq, id FROM deployments WHERE seq < ",
+                );
+                query.push_bind(after);
+                if let Some(group_id) = &filter.group_id {
+                    query.push(" AND group_id = ").push_bind(group_id.clone());
+                }
+                if !filter.statuses.is_empty() {
+                    query.push(" AND status IN (");
+                    let mut separated = query.separated(", ");
+                    for status in &filter.statuses {
+                        separated.push_bind(status.clone());
+                    }
+                    query.push(")");
+                }
+                if let Some(from) = filter.created_from {
+                    query.push(" AND create_time >= ").push_bind(from.0);
+                }
+                if let Some(to) = filter.created_to {
+                    query.push(" AND create_time <= ").push_bind(to.0);
+                }
+                if let Some(external_id) = &filter.external_id {
+                    query.push(" AND external_id = ").push_bind(external_id.clone());
+                }
+                // The limit is written in, not bound (see `limited`).
+                query.push(format!(" ORDER BY seq DESC LIMIT {}) AS page", fetch_limit(page)));
+                let listed: Option<String> = query.build_query_scalar().fetch_one(&self.reader).await?;
+                let words: Vec<&str> = listed.as_deref().unwrap_or_default().split(' ').filter(|w| !w.is_empty()).collect();
+                let items = words
+                    .chunks(2)
+                    .map(|pair| match pair {
+                        [seq, id] => Ok((seq.parse::<i64>().map_err(|e| StoreError::Backend(e.to_string()))?, id.to_string())),
+                        _ => Err(StoreError::Backend(format!("malformed deployment page {listed:?}"))),
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let page = page_of(items, page.limit, |(seq, _)| seq.to_string());
+                Ok(Page { items: page.items.into_iter().map(|(_, id)| id).collect(), next: page.next })
+            }
+
+            async fn update_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
+                let mut connection = self.writer.acquire().await?;
+                write_deployment(&mut connection, deployment).await
+            }
+
+            async fn active_deployments(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(concat!(
+                    "SELECT id FROM deployments WHERE status IN ",
+                    active_statuses!(),
+                    " ORDER BY seq"
+                ))
+                .fetch_all(&self.reader)
+                .await?)
+            }
+
+            async fn apply_deployment_step(&self, step: &DeploymentStep) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                write_deployment(&mut tx, &step.deployment).await?;
+                for target in &step.targets {
+                    sqlx::query("UPDATE deployment_targets SET doc = $1 WHERE deployment_id = $2 AND target_id = $3")
+                        .bind(to_doc(&target.target))
+                        .bind(&target.deployment_id)
+                        .bind(&target.target_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for command in &step.new_commands {
+                    sqlx::query(
+                        "INSERT INTO host_commands
+                             (id, deployment_id, target_id, lifecycle_event, state, created_at, dispatched_at, acknowledged_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&command.id)
+                    .bind(&command.deployment_id)
+                    .bind(&command.target_id)
+                    .bind(&command.lifecycle_event)
+                    .bind(&command.state)
+                    .bind(command.created_at.0)
+                    .bind(command.dispatched_at.map(|t| t.0))
+                    .bind(command.acknowledged_at.map(|t| t.0))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (id, state, diagnostics) in &step.command_updates {
+                    // Back to Queued (a lost hand-out) clears the hand-out; a final state completes it.
+                    sqlx::query(
+                        "UPDATE host_commands SET state = $1, diagnostics = COALESCE($2, diagnostics),
+                         completed_at = CASE WHEN $1 = 'Queued' THEN NULL ELSE COALESCE(completed_at, $3) END,
+                         dispatched_at = CASE WHEN $1 = 'Queued' THEN NULL ELSE dispatched_at END
+                         WHERE id = $4 AND state IN ('Queued', 'Dispatched')",
+                    )
+                    .bind(state)
+                    .bind(diagnostics.as_ref().map(to_doc))
+                    .bind(step.now.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for entry in &step.history {
+                    sqlx::query(
+                        "INSERT INTO instance_history (group_id, instance_name, revision_key, healthy) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (group_id, instance_name) DO UPDATE SET
+                         revision_key = excluded.revision_key, healthy = excluded.healthy",
+                    )
+                    .bind(&entry.group_id)
+                    .bind(&entry.instance_name)
+                    .bind(&entry.revision_key)
+                    .bind(i64::from(entry.healthy))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some((revision, key)) = &step.target_revision {
+                    let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_groups WHERE id = $1")
+                        .bind(&step.deployment.group_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    // The group may have been deleted while the deployment ran.
+                    if let Some(doc) = doc {
+                        let mut info: landfall_api::shapes::DeploymentGroupInfo = from_doc(&doc)?;
+                        info.target_revision = Some(revision.clone());
+                        sqlx::query("UPDATE deployment_groups SET target_revision_key = $1, doc = $2 WHERE id = $3")
+                            .bind(key)
+                            .bind(to_doc(&info))
+                            .bind(&step.deployment.group_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                if let Some((deployment, targets, revision)) = &step.follow_up {
+                    insert_deployment(&mut tx, deployment, targets, revision).await?;
+                }
+                journal::insert_events(&mut tx, &step.events).await?;
+                journal::insert_triggers(&mut tx, &step.triggers).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>> {
+                let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = $1 ORDER BY seq")
+                    .bind(deployment_id)
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter().map(command_from_row).collect()
+            }
+
+            async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>> {
+                let row =
+                    sqlx::query("SELECT * FROM host_commands WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
+                row.as_ref().map(command_from_row).transpose()
+            }
+
+            async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(
+                    "UPDATE host_commands SET state = 'Dispatched', dispatched_at = $1
+                     WHERE seq = (SELECT seq FROM host_commands WHERE target_id = $2 AND state = 'Queued' ORDER BY seq LIMIT 1)
+                     RETURNING *",
+                )
+                .bind(at.0)
+                .bind(instance_name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                row.as_ref().map(command_from_row).transpose()
+            }
+
+            async fn acknowledge_command(&self, id: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
+                let row = sqlx::query(
+                    "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, $1) WHERE id = $2 RETURNING *",
+                )
+                .bind(at.0)
+                .bind(id)
+                .fetch_optional(&self.writer)
+                .await?;
+                row.as_ref().map(command_from_row).transpose()
+            }
+
+            async fn complete_command(
+                &self,
+                id: &str,
+                succeeded: bool,
+                diagnostics: &landfall_api::shapes::Diagnostics,
+                at: Timestamp,
+            ) -> StoreResult<Completion> {
+                let mut tx = self.begin_write().await?;
+                let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match state.as_deref() {
+                    Some("Dispatched") => {
+                        sqlx::query(
+                            "UPDATE host_commands SET state = $1, completed_at = $2, diagnostics = $3,
+                             acknowledged_at = COALESCE(acknowledged_at, $4) WHERE id = $5",
+                        )
+                        .bind(if succeeded { "Succeeded" } else { "Failed" })
+                        .bind(at.0)
+                        .bind(to_doc(diagnostics))
+                        .bind(at.0)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        Completion::Recorded
+                    }
+                    Some("Succeeded" | "Failed") => Completion::Duplicate,
+                    _ => Completion::NotInFlight,
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn append_command_log(&self, id: &str, sequence: u64, text: &str) -> StoreResult<()> {
+                sqlx::query("INSERT INTO command_logs (command_id, sequence, text) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(sequence as i64)
+                    .bind(text)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>> {
+                let rows = sqlx::query("SELECT sequence, text FROM command_logs WHERE command_id = $1 ORDER BY sequence")
+                    .bind(id)
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter().map(|row| Ok((row.try_get::<i64, _>("sequence")? as u64, row.try_get("text")?))).collect()
+            }
+
+            async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()> {
+                let doc = to_doc(group);
+                let done =
+                    sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING")
+                        .bind(&group.name)
+                        .bind(doc)
+                        .execute(&self.writer)
+                        .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict("target group".into()));
+                }
+                Ok(())
+            }
+
+            async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>> {
+                let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                row.map(|row| target_group_record(&row)).transpose()
+            }
+
+            async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>> {
+                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(&self.reader).await?;
+                rows.iter().map(target_group_record).collect()
+            }
+
+            async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()> {
+                let doc = to_doc(&record.info);
+                let done =
+                    sqlx::query("UPDATE target_groups SET doc = $1, revision = revision + 1 WHERE name = $2 AND revision = $3")
+                        .bind(doc)
+                        .bind(&record.info.name)
+                        .bind(record.revision)
+                        .execute(&self.writer)
+                        .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(());
+                }
+                match self.target_group(&record.info.name).await? {
+                    Some(_) => Err(StoreError::Conflict("target group changed".into())),
+                    None => Err(StoreError::NotFound),
+                }
+            }
+
+            async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(&self.writer).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn record_agent_poll(
+                &self,
+                instance_name: &str,
+                at: Timestamp,
+                agent_version: Option<&str>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO agent_status (instance_name, last_seen, agent_version) VALUES ($1, $2, $3)
+                     ON CONFLICT (instance_name) DO UPDATE SET last_seen = excluded.last_seen, agent_version = excluded.agent_version",
+                )
+                .bind(instance_name)
+                .bind(at.millis())
+                .bind(agent_version)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>> {
+                let rows =
+                    sqlx::query("SELECT instance_name, last_seen, agent_version FROM agent_status ORDER BY instance_name")
+                        .fetch_all(&self.reader)
+                        .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AgentStatusRecord {
+                            instance_name: row.try_get("instance_name")?,
+                            last_seen: Timestamp(row.try_get("last_seen")?),
+                            agent_version: row.try_get("agent_version")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>> {
+                let rows = sqlx::query("SELECT * FROM instance_history WHERE group_id = $1 ORDER BY instance_name")
+                    .bind(group_id)
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(InstanceHistoryRecord {
+                            group_id: row.try_get("group_id")?,
+                            instance_name: row.try_get("instance_name")?,
+                            revision_key: row.try_get("revision_key")?,
+                            healthy: row.try_get::<i64, _>("healthy")? != 0,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)> {
+                let attempted: Option<String> =
+                    sqlx::query_scalar("SELECT doc FROM deployments WHERE group_id = $1 ORDER BY seq DESC LIMIT 1")
+                        .bind(group_id)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                let succeeded: Option<String> = sqlx::query_scalar(
+                    "SELECT doc FROM deployments WHERE group_id = $1 AND status = 'Succeeded' ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(group_id)
+                .fetch_optional(&self.reader)
+                .await?;
+                Ok((attempted.as_deref().map(from_doc).transpose()?, succeeded.as_deref().map(from_doc).transpose()?))
+            }
+
+            async fn targets(&self, deployment_id: &str) -> StoreResult<Vec<TargetRecord>> {
+                let rows =
+                    sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = $1 ORDER BY position, target_id")
+                        .bind(deployment_id)
+                        .fetch_all(&self.reader)
+                        .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(TargetRecord {
+                            deployment_id: row.try_get("deployment_id")?,
+                            target_id: row.try_get("target_id")?,
+                            position: row.try_get("position")?,
+                            target: doc_column(row, "doc")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn update_target(&self, target: &TargetRecord) -> StoreResult<()> {
+                let done = sqlx::query("UPDATE deployment_targets SET doc = $1 WHERE deployment_id = $2 AND target_id = $3")
+                    .bind(to_doc(&target.target))
+                    .bind(&target.deployment_id)
+                    .bind(&target.target_id)
+                    .execute(&self.writer)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn schema_version(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&self.reader).await?)
+            }
+
+            async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deployments GROUP BY status ORDER BY status")
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
+            }
+
+            async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()> {
+                journal::put_alarm(&self.writer, alarm).await
+            }
+
+            async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>> {
+                journal::alarm(&self.reader, name).await
+            }
+
+            async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>> {
+                journal::list_alarms(&self.reader).await
+            }
+
+            async fn delete_alarm(&self, name: &str) -> StoreResult<bool> {
+                journal::delete_alarm(&self.writer, name).await
+            }
+
+            async fn append_deployment_events(&self, events: &[DeploymentEventInfo]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                journal::insert_events(&mut tx, events).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn deployment_events(
+                &self,
+                deployment_id: &str,
+                after: i64,
+                limit: usize,
+            ) -> StoreResult<Vec<DeploymentEventInfo>> {
+                journal::events_of(&self.reader, deployment_id, after, limit).await
+            }
+
+            async fn due_trigger_messages(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
+                journal::due_triggers(&self.reader, now, limit).await
+            }
+
+            async fn update_trigger_message(&self, message: &TriggerMessage) -> StoreResult<()> {
+                journal::update_trigger(&self.writer, message).await
+            }
+
+            async fn trigger_messages(&self, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
+                journal::triggers_of(&self.reader, deployment_id).await
+            }
+
+            async fn prune_trigger_messages(&self, before: Timestamp) -> StoreResult<u64> {
+                journal::prune_triggers(&self.writer, before).await
+            }
+
+            async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()> {
+                journal::append_audit(&self.writer, record).await
+            }
+
+            async fn audit_records(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecordInfo>> {
+                journal::audit_records(&self.reader, filter, page).await
+            }
+        }
+
+        /// Which uniqueness rule a deployment group write broke.
+        fn group_conflict(error: &sqlx::Error) -> StoreError {
+            let text = error.to_string();
+            if text.contains("ecs_service") {
+                StoreError::Conflict("ECS service".into())
+            } else {
+                StoreError::Conflict("deployment group".into())
+            }
+        }
+
+        fn target_group_record(row: &$row) -> StoreResult<TargetGroupRecord> {
+            Ok(TargetGroupRecord { info: doc_column(row, "doc")?, revision: row.try_get("revision")? })
+        }
+
+
+        /// Timelines, the trigger outbox, the audit log and alarms.
+        mod journal {
+            use super::*;
+
+            pub(super) async fn insert_events(
+                connection: &mut $conn,
+                events: &[DeploymentEventInfo],
+            ) -> StoreResult<()> {
+                for event in events {
+                    sqlx::query("INSERT INTO deployment_events (deployment_id, doc) VALUES ($1, $2)")
+                        .bind(&event.deployment_id)
+                        .bind(to_doc(event))
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            pub(super) async fn events_of(
+                pool: &$pool,
+                deployment_id: &str,
+                after: i64,
+                limit: usize,
+            ) -> StoreResult<Vec<DeploymentEventInfo>> {
+                let rows = sqlx::query(
+                    "SELECT seq, doc FROM deployment_events WHERE deployment_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(deployment_id)
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let mut event: DeploymentEventInfo = from_doc(row.try_get("doc")?)?;
+                        event.sequence = row.try_get("seq")?;
+                        Ok(event)
+                    })
+                    .collect()
+            }
+
+            pub(super) async fn insert_triggers(connection: &mut $conn, messages: &[TriggerMessage]) -> StoreResult<()> {
+                for message in messages {
+                    sqlx::query(
+                        "INSERT INTO trigger_outbox (message_id, deployment_id, destination, trigger_name, event, subject, body,
+                             created_at, attempts, next_attempt_at, state, last_error)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(&message.message_id)
+                    .bind(&message.deployment_id)
+                    .bind(&message.destination)
+                    .bind(&message.trigger_name)
+                    .bind(&message.event)
+                    .bind(&message.subject)
+                    .bind(&message.body)
+                    .bind(message.created_at.millis())
+                    .bind(message.attempts)
+                    .bind(message.next_attempt_at.millis())
+                    .bind(message.state.as_str())
+                    .bind(&message.last_error)
+                    .execute(&mut *connection)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            fn trigger_from_row(row: &$row) -> StoreResult<TriggerMessage> {
+                let state: String = row.try_get("state")?;
+                Ok(TriggerMessage {
+                    sequence: row.try_get("seq")?,
+                    message_id: row.try_get("message_id")?,
+                    deployment_id: row.try_get("deployment_id")?,
+                    destination: row.try_get("destination")?,
+                    trigger_name: row.try_get("trigger_name")?,
+                    event: row.try_get("event")?,
+                    subject: row.try_get("subject")?,
+                    body: row.try_get("body")?,
+                    created_at: Timestamp(row.try_get("created_at")?),
+                    attempts: row.try_get("attempts")?,
+                    next_attempt_at: Timestamp(row.try_get("next_attempt_at")?),
+                    state: TriggerState::parse(&state).unwrap_or(TriggerState::Pending),
+                    last_error: row.try_get("last_error")?,
+                })
+            }
+
+            pub(super) async fn due_triggers(pool: &$pool, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
+                // The head of each (deployment, destination) queue, if its attempt is due.
+                let rows = sqlx::query(
+                    "SELECT o.* FROM trigger_outbox o
+                     WHERE o.state = 'Pending' AND o.next_attempt_at <= $1
+                       AND NOT EXISTS (SELECT 1 FROM trigger_outbox e
+                                       WHERE e.state = 'Pending' AND e.deployment_id = o.deployment_id
+                                         AND e.destination = o.destination AND e.seq < o.seq)
+                     ORDER BY o.seq LIMIT $2",
+                )
+                .bind(now.millis())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(trigger_from_row).collect()
+            }
+
+            pub(super) async fn update_trigger(pool: &$pool, message: &TriggerMessage) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE trigger_outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE seq = $5",
+                )
+                .bind(message.state.as_str())
+                .bind(message.attempts)
+                .bind(message.next_attempt_at.millis())
+                .bind(&message.last_error)
+                .bind(message.sequence)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            pub(super) async fn triggers_of(pool: &$pool, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
+                let rows = sqlx::query("SELECT * FROM trigger_outbox WHERE deployment_id = $1 ORDER BY seq")
+                    .bind(deployment_id)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(trigger_from_row).collect()
+            }
+
+            pub(super) async fn prune_triggers(pool: &$pool, before: Timestamp) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM trigger_outbox WHERE state IN ('Delivered', 'Expired') AND created_at < $1")
+                    .bind(before.millis())
+                    .execute(pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            pub(super) async fn append_audit(pool: &$pool, record: &AuditRecordInfo) -> StoreResult<()> {
+                sqlx::query("INSERT INTO audit_log (at, access_key_id, operation, doc) VALUES ($1, $2, $3, $4)")
+                    .bind(record.time.millis())
+                    .bind(&record.access_key_id)
+                    .bind(&record.operation)
+                    .bind(to_doc(record))
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(super) async fn audit_records(
+                pool: &$pool,
+                filter: &AuditFilter,
+                page: &PageRequest,
+            ) -> StoreResult<Page<AuditRecordInfo>> {
+                let after: i64 = page.after.as_deref().and_then(|cursor| cursor.parse().ok()).unwrap_or(0);
+                let mut query = QueryBuilder::<$db>::new("SELECT seq, doc FROM audit_log WHERE seq > ");
+                query.push_bind(after);
+                if let Some(from) = filter.from {
+                    query.push(" AND at >= ").push_bind(from.millis());
+                }
+                if let Some(to) = filter.to {
+                    query.push(" AND at <= ").push_bind(to.millis());
+                }
+                if let Some(key) = &filter.access_key_id {
+                    query.push(" AND access_key_id = ").push_bind(key.clone());
+                }
+                if let Some(operation) = &filter.operation {
+                    query.push(" AND operation = ").push_bind(operation.clone());
+                }
+                query.push(" ORDER BY seq LIMIT ").push_bind(super::fetch_limit(page));
+                let rows = query.build().fetch_all(pool).await?;
+                let records = rows
+                    .iter()
+                    .map(|row| {
+                        let mut record: AuditRecordInfo = from_doc(row.try_get("doc")?)?;
+                        record.sequence = row.try_get("seq")?;
+                        Ok(record)
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok(page_of(records, page.limit, |record| record.sequence.to_string()))
+            }
+
+            pub(super) async fn put_alarm(pool: &$pool, alarm: &AlarmInfo) -> StoreResult<()> {
+                sqlx::query("INSERT INTO alarms (name, doc) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc")
+                    .bind(&alarm.alarm_name)
+                    .bind(to_doc(alarm))
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(super) async fn alarm(pool: &$pool, name: &str) -> StoreResult<Option<AlarmInfo>> {
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT doc FROM alarms WHERE name = $1").bind(name).fetch_optional(pool).await?;
+                doc.as_deref().map(from_doc).transpose()
+            }
+
+            pub(super) async fn list_alarms(pool: &$pool) -> StoreResult<Vec<AlarmInfo>> {
+                let docs: Vec<String> = sqlx::query_scalar("SELECT doc FROM alarms ORDER BY name").fetch_all(pool).await?;
+                docs.iter().map(|doc| from_doc(doc)).collect()
+            }
+
+            pub(super) async fn delete_alarm(pool: &$pool, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM alarms WHERE name = $1").bind(name).execute(pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+        }
+    };
+}
