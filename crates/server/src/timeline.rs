@@ -93,10 +93,10 @@ pub fn entries(change: &StepChange<'_>) -> Vec<Entry> {
     let before_status = change.before.status.clone();
     let after_status = change.after.status.clone();
     // Started: the first step out of Created (or Queued).
-    if before_status != after_status
+    let started_now = before_status != after_status
         && matches!(before_status, Some(DeploymentStatus::Created | DeploymentStatus::Queued) | None)
-        && after_status == Some(DeploymentStatus::InProgress)
-    {
+        && after_status == Some(DeploymentStatus::InProgress);
+    if started_now {
         let mut event = entry(&id, now, DeploymentEventType::StatusChanged, "The deployment started.".into());
         event.status = Some("InProgress".into());
         push(event, Some(TriggerEventType::DeploymentStart), None);
@@ -197,8 +197,7 @@ pub fn entries(change: &StepChange<'_>) -> Vec<Entry> {
             DeploymentStatus::Ready => Some(TriggerEventType::DeploymentReady),
             _ => None,
         };
-        let started_now = *status == DeploymentStatus::InProgress
-            && matches!(before_status, Some(DeploymentStatus::Created | DeploymentStatus::Queued) | None);
+        // A start was told above, with its own words.
         if !started_now {
             let reason = change.after.error_information.as_ref().and_then(|e| {
                 Some(format!(" {}: {}", e.code.as_ref()?.as_str(), e.message.clone().unwrap_or_default()))

@@ -34,26 +34,20 @@ pub fn url(text: &str) -> String {
     out
 }
 
-/// `2026-12-04 18:33:20` (UTC).
+/// `2026-12-04 18:33:20` (UTC), from the signing code's date formatting.
 pub fn time(at: Option<Timestamp>) -> String {
     let Some(at) = at else { return "—".into() };
-    let seconds = at.millis().div_euclid(1000);
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if month <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, month, day)
+    // YYYYMMDDTHHMMSSZ
+    let basic = landfall_sigv4::format_amz_date(at.millis().div_euclid(1000));
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        &basic[0..4],
+        &basic[4..6],
+        &basic[6..8],
+        &basic[9..11],
+        &basic[11..13],
+        &basic[13..15]
+    )
 }
 
 /// How long between two times: `850 ms`, `12.3 s`, `4 min 05 s`.

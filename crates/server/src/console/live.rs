@@ -109,7 +109,8 @@ pub fn deployment(state: Arc<AppState>, session: Session, id: &str, query: &Hash
                 if seen != Some(now) {
                     seen = Some(now);
                     quiet = Duration::ZERO;
-                    let fragment = pages::deployment_live(&state, &session, &record, &query).await;
+                    let events = pages::timeline_of(&state, &id).await;
+                    let fragment = pages::deployment_live(&state, &session, &record, &events, &query).await;
                     if sender.send(event("update", &fragment)).await.is_err() {
                         return;
                     }

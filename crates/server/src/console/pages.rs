@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hyper::StatusCode;
 use landfall_api::Operation;
-use landfall_api::landfall::{Access, DeploymentEventType};
+use landfall_api::landfall::{Access, DeploymentEventInfo, DeploymentEventType};
 use landfall_api::shapes::{DeploymentInfo, DeploymentStatus, DeploymentTarget, RevisionLocation};
 use landfall_store::{AuditFilter, DeploymentFilter, DeploymentRecord, PageRequest, RevisionFilter, RevisionSort};
 use serde_json::json;
@@ -445,24 +445,30 @@ pub async fn deployment(state: &Arc<AppState>, session: &Session, id: &str, quer
     if !notice.is_empty() {
         let _ = write!(body, "<p role=\"status\">{notice}</p>");
     }
-    let last = state.store.deployment_events(id, 0, 10_000).await.ok().and_then(|e| e.last().map(|e| e.sequence));
-    let entries = last.unwrap_or(0);
+    let events = timeline_of(state, id).await;
+    let entries = events.last().map_or(0, |e| e.sequence);
     let live = format!(
         "/console/deployments/{}/live?page={}&v={}&n={entries}",
         url(id),
         url(query.get("page").map_or("1", String::as_str)),
         record.version
     );
-    let fragment = deployment_live(state, session, &record, query).await;
+    let fragment = deployment_live(state, session, &record, &events, query).await;
     let _ = write!(body, "<div id=\"live\" data-live=\"{}\">{fragment}</div>", esc(&live));
     page(session, "deployments", &format!("Deployment {id}"), body)
 }
 
-/// Everything on a deployment's page that changes as it runs.
+/// A deployment's whole timeline, oldest first.
+pub async fn timeline_of(state: &AppState, id: &str) -> Vec<DeploymentEventInfo> {
+    state.store.deployment_events(id, 0, 10_000).await.unwrap_or_default()
+}
+
+/// Everything on a deployment's page that changes as it runs; `events` is its timeline.
 pub async fn deployment_live(
     state: &AppState,
     session: &Session,
     record: &DeploymentRecord,
+    events: &[DeploymentEventInfo],
     query: &HashMap<String, String>,
 ) -> String {
     let info = &record.info;
@@ -520,7 +526,6 @@ pub async fn deployment_live(
     body.push_str(&actions(session, record));
     body.push_str(&traffic(state, record).await);
 
-    let events = state.store.deployment_events(id, 0, 10_000).await.unwrap_or_default();
     let alarms: Vec<String> = events
         .iter()
         .filter(|e| e.event_type == DeploymentEventType::AlarmSeen)
@@ -645,8 +650,7 @@ async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
 /// One page of the deployment's hosts, each with its lifecycle events.
 async fn hosts(state: &AppState, record: &DeploymentRecord, query: &HashMap<String, String>) -> String {
     let targets = state.store.targets(record.id()).await.unwrap_or_default();
-    let pages = targets.len().div_ceil(HOSTS_PER_PAGE).max(1);
-    let current = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    let (current, pages) = page_number(query, targets.len(), HOSTS_PER_PAGE);
     let id = record.id();
     let rows: Vec<Vec<String>> = targets
         .iter()
@@ -660,19 +664,32 @@ async fn hosts(state: &AppState, record: &DeploymentRecord, query: &HashMap<Stri
         return html;
     }
     html.push_str(&table("wide hosts", &["Host", "Status", "Lifecycle events"], &rows));
-    if pages > 1 {
-        let links: Vec<String> = (1..=pages)
-            .map(|n| {
-                if n == current {
-                    format!("<strong aria-current=\"page\">{n}</strong>")
-                } else {
-                    format!("<a href=\"/console/deployments/{}?page={n}\">{n}</a>", url(id))
-                }
-            })
-            .collect();
-        let _ = write!(html, "<nav aria-label=\"Host pages\"><p>Page {}</p></nav>", links.join(" "));
-    }
+    html.push_str(&page_links("Host pages", &format!("/console/deployments/{}", url(id)), current, pages));
     html
+}
+
+/// The page a listing's `?page=` asks for (from 1, within range) and how many there are.
+fn page_number(query: &HashMap<String, String>, rows: usize, per_page: usize) -> (usize, usize) {
+    let pages = rows.div_ceil(per_page).max(1);
+    let current = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    (current, pages)
+}
+
+/// Links to a listing's pages (`base?page=N`), the current one marked; nothing for one page.
+fn page_links(label: &str, base: &str, current: usize, pages: usize) -> String {
+    if pages <= 1 {
+        return String::new();
+    }
+    let links: Vec<String> = (1..=pages)
+        .map(|n| {
+            if n == current {
+                format!("<strong aria-current=\"page\">{n}</strong>")
+            } else {
+                format!("<a href=\"{base}?page={n}\">{n}</a>")
+            }
+        })
+        .collect();
+    format!("<nav aria-label=\"{label}\"><p>Page {}</p></nav>", links.join(" "))
 }
 
 fn host_row(deployment_id: &str, target: &DeploymentTarget) -> Vec<String> {
@@ -879,8 +896,7 @@ pub async fn instances(state: &Arc<AppState>, session: &Session, query: &HashMap
         Err(error) => return store_failure(session, error),
     };
     let agents = store.agent_statuses().await.unwrap_or_default();
-    let pages = instances.len().div_ceil(ROWS_PER_PAGE).max(1);
-    let current = query.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    let (current, pages) = page_number(query, instances.len(), ROWS_PER_PAGE);
     let rows: Vec<Vec<String>> = instances
         .iter()
         .skip((current - 1) * ROWS_PER_PAGE)
@@ -897,18 +913,7 @@ pub async fn instances(state: &Arc<AppState>, session: &Session, query: &HashMap
         .collect();
     let mut body = format!("<p>{} instances.</p>", instances.len());
     body.push_str(&table("wide", &["Instance", "Tags", "Registration", "Agent"], &rows));
-    if pages > 1 {
-        let links: Vec<String> = (1..=pages)
-            .map(|n| {
-                if n == current {
-                    format!("<strong aria-current=\"page\">{n}</strong>")
-                } else {
-                    format!("<a href=\"/console/instances?page={n}\">{n}</a>")
-                }
-            })
-            .collect();
-        let _ = write!(body, "<nav aria-label=\"Instance pages\"><p>Page {}</p></nav>", links.join(" "));
-    }
+    body.push_str(&page_links("Instance pages", "/console/instances", current, pages));
     page(session, "instances", "Instances", body)
 }
 
