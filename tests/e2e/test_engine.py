@@ -214,11 +214,18 @@ def test_failure_without_a_previous_success_says_why_it_does_not_roll_back(serve
 def test_stop_lets_the_running_event_finish_and_skips_the_rest(server, cd):
     hosts = fleet(server, cd, 3)
     gate = threading.Event()
-    hosts[0].outcomes["BeforeInstall"] = lambda command: "succeed" if gate.wait(20) else "fail"
+    running = threading.Event()
+
+    def before_install(command):
+        # Acknowledged and running: the stop must find it in flight.
+        running.set()
+        return "succeed" if gate.wait(20) else "fail"
+
+    hosts[0].outcomes["BeforeInstall"] = before_install
     for host in hosts:
         host.start()
     deployment_id = deploy(cd)
-    wait_for(lambda: any(e == "DownloadBundle" for _, e, _ in hosts[0].log), message="host 0 to reach BeforeInstall")
+    wait_for(running.is_set, message="host 0 to be running BeforeInstall")
     answer = cd.stop_deployment(deploymentId=deployment_id)
     assert answer["status"] == "Pending"
     assert cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] == "InProgress"
