@@ -16,12 +16,14 @@ AGENT_ENV_SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAAGENTENVIRONMENT", "AWS_SECRET_AC
 class Host:
     """A registered instance and its `landfall agent` process."""
 
-    def __init__(self, server, name, tags):
+    def __init__(self, server, name, tags, agent_endpoint=None):
         self.server = server
         self.name = name
         self.dir = server.workdir / "hosts" / name
         args = ["instance", "register", name, "--agent-config-dir", str(self.dir),
                 "--root-dir", str(self.dir / "root"), "--log-dir", str(self.dir / "log")]
+        if agent_endpoint:
+            args += ["--agent-endpoint", agent_endpoint]
         for key, value in tags.items():
             args += ["--tag", f"{key}={value}"]
         result = server.landfall(*args)

@@ -197,7 +197,7 @@ def test_readiness_and_the_store_check(landfall_factory):
                               capture_output=True, text=True, timeout=30)
 
     missing = check()
-    assert missing.returncode == 1 and "no store at" in missing.stderr, missing.stderr
+    assert missing.returncode == 1 and "no SQLite store" in missing.stderr, missing.stderr
     server.start()
     with urllib.request.urlopen(server.endpoint + "/ready", timeout=5) as response:
         assert response.status == 200 and response.read() == b"ready\n"

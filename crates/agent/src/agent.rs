@@ -190,7 +190,7 @@ impl<S: CommandService> Agent<S> {
         };
         let lifecycle = LifecycleCommand::from_name(&command.command_name);
         let noop = self.executor.is_noop(&lifecycle, &spec);
-        let answer = match self.service.acknowledge(&id, noop).await {
+        let answer = match retry_transient(|| self.service.acknowledge(&id, noop)).await {
             Ok(answer) => answer,
             Err(error) => {
                 let failure = Err(CommandFailure::unknown(format!("The acknowledgement was not accepted: {error}")));
@@ -240,11 +240,10 @@ impl<S: CommandService> Agent<S> {
     }
 
     async fn specification(&self, command: &HostCommand) -> Result<DeploymentSpec, String> {
-        let output = self
-            .service
-            .specification(&command.deployment_execution_id, &self.host_identifier)
-            .await
-            .map_err(|error| format!("The deployment specification could not be fetched: {error}"))?;
+        let output =
+            retry_transient(|| self.service.specification(&command.deployment_execution_id, &self.host_identifier))
+                .await
+                .map_err(|error| format!("The deployment specification could not be fetched: {error}"))?;
         if output.deployment_system != DEPLOYMENT_SYSTEM {
             return Err(format!("Unsupported deployment system: {}", output.deployment_system));
         }
@@ -333,6 +332,25 @@ impl<S: CommandService> Agent<S> {
             }
         }
     }
+}
+
+/// Tries a call again while it fails transiently, four times over 15 seconds, before giving up:
+/// a command in hand should survive a server restarting or handing over to another replica.
+async fn retry_transient<T, F, Fut>(mut call: F) -> Result<T, ServiceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ServiceError>>,
+{
+    for delay in [1, 2, 4, 8] {
+        match call().await {
+            Err(error) if error.is_transient() => {
+                tracing::warn!(%error, retry_in_secs = delay, "the server could not be reached");
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+            }
+            other => return other,
+        }
+    }
+    call().await
 }
 
 fn log_refusal(id: &str, error: &ServiceError) {

@@ -93,7 +93,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             ("LANDFALL_EXTERNAL_S3_SECRET_ACCESS_KEY", EXTERNAL_SECRET),
         ];
     }
-    let (server, _) = start_server_with(&options.server, &[], &server_env).await?;
+    let (server, _) = start_server_with(&options.server, &[], &server_env, &[]).await?;
     let client = Client::new(ClientSettings::resolve(&Overrides::default(), &server.environment)?);
     let host = BenchHost::start(&options.server, &server, "bundle-host", "bench=bundle")?;
     codedeploy(&client, "CreateApplication", json!({"applicationName": "bench"})).await?;

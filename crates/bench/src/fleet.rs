@@ -3,9 +3,16 @@
 //! speaks the real agent protocol over loopback (long-poll PollHostCommand,
 //! GetDeploymentSpecification, PutHostCommandAcknowledgement, PutHostCommandComplete) and runs
 //! every lifecycle event as a no-op. What is measured is therefore the control plane: the time
-//! from CreateDeployment to Succeeded, and the server's CPU time and peak memory.
+//! from CreateDeployment to Succeeded, and the servers' CPU time and memory.
 //!
-//! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3] [--config CodeDeployDefault.AllAtOnce]`
+//! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3] [--config CodeDeployDefault.AllAtOnce]
+//!  [--store postgres://... --replicas 3 [--kill-owner]]`
+//!
+//! With `--store`, the servers are replicas on a fresh database made on that PostgreSQL server
+//! (the URL names a database the user may create databases from), the hosts are spread over
+//! them, and the database's transactions per lifecycle event are counted. `--kill-owner` kills
+//! the replica that owns the last round's deployment once it is under way and reports how long
+//! the others took to take it over (the hosts it served reconnect to the others).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,18 +27,30 @@ use landfall_sigv4::{Credentials, SigningParams, sign};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-use crate::{codedeploy, cpu_seconds, create_app_and_group, start_server, status_kib, wait_for_end};
+use crate::{
+    ServerProcess, codedeploy, cpu_seconds, create_app_and_group, start_server_with, status_kib, wait_for_end,
+};
 
 struct Options {
     server: PathBuf,
     hosts: usize,
     rounds: usize,
     config: String,
+    store: Option<String>,
+    replicas: usize,
+    kill_owner: bool,
 }
 
 fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    let mut options =
-        Options { server: PathBuf::new(), hosts: 200, rounds: 3, config: "CodeDeployDefault.AllAtOnce".into() };
+    let mut options = Options {
+        server: PathBuf::new(),
+        hosts: 200,
+        rounds: 3,
+        config: "CodeDeployDefault.AllAtOnce".into(),
+        store: None,
+        replicas: 1,
+        kill_owner: false,
+    };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -39,33 +58,66 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--hosts" => options.hosts = value()?.parse()?,
             "--rounds" => options.rounds = value()?.parse()?,
             "--config" => options.config = value()?,
+            "--store" => options.store = Some(value()?),
+            "--replicas" => options.replicas = value()?.parse()?,
+            "--kill-owner" => options.kill_owner = true,
             other => bail!("unknown argument {other}"),
         }
     }
-    if options.server.as_os_str().is_empty() {
-        bail!("usage: landfall-bench fleet --server PATH [--hosts N] [--rounds N] [--config NAME]");
+    if options.server.as_os_str().is_empty() || options.replicas == 0 {
+        bail!(
+            "usage: landfall-bench fleet --server PATH [--hosts N] [--rounds N] [--config NAME] [--store postgres://... --replicas N [--kill-owner]]"
+        );
+    }
+    if options.store.is_none() && (options.replicas > 1 || options.kill_owner) {
+        bail!("--replicas and --kill-owner need --store postgres://...");
     }
     Ok(options)
 }
 
-/// One simulated host: its identity and a keep-alive connection to the server.
+/// One simulated host: its identity and a keep-alive connection to one of the servers.
 struct SimHost {
     arn: String,
     credentials: Credentials,
     region: String,
+    /// Every server's endpoint; the host talks to `endpoints[current]` and moves on to the next
+    /// when that one stops answering, as agents behind a load balancer do.
+    endpoints: Vec<String>,
+    current: usize,
     uri: Uri,
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
 
 impl SimHost {
-    async fn connect(endpoint: &str, arn: String, credentials: Credentials, region: String) -> anyhow::Result<SimHost> {
-        let uri: Uri = format!("{endpoint}/").parse()?;
-        let address = format!("{}:{}", uri.host().context("no host")?, uri.port_u16().context("no port")?);
-        let stream = TcpStream::connect(address).await?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        Ok(SimHost { arn, credentials, region, uri, sender })
+    async fn connect(
+        endpoints: Vec<String>,
+        current: usize,
+        arn: String,
+        credentials: Credentials,
+        region: String,
+    ) -> anyhow::Result<SimHost> {
+        let (uri, sender) = open(&endpoints[current]).await?;
+        Ok(SimHost { arn, credentials, region, endpoints, current, uri, sender })
+    }
+
+    /// `call`, again on the next server while the connection fails or the server errs.
+    async fn call_retrying(&mut self, operation: &str, body: Value) -> anyhow::Result<Value> {
+        let mut failures = 0;
+        loop {
+            match self.call(operation, body.clone()).await {
+                Ok(answer) => return Ok(answer),
+                Err(_) if failures < 50 => {
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    self.current = (self.current + 1) % self.endpoints.len();
+                    match open(&self.endpoints[self.current]).await {
+                        Ok((uri, sender)) => (self.uri, self.sender) = (uri, sender),
+                        Err(_) => continue,
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     async fn call(&mut self, operation: &str, body: Value) -> anyhow::Result<Value> {
@@ -96,30 +148,136 @@ impl SimHost {
     /// Runs every command it is given as a no-op, forever.
     async fn serve(mut self) -> anyhow::Result<()> {
         loop {
-            let polled = self.call("PollHostCommand", json!({"HostIdentifier": self.arn})).await?;
+            let polled = self.call_retrying("PollHostCommand", json!({"HostIdentifier": self.arn})).await?;
             let Some(command) = polled.get("HostCommand").filter(|c| !c.is_null()) else { continue };
             let id = command["HostCommandIdentifier"].as_str().unwrap_or_default().to_owned();
             let execution = command["DeploymentExecutionId"].as_str().unwrap_or_default().to_owned();
-            self.call(
+            self.call_retrying(
                 "GetDeploymentSpecification",
                 json!({"DeploymentExecutionId": execution, "HostIdentifier": self.arn}),
             )
             .await?;
             let ack = json!({"HostCommandIdentifier": id, "Diagnostics": {"Format": "JSON", "Payload": "{\"IsCommandNoop\":true}"}});
-            self.call("PutHostCommandAcknowledgement", ack).await?;
+            self.call_retrying("PutHostCommandAcknowledgement", ack).await?;
             let payload = json!({"error_code": 0, "script_name": "", "message": "Succeeded: ", "log": ""}).to_string();
             let complete = json!({"HostCommandIdentifier": id, "CommandStatus": "Succeeded",
                                   "Diagnostics": {"Format": "JSON", "Payload": payload}});
-            self.call("PutHostCommandComplete", complete).await?;
+            self.call_retrying("PutHostCommandComplete", complete).await?;
         }
     }
 }
 
+/// A keep-alive connection to `endpoint`.
+async fn open(endpoint: &str) -> anyhow::Result<(Uri, hyper::client::conn::http1::SendRequest<Full<Bytes>>)> {
+    let uri: Uri = format!("{endpoint}/").parse()?;
+    let address = format!("{}:{}", uri.host().context("no host")?, uri.port_u16().context("no port")?);
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok((uri, sender))
+}
+
+/// The servers under test: one on its own SQLite store, or replicas on a fresh PostgreSQL
+/// database (dropped at the end).
+struct Servers {
+    processes: Vec<ServerProcess>,
+    database: Option<Database>,
+}
+
+struct Database {
+    admin: sqlx::PgPool,
+    name: String,
+    pool: sqlx::PgPool,
+}
+
+impl Servers {
+    async fn start(options: &Options) -> anyhow::Result<Servers> {
+        let limit = options.hosts.max(1000).to_string();
+        let Some(url) = &options.store else {
+            let (server, _) =
+                start_server_with(&options.server, &["--max-deployment-instances", &limit], &[], &[]).await?;
+            return Ok(Servers { processes: vec![server], database: None });
+        };
+        let admin = sqlx::PgPool::connect(url).await.context("connecting to --store")?;
+        let name = format!("landfall_bench_{}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+        let database_url = format!("{base}/{name}");
+        let pool = sqlx::PgPool::connect(&database_url).await?;
+        // The hosts' bundles are never downloaded: the external store only has to be named.
+        let environment = [
+            ("LANDFALL_EXTERNAL_S3_ENDPOINT", "http://127.0.0.1:9"),
+            ("LANDFALL_EXTERNAL_S3_ACCESS_KEY_ID", "unused"),
+            ("LANDFALL_EXTERNAL_S3_SECRET_ACCESS_KEY", "unused"),
+        ];
+        let args = ["--store", database_url.as_str(), "--max-deployment-instances", &limit];
+        let (first, _) = start_server_with(&options.server, &args, &environment, &[]).await?;
+        let credentials = first.environment.get("AWS_SHARED_CREDENTIALS_FILE").cloned().unwrap_or_default();
+        let mut processes = vec![first];
+        for _ in 1..options.replicas {
+            let overrides = [("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str())];
+            processes.push(start_server_with(&options.server, &args, &environment, &overrides).await?.0);
+        }
+        Ok(Servers { processes, database: Some(Database { admin, name, pool }) })
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.processes.iter().map(|p| p.environment.get("AWS_ENDPOINT_URL").cloned().unwrap_or_default()).collect()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.processes.iter().map(|p| p.child.id()).collect()
+    }
+
+    /// Transactions committed in the store's database so far (None for SQLite). PostgreSQL
+    /// publishes its statistics within a second or so: read after a pause.
+    async fn transactions(&self) -> anyhow::Result<Option<i64>> {
+        let Some(database) = &self.database else { return Ok(None) };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT (xact_commit + xact_rollback)::BIGINT FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&database.pool)
+        .await?;
+        Ok(Some(count))
+    }
+
+    /// The listening address of the lease holder of a deployment, once there is one.
+    async fn owner(&self, deployment_id: &str) -> anyhow::Result<Option<String>> {
+        let Some(database) = &self.database else { return Ok(None) };
+        let holder: Option<String> = sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1")
+            .bind(format!("deployment:{deployment_id}"))
+            .fetch_optional(&database.pool)
+            .await?;
+        Ok(holder.map(|holder| holder.split('/').next().unwrap_or_default().to_owned()))
+    }
+
+    async fn close(mut self) -> anyhow::Result<()> {
+        self.processes.clear();
+        if let Some(database) = self.database.take() {
+            database.pool.close().await;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {}", database.name)))
+                .execute(&database.admin)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn cpu_of(pids: &[u32]) -> anyhow::Result<Vec<f64>> {
+    pids.iter().map(|pid| cpu_seconds(*pid)).collect()
+}
+
+fn figures(values: &[f64], unit: &str) -> String {
+    values.iter().map(|value| format!("{value:.2}{unit}")).collect::<Vec<_>>().join(", ")
+}
+
 pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let options = options(args)?;
-    let (server, _) = start_server(&options.server, &[]).await?;
-    let pid = server.child.id();
-    let settings = ClientSettings::resolve(&Overrides::default(), &server.environment)?;
+    let mut servers = Servers::start(&options).await?;
+    let endpoints = servers.endpoints();
+    let settings = ClientSettings::resolve(&Overrides::default(), &servers.processes[0].environment)?;
     let client = Client::new(settings.clone());
     create_app_and_group(&client, ("fleet", "all", &options.config), ("fleet", "bench")).await?;
     let call = |op, input| codedeploy(&client, op, input);
@@ -139,14 +297,36 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             key["secretAccessKey"].as_str().unwrap_or_default(),
         );
         let arn = registered["iamUserArn"].as_str().unwrap_or_default().to_owned();
-        let host = SimHost::connect(&settings.endpoint, arn, credentials, settings.region.clone()).await?;
+        let home = index % endpoints.len();
+        let host = SimHost::connect(endpoints.clone(), home, arn, credentials, settings.region.clone()).await?;
         hosts.push(tokio::spawn(host.serve()));
     }
-    println!("registered {} simulated hosts in {:.1} s", options.hosts, registering.elapsed().as_secs_f64());
+    println!(
+        "registered {} simulated hosts in {:.1} s, long-polling {} server(s){}",
+        options.hosts,
+        registering.elapsed().as_secs_f64(),
+        endpoints.len(),
+        if servers.database.is_some() { " on PostgreSQL" } else { " on SQLite" }
+    );
     println!("deployment configuration: {}", options.config);
 
+    let mut pids = servers.pids();
+    let idle = Duration::from_secs(10);
+    let before = cpu_of(&pids)?;
+    tokio::time::sleep(idle).await;
+    let idle_cpu: Vec<f64> =
+        cpu_of(&pids)?.iter().zip(&before).map(|(after, before)| (after - before) / idle.as_secs_f64()).collect();
+    let resident: Vec<f64> =
+        pids.iter().map(|pid| Ok(status_kib(*pid, "VmRSS:")? as f64 / 1024.0)).collect::<anyhow::Result<_>>()?;
+    println!(
+        "idle, every host long-polling: server CPU {} of a core; resident {}",
+        figures(&idle_cpu.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %"),
+        figures(&resident, " MiB")
+    );
+
     for round in 1..=options.rounds {
-        let cpu_before = cpu_seconds(pid)?;
+        let cpu_before = cpu_of(&pids)?;
+        let transactions_before = servers.transactions().await?;
         let started = Instant::now();
         let created = call(
             "CreateDeployment",
@@ -155,25 +335,85 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         )
         .await?;
         let id = created["deploymentId"].as_str().unwrap_or_default().to_owned();
-        let info = wait_for_end(&client, &id, Duration::from_secs(300)).await?;
+        if options.kill_owner && round == options.rounds {
+            kill_owner(&mut servers, &id).await?;
+            pids = servers.pids();
+        }
+        let info = wait_for_end(&client_of(&servers)?, &id, Duration::from_secs(600)).await?;
         let elapsed = started.elapsed();
-        let cpu = cpu_seconds(pid)? - cpu_before;
+        let cpu: Vec<f64> = cpu_of(&pids)?.iter().zip(&cpu_before).map(|(after, before)| after - before).collect();
         println!(
-            "round {round}: {} hosts x 7 events {} in {:.2} s (CreateDeployment to {}); server CPU {:.2} s",
+            "round {round}: {} hosts x 7 events {} in {:.2} s (CreateDeployment to {}); server CPU {}",
             options.hosts,
             info["status"].as_str().unwrap_or("?"),
             elapsed.as_secs_f64(),
             info["status"].as_str().unwrap_or("?"),
-            cpu
+            figures(&cpu, " s")
         );
+        if let (Some(before), Some(after)) = (transactions_before, servers.transactions().await?) {
+            let events = (options.hosts * 7) as f64;
+            println!(
+                "round {round}: {} database transactions, {:.1} per lifecycle event",
+                after - before,
+                (after - before) as f64 / events
+            );
+        }
     }
-    println!(
-        "server memory: resident {:.1} MiB now, peak {:.1} MiB",
-        status_kib(pid, "VmRSS:")? as f64 / 1024.0,
-        status_kib(pid, "VmHWM:")? as f64 / 1024.0
-    );
+    let memory: Vec<String> = pids
+        .iter()
+        .map(|pid| {
+            Ok(format!(
+                "{:.1} MiB now, peak {:.1} MiB",
+                status_kib(*pid, "VmRSS:")? as f64 / 1024.0,
+                status_kib(*pid, "VmHWM:")? as f64 / 1024.0
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    println!("server memory: resident {}", memory.join("; "));
     for host in &hosts {
         host.abort();
     }
+    servers.close().await
+}
+
+/// A client of a server still running.
+fn client_of(servers: &Servers) -> anyhow::Result<Client> {
+    Ok(Client::new(ClientSettings::resolve(&Overrides::default(), &servers.processes[0].environment)?))
+}
+
+/// Kills (SIGKILL) the replica owning the deployment a second after it took it, and reports how
+/// long the others took to take the deployment over.
+async fn kill_owner(servers: &mut Servers, deployment_id: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let owner = loop {
+        if let Some(owner) = servers.owner(deployment_id).await? {
+            break owner;
+        }
+        if Instant::now() > deadline {
+            bail!("nobody took deployment {deployment_id}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let index = servers
+        .endpoints()
+        .iter()
+        .position(|endpoint| endpoint.ends_with(&owner))
+        .context("the owner is none of the servers")?;
+    let mut killed = servers.processes.remove(index);
+    killed.child.kill()?;
+    let _ = killed.child.wait();
+    let at = Instant::now();
+    let successor = loop {
+        match servers.owner(deployment_id).await? {
+            Some(holder) if holder != owner => break holder,
+            _ if at.elapsed() > Duration::from_secs(60) => bail!("nobody took deployment {deployment_id} over"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    println!(
+        "killed the owner {owner} (SIGKILL) 1 s into the deployment; {successor} took it over {:.2} s later",
+        at.elapsed().as_secs_f64()
+    );
     Ok(())
 }

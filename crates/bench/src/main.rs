@@ -92,14 +92,16 @@ impl Drop for TempDir {
 
 /// Starts the server and returns it with the time until it answered a signed request.
 pub(crate) async fn start_server(binary: &PathBuf, extra_args: &[&str]) -> anyhow::Result<(ServerProcess, Duration)> {
-    start_server_with(binary, extra_args, &[]).await
+    start_server_with(binary, extra_args, &[], &[]).await
 }
 
 /// [`start_server`] with more environment variables.
+/// `environment_overrides` replace what the server printed (a replica's credentials file).
 pub(crate) async fn start_server_with(
     binary: &PathBuf,
     extra_args: &[&str],
     environment: &[(&str, &str)],
+    environment_overrides: &[(&str, &str)],
 ) -> anyhow::Result<(ServerProcess, Duration)> {
     let data_dir = TempDir::new("server")?;
     let started = Instant::now();
@@ -123,6 +125,10 @@ pub(crate) async fn start_server_with(
         if environment.len() == 3 {
             break;
         }
+    }
+    // A replica joining a shared store uses the administrator key the first server wrote.
+    if let Some((_, file)) = environment_overrides.iter().find(|(name, _)| *name == "AWS_SHARED_CREDENTIALS_FILE") {
+        environment.insert("AWS_SHARED_CREDENTIALS_FILE".to_owned(), (*file).to_owned());
     }
     let client = Client::new(ClientSettings::resolve(&Overrides::default(), &environment)?);
     loop {

@@ -28,7 +28,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane: the CodeDeploy API and Landfall's extensions.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Try Landfall out: a local server, local hosts with their agents, and an example
     /// application deployed to them.
     Dev(DevArgs),
@@ -477,9 +477,19 @@ pub enum InstanceCommand {
 
 #[derive(Debug, ClapArgs)]
 pub struct ServerArgs {
-    /// Where the store and the administrator credentials live.
+    /// Where the store and the administrator credentials live (with --store, only the
+    /// credentials file the first server writes).
     #[arg(long, default_value = "./.landfall")]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database to keep everything in instead of DATA_DIR, shared by any number of
+    /// servers: postgres://USER:PASSWORD@HOST:PORT/DATABASE. Bundles then go to the external S3
+    /// store (--external-s3-endpoint), which this mode needs.
+    #[arg(long, env = "LANDFALL_STORE", value_name = "URL", hide_env_values = true)]
+    pub store: Option<String>,
+    /// How long a server's hold on a deployment (and on alarm polling and trigger delivery)
+    /// lasts without renewal: how soon the other servers take over the work of one that died.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub lease_ttl: u64,
     /// Address to listen on. Anything but loopback needs --tls-cert and --tls-key.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
@@ -550,6 +560,9 @@ pub struct ServerArgs {
     /// The instance tag whose value is a host's zone, for zonal deployment configurations.
     #[arg(long, default_value = landfall_server::DEFAULT_ZONE_TAG, value_name = "KEY")]
     pub zone_tag: String,
+    /// The most instances one deployment may target (CodeDeploy's quota is 1,000).
+    #[arg(long, default_value_t = landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT, value_name = "COUNT")]
+    pub max_deployment_instances: usize,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -11,7 +11,7 @@ use landfall_api::landfall::{
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
 use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
-use landfall_server::{MonitoringConfig, Server, ServerConfig, Timeouts, TlsFiles};
+use landfall_server::{MonitoringConfig, Server, ServerConfig, StoreLocation, Timeouts, TlsFiles};
 use landfall_sigv4::Credentials;
 
 use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysCommand, ServerArgs};
@@ -55,9 +55,9 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         Command::Server(server) => {
             init_logging("info");
             let check = server.check_store;
-            let config = server_config(server)?;
+            let config = server_config(*server)?;
             if check {
-                let report = landfall_server::check_store(&config.data_dir).await.map_err(Failure::failed)?;
+                let report = landfall_server::check_store(&config).await.map_err(Failure::failed)?;
                 println!("{report}");
                 return Ok(());
             }
@@ -121,6 +121,22 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
             "--agent-pickup-timeout, --event-timeout and --traffic-timeout must be at least 1 second"
         )));
     }
+    let store = match &args.store {
+        None => StoreLocation::DataDir,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            if sources.external_s3.is_none() {
+                return Err(Failure::usage(anyhow!(
+                    "--store on PostgreSQL keeps bundles in an external S3-compatible store: give --external-s3-endpoint (and its credentials)"
+                )));
+            }
+            StoreLocation::Postgres(url.clone())
+        }
+        // Not echoed: the URL may hold a password.
+        Some(_) => return Err(Failure::usage(anyhow!("--store must be a postgres:// URL"))),
+    };
+    if args.lease_ttl < 2 {
+        return Err(Failure::usage(anyhow!("--lease-ttl must be at least 2 seconds")));
+    }
     let timeouts = Timeouts {
         pickup_ms: (args.agent_pickup_timeout as i64).saturating_mul(1000),
         event_ms: (args.event_timeout as i64).saturating_mul(1000),
@@ -129,6 +145,8 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     };
     Ok(ServerConfig {
         data_dir: args.data_dir,
+        store,
+        lease_ttl: Duration::from_secs(args.lease_ttl),
         listen: args.listen,
         tls,
         region: args.region,
@@ -136,6 +154,7 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         sources,
         monitoring,
         zone_tag: args.zone_tag,
+        max_deployment_instances: args.max_deployment_instances,
     })
 }
 
@@ -291,6 +310,8 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
     }
     let config = ServerConfig {
         data_dir: args.data_dir,
+        store: StoreLocation::DataDir,
+        lease_ttl: landfall_server::replicas::DEFAULT_LEASE_TTL,
         listen: args.listen,
         tls: None,
         region: "us-east-1".into(),
@@ -298,6 +319,7 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         sources: RevisionSources::default(),
         monitoring: MonitoringConfig::default(),
         zone_tag: landfall_server::DEFAULT_ZONE_TAG.into(),
+        max_deployment_instances: landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT,
     };
     crate::dev::run(config, args.hosts).await
 }

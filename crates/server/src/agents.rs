@@ -231,7 +231,9 @@ async fn spec_revision(state: &AppState, location: &RevisionLocation) -> ApiResu
         let bucket = s3.bucket.clone().unwrap_or_default();
         let key = s3.key.clone().unwrap_or_default();
         let presigned_url = match &state.sources.external_s3 {
-            Some(external) if !state.objects.bucket_exists(&bucket).await.unwrap_or(false) => {
+            Some(external)
+                if state.external_bundles.is_some() || !state.objects.bucket_exists(&bucket).await.unwrap_or(false) =>
+            {
                 let now = state.clock.now().millis() / 1000;
                 Some(external.presigned_get(&bucket, &key, s3.version.as_deref(), now).map_err(ApiError::internal)?)
             }

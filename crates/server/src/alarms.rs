@@ -171,6 +171,10 @@ pub async fn watch_forever(state: Arc<AppState>) {
 }
 
 async fn watch_once(state: &AppState, evaluator: &Evaluator) -> landfall_store::StoreResult<()> {
+    // One server polls for all of them.
+    if state.replica.hold(state, crate::replicas::lease::ALARMS).await?.is_none() {
+        return Ok(());
+    }
     // One evaluation per alarm per round, however many deployments watch it.
     let mut verdicts: HashMap<String, Verdict> = HashMap::new();
     for id in state.store.active_deployments().await? {

@@ -20,12 +20,13 @@ use landfall_engine::lifecycle::{self, ServerTargetRole, lifecycle_events};
 use landfall_engine::run::{self, Command, CommandState, Facts, Progress, Settings, Timeouts};
 use landfall_engine::zonal::ZonalSettings;
 use landfall_store::{
-    DeploymentRecord, DeploymentStep, HostCommandRecord, InstanceHistoryRecord, RevisionRecord, StoreError,
+    DeploymentRecord, DeploymentStep, Fence, HostCommandRecord, InstanceHistoryRecord, RevisionRecord, StoreError,
     StoreResult, TargetRecord,
 };
 use tokio::sync::Notify;
 
 use crate::api::common::{new_deployment_id, new_uuid};
+use crate::replicas;
 use crate::state::AppState;
 use crate::timeline::{self, StepChange};
 
@@ -66,6 +67,16 @@ impl Driver {
     /// The signal a target group's routers wait on.
     pub fn target_group_signal(&self, name: &str) -> Arc<Notify> {
         self.target_groups.get(name)
+    }
+
+    /// Wakes every long poll (after notices from other servers may have been lost).
+    pub fn wake_everyone(&self) {
+        for signals in [&self.hosts, &self.target_groups] {
+            let signals = signals.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for signal in signals.values() {
+                signal.notify_waiters();
+            }
+        }
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Dirty>> {
@@ -149,13 +160,28 @@ async fn reconcile_chain(state: &AppState, deployment_id: &str) -> StoreResult<(
     Ok(())
 }
 
-/// One deployment; returns a follow-up deployment (a rollback) to look at next.
+/// One deployment, if this server holds its lease (or can take it); returns a follow-up
+/// deployment (a rollback) to look at next.
 async fn reconcile_one(state: &AppState, deployment_id: &str) -> StoreResult<Option<String>> {
-    // A concurrent writer (another replica, a stop) makes the write a Conflict: recompute.
+    let lease = replicas::lease::deployment(deployment_id);
+    let Some(fence) = state.replica.hold(state, &lease).await? else {
+        // Another server owns it, and may not know what just changed here.
+        replicas::nudge_owner(state, deployment_id).await;
+        return Ok(None);
+    };
+    // A concurrent writer (a stop, an acknowledgement) makes the write a Conflict: recompute.
     for _ in 0..5 {
-        match step_once(state, deployment_id).await {
+        match step_once(state, deployment_id, &fence).await {
             Err(StoreError::Conflict(_)) => continue,
-            Ok(Outcome::Finished(follow_up)) => return Ok(follow_up),
+            Err(StoreError::LeaseLost(_)) => {
+                tracing::warn!(deployment = deployment_id, "another server took the deployment over");
+                state.replica.forget(&lease);
+                return Ok(None);
+            }
+            Ok(Outcome::Finished(follow_up)) => {
+                state.replica.release(state, &lease).await?;
+                return Ok(follow_up);
+            }
             Ok(Outcome::Running) => return Ok(None),
             Err(error) => return Err(error),
         }
@@ -168,11 +194,15 @@ enum Outcome {
     Finished(Option<String>),
 }
 
-async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome> {
+async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> StoreResult<Outcome> {
     let store = state.store.as_ref();
     let Some(record) = store.deployment(deployment_id).await? else {
         return Ok(Outcome::Finished(None));
     };
+    let status = record.info.status.as_ref().map_or("Created", |status| status.as_str());
+    if !landfall_store::ACTIVE_STATUSES.contains(&status) {
+        return Ok(Outcome::Finished(None));
+    }
     let targets = store.targets(deployment_id).await?;
     let mut records = store.commands_of(deployment_id).await?;
     // Traffic events in flight first: one may have just finished.
@@ -340,10 +370,11 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         history,
         target_revision,
         follow_up,
+        fence: Some(fence.clone()),
     };
     store.apply_deployment_step(&write).await?;
     if !write.triggers.is_empty() {
-        state.outbox.written.notify_one();
+        replicas::wake_outbox(state).await;
     }
     if blue_green && let Some(progress) = &step.progress.blue_green {
         // The fleets' traffic as the engine now wants it (the routers follow).
@@ -361,9 +392,8 @@ async fn step_once(state: &AppState, deployment_id: &str) -> StoreResult<Outcome
         .iter()
         .filter(|(_, state, _)| *state == CommandState::Queued)
         .filter_map(|(id, ..)| commands.iter().find(|c| c.id == *id).map(|c| c.target_id.as_str()));
-    for host in new_commands.iter().map(|c| c.target_id.as_str()).chain(requeued) {
-        state.driver.host_signal(host).notify_waiters();
-    }
+    let hosts: Vec<&str> = new_commands.iter().map(|c| c.target_id.as_str()).chain(requeued).collect();
+    replicas::wake_hosts(state, &hosts).await;
     if let Some(status) = &step.finished {
         tracing::info!(deployment = deployment_id, status = status.as_str(), "deployment finished");
         return Ok(Outcome::Finished(follow_up_id));
@@ -631,6 +661,9 @@ pub async fn tick_forever(state: Arc<AppState>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        if let Err(error) = state.replica.renew(&state).await {
+            tracing::warn!(%error, "cannot renew this server's leases");
+        }
         let active = match state.store.active_deployments().await {
             Ok(active) => active,
             Err(error) => {
@@ -639,6 +672,15 @@ pub async fn tick_forever(state: Arc<AppState>) {
             }
         };
         for id in active {
+            // Only deployments this server owns, or that nobody does (their server died).
+            match state.replica.hold(&state, &replicas::lease::deployment(&id)).await {
+                Ok(Some(_)) => {}
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(deployment = %id, %error, "cannot take the deployment's lease");
+                    continue;
+                }
+            }
             if let Err(error) = reconcile(&state, &id).await {
                 tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
             }

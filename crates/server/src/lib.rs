@@ -10,6 +10,7 @@ mod console;
 pub mod driver;
 mod http;
 mod metrics;
+pub mod replicas;
 mod s3;
 pub mod sources;
 pub mod state;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use landfall_api::landfall::Role;
-use landfall_store::{SqliteStore, Store};
+use landfall_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -42,6 +43,9 @@ pub const PROFILE: &str = "landfall";
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
+    pub store: StoreLocation,
+    /// How long a replica's leases last unrenewed (see [`replicas`]).
+    pub lease_ttl: Duration,
     pub listen: SocketAddr,
     pub tls: Option<TlsFiles>,
     /// The region ARNs name and the credentials file suggests to clients.
@@ -54,6 +58,28 @@ pub struct ServerConfig {
     pub monitoring: MonitoringConfig,
     /// The instance tag whose value is a host's zone (zonal deployments).
     pub zone_tag: String,
+    /// The most instances one deployment may target.
+    pub max_deployment_instances: usize,
+}
+
+/// Where the server keeps its state.
+#[derive(Clone)]
+pub enum StoreLocation {
+    /// SQLite in the data directory, with the bundle store and secrets beside it: one server.
+    DataDir,
+    /// A PostgreSQL database (its URL), shared by any number of servers: secrets are kept in
+    /// it and bundles in the external S3 store.
+    Postgres(String),
+}
+
+/// (The URL may hold a password.)
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::DataDir => f.write_str("DataDir"),
+            StoreLocation::Postgres(_) => f.write_str("Postgres(..)"),
+        }
+    }
 }
 
 /// Where alarms are evaluated and where triggers are delivered.
@@ -106,16 +132,20 @@ fn client_address(address: SocketAddr) -> String {
 
 /// What `landfall server --check-store` found: the store's schema version and the newest this
 /// Landfall knows.
-pub async fn check_store(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("landfall.db");
-    let (applied, known) = match SqliteStore::schema_versions(&path).await {
-        Ok(versions) => versions,
-        Err(landfall_store::StoreError::NotFound) => {
-            bail!("no store at {} (the server makes it on first start)", path.display())
+pub async fn check_store(config: &ServerConfig) -> anyhow::Result<String> {
+    let (place, versions) = match &config.store {
+        StoreLocation::DataDir => {
+            let path = config.data_dir.join("landfall.db");
+            (format!("SQLite store {}", path.display()), SqliteStore::schema_versions(&path).await)
         }
-        Err(error) => bail!("the store at {} cannot be read: {error}", path.display()),
+        StoreLocation::Postgres(url) => ("PostgreSQL store".to_owned(), PostgresStore::schema_versions(url).await),
     };
-    let place = format!("SQLite store {}: schema version {applied}", path.display());
+    let (applied, known) = match versions {
+        Ok(versions) => versions,
+        Err(landfall_store::StoreError::NotFound) => bail!("no {place} yet (the server makes it on first start)"),
+        Err(error) => bail!("the {place} cannot be read: {error}"),
+    };
+    let place = format!("{place}: schema version {applied}");
     match applied.cmp(&known) {
         std::cmp::Ordering::Equal => Ok(format!("{place}, as this Landfall expects: ok")),
         std::cmp::Ordering::Less => Ok(format!("{place}; this Landfall migrates it to {known} when it starts")),
@@ -130,7 +160,6 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     state: Arc<AppState>,
-    store: Arc<SqliteStore>,
     endpoint: String,
     credentials_file: PathBuf,
 }
@@ -141,16 +170,22 @@ impl Server {
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Server> {
         create_private_dir(&config.data_dir)?;
         let data_dir = config.data_dir.canonicalize().context("resolving the data directory")?;
-        let store = Arc::new(
-            SqliteStore::open(&data_dir.join("landfall.db"))
-                .await
-                .context("opening the store in the data directory")?,
-        );
+        let store: Arc<dyn Store> = match &config.store {
+            StoreLocation::DataDir => Arc::new(
+                SqliteStore::open(&data_dir.join("landfall.db"))
+                    .await
+                    .context("opening the store in the data directory")?,
+            ),
+            StoreLocation::Postgres(url) => {
+                Arc::new(PostgresStore::connect(url).await.context("connecting to the PostgreSQL store")?)
+            }
+        };
+        let secrets = Secrets { store: store.as_ref(), data_dir: &data_dir, location: &config.store };
         let account_id = store.init_meta("account_id", &random_account_id()).await?;
         let credentials_file = data_dir.join("credentials");
         bootstrap_admin_key(store.as_ref(), &credentials_file, &config.region).await?;
 
-        let spec_signer = load_or_create_signer(&data_dir.join("spec-signing"))?;
+        let spec_signer = secrets.signer().await?;
         let trigger_secret = match &config.monitoring.trigger_secret_file {
             Some(file) => {
                 let secret = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -159,10 +194,10 @@ impl Server {
                 }
                 secret.trim().to_owned()
             }
-            None => load_or_create_secret(&data_dir.join("trigger-secret"))?,
+            None => secrets.get("trigger-secret").await?,
         };
-        let metrics_token = load_or_create_secret(&data_dir.join("metrics-token"))?;
-        let console_secret = load_or_create_secret(&data_dir.join("console-secret"))?;
+        let metrics_token = secrets.get("metrics-token").await?;
+        let console_secret = secrets.get("console-secret").await?;
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
@@ -177,6 +212,19 @@ impl Server {
             keys: KeyCache::new(Duration::from_secs(5)),
             objects: s3::ObjectStore::open(&data_dir.join("s3"))
                 .context("opening the bundle store in the data directory")?,
+            external_bundles: match (&config.store, &config.sources.external_s3) {
+                (StoreLocation::Postgres(_), Some(store)) => Some(s3::ExternalBundles {
+                    store: store.clone(),
+                    client: reqwest::Client::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .build()
+                        .context("making the bundle store's HTTP client")?,
+                }),
+                (StoreLocation::Postgres(_), None) => {
+                    bail!("a server on a shared store needs the external S3 store for bundles")
+                }
+                (StoreLocation::DataDir, _) => None,
+            },
             sources: config.sources.clone(),
             agent_sightings: Default::default(),
             alarms: alarms::AlarmSettings {
@@ -196,9 +244,12 @@ impl Server {
             tls: tls.is_some(),
             sign_ins: Default::default(),
             zone_tag: config.zone_tag.clone(),
+            max_deployment_instances: config.max_deployment_instances,
+            replica: replicas::Replica::new(replica_id(address), config.lease_ttl),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
-        Ok(Server { listener, tls, state, store, endpoint, credentials_file })
+        tracing::info!(replica = %state.replica.id, "started");
+        Ok(Server { listener, tls, state, endpoint, credentials_file })
     }
 
     /// The URL clients use, e.g. `http://127.0.0.1:7070`.
@@ -231,11 +282,13 @@ impl Server {
         let ticker = tokio::spawn(driver::tick_forever(self.state.clone()));
         let alarms = tokio::spawn(alarms::watch_forever(self.state.clone()));
         let triggers = tokio::spawn(triggers::deliver_forever(self.state.clone()));
+        let notices = tokio::spawn(replicas::listen_forever(self.state.clone()));
+        let store = self.state.store.clone();
         http::serve(self.listener, self.tls, self.state, shutdown).await?;
-        for task in [ticker, alarms, triggers] {
+        for task in [ticker, alarms, triggers, notices] {
             task.abort();
         }
-        self.store.close().await;
+        store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -257,8 +310,16 @@ fn random_account_id() -> String {
     id
 }
 
+/// This server's name among the replicas on its store: where it listens, and a random part so a
+/// restarted server is a new holder (its predecessor's leases are not its own).
+fn replica_id(address: SocketAddr) -> String {
+    format!("{}/{}", client_address(address), api::common::random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 8))
+}
+
 /// On first start (a store without access keys): an administrator key, written to `credentials`
-/// in the AWS shared-credentials format. Later starts leave both alone.
+/// in the AWS shared-credentials format. Later starts leave both alone. Of several servers
+/// starting together on one new database, the one whose key id lands in the store first writes
+/// the key (and its credentials file).
 async fn bootstrap_admin_key(store: &dyn Store, credentials_file: &Path, region: &str) -> anyhow::Result<()> {
     let existing = store.list_access_keys(&landfall_store::PageRequest { after: None, limit: 1 }).await?;
     if !existing.items.is_empty() {
@@ -266,6 +327,9 @@ async fn bootstrap_admin_key(store: &dyn Store, credentials_file: &Path, region:
     }
     let now = state::Clock::now(&SystemClock);
     let key = api::keys::new_access_key(Role::Admin, "administrator key created on first start", now);
+    if store.init_meta("administrator_key", &key.access_key_id).await? != key.access_key_id {
+        return Ok(());
+    }
     // The file first: if writing it fails, the store still has no key and the next start retries.
     let contents = format!(
         "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {region}\n",
@@ -289,6 +353,41 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
+}
+
+/// Where the server's own secrets live: files in the data directory beside an SQLite store; in
+/// the store itself when several servers share it (each must sign and verify alike). Made on
+/// first start either way.
+struct Secrets<'a> {
+    store: &'a dyn Store,
+    data_dir: &'a Path,
+    location: &'a StoreLocation,
+}
+
+impl Secrets<'_> {
+    async fn get(&self, name: &str) -> anyhow::Result<String> {
+        match self.location {
+            StoreLocation::DataDir => load_or_create_secret(&self.data_dir.join(name)),
+            StoreLocation::Postgres(_) => {
+                let fresh = api::common::random_string(b"0123456789abcdef", 40);
+                Ok(self.store.init_meta(&format!("secret:{name}"), &fresh).await?)
+            }
+        }
+    }
+
+    async fn signer(&self) -> anyhow::Result<landfall_envelope::SigningIdentity> {
+        if let StoreLocation::DataDir = self.location {
+            return load_or_create_signer(&self.data_dir.join("spec-signing"));
+        }
+        let fresh = landfall_envelope::SigningIdentity::generate("Landfall deployment specifications")
+            .context("creating the specification signing identity")?;
+        let pems = [fresh.ca_certificate_pem(), fresh.signer_certificate_pem(), fresh.signer_key_pem()];
+        let kept = self.store.init_meta("secret:spec-signing", &serde_json::to_string(&pems)?).await?;
+        let [ca, signer, key]: [String; 3] =
+            serde_json::from_str(&kept).context("reading the specification signing identity from the store")?;
+        landfall_envelope::SigningIdentity::from_pem(&ca, &signer, &key)
+            .context("loading the specification signing identity")
+    }
 }
 
 /// A random secret kept in `file` (made on first start, readable by the server's user only).

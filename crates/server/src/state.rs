@@ -36,8 +36,11 @@ pub struct AppState {
     pub account_id: String,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyCache,
-    /// The S3-compatible bundle store's objects (under the data directory).
+    /// The S3-compatible bundle store's objects (under the data directory; with a shared
+    /// store, only its temporary files).
     pub objects: crate::s3::ObjectStore,
+    /// With a shared store: the external store every S3 request is forwarded to.
+    pub external_bundles: Option<crate::s3::ExternalBundles>,
     pub sources: crate::sources::RevisionSources,
     pub agent_sightings: AgentSightings,
     pub alarms: crate::alarms::AlarmSettings,
@@ -55,6 +58,10 @@ pub struct AppState {
     pub sign_ins: crate::console::SignInGuard,
     /// The instance tag whose value is a host's zone.
     pub zone_tag: String,
+    /// The most instances one deployment may target.
+    pub max_deployment_instances: usize,
+    /// This server among the others on the same store: its leases.
+    pub replica: crate::replicas::Replica,
 }
 
 /// When each instance's agent was last recorded as polling, so a busy agent (it polls again

@@ -69,7 +69,7 @@ pub async fn delete(ctx: &Ctx<'_>, input: TargetGroupNameInput) -> ApiResult<()>
     if !ctx.store().delete_target_group(name).await.map_err(store_error)? {
         return err(Exception::TargetGroupDoesNotExist, format!("No target group named {name} exists."));
     }
-    ctx.state.driver.target_group_signal(name).notify_waiters();
+    crate::replicas::wake_target_group(ctx.state, name).await;
     Ok(())
 }
 
@@ -226,7 +226,7 @@ async fn modify(
     })
     .await?;
     if changed {
-        state.driver.target_group_signal(name).notify_waiters();
+        crate::replicas::wake_target_group(state, name).await;
     }
     Ok(group)
 }

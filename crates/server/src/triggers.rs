@@ -223,6 +223,19 @@ pub async fn deliver_forever(state: Arc<AppState>) {
             }
         }
         let written = state.outbox.written.notified();
+        // One server delivers for all of them; the others wait for its lease to lapse.
+        match state.replica.hold(&state, crate::replicas::lease::TRIGGERS).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot take the trigger delivery lease");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
         let due = match state.store.due_trigger_messages(state.clock.now(), 64).await {
             Ok(due) => due,
             Err(error) => {

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// Creating the record would exceed the given limit.
     #[error("limit of {0} reached")]
     LimitExceeded(usize),
+    /// A step was fenced off: the lease it was computed under is no longer its server's.
+    #[error("the lease {0} is held by another server now")]
+    LeaseLost(String),
     /// The database failed; the server answers InternalFailure and logs this.
     #[error("store failure: {0}")]
     Backend(String),
@@ -232,6 +235,74 @@ pub struct DeploymentStep {
     pub events: Vec<DeploymentEventInfo>,
     /// Trigger notifications for the outbox.
     pub triggers: Vec<TriggerMessage>,
+    /// The lease the step was computed under: written only if its holder still has it.
+    pub fence: Option<Fence>,
+}
+
+/// A lease as one holder took it: a write carrying it is refused (LeaseLost) once another
+/// holder has taken the lease, even if the first one does not know yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub lease: String,
+    pub holder: String,
+    /// Changes whenever the lease changes hands.
+    pub epoch: i64,
+}
+
+/// Work that one server does at a time (a deployment's progress, alarm polling, trigger
+/// delivery), held until `expires_at` unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub name: String,
+    pub holder: String,
+    pub epoch: i64,
+    pub expires_at: Timestamp,
+}
+
+/// A wake-up call from one server to the others on the same database: `kind` says what
+/// changed (a host has a command, a deployment has news...), `keys` for which names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: String,
+    pub keys: Vec<String>,
+}
+
+impl Notice {
+    /// Sent to every listener after its connection to the database was lost and restored:
+    /// notices sent meanwhile are gone, so everything is worth a look.
+    pub const RESYNC: &'static str = "resync";
+
+    pub fn new(kind: &str, keys: impl IntoIterator<Item = impl Into<String>>) -> Notice {
+        Notice { kind: kind.to_owned(), keys: keys.into_iter().map(Into::into).collect() }
+    }
+
+    /// The notice as messages of at most `limit` bytes each: the kind, then keys, one per
+    /// line (names never hold a line break). A key too long for any message is left out.
+    pub fn payloads(&self, limit: usize) -> Vec<String> {
+        let mut payloads = Vec::new();
+        let mut current = self.kind.clone();
+        for key in &self.keys {
+            if self.kind.len() + 1 + key.len() > limit {
+                continue;
+            }
+            if current.len() + 1 + key.len() > limit {
+                payloads.push(std::mem::replace(&mut current, self.kind.clone()));
+            }
+            current.push('\n');
+            current.push_str(key);
+        }
+        if current.len() > self.kind.len() || self.keys.is_empty() {
+            payloads.push(current);
+        }
+        payloads
+    }
+
+    /// A message made by [`Notice::payloads`].
+    pub fn parse(payload: &str) -> Notice {
+        let mut lines = payload.split('\n');
+        let kind = lines.next().unwrap_or_default().to_owned();
+        Notice { kind, keys: lines.map(str::to_owned).collect() }
+    }
 }
 
 /// A trigger notification in the outbox: written in the same transaction as the change it
@@ -316,10 +387,36 @@ pub enum TaggedKind {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // -- installation metadata --------------------------------------------------------------
+    /// Closes the store's connections, waiting for those in use to finish.
+    async fn close(&self);
     /// The schema version the store is at (a read that also proves the store answers).
     async fn schema_version(&self) -> StoreResult<i64>;
     /// Sets `key` to `value` unless it is set already; returns the value that is set.
     async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    // -- leases and notices (several servers on one database) -------------------------------
+    /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or
+    /// `holder`'s already (then it is extended); returns the fence to write under, None if
+    /// another holder has it.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Option<Fence>>;
+    /// Extends every lease `holder` has to `until`; returns them.
+    async fn renew_leases(&self, holder: &str, until: Timestamp) -> StoreResult<Vec<Fence>>;
+    /// Gives the lease up, if `holder` has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Every lease, by name.
+    async fn leases(&self) -> StoreResult<Vec<LeaseRecord>>;
+    /// Tells every server listening on this database (this one included); a store that only
+    /// one server uses ignores it.
+    async fn publish(&self, notice: &Notice) -> StoreResult<()>;
+    /// The notices published on this database, from now on; None for a store that only one
+    /// server uses. After a lost connection the stream carries a [`Notice::RESYNC`].
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>>;
 
     // -- access keys -------------------------------------------------------------------------
     /// LimitExceeded if `limit` keys (active or revoked) exist already.

@@ -232,13 +232,26 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#,
     ),
+    (
+        9,
+        r#"
+-- Work one server does at a time; the epoch changes whenever the holder does (fencing).
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    epoch      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
-/// (version, statements) for PostgreSQL: the SQLite schema as of its version 8, in one step.
-/// Integers are BIGINT (the store reads every number as i64); sequences are identities.
-pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+/// (version, statements) for PostgreSQL: version 1 is the SQLite schema as of its version 8, in
+/// one step; later versions follow SQLite's one by one (2 is SQLite's 9). Integers are BIGINT (the store reads every number as i64); sequences are identities.
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 CREATE TABLE access_keys (
@@ -392,4 +405,16 @@ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
 CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
 FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    epoch      BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+"#,
+    ),
+];

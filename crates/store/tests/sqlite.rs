@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use landfall_store::SqliteStore;
+use landfall_store::{SqliteStore, Store as _};
 
 async fn fresh_store() -> Arc<SqliteStore> {
     let dir = std::env::temp_dir().join(format!("landfall-store-test-{}", uuid::Uuid::new_v4()));

@@ -20,7 +20,8 @@ use super::revisions::revision_record;
 
 const PAGE: usize = 100;
 /// Most instances one deployment may target (CodeDeploy's per-deployment quota).
-pub const MAX_INSTANCES_PER_DEPLOYMENT: usize = 1000;
+/// CodeDeploy's quota, and the default of `landfall server --max-deployment-instances`.
+pub const DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT: usize = 1000;
 
 /// Loads a deployment by a validated id, or DeploymentDoesNotExistException.
 pub async fn load(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult<DeploymentRecord> {
@@ -61,11 +62,9 @@ async fn server_targets(
 ) -> ApiResult<Vec<TargetRecord>> {
     let instances = ctx.store().list_instances().await.map_err(store_error)?;
     let history = ctx.store().instance_history(group.id()).await.map_err(store_error)?;
+    let history: std::collections::HashMap<&str, _> = history.iter().map(|h| (h.instance_name.as_str(), h)).collect();
     let history_of = |name: &str| {
-        history
-            .iter()
-            .find(|h| h.instance_name == name)
-            .map(|h| InstanceHistory { revision_key: h.revision_key.clone(), healthy: h.healthy })
+        history.get(name).map(|h| InstanceHistory { revision_key: h.revision_key.clone(), healthy: h.healthy })
     };
     let up_to_date = |instance: &InstanceInfo| {
         outdated_only
@@ -135,11 +134,12 @@ async fn server_targets(
         let position = targets.len();
         targets.push(target(instance, &install, Some(TargetLabel::Green), position));
     }
-    if targets.len() > MAX_INSTANCES_PER_DEPLOYMENT {
+    let limit = ctx.state.max_deployment_instances;
+    if targets.len() > limit {
         return err(
             Exception::InvalidTargetInstances,
             format!(
-                "The deployment would target {} instances; at most {MAX_INSTANCES_PER_DEPLOYMENT} are allowed.",
+                "The deployment would target {} instances; at most {limit} are allowed (landfall server --max-deployment-instances).",
                 targets.len()
             ),
         );

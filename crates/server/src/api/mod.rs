@@ -7,7 +7,7 @@ mod applications;
 pub mod common;
 mod deployment_configs;
 mod deployment_groups;
-pub(crate) mod deployments;
+pub mod deployments;
 mod instances;
 mod journal;
 pub mod keys;

@@ -8,6 +8,7 @@ mod body;
 mod checksum;
 mod chunked;
 mod error;
+mod external;
 mod list;
 mod multipart;
 mod objects;
@@ -258,6 +259,12 @@ fn valid_bucket_name(name: &str) -> bool {
         && !name.ends_with("--ol-s3")
 }
 
+/// Where replicas keep bundles: the external store, and the client that reaches it.
+pub struct ExternalBundles {
+    pub store: crate::sources::ExternalS3,
+    pub client: reqwest::Client,
+}
+
 /// Everything an operation needs about its request.
 pub struct Ctx<'a> {
     pub state: &'a AppState,
@@ -412,6 +419,9 @@ async fn serve(
             .with("Size", key.len().to_string()));
     }
     let ctx = Ctx { state, parts, caller: &caller, bucket, key, query, now: state.clock.now().millis() };
+    if let Some(bundles) = &state.external_bundles {
+        return external::forward(&ctx, op, body, &bundles.store, &bundles.client).await;
+    }
     match op {
         Op::ListBuckets => ops::list_buckets(&ctx).await,
         Op::CreateBucket => ops::create_bucket(&ctx, body).await,

@@ -480,6 +480,18 @@ pub struct TempFile {
 }
 
 impl TempFile {
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Flushes what was written, so the file can be read back (from [`TempFile::path`]).
+    pub async fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.flush().await?;
+        }
+        Ok(())
+    }
+
     pub async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         let writer = self.writer.as_mut().ok_or_else(|| std::io::Error::other("temporary file already sealed"))?;
         writer.write_all(data).await?;

@@ -2,8 +2,10 @@
 //! an implementation's test file runs them all with [`conformance_tests!`](crate::conformance_tests).
 
 mod journal;
+mod leases;
 
 pub use journal::{alarms, audit_log, audit_log_refuses_sql_changes, deployment_timelines, trigger_outbox};
+pub use leases::{fenced_steps, leases};
 
 use landfall_api::Timestamp;
 use landfall_api::landfall::{HealthCheck, Role, TargetGroupInfo, TargetInfo};
@@ -29,7 +31,7 @@ macro_rules! conformance_tests {
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
             deployment_steps, agent_statuses, target_groups, alarms, deployment_timelines, trigger_outbox,
-            audit_log);
+            audit_log, leases, fenced_steps);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(

@@ -4,11 +4,19 @@
 //! active deployment in the group) holds when it writes, as with SQLite's single writer; reads,
 //! and single-statement writes, run concurrently.
 
+use std::time::Duration;
+
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+use tokio::sync::mpsc;
 
 use crate::schema::POSTGRES_MIGRATIONS;
 use crate::sql::prelude::*;
+
+/// The channel servers notify each other on.
+const CHANNEL: &str = "landfall";
+/// NOTIFY payloads must stay under 8000 bytes.
+const MAX_PAYLOAD: usize = 7900;
 
 /// The advisory lock key of write transactions and migrations ("Landfall" in ASCII).
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(5503658924312635756)";
@@ -22,9 +30,28 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`) and
     /// brings its schema up to date.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
-        let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
+        // A request waits at most ten seconds for a connection while the database is away.
+        let pool =
+            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
         migrate(&pool, POSTGRES_MIGRATIONS, Some(WRITE_LOCK)).await?;
         Ok(PostgresStore { writer: pool.clone(), reader: pool })
+    }
+
+    /// The schema version of the database at `url` and the newest this Landfall knows, read
+    /// without creating or migrating anything (`landfall server --check-store`); NotFound for a
+    /// database no server has started on.
+    pub async fn schema_versions(url: &str) -> StoreResult<(i64, i64)> {
+        let pool = PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL").fetch_one(&pool).await?;
+        let applied: Option<i64> = if exists {
+            sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&pool).await?
+        } else {
+            None
+        };
+        pool.close().await;
+        let known = POSTGRES_MIGRATIONS.last().map_or(0, |(version, _)| *version);
+        applied.map(|applied| (applied, known)).ok_or(StoreError::NotFound)
     }
 
     /// A write transaction, run one at a time across every server on the database.
@@ -34,8 +61,53 @@ impl PostgresStore {
         Ok(tx)
     }
 
+    async fn publish_notice(&self, notice: &Notice) -> StoreResult<()> {
+        for payload in notice.payloads(MAX_PAYLOAD) {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
+    /// A listening connection of its own, read by a task that forwards every notice and, after
+    /// the connection was lost and made again, a [`Notice::RESYNC`].
+    async fn subscribe_notices(&self) -> StoreResult<Option<mpsc::UnboundedReceiver<Notice>>> {
+        let mut listener = PgListener::connect_with(&self.reader).await?;
+        listener.listen(CHANNEL).await?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let resync = || Notice { kind: Notice::RESYNC.to_owned(), keys: Vec::new() };
+            loop {
+                let sent = match listener.try_recv().await {
+                    Ok(Some(notification)) => sender.send(Notice::parse(notification.payload())),
+                    // Lost and already connected again (eager reconnection).
+                    Ok(None) => sender.send(resync()),
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(_) => {
+                        // The database is away: try again until it answers, then resync.
+                        loop {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            if sender.is_closed() {
+                                return;
+                            }
+                            match listener.listen(CHANNEL).await {
+                                Ok(()) => break,
+                                Err(sqlx::Error::PoolClosed) => return,
+                                Err(_) => continue,
+                            }
+                        }
+                        sender.send(resync())
+                    }
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(receiver))
+    }
+
     /// Closes the pool, waiting for its connections to finish.
-    pub async fn close(&self) {
+    async fn close_pools(&self) {
         self.writer.close().await;
     }
 }

@@ -22,9 +22,9 @@ pub(crate) mod prelude {
     pub(crate) use super::{fetch_limit, from_doc, is_unique_violation, kind_name, limited, page_of, to_doc};
     pub(crate) use crate::{
         AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DeployedFilter, DeploymentFilter,
-        DeploymentRecord, DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, Page, PageRequest,
-        RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetGroupRecord,
-        TargetRecord, TriggerMessage, TriggerState,
+        DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LeaseRecord,
+        Notice, Page, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult,
+        TaggedKind, TargetGroupRecord, TargetRecord, TriggerMessage, TriggerState,
     };
 }
 
@@ -359,6 +359,45 @@ macro_rules! sql_store {
                     .execute(&self.writer)
                     .await?;
                 Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&self.writer).await?)
+            }
+
+            async fn acquire_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now: Timestamp,
+                until: Timestamp,
+            ) -> StoreResult<Option<Fence>> {
+                leases::acquire(&self.writer, name, holder, now, until).await
+            }
+
+            async fn renew_leases(&self, holder: &str, until: Timestamp) -> StoreResult<Vec<Fence>> {
+                leases::renew(&self.writer, holder, until).await
+            }
+
+            async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                    .bind(name)
+                    .bind(holder)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn leases(&self) -> StoreResult<Vec<LeaseRecord>> {
+                leases::all(&self.reader).await
+            }
+
+            async fn publish(&self, notice: &Notice) -> StoreResult<()> {
+                self.publish_notice(notice).await
+            }
+
+            async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>> {
+                self.subscribe_notices().await
+            }
+
+            async fn close(&self) {
+                self.close_pools().await
             }
 
             async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()> {
@@ -974,6 +1013,9 @@ macro_rules! sql_store {
 
             async fn apply_deployment_step(&self, step: &DeploymentStep) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                if let Some(fence) = &step.fence {
+                    leases::check_fence(&mut tx, fence).await?;
+                }
                 write_deployment(&mut tx, &step.deployment).await?;
                 for target in &step.targets {
                     sqlx::query("UPDATE deployment_targets SET doc = $1 WHERE deployment_id = $2 AND target_id = $3")
@@ -1069,17 +1111,18 @@ macro_rules! sql_store {
             }
 
             async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
-                let mut tx = self.begin_write().await?;
+                // One statement, no write lock: of two servers picking the same command, the
+                // second finds it no longer Queued when the first's update lets go of the row.
                 let row = sqlx::query(
                     "UPDATE host_commands SET state = 'Dispatched', dispatched_at = $1
                      WHERE seq = (SELECT seq FROM host_commands WHERE target_id = $2 AND state = 'Queued' ORDER BY seq LIMIT 1)
+                     AND state = 'Queued'
                      RETURNING *",
                 )
                 .bind(at.0)
                 .bind(instance_name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.writer)
                 .await?;
-                tx.commit().await?;
                 row.as_ref().map(command_from_row).transpose()
             }
 
@@ -1101,31 +1144,29 @@ macro_rules! sql_store {
                 diagnostics: &landfall_api::shapes::Diagnostics,
                 at: Timestamp,
             ) -> StoreResult<Completion> {
-                let mut tx = self.begin_write().await?;
+                // The first completion of a dispatched command wins, in one statement.
+                let done = sqlx::query(
+                    "UPDATE host_commands SET state = $1, completed_at = $2, diagnostics = $3,
+                     acknowledged_at = COALESCE(acknowledged_at, $4) WHERE id = $5 AND state = 'Dispatched'",
+                )
+                .bind(if succeeded { "Succeeded" } else { "Failed" })
+                .bind(at.0)
+                .bind(to_doc(diagnostics))
+                .bind(at.0)
+                .bind(id)
+                .execute(&self.writer)
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(Completion::Recorded);
+                }
                 let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&self.writer)
                     .await?;
-                let outcome = match state.as_deref() {
-                    Some("Dispatched") => {
-                        sqlx::query(
-                            "UPDATE host_commands SET state = $1, completed_at = $2, diagnostics = $3,
-                             acknowledged_at = COALESCE(acknowledged_at, $4) WHERE id = $5",
-                        )
-                        .bind(if succeeded { "Succeeded" } else { "Failed" })
-                        .bind(at.0)
-                        .bind(to_doc(diagnostics))
-                        .bind(at.0)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                        Completion::Recorded
-                    }
+                Ok(match state.as_deref() {
                     Some("Succeeded" | "Failed") => Completion::Duplicate,
                     _ => Completion::NotInFlight,
-                };
-                tx.commit().await?;
-                Ok(outcome)
+                })
             }
 
             async fn append_command_log(&self, id: &str, sequence: u64, text: &str) -> StoreResult<()> {
@@ -1375,6 +1416,80 @@ macro_rules! sql_store {
             Ok(TargetGroupRecord { info: doc_column(row, "doc")?, revision: row.try_get("revision")? })
         }
 
+
+        /// Leases: each a row naming its holder, its epoch (bumped when the holder changes) and
+        /// when it expires. Each statement is atomic on its own, so none takes the write lock.
+        mod leases {
+            use super::*;
+
+            pub(super) async fn acquire(
+                pool: &$pool,
+                name: &str,
+                holder: &str,
+                now: Timestamp,
+                until: Timestamp,
+            ) -> StoreResult<Option<Fence>> {
+                let epoch: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO leases (name, holder, epoch, expires_at) VALUES ($1, $2, 1, $3)
+                     ON CONFLICT (name) DO UPDATE SET
+                         epoch = CASE WHEN leases.holder = excluded.holder THEN leases.epoch ELSE leases.epoch + 1 END,
+                         holder = excluded.holder,
+                         expires_at = excluded.expires_at
+                     WHERE leases.holder = excluded.holder OR leases.expires_at < $4
+                     RETURNING epoch",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(until.0)
+                .bind(now.0)
+                .fetch_optional(pool)
+                .await?;
+                Ok(epoch.map(|epoch| Fence { lease: name.to_owned(), holder: holder.to_owned(), epoch }))
+            }
+
+            pub(super) async fn renew(pool: &$pool, holder: &str, until: Timestamp) -> StoreResult<Vec<Fence>> {
+                let rows = sqlx::query("UPDATE leases SET expires_at = $1 WHERE holder = $2 RETURNING name, epoch")
+                    .bind(until.0)
+                    .bind(holder)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Fence { lease: row.try_get("name")?, holder: holder.to_owned(), epoch: row.try_get("epoch")? })
+                    })
+                    .collect()
+            }
+
+            pub(super) async fn all(pool: &$pool) -> StoreResult<Vec<LeaseRecord>> {
+                let rows = sqlx::query("SELECT * FROM leases ORDER BY name").fetch_all(pool).await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(LeaseRecord {
+                            name: row.try_get("name")?,
+                            holder: row.try_get("holder")?,
+                            epoch: row.try_get("epoch")?,
+                            expires_at: Timestamp(row.try_get("expires_at")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            /// LeaseLost unless the fence's holder still has the lease at the fence's epoch
+            /// (expired or not: nobody else took it).
+            pub(super) async fn check_fence(connection: &mut $conn, fence: &Fence) -> StoreResult<()> {
+                let held: Option<i64> =
+                    sqlx::query_scalar("SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3")
+                        .bind(&fence.lease)
+                        .bind(&fence.holder)
+                        .bind(fence.epoch)
+                        .fetch_optional(connection)
+                        .await?;
+                match held {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::LeaseLost(fence.lease.clone())),
+                }
+            }
+        }
 
         /// Timelines, the trigger outbox, the audit log and alarms.
         mod journal {

@@ -77,8 +77,17 @@ impl SqliteStore {
         Ok((applied.unwrap_or(0), newest_known_version()))
     }
 
+    /// One server per SQLite store: nobody else to tell.
+    async fn publish_notice(&self, _notice: &Notice) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn subscribe_notices(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>> {
+        Ok(None)
+    }
+
     /// Closes both pools, waiting for their connections to finish.
-    pub async fn close(&self) {
+    async fn close_pools(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }

@@ -1,0 +1,207 @@
+//! The bundle store of servers that share a PostgreSQL store: the external S3-compatible store.
+//! Replicas keep no bundles of their own (a bundle uploaded through one must be readable
+//! through all), so each S3 request is authenticated and authorized here as for the built-in
+//! store (Landfall keys, roles, the audit log), then forwarded to the external store signed
+//! with its credentials, and its answer streamed back as it comes.
+//!
+//! Request bodies are received (aws-chunked decoded, checksums verified) into a temporary file
+//! first and forwarded plain, so clients may use any of the encodings the built-in store takes.
+
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use landfall_sigv4::{SigningParams, UNSIGNED_PAYLOAD, sign, uri_encode};
+
+use super::body::{self, Expect, Sink};
+use super::{Ctx, MAX_UPLOAD_BYTES, Op, S3Error, S3Result};
+use crate::http::Body;
+use crate::sources::{Addressing, ExternalS3};
+
+/// Largest XML body (bucket configuration, batch delete, upload completion) forwarded.
+const MAX_DOCUMENT_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Request headers the external store gets as the client sent them.
+const FORWARDED_REQUEST_HEADERS: [&str; 13] = [
+    "content-type",
+    "content-md5",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "expires",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "x-amz-copy-source-range",
+    "x-amz-expected-bucket-owner",
+];
+
+/// Answer headers the client gets as the external store sent them.
+const FORWARDED_RESPONSE_HEADERS: [&str; 13] = [
+    "content-type",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+    "location",
+    "x-amz-version-id",
+];
+
+/// Carries out `op` on the external store.
+pub async fn forward(
+    ctx: &Ctx<'_>,
+    op: Op,
+    request_body: Incoming,
+    external: &ExternalS3,
+    client: &reqwest::Client,
+) -> S3Result<Response<Body>> {
+    let url = object_url(external, &ctx.bucket, &ctx.key, ctx.parts.uri.query())?;
+    let mut headers = hyper::HeaderMap::new();
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Some(value) = ctx.parts.headers.get(name) {
+            headers.insert(HeaderName::from_static(name), value.clone());
+        }
+    }
+    for (name, value) in &ctx.parts.headers {
+        let kept = name.as_str().starts_with("x-amz-meta-")
+            || (name.as_str().starts_with("x-amz-checksum-") && name.as_str() != "x-amz-checksum-type");
+        if kept {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    // What the client declared about the encoding of its body is not what is forwarded.
+    let codings: Vec<&str> = ctx
+        .header("content-encoding")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    if !codings.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&codings.join(","))
+    {
+        headers.insert("content-encoding", value);
+    }
+    headers.insert("x-amz-content-sha256", HeaderValue::from_static(UNSIGNED_PAYLOAD));
+
+    // The body, received and verified here first.
+    let mut temp = None;
+    let mut document = None;
+    match op {
+        Op::PutObject | Op::UploadPart => {
+            let expect = Expect::from_headers(&ctx.parts.headers, MAX_UPLOAD_BYTES)?;
+            let mut file = ctx.store().temp_file().await?;
+            let received = body::receive(request_body, &mut Sink::File(&mut file), &expect).await?;
+            file.finish().await?;
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(received.size));
+            temp = Some(file);
+        }
+        _ if op.reads_body() => {
+            let bytes = body::read_small(request_body, &ctx.parts.headers, MAX_DOCUMENT_BYTES).await?;
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            document = Some(bytes);
+        }
+        _ => {}
+    }
+
+    let uri: hyper::Uri = url.parse().map_err(S3Error::internal)?;
+    let params = SigningParams {
+        credentials: &external.credentials,
+        region: &external.region,
+        service: "s3",
+        time: ctx.now.div_euclid(1000),
+    };
+    sign(&ctx.parts.method, &uri, &mut headers, &[], &params).map_err(S3Error::internal)?;
+    let mut request = client.request(ctx.parts.method.clone(), url).headers(headers);
+    if let Some(file) = &temp {
+        let reader = tokio::fs::File::open(file.path()).await?;
+        request = request.body(reqwest::Body::from(reader));
+    } else if let Some(bytes) = document {
+        request = request.body(bytes);
+    }
+    let answer = request.send().await.map_err(|error| {
+        tracing::warn!(%error, operation = op.name(), "the external bundle store cannot be reached");
+        S3Error::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The bundle store cannot be reached.")
+    })?;
+    drop(temp);
+
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        let name = name.as_str();
+        if FORWARDED_RESPONSE_HEADERS.contains(&name)
+            || name.starts_with("x-amz-meta-")
+            || name.starts_with("x-amz-checksum-")
+        {
+            response = response.header(name, value.as_bytes());
+        }
+    }
+    let body = hyper::http::Response::from(answer).into_body().map_err(std::io::Error::other).boxed();
+    response.body(body).map_err(S3Error::internal)
+}
+
+/// The external store's URL of `bucket`/`key`, with the client's query minus its own
+/// presigning parameters.
+fn object_url(external: &ExternalS3, bucket: &str, key: &str, query: Option<&str>) -> S3Result<String> {
+    let scheme = external.endpoint.scheme_str().unwrap_or("https");
+    let authority = external.endpoint.authority().map(|a| a.as_str()).unwrap_or_default();
+    let key = uri_encode(key, true);
+    let mut url = match (external.addressing, bucket.is_empty()) {
+        (_, true) => format!("{scheme}://{authority}/"),
+        (Addressing::Path, false) if key.is_empty() => format!("{scheme}://{authority}/{bucket}"),
+        (Addressing::Path, false) => format!("{scheme}://{authority}/{bucket}/{key}"),
+        (Addressing::VirtualHost, false) => format!("{scheme}://{bucket}.{authority}/{key}"),
+    };
+    let kept: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.to_ascii_lowercase().starts_with("x-amz-"))
+        .collect();
+    if !kept.is_empty() {
+        url.push('?');
+        url.push_str(&kept.join("&"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use landfall_sigv4::Credentials;
+
+    use super::*;
+
+    fn store(addressing: Addressing) -> ExternalS3 {
+        ExternalS3 {
+            endpoint: "http://127.0.0.1:9000".parse().unwrap(),
+            region: "us-east-1".into(),
+            addressing,
+            credentials: Credentials::new("AKIDEXAMPLE", "secret"),
+        }
+    }
+
+    #[test]
+    fn urls_keep_the_query_but_not_the_clients_presigning() {
+        let path = store(Addressing::Path);
+        assert_eq!(object_url(&path, "", "", None).unwrap(), "http://127.0.0.1:9000/");
+        assert_eq!(
+            object_url(&path, "releases", "", Some("list-type=2&prefix=a%2F")).unwrap(),
+            "http://127.0.0.1:9000/releases?list-type=2&prefix=a%2F"
+        );
+        assert_eq!(
+            object_url(&path, "releases", "app/v 1.tgz", Some("X-Amz-Signature=abc&versionId=3&x-amz-date=1")).unwrap(),
+            "http://127.0.0.1:9000/releases/app/v%201.tgz?versionId=3"
+        );
+        let virtual_host = store(Addressing::VirtualHost);
+        assert_eq!(
+            object_url(&virtual_host, "releases", "app.tgz", Some("uploads")).unwrap(),
+            "http://releases.127.0.0.1:9000/app.tgz?uploads"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+"""Landfall as several replicas on PostgreSQL: three `landfall server` processes on one database
+behind a real HAProxy, twenty real agents whose connections the balancer spreads over them, and
+a deployment that loses the replica owning it (SIGKILL) mid-wave, or its database for a moment,
+and still finishes with every host's hooks run exactly once and its history complete."""
+
+import collections
+import signal
+import subprocess
+import time
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from cluster import Cluster
+from conftest import LANDFALL_BIN
+from hostsim import wait_for, wait_for_status
+from realhost import Host, bundle
+
+SERVICE_ROLE = "arn:aws:iam::123456789012:role/landfall"
+HOOKS = ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
+HOSTS = 20
+
+
+@pytest.fixture
+def cluster(workdir, checker):
+    made = Cluster(workdir, checker)
+    yield made
+    made.close()
+
+
+def app_bundle(path, version, hook_seconds):
+    """Each hook appends `EVENT DEPLOYMENT` to the file its agent names in HOOK_LOG, then takes
+    `hook_seconds`: a host's events can be counted whoever handed them out."""
+    hook = f'#!/bin/sh\necho "$LIFECYCLE_EVENT $DEPLOYMENT_ID" >> "$HOOK_LOG"\nsleep {hook_seconds}\n'
+    appspec = "version: 0.0\nos: linux\nhooks:\n" + "".join(
+        f"  {event}:\n    - location: hook.sh\n" for event in HOOKS)
+    return bundle(path / f"{version}.tgz", {"appspec.yml": (appspec, 0o644), "hook.sh": (hook, 0o755),
+                                              "VERSION": (version, 0o644)})
+
+
+def start_fleet(cluster, count=HOSTS):
+    """Registers `count` hosts (through the first replica) whose agents talk to the balancer."""
+    server = cluster.replicas[0]
+    hosts = []
+    for index in range(count):
+        host = Host(server, f"web-{index:02d}", {"role": "web"}, agent_endpoint=cluster.endpoint)
+        host.hook_log = host.dir / "hooks.log"
+        host.start(HOOK_LOG=str(host.hook_log))
+        hosts.append(host)
+    return hosts
+
+
+def stop_fleet(hosts):
+    for host in hosts:
+        code = host.stop()
+        assert "panicked" not in host.log(), host.log()
+        assert code in (None, 0), f"{host.name} exited with {code}:\n{host.log()}"
+
+
+def balanced_client(cluster):
+    key_id, secret, region = cluster.replicas[0].admin_key()
+    client = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region).client(
+        "codedeploy", endpoint_url=cluster.endpoint, config=Config(retries={"max_attempts": 8, "mode": "standard"}))
+    cluster.replicas[0].checker.attach(client)
+    return client
+
+
+def setup(cluster, cd, tmp_path, hook_seconds):
+    cluster.s3.s3.create_bucket(Bucket="releases")
+    etag = cluster.s3.put("releases", "app/v1.tgz", app_bundle(tmp_path, "v1", hook_seconds))
+    cd.create_application(applicationName="app")
+    # Waves of five: fifteen of the twenty hosts stay healthy while the others deploy.
+    cd.create_deployment_config(deploymentConfigName="FiveAtATime",
+                                minimumHealthyHosts={"type": "HOST_COUNT", "value": 15})
+    cd.create_deployment_group(
+        applicationName="app", deploymentGroupName="web", serviceRoleArn=SERVICE_ROLE,
+        deploymentConfigName="FiveAtATime",
+        onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}])
+    return {"revisionType": "S3", "s3Location": {"bucket": "releases", "key": "app/v1.tgz", "bundleType": "tgz",
+                                                 "eTag": etag}}
+
+
+def hooks_run(host, deployment_id):
+    lines = host.hook_log.read_text().splitlines() if host.hook_log.exists() else []
+    return collections.Counter(line.split()[0] for line in lines if line.endswith(deployment_id))
+
+
+def finished_hosts(cd, deployment_id):
+    overview = cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"].get("deploymentOverview", {})
+    return overview.get("Succeeded", 0) + overview.get("Failed", 0)
+
+
+def assert_complete(cluster, cd, hosts, deployment_id):
+    """Every host ran each hook exactly once, and the timeline and audit log say so."""
+    for target_id in cd.list_deployment_targets(deploymentId=deployment_id)["targetIds"]:
+        target = cd.get_deployment_target(deploymentId=deployment_id, targetId=target_id)["deploymentTarget"]
+        events = target["instanceTarget"]["lifecycleEvents"]
+        summary = [(e["lifecycleEventName"], e["status"], e.get("diagnostics", {}).get("message")) for e in events]
+        assert all(e["status"] in ("Succeeded", "Skipped") for e in events), (target_id, summary)
+    for host in hosts:
+        assert hooks_run(host, deployment_id) == {event: 1 for event in HOOKS}, (host.name, host.log()[-4000:])
+    server = cluster.replicas[next(i for i, r in enumerate(cluster.replicas) if r.process)]
+    events = server.landfall("events", deployment_id, "--output", "json")
+    assert events.ok, events.stderr
+    finished = collections.Counter((instance, e.get("lifecycleEvent")) for e in events.json
+                                   if e["type"] == "LifecycleEvent" and e.get("status") == "Succeeded"
+                                   for instance in e.get("instanceIds", []))
+    for host in hosts:
+        for event in HOOKS:
+            assert finished[(host.name, event)] == 1, (host.name, event, finished)
+    statuses = [e.get("status") for e in events.json if e["type"] == "StatusChanged"]
+    assert statuses[-1] == "Succeeded" and statuses.count("Succeeded") == 1, statuses
+    audit = server.landfall("audit", "--operation", "CreateDeployment", "--output", "json")
+    assert audit.ok, audit.stderr
+    assert [r.get("result") for r in audit.json] == ["Success"], audit.json
+
+
+def deploying(cluster, tmp_path):
+    """A client through the balancer, the fleet, and a deployment to it under way."""
+    cd = balanced_client(cluster)
+    revision = setup(cluster, cd, tmp_path, hook_seconds=1)
+    hosts = start_fleet(cluster)
+    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="web",
+                                         revision=revision)["deploymentId"]
+    return cd, hosts, deployment_id
+
+
+def test_a_replica_killed_mid_wave_loses_nothing(cluster, tmp_path):
+    cd, hosts, deployment_id = deploying(cluster, tmp_path)
+    try:
+        owner = cluster.lease_holder(f"deployment:{deployment_id}")
+        # Mid-wave: the first five hosts are done, the next ones are running their hooks.
+        wait_for(lambda: finished_hosts(cd, deployment_id) >= 5, timeout=120, message="the first wave")
+        wait_for(lambda: sum(1 for h in hosts if hooks_run(h, deployment_id)) > finished_hosts(cd, deployment_id),
+                 timeout=60, message="the second wave to start")
+        owner.stop(signal.SIGKILL)
+        # Its lease lapses (5 s unrenewed) and another replica takes the deployment.
+        wait_for(lambda: cluster.lease_holder(f"deployment:{deployment_id}") is not owner, timeout=30,
+                 message="another replica to take the deployment over")
+        info = wait_for_status(cd, deployment_id, timeout=240)
+        assert info["status"] == "Succeeded", (info, [r.log()[-3000:] for r in cluster.replicas if r.process])
+        assert_complete(cluster, cd, hosts, deployment_id)
+    finally:
+        stop_fleet(hosts)
+
+
+def test_the_database_restarted_mid_deployment(cluster, tmp_path):
+    cd, hosts, deployment_id = deploying(cluster, tmp_path)
+    try:
+        wait_for(lambda: finished_hosts(cd, deployment_id) >= 5, timeout=120, message="the first wave")
+        cluster.postgres.stop("fast")
+        time.sleep(2)
+        cluster.postgres.start()
+        info = wait_for_status(cd, deployment_id, timeout=240)
+        assert info["status"] == "Succeeded", (info, [r.log()[-3000:] for r in cluster.replicas])
+        assert_complete(cluster, cd, hosts, deployment_id)
+        # Every replica is ready again.
+        for replica in cluster.replicas:
+            with urllib.request.urlopen(f"{replica.endpoint}/ready", timeout=10) as answer:
+                assert answer.status == 200
+    finally:
+        stop_fleet(hosts)
+
+
+
+def test_bundles_live_in_the_external_store_whichever_replica_takes_them(cluster, tmp_path):
+    first, second, third = cluster.replicas
+    # Pushed through one replica (the aws CLI's own push: aws-chunked upload, registration)...
+    source = tmp_path / "app"
+    source.mkdir()
+    (source / "appspec.yml").write_text("version: 0.0\nos: linux\n")
+    (source / "index.html").write_text("hello\n")
+    assert first.aws("s3", "mb", "s3://bundles").ok
+    assert first.aws("deploy", "create-application", "--application-name", "app").ok
+    pushed = first.aws("deploy", "push", "--application-name", "app", "--s3-location", "s3://bundles/app/v1.zip",
+                       "--source", str(source), "--ignore-hidden-files")
+    assert pushed.ok, pushed.stderr
+    # ...it is in the external store, readable through any other replica, as written.
+    assert [o["Key"] for o in cluster.s3.s3.list_objects_v2(Bucket="bundles")["Contents"]] == ["app/v1.zip"]
+    listed = third.aws("s3api", "list-objects-v2", "--bucket", "bundles")
+    assert listed.ok and [o["Key"] for o in listed.json["Contents"]] == ["app/v1.zip"], listed.stderr
+    downloaded = tmp_path / "v1.zip"
+    assert second.aws("s3", "cp", "s3://bundles/app/v1.zip", str(downloaded)).ok
+    direct = cluster.s3.s3.get_object(Bucket="bundles", Key="app/v1.zip")["Body"].read()
+    assert downloaded.read_bytes() == direct
+    partial = second.aws("s3api", "get-object", "--bucket", "bundles", "--key", "app/v1.zip", "--range", "bytes=0-3",
+                         str(tmp_path / "head"))
+    assert partial.ok and (tmp_path / "head").read_bytes() == direct[:4], partial.stderr
+    # A large upload goes in parts (multipart through the replica, completed there).
+    large = tmp_path / "large.bin"
+    large.write_bytes(bytes(range(256)) * (40 * 1024 * 4))
+    assert third.aws("s3", "cp", str(large), "s3://bundles/large.bin").ok
+    assert cluster.s3.s3.head_object(Bucket="bundles", Key="large.bin")["ContentLength"] == large.stat().st_size
+
+    # Landfall's roles still decide: a read-only key reads but does not write, and the refusal
+    # is in the audit log like any other.
+    key = first.landfall("keys", "create", "--role", "read-only", "--output", "json").json["accessKey"]
+    credentials = tmp_path / "read-only-credentials"
+    credentials.write_text(f"[reader]\naws_access_key_id = {key['accessKeyId']}\n"
+                           f"aws_secret_access_key = {key['secretAccessKey']}\n")
+    env = {"AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_PROFILE": "reader"}
+    refused = second.aws("s3", "cp", str(downloaded), "s3://bundles/other.bin", env=env)
+    assert refused.returncode != 0 and "AccessDenied" in refused.stderr
+    assert "other.bin" not in [o["Key"] for o in cluster.s3.s3.list_objects_v2(Bucket="bundles")["Contents"]]
+    audit = first.landfall("audit", "--operation", "S3.PutObject", "--output", "json").json
+    assert [(r["resources"].get("key"), r["result"]) for r in audit if r["accessKeyId"] == key["accessKeyId"]] == \
+        [("other.bin", "AccessDenied")]
+    # Unknown buckets and keys are the external store's answers.
+    missing = second.aws("s3api", "head-object", "--bucket", "bundles", "--key", "nope")
+    assert missing.returncode != 0 and "404" in missing.stderr
+
+    # The store check reads the shared database's schema version, without changing anything.
+    def check(url):
+        return subprocess.run([LANDFALL_BIN, "server", "--data-dir", str(tmp_path / "check"), "--store", url,
+                               "--check-store"],
+                              capture_output=True, text=True, env={**first._clean_env(), **cluster.s3.server_env()})
+    shared = check(cluster.postgres.url)
+    assert shared.returncode == 0 and "PostgreSQL store: schema version" in shared.stdout \
+        and "as this Landfall expects: ok" in shared.stdout, shared.stderr
+    cluster.postgres.sql("CREATE DATABASE empty")
+    empty = check(cluster.postgres.url.rsplit("/", 1)[0] + "/empty")
+    assert empty.returncode == 1 and "no PostgreSQL store yet" in empty.stderr, empty.stderr
+    unreachable = check("postgres://landfall@127.0.0.1:1/postgres")
+    assert unreachable.returncode == 1 and "cannot be read" in unreachable.stderr, unreachable.stderr
