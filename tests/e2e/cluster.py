@@ -104,12 +104,8 @@ class Cluster:
         self.replicas = []
         for index in range(size):
             replica = Landfall(workdir / f"replica-{index}", checker)
-            replica.start("--store", self.postgres.url, *self.extra_args, env=self.s3.server_env())
             self.replicas.append(replica)
-        # Only the first server on a new database writes the administrator's credentials; an
-        # operator hands that file to whoever needs it.
-        for replica in self.replicas[1:]:
-            replica.lines["AWS_SHARED_CREDENTIALS_FILE"] = self.replicas[0].lines["AWS_SHARED_CREDENTIALS_FILE"]
+            self.start(replica)
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         servers = "\n".join(
@@ -123,6 +119,19 @@ class Cluster:
                                          stdout=self.balancer_log, stderr=self.balancer_log)
         wait_for_port(self.port)
 
+    def start(self, replica, listen="127.0.0.1:0"):
+        replica.start("--store", self.postgres.url, *self.extra_args, listen=listen, env=self.s3.server_env())
+        # Only the first server on a new database writes the administrator's credentials; an
+        # operator hands that file to whoever needs it.
+        first = self.replicas[0]
+        if replica is not first:
+            replica.lines["AWS_SHARED_CREDENTIALS_FILE"] = str(first.data_dir / "credentials")
+
+    def holder(self, name):
+        """The holder of lease `name` as the store has it (None if nobody holds it)."""
+        rows = self.postgres.sql(f"SELECT holder FROM leases WHERE name = '{name}'")
+        return rows[0][0] if rows else None
+
     def replica_at(self, address):
         """The replica listening at `address` (host:port)."""
         return next(r for r in self.replicas if r.endpoint.endswith(address))
@@ -131,10 +140,9 @@ class Cluster:
         """The replica holding lease `name` (waits for one)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            rows = self.postgres.sql(f"SELECT holder FROM leases WHERE name = '{name}'")
-            if rows:
-                address = rows[0][0].split("/")[0]
-                return self.replica_at(address)
+            holder = self.holder(name)
+            if holder:
+                return self.replica_at(holder.split("/")[0])
             time.sleep(0.1)
         raise AssertionError(f"nobody took the lease {name}")
 

@@ -224,3 +224,61 @@ def test_bundles_live_in_the_external_store_whichever_replica_takes_them(cluster
     assert empty.returncode == 1 and "no PostgreSQL store yet" in empty.stderr, empty.stderr
     unreachable = check("postgres://landfall@127.0.0.1:1/postgres")
     assert unreachable.returncode == 1 and "cannot be read" in unreachable.stderr, unreachable.stderr
+
+
+def test_a_rolling_upgrade_across_a_schema_migration(cluster, tmp_path):
+    """Replicas restarted one at a time while a deployment runs, after a newer release migrated
+    the database. The newer release is played by SQL doing what a newer Landfall's start does
+    (an additive migration, recorded with the oldest schema version that still runs on it), so
+    what is exercised is this release's side: it keeps serving on, and restarts onto, a newer
+    schema that says it can, gives its leases up when stopped, and refuses one that says not."""
+    cd = balanced_client(cluster)
+    revision = setup(cluster, cd, tmp_path, hook_seconds=1)
+    cd.update_deployment_group(applicationName="app", currentDeploymentGroupName="web",
+                               deploymentConfigName="CodeDeployDefault.OneAtATime")
+    hosts = start_fleet(cluster, count=6)
+    try:
+        known = int(cluster.postgres.sql("SELECT MAX(version) FROM schema_migrations")[0][0])
+        deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="web",
+                                             revision=revision)["deploymentId"]
+        wait_for(lambda: finished_hosts(cd, deployment_id) >= 1, timeout=120, message="the first host")
+        newer = known + 1
+        cluster.postgres.sql(
+            "BEGIN; CREATE TABLE deployment_notes (deployment_id TEXT PRIMARY KEY, note TEXT NOT NULL); "
+            f"INSERT INTO schema_migrations (version, applied_at) VALUES ({newer}, 0); "
+            f"INSERT INTO meta (key, value) VALUES ('schema_compatible_from:{newer}', '{known}'); COMMIT")
+        lease = f"deployment:{deployment_id}"
+        for replica in cluster.replicas:
+            holder = cluster.holder(lease)
+            address = replica.endpoint.split("://", 1)[1]
+            replica.stop()
+            if holder and holder.startswith(f"{address}/"):
+                # It gave the deployment up as it stopped, rather than leave it for its lease to lapse.
+                assert cluster.holder(lease) != holder
+            cluster.start(replica, listen=address)
+            wait_for(lambda: urllib.request.urlopen(f"{replica.endpoint}/ready", timeout=5).status == 200,
+                     timeout=30, message="the restarted replica to be ready")
+        info = wait_for_status(cd, deployment_id, timeout=240)
+        assert info["status"] == "Succeeded", info
+        for host in hosts:
+            assert hooks_run(host, deployment_id) == {event: 1 for event in HOOKS}, host.name
+
+        def check():
+            return subprocess.run([LANDFALL_BIN, "server", "--data-dir", str(tmp_path / "check"), "--store",
+                                   cluster.postgres.url, "--check-store"], capture_output=True, text=True,
+                                  env={**cluster.replicas[0]._clean_env(), **cluster.s3.server_env()})
+        compatible = check()
+        assert compatible.returncode == 0, compatible.stderr
+        assert f"schema version {newer}, newer than this Landfall knows ({known}) but made to work with it" \
+            in compatible.stdout
+
+        # A release whose migration older ones cannot run on says so; this one then refuses to start.
+        cluster.postgres.sql(f"UPDATE meta SET value = '{newer}' WHERE key = 'schema_compatible_from:{newer}'")
+        refused = check()
+        assert refused.returncode == 1 and "not usable by it: upgrade Landfall" in refused.stderr, refused.stderr
+        first = cluster.replicas[0]
+        first.stop()
+        with pytest.raises(RuntimeError, match="not usable by it"):
+            cluster.start(first, listen=first.endpoint.split("://", 1)[1])
+    finally:
+        stop_fleet(hosts)

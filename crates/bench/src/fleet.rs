@@ -182,6 +182,8 @@ async fn open(endpoint: &str) -> anyhow::Result<(Uri, hyper::client::conn::http1
 /// database (dropped at the end).
 struct Servers {
     processes: Vec<ServerProcess>,
+    /// Killed replicas, kept for their data directories (the first one's holds the credentials).
+    killed: Vec<ServerProcess>,
     database: Option<Database>,
 }
 
@@ -197,7 +199,7 @@ impl Servers {
         let Some(url) = &options.store else {
             let (server, _) =
                 start_server_with(&options.server, &["--max-deployment-instances", &limit], &[], &[]).await?;
-            return Ok(Servers { processes: vec![server], database: None });
+            return Ok(Servers { processes: vec![server], killed: Vec::new(), database: None });
         };
         let admin = sqlx::PgPool::connect(url).await.context("connecting to --store")?;
         let name = format!("landfall_bench_{}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis());
@@ -219,7 +221,7 @@ impl Servers {
             let overrides = [("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str())];
             processes.push(start_server_with(&options.server, &args, &environment, &overrides).await?.0);
         }
-        Ok(Servers { processes, database: Some(Database { admin, name, pool }) })
+        Ok(Servers { processes, killed: Vec::new(), database: Some(Database { admin, name, pool }) })
     }
 
     fn endpoints(&self) -> Vec<String> {
@@ -255,6 +257,7 @@ impl Servers {
 
     async fn close(mut self) -> anyhow::Result<()> {
         self.processes.clear();
+        self.killed.clear();
         if let Some(database) = self.database.take() {
             database.pool.close().await;
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {}", database.name)))
@@ -403,6 +406,7 @@ async fn kill_owner(servers: &mut Servers, deployment_id: &str) -> anyhow::Resul
     let mut killed = servers.processes.remove(index);
     killed.child.kill()?;
     let _ = killed.child.wait();
+    servers.killed.push(killed);
     let at = Instant::now();
     let successor = loop {
         match servers.owner(deployment_id).await? {

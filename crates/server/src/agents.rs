@@ -85,9 +85,9 @@ async fn caller_instance(ctx: &Ctx<'_>) -> ApiResult<InstanceInfo> {
         return Err(denied());
     }
     let name = ctx.caller.instance_name.as_deref().ok_or_else(denied)?;
-    match ctx.store().instance(name).await.map_err(store_error)? {
-        Some(instance) if instance.deregister_time.is_none() => Ok(instance),
-        _ => err(Exception::AccessDenied, format!("The instance {name} is not registered.")),
+    match ctx.state.instances.registered(ctx.store(), name).await.map_err(store_error)? {
+        Some(instance) => Ok(instance),
+        None => err(Exception::AccessDenied, format!("The instance {name} is not registered.")),
     }
 }
 

@@ -661,9 +661,6 @@ pub async fn tick_forever(state: Arc<AppState>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(error) = state.replica.renew(&state).await {
-            tracing::warn!(%error, "cannot renew this server's leases");
-        }
         let active = match state.store.active_deployments().await {
             Ok(active) => active,
             Err(error) => {

@@ -31,7 +31,7 @@ use landfall_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::state::{AppState, KeyCache, SystemClock};
+use crate::state::{AppState, InstanceCache, KeyCache, SystemClock};
 
 pub use http::MAX_BODY_BYTES;
 pub use landfall_engine::run::Timeouts;
@@ -133,24 +133,30 @@ fn client_address(address: SocketAddr) -> String {
 /// What `landfall server --check-store` found: the store's schema version and the newest this
 /// Landfall knows.
 pub async fn check_store(config: &ServerConfig) -> anyhow::Result<String> {
-    let (place, versions) = match &config.store {
+    let (place, status) = match &config.store {
         StoreLocation::DataDir => {
             let path = config.data_dir.join("landfall.db");
-            (format!("SQLite store {}", path.display()), SqliteStore::schema_versions(&path).await)
+            (format!("SQLite store {}", path.display()), SqliteStore::schema_status(&path).await)
         }
-        StoreLocation::Postgres(url) => ("PostgreSQL store".to_owned(), PostgresStore::schema_versions(url).await),
+        StoreLocation::Postgres(url) => ("PostgreSQL store".to_owned(), PostgresStore::schema_status(url).await),
     };
-    let (applied, known) = match versions {
-        Ok(versions) => versions,
+    let status = match status {
+        Ok(status) => status,
         Err(landfall_store::StoreError::NotFound) => bail!("no {place} yet (the server makes it on first start)"),
         Err(error) => bail!("the {place} cannot be read: {error}"),
     };
+    let (applied, known) = (status.applied, status.known);
     let place = format!("{place}: schema version {applied}");
     match applied.cmp(&known) {
         std::cmp::Ordering::Equal => Ok(format!("{place}, as this Landfall expects: ok")),
         std::cmp::Ordering::Less => Ok(format!("{place}; this Landfall migrates it to {known} when it starts")),
+        std::cmp::Ordering::Greater if status.usable() => Ok(format!(
+            "{place}, newer than this Landfall knows ({known}) but made to work with it (a rolling upgrade): ok"
+        )),
         std::cmp::Ordering::Greater => {
-            bail!("{place}, newer than this Landfall knows ({known}): upgrade Landfall before starting it")
+            bail!(
+                "{place}, newer than this Landfall knows ({known}) and not usable by it: upgrade Landfall before starting it"
+            )
         }
     }
 }
@@ -210,6 +216,7 @@ impl Server {
             account_id,
             clock: Arc::new(SystemClock),
             keys: KeyCache::new(Duration::from_secs(5)),
+            instances: InstanceCache::new(Duration::from_secs(5)),
             objects: s3::ObjectStore::open(&data_dir.join("s3"))
                 .context("opening the bundle store in the data directory")?,
             external_bundles: match (&config.store, &config.sources.external_s3) {
@@ -283,12 +290,14 @@ impl Server {
         let alarms = tokio::spawn(alarms::watch_forever(self.state.clone()));
         let triggers = tokio::spawn(triggers::deliver_forever(self.state.clone()));
         let notices = tokio::spawn(replicas::listen_forever(self.state.clone()));
-        let store = self.state.store.clone();
+        let leases = tokio::spawn(replicas::renew_forever(self.state.clone()));
+        let state = self.state.clone();
         http::serve(self.listener, self.tls, self.state, shutdown).await?;
-        for task in [ticker, alarms, triggers, notices] {
+        for task in [ticker, alarms, triggers, notices, leases] {
             task.abort();
         }
-        store.close().await;
+        state.replica.release_all(&state).await;
+        state.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Several servers on one store. Each server is a replica with an id of its own; work that must
 //! happen once (a deployment's progress, alarm polling, trigger delivery) is done by whichever
-//! replica holds its lease in the store. A lease lasts [`Replica::ttl`] and is renewed every
-//! driver tick, so a replica that dies loses its leases within that time and the others take
+//! replica holds its lease in the store. A lease lasts [`Replica::ttl`] and is renewed five
+//! times in that time, so a replica that dies loses its leases within that time and the others take
 //! its work over. Every write of a deployment step carries the lease it was computed under (its
 //! fence), so a replica that stalled and lost its lease cannot write over its successor.
 //!
@@ -94,11 +94,15 @@ impl Replica {
     /// Extends every lease this replica holds; forgets those another replica took meanwhile.
     pub async fn renew(&self, state: &AppState) -> StoreResult<()> {
         let now = state.clock.now();
-        let renewed = state.store.renew_leases(&self.id, self.until(now)).await?;
         let until = self.until(now);
+        let renewed = state.store.renew_leases(&self.id, until).await?;
         let mut held = self.held();
-        let lost: Vec<String> =
-            held.keys().filter(|name| !renewed.iter().any(|fence| &fence.lease == *name)).cloned().collect();
+        // Not lost: a lease taken while the renewal ran (it expires after `until`).
+        let lost: Vec<String> = held
+            .iter()
+            .filter(|(name, (_, expires))| *expires < until && !renewed.iter().any(|fence| &fence.lease == *name))
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in lost {
             tracing::warn!(lease = %name, "lost the lease to another server");
             held.remove(&name);
@@ -115,6 +119,17 @@ impl Replica {
         state.store.release_lease(name, &self.id).await
     }
 
+    /// Gives every lease up (the server is stopping): the others take the work over at once
+    /// rather than when the leases lapse.
+    pub async fn release_all(&self, state: &AppState) {
+        let names: Vec<String> = self.held().keys().cloned().collect();
+        for name in names {
+            if let Err(error) = self.release(state, &name).await {
+                tracing::warn!(lease = %name, %error, "cannot give the lease up");
+            }
+        }
+    }
+
     /// Forgets a lease the store says is another replica's now.
     pub fn forget(&self, name: &str) {
         self.held().remove(name);
@@ -122,6 +137,19 @@ impl Replica {
 
     pub fn holds(&self, name: &str) -> bool {
         self.held().contains_key(name)
+    }
+}
+
+/// Runs until the server stops: renews this replica's leases five times per lease time, on a
+/// task of its own so that a long reconcile never delays it.
+pub async fn renew_forever(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(state.replica.ttl / 5);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = state.replica.renew(&state).await {
+            tracing::warn!(%error, "cannot renew this server's leases");
+        }
     }
 }
 

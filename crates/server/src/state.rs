@@ -36,6 +36,8 @@ pub struct AppState {
     pub account_id: String,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyCache,
+    /// Registered instances as their agents' calls need them.
+    pub instances: InstanceCache,
     /// The S3-compatible bundle store's objects (under the data directory; with a shared
     /// store, only its temporary files).
     pub objects: crate::s3::ObjectStore,
@@ -82,6 +84,51 @@ impl AgentSightings {
             seen.insert(instance.to_owned(), (Instant::now(), version.map(str::to_owned)));
         }
         due
+    }
+}
+
+/// Registered instances, kept for a few seconds so an agent's calls (four per lifecycle event)
+/// cost no store read each. Deregistration revokes the agent's keys, which the key cache lets go
+/// of within its own few seconds, so caching the instance as long changes nothing a host sees.
+pub struct InstanceCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, landfall_api::shapes::InstanceInfo)>>,
+}
+
+impl InstanceCache {
+    pub fn new(ttl: Duration) -> InstanceCache {
+        InstanceCache { ttl, entries: Mutex::default() }
+    }
+
+    /// The instance, if it is registered.
+    pub async fn registered(
+        &self,
+        store: &dyn Store,
+        name: &str,
+    ) -> StoreResult<Option<landfall_api::shapes::InstanceInfo>> {
+        if let Some((fetched, instance)) = self.lock().get(name)
+            && fetched.elapsed() < self.ttl
+        {
+            return Ok(Some(instance.clone()));
+        }
+        let instance = store.instance(name).await?.filter(|instance| instance.deregister_time.is_none());
+        let mut entries = self.lock();
+        if entries.len() > 100_000 {
+            entries.clear();
+        }
+        match &instance {
+            Some(instance) => entries.insert(name.to_owned(), (Instant::now(), instance.clone())),
+            None => entries.remove(name),
+        };
+        Ok(instance)
+    }
+
+    pub fn forget(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, landfall_api::shapes::InstanceInfo)>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

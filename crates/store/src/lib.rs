@@ -50,6 +50,25 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A store's schema version against this Landfall's (`landfall server --check-store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The newest migration the store has.
+    pub applied: i64,
+    /// The newest this Landfall knows.
+    pub known: i64,
+    /// The oldest schema version whose Landfall the release that made `applied` says works on
+    /// it (None for a store whose release did not say).
+    pub compatible_from: Option<i64>,
+}
+
+impl SchemaStatus {
+    /// Whether this Landfall can run on the store (migrating it first if it is older).
+    pub fn usable(&self) -> bool {
+        self.applied <= self.known || self.compatible_from.is_some_and(|floor| floor <= self.known)
+    }
+}
+
 /// A page of a listing: the items and, when more follow, the cursor to continue after.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {

@@ -2,6 +2,36 @@
 //! `schema_migrations`. A version is never edited after it ships; changes are new versions.
 //! (sqlx's own migrator needs its proc-macros to embed files; a list of strings does the same
 //! job without them.)
+//!
+//! Rolling upgrades: each schema also says the oldest schema version whose Landfall still works
+//! on it (`compatible_from`), recorded with the migration in `meta`. A server finding a schema
+//! newer than it knows starts anyway if its own newest version is at least that, so replicas
+//! of the previous release keep running (and restarting) while the next one rolls out. A
+//! migration that only adds (tables, indexes, columns with defaults) keeps the floor; one that
+//! changes or removes what an older release reads must raise it (the test below holds every
+//! migration above the floor to additions).
+
+/// A backend's migrations and the oldest schema version whose Landfall works on the newest.
+pub struct Schema {
+    pub migrations: &'static [(i64, &'static str)],
+    pub compatible_from: i64,
+}
+
+impl Schema {
+    pub fn newest(&self) -> i64 {
+        self.migrations.last().map_or(0, |(version, _)| *version)
+    }
+}
+
+/// SQLite: version 9 (leases) only adds a table.
+pub const SQLITE: Schema = Schema { migrations: SQLITE_MIGRATIONS, compatible_from: 8 };
+/// PostgreSQL: version 2 (leases) only adds a table.
+pub const POSTGRES: Schema = Schema { migrations: POSTGRES_MIGRATIONS, compatible_from: 1 };
+
+/// The `meta` key recording which schema versions' Landfall work on schema `version`.
+pub fn compatible_from_key(version: i64) -> String {
+    format!("schema_compatible_from:{version}")
+}
 
 /// (version, statements) for SQLite.
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -418,3 +448,35 @@ CREATE TABLE leases (
 "#,
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an older release may be reading: none of it goes in a migration above the floor.
+    const CHANGES_WHAT_EXISTS: [&str; 6] =
+        ["DROP ", "RENAME", "ALTER COLUMN", "SET NOT NULL", "DELETE FROM", "UPDATE "];
+
+    #[test]
+    fn migrations_above_the_compatibility_floor_only_add() {
+        for schema in [&SQLITE, &POSTGRES] {
+            assert!(schema.compatible_from <= schema.newest());
+            for (version, statements) in schema.migrations.iter().filter(|(v, _)| *v > schema.compatible_from) {
+                let upper = statements.to_ascii_uppercase();
+                for change in CHANGES_WHAT_EXISTS {
+                    assert!(
+                        !upper.contains(change),
+                        "migration {version} contains {change:?}: raise compatible_from to {version} (older releases cannot run on it)"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn versions_increase() {
+        for schema in [&SQLITE, &POSTGRES] {
+            assert!(schema.migrations.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        }
+    }
+}

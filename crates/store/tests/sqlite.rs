@@ -44,3 +44,41 @@ async fn the_audit_log_refuses_updates_and_deletes_even_in_sql() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_newer_schema_opens_only_if_its_release_says_this_one_can_run_on_it() {
+    let dir = std::env::temp_dir().join(format!("landfall-store-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("landfall.db");
+    let known = SqliteStore::open(&path).await.unwrap();
+    let status = SqliteStore::schema_status(&path).await.unwrap();
+    assert_eq!(status.applied, status.known);
+    assert!(status.compatible_from.is_some_and(|floor| floor <= status.known) && status.usable());
+    known.close().await;
+
+    // A newer release migrated it and did not say: refused.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let newer = status.known + 1;
+    sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)")
+        .bind(newer)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let error = SqliteStore::open(&path).await.err().expect("a newer schema without a floor is refused");
+    assert!(error.to_string().contains("not usable by it"), "{error}");
+    assert!(!SqliteStore::schema_status(&path).await.unwrap().usable());
+
+    // It said this release still runs on it: opened as it is, not migrated.
+    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+        .bind(format!("schema_compatible_from:{newer}"))
+        .bind(status.known.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), newer);
+    assert!(SqliteStore::schema_status(&path).await.unwrap().usable());
+    store.close().await;
+    pool.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

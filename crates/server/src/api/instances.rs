@@ -104,6 +104,7 @@ pub async fn deregister(ctx: &Ctx<'_>, input: DeregisterOnPremisesInstanceInput)
         instance.deregister_time = Some(ctx.now);
         ctx.store().update_instance(&instance).await.map_err(store_error)?;
     }
+    ctx.state.instances.forget(name);
     // A deregistered host's agent keys stop working at once.
     for key in ctx.store().revoke_instance_keys(name, ctx.now).await.map_err(store_error)? {
         ctx.state.keys.forget(&key);

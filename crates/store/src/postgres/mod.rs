@@ -10,7 +10,7 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use tokio::sync::mpsc;
 
-use crate::schema::POSTGRES_MIGRATIONS;
+use crate::schema::POSTGRES;
 use crate::sql::prelude::*;
 
 /// The channel servers notify each other on.
@@ -33,25 +33,20 @@ impl PostgresStore {
         // A request waits at most ten seconds for a connection while the database is away.
         let pool =
             PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-        migrate(&pool, POSTGRES_MIGRATIONS, Some(WRITE_LOCK)).await?;
+        migrate(&pool, &POSTGRES, Some(WRITE_LOCK)).await?;
         Ok(PostgresStore { writer: pool.clone(), reader: pool })
     }
 
-    /// The schema version of the database at `url` and the newest this Landfall knows, read
-    /// without creating or migrating anything (`landfall server --check-store`); NotFound for a
-    /// database no server has started on.
-    pub async fn schema_versions(url: &str) -> StoreResult<(i64, i64)> {
+    /// The schema version of the database at `url` against this Landfall's, read without
+    /// creating or migrating anything (`landfall server --check-store`); NotFound for a database
+    /// no server has started on.
+    pub async fn schema_status(url: &str) -> StoreResult<crate::SchemaStatus> {
         let pool = PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
         let exists: bool =
             sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL").fetch_one(&pool).await?;
-        let applied: Option<i64> = if exists {
-            sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&pool).await?
-        } else {
-            None
-        };
+        let status = if exists { schema_status(&pool, &POSTGRES).await } else { Err(StoreError::NotFound) };
         pool.close().await;
-        let known = POSTGRES_MIGRATIONS.last().map_or(0, |(version, _)| *version);
-        applied.map(|applied| (applied, known)).ok_or(StoreError::NotFound)
+        status
     }
 
     /// A write transaction, run one at a time across every server on the database.

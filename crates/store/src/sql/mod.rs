@@ -100,7 +100,7 @@ macro_rules! sql_store {
 
         /// Brings the schema up to date, in one transaction; `lock` (a statement run first)
         /// makes servers starting together on one database wait for each other.
-        async fn migrate(pool: &$pool, migrations: &[(i64, &str)], lock: Option<&'static str>) -> StoreResult<()> {
+        async fn migrate(pool: &$pool, schema: &crate::schema::Schema, lock: Option<&'static str>) -> StoreResult<()> {
             let mut tx = pool.begin().await?;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *tx).await?;
@@ -112,14 +112,22 @@ macro_rules! sql_store {
             .await?;
             let applied: Vec<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
-            let newest_known = migrations.last().map(|(version, _)| *version).unwrap_or(0);
-            if let Some(newer) = applied.iter().find(|version| **version > newest_known) {
-                return Err(StoreError::Backend(format!(
-                    "the database has schema version {newer}, newer than this Landfall knows ({newest_known}); upgrade Landfall"
-                )));
+            let newest_known = schema.newest();
+            if let Some(newer) = applied.iter().copied().filter(|version| *version > newest_known).max() {
+                // A newer release migrated the store: run on it if that release says this one can.
+                let floor: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                    .bind(crate::schema::compatible_from_key(newer))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return match floor.and_then(|floor| floor.parse::<i64>().ok()) {
+                    Some(floor) if floor <= newest_known => Ok(tx.commit().await?),
+                    _ => Err(StoreError::Backend(format!(
+                        "the database has schema version {newer}, newer than this Landfall knows ({newest_known}) and not usable by it; upgrade Landfall"
+                    ))),
+                };
             }
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-            for (version, statements) in migrations {
+            for (version, statements) in schema.migrations {
                 if applied.contains(version) {
                     continue;
                 }
@@ -130,8 +138,30 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(crate::schema::compatible_from_key(newest_known))
+                .bind(schema.compatible_from.to_string())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
+        }
+
+        /// The schema version of a store and whether this Landfall can run on it, read without
+        /// changing anything.
+        async fn schema_status(pool: &$pool, schema: &crate::schema::Schema) -> StoreResult<crate::SchemaStatus> {
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(pool).await?;
+            let applied = applied.ok_or(StoreError::NotFound)?;
+            let floor: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                .bind(crate::schema::compatible_from_key(applied))
+                .fetch_optional(pool)
+                .await?;
+            Ok(crate::SchemaStatus {
+                applied,
+                known: schema.newest(),
+                compatible_from: floor.and_then(|floor| floor.parse().ok()),
+            })
         }
 
         fn doc_column<T: DeserializeOwned>(row: &$row, column: &str) -> StoreResult<T> {

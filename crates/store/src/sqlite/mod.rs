@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use crate::schema::SQLITE_MIGRATIONS;
+use crate::schema::SQLITE;
 use crate::sql::prelude::*;
 
 pub struct SqliteStore {
@@ -51,7 +51,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
-        migrate(&writer, SQLITE_MIGRATIONS, None).await?;
+        migrate(&writer, &SQLITE, None).await?;
         let reader = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(4)
@@ -63,18 +63,17 @@ impl SqliteStore {
         Ok(SqliteStore { writer, reader })
     }
 
-    /// The schema version of the store at `path` and the newest this Landfall knows, read without
-    /// creating or migrating anything (`landfall server --check-store`).
-    pub async fn schema_versions(path: &Path) -> StoreResult<(i64, i64)> {
+    /// The schema version of the store at `path` against this Landfall's, read without creating
+    /// or migrating anything (`landfall server --check-store`).
+    pub async fn schema_status(path: &Path) -> StoreResult<crate::SchemaStatus> {
         if !path.exists() {
             return Err(StoreError::NotFound);
         }
         let options = SqliteConnectOptions::new().filename(path).read_only(true).busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&pool).await.ok().flatten();
+        let status = schema_status(&pool, &SQLITE).await;
         pool.close().await;
-        Ok((applied.unwrap_or(0), newest_known_version()))
+        status
     }
 
     /// One server per SQLite store: nobody else to tell.
@@ -91,10 +90,6 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
-}
-
-fn newest_known_version() -> i64 {
-    SQLITE_MIGRATIONS.last().map(|(version, _)| *version).unwrap_or(0)
 }
 
 sql_store!(SqliteStore, Sqlite, SqliteRow, SqliteConnection, SqlitePool);
