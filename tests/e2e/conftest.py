@@ -285,6 +285,13 @@ class Landfall:
             return status, payload.decode(errors="replace")
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Lets a test see a redirect instead of following it."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 @contextlib.contextmanager
 def signing_time(when):
     """Makes botocore's signer sign as of `when` (a datetime in UTC), or now."""

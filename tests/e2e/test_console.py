@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from conftest import NoRedirect
 from hostsim import wait_for, wait_for_status
 from monitoring import SERVICE_ROLE
 from realhost import bundle
@@ -257,11 +258,6 @@ def test_a_read_only_key_sees_no_actions_and_cannot_post_one(server, cd, browser
     refused = [r for r in server.landfall("audit", "--output", "json").json if r["operation"] == "StopDeployment"]
     assert [(r["accessKeyId"], r["result"]) for r in refused] == [(key["accessKeyId"], "AccessDeniedException")]
     cd.stop_deployment(deploymentId=deployment)
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
 
 
 def post(server, path, fields, *, origin=True, cookies=None):

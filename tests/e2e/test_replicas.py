@@ -1,12 +1,16 @@
 """Landfall as several replicas on PostgreSQL: three `landfall server` processes on one database
 behind a real HAProxy, twenty real agents whose connections the balancer spreads over them, and
 a deployment that loses the replica owning it (SIGKILL) mid-wave, or its database for a moment,
-and still finishes with every host's hooks run exactly once and its history complete."""
+or has every replica restarted under it in a rolling upgrade, and still finishes with every
+host's hooks run exactly once and its history complete. Bundles, console sessions and the
+metrics token work through any replica."""
 
 import collections
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -14,7 +18,7 @@ import pytest
 from botocore.config import Config
 
 from cluster import Cluster
-from conftest import LANDFALL_BIN
+from conftest import LANDFALL_BIN, NoRedirect
 from hostsim import wait_for, wait_for_status
 from realhost import Host, bundle
 
@@ -210,6 +214,26 @@ def test_bundles_live_in_the_external_store_whichever_replica_takes_them(cluster
     # Unknown buckets and keys are the external store's answers.
     missing = second.aws("s3api", "head-object", "--bucket", "bundles", "--key", "nope")
     assert missing.returncode != 0 and "404" in missing.stderr
+
+    # A console session made by one replica is good on the others (the secret is shared), and
+    # so is the metrics token.
+    key_id, secret, _ = first.admin_key()
+    signed_in = urllib.request.Request(first.endpoint + "/console/login", method="POST", headers={
+        "Origin": first.endpoint}, data=urllib.parse.urlencode(
+            {"access_key_id": key_id, "secret_access_key": secret}).encode())
+    try:
+        urllib.request.build_opener(NoRedirect()).open(signed_in, timeout=10)
+        raise AssertionError("signing in answers with a redirect")
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 303
+        session = answer.headers["Set-Cookie"].split(";")[0]
+    page = urllib.request.Request(third.endpoint + "/console/deployments", headers={"Cookie": session})
+    with urllib.request.build_opener(NoRedirect()).open(page, timeout=10) as answer:
+        assert answer.status == 200 and "Deployments" in answer.read().decode()
+    token = cluster.postgres.sql("SELECT value FROM meta WHERE key = 'secret:metrics-token'")[0][0]
+    scrape = urllib.request.Request(second.endpoint + "/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(scrape, timeout=10) as answer:
+        assert "landfall_api_requests_total" in answer.read().decode()
 
     # The store check reads the shared database's schema version, without changing anything.
     def check(url):
