@@ -560,6 +560,27 @@ pub struct ServerArgs {
     /// The instance tag whose value is a host's zone, for zonal deployment configurations.
     #[arg(long, default_value = landfall_server::DEFAULT_ZONE_TAG, value_name = "KEY")]
     pub zone_tag: String,
+    /// The region of the AWS APIs Lambda and ECS deployments drive (default: --region). Their
+    /// credentials come from LANDFALL_AWS_ACCESS_KEY_ID, LANDFALL_AWS_SECRET_ACCESS_KEY and
+    /// optionally LANDFALL_AWS_SESSION_TOKEN.
+    #[arg(long, env = "LANDFALL_AWS_REGION", value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// One endpoint for Lambda, ECS and ELBv2 instead of AWS's regional ones (LocalStack, moto...).
+    #[arg(long, env = "LANDFALL_AWS_ENDPOINT_URL", value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// The Lambda API's endpoint, if not --aws-endpoint-url's.
+    #[arg(long, env = "LANDFALL_LAMBDA_ENDPOINT_URL", value_name = "URL")]
+    pub lambda_endpoint_url: Option<String>,
+    /// The ECS API's endpoint, if not --aws-endpoint-url's.
+    #[arg(long, env = "LANDFALL_ECS_ENDPOINT_URL", value_name = "URL")]
+    pub ecs_endpoint_url: Option<String>,
+    /// The Elastic Load Balancing v2 API's endpoint, if not --aws-endpoint-url's.
+    #[arg(long, env = "LANDFALL_ELBV2_ENDPOINT_URL", value_name = "URL")]
+    pub elbv2_endpoint_url: Option<String>,
+    /// Call each platform API once with the configured credentials (Lambda, ECS, ELBv2) and exit:
+    /// 0 if all answer, 1 if not.
+    #[arg(long)]
+    pub check_platforms: bool,
     /// The most instances one deployment may target (CodeDeploy's quota is 1,000).
     #[arg(long, default_value_t = landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT, value_name = "COUNT")]
     pub max_deployment_instances: usize,

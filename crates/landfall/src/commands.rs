@@ -10,6 +10,7 @@ use landfall_api::landfall::{
 };
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_server::aws::AwsSettings;
 use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
 use landfall_server::{MonitoringConfig, Server, ServerConfig, StoreLocation, Timeouts, TlsFiles};
 use landfall_sigv4::Credentials;
@@ -55,7 +56,16 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         Command::Server(server) => {
             init_logging("info");
             let check = server.check_store;
+            let check_platforms = server.check_platforms;
             let config = server_config(*server)?;
+            if check_platforms {
+                let client = landfall_server::aws::AwsClient::new(config.platforms.clone()).map_err(Failure::failed)?;
+                let (lines, all) = landfall_server::aws::check(&client).await;
+                for line in &lines {
+                    println!("{line}");
+                }
+                return if all { Ok(()) } else { Err(Failure::failed(anyhow!("a platform API did not answer"))) };
+            }
             if check {
                 let report = landfall_server::check_store(&config).await.map_err(Failure::failed)?;
                 println!("{report}");
@@ -103,6 +113,7 @@ fn init_logging(default: &str) {
 fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     let sources = revision_sources(&args)?;
     let monitoring = monitoring_config(&args)?;
+    let platforms = platform_settings(&args)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate_chain), Some(private_key)) => Some(TlsFiles { certificate_chain, private_key }),
         _ => None,
@@ -153,9 +164,48 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         timeouts,
         sources,
         monitoring,
+        platforms,
         zone_tag: args.zone_tag,
         max_deployment_instances: args.max_deployment_instances,
     })
+}
+
+/// The AWS APIs Lambda and ECS deployments drive, from the flags and the environment.
+fn platform_settings(args: &ServerArgs) -> Result<AwsSettings, Failure> {
+    let endpoint = |flag: &str, value: &Option<String>| -> Result<Option<http::Uri>, Failure> {
+        let Some(url) = value else { return Ok(None) };
+        match url.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => Ok(Some(uri)),
+            _ => Err(Failure::usage(anyhow!("{flag} '{url}' is not an http(s) URL"))),
+        }
+    };
+    let secret = |name: &str| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
+    let credentials = match (secret("LANDFALL_AWS_ACCESS_KEY_ID"), secret("LANDFALL_AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(key)) => {
+            let mut credentials = Credentials::new(id, key);
+            credentials.session_token = secret("LANDFALL_AWS_SESSION_TOKEN");
+            Some(credentials)
+        }
+        (None, None) => None,
+        _ => {
+            return Err(Failure::usage(anyhow!(
+                "LANDFALL_AWS_ACCESS_KEY_ID and LANDFALL_AWS_SECRET_ACCESS_KEY go together"
+            )));
+        }
+    };
+    let region = args.aws_region.clone().unwrap_or_else(|| args.region.clone());
+    let mut settings =
+        AwsSettings::new(&region, credentials, endpoint("--aws-endpoint-url", &args.aws_endpoint_url)?.as_ref());
+    if let Some(uri) = endpoint("--lambda-endpoint-url", &args.lambda_endpoint_url)? {
+        settings.lambda = uri;
+    }
+    if let Some(uri) = endpoint("--ecs-endpoint-url", &args.ecs_endpoint_url)? {
+        settings.ecs = uri;
+    }
+    if let Some(uri) = endpoint("--elbv2-endpoint-url", &args.elbv2_endpoint_url)? {
+        settings.elbv2 = uri;
+    }
+    Ok(settings)
 }
 
 /// Alarms and triggers, from the flags.
@@ -320,6 +370,7 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         monitoring: MonitoringConfig::default(),
         zone_tag: landfall_server::DEFAULT_ZONE_TAG.into(),
         max_deployment_instances: landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT,
+        platforms: AwsSettings::new("us-east-1", None, None),
     };
     crate::dev::run(config, args.hosts).await
 }

@@ -6,6 +6,7 @@ pub mod alarms;
 pub mod api;
 mod audit;
 pub mod auth;
+pub mod aws;
 mod console;
 pub mod driver;
 mod http;
@@ -60,6 +61,8 @@ pub struct ServerConfig {
     pub zone_tag: String,
     /// The most instances one deployment may target.
     pub max_deployment_instances: usize,
+    /// The AWS APIs Lambda and ECS deployments drive.
+    pub platforms: aws::AwsSettings,
 }
 
 /// Where the server keeps its state.
@@ -252,6 +255,7 @@ impl Server {
             sign_ins: Default::default(),
             zone_tag: config.zone_tag.clone(),
             max_deployment_instances: config.max_deployment_instances,
+            aws: aws::AwsClient::new(config.platforms.clone()).context("making the platform APIs' HTTP client")?,
             replica: replicas::Replica::new(replica_id(address), config.lease_ttl),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));

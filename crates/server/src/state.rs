@@ -62,6 +62,8 @@ pub struct AppState {
     pub zone_tag: String,
     /// The most instances one deployment may target.
     pub max_deployment_instances: usize,
+    /// The AWS APIs Lambda and ECS deployments drive.
+    pub aws: crate::aws::AwsClient,
     /// This server among the others on the same store: its leases.
     pub replica: crate::replicas::Replica,
 }
