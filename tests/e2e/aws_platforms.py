@@ -2,12 +2,15 @@
 by scripts/test into the test venv), started on a free port of 127.0.0.1 with its own dummy
 credentials, and boto3 clients of it for the tests' own setup and observations."""
 
+import base64
+import json
 import os
 import pathlib
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import boto3
 
@@ -26,8 +29,12 @@ class Moto:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = pathlib.Path(workdir) / "moto.log"
         log = open(self.log_path, "a")
+        # The recorder writes to a file of its own (by default one in the working directory,
+        # which parallel tests would share).
+        env = {**os.environ, "AWS_DEFAULT_REGION": self.REGION,
+               "MOTO_RECORDER_FILEPATH": str(pathlib.Path(workdir) / "moto-recording")}
         self.process = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)], stdout=log,
-                                        stderr=log, env={**os.environ, "AWS_DEFAULT_REGION": self.REGION})
+                                        stderr=log, env=env)
         log.close()
         deadline = time.time() + 30
         while True:
@@ -38,6 +45,35 @@ class Moto:
                 if time.time() > deadline or self.process.poll() is not None:
                     raise RuntimeError(f"moto_server did not start:\n{self.log_path.read_text()}")
                 time.sleep(0.1)
+
+    def api(self, path, body=None):
+        """A call to moto's own API (/moto-api/...)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.endpoint + path, data=data, method="GET" if data is None else "POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.read()
+
+    def lambdas_without_docker(self):
+        """Lambda functions that answer invocations without running (there is no Docker here);
+        before any function is created, since it switches moto to another Lambda backend."""
+        self.api("/moto-api/config", {"lambda": {"use_docker": False}})
+
+    def start_recording(self):
+        self.api("/moto-api/recorder/reset-recording", {})
+        self.api("/moto-api/recorder/start-recording", {})
+
+    def invocations(self, function):
+        """The payloads `function` was invoked with so far, oldest first (from moto's recorder)."""
+        found = []
+        for line in self.api("/moto-api/recorder/download-recording").decode().splitlines():
+            entry = json.loads(line)
+            if entry["method"] == "POST" and f"/functions/{function}/invocations" in entry["url"]:
+                body = entry.get("body") or ""
+                if entry.get("body_encoded"):
+                    body = base64.b64decode(body).decode()
+                found.append(json.loads(body))
+        return found
 
     def client(self, service):
         return boto3.session.Session(aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY,

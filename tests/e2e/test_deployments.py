@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import error_code, refusal
+from hostsim import wait_for_status
 
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployService"
 REVISION = {"revisionType": "S3", "s3Location": {"bucket": "bundles", "key": "app/v1.zip", "bundleType": "zip"}}
@@ -463,7 +464,6 @@ def test_lambda_deployment_with_inline_appspec(cd):
                            ignoreApplicationStopFailures=False, updateOutdatedInstancesOnly=False)
     info = deployment(cd, deployment_id)
     assert info["computePlatform"] == "Lambda"
-    assert info["status"] == "Created"
     assert info["deploymentConfigName"] == "CodeDeployDefault.LambdaAllAtOnce"
     assert info["deploymentStyle"] == {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"}
     # The content stays out of the deployment; its sha256 names it.
@@ -494,7 +494,12 @@ def test_lifecycle_hook_status_calls(cd):
     code, _ = refusal(cd.put_lifecycle_event_hook_execution_status, deploymentId="d-AAAAAAAAA",
                       lifecycleEventHookExecutionId="hook-1", status="Succeeded")
     assert code == "DeploymentDoesNotExistException"
-    assert deployment(cd, lambda_id)["status"] == "Created"
+    # This server has no platform credentials: the deployment fails when it would move traffic,
+    # and says why.
+    assert wait_for_status(cd, lambda_id)["status"] == "Failed"
+    target = cd.get_deployment_target(deploymentId=lambda_id, targetId="fn:live")["deploymentTarget"]["lambdaTarget"]
+    allow = next(e for e in target["lifecycleEvents"] if e["lifecycleEventName"] == "AllowTraffic")
+    assert allow["status"] == "Failed" and "LANDFALL_AWS_ACCESS_KEY_ID" in allow["diagnostics"]["message"], allow
 
 
 def test_ecs_deployment_and_the_deprecated_instance_calls(cd):

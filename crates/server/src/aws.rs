@@ -81,6 +81,17 @@ impl AwsClient {
         json_answer("lambda", answer)
     }
 
+    /// An asynchronous Lambda invocation (`X-Amz-Invocation-Type: Event`) of the function at
+    /// `path` (`/2015-03-31/functions/NAME/invocations`).
+    pub async fn lambda_invoke_event(&self, path: &str, payload: &Value) -> Result<(), AwsError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
+        let body = payload.to_string().into_bytes();
+        let answer = self.send("lambda", "lambda", Method::POST, &self.settings.lambda, path, headers, body).await?;
+        json_answer("lambda", answer).map(|_| ())
+    }
+
     /// An ECS call (JSON 1.1) by operation name.
     pub async fn ecs(&self, operation: &str, input: &Value) -> Result<Value, AwsError> {
         let mut headers = HeaderMap::new();

@@ -203,21 +203,26 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     if !landfall_store::ACTIVE_STATUSES.contains(&status) {
         return Ok(Outcome::Finished(None));
     }
-    let targets = store.targets(deployment_id).await?;
+    let mut targets = store.targets(deployment_id).await?;
     let mut records = store.commands_of(deployment_id).await?;
-    // Traffic events in flight first: one may have just finished.
-    if crate::traffic::advance(state, &record.info, &records).await {
-        records = store.commands_of(deployment_id).await?;
-    }
-    let mut commands: Vec<Command> = records.into_iter().map(engine_command).collect();
-    run::sort_commands(&mut commands);
     let progress = progress_of(&record);
     let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
-    let blue_green = is_blue_green(&record.info);
-    if platform != ComputePlatform::Server && progress.stop.is_none() {
-        // Lambda and ECS deployments are driven through those platforms' APIs, which the
-        // engine does not do yet: they wait, Created, until it does (or until they are
-        // stopped, which the engine settles without touching anything).
+    // Lambda (and ECS) deployments are blue/green by nature, but the engine runs their one
+    // target through its events like an in-place host; traffic is the platform's.
+    let blue_green = platform == ComputePlatform::Server && is_blue_green(&record.info);
+    let lambda_spec = match (&platform, &record.info.revision) {
+        // The deployment keeps the content's digest; the registered revision has the content.
+        (ComputePlatform::Lambda, Some(location)) => {
+            let key = validate::revision_key(location);
+            let registered = store.revision(&record.application_id, &key).await?;
+            registered.and_then(|revision| crate::lambda::appspec(&revision.location).ok())
+        }
+        _ => None,
+    };
+    if platform != ComputePlatform::Server && lambda_spec.is_none() && progress.stop.is_none() {
+        // ECS deployments (and Lambda ones whose AppSpec is in S3) are not carried out yet:
+        // they wait, Created, until they are (or until they are stopped, which the engine
+        // settles without touching anything).
         return Ok(Outcome::Running);
     }
     let config_name = record.info.deployment_config_name.clone().unwrap_or_default();
@@ -225,6 +230,25 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         Some(config) => Some(config),
         None => store.deployment_config(&config_name).await?,
     };
+    // The events in flight that the server carries out first: one may have just finished.
+    let advanced = match (&lambda_spec, targets.first()) {
+        (Some(spec), Some(target)) => {
+            let shift = traffic_shift(config.as_ref()).unwrap_or(Shift::AllAtOnce);
+            let advanced = crate::lambda::advance(state, spec, shift, target, &records).await;
+            if let Some(changed) = &advanced.target {
+                store.update_target(changed).await?;
+                targets = store.targets(deployment_id).await?;
+            }
+            advanced.completed
+        }
+        _ if platform == ComputePlatform::Server => crate::traffic::advance(state, &record.info, &records).await,
+        _ => false,
+    };
+    if advanced {
+        records = store.commands_of(deployment_id).await?;
+    }
+    let mut commands: Vec<Command> = records.into_iter().map(engine_command).collect();
+    run::sort_commands(&mut commands);
     let rollback_of_blue_green = blue_green && record.info.creator == Some(DeploymentCreator::CodeDeployRollback);
     let zonal = match config.as_ref().and_then(|c| c.zonal_config.as_ref()) {
         Some(zonal) if !blue_green => Some(zonal_settings(state, zonal, &progress, &targets).await?),
@@ -273,7 +297,8 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         .map(|(target, event)| {
             // Traffic events are the server's own work (crate::traffic): taken and
             // acknowledged at once, never handed to an agent.
-            let on_server = platform == ComputePlatform::Server && lifecycle::runs_on_server(event);
+            // Every event of a Lambda or ECS deployment is the server's to carry out.
+            let on_server = platform != ComputePlatform::Server || lifecycle::runs_on_server(event);
             HostCommandRecord {
                 id: format!("hc-{}", new_uuid()),
                 deployment_id: deployment_id.to_owned(),
@@ -282,7 +307,8 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
                 state: if on_server { CommandState::Dispatched } else { CommandState::Queued }.as_str().to_owned(),
                 created_at: now,
                 dispatched_at: on_server.then_some(now),
-                acknowledged_at: on_server.then_some(now),
+                // A hook of a Lambda or ECS deployment counts as acknowledged once invoked.
+                acknowledged_at: lifecycle::runs_on_server(event).then_some(now),
                 ..Default::default()
             }
         })
@@ -308,8 +334,12 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         }
         _ => None,
     };
-    let follow_up =
-        if step.rollback { rollback(state, &mut deployment, &step.changed_targets, &ordered).await? } else { None };
+    // (Lambda rollbacks are not carried out yet: a failed Lambda deployment puts the alias back.)
+    let follow_up = if step.rollback && platform == ComputePlatform::Server {
+        rollback(state, &mut deployment, &step.changed_targets, &ordered).await?
+    } else {
+        None
+    };
     let follow_up_id = follow_up.as_ref().map(|(record, ..)| record.id().to_owned());
     let changed: Vec<TargetRecord> = step
         .changed_targets
@@ -395,6 +425,11 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     let hosts: Vec<&str> = new_commands.iter().map(|c| c.target_id.as_str()).chain(requeued).collect();
     replicas::wake_hosts(state, &hosts).await;
     if let Some(status) = &step.finished {
+        if let (Some(spec), Some(target)) = (&lambda_spec, ordered.first())
+            && *status != DeploymentStatus::Succeeded
+        {
+            crate::lambda::restore(state, spec, target).await;
+        }
         tracing::info!(deployment = deployment_id, status = status.as_str(), "deployment finished");
         return Ok(Outcome::Finished(follow_up_id));
     }
@@ -457,9 +492,20 @@ fn blue_green_settings(info: &DeploymentInfo, config: Option<&DeploymentConfigIn
     let options = info.blue_green_deployment_configuration.clone().unwrap_or_default();
     let ready = options.deployment_ready_option.unwrap_or_default();
     let terminate = options.terminate_blue_instances_on_deployment_success.unwrap_or_default();
+    BlueGreenSettings {
+        ready_wait_ms: (ready.action_on_timeout == Some(DeploymentReadyAction::StopDeployment))
+            .then(|| minutes(ready.wait_time_in_minutes)),
+        termination_wait_ms: minutes(terminate.termination_wait_time_in_minutes),
+        shift: traffic_shift(config),
+    }
+}
+
+/// How a configuration's `trafficRoutingConfig` moves traffic, if it has one.
+fn traffic_shift(config: Option<&DeploymentConfigInfo>) -> Option<Shift> {
+    let minutes = |m: Option<i64>| m.unwrap_or(0).max(0) * 60_000;
     let routing = config.and_then(|c| c.traffic_routing_config.clone());
     let percent = |p: Option<i64>| p.unwrap_or(10).clamp(1, 100) as u8;
-    let shift = routing.and_then(|routing| match routing.r#type? {
+    routing.and_then(|routing| match routing.r#type? {
         TrafficRoutingType::AllAtOnce => Some(Shift::AllAtOnce),
         TrafficRoutingType::TimeBasedCanary => {
             let canary = routing.time_based_canary?;
@@ -476,13 +522,7 @@ fn blue_green_settings(info: &DeploymentInfo, config: Option<&DeploymentConfigIn
             })
         }
         _ => None,
-    });
-    BlueGreenSettings {
-        ready_wait_ms: (ready.action_on_timeout == Some(DeploymentReadyAction::StopDeployment))
-            .then(|| minutes(ready.wait_time_in_minutes)),
-        termination_wait_ms: minutes(terminate.termination_wait_time_in_minutes),
-        shift,
-    }
+    })
 }
 
 /// The engine's progress a deployment record keeps (as JSON); none yet is the start.

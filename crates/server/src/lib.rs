@@ -10,6 +10,7 @@ pub mod aws;
 mod console;
 pub mod driver;
 mod http;
+mod lambda;
 mod metrics;
 pub mod replicas;
 mod s3;

@@ -1,7 +1,7 @@
 //! Deployments: Create, Get, BatchGet, List, Stop, Continue, SkipWaitTimeForInstanceTermination,
 //! and the Lambda/ECS hook status call.
 
-use landfall_api::error::{ApiResult, Exception, err};
+use landfall_api::error::{ApiError, ApiResult, Exception, err};
 use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::*;
 use landfall_api::validate;
@@ -172,10 +172,18 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
     let id = new_deployment_id();
     let revision_key = validate::revision_key(&location);
     let outdated_only = input.update_outdated_instances_only == Some(true);
-    let targets = if platform == ComputePlatform::Server {
-        server_targets(ctx, &id, &group, &style, input.target_instances.as_ref(), &revision_key, outdated_only).await?
-    } else {
-        Vec::new()
+    let targets = match platform {
+        ComputePlatform::Server => {
+            server_targets(ctx, &id, &group, &style, input.target_instances.as_ref(), &revision_key, outdated_only)
+                .await?
+        }
+        // Its AppSpec is read now, so a bad one is refused rather than failing later.
+        ComputePlatform::Lambda if location.s3_location.is_none() => {
+            let spec = crate::lambda::appspec(&location)
+                .map_err(|message| ApiError::new(Exception::InvalidRevision, message))?;
+            vec![crate::lambda::initial_target(&id, &spec, ctx.now)]
+        }
+        _ => Vec::new(),
     };
     let blue_green = group_type == DeploymentType::BlueGreen;
     let info = DeploymentInfo {
@@ -481,11 +489,30 @@ pub async fn put_hook_status(
             );
         }
     }
-    // No Lambda or ECS hook has been invoked by Landfall yet (those platforms are driven by a
-    // later part of the engine), so no execution id can be known.
+    // The execution id is the id of the command the hook was invoked for.
     let execution = input.lifecycle_event_hook_execution_id.as_deref().unwrap_or("");
-    err(
-        Exception::InvalidLifecycleEventHookExecutionId,
-        format!("Deployment {} has no lifecycle hook execution with id '{execution}'.", record.id()),
-    )
+    let unknown = || {
+        err(
+            Exception::InvalidLifecycleEventHookExecutionId,
+            format!("Deployment {} has no lifecycle hook execution with id '{execution}'.", record.id()),
+        )
+    };
+    let Some(command) = ctx.store().command(execution).await.map_err(store_error)? else {
+        return unknown();
+    };
+    let hook_event = command.lifecycle_event != "AllowTraffic" && command.lifecycle_event != "AllowTestTraffic";
+    if command.deployment_id != record.id() || !hook_event || command.acknowledged_at.is_none() {
+        return unknown();
+    }
+    if command.state != "Dispatched" {
+        return err(
+            Exception::LifecycleEventAlreadyCompleted,
+            format!("The lifecycle hook execution {execution} has already reported {}.", command.state),
+        );
+    }
+    let succeeded = input.status == Some(LifecycleEventStatus::Succeeded);
+    let message = format!("The hook reported {}.", if succeeded { "Succeeded" } else { "Failed" });
+    crate::lambda::complete(ctx.state, &command, succeeded, message).await;
+    driver::reconcile(ctx.state, record.id()).await.map_err(store_error)?;
+    Ok(PutLifecycleEventHookExecutionStatusOutput { lifecycle_event_hook_execution_id: Some(execution.to_owned()) })
 }

@@ -1,0 +1,145 @@
+"""Lambda deployments carried out through the Lambda API of a local AWS implementation (moto):
+hooks invoked with their execution ids and reporting through PutLifecycleEventHookExecutionStatus,
+the alias's traffic moved as the deployment configuration says, a failed hook putting the alias
+back. The aws CLI and boto3 drive Landfall; moto's own recorder shows what Landfall invoked."""
+
+import io
+import zipfile
+
+import pytest
+
+from aws_platforms import Moto
+from hostsim import wait_for, wait_for_status
+
+ROLE = "arn:aws:iam::123456789012:role/CodeDeployService"
+
+
+def code(version):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", f"def handler(event, context):\n    return {version!r}\n")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def moto(tmp_path):
+    made = Moto(tmp_path)
+    made.lambdas_without_docker()
+    made.start_recording()
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+def platform(moto, landfall_factory):
+    """A server driving moto's Lambda, function `app` with versions 1 and 2 and alias `live` on 1,
+    and two hook functions."""
+    server = landfall_factory(start=False)
+    server.start(env=moto.server_env())
+    trust = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
+    role = moto.client("iam").create_role(RoleName="lambda", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    lam = moto.client("lambda")
+    lam.create_function(FunctionName="app", Runtime="python3.12", Role=role, Handler="index.handler",
+                        Code={"ZipFile": code("v1")})
+    assert lam.publish_version(FunctionName="app")["Version"] == "1"
+    lam.update_function_code(FunctionName="app", ZipFile=code("v2"))
+    assert lam.publish_version(FunctionName="app")["Version"] == "2"
+    lam.create_alias(FunctionName="app", Name="live", FunctionVersion="1")
+    for hook in ("CodeDeployHook_pre", "CodeDeployHook_post"):
+        lam.create_function(FunctionName=hook, Runtime="python3.12", Role=role, Handler="index.handler",
+                            Code={"ZipFile": code(hook)})
+    cd = server.client()
+    cd.create_application(applicationName="app", computePlatform="Lambda")
+    cd.create_deployment_group(applicationName="app", deploymentGroupName="live", serviceRoleArn=ROLE)
+    return server, cd, lam
+
+
+def appspec(hooks=True):
+    text = ("version: 0.0\nResources:\n  - app:\n      Type: AWS::Lambda::Function\n      Properties:\n"
+            "        Name: app\n        Alias: live\n        CurrentVersion: 1\n        TargetVersion: 2\n")
+    if hooks:
+        text += "Hooks:\n  - BeforeAllowTraffic: CodeDeployHook_pre\n  - AfterAllowTraffic: CodeDeployHook_post\n"
+    return {"revisionType": "AppSpecContent", "appSpecContent": {"content": text}}
+
+
+def alias(lam):
+    found = lam.get_alias(FunctionName="app", Name="live")
+    return found["FunctionVersion"], found.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
+
+
+def hook_call(moto, hook, deployment_id):
+    """The execution id Landfall invoked `hook` with for this deployment (waits for it)."""
+    def invoked():
+        calls = [c for c in moto.invocations(hook) if c.get("DeploymentId") == deployment_id]
+        return calls[0]["LifecycleEventHookExecutionId"] if calls else None
+    return wait_for(invoked, timeout=30, message=f"{hook} to be invoked")
+
+
+def events(cd, deployment_id):
+    target = cd.get_deployment_target(deploymentId=deployment_id, targetId="app:live")["deploymentTarget"]
+    assert target["deploymentTargetType"] == "LambdaTarget" and "instanceTarget" not in target, target
+    return target["lambdaTarget"]
+
+
+def test_hooks_run_and_the_alias_moves_to_the_target_version(platform, moto):
+    server, cd, lam = platform
+    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live",
+                                         revision=appspec())["deploymentId"]
+    before = hook_call(moto, "CodeDeployHook_pre", deployment_id)
+    # Traffic waits for the hook's report.
+    assert alias(lam) == ("1", {})
+    wait_for(lambda: [e["status"] for e in events(cd, deployment_id)["lifecycleEvents"]] == [
+        "InProgress", "Pending", "Pending"], message="BeforeAllowTraffic in progress")
+    assert alias(lam) == ("1", {})
+    # Reported with the aws CLI, as a hook function would with an SDK.
+    reported = server.aws("deploy", "put-lifecycle-event-hook-execution-status", "--deployment-id", deployment_id,
+                          "--lifecycle-event-hook-execution-id", before, "--status", "Succeeded")
+    assert reported.ok and reported.json["lifecycleEventHookExecutionId"] == before, reported.stderr
+    after = hook_call(moto, "CodeDeployHook_post", deployment_id)
+    assert alias(lam) == ("2", {})
+    again = server.aws("deploy", "put-lifecycle-event-hook-execution-status", "--deployment-id", deployment_id,
+                       "--lifecycle-event-hook-execution-id", before, "--status", "Succeeded")
+    assert not again.ok and "LifecycleEventAlreadyCompletedException" in again.stderr
+    cd.put_lifecycle_event_hook_execution_status(deploymentId=deployment_id, lifecycleEventHookExecutionId=after,
+                                                 status="Succeeded")
+    assert wait_for_status(cd, deployment_id)["status"] == "Succeeded"
+    target = events(cd, deployment_id)
+    assert [(e["lifecycleEventName"], e["status"]) for e in target["lifecycleEvents"]] == [
+        ("BeforeAllowTraffic", "Succeeded"), ("AllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Succeeded")]
+    assert target["status"] == "Succeeded"
+    assert target["lambdaFunctionInfo"] == {"functionName": "app", "functionAlias": "live", "currentVersion": "1",
+                                            "targetVersion": "2", "targetVersionWeight": 1.0}
+    # Each hook was invoked once.
+    for hook in ("CodeDeployHook_pre", "CodeDeployHook_post"):
+        assert [c["DeploymentId"] for c in moto.invocations(hook)] == [deployment_id], hook
+
+
+def test_a_failed_hook_fails_the_deployment_and_leaves_the_alias(platform, moto):
+    server, cd, lam = platform
+    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live",
+                                         revision=appspec())["deploymentId"]
+    before = hook_call(moto, "CodeDeployHook_pre", deployment_id)
+    cd.put_lifecycle_event_hook_execution_status(deploymentId=deployment_id, lifecycleEventHookExecutionId=before,
+                                                 status="Failed")
+    info = wait_for_status(cd, deployment_id)
+    assert info["status"] == "Failed", info
+    assert alias(lam) == ("1", {})
+    assert moto.invocations("CodeDeployHook_post") == []
+    statuses = [(e["lifecycleEventName"], e["status"]) for e in events(cd, deployment_id)["lifecycleEvents"]]
+    assert statuses[0] == ("BeforeAllowTraffic", "Failed"), statuses
+
+
+def test_a_canary_shifts_ten_percent_then_the_rest(platform, moto):
+    server, cd, lam = platform
+    cd.create_deployment_config(deploymentConfigName="Canary10Percent1Minute", computePlatform="Lambda",
+                                trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {
+                                    "canaryPercentage": 10, "canaryInterval": 1}})
+    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live", revision=appspec(False),
+                                         deploymentConfigName="Canary10Percent1Minute")["deploymentId"]
+    # No hooks: straight to AllowTraffic, which holds 10 % on version 2 for a minute.
+    assert wait_for(lambda: alias(lam) == ("1", {"2": 0.1}), timeout=30, message="10 % on version 2")
+    shown = events(cd, deployment_id)
+    assert shown["lambdaFunctionInfo"]["targetVersionWeight"] == 0.1
+    assert cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] == "InProgress"
+    assert wait_for_status(cd, deployment_id, timeout=120)["status"] == "Succeeded"
+    assert alias(lam) == ("2", {})
