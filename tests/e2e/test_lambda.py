@@ -62,6 +62,15 @@ def appspec(hooks=True):
     return {"revisionType": "AppSpecContent", "appSpecContent": {"content": text}}
 
 
+def start_canary(cd):
+    """A deployment without hooks by a 10 %, one-minute canary."""
+    cd.create_deployment_config(deploymentConfigName="Canary10Percent1Minute", computePlatform="Lambda",
+                                trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {
+                                    "canaryPercentage": 10, "canaryInterval": 1}})
+    return cd.create_deployment(applicationName="app", deploymentGroupName="live", revision=appspec(False),
+                                deploymentConfigName="Canary10Percent1Minute")["deploymentId"]
+
+
 def alias(lam):
     found = lam.get_alias(FunctionName="app", Name="live")
     return found["FunctionVersion"], found.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
@@ -131,11 +140,7 @@ def test_a_failed_hook_fails_the_deployment_and_leaves_the_alias(platform, moto)
 
 def test_a_canary_shifts_ten_percent_then_the_rest(platform, moto):
     server, cd, lam = platform
-    cd.create_deployment_config(deploymentConfigName="Canary10Percent1Minute", computePlatform="Lambda",
-                                trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {
-                                    "canaryPercentage": 10, "canaryInterval": 1}})
-    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live", revision=appspec(False),
-                                         deploymentConfigName="Canary10Percent1Minute")["deploymentId"]
+    deployment_id = start_canary(cd)
     # No hooks: straight to AllowTraffic, which holds 10 % on version 2 for a minute.
     assert wait_for(lambda: alias(lam) == ("1", {"2": 0.1}), timeout=30, message="10 % on version 2")
     shown = events(cd, deployment_id)
@@ -143,3 +148,25 @@ def test_a_canary_shifts_ten_percent_then_the_rest(platform, moto):
     assert cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] == "InProgress"
     assert wait_for_status(cd, deployment_id, timeout=120)["status"] == "Succeeded"
     assert alias(lam) == ("2", {})
+
+
+def test_a_stop_mid_canary_rolls_the_alias_back_in_a_new_deployment(platform, moto):
+    server, cd, lam = platform
+    deployment_id = start_canary(cd)
+    wait_for(lambda: alias(lam) == ("1", {"2": 0.1}), timeout=30, message="10 % on version 2")
+    cd.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
+    stopped = wait_for_status(cd, deployment_id)
+    assert stopped["status"] == "Stopped", stopped
+    # The shift was cut short, not waited for.
+    allow = next(e for e in events(cd, deployment_id)["lifecycleEvents"] if e["lifecycleEventName"] == "AllowTraffic")
+    assert allow["status"] == "Failed" and "stopped during AllowTraffic" in allow["diagnostics"]["message"], allow
+    rollback_id = stopped["rollbackInfo"]["rollbackDeploymentId"]
+    rollback = wait_for_status(cd, rollback_id)
+    assert rollback["status"] == "Succeeded", rollback
+    assert rollback["creator"] == "codeDeployRollback"
+    assert rollback["rollbackInfo"]["rollbackTriggeringDeploymentId"] == deployment_id
+    assert rollback["deploymentConfigName"] == "CodeDeployDefault.LambdaAllAtOnce"
+    # All the traffic is back on version 1; the rollback moved the alias from 2 back to 1.
+    assert alias(lam) == ("1", {})
+    info = events(cd, rollback_id)["lambdaFunctionInfo"]
+    assert (info["currentVersion"], info["targetVersion"], info["targetVersionWeight"]) == ("2", "1", 1.0)

@@ -12,7 +12,7 @@ use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentCreator, DeploymentInfo,
     DeploymentOption, DeploymentReadyAction, DeploymentStatus, DeploymentTarget, DeploymentType, InstanceAction,
-    InstanceTarget, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType, ZonalConfig,
+    InstanceTarget, RevisionLocation, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType, ZonalConfig,
 };
 use landfall_api::validate;
 use landfall_engine::blue_green::{self, BlueGreenSettings, Shift};
@@ -234,7 +234,8 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     let advanced = match (&lambda_spec, targets.first()) {
         (Some(spec), Some(target)) => {
             let shift = traffic_shift(config.as_ref()).unwrap_or(Shift::AllAtOnce);
-            let advanced = crate::lambda::advance(state, spec, shift, target, &records).await;
+            let stopping = progress.stop.is_some();
+            let advanced = crate::lambda::advance(state, spec, shift, stopping, target, &records).await;
             if let Some(changed) = &advanced.target {
                 store.update_target(changed).await?;
                 targets = store.targets(deployment_id).await?;
@@ -334,9 +335,8 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         }
         _ => None,
     };
-    // (Lambda rollbacks are not carried out yet: a failed Lambda deployment puts the alias back.)
-    let follow_up = if step.rollback && platform == ComputePlatform::Server {
-        rollback(state, &mut deployment, &step.changed_targets, &ordered).await?
+    let follow_up = if step.rollback {
+        rollback(state, &mut deployment, &step.changed_targets, &ordered, lambda_spec.as_ref()).await?
     } else {
         None
     };
@@ -425,7 +425,8 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     let hosts: Vec<&str> = new_commands.iter().map(|c| c.target_id.as_str()).chain(requeued).collect();
     replicas::wake_hosts(state, &hosts).await;
     if let Some(status) = &step.finished {
-        if let (Some(spec), Some(target)) = (&lambda_spec, ordered.first())
+        // A failed Lambda deployment with no rollback to undo it puts the alias back itself.
+        if let (Some(spec), Some(target), None) = (&lambda_spec, ordered.first(), &follow_up_id)
             && *status != DeploymentStatus::Succeeded
         {
             crate::lambda::restore(state, spec, target).await;
@@ -544,80 +545,40 @@ fn engine_command(record: HostCommandRecord) -> Command {
     }
 }
 
-/// Prepares the rollback of a deployment that failed or stopped: a new deployment of the group's
-/// last successful revision to the hosts this one touched, and the `rollbackInfo` of both. With
-/// nothing to go back to, only the message says why.
+/// Prepares the rollback of a deployment that failed or stopped: a new deployment that undoes it
+/// (on Server, the group's last successful revision to the hosts this one touched; on Lambda, the
+/// alias back to the version it had), and the `rollbackInfo` of both. With nothing to go back
+/// to, only the message says why.
 async fn rollback(
     state: &AppState,
     failed: &mut DeploymentRecord,
     changed: &[DeploymentTarget],
     all: &[TargetRecord],
+    lambda_spec: Option<&landfall_appspec::LambdaAppSpec>,
 ) -> StoreResult<Option<(DeploymentRecord, Vec<TargetRecord>, RevisionRecord)>> {
-    let store = state.store.as_ref();
-    let group = store.deployment_group_by_id(&failed.group_id).await?;
-    let blue_green = is_blue_green(&failed.info);
-    // A blue/green rollback installs nothing: it sends traffic back to the original hosts.
-    let target_revision = group
-        .as_ref()
-        .and_then(|g| g.info.target_revision.clone())
-        .or_else(|| if blue_green { failed.info.revision.clone() } else { None });
     let failed_id = failed.id().to_owned();
-    let Some(revision) = target_revision else {
-        let group_name = failed.info.deployment_group_name.clone().unwrap_or_default();
-        failed.info.rollback_info = Some(RollbackInfo {
-            rollback_message: Some(format!(
-                "Automatic rollback was not performed: deployment group {group_name} has no successful deployment to roll back to."
-            )),
-            ..Default::default()
-        });
-        return Ok(None);
-    };
-    // The hosts the failed deployment reached (anything but Skipped), as they are now; for a
-    // blue/green one, every original host too.
-    let label = |target: &DeploymentTarget| target.instance_target.as_ref().and_then(|t| t.instance_label.clone());
-    let touched: Vec<(String, Option<TargetLabel>)> = all
-        .iter()
-        .map(|record| changed.iter().find(|c| same_target(c, &record.target)).unwrap_or(&record.target))
-        .filter(|target| {
-            let skipped = matches!(
-                target.instance_target.as_ref().and_then(|t| t.status.clone()),
-                Some(TargetStatus::Skipped) | None
-            );
-            !skipped || (blue_green && label(target) == Some(TargetLabel::Blue))
-        })
-        .filter_map(|target| Some((target.instance_target.as_ref()?.target_id.clone()?, label(target))))
-        .collect();
     let id = new_deployment_id();
     let now = state.clock.now();
-    let style = failed.info.deployment_style.clone().unwrap_or_default();
-    let events = |label: &Option<TargetLabel>| {
-        let role =
-            if *label == Some(TargetLabel::Blue) { ServerTargetRole::Original } else { ServerTargetRole::Install };
-        lifecycle_events(
-            &ComputePlatform::Server,
-            &style.deployment_type.clone().unwrap_or(DeploymentType::InPlace),
-            &style.deployment_option.clone().unwrap_or(DeploymentOption::WithoutTrafficControl),
-            &DeploymentCreator::CodeDeployRollback,
-            role,
-        )
+    let planned = match lambda_spec {
+        Some(spec) => crate::lambda::rollback_plan(&id, spec, all.first(), now),
+        None => server_rollback_plan(state, failed, changed, all, &id, now).await?,
     };
-    let instances = store.list_instances().await?;
-    let targets: Vec<TargetRecord> = touched
-        .iter()
-        .enumerate()
-        .map(|(position, (name, label))| {
-            let arn = instances
-                .iter()
-                .find(|i| i.instance_name.as_deref() == Some(name.as_str()))
-                .and_then(|i| i.instance_arn.clone());
-            new_instance_target(&id, name, arn, &events(label), label.clone(), position, now)
-        })
-        .collect();
+    let (revision, targets, config_name) = match planned {
+        Ok(plan) => plan,
+        Err(why) => {
+            failed.info.rollback_info = Some(RollbackInfo {
+                rollback_message: Some(format!("Automatic rollback was not performed: {why}")),
+                ..Default::default()
+            });
+            return Ok(None);
+        }
+    };
     let info = DeploymentInfo {
         deployment_id: Some(id.clone()),
         status: Some(DeploymentStatus::Created),
         create_time: Some(now),
         creator: Some(DeploymentCreator::CodeDeployRollback),
+        deployment_config_name: config_name.or_else(|| failed.info.deployment_config_name.clone()),
         revision: Some(revision.clone()),
         previous_revision: failed.info.revision.clone(),
         description: Some(format!("Rollback of deployment {failed_id}")),
@@ -657,6 +618,72 @@ async fn rollback(
         version: 0,
     };
     Ok(Some((record, targets, revision_record)))
+}
+
+/// What a Server rollback deploys: the group's last successful revision (a blue/green one: the
+/// failed deployment's, sending traffic back to the original hosts) to the hosts the failed
+/// deployment reached, and for a blue/green one every original host too.
+#[allow(clippy::type_complexity)]
+async fn server_rollback_plan(
+    state: &AppState,
+    failed: &DeploymentRecord,
+    changed: &[DeploymentTarget],
+    all: &[TargetRecord],
+    id: &str,
+    now: Timestamp,
+) -> StoreResult<Result<(RevisionLocation, Vec<TargetRecord>, Option<String>), String>> {
+    let store = state.store.as_ref();
+    let group = store.deployment_group_by_id(&failed.group_id).await?;
+    let blue_green = is_blue_green(&failed.info);
+    // A blue/green rollback installs nothing: it sends traffic back to the original hosts.
+    let target_revision = group
+        .as_ref()
+        .and_then(|g| g.info.target_revision.clone())
+        .or_else(|| if blue_green { failed.info.revision.clone() } else { None });
+    let Some(revision) = target_revision else {
+        let group_name = failed.info.deployment_group_name.clone().unwrap_or_default();
+        return Ok(Err(format!("deployment group {group_name} has no successful deployment to roll back to.")));
+    };
+    // The hosts the failed deployment reached (anything but Skipped), as they are now; for a
+    // blue/green one, every original host too.
+    let label = |target: &DeploymentTarget| target.instance_target.as_ref().and_then(|t| t.instance_label.clone());
+    let touched: Vec<(String, Option<TargetLabel>)> = all
+        .iter()
+        .map(|record| changed.iter().find(|c| same_target(c, &record.target)).unwrap_or(&record.target))
+        .filter(|target| {
+            let skipped = matches!(
+                target.instance_target.as_ref().and_then(|t| t.status.clone()),
+                Some(TargetStatus::Skipped) | None
+            );
+            !skipped || (blue_green && label(target) == Some(TargetLabel::Blue))
+        })
+        .filter_map(|target| Some((target.instance_target.as_ref()?.target_id.clone()?, label(target))))
+        .collect();
+    let style = failed.info.deployment_style.clone().unwrap_or_default();
+    let events = |label: &Option<TargetLabel>| {
+        let role =
+            if *label == Some(TargetLabel::Blue) { ServerTargetRole::Original } else { ServerTargetRole::Install };
+        lifecycle_events(
+            &ComputePlatform::Server,
+            &style.deployment_type.clone().unwrap_or(DeploymentType::InPlace),
+            &style.deployment_option.clone().unwrap_or(DeploymentOption::WithoutTrafficControl),
+            &DeploymentCreator::CodeDeployRollback,
+            role,
+        )
+    };
+    let instances = store.list_instances().await?;
+    let targets: Vec<TargetRecord> = touched
+        .iter()
+        .enumerate()
+        .map(|(position, (name, label))| {
+            let arn = instances
+                .iter()
+                .find(|i| i.instance_name.as_deref() == Some(name.as_str()))
+                .and_then(|i| i.instance_arn.clone());
+            new_instance_target(id, name, arn, &events(label), label.clone(), position, now)
+        })
+        .collect();
+    Ok(Ok((revision, targets, None)))
 }
 
 fn same_target(a: &DeploymentTarget, b: &DeploymentTarget) -> bool {

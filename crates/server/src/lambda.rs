@@ -16,8 +16,9 @@
 use hyper::Method;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    DeploymentTarget, DeploymentTargetType, Diagnostics, InstanceTarget, LambdaFunctionInfo, LambdaTarget,
-    LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, RevisionLocation, TargetStatus,
+    AppSpecContent, DeploymentTarget, DeploymentTargetType, Diagnostics, InstanceTarget, LambdaFunctionInfo,
+    LambdaTarget, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, RevisionLocation, RevisionLocationType,
+    TargetStatus,
 };
 use landfall_appspec::{LambdaAppSpec, parse_lambda};
 use landfall_engine::blue_green::Shift;
@@ -116,17 +117,22 @@ pub struct Advanced {
 }
 
 /// Carries out the deployment's events in flight: invokes hooks not invoked yet, moves traffic,
-/// completes what is done.
+/// completes what is done. A deployment being stopped ends its events in flight at once (a
+/// traffic shift or a hook's wait can last long); what traffic moved is put back by its
+/// rollback or by [`restore`].
 pub async fn advance(
     state: &AppState,
     spec: &LambdaAppSpec,
     shift: Shift,
+    stopping: bool,
     target: &TargetRecord,
     commands: &[HostCommandRecord],
 ) -> Advanced {
     let mut advanced = Advanced::default();
     for command in commands.iter().filter(|c| c.state == "Dispatched") {
-        let outcome = if command.lifecycle_event == "AllowTraffic" {
+        let outcome = if stopping {
+            Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
+        } else if command.lifecycle_event == "AllowTraffic" {
             allow_traffic(state, spec, shift, target, command, &mut advanced).await
         } else if command.acknowledged_at.is_none() {
             invoke_hook(state, spec, command).await
@@ -243,6 +249,50 @@ pub async fn restore(state: &AppState, spec: &LambdaAppSpec, target: &TargetReco
         tracing::warn!(%error, function = %spec.function.name, "cannot put the alias back on its version");
     }
 }
+
+/// What the rollback of a Lambda deployment deploys: the alias back from the failed deployment's
+/// target version to the version it had, at once and without hooks (an AppSpec of its own, with
+/// its configuration). Err when that version is not known (traffic never moved and the AppSpec
+/// did not name it).
+#[allow(clippy::type_complexity)]
+pub fn rollback_plan(
+    id: &str,
+    failed: &LambdaAppSpec,
+    target: Option<&TargetRecord>,
+    now: Timestamp,
+) -> Result<(RevisionLocation, Vec<TargetRecord>, Option<String>), String> {
+    let info = target.and_then(|t| t.target.lambda_target.as_ref()).and_then(|t| t.lambda_function_info.clone());
+    let original = info
+        .and_then(|info| info.current_version)
+        .and_then(|version| version.parse::<u64>().ok())
+        .or(failed.function.current_version)
+        .ok_or_else(|| "the version the alias had before the deployment is not known.".to_owned())?;
+    let function = &failed.function;
+    let document = json!({
+        "version": 0.0,
+        "Resources": [{function.resource.clone(): {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Name": function.name,
+                "Alias": function.alias,
+                "CurrentVersion": function.target_version.to_string(),
+                "TargetVersion": original.to_string(),
+            }
+        }}]
+    });
+    let content = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
+    let spec = parse_lambda(&content).map_err(|e| format!("the rollback's AppSpec is not valid: {e}"))?.appspec;
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()));
+    let location = RevisionLocation {
+        revision_type: Some(RevisionLocationType::AppSpecContent),
+        app_spec_content: Some(AppSpecContent { content: Some(content), sha256: Some(sha256) }),
+        ..Default::default()
+    };
+    Ok((location, vec![initial_target(id, &spec, now)], Some(ALL_AT_ONCE.to_owned())))
+}
+
+/// The configuration a Lambda rollback moves traffic with.
+const ALL_AT_ONCE: &str = "CodeDeployDefault.LambdaAllAtOnce";
 
 /// Records a hook's report (PutLifecycleEventHookExecutionStatus) or the server's own result.
 pub async fn complete(state: &AppState, command: &HostCommandRecord, succeeded: bool, message: String) {
