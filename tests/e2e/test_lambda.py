@@ -54,20 +54,23 @@ def platform(moto, landfall_factory):
     return server, cd, lam
 
 
-def appspec(hooks=True):
+def appspec(hooks=True, current=True):
+    """Without `current`, the AppSpec leaves CurrentVersion out: the alias's version is used."""
     text = ("version: 0.0\nResources:\n  - app:\n      Type: AWS::Lambda::Function\n      Properties:\n"
-            "        Name: app\n        Alias: live\n        CurrentVersion: 1\n        TargetVersion: 2\n")
+            "        Name: app\n        Alias: live\n" + ("        CurrentVersion: 1\n" if current else "")
+            + "        TargetVersion: 2\n")
     if hooks:
         text += "Hooks:\n  - BeforeAllowTraffic: CodeDeployHook_pre\n  - AfterAllowTraffic: CodeDeployHook_post\n"
     return {"revisionType": "AppSpecContent", "appSpecContent": {"content": text}}
 
 
 def start_canary(cd):
-    """A deployment without hooks by a 10 %, one-minute canary."""
+    """A deployment without hooks (nor CurrentVersion) by a 10 %, one-minute canary."""
     cd.create_deployment_config(deploymentConfigName="Canary10Percent1Minute", computePlatform="Lambda",
                                 trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {
                                     "canaryPercentage": 10, "canaryInterval": 1}})
-    return cd.create_deployment(applicationName="app", deploymentGroupName="live", revision=appspec(False),
+    return cd.create_deployment(applicationName="app", deploymentGroupName="live",
+                                revision=appspec(hooks=False, current=False),
                                 deploymentConfigName="Canary10Percent1Minute")["deploymentId"]
 
 
@@ -116,6 +119,7 @@ def test_hooks_run_and_the_alias_moves_to_the_target_version(platform, moto):
     assert [(e["lifecycleEventName"], e["status"]) for e in target["lifecycleEvents"]] == [
         ("BeforeAllowTraffic", "Succeeded"), ("AllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Succeeded")]
     assert target["status"] == "Succeeded"
+    assert target["targetArn"] == lam.get_alias(FunctionName="app", Name="live")["AliasArn"]
     assert target["lambdaFunctionInfo"] == {"functionName": "app", "functionAlias": "live", "currentVersion": "1",
                                             "targetVersion": "2", "targetVersionWeight": 1.0}
     # Each hook was invoked once.
@@ -143,8 +147,9 @@ def test_a_canary_shifts_ten_percent_then_the_rest(platform, moto):
     deployment_id = start_canary(cd)
     # No hooks: straight to AllowTraffic, which holds 10 % on version 2 for a minute.
     assert wait_for(lambda: alias(lam) == ("1", {"2": 0.1}), timeout=30, message="10 % on version 2")
-    shown = events(cd, deployment_id)
-    assert shown["lambdaFunctionInfo"]["targetVersionWeight"] == 0.1
+    shown = events(cd, deployment_id)["lambdaFunctionInfo"]
+    # The version the alias had, read from it.
+    assert (shown["currentVersion"], shown["targetVersionWeight"]) == ("1", 0.1)
     assert cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] == "InProgress"
     assert wait_for_status(cd, deployment_id, timeout=120)["status"] == "Succeeded"
     assert alias(lam) == ("2", {})

@@ -129,6 +129,30 @@ pub async fn advance(
     commands: &[HostCommandRecord],
 ) -> Advanced {
     let mut advanced = Advanced::default();
+    let mut target = target.clone();
+    if target.target.lambda_target.as_ref().is_some_and(|t| t.target_arn.is_none()) {
+        // The alias's ARN (and, for an AppSpec without CurrentVersion, its version) once.
+        match state.aws.lambda(Method::GET, &alias_path(spec), None).await {
+            Ok(alias) => {
+                let arn = alias.get("AliasArn").and_then(|a| a.as_str()).map(str::to_owned);
+                let version = alias.get("FunctionVersion").and_then(|v| v.as_str()).map(str::to_owned);
+                if let Some(shown) = target.target.lambda_target.as_mut() {
+                    shown.target_arn = arn.clone();
+                    let info = shown.lambda_function_info.get_or_insert_with(Default::default);
+                    if info.current_version.is_none() {
+                        info.current_version = version;
+                    }
+                }
+                if let Some(working) = target.target.instance_target.as_mut() {
+                    working.target_arn = arn;
+                }
+                advanced.target = Some(target.clone());
+            }
+            // AllowTraffic reports what is wrong when it gets there.
+            Err(error) => tracing::warn!(%error, function = %spec.function.name, "cannot read the alias"),
+        }
+    }
+    let target = &target;
     for command in commands.iter().filter(|c| c.state == "Dispatched") {
         let outcome = if stopping {
             Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
