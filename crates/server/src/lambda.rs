@@ -112,7 +112,7 @@ pub fn present(mut target: DeploymentTarget) -> DeploymentTarget {
 pub struct Advanced {
     /// A command completed: the engine has news.
     pub completed: bool,
-    /// The target's shown traffic weight changed.
+    /// The target's record changed (the alias's ARN, the traffic weight): to be stored.
     pub target: Option<TargetRecord>,
 }
 
