@@ -175,3 +175,18 @@ def test_a_stop_mid_canary_rolls_the_alias_back_in_a_new_deployment(platform, mo
     assert alias(lam) == ("1", {})
     info = events(cd, rollback_id)["lambdaFunctionInfo"]
     assert (info["currentVersion"], info["targetVersion"], info["targetVersionWeight"]) == ("2", "1", 1.0)
+
+
+def test_a_linear_configuration_moves_traffic_in_steps(platform, moto):
+    server, cd, lam = platform
+    cd.create_deployment_config(deploymentConfigName="Linear50PercentEveryMinute", computePlatform="Lambda",
+                                trafficRoutingConfig={"type": "TimeBasedLinear", "timeBasedLinear": {
+                                    "linearPercentage": 50, "linearInterval": 1}})
+    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live", revision=appspec(False),
+                                         deploymentConfigName="Linear50PercentEveryMinute")["deploymentId"]
+    # Half at once, the other half a minute later.
+    assert wait_for(lambda: alias(lam) == ("1", {"2": 0.5}), timeout=30, message="50 % on version 2")
+    assert events(cd, deployment_id)["lambdaFunctionInfo"]["targetVersionWeight"] == 0.5
+    assert wait_for_status(cd, deployment_id, timeout=120)["status"] == "Succeeded"
+    assert alias(lam) == ("2", {})
+    assert events(cd, deployment_id)["lambdaFunctionInfo"]["targetVersionWeight"] == 1.0
