@@ -6,15 +6,13 @@ import base64
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import boto3
 
-from sources import free_port
+from sources import free_port, wait_until_listening
 
 MOTO_SERVER = str(pathlib.Path(sys.executable).parent / "moto_server")
 
@@ -36,15 +34,7 @@ class Moto:
         self.process = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)], stdout=log,
                                         stderr=log, env=env)
         log.close()
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"moto_server did not start:\n{self.log_path.read_text()}")
-                time.sleep(0.1)
+        wait_until_listening(self.port, self.process, self.log_path, "moto_server")
 
     def api(self, path, body=None):
         """A call to moto's own API (/moto-api/...)."""

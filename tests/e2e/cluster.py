@@ -6,25 +6,13 @@ drops a replica whose /ready fails."""
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 from conftest import Landfall
 from routers import HAPROXY
-from sources import S3Store, free_port
-
-
-def wait_for_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert time.time() < deadline, f"nothing listens on port {port}"
-            time.sleep(0.05)
+from sources import S3Store, free_port, wait_until_listening
 
 
 def pg_bin():
@@ -117,7 +105,7 @@ class Cluster:
         self.balancer_log = open(workdir / "balancer.log", "w")
         self.balancer = subprocess.Popen([HAPROXY, "-db", "-f", str(self.balancer_config)],
                                          stdout=self.balancer_log, stderr=self.balancer_log)
-        wait_for_port(self.port)
+        wait_until_listening(self.port, self.balancer, self.workdir / "balancer.log", "HAProxy", timeout=10)
 
     def start(self, replica, listen="127.0.0.1:0"):
         replica.start("--store", self.postgres.url, *self.extra_args, listen=listen, env=self.s3.server_env())

@@ -24,6 +24,20 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def wait_until_listening(port, process, log_path, name, timeout=30):
+    """Waits for a started `process` to accept connections on `port`; raises with its log if it
+    exits or takes longer than `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline or (process is not None and process.poll() is not None):
+                raise RuntimeError(f"{name} did not start:\n{log_path.read_text() if log_path else ''}")
+            time.sleep(0.05)
+
+
 class S3Store:
     """An `s3s-fs` process: a separate S3-compatible server with its own keys."""
 
@@ -43,15 +57,7 @@ class S3Store:
             stdout=log, stderr=log,
         )
         log.close()
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"s3s-fs did not start:\n{self.log_path.read_text()}")
-                time.sleep(0.05)
+        wait_until_listening(self.port, self.process, self.log_path, "s3s-fs", timeout=20)
         self.s3 = boto3.session.Session(
             aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY, region_name="us-east-1"
         ).client("s3", endpoint_url=self.endpoint, config=Config(s3={"addressing_style": "path"}))

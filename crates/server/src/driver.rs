@@ -545,6 +545,28 @@ fn engine_command(record: HostCommandRecord) -> Command {
     }
 }
 
+/// Records the end of an event the server carries out itself (a traffic event, a Lambda hook's
+/// report or traffic shift), as an agent's completion would; whether it was recorded.
+pub async fn complete_on_server(state: &AppState, command_id: &str, succeeded: bool, message: String) -> bool {
+    let diagnostics = landfall_api::shapes::Diagnostics {
+        error_code: Some(if succeeded {
+            landfall_api::shapes::LifecycleErrorCode::Success
+        } else {
+            landfall_api::shapes::LifecycleErrorCode::UnknownError
+        }),
+        script_name: Some(String::new()),
+        message: Some(message),
+        log_tail: Some(String::new()),
+    };
+    match state.store.complete_command(command_id, succeeded, &diagnostics, state.clock.now()).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(command = command_id, %error, "cannot complete a lifecycle event");
+            false
+        }
+    }
+}
+
 /// Prepares the rollback of a deployment that failed or stopped: a new deployment that undoes it
 /// (on Server, the group's last successful revision to the hosts this one touched; on Lambda, the
 /// alias back to the version it had), and the `rollbackInfo` of both. With nothing to go back

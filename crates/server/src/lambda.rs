@@ -16,9 +16,8 @@
 use hyper::Method;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    AppSpecContent, DeploymentTarget, DeploymentTargetType, Diagnostics, InstanceTarget, LambdaFunctionInfo,
-    LambdaTarget, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, RevisionLocation, RevisionLocationType,
-    TargetStatus,
+    AppSpecContent, DeploymentTarget, DeploymentTargetType, InstanceTarget, LambdaFunctionInfo, LambdaTarget,
+    LifecycleEvent, LifecycleEventStatus, RevisionLocation, RevisionLocationType, TargetStatus,
 };
 use landfall_appspec::{LambdaAppSpec, parse_lambda};
 use landfall_engine::blue_green::Shift;
@@ -168,8 +167,7 @@ pub async fn advance(
             Ok(Some(message)) => (true, message),
             Err(message) => (false, message),
         };
-        complete(state, command, succeeded, message).await;
-        advanced.completed = true;
+        advanced.completed |= crate::driver::complete_on_server(state, &command.id, succeeded, message).await;
     }
     advanced
 }
@@ -317,16 +315,3 @@ pub fn rollback_plan(
 
 /// The configuration a Lambda rollback moves traffic with.
 const ALL_AT_ONCE: &str = "CodeDeployDefault.LambdaAllAtOnce";
-
-/// Records a hook's report (PutLifecycleEventHookExecutionStatus) or the server's own result.
-pub async fn complete(state: &AppState, command: &HostCommandRecord, succeeded: bool, message: String) {
-    let diagnostics = Diagnostics {
-        error_code: Some(if succeeded { LifecycleErrorCode::Success } else { LifecycleErrorCode::UnknownError }),
-        script_name: Some(String::new()),
-        message: Some(message),
-        log_tail: Some(String::new()),
-    };
-    if let Err(error) = state.store.complete_command(&command.id, succeeded, &diagnostics, state.clock.now()).await {
-        tracing::warn!(command = %command.id, %error, "cannot complete a Lambda lifecycle event");
-    }
-}

@@ -45,6 +45,21 @@ pub struct ExternalS3 {
 }
 
 impl ExternalS3 {
+    /// The store's URL of a bucket's object (`key`), of a bucket (empty `key`), or of the
+    /// store itself (empty `bucket`), addressed as the store wants.
+    pub fn url(&self, bucket: &str, key: &str) -> String {
+        let scheme = self.endpoint.scheme_str().unwrap_or("https");
+        let authority = self.endpoint.authority().map(|a| a.as_str()).unwrap_or_default();
+        let key = uri_encode(key, true);
+        let bucket_encoded = uri_encode(bucket, false);
+        match (self.addressing, bucket.is_empty()) {
+            (_, true) => format!("{scheme}://{authority}/"),
+            (Addressing::Path, false) if key.is_empty() => format!("{scheme}://{authority}/{bucket_encoded}"),
+            (Addressing::Path, false) => format!("{scheme}://{authority}/{bucket_encoded}/{key}"),
+            (Addressing::VirtualHost, false) => format!("{scheme}://{bucket}.{authority}/{key}"),
+        }
+    }
+
     /// A presigned GetObject URL for one object (and version), valid for
     /// [`PRESIGNED_URL_SECS`] from `now_secs`.
     pub fn presigned_get(
@@ -54,13 +69,7 @@ impl ExternalS3 {
         version: Option<&str>,
         now_secs: i64,
     ) -> Result<String, String> {
-        let scheme = self.endpoint.scheme_str().unwrap_or("https");
-        let authority = self.endpoint.authority().map(|a| a.as_str()).unwrap_or_default();
-        let key = uri_encode(key, true);
-        let mut url = match self.addressing {
-            Addressing::Path => format!("{scheme}://{authority}/{}/{key}", uri_encode(bucket, false)),
-            Addressing::VirtualHost => format!("{scheme}://{bucket}.{authority}/{key}"),
-        };
+        let mut url = self.url(bucket, key);
         if let Some(version) = version.filter(|v| !v.is_empty()) {
             url.push_str("?versionId=");
             url.push_str(&uri_encode(version, false));

@@ -20,8 +20,7 @@ use landfall_api::landfall::{
     TargetHealth, TargetInfo,
 };
 use landfall_api::shapes::{
-    DeploymentCreator, DeploymentInfo, DeploymentStatus, DeploymentTarget, Diagnostics, LifecycleErrorCode,
-    LoadBalancerInfo, TargetLabel,
+    DeploymentCreator, DeploymentInfo, DeploymentStatus, DeploymentTarget, LoadBalancerInfo, TargetLabel,
 };
 use landfall_engine::blue_green::BlueGreenProgress;
 use landfall_store::{HostCommandRecord, Store, StoreError, TargetGroupRecord};
@@ -421,17 +420,8 @@ pub async fn advance(state: &AppState, deployment: &DeploymentInfo, commands: &[
             Progress::Done(message) => (true, message),
             Progress::Failed(message) => (false, message),
         };
-        let diagnostics = Diagnostics {
-            error_code: Some(if succeeded { LifecycleErrorCode::Success } else { LifecycleErrorCode::UnknownError }),
-            script_name: Some(String::new()),
-            message: Some(message),
-            log_tail: Some(String::new()),
-        };
         // The caller (the driver's reconcile of this deployment) reads the completion next.
-        match state.store.complete_command(&command.id, succeeded, &diagnostics, state.clock.now()).await {
-            Ok(_) => completed = true,
-            Err(error) => tracing::warn!(command = %command.id, %error, "cannot complete a traffic event"),
-        }
+        completed |= crate::driver::complete_on_server(state, &command.id, succeeded, message).await;
     }
     completed
 }

@@ -213,15 +213,6 @@ pub async fn deliver_forever(state: Arc<AppState>) {
     };
     let mut pruned = std::time::Instant::now();
     loop {
-        if pruned.elapsed() >= PRUNE_EVERY {
-            pruned = std::time::Instant::now();
-            let before = Timestamp(state.clock.now().millis() - KEEP_DONE.as_millis() as i64);
-            match state.store.prune_trigger_messages(before).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "pruned delivered and expired trigger messages"),
-                Err(error) => tracing::warn!(%error, "cannot prune the trigger outbox"),
-            }
-        }
         let written = state.outbox.written.notified();
         // One server delivers for all of them; the others wait for its lease to lapse.
         match state.replica.hold(&state, crate::replicas::lease::TRIGGERS).await {
@@ -234,6 +225,15 @@ pub async fn deliver_forever(state: Arc<AppState>) {
                 tracing::warn!(%error, "cannot take the trigger delivery lease");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
+            }
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = std::time::Instant::now();
+            let before = Timestamp(state.clock.now().millis() - KEEP_DONE.as_millis() as i64);
+            match state.store.prune_trigger_messages(before).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "pruned delivered and expired trigger messages"),
+                Err(error) => tracing::warn!(%error, "cannot prune the trigger outbox"),
             }
         }
         let due = match state.store.due_trigger_messages(state.clock.now(), 64).await {

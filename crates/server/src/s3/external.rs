@@ -11,12 +11,12 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
-use landfall_sigv4::{SigningParams, UNSIGNED_PAYLOAD, sign, uri_encode};
+use landfall_sigv4::{SigningParams, UNSIGNED_PAYLOAD, sign};
 
 use super::body::{self, Expect, Sink};
 use super::{Ctx, MAX_UPLOAD_BYTES, Op, S3Error, S3Result};
 use crate::http::Body;
-use crate::sources::{Addressing, ExternalS3};
+use crate::sources::ExternalS3;
 
 /// Largest XML body (bucket configuration, batch delete, upload completion) forwarded.
 const MAX_DOCUMENT_BYTES: u64 = 2 * 1024 * 1024;
@@ -150,15 +150,7 @@ pub async fn forward(
 /// The external store's URL of `bucket`/`key`, with the client's query minus its own
 /// presigning parameters.
 fn object_url(external: &ExternalS3, bucket: &str, key: &str, query: Option<&str>) -> S3Result<String> {
-    let scheme = external.endpoint.scheme_str().unwrap_or("https");
-    let authority = external.endpoint.authority().map(|a| a.as_str()).unwrap_or_default();
-    let key = uri_encode(key, true);
-    let mut url = match (external.addressing, bucket.is_empty()) {
-        (_, true) => format!("{scheme}://{authority}/"),
-        (Addressing::Path, false) if key.is_empty() => format!("{scheme}://{authority}/{bucket}"),
-        (Addressing::Path, false) => format!("{scheme}://{authority}/{bucket}/{key}"),
-        (Addressing::VirtualHost, false) => format!("{scheme}://{bucket}.{authority}/{key}"),
-    };
+    let mut url = external.url(bucket, key);
     let kept: Vec<&str> = query
         .unwrap_or("")
         .split('&')
@@ -176,6 +168,7 @@ mod tests {
     use landfall_sigv4::Credentials;
 
     use super::*;
+    use crate::sources::Addressing;
 
     fn store(addressing: Addressing) -> ExternalS3 {
         ExternalS3 {
