@@ -27,6 +27,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from aws_platforms import Moto
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Where tests leave figures for the end-of-run summary (workers and the controller share it).
 REPORT_DIR = REPO / "target" / "e2e-report"
@@ -409,3 +411,13 @@ def pytest_sessionstart(session):
 def pytest_terminal_summary(terminalreporter):
     for report in sorted(REPORT_DIR.glob("*.txt")) if REPORT_DIR.exists() else []:
         terminalreporter.write_line(report.read_text().strip())
+
+
+@pytest.fixture
+def moto(tmp_path):
+    """A local AWS API (moto) whose Lambda functions answer without running, recording requests."""
+    made = Moto(tmp_path)
+    made.lambdas_without_docker()
+    made.start_recording()
+    yield made
+    made.stop()

@@ -524,9 +524,13 @@ def test_ecs_deployment_and_the_deprecated_instance_calls(cd):
         with pytest.raises(ClientError) as excinfo:
             call()
         assert error_code(excinfo) == "InvalidComputePlatformException"
-    # Its targets come with the ECS platform work: while Created, it has not started.
-    code, _ = refusal(cd.list_deployment_targets, deploymentId=deployment_id)
-    assert code == "DeploymentNotStartedException"
+    # Its one target is the service. This server has no platform credentials: the deployment
+    # fails when it would create the replacement task set, and says why.
+    assert wait_for_status(cd, deployment_id)["status"] == "Failed"
+    assert cd.list_deployment_targets(deploymentId=deployment_id)["targetIds"] == ["main:web"]
+    target = cd.get_deployment_target(deploymentId=deployment_id, targetId="main:web")["deploymentTarget"]
+    install = next(e for e in target["ecsTarget"]["lifecycleEvents"] if e["lifecycleEventName"] == "Install")
+    assert install["status"] == "Failed" and "LANDFALL_AWS_ACCESS_KEY_ID" in install["diagnostics"]["message"], install
 
 
 # -- reads ------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from aws_platforms import Moto
 from hostsim import wait_for, wait_for_status
+from monitoring import Backend, Prometheus
 
 ROLE = "arn:aws:iam::123456789012:role/CodeDeployService"
 
@@ -22,20 +22,16 @@ def code(version):
 
 
 @pytest.fixture
-def moto(tmp_path):
-    made = Moto(tmp_path)
-    made.lambdas_without_docker()
-    made.start_recording()
-    yield made
-    made.stop()
-
-
-@pytest.fixture
 def platform(moto, landfall_factory):
-    """A server driving moto's Lambda, function `app` with versions 1 and 2 and alias `live` on 1,
-    and two hook functions."""
+    """A server driving moto's Lambda (see `prepare`)."""
     server = landfall_factory(start=False)
     server.start(env=moto.server_env())
+    return prepare(server, moto)
+
+
+def prepare(server, moto, **group):
+    """Function `app` with versions 1 and 2 and alias `live` on 1, two hook functions, and the
+    application and deployment group (`group`: more of its settings)."""
     trust = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
     role = moto.client("iam").create_role(RoleName="lambda", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     lam = moto.client("lambda")
@@ -50,7 +46,7 @@ def platform(moto, landfall_factory):
                             Code={"ZipFile": code(hook)})
     cd = server.client()
     cd.create_application(applicationName="app", computePlatform="Lambda")
-    cd.create_deployment_group(applicationName="app", deploymentGroupName="live", serviceRoleArn=ROLE)
+    cd.create_deployment_group(applicationName="app", deploymentGroupName="live", serviceRoleArn=ROLE, **group)
     return server, cd, lam
 
 
@@ -66,12 +62,16 @@ def appspec(hooks=True, current=True):
 
 def start_canary(cd):
     """A deployment without hooks (nor CurrentVersion) by a 10 %, one-minute canary."""
-    cd.create_deployment_config(deploymentConfigName="Canary10Percent1Minute", computePlatform="Lambda",
-                                trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {
-                                    "canaryPercentage": 10, "canaryInterval": 1}})
+    canary_config(cd)
     return cd.create_deployment(applicationName="app", deploymentGroupName="live",
                                 revision=appspec(hooks=False, current=False),
                                 deploymentConfigName="Canary10Percent1Minute")["deploymentId"]
+
+
+def canary_config(cd):
+    cd.create_deployment_config(deploymentConfigName="Canary10Percent1Minute", computePlatform="Lambda",
+                                trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {
+                                    "canaryPercentage": 10, "canaryInterval": 1}})
 
 
 def alias(lam):
@@ -190,3 +190,60 @@ def test_a_linear_configuration_moves_traffic_in_steps(platform, moto):
     assert wait_for_status(cd, deployment_id, timeout=120)["status"] == "Succeeded"
     assert alias(lam) == ("2", {})
     assert events(cd, deployment_id)["lambdaFunctionInfo"]["targetVersionWeight"] == 1.0
+
+
+def test_an_appspec_object_in_s3_is_read_at_create_deployment(platform, tmp_path):
+    server, cd, lam = platform
+    assert server.aws("s3", "mb", "s3://specs").ok
+    good = tmp_path / "appspec.yaml"
+    good.write_text(appspec(hooks=False)["appSpecContent"]["content"])
+    assert server.aws("s3", "cp", str(good), "s3://specs/app/appspec.yaml").ok
+    made = server.aws("deploy", "create-deployment", "--application-name", "app", "--deployment-group-name", "live",
+                      "--s3-location", "bucket=specs,key=app/appspec.yaml,bundleType=YAML")
+    assert made.ok, made.stderr
+    assert wait_for_status(cd, made.json["deploymentId"])["status"] == "Succeeded"
+    assert alias(lam) == ("2", {})
+
+    # What is wrong with an object is said at once, and no deployment is made.
+    bad = tmp_path / "appspec.json"
+    bad.write_text('{"version": 0.0, "Resources": [{"app": {"Type": "AWS::Lambda::Function", "Properties": '
+                   '{"Name": "app", "Alias": "live", "CurrentVersion": "2"}}}]}')
+    assert server.aws("s3", "cp", str(bad), "s3://specs/app/appspec.json").ok
+    for location, expected in [("key=app/appspec.json,bundleType=JSON", "TargetVersion"),
+                               ("key=app/missing.yaml,bundleType=YAML", "app/missing.yaml"),
+                               ("key=app/appspec.yaml,bundleType=YAML,eTag=0123456789abcdef", "ETag")]:
+        refused = server.aws("deploy", "create-deployment", "--application-name", "app", "--deployment-group-name",
+                             "live", "--s3-location", f"bucket=specs,{location}")
+        assert not refused.ok and "InvalidRevisionException" in refused.stderr, refused.stderr
+        assert expected in refused.stderr, refused.stderr
+    assert len(cd.list_deployments(applicationName="app", deploymentGroupName="live")["deployments"]) == 1
+
+
+def test_an_alarm_during_the_canary_stops_it_and_the_rollback_restores_the_alias(moto, landfall_factory, tmp_path):
+    backend, prometheus = Backend(), Prometheus(tmp_path)
+    try:
+        server = landfall_factory(start=False)
+        server.start("--prometheus-url", prometheus.url, "--alarm-poll-interval", "1", env=moto.server_env())
+        prometheus.start([("backend", backend.address, "/metrics", None)])
+        prometheus.wait_up("backend")
+        created = server.landfall("alarm", "create", "fn-errors", "--query", "sum(test_errors_total)",
+                                  "--threshold", "0")
+        assert created.ok, created.stderr
+        server, cd, lam = prepare(
+            server, moto,
+            alarmConfiguration={"enabled": True, "alarms": [{"name": "fn-errors"}]},
+            autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_STOP_ON_ALARM"]})
+        canary_config(cd)
+        deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live",
+                                             revision=appspec(hooks=False),
+                                             deploymentConfigName="Canary10Percent1Minute")["deploymentId"]
+        wait_for(lambda: alias(lam) == ("1", {"2": 0.1}), timeout=30, message="the canary's weight")
+        backend.errors = 2
+        stopped = wait_for_status(cd, deployment_id, timeout=30)
+        assert (stopped["status"], stopped["errorInformation"]["code"]) == ("Stopped", "ALARM_ACTIVE"), stopped
+        rollback = wait_for_status(cd, stopped["rollbackInfo"]["rollbackDeploymentId"], timeout=30)
+        assert (rollback["status"], rollback["creator"]) == ("Succeeded", "codeDeployRollback"), rollback
+        assert alias(lam) == ("1", {})
+    finally:
+        prometheus.stop()
+        backend.stop()

@@ -169,10 +169,11 @@ pub fn reconcile(facts: &Facts<'_>) -> Step {
         halt(&mut step, &mut targets, facts);
     }
 
-    // 3. Finished when no host is waiting or in flight.
+    // 3. Finished when no host is waiting or in flight, and no termination wait is running.
     let busy = targets
         .iter()
-        .any(|t| matches!(status_of(t), Some(TargetStatus::Pending | TargetStatus::InProgress | TargetStatus::Ready)));
+        .any(|t| matches!(status_of(t), Some(TargetStatus::Pending | TargetStatus::InProgress | TargetStatus::Ready)))
+        || (phase(&step) == Phase::TerminationWait && !halted(&step));
     if !busy {
         finish(&mut step, &targets, facts.now);
         if let Some(blue_green) = step.progress.blue_green.as_mut()
@@ -357,7 +358,9 @@ fn run_phase(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_
             if !schedule_within(step, targets, facts, &hosts, gate, i64::MAX, |t, _| is_pending(t)) {
                 return;
             }
-            if hosts.iter().any(|&i| held(&targets[i], step)) {
+            // With no original hosts (an ECS deployment's original task set is the platform's
+            // to remove), the wait still comes before the deployment ends.
+            if hosts.iter().any(|&i| held(&targets[i], step)) || (hosts.is_empty() && !is_rollback(facts)) {
                 step.deployment.instance_termination_wait_time_started = Some(true);
                 enter(step, Phase::TerminationWait, now);
             }
@@ -696,6 +699,59 @@ mod tests {
         settle(&mut world);
         assert_eq!(status(&world), DeploymentStatus::Succeeded);
         assert!(position(&world, "green-0", "BeforeBlockTraffic") > position(&world, "blue-0", "AfterAllowTraffic"));
+    }
+
+    /// An ECS deployment: one target with every event, no original hosts (the platform removes
+    /// the original task set after the termination wait).
+    fn ecs_world(settings: BlueGreenSettings) -> World {
+        let mut world = world(0, 0, false, settings);
+        let events = lifecycle_events(
+            &ComputePlatform::Ecs,
+            &DeploymentType::BlueGreen,
+            &DeploymentOption::WithTrafficControl,
+            &DeploymentCreator::User,
+            ServerTargetRole::Install,
+        );
+        world.targets = vec![target("cluster:service", &events, TargetLabel::Green)];
+        world
+    }
+
+    #[test]
+    fn an_ecs_target_waits_ready_before_production_traffic_and_the_deployment_waits_to_terminate() {
+        let settings =
+            BlueGreenSettings { ready_wait_ms: Some(60_000), termination_wait_ms: 120_000, ..Default::default() };
+        let mut world = ecs_world(settings);
+        settle(&mut world);
+        assert_eq!(status(&world), DeploymentStatus::Ready);
+        assert_eq!(sent_to(&world, "cluster").last().map(String::as_str), Some("AfterAllowTestTraffic"));
+        world.progress.continue_ready = true;
+        settle(&mut world);
+        assert_eq!((status(&world), phase(&world)), (DeploymentStatus::InProgress, Phase::TerminationWait));
+        assert_eq!(sent_to(&world, "cluster").last().map(String::as_str), Some("AfterAllowTraffic"));
+        assert_eq!(world.deployment.instance_termination_wait_time_started, Some(true));
+        world.now += 119_000;
+        settle(&mut world);
+        assert_eq!(status(&world), DeploymentStatus::InProgress);
+        world.now += 1_000;
+        settle(&mut world);
+        assert_eq!(status(&world), DeploymentStatus::Succeeded);
+    }
+
+    #[test]
+    fn an_ecs_termination_wait_ends_on_continue_and_a_stop_ends_it_too() {
+        let settings = BlueGreenSettings { termination_wait_ms: 3_600_000, ..Default::default() };
+        let mut world = ecs_world(settings.clone());
+        settle(&mut world);
+        assert_eq!(phase(&world), Phase::TerminationWait);
+        world.progress.end_termination_wait = true;
+        settle(&mut world);
+        assert_eq!(status(&world), DeploymentStatus::Succeeded);
+
+        let mut world = ecs_world(settings);
+        settle(&mut world);
+        world.progress.stop = Some(StopRequest::by_user(false));
+        settle(&mut world);
+        assert_eq!(status(&world), DeploymentStatus::Stopped);
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct Progress {
     /// ContinueDeployment(TERMINATION_WAIT) or SkipWaitTimeForInstanceTermination came.
     #[serde(default)]
     pub end_termination_wait: bool,
+    /// What a deployment on a platform the server drives through an API (Lambda, ECS) keeps:
+    /// its AppSpec as read when it was created. The engine only carries it along.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appspec: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,7 +54,7 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    fn new(service: &'static str, code: impl Into<String>, message: impl Into<String>) -> AwsError {
+    pub fn new(service: &'static str, code: impl Into<String>, message: impl Into<String>) -> AwsError {
         AwsError { service, code: code.into(), message: message.into() }
     }
 }
@@ -185,10 +185,21 @@ fn json_answer(service: &'static str, (status, text): (u16, String)) -> Result<V
 
 /// The text of the first `<name>` element (enough for the Query protocol's errors and ids).
 pub fn xml_element(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(xml[start..end].trim().to_owned())
+    xml_elements(xml, name).into_iter().next()
+}
+
+/// The texts of every `<name>` element, in document order (the Query protocol's lists of
+/// flat members).
+pub fn xml_elements(xml: &str, name: &str) -> Vec<String> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut found = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open).map(|i| i + open.len()) {
+        let Some(end) = rest[start..].find(&close).map(|i| i + start) else { break };
+        found.push(rest[start..end].trim().to_owned());
+        rest = &rest[end + close.len()..];
+    }
+    found
 }
 
 /// What `landfall server --check-platforms` found: one line per service, and whether all answered.
@@ -238,5 +249,8 @@ mod tests {
         let xml = "<ErrorResponse><Error><Code>ListenerNotFound</Code><Message>One or more listeners not found</Message></Error></ErrorResponse>";
         assert_eq!(xml_element(xml, "Code").as_deref(), Some("ListenerNotFound"));
         assert_eq!(xml_element(xml, "Missing"), None);
+        let list = "<TargetGroups><member><TargetGroupName>blue</TargetGroupName></member>\
+                    <member><TargetGroupName>green</TargetGroupName></member></TargetGroups>";
+        assert_eq!(xml_elements(list, "TargetGroupName"), ["blue", "green"]);
     }
 }

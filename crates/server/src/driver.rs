@@ -12,7 +12,7 @@ use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentCreator, DeploymentInfo,
     DeploymentOption, DeploymentReadyAction, DeploymentStatus, DeploymentTarget, DeploymentType, InstanceAction,
-    InstanceTarget, RevisionLocation, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType, ZonalConfig,
+    InstanceTarget, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType, ZonalConfig,
 };
 use landfall_api::validate;
 use landfall_engine::blue_green::{self, BlueGreenSettings, Shift};
@@ -26,6 +26,7 @@ use landfall_store::{
 use tokio::sync::Notify;
 
 use crate::api::common::{new_deployment_id, new_uuid};
+use crate::platform::{self, PlatformRun, RollbackPlan};
 use crate::replicas;
 use crate::state::AppState;
 use crate::timeline::{self, StepChange};
@@ -207,35 +208,35 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     let mut records = store.commands_of(deployment_id).await?;
     let progress = progress_of(&record);
     let platform = record.info.compute_platform.clone().unwrap_or(ComputePlatform::Server);
-    // Lambda (and ECS) deployments are blue/green by nature, but the engine runs their one
-    // target through its events like an in-place host; traffic is the platform's.
-    let blue_green = platform == ComputePlatform::Server && is_blue_green(&record.info);
-    let lambda_spec = match (&platform, &record.info.revision) {
-        // The deployment keeps the content's digest; the registered revision has the content.
-        (ComputePlatform::Lambda, Some(location)) => {
-            let key = validate::revision_key(location);
-            let registered = store.revision(&record.application_id, &key).await?;
-            registered.and_then(|revision| crate::lambda::appspec(&revision.location).ok())
-        }
-        _ => None,
-    };
-    if platform != ComputePlatform::Server && lambda_spec.is_none() && progress.stop.is_none() {
-        // ECS deployments (and Lambda ones whose AppSpec is in S3) are not carried out yet:
-        // they wait, Created, until they are (or until they are stopped, which the engine
-        // settles without touching anything).
+    // Lambda and ECS deployments: what their events do is the platform's.
+    let platform_run = platform_run(state, &record, &progress, &platform).await;
+    if platform != ComputePlatform::Server && platform_run.is_none() && progress.stop.is_none() {
+        // Its AppSpec cannot be read (an ECS deployment made by a release that did not carry
+        // them out): it waits, Created, until it is stopped.
         return Ok(Outcome::Running);
     }
+    let blue_green = match &platform_run {
+        Some(run) => run.blue_green(),
+        None => platform == ComputePlatform::Server && is_blue_green(&record.info),
+    };
+    // A Server blue/green deployment's traffic is the routers' (crate::traffic).
+    let server_blue_green = blue_green && platform_run.is_none();
     let config_name = record.info.deployment_config_name.clone().unwrap_or_default();
     let config = match landfall_api::predefined::predefined_config(&config_name) {
         Some(config) => Some(config),
         None => store.deployment_config(&config_name).await?,
     };
     // The events in flight that the server carries out first: one may have just finished.
-    let advanced = match (&lambda_spec, targets.first()) {
-        (Some(spec), Some(target)) => {
-            let shift = traffic_shift(config.as_ref()).unwrap_or(Shift::AllAtOnce);
-            let stopping = progress.stop.is_some();
-            let advanced = crate::lambda::advance(state, spec, shift, stopping, target, &records).await;
+    let advanced = match (&platform_run, targets.first()) {
+        (Some(run), Some(target)) => {
+            let view = platform::Run {
+                deployment: &record.info,
+                shift: traffic_shift(config.as_ref()).unwrap_or(Shift::AllAtOnce),
+                stopping: progress.stop.is_some(),
+                target,
+                commands: &records,
+            };
+            let advanced = run.advance(state, &view).await;
             if let Some(changed) = &advanced.target {
                 store.update_target(changed).await?;
                 targets = store.targets(deployment_id).await?;
@@ -265,7 +266,11 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         ignore_application_stop_failures: record.info.ignore_application_stop_failures == Some(true),
         timeouts: state.driver.timeouts,
         blue_green: if blue_green && !rollback_of_blue_green {
-            blue_green_settings(&record.info, config.as_ref())
+            let mut settings = blue_green_settings(&record.info, config.as_ref());
+            if platform_run.is_some() {
+                settings.shift = None; // the platform's AllowTraffic moves the traffic
+            }
+            settings
         } else {
             BlueGreenSettings::default()
         },
@@ -321,6 +326,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     let history = step
         .finished_targets
         .iter()
+        .filter(|_| platform_run.is_none())
         .filter(|(instance, _)| by_id.get(instance.as_str()).is_some_and(|t| installs(&t.target)))
         .map(|(instance, succeeded)| InstanceHistoryRecord {
             group_id: record.group_id.clone(),
@@ -336,7 +342,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         _ => None,
     };
     let follow_up = if step.rollback {
-        rollback(state, &mut deployment, &step.changed_targets, &ordered, lambda_spec.as_ref()).await?
+        rollback(state, &mut deployment, &step.changed_targets, &ordered, platform_run.as_deref()).await?
     } else {
         None
     };
@@ -406,7 +412,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     if !write.triggers.is_empty() {
         replicas::wake_outbox(state).await;
     }
-    if blue_green && let Some(progress) = &step.progress.blue_green {
+    if server_blue_green && let Some(progress) = &step.progress.blue_green {
         // The fleets' traffic as the engine now wants it (the routers follow).
         let mut targets = target_docs;
         for changed in &step.changed_targets {
@@ -425,16 +431,35 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     let hosts: Vec<&str> = new_commands.iter().map(|c| c.target_id.as_str()).chain(requeued).collect();
     replicas::wake_hosts(state, &hosts).await;
     if let Some(status) = &step.finished {
-        // A failed Lambda deployment with no rollback to undo it puts the alias back itself.
-        if let (Some(spec), Some(target), None) = (&lambda_spec, ordered.first(), &follow_up_id)
-            && *status != DeploymentStatus::Succeeded
-        {
-            crate::lambda::restore(state, spec, target).await;
+        if let (Some(run), Some(target)) = (&platform_run, ordered.first()) {
+            run.finished(state, &record.info, status, target, follow_up_id.is_some()).await;
         }
         tracing::info!(deployment = deployment_id, status = status.as_str(), "deployment finished");
         return Ok(Outcome::Finished(follow_up_id));
     }
     Ok(Outcome::Running)
+}
+
+/// The platform side of a Lambda or ECS deployment, from the AppSpec it keeps.
+async fn platform_run(
+    state: &AppState,
+    record: &DeploymentRecord,
+    progress: &Progress,
+    platform: &ComputePlatform,
+) -> Option<Box<dyn PlatformRun>> {
+    if *platform == ComputePlatform::Server {
+        return None;
+    }
+    let appspec = match (&progress.appspec, &record.info.revision) {
+        (Some(appspec), _) => appspec.clone(),
+        // Made before deployments kept their AppSpec: the registered revision has it.
+        (None, Some(location)) => platform::registered_appspec(state, &record.application_id, location).await?,
+        (None, None) => return None,
+    };
+    platform::open(platform, record.info.creator.as_ref(), &appspec).unwrap_or_else(|error| {
+        tracing::warn!(deployment = record.id(), %error, "cannot read the deployment's AppSpec");
+        None
+    })
 }
 
 /// A zonal deployment's settings; the hosts' zones (their zone tags) are read only until the
@@ -576,16 +601,16 @@ async fn rollback(
     failed: &mut DeploymentRecord,
     changed: &[DeploymentTarget],
     all: &[TargetRecord],
-    lambda_spec: Option<&landfall_appspec::LambdaAppSpec>,
+    platform_run: Option<&dyn PlatformRun>,
 ) -> StoreResult<Option<(DeploymentRecord, Vec<TargetRecord>, RevisionRecord)>> {
     let failed_id = failed.id().to_owned();
     let id = new_deployment_id();
     let now = state.clock.now();
-    let planned = match lambda_spec {
-        Some(spec) => crate::lambda::rollback_plan(&id, spec, all.first(), now),
+    let planned = match platform_run {
+        Some(run) => run.rollback_plan(&id, &failed.info, all.first(), now),
         None => server_rollback_plan(state, failed, changed, all, &id, now).await?,
     };
-    let (revision, targets, config_name) = match planned {
+    let RollbackPlan { revision, targets, config_name, appspec } = match planned {
         Ok(plan) => plan,
         Err(why) => {
             failed.info.rollback_info = Some(RollbackInfo {
@@ -636,7 +661,8 @@ async fn rollback(
         group_id: failed.group_id.clone(),
         exclusive: true,
         info,
-        progress: None,
+        progress: appspec
+            .and_then(|appspec| serde_json::to_string(&Progress { appspec: Some(appspec), ..Default::default() }).ok()),
         version: 0,
     };
     Ok(Some((record, targets, revision_record)))
@@ -645,7 +671,6 @@ async fn rollback(
 /// What a Server rollback deploys: the group's last successful revision (a blue/green one: the
 /// failed deployment's, sending traffic back to the original hosts) to the hosts the failed
 /// deployment reached, and for a blue/green one every original host too.
-#[allow(clippy::type_complexity)]
 async fn server_rollback_plan(
     state: &AppState,
     failed: &DeploymentRecord,
@@ -653,7 +678,7 @@ async fn server_rollback_plan(
     all: &[TargetRecord],
     id: &str,
     now: Timestamp,
-) -> StoreResult<Result<(RevisionLocation, Vec<TargetRecord>, Option<String>), String>> {
+) -> StoreResult<Result<RollbackPlan, String>> {
     let store = state.store.as_ref();
     let group = store.deployment_group_by_id(&failed.group_id).await?;
     let blue_green = is_blue_green(&failed.info);
@@ -705,7 +730,7 @@ async fn server_rollback_plan(
             new_instance_target(id, name, arn, &events(label), label.clone(), position, now)
         })
         .collect();
-    Ok(Ok((revision, targets, None)))
+    Ok(Ok(RollbackPlan { revision, targets, config_name: None, appspec: None }))
 }
 
 fn same_target(a: &DeploymentTarget, b: &DeploymentTarget) -> bool {

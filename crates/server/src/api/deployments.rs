@@ -172,18 +172,19 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
     let id = new_deployment_id();
     let revision_key = validate::revision_key(&location);
     let outdated_only = input.update_outdated_instances_only == Some(true);
-    let targets = match platform {
-        ComputePlatform::Server => {
-            server_targets(ctx, &id, &group, &style, input.target_instances.as_ref(), &revision_key, outdated_only)
-                .await?
+    // A Lambda or ECS AppSpec is read now (and kept with the deployment), so a bad one is
+    // refused rather than failing later.
+    let prepared = crate::platform::prepare(ctx.state, &platform, &location, &group.info, &id, ctx.now)
+        .await
+        .map_err(|message| ApiError::new(Exception::InvalidRevision, message))?;
+    let (targets, appspec) = match prepared {
+        Some(prepared) => (prepared.targets, Some(prepared.appspec)),
+        None => {
+            let targets =
+                server_targets(ctx, &id, &group, &style, input.target_instances.as_ref(), &revision_key, outdated_only)
+                    .await?;
+            (targets, None)
         }
-        // Its AppSpec is read now, so a bad one is refused rather than failing later.
-        ComputePlatform::Lambda if location.s3_location.is_none() => {
-            let spec = crate::lambda::appspec(&location)
-                .map_err(|message| ApiError::new(Exception::InvalidRevision, message))?;
-            vec![crate::lambda::initial_target(&id, &spec, ctx.now)]
-        }
-        _ => Vec::new(),
     };
     let blue_green = group_type == DeploymentType::BlueGreen;
     let info = DeploymentInfo {
@@ -225,7 +226,8 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         group_id: group.id().to_owned(),
         exclusive: true,
         info,
-        progress: None,
+        progress: appspec
+            .and_then(|appspec| serde_json::to_string(&Progress { appspec: Some(appspec), ..Default::default() }).ok()),
         version: 0,
     };
     // Registered with the deployment, in one step, if the application does not have it yet.

@@ -101,7 +101,7 @@ pub async fn batch_get(
     let mut found = Vec::with_capacity(ids.len());
     for id in &ids {
         match targets.iter().find(|target| &target.target_id == id) {
-            Some(target) => found.push(crate::lambda::present(target.target.clone())),
+            Some(target) => found.push(crate::platform::present(target.target.clone())),
             None => {
                 return err(
                     Exception::DeploymentTargetDoesNotExist,
@@ -121,7 +121,7 @@ pub async fn get(ctx: &Ctx<'_>, input: GetDeploymentTargetInput) -> ApiResult<Ge
     let targets = targets_of(ctx, &record).await?;
     match targets.into_iter().find(|target| target.target_id == id) {
         Some(target) => {
-            Ok(GetDeploymentTargetOutput { deployment_target: Some(crate::lambda::present(target.target)) })
+            Ok(GetDeploymentTargetOutput { deployment_target: Some(crate::platform::present(target.target)) })
         }
         None => {
             err(Exception::DeploymentTargetDoesNotExist, format!("The deployment {} has no target {id}.", record.id()))

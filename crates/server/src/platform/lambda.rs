@@ -13,34 +13,28 @@
 //! The engine works on every platform's target through one shape (the lifecycle fields of an
 //! instance target); a Lambda target is shown to API callers as `lambdaTarget` ([`present`]).
 
+use async_trait::async_trait;
 use hyper::Method;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    AppSpecContent, DeploymentTarget, DeploymentTargetType, InstanceTarget, LambdaFunctionInfo, LambdaTarget,
-    LifecycleEvent, LifecycleEventStatus, RevisionLocation, RevisionLocationType, TargetStatus,
+    AppSpecContent, DeploymentInfo, DeploymentStatus, DeploymentTargetType, LambdaFunctionInfo, LambdaTarget,
+    RevisionLocation, RevisionLocationType,
 };
 use landfall_appspec::{LambdaAppSpec, parse_lambda};
 use landfall_engine::blue_green::Shift;
 use landfall_store::{HostCommandRecord, TargetRecord};
 use serde_json::json;
 
+use super::{Advanced, PlatformRun, RollbackPlan, Run};
 use crate::aws::AwsError;
 use crate::state::AppState;
 
 /// A Lambda deployment's events, in order.
 pub const EVENTS: [&str; 3] = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"];
 
-/// The AppSpec of a Lambda revision given inline (String or AppSpecContent).
-pub fn appspec(location: &RevisionLocation) -> Result<LambdaAppSpec, String> {
-    let text = location
-        .app_spec_content
-        .as_ref()
-        .and_then(|c| c.content.clone())
-        .or_else(|| location.string.as_ref().and_then(|s| s.content.clone()))
-        .ok_or_else(|| {
-            "Lambda AppSpecs are read from String or AppSpecContent revisions (not yet from S3).".to_owned()
-        })?;
-    parse_lambda(&text)
+/// A Lambda AppSpec's model, or what is wrong with it.
+pub fn parse(text: &str) -> Result<LambdaAppSpec, String> {
+    parse_lambda(text)
         .map(|parsed| parsed.appspec)
         .map_err(|diagnostics| format!("The AppSpec is not valid: {diagnostics}"))
 }
@@ -53,82 +47,30 @@ pub fn target_id(spec: &LambdaAppSpec) -> String {
 /// A new deployment's one target.
 pub fn initial_target(deployment_id: &str, spec: &LambdaAppSpec, now: Timestamp) -> TargetRecord {
     let id = target_id(spec);
-    let events = EVENTS
-        .iter()
-        .map(|event| LifecycleEvent {
-            lifecycle_event_name: Some((*event).into()),
-            status: Some(LifecycleEventStatus::Pending),
-            ..Default::default()
-        })
-        .collect();
     let function = &spec.function;
-    TargetRecord {
-        deployment_id: deployment_id.to_owned(),
-        target_id: id.clone(),
-        position: 0,
-        target: DeploymentTarget {
-            deployment_target_type: Some(DeploymentTargetType::LambdaTarget),
-            instance_target: Some(InstanceTarget {
-                deployment_id: Some(deployment_id.to_owned()),
-                target_id: Some(id.clone()),
-                status: Some(TargetStatus::Pending),
-                last_updated_at: Some(now),
-                lifecycle_events: Some(events),
-                ..Default::default()
-            }),
-            lambda_target: Some(LambdaTarget {
-                deployment_id: Some(deployment_id.to_owned()),
-                target_id: Some(id),
-                lambda_function_info: Some(LambdaFunctionInfo {
-                    function_name: Some(function.name.clone()),
-                    function_alias: Some(function.alias.clone()),
-                    current_version: function.current_version.map(|v| v.to_string()),
-                    target_version: Some(function.target_version.to_string()),
-                    target_version_weight: Some(0.0),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    }
-}
-
-/// A target as API callers see it: a Lambda target's lifecycle in `lambdaTarget`.
-pub fn present(mut target: DeploymentTarget) -> DeploymentTarget {
-    if target.deployment_target_type == Some(DeploymentTargetType::LambdaTarget)
-        && let Some(working) = target.instance_target.take()
-    {
-        let shown = target.lambda_target.get_or_insert_with(Default::default);
-        shown.status = working.status;
-        shown.last_updated_at = working.last_updated_at;
-        shown.lifecycle_events = working.lifecycle_events;
-    }
-    target
-}
-
-/// What one pass over the events in flight did.
-#[derive(Default)]
-pub struct Advanced {
-    /// A command completed: the engine has news.
-    pub completed: bool,
-    /// The target's record changed (the alias's ARN, the traffic weight): to be stored.
-    pub target: Option<TargetRecord>,
+    let mut record = super::new_target(deployment_id, &id, DeploymentTargetType::LambdaTarget, &EVENTS, now);
+    record.target.lambda_target = Some(LambdaTarget {
+        deployment_id: Some(deployment_id.to_owned()),
+        target_id: Some(id),
+        lambda_function_info: Some(LambdaFunctionInfo {
+            function_name: Some(function.name.clone()),
+            function_alias: Some(function.alias.clone()),
+            current_version: function.current_version.map(|v| v.to_string()),
+            target_version: Some(function.target_version.to_string()),
+            target_version_weight: Some(0.0),
+        }),
+        ..Default::default()
+    });
+    record
 }
 
 /// Carries out the deployment's events in flight: invokes hooks not invoked yet, moves traffic,
 /// completes what is done. A deployment being stopped ends its events in flight at once (a
 /// traffic shift or a hook's wait can last long); what traffic moved is put back by its
 /// rollback or by [`restore`].
-pub async fn advance(
-    state: &AppState,
-    spec: &LambdaAppSpec,
-    shift: Shift,
-    stopping: bool,
-    target: &TargetRecord,
-    commands: &[HostCommandRecord],
-) -> Advanced {
+async fn advance(state: &AppState, spec: &LambdaAppSpec, run: &Run<'_>) -> Advanced {
     let mut advanced = Advanced::default();
-    let mut target = target.clone();
+    let mut target = run.target.clone();
     if target.target.lambda_target.as_ref().is_some_and(|t| t.target_arn.is_none()) {
         // The alias's ARN (and, for an AppSpec without CurrentVersion, its version) once.
         match state.aws.lambda(Method::GET, &alias_path(spec), None).await {
@@ -152,46 +94,19 @@ pub async fn advance(
         }
     }
     let target = &target;
-    for command in commands.iter().filter(|c| c.state == "Dispatched") {
-        let outcome = if stopping {
+    for command in run.commands.iter().filter(|c| c.state == "Dispatched") {
+        let outcome = if run.stopping {
             Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
         } else if command.lifecycle_event == "AllowTraffic" {
-            allow_traffic(state, spec, shift, target, command, &mut advanced).await
+            allow_traffic(state, spec, run.shift, target, command, &mut advanced).await
         } else if command.acknowledged_at.is_none() {
-            invoke_hook(state, spec, command).await
+            super::invoke_hook(state, &spec.hooks, command).await
         } else {
             continue; // a hook invoked, waiting for its report
         };
-        let (succeeded, message) = match outcome {
-            Ok(None) => continue,
-            Ok(Some(message)) => (true, message),
-            Err(message) => (false, message),
-        };
-        advanced.completed |= crate::driver::complete_on_server(state, &command.id, succeeded, message).await;
+        advanced.completed |= super::settle(state, command, outcome).await;
     }
     advanced
-}
-
-/// Invokes the event's hook (marking the command acknowledged: invoked), or ends the event if
-/// the AppSpec has none. `Ok(None)`: waiting for the hook's report.
-async fn invoke_hook(
-    state: &AppState,
-    spec: &LambdaAppSpec,
-    command: &HostCommandRecord,
-) -> Result<Option<String>, String> {
-    let Some(hook) = spec.hooks.iter().find(|hook| hook.event == command.lifecycle_event) else {
-        return Ok(Some(format!("No {} hook in the AppSpec.", command.lifecycle_event)));
-    };
-    let payload = json!({"DeploymentId": command.deployment_id, "LifecycleEventHookExecutionId": command.id});
-    let path = format!("/2015-03-31/functions/{}/invocations", landfall_sigv4::uri_encode(&hook.function, false));
-    state
-        .aws
-        .lambda_invoke_event(&path, &payload)
-        .await
-        .map_err(|e| format!("The hook function {} could not be invoked: {e}", hook.function))?;
-    tracing::info!(deployment = %command.deployment_id, event = %command.lifecycle_event, function = %hook.function, "hook invoked");
-    state.store.acknowledge_command(&command.id, state.clock.now()).await.map_err(|e| e.to_string())?;
-    Ok(None)
 }
 
 /// Moves the alias's traffic as far as the configuration says by now; `Ok(Some)` once all of
@@ -262,7 +177,7 @@ fn alias_path(spec: &LambdaAppSpec) -> String {
 }
 
 /// After a failed or stopped deployment: all traffic back on the version the alias had.
-pub async fn restore(state: &AppState, spec: &LambdaAppSpec, target: &TargetRecord) {
+async fn restore(state: &AppState, spec: &LambdaAppSpec, target: &TargetRecord) {
     let info = target.target.lambda_target.as_ref().and_then(|t| t.lambda_function_info.clone()).unwrap_or_default();
     let Some(current) = info.current_version.or_else(|| spec.function.current_version.map(|v| v.to_string())) else {
         return; // traffic never moved
@@ -276,13 +191,12 @@ pub async fn restore(state: &AppState, spec: &LambdaAppSpec, target: &TargetReco
 /// target version to the version it had, at once and without hooks (an AppSpec of its own, with
 /// its configuration). Err when that version is not known (traffic never moved and the AppSpec
 /// did not name it).
-#[allow(clippy::type_complexity)]
-pub fn rollback_plan(
+fn rollback_plan(
     id: &str,
     failed: &LambdaAppSpec,
     target: Option<&TargetRecord>,
     now: Timestamp,
-) -> Result<(RevisionLocation, Vec<TargetRecord>, Option<String>), String> {
+) -> Result<RollbackPlan, String> {
     let info = target.and_then(|t| t.target.lambda_target.as_ref()).and_then(|t| t.lambda_function_info.clone());
     let original = info
         .and_then(|info| info.current_version)
@@ -303,15 +217,60 @@ pub fn rollback_plan(
         }}]
     });
     let content = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
-    let spec = parse_lambda(&content).map_err(|e| format!("the rollback's AppSpec is not valid: {e}"))?.appspec;
+    let spec = parse(&content).map_err(|e| format!("the rollback's {e}"))?;
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()));
     let location = RevisionLocation {
         revision_type: Some(RevisionLocationType::AppSpecContent),
-        app_spec_content: Some(AppSpecContent { content: Some(content), sha256: Some(sha256) }),
+        app_spec_content: Some(AppSpecContent { content: Some(content.clone()), sha256: Some(sha256) }),
         ..Default::default()
     };
-    Ok((location, vec![initial_target(id, &spec, now)], Some(ALL_AT_ONCE.to_owned())))
+    Ok(RollbackPlan {
+        revision: location,
+        targets: vec![initial_target(id, &spec, now)],
+        config_name: Some(ALL_AT_ONCE.to_owned()),
+        appspec: Some(content),
+    })
 }
 
 /// The configuration a Lambda rollback moves traffic with.
 const ALL_AT_ONCE: &str = "CodeDeployDefault.LambdaAllAtOnce";
+
+/// A Lambda deployment's platform side.
+pub struct LambdaRun {
+    pub spec: LambdaAppSpec,
+}
+
+#[async_trait]
+impl PlatformRun for LambdaRun {
+    fn blue_green(&self) -> bool {
+        false // the alias's traffic moves within AllowTraffic; there are no waits
+    }
+
+    async fn advance(&self, state: &AppState, run: &Run<'_>) -> Advanced {
+        advance(state, &self.spec, run).await
+    }
+
+    async fn finished(
+        &self,
+        state: &AppState,
+        _deployment: &DeploymentInfo,
+        status: &DeploymentStatus,
+        target: &TargetRecord,
+        rolled_back: bool,
+    ) {
+        // A failed deployment with no rollback to undo it puts the alias back itself.
+        if *status != DeploymentStatus::Succeeded && !rolled_back {
+            restore(state, &self.spec, target).await;
+        }
+    }
+
+    fn rollback_plan(
+        &self,
+        id: &str,
+        _failed: &DeploymentInfo,
+        target: Option<&TargetRecord>,
+        now: Timestamp,
+    ) -> Result<RollbackPlan, String> {
+        rollback_plan(id, &self.spec, target, now)
+    }
+}
