@@ -53,17 +53,22 @@ class Moto:
         self.api("/moto-api/recorder/reset-recording", {})
         self.api("/moto-api/recorder/start-recording", {})
 
-    def invocations(self, function):
-        """The payloads `function` was invoked with so far, oldest first (from moto's recorder)."""
+    def requests(self):
+        """Every request moto received since recording started, oldest first: its method, URL,
+        headers and body (text)."""
         found = []
         for line in self.api("/moto-api/recorder/download-recording").decode().splitlines():
             entry = json.loads(line)
-            if entry["method"] == "POST" and f"/functions/{function}/invocations" in entry["url"]:
-                body = entry.get("body") or ""
-                if entry.get("body_encoded"):
-                    body = base64.b64decode(body).decode()
-                found.append(json.loads(body))
+            body = entry.get("body") or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            found.append({**entry, "body": body})
         return found
+
+    def invocations(self, function):
+        """The payloads `function` was invoked with so far, oldest first."""
+        return [json.loads(entry["body"]) for entry in self.requests()
+                if entry["method"] == "POST" and f"/functions/{function}/invocations" in entry["url"]]
 
     def client(self, service):
         return boto3.session.Session(aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY,

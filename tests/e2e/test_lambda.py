@@ -4,10 +4,12 @@ the alias's traffic moved as the deployment configuration says, a failed hook pu
 back. The aws CLI and boto3 drive Landfall; moto's own recorder shows what Landfall invoked."""
 
 import io
+import urllib.parse
 import zipfile
 
 import pytest
 
+from aws_platforms import Moto
 from hostsim import wait_for, wait_for_status
 from monitoring import Backend, Prometheus
 
@@ -247,3 +249,27 @@ def test_an_alarm_during_the_canary_stops_it_and_the_rollback_restores_the_alias
     finally:
         prometheus.stop()
         backend.stop()
+
+
+def test_calls_are_made_as_the_service_role_when_the_server_assumes_it(moto, landfall_factory):
+    server = landfall_factory(start=False)
+    server.start("--aws-assume-service-role", env=moto.server_env())
+    server, cd, lam = prepare(server, moto)
+    for _ in range(2):
+        deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live",
+                                             revision=appspec(hooks=False))["deploymentId"]
+        assert wait_for_status(cd, deployment_id)["status"] == "Succeeded"
+    assert alias(lam) == ("2", {})
+    requests = moto.requests()
+    assumed = [r for r in requests if "Action=AssumeRole" in r["body"]]
+    # Once for both deployments (kept until shortly before it expires), with the server's own key.
+    assert len(assumed) == 1, assumed
+    assert urllib.parse.parse_qs(assumed[0]["body"])["RoleArn"] == [ROLE]
+    assert f"Credential={Moto.ACCESS_KEY}/" in assumed[0]["headers"]["Authorization"]
+    # Everything Landfall asked of Lambda was signed with the role's temporary credentials.
+    by_landfall = [r for r in requests if not r["headers"].get("User-Agent", "").startswith(("Boto3", "aws-cli"))]
+    alias_calls = [r for r in by_landfall if "/aliases/live" in r["url"]]
+    assert len(alias_calls) >= 4, [r["url"] for r in by_landfall]
+    for call in alias_calls:
+        assert f"Credential={Moto.ACCESS_KEY}/" not in call["headers"]["Authorization"], call["headers"]
+        assert call["headers"].get("X-Amz-Security-Token"), call["headers"]

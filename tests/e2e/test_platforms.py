@@ -29,6 +29,10 @@ def test_the_platform_apis_answer_with_the_configured_credentials(moto, tmp_path
     assert lines == [f"{name} at {moto.endpoint}/ (us-east-1): ok" for name in ["Lambda", "ECS", "ELBv2"]], lines
     # The secret is never printed.
     assert moto.SECRET_KEY not in checked.stdout + checked.stderr
+    # A server that assumes service roles needs STS too.
+    assuming = check(tmp_path, moto.server_env(), "--aws-assume-service-role")
+    assert assuming.returncode == 0, assuming.stdout + assuming.stderr
+    assert assuming.stdout.splitlines()[3] == f"STS at {moto.endpoint}/ (us-east-1): ok"
 
 
 def test_a_platform_api_that_does_not_answer_is_named(moto, tmp_path):

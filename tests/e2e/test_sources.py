@@ -262,3 +262,34 @@ def test_git_revisions_need_the_right_token(landfall_factory, git_repo, workdir)
         assert event == "DownloadBundle" and "cannot fetch" in message and "wrong-token" not in message, message
     finally:
         host.stop()
+
+
+def test_a_lambda_appspec_object_in_the_external_store_is_read_at_create_deployment(landfall_factory, external,
+                                                                                     workdir):
+    server = landfall_factory(start=False).start(env=external.server_env())
+    cd = server.client()
+    cd.create_application(applicationName="fn", computePlatform="Lambda")
+    cd.create_deployment_group(applicationName="fn", deploymentGroupName="live",
+                               serviceRoleArn="arn:aws:iam::123456789012:role/CodeDeploy")
+    external.s3.create_bucket(Bucket="specs")
+    spec = workdir / "appspec.yaml"
+    spec.write_text("version: 0.0\nResources:\n  - fn:\n      Type: AWS::Lambda::Function\n      Properties:\n"
+                    "        Name: checkout\n        Alias: live\n        CurrentVersion: 3\n        TargetVersion: 4\n")
+    etag = external.put("specs", "fn/appspec.yaml", spec)
+    made = server.aws("deploy", "create-deployment", "--application-name", "fn", "--deployment-group-name", "live",
+                      "--s3-location", f"bucket=specs,key=fn/appspec.yaml,bundleType=YAML,eTag={etag}")
+    assert made.ok, made.stderr
+    target = cd.get_deployment_target(deploymentId=made.json["deploymentId"], targetId="checkout:live")
+    info = target["deploymentTarget"]["lambdaTarget"]["lambdaFunctionInfo"]
+    assert (info["functionName"], info["currentVersion"], info["targetVersion"]) == ("checkout", "3", "4")
+
+    # Replaced since the revision named its ETag, or not there: refused, saying why.
+    spec.write_text(spec.read_text().replace("TargetVersion: 4", "TargetVersion: 5"))
+    external.put("specs", "fn/appspec.yaml", spec)
+    for location, expected in [(f"key=fn/appspec.yaml,bundleType=YAML,eTag={etag}", "ETag"),
+                               ("key=fn/missing.yaml,bundleType=YAML", "404")]:
+        refused = server.aws("deploy", "create-deployment", "--application-name", "fn", "--deployment-group-name",
+                             "live", "--s3-location", f"bucket=specs,{location}")
+        assert not refused.ok and "InvalidRevisionException" in refused.stderr and expected in refused.stderr, \
+            refused.stderr
+        assert "X-Amz-Signature" not in refused.stderr

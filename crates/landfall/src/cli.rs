@@ -577,6 +577,14 @@ pub struct ServerArgs {
     /// The Elastic Load Balancing v2 API's endpoint, if not --aws-endpoint-url's.
     #[arg(long, env = "LANDFALL_ELBV2_ENDPOINT_URL", value_name = "URL")]
     pub elbv2_endpoint_url: Option<String>,
+    /// The STS API's endpoint (for --aws-assume-service-role), if not --aws-endpoint-url's.
+    #[arg(long, env = "LANDFALL_STS_ENDPOINT_URL", value_name = "URL")]
+    pub sts_endpoint_url: Option<String>,
+    /// Make each deployment's Lambda, ECS and ELBv2 calls as its deployment group's
+    /// serviceRoleArn (STS AssumeRole with the server's platform credentials), as CodeDeploy acts
+    /// as the service role; without it, the server's own credentials make them.
+    #[arg(long, env = "LANDFALL_AWS_ASSUME_SERVICE_ROLE")]
+    pub aws_assume_service_role: bool,
     /// Call each platform API once with the configured credentials (Lambda, ECS, ELBv2) and exit:
     /// 0 if all answer, 1 if not.
     #[arg(long)]

@@ -205,6 +205,10 @@ fn platform_settings(args: &ServerArgs) -> Result<AwsSettings, Failure> {
     if let Some(uri) = endpoint("--elbv2-endpoint-url", &args.elbv2_endpoint_url)? {
         settings.elbv2 = uri;
     }
+    if let Some(uri) = endpoint("--sts-endpoint-url", &args.sts_endpoint_url)? {
+        settings.sts = uri;
+    }
+    settings.assume_service_roles = args.aws_assume_service_role;
     Ok(settings)
 }
 

@@ -1,9 +1,17 @@
 //! The AWS APIs that Lambda and ECS deployments drive (Lambda, ECS, Elastic Load Balancing v2),
-//! called with the server's own platform credentials, signed with SigV4. Endpoints default to
-//! AWS's regional ones and can point anywhere that speaks the same APIs (LocalStack, moto).
+//! signed with SigV4. Endpoints default to AWS's regional ones and can point anywhere that
+//! speaks the same APIs (LocalStack, moto).
+//!
+//! Calls are made with the server's own platform credentials, or, when the server assumes
+//! service roles, as the deployment group's `serviceRoleArn` (STS AssumeRole with the server's
+//! credentials, the answer kept until shortly before it expires), as CodeDeploy acts as it.
 //!
 //! Each service keeps its own protocol: Lambda is REST with JSON bodies, ECS is JSON 1.1 with
-//! an `X-Amz-Target`, ELBv2 is the Query protocol answering XML.
+//! an `X-Amz-Target`, ELBv2 and STS are the Query protocol answering XML.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Uri};
@@ -11,7 +19,11 @@ use landfall_sigv4::{Credentials, SigningParams, sign};
 use serde_json::Value;
 
 /// How long one call may take.
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long assumed role credentials are asked for, and how long before that they are renewed.
+const ROLE_SESSION_SECS: u64 = 3600;
+const ROLE_RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Where the platform APIs are and who the server is to them.
 #[derive(Debug, Clone)]
@@ -23,6 +35,9 @@ pub struct AwsSettings {
     pub lambda: Uri,
     pub ecs: Uri,
     pub elbv2: Uri,
+    pub sts: Uri,
+    /// Platform calls for a deployment are made as its group's service role.
+    pub assume_service_roles: bool,
 }
 
 impl AwsSettings {
@@ -40,6 +55,8 @@ impl AwsSettings {
             lambda: regional("lambda"),
             ecs: regional("ecs"),
             elbv2: regional("elasticloadbalancing"),
+            sts: regional("sts"),
+            assume_service_roles: false,
         }
     }
 }
@@ -62,53 +79,85 @@ impl AwsError {
 pub struct AwsClient {
     pub settings: AwsSettings,
     http: reqwest::Client,
+    /// Assumed service roles' credentials, by role ARN, and until when they are used.
+    roles: Mutex<HashMap<String, (Credentials, Instant)>>,
 }
 
 impl AwsClient {
     pub fn new(settings: AwsSettings) -> anyhow::Result<AwsClient> {
         let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
-        Ok(AwsClient { settings, http })
+        Ok(AwsClient { settings, http, roles: Mutex::default() })
     }
 
-    /// A Lambda REST call: `path` (with its query) under the endpoint, a JSON body or none.
-    pub async fn lambda(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, AwsError> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default().into_bytes();
-        let mut headers = HeaderMap::new();
-        if !body.is_empty() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    /// Calls made with the server's own credentials.
+    pub fn own(&self) -> AwsSession<'_> {
+        AwsSession { client: self, role: None }
+    }
+
+    /// Calls for a deployment group whose service role is `role`: made as that role when the
+    /// server assumes service roles, with its own credentials otherwise.
+    pub fn for_role(&self, role: Option<&str>) -> AwsSession<'_> {
+        let role = role.filter(|role| self.settings.assume_service_roles && !role.is_empty());
+        AwsSession { client: self, role: role.map(str::to_owned) }
+    }
+
+    fn own_credentials(&self, service: &'static str) -> Result<&Credentials, AwsError> {
+        self.settings.credentials.as_ref().ok_or_else(|| {
+            AwsError::new(
+                service,
+                "NoCredentials",
+                "the server has no platform credentials: set LANDFALL_AWS_ACCESS_KEY_ID and LANDFALL_AWS_SECRET_ACCESS_KEY",
+            )
+        })
+    }
+
+    /// The credentials calls as `role` are signed with (the server's own without one).
+    async fn credentials(&self, service: &'static str, role: Option<&str>) -> Result<Credentials, AwsError> {
+        let Some(role) = role else { return self.own_credentials(service).cloned() };
+        let roles = || self.roles.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((credentials, until)) = roles().get(role)
+            && Instant::now() < *until
+        {
+            return Ok(credentials.clone());
         }
-        let answer = self.send("lambda", "lambda", method, &self.settings.lambda, path, headers, body).await?;
-        json_answer("lambda", answer)
+        let assumed = self.assume_role(role).await?;
+        let until = Instant::now() + Duration::from_secs(ROLE_SESSION_SECS) - ROLE_RENEW_BEFORE;
+        roles().insert(role.to_owned(), (assumed.clone(), until));
+        Ok(assumed)
     }
 
-    /// An asynchronous Lambda invocation (`X-Amz-Invocation-Type: Event`) of the function at
-    /// `path` (`/2015-03-31/functions/NAME/invocations`).
-    pub async fn lambda_invoke_event(&self, path: &str, payload: &Value) -> Result<(), AwsError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
-        let body = payload.to_string().into_bytes();
-        let answer = self.send("lambda", "lambda", Method::POST, &self.settings.lambda, path, headers, body).await?;
-        json_answer("lambda", answer).map(|_| ())
+    /// STS AssumeRole of `role` with the server's own credentials.
+    async fn assume_role(&self, role: &str) -> Result<Credentials, AwsError> {
+        let own = self.own_credentials("sts")?;
+        let parameters = [
+            ("RoleArn", role.to_owned()),
+            ("RoleSessionName", "landfall".to_owned()),
+            ("DurationSeconds", ROLE_SESSION_SECS.to_string()),
+        ];
+        let xml = self.query("sts", "sts", own, &self.settings.sts, "AssumeRole", "2011-06-15", &parameters).await?;
+        let field = |name: &str| xml_element(&xml, name).filter(|value| !value.is_empty());
+        let (Some(id), Some(secret)) = (field("AccessKeyId"), field("SecretAccessKey")) else {
+            return Err(AwsError::new("sts", "InvalidAnswer", format!("AssumeRole of {role} returned no credentials")));
+        };
+        let mut credentials = Credentials::new(id, secret);
+        credentials.session_token = field("SessionToken");
+        tracing::info!(role, "service role assumed");
+        Ok(credentials)
     }
 
-    /// An ECS call (JSON 1.1) by operation name.
-    pub async fn ecs(&self, operation: &str, input: &Value) -> Result<Value, AwsError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
-        let target = format!("AmazonEC2ContainerServiceV20141113.{operation}");
-        headers.insert(
-            "x-amz-target",
-            HeaderValue::from_str(&target).map_err(|e| AwsError::new("ecs", "Client", e.to_string()))?,
-        );
-        let body = input.to_string().into_bytes();
-        let answer = self.send("ecs", "ecs", Method::POST, &self.settings.ecs, "/", headers, body).await?;
-        json_answer("ecs", answer)
-    }
-
-    /// An ELBv2 call (Query protocol): its action and parameters; the answer's XML.
-    pub async fn elbv2(&self, action: &str, parameters: &[(&str, String)]) -> Result<String, AwsError> {
-        let mut form = format!("Action={action}&Version=2015-12-01");
+    /// A Query-protocol call (ELBv2, STS): its action and parameters; the answer's XML.
+    #[allow(clippy::too_many_arguments)]
+    async fn query(
+        &self,
+        service: &'static str,
+        signing_name: &str,
+        credentials: &Credentials,
+        endpoint: &Uri,
+        action: &str,
+        version: &str,
+        parameters: &[(&str, String)],
+    ) -> Result<String, AwsError> {
+        let mut form = format!("Action={action}&Version={version}");
         for (name, value) in parameters {
             form.push('&');
             form.push_str(&landfall_sigv4::uri_encode(name, false));
@@ -117,15 +166,14 @@ impl AwsClient {
         }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"));
-        let answer = self
-            .send("elbv2", "elasticloadbalancing", Method::POST, &self.settings.elbv2, "/", headers, form.into_bytes())
+        let (status, text) = self
+            .send(service, signing_name, credentials, Method::POST, endpoint, "/", headers, form.into_bytes())
             .await?;
-        let (status, text) = answer;
         if (200..300).contains(&status) {
             return Ok(text);
         }
         let code = xml_element(&text, "Code").unwrap_or_else(|| format!("HTTP {status}"));
-        Err(AwsError::new("elbv2", code, xml_element(&text, "Message").unwrap_or(text)))
+        Err(AwsError::new(service, code, xml_element(&text, "Message").unwrap_or(text)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -133,19 +181,13 @@ impl AwsClient {
         &self,
         service: &'static str,
         signing_name: &str,
+        credentials: &Credentials,
         method: Method,
         endpoint: &Uri,
         path: &str,
         mut headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<(u16, String), AwsError> {
-        let Some(credentials) = &self.settings.credentials else {
-            return Err(AwsError::new(
-                service,
-                "NoCredentials",
-                "the server has no platform credentials: set LANDFALL_AWS_ACCESS_KEY_ID and LANDFALL_AWS_SECRET_ACCESS_KEY",
-            ));
-        };
         let base = endpoint.to_string();
         let url = format!("{}{path}", base.trim_end_matches('/'));
         let uri: Uri = url.parse().map_err(|e| AwsError::new(service, "Client", format!("{url}: {e}")))?;
@@ -164,6 +206,66 @@ impl AwsClient {
         let status = answer.status().as_u16();
         let text = answer.text().await.map_err(|e| AwsError::new(service, "Unreachable", e.to_string()))?;
         Ok((status, text))
+    }
+}
+
+/// Calls made as one identity: the server, or a deployment group's service role.
+pub struct AwsSession<'a> {
+    client: &'a AwsClient,
+    role: Option<String>,
+}
+
+impl AwsSession<'_> {
+    /// A Lambda REST call: `path` (with its query) under the endpoint, a JSON body or none.
+    pub async fn lambda(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, AwsError> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default().into_bytes();
+        let mut headers = HeaderMap::new();
+        if !body.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let credentials = self.client.credentials("lambda", self.role.as_deref()).await?;
+        let endpoint = &self.client.settings.lambda;
+        let answer = self.client.send("lambda", "lambda", &credentials, method, endpoint, path, headers, body).await?;
+        json_answer("lambda", answer)
+    }
+
+    /// An asynchronous Lambda invocation (`X-Amz-Invocation-Type: Event`) of the function at
+    /// `path` (`/2015-03-31/functions/NAME/invocations`).
+    pub async fn lambda_invoke_event(&self, path: &str, payload: &Value) -> Result<(), AwsError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
+        let body = payload.to_string().into_bytes();
+        let credentials = self.client.credentials("lambda", self.role.as_deref()).await?;
+        let endpoint = &self.client.settings.lambda;
+        let answer =
+            self.client.send("lambda", "lambda", &credentials, Method::POST, endpoint, path, headers, body).await?;
+        json_answer("lambda", answer).map(|_| ())
+    }
+
+    /// An ECS call (JSON 1.1) by operation name.
+    pub async fn ecs(&self, operation: &str, input: &Value) -> Result<Value, AwsError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+        let target = format!("AmazonEC2ContainerServiceV20141113.{operation}");
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_str(&target).map_err(|e| AwsError::new("ecs", "Client", e.to_string()))?,
+        );
+        let body = input.to_string().into_bytes();
+        let credentials = self.client.credentials("ecs", self.role.as_deref()).await?;
+        let endpoint = &self.client.settings.ecs;
+        let answer = self.client.send("ecs", "ecs", &credentials, Method::POST, endpoint, "/", headers, body).await?;
+        json_answer("ecs", answer)
+    }
+
+    /// An ELBv2 call (Query protocol): its action and parameters; the answer's XML.
+    pub async fn elbv2(&self, action: &str, parameters: &[(&str, String)]) -> Result<String, AwsError> {
+        let credentials = self.client.credentials("elbv2", self.role.as_deref()).await?;
+        let endpoint = &self.client.settings.elbv2;
+        self.client
+            .query("elbv2", "elasticloadbalancing", &credentials, endpoint, action, "2015-12-01", parameters)
+            .await
     }
 }
 
@@ -204,15 +306,24 @@ pub fn xml_elements(xml: &str, name: &str) -> Vec<String> {
 
 /// What `landfall server --check-platforms` found: one line per service, and whether all answered.
 pub async fn check(client: &AwsClient) -> (Vec<String>, bool) {
-    let lambda = client.lambda(Method::GET, "/2015-03-31/functions/?MaxItems=1", None).await.map(|_| ());
-    let ecs = client.ecs("ListClusters", &serde_json::json!({"maxResults": 1})).await.map(|_| ());
-    let elbv2 = client.elbv2("DescribeLoadBalancers", &[("PageSize", "1".into())]).await.map(|_| ());
+    let session = client.own();
+    let lambda = session.lambda(Method::GET, "/2015-03-31/functions/?MaxItems=1", None).await.map(|_| ());
+    let ecs = session.ecs("ListClusters", &serde_json::json!({"maxResults": 1})).await.map(|_| ());
+    let elbv2 = session.elbv2("DescribeLoadBalancers", &[("PageSize", "1".into())]).await.map(|_| ());
     let settings = &client.settings;
+    let mut checks =
+        vec![("Lambda", &settings.lambda, lambda), ("ECS", &settings.ecs, ecs), ("ELBv2", &settings.elbv2, elbv2)];
+    if settings.assume_service_roles {
+        // Service roles are assumed through STS with these credentials.
+        let sts = match client.own_credentials("sts") {
+            Ok(own) => client.query("sts", "sts", own, &settings.sts, "GetCallerIdentity", "2011-06-15", &[]).await,
+            Err(error) => Err(error),
+        };
+        checks.push(("STS", &settings.sts, sts.map(|_| ())));
+    }
     let mut all = true;
     let mut lines = Vec::new();
-    for (name, endpoint, result) in
-        [("Lambda", &settings.lambda, lambda), ("ECS", &settings.ecs, ecs), ("ELBv2", &settings.elbv2, elbv2)]
-    {
+    for (name, endpoint, result) in checks {
         match result {
             Ok(()) => lines.push(format!("{name} at {endpoint} ({}): ok", settings.region)),
             Err(error) => {

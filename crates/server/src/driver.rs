@@ -221,6 +221,11 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     };
     // A Server blue/green deployment's traffic is the routers' (crate::traffic).
     let server_blue_green = blue_green && platform_run.is_none();
+    let service_role = match &platform_run {
+        Some(_) => store.deployment_group_by_id(&record.group_id).await?.and_then(|g| g.info.service_role_arn),
+        None => None,
+    };
+    let cx = platform::Cx { state, aws: state.aws.for_role(service_role.as_deref()) };
     let config_name = record.info.deployment_config_name.clone().unwrap_or_default();
     let config = match landfall_api::predefined::predefined_config(&config_name) {
         Some(config) => Some(config),
@@ -236,7 +241,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
                 target,
                 commands: &records,
             };
-            let advanced = run.advance(state, &view).await;
+            let advanced = run.advance(&cx, &view).await;
             if let Some(changed) = &advanced.target {
                 store.update_target(changed).await?;
                 targets = store.targets(deployment_id).await?;
@@ -432,7 +437,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     replicas::wake_hosts(state, &hosts).await;
     if let Some(status) = &step.finished {
         if let (Some(run), Some(target)) = (&platform_run, ordered.first()) {
-            run.finished(state, &record.info, status, target, follow_up_id.is_some()).await;
+            run.finished(&cx, &record.info, status, target, follow_up_id.is_some()).await;
         }
         tracing::info!(deployment = deployment_id, status = status.as_str(), "deployment finished");
         return Ok(Outcome::Finished(follow_up_id));

@@ -5,10 +5,14 @@
 use landfall_api::shapes::{RevisionLocation, S3Location};
 use tokio::io::AsyncReadExt as _;
 
+use crate::sources::ExternalS3;
 use crate::state::AppState;
 
 /// Larger than any AppSpec; an object beyond it is not one.
 const MAX_APPSPEC_BYTES: u64 = 1024 * 1024;
+
+/// How long reading one from the external store may take.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The AppSpec a revision carries itself, if it does.
 pub fn inline(location: &RevisionLocation) -> Option<String> {
@@ -29,9 +33,14 @@ pub async fn read(state: &AppState, location: &RevisionLocation) -> Result<Strin
     };
     let bucket = s3.bucket.as_deref().unwrap_or_default();
     let key = s3.key.as_deref().unwrap_or_default();
-    let (bytes, etag) = match &state.external_bundles {
-        Some(external) => fetch_external(external, s3, state.clock.now().millis() / 1000).await?,
-        None => read_local(state, bucket, key).await?,
+    // As for bundles: a bucket the built-in store does not have is the external store's.
+    let (bytes, etag) = match &state.sources.external_s3 {
+        Some(external)
+            if state.external_bundles.is_some() || !state.objects.bucket_exists(bucket).await.unwrap_or(false) =>
+        {
+            fetch_external(state, external, s3).await?
+        }
+        _ => read_local(state, bucket, key).await?,
     };
     if let Some(expected) = s3.e_tag.as_deref().map(|e| e.trim_matches('"')).filter(|e| !e.is_empty())
         && expected != etag.trim_matches('"')
@@ -60,16 +69,16 @@ async fn read_local(state: &AppState, bucket: &str, key: &str) -> Result<(Vec<u8
     Ok((bytes, meta.etag))
 }
 
-async fn fetch_external(
-    external: &crate::s3::ExternalBundles,
-    s3: &S3Location,
-    now_secs: i64,
-) -> Result<(Vec<u8>, String), String> {
+async fn fetch_external(state: &AppState, external: &ExternalS3, s3: &S3Location) -> Result<(Vec<u8>, String), String> {
     let bucket = s3.bucket.as_deref().unwrap_or_default();
     let key = s3.key.as_deref().unwrap_or_default();
-    let url = external.store.presigned_get(bucket, key, s3.version.as_deref(), now_secs)?;
+    let url = external.presigned_get(bucket, key, s3.version.as_deref(), state.clock.now().millis() / 1000)?;
     let cannot = |why: String| format!("The AppSpec s3://{bucket}/{key} cannot be read: {why}");
-    let answer = external.client.get(&url).send().await.map_err(|e| cannot(e.to_string()))?;
+    let client = match &state.external_bundles {
+        Some(bundles) => bundles.client.clone(),
+        None => reqwest::Client::builder().timeout(FETCH_TIMEOUT).build().map_err(|e| cannot(e.to_string()))?,
+    };
+    let answer = client.get(&url).send().await.map_err(|e| cannot(e.to_string()))?;
     if !answer.status().is_success() {
         return Err(cannot(format!("the bundle store answered {}", answer.status())));
     }

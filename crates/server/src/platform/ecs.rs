@@ -29,9 +29,8 @@ use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
 use landfall_store::{HostCommandRecord, TargetRecord};
 use serde_json::{Value, json};
 
-use super::{Advanced, PlatformRun, RollbackPlan, Run};
+use super::{Advanced, Cx, PlatformRun, RollbackPlan, Run};
 use crate::aws::{AwsError, xml_elements};
-use crate::state::AppState;
 
 /// What a rollback runs: traffic back to the original task set.
 const ROLLBACK_EVENTS: [&str; 3] = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"];
@@ -101,7 +100,7 @@ impl PlatformRun for EcsRun {
         true
     }
 
-    async fn advance(&self, state: &AppState, run: &Run<'_>) -> Advanced {
+    async fn advance(&self, cx: &Cx<'_>, run: &Run<'_>) -> Advanced {
         let mut target = run.target.clone();
         let mut completed = false;
         for command in run.commands.iter().filter(|c| c.state == "Dispatched") {
@@ -109,17 +108,15 @@ impl PlatformRun for EcsRun {
                 Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
             } else {
                 match command.lifecycle_event.as_str() {
-                    "Install" => self.install(state, run, &mut target, command).await,
-                    "AllowTestTraffic" => allow_test_traffic(state, run.deployment, &target).await,
-                    "AllowTraffic" => self.allow_traffic(state, run, &mut target, command).await,
+                    "Install" => self.install(cx, run, &mut target, command).await,
+                    "AllowTestTraffic" => allow_test_traffic(cx, run.deployment, &target).await,
+                    "AllowTraffic" => self.allow_traffic(cx, run, &mut target, command).await,
                     _ if self.rollback => Ok(Some("A rollback runs no hooks.".to_owned())),
-                    _ if command.acknowledged_at.is_none() => {
-                        super::invoke_hook(state, &self.spec.hooks, command).await
-                    }
+                    _ if command.acknowledged_at.is_none() => super::invoke_hook(cx, &self.spec.hooks, command).await,
                     _ => continue, // a hook invoked, waiting for its report
                 }
             };
-            completed |= super::settle(state, command, outcome).await;
+            completed |= super::settle(cx.state, command, outcome).await;
         }
         let changed = (target != *run.target).then_some(target);
         Advanced { completed, target: changed }
@@ -127,7 +124,7 @@ impl PlatformRun for EcsRun {
 
     async fn finished(
         &self,
-        state: &AppState,
+        cx: &Cx<'_>,
         deployment: &DeploymentInfo,
         status: &DeploymentStatus,
         target: &TargetRecord,
@@ -136,12 +133,11 @@ impl PlatformRun for EcsRun {
         let service = Service::of(target);
         let result = match (self.rollback, *status == DeploymentStatus::Succeeded) {
             // The termination wait is over: the original task set goes.
-            (false, true) => delete_task_set(state, &service, target, TargetLabel::Blue).await,
-            (true, true) => delete_task_set(state, &service, target, TargetLabel::Green).await,
+            (false, true) => delete_task_set(cx, &service, target, TargetLabel::Blue).await,
+            (true, true) => delete_task_set(cx, &service, target, TargetLabel::Green).await,
             // Nothing will undo it: traffic back to the original task set, the replacement gone.
-            (false, false) if !rolled_back => match send_traffic_to(state, deployment, target, TargetLabel::Blue).await
-            {
-                Ok(_) => delete_task_set(state, &service, target, TargetLabel::Green).await,
+            (false, false) if !rolled_back => match send_traffic_to(cx, deployment, target, TargetLabel::Blue).await {
+                Ok(_) => delete_task_set(cx, &service, target, TargetLabel::Green).await,
                 Err(error) => Err(error),
             },
             _ => Ok(()),
@@ -176,25 +172,25 @@ impl EcsRun {
     /// Creates the replacement task set (once), then waits for its steady state.
     async fn install(
         &self,
-        state: &AppState,
+        cx: &Cx<'_>,
         run: &Run<'_>,
         target: &mut TargetRecord,
         command: &HostCommandRecord,
     ) -> Result<Option<String>, String> {
         let service = Service::of(target);
         if let Some(green) = task_set(target, TargetLabel::Green) {
-            let described = describe_task_set(state, &service, &green).await.map_err(|e| e.to_string())?;
+            let described = describe_task_set(cx, &service, &green).await.map_err(|e| e.to_string())?;
             update_task_set(target, TargetLabel::Green, |shown| counts_from(shown, &described));
             return Ok(steady(&described));
         }
-        let original = primary_task_set(state, &service).await?;
+        let original = primary_task_set(cx, &service).await?;
         let original_group = original
             .pointer("/loadBalancers/0/targetGroupArn")
             .and_then(Value::as_str)
             .ok_or_else(|| format!("The PRIMARY task set of {service} is not attached to a target group."))?
             .to_owned();
         let pair = pair(run.deployment)?;
-        let groups = target_groups(state, &pair).await?;
+        let groups = target_groups(cx, &pair).await?;
         let (Some(blue_group), Some(green_group)) =
             (groups.iter().find(|g| g.arn == original_group), groups.iter().find(|g| g.arn != original_group))
         else {
@@ -203,7 +199,7 @@ impl EcsRun {
                  group's target groups."
             ));
         };
-        let created = state
+        let created = cx
             .aws
             .ecs("CreateTaskSet", &self.create_task_set_input(&service, &original, green_group, command))
             .await
@@ -234,11 +230,7 @@ impl EcsRun {
         // Scaled separately: some ECS implementations do not take `scale` at creation.
         let scale = json!({"cluster": service.cluster, "service": service.name, "taskSet": id,
             "scale": {"unit": "PERCENT", "value": 100.0}});
-        state
-            .aws
-            .ecs("UpdateTaskSet", &scale)
-            .await
-            .map_err(|e| format!("The task set {id} could not be scaled: {e}"))?;
+        cx.aws.ecs("UpdateTaskSet", &scale).await.map_err(|e| format!("The task set {id} could not be scaled: {e}"))?;
         Ok(steady(&created))
     }
 
@@ -302,7 +294,7 @@ impl EcsRun {
     /// task set it went to is PRIMARY.
     async fn allow_traffic(
         &self,
-        state: &AppState,
+        cx: &Cx<'_>,
         run: &Run<'_>,
         target: &mut TargetRecord,
         command: &HostCommandRecord,
@@ -316,23 +308,23 @@ impl EcsRun {
             100
         } else {
             let started = command.dispatched_at.unwrap_or(command.created_at);
-            run.shift.share_after(state.clock.now().millis() - started.millis())
+            run.shift.share_after(cx.state.clock.now().millis() - started.millis())
         };
         if share < 100 {
             let weight = f64::from(share);
             if task_set(target, to.clone()).and_then(|t| t.traffic_weight) != Some(weight) {
-                let groups = resolved_groups(state, run.deployment, target).await?;
+                let groups = resolved_groups(cx, run.deployment, target).await?;
                 let split =
                     [(groups.of(from.clone()), 100 - u32::from(share)), (groups.of(to.clone()), u32::from(share))];
                 for listener in routes(run.deployment, Route::Production) {
-                    forward(state, &listener, &split).await?;
+                    forward(cx, &listener, &split).await?;
                 }
                 update_task_set(target, to, |t| t.traffic_weight = Some(weight));
                 update_task_set(target, from, |t| t.traffic_weight = Some(100.0 - weight));
             }
             return Ok(None);
         }
-        let moved = send_traffic_to(state, run.deployment, target, to.clone()).await?;
+        let moved = send_traffic_to(cx, run.deployment, target, to.clone()).await?;
         update_task_set(target, to, |t| {
             t.traffic_weight = Some(100.0);
             t.status = Some("PRIMARY".into());
@@ -397,9 +389,9 @@ fn update_task_set(target: &mut TargetRecord, label: TargetLabel, change: impl F
 }
 
 /// The service's PRIMARY task set: the one serving production traffic now.
-async fn primary_task_set(state: &AppState, service: &Service) -> Result<Value, String> {
+async fn primary_task_set(cx: &Cx<'_>, service: &Service) -> Result<Value, String> {
     let input = json!({"cluster": service.cluster, "service": service.name});
-    let answer = state.aws.ecs("DescribeTaskSets", &input).await.map_err(|e| format!("{service}: {e}"))?;
+    let answer = cx.aws.ecs("DescribeTaskSets", &input).await.map_err(|e| format!("{service}: {e}"))?;
     let sets = answer.get("taskSets").and_then(Value::as_array).cloned().unwrap_or_default();
     sets.into_iter().find(|set| text(set, "status") == "PRIMARY").ok_or_else(|| {
         format!(
@@ -409,10 +401,10 @@ async fn primary_task_set(state: &AppState, service: &Service) -> Result<Value, 
     })
 }
 
-async fn describe_task_set(state: &AppState, service: &Service, task_set: &ECSTaskSet) -> Result<Value, AwsError> {
+async fn describe_task_set(cx: &Cx<'_>, service: &Service, task_set: &ECSTaskSet) -> Result<Value, AwsError> {
     let id = task_set.identifer.clone().unwrap_or_default();
     let input = json!({"cluster": service.cluster, "service": service.name, "taskSets": [id]});
-    let answer = state.aws.ecs("DescribeTaskSets", &input).await?;
+    let answer = cx.aws.ecs("DescribeTaskSets", &input).await?;
     answer
         .pointer("/taskSets/0")
         .cloned()
@@ -420,7 +412,7 @@ async fn describe_task_set(state: &AppState, service: &Service, task_set: &ECSTa
 }
 
 async fn delete_task_set(
-    state: &AppState,
+    cx: &Cx<'_>,
     service: &Service,
     target: &TargetRecord,
     label: TargetLabel,
@@ -428,7 +420,7 @@ async fn delete_task_set(
     let Some(task_set) = task_set(target, label) else { return Ok(()) };
     let id = task_set.identifer.unwrap_or_default();
     let input = json!({"cluster": service.cluster, "service": service.name, "taskSet": id, "force": true});
-    state.aws.ecs("DeleteTaskSet", &input).await.map_err(|e| format!("The task set {id} could not be deleted: {e}"))?;
+    cx.aws.ecs("DeleteTaskSet", &input).await.map_err(|e| format!("The task set {id} could not be deleted: {e}"))?;
     tracing::info!(%service, task_set = %id, "task set deleted");
     Ok(())
 }
@@ -436,26 +428,25 @@ async fn delete_task_set(
 /// Both listeners (production and test) forward to `to`'s target group, and `to` is the
 /// service's PRIMARY task set; says what it did.
 async fn send_traffic_to(
-    state: &AppState,
+    cx: &Cx<'_>,
     deployment: &DeploymentInfo,
     target: &TargetRecord,
     to: TargetLabel,
 ) -> Result<String, String> {
     let service = Service::of(target);
-    let groups = resolved_groups(state, deployment, target).await?;
+    let groups = resolved_groups(cx, deployment, target).await?;
     let group = groups.of(to.clone());
     for listener in routes(deployment, Route::Production).into_iter().chain(routes(deployment, Route::Test)) {
-        forward(state, &listener, &[(group, 100)]).await?;
+        forward(cx, &listener, &[(group, 100)]).await?;
     }
     let task_set = task_set(target, to).ok_or("the task set traffic goes to is not known.")?;
     // ECS wants the full ARN here.
-    let arn = describe_task_set(state, &service, &task_set)
+    let arn = describe_task_set(cx, &service, &task_set)
         .await
         .map(|described| text(&described, "taskSetArn"))
         .map_err(|e| e.to_string())?;
     let input = json!({"cluster": service.cluster, "service": service.name, "primaryTaskSet": arn});
-    state
-        .aws
+    cx.aws
         .ecs("UpdateServicePrimaryTaskSet", &input)
         .await
         .map_err(|e| format!("The task set could not be made PRIMARY: {e}"))?;
@@ -467,7 +458,7 @@ async fn send_traffic_to(
 }
 
 async fn allow_test_traffic(
-    state: &AppState,
+    cx: &Cx<'_>,
     deployment: &DeploymentInfo,
     target: &TargetRecord,
 ) -> Result<Option<String>, String> {
@@ -475,10 +466,10 @@ async fn allow_test_traffic(
     if listeners.is_empty() {
         return Ok(Some("The deployment group has no test listener.".to_owned()));
     }
-    let groups = resolved_groups(state, deployment, target).await?;
+    let groups = resolved_groups(cx, deployment, target).await?;
     let green = groups.of(TargetLabel::Green);
     for listener in &listeners {
-        forward(state, listener, &[(green, 100)]).await?;
+        forward(cx, listener, &[(green, 100)]).await?;
     }
     Ok(Some(format!("Test traffic goes to target group {}.", green.name)))
 }
@@ -511,12 +502,12 @@ struct TargetGroup {
 }
 
 /// The pair's target groups, by name and ARN.
-async fn target_groups(state: &AppState, pair: &TargetGroupPairInfo) -> Result<Vec<TargetGroup>, String> {
+async fn target_groups(cx: &Cx<'_>, pair: &TargetGroupPairInfo) -> Result<Vec<TargetGroup>, String> {
     let names: Vec<String> = pair.target_groups.iter().flatten().filter_map(|g| g.name.clone()).collect();
     let parameters: Vec<(String, String)> =
         names.iter().enumerate().map(|(i, name)| (format!("Names.member.{}", i + 1), name.clone())).collect();
     let parameters: Vec<(&str, String)> = parameters.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let xml = state
+    let xml = cx
         .aws
         .elbv2("DescribeTargetGroups", &parameters)
         .await
@@ -538,12 +529,8 @@ impl Groups {
     }
 }
 
-async fn resolved_groups(
-    state: &AppState,
-    deployment: &DeploymentInfo,
-    target: &TargetRecord,
-) -> Result<Groups, String> {
-    let all = target_groups(state, &pair(deployment)?).await?;
+async fn resolved_groups(cx: &Cx<'_>, deployment: &DeploymentInfo, target: &TargetRecord) -> Result<Groups, String> {
+    let all = target_groups(cx, &pair(deployment)?).await?;
     let pick = |label: TargetLabel| {
         let name = task_set(target, label.clone()).and_then(|t| t.target_group).and_then(|g| g.name);
         let found = all.iter().find(|g| Some(&g.name) == name.as_ref());
@@ -556,7 +543,7 @@ async fn resolved_groups(
 
 /// Sets a listener's default action to forward to `groups` with their weights (one group:
 /// a plain forward).
-async fn forward(state: &AppState, listener: &str, groups: &[(&TargetGroup, u32)]) -> Result<(), String> {
+async fn forward(cx: &Cx<'_>, listener: &str, groups: &[(&TargetGroup, u32)]) -> Result<(), String> {
     let mut parameters = vec![
         ("ListenerArn".to_owned(), listener.to_owned()),
         ("DefaultActions.member.1.Type".to_owned(), "forward".to_owned()),
@@ -571,8 +558,7 @@ async fn forward(state: &AppState, listener: &str, groups: &[(&TargetGroup, u32)
         }
     }
     let parameters: Vec<(&str, String)> = parameters.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    state
-        .aws
+    cx.aws
         .elbv2("ModifyListener", &parameters)
         .await
         .map(|_| ())

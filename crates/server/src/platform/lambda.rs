@@ -25,9 +25,8 @@ use landfall_engine::blue_green::Shift;
 use landfall_store::{HostCommandRecord, TargetRecord};
 use serde_json::json;
 
-use super::{Advanced, PlatformRun, RollbackPlan, Run};
+use super::{Advanced, Cx, PlatformRun, RollbackPlan, Run};
 use crate::aws::AwsError;
-use crate::state::AppState;
 
 /// A Lambda deployment's events, in order.
 pub const EVENTS: [&str; 3] = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"];
@@ -68,12 +67,12 @@ pub fn initial_target(deployment_id: &str, spec: &LambdaAppSpec, now: Timestamp)
 /// completes what is done. A deployment being stopped ends its events in flight at once (a
 /// traffic shift or a hook's wait can last long); what traffic moved is put back by its
 /// rollback or by [`restore`].
-async fn advance(state: &AppState, spec: &LambdaAppSpec, run: &Run<'_>) -> Advanced {
+async fn advance(cx: &Cx<'_>, spec: &LambdaAppSpec, run: &Run<'_>) -> Advanced {
     let mut advanced = Advanced::default();
     let mut target = run.target.clone();
     if target.target.lambda_target.as_ref().is_some_and(|t| t.target_arn.is_none()) {
         // The alias's ARN (and, for an AppSpec without CurrentVersion, its version) once.
-        match state.aws.lambda(Method::GET, &alias_path(spec), None).await {
+        match cx.aws.lambda(Method::GET, &alias_path(spec), None).await {
             Ok(alias) => {
                 let arn = alias.get("AliasArn").and_then(|a| a.as_str()).map(str::to_owned);
                 let version = alias.get("FunctionVersion").and_then(|v| v.as_str()).map(str::to_owned);
@@ -98,13 +97,13 @@ async fn advance(state: &AppState, spec: &LambdaAppSpec, run: &Run<'_>) -> Advan
         let outcome = if run.stopping {
             Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
         } else if command.lifecycle_event == "AllowTraffic" {
-            allow_traffic(state, spec, run.shift, target, command, &mut advanced).await
+            allow_traffic(cx, spec, run.shift, target, command, &mut advanced).await
         } else if command.acknowledged_at.is_none() {
-            super::invoke_hook(state, &spec.hooks, command).await
+            super::invoke_hook(cx, &spec.hooks, command).await
         } else {
             continue; // a hook invoked, waiting for its report
         };
-        advanced.completed |= super::settle(state, command, outcome).await;
+        advanced.completed |= super::settle(cx.state, command, outcome).await;
     }
     advanced
 }
@@ -112,7 +111,7 @@ async fn advance(state: &AppState, spec: &LambdaAppSpec, run: &Run<'_>) -> Advan
 /// Moves the alias's traffic as far as the configuration says by now; `Ok(Some)` once all of
 /// it is on the target version.
 async fn allow_traffic(
-    state: &AppState,
+    cx: &Cx<'_>,
     spec: &LambdaAppSpec,
     shift: Shift,
     target: &TargetRecord,
@@ -120,17 +119,17 @@ async fn allow_traffic(
     advanced: &mut Advanced,
 ) -> Result<Option<String>, String> {
     let started = command.dispatched_at.unwrap_or(command.created_at);
-    let share = shift.share_after(state.clock.now().millis() - started.millis());
+    let share = shift.share_after(cx.state.clock.now().millis() - started.millis());
     let info = target.target.lambda_target.as_ref().and_then(|t| t.lambda_function_info.clone()).unwrap_or_default();
     let current = match info.current_version.clone() {
         Some(version) => version,
-        None => alias_version(state, spec).await.map_err(|e| e.to_string())?,
+        None => alias_version(cx, spec).await.map_err(|e| e.to_string())?,
     };
     let weight = f64::from(share) / 100.0;
     let shown = info.target_version_weight.unwrap_or(0.0);
     if share < 100 {
         if (shown - weight).abs() > f64::EPSILON || info.current_version.is_none() {
-            set_alias(state, spec, &current, Some(weight))
+            set_alias(cx, spec, &current, Some(weight))
                 .await
                 .map_err(|e| format!("The alias could not be updated: {e}"))?;
             advanced.target = Some(with_weight(target, &current, weight));
@@ -138,7 +137,7 @@ async fn allow_traffic(
         return Ok(None);
     }
     let target_version = spec.function.target_version.to_string();
-    set_alias(state, spec, &target_version, None).await.map_err(|e| format!("The alias could not be updated: {e}"))?;
+    set_alias(cx, spec, &target_version, None).await.map_err(|e| format!("The alias could not be updated: {e}"))?;
     advanced.target = Some(with_weight(target, &current, 1.0));
     Ok(Some(format!("The alias {} of {} points to version {target_version}.", spec.function.alias, spec.function.name)))
 }
@@ -153,19 +152,19 @@ fn with_weight(target: &TargetRecord, current: &str, weight: f64) -> TargetRecor
 }
 
 /// The version the alias points to now (an AppSpec without CurrentVersion).
-async fn alias_version(state: &AppState, spec: &LambdaAppSpec) -> Result<String, AwsError> {
-    let alias = state.aws.lambda(Method::GET, &alias_path(spec), None).await?;
+async fn alias_version(cx: &Cx<'_>, spec: &LambdaAppSpec) -> Result<String, AwsError> {
+    let alias = cx.aws.lambda(Method::GET, &alias_path(spec), None).await?;
     Ok(alias.get("FunctionVersion").and_then(|v| v.as_str()).unwrap_or("$LATEST").to_owned())
 }
 
 /// Points the alias at `version`, with `weight` of the traffic on the target version if given.
-async fn set_alias(state: &AppState, spec: &LambdaAppSpec, version: &str, weight: Option<f64>) -> Result<(), AwsError> {
+async fn set_alias(cx: &Cx<'_>, spec: &LambdaAppSpec, version: &str, weight: Option<f64>) -> Result<(), AwsError> {
     let weights = match weight {
         Some(weight) => json!({spec.function.target_version.to_string(): weight}),
         None => json!({}),
     };
     let body = json!({"FunctionVersion": version, "RoutingConfig": {"AdditionalVersionWeights": weights}});
-    state.aws.lambda(Method::PUT, &alias_path(spec), Some(&body)).await.map(|_| ())
+    cx.aws.lambda(Method::PUT, &alias_path(spec), Some(&body)).await.map(|_| ())
 }
 
 fn alias_path(spec: &LambdaAppSpec) -> String {
@@ -177,12 +176,12 @@ fn alias_path(spec: &LambdaAppSpec) -> String {
 }
 
 /// After a failed or stopped deployment: all traffic back on the version the alias had.
-async fn restore(state: &AppState, spec: &LambdaAppSpec, target: &TargetRecord) {
+async fn restore(cx: &Cx<'_>, spec: &LambdaAppSpec, target: &TargetRecord) {
     let info = target.target.lambda_target.as_ref().and_then(|t| t.lambda_function_info.clone()).unwrap_or_default();
     let Some(current) = info.current_version.or_else(|| spec.function.current_version.map(|v| v.to_string())) else {
         return; // traffic never moved
     };
-    if let Err(error) = set_alias(state, spec, &current, None).await {
+    if let Err(error) = set_alias(cx, spec, &current, None).await {
         tracing::warn!(%error, function = %spec.function.name, "cannot put the alias back on its version");
     }
 }
@@ -246,13 +245,13 @@ impl PlatformRun for LambdaRun {
         false // the alias's traffic moves within AllowTraffic; there are no waits
     }
 
-    async fn advance(&self, state: &AppState, run: &Run<'_>) -> Advanced {
-        advance(state, &self.spec, run).await
+    async fn advance(&self, cx: &Cx<'_>, run: &Run<'_>) -> Advanced {
+        advance(cx, &self.spec, run).await
     }
 
     async fn finished(
         &self,
-        state: &AppState,
+        cx: &Cx<'_>,
         _deployment: &DeploymentInfo,
         status: &DeploymentStatus,
         target: &TargetRecord,
@@ -260,7 +259,7 @@ impl PlatformRun for LambdaRun {
     ) {
         // A failed deployment with no rollback to undo it puts the alias back itself.
         if *status != DeploymentStatus::Succeeded && !rolled_back {
-            restore(state, &self.spec, target).await;
+            restore(cx, &self.spec, target).await;
         }
     }
 

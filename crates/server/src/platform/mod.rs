@@ -17,6 +17,7 @@ use landfall_engine::blue_green::Shift;
 use landfall_store::{HostCommandRecord, TargetRecord};
 use serde_json::json;
 
+use crate::aws::AwsSession;
 use crate::state::AppState;
 
 mod appspec_source;
@@ -31,13 +32,13 @@ pub trait PlatformRun: Send + Sync {
     fn blue_green(&self) -> bool;
 
     /// Carries out the events in flight: starts what is not started, completes what is done.
-    async fn advance(&self, state: &AppState, run: &Run<'_>) -> Advanced;
+    async fn advance(&self, cx: &Cx<'_>, run: &Run<'_>) -> Advanced;
 
     /// The deployment finished: clean up after a success, or (a failure or stop that no
     /// rollback undoes: `rolled_back` false) put back what it changed.
     async fn finished(
         &self,
-        state: &AppState,
+        cx: &Cx<'_>,
         deployment: &DeploymentInfo,
         status: &DeploymentStatus,
         target: &TargetRecord,
@@ -53,6 +54,13 @@ pub trait PlatformRun: Send + Sync {
         target: Option<&TargetRecord>,
         now: Timestamp,
     ) -> Result<RollbackPlan, String>;
+}
+
+/// What platform work runs with: the server, and the AWS identity the deployment's calls are
+/// made as (its group's service role, when the server assumes them).
+pub struct Cx<'a> {
+    pub state: &'a AppState,
+    pub aws: AwsSession<'a>,
 }
 
 /// What [`PlatformRun::advance`] looks at.
@@ -191,7 +199,7 @@ pub fn present(mut target: DeploymentTarget) -> DeploymentTarget {
 /// reports back with, marking the command acknowledged (invoked); ends the event at once if
 /// the AppSpec has no hook for it. `Ok(None)`: waiting for the hook's report.
 pub async fn invoke_hook(
-    state: &AppState,
+    cx: &Cx<'_>,
     hooks: &[LifecycleHook],
     command: &HostCommandRecord,
 ) -> Result<Option<String>, String> {
@@ -200,13 +208,12 @@ pub async fn invoke_hook(
     };
     let payload = json!({"DeploymentId": command.deployment_id, "LifecycleEventHookExecutionId": command.id});
     let path = format!("/2015-03-31/functions/{}/invocations", landfall_sigv4::uri_encode(&hook.function, false));
-    state
-        .aws
+    cx.aws
         .lambda_invoke_event(&path, &payload)
         .await
         .map_err(|e| format!("The hook function {} could not be invoked: {e}", hook.function))?;
     tracing::info!(deployment = %command.deployment_id, event = %command.lifecycle_event, function = %hook.function, "hook invoked");
-    state.store.acknowledge_command(&command.id, state.clock.now()).await.map_err(|e| e.to_string())?;
+    cx.state.store.acknowledge_command(&command.id, cx.state.clock.now()).await.map_err(|e| e.to_string())?;
     Ok(None)
 }
 
