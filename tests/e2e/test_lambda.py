@@ -273,3 +273,18 @@ def test_calls_are_made_as_the_service_role_when_the_server_assumes_it(moto, lan
     for call in alias_calls:
         assert f"Credential={Moto.ACCESS_KEY}/" not in call["headers"]["Authorization"], call["headers"]
         assert call["headers"].get("X-Amz-Security-Token"), call["headers"]
+
+
+def test_a_hook_that_never_reports_fails_after_the_event_timeout(moto, landfall_factory):
+    server = landfall_factory(start=False)
+    server.start("--event-timeout", "3", env=moto.server_env())
+    server, cd, lam = prepare(server, moto)
+    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live",
+                                         revision=appspec())["deploymentId"]
+    hook_call(moto, "CodeDeployHook_pre", deployment_id)
+    info = wait_for_status(cd, deployment_id, timeout=30)
+    assert info["status"] == "Failed", info
+    before = events(cd, deployment_id)["lifecycleEvents"][0]
+    assert before["status"] == "Failed", before
+    assert before["diagnostics"]["message"] == "The hook did not report its status within 3 seconds.", before
+    assert alias(lam) == ("1", {})

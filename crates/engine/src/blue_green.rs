@@ -95,6 +95,18 @@ pub enum Shift {
 }
 
 impl Shift {
+    /// How long the whole shift takes, from its first step to all of the traffic.
+    pub fn duration_ms(self) -> i64 {
+        match self {
+            Shift::AllAtOnce => 0,
+            Shift::Canary { interval_ms, .. } => interval_ms.max(0),
+            Shift::Linear { percentage, interval_ms } => {
+                let steps = i64::from(100u8.div_ceil(percentage.clamp(1, 100)));
+                (steps - 1) * interval_ms.max(0)
+            }
+        }
+    }
+
     /// The Green share `elapsed_ms` after the shift began.
     pub fn share_after(self, elapsed_ms: i64) -> u8 {
         match self {
@@ -617,6 +629,11 @@ mod tests {
     fn linear_steps_up_to_everything() {
         let shift = Shift::Linear { percentage: 30, interval_ms: 1_000 };
         assert_eq!([0, 999, 1_000, 2_500, 3_000].map(|t| shift.share_after(t)), [30, 30, 60, 90, 100]);
+        assert_eq!(shift.share_after(shift.duration_ms()), 100);
+        assert!(shift.share_after(shift.duration_ms() - 1) < 100);
+        let tenths = Shift::Linear { percentage: 10, interval_ms: 60_000 };
+        assert_eq!(tenths.duration_ms(), 9 * 60_000);
+        assert_eq!(Shift::Canary { percentage: 10, interval_ms: 5 }.duration_ms(), 5);
         let mut world = world(1, 1, false, BlueGreenSettings { shift: Some(shift), ..Default::default() });
         let mut seen = Vec::new();
         for _ in 0..5 {

@@ -269,7 +269,19 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
             .and_then(|c| c.minimum_healthy_hosts.clone())
             .filter(|_| !rollback_of_blue_green),
         ignore_application_stop_failures: record.info.ignore_application_stop_failures == Some(true),
-        timeouts: state.driver.timeouts,
+        timeouts: match &platform_run {
+            // No agent carries a platform deployment's events, so none is lost on its way; its
+            // AllowTraffic lasts as long as the configuration shifts traffic. Hooks keep their
+            // own time (platform::run_hook); this one, a minute longer, only backs it up.
+            Some(_) => Timeouts {
+                ack_ms: i64::MAX,
+                event_ms: state.driver.timeouts.event_ms
+                    + traffic_shift(config.as_ref()).map_or(0, Shift::duration_ms)
+                    + 60_000,
+                ..state.driver.timeouts
+            },
+            None => state.driver.timeouts,
+        },
         blue_green: if blue_green && !rollback_of_blue_green {
             let mut settings = blue_green_settings(&record.info, config.as_ref());
             if platform_run.is_some() {

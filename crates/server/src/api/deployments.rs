@@ -502,7 +502,8 @@ pub async fn put_hook_status(
     let Some(command) = ctx.store().command(execution).await.map_err(store_error)? else {
         return unknown();
     };
-    let hook_event = command.lifecycle_event != "AllowTraffic" && command.lifecycle_event != "AllowTestTraffic";
+    // Install, AllowTestTraffic, AllowTraffic are the server's own work, not hooks.
+    let hook_event = !landfall_engine::lifecycle::RESERVED_EVENTS.contains(&command.lifecycle_event.as_str());
     if command.deployment_id != record.id() || !hook_event || command.acknowledged_at.is_none() {
         return unknown();
     }

@@ -48,7 +48,6 @@ pub fn parse(text: &str) -> Result<EcsAppSpec, String> {
 /// A new deployment's one target: the deployment group's service.
 pub fn initial_target(
     deployment_id: &str,
-    _spec: &EcsAppSpec,
     group: &DeploymentGroupInfo,
     now: Timestamp,
 ) -> Result<TargetRecord, String> {
@@ -112,8 +111,7 @@ impl PlatformRun for EcsRun {
                     "AllowTestTraffic" => allow_test_traffic(cx, run.deployment, &target).await,
                     "AllowTraffic" => self.allow_traffic(cx, run, &mut target, command).await,
                     _ if self.rollback => Ok(Some("A rollback runs no hooks.".to_owned())),
-                    _ if command.acknowledged_at.is_none() => super::invoke_hook(cx, &self.spec.hooks, command).await,
-                    _ => continue, // a hook invoked, waiting for its report
+                    _ => super::run_hook(cx, &self.spec.hooks, command).await,
                 }
             };
             completed |= super::settle(cx.state, command, outcome).await;

@@ -98,10 +98,8 @@ async fn advance(cx: &Cx<'_>, spec: &LambdaAppSpec, run: &Run<'_>) -> Advanced {
             Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
         } else if command.lifecycle_event == "AllowTraffic" {
             allow_traffic(cx, spec, run.shift, target, command, &mut advanced).await
-        } else if command.acknowledged_at.is_none() {
-            super::invoke_hook(cx, &spec.hooks, command).await
         } else {
-            continue; // a hook invoked, waiting for its report
+            super::run_hook(cx, &spec.hooks, command).await
         };
         advanced.completed |= super::settle(cx.state, command, outcome).await;
     }

@@ -117,7 +117,10 @@ pub async fn prepare(
     let text = appspec_source::read(state, location).await?;
     let targets = match platform {
         ComputePlatform::Lambda => vec![lambda::initial_target(deployment_id, &lambda::parse(&text)?, now)],
-        ComputePlatform::Ecs => vec![ecs::initial_target(deployment_id, &ecs::parse(&text)?, group, now)?],
+        ComputePlatform::Ecs => {
+            ecs::parse(&text)?;
+            vec![ecs::initial_target(deployment_id, group, now)?]
+        }
         _ => return Ok(None),
     };
     Ok(Some(Prepared { appspec: text, targets }))
@@ -195,14 +198,23 @@ pub fn present(mut target: DeploymentTarget) -> DeploymentTarget {
     target
 }
 
-/// Invokes the event's hook function (asynchronously, as CodeDeploy does) with the ids it
-/// reports back with, marking the command acknowledged (invoked); ends the event at once if
-/// the AppSpec has no hook for it. `Ok(None)`: waiting for the hook's report.
-pub async fn invoke_hook(
+/// Carries out a hook event: invokes the hook function (asynchronously, as CodeDeploy does)
+/// with the ids it reports back with, marking the command acknowledged (invoked), then waits for
+/// its report, for as long as a lifecycle event may run (`--event-timeout`). An event the
+/// AppSpec has no hook for ends at once. `Ok(None)`: waiting for the report.
+pub async fn run_hook(
     cx: &Cx<'_>,
     hooks: &[LifecycleHook],
     command: &HostCommandRecord,
 ) -> Result<Option<String>, String> {
+    if command.acknowledged_at.is_some() {
+        let limit = cx.state.driver.timeouts.event_ms;
+        let started = command.dispatched_at.unwrap_or(command.created_at);
+        if cx.state.clock.now().millis() - started.millis() > limit {
+            return Err(format!("The hook did not report its status within {} seconds.", limit / 1000));
+        }
+        return Ok(None);
+    }
     let Some(hook) = hooks.iter().find(|hook| hook.event == command.lifecycle_event) else {
         return Ok(Some(format!("No {} hook in the AppSpec.", command.lifecycle_event)));
     };
