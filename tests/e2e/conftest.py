@@ -9,6 +9,7 @@ error the operation does not model, fails the test at teardown.
 import configparser
 import contextlib
 import datetime
+import http.cookiejar
 import json
 import os
 import pathlib
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -243,6 +245,17 @@ class Landfall:
             timeout=120,
         )
         return CliResult(completed)
+
+    def console_page(self, path):
+        """A console page's HTML as the administrator sees it (signed in, with the session cookie)."""
+        key_id, secret, _ = self.admin_key()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"access_key_id": key_id, "secret_access_key": secret}).encode()
+        login = urllib.request.Request(self.endpoint + "/console/login", data=form, method="POST",
+                                       headers={"Origin": self.endpoint})
+        opener.open(login, timeout=10).close()
+        with opener.open(self.endpoint + path, timeout=10) as page:
+            return page.read().decode()
 
     def landfall(self, *args, env=None):
         """Runs a `landfall` client subcommand with the server's environment."""

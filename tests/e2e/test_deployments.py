@@ -531,6 +531,8 @@ def test_ecs_deployment_and_the_deprecated_instance_calls(cd):
     target = cd.get_deployment_target(deploymentId=deployment_id, targetId="main:web")["deploymentTarget"]
     install = next(e for e in target["ecsTarget"]["lifecycleEvents"] if e["lifecycleEventName"] == "Install")
     assert install["status"] == "Failed" and "LANDFALL_AWS_ACCESS_KEY_ID" in install["diagnostics"]["message"], install
+    error = deployment(cd, deployment_id)["errorInformation"]
+    assert error["code"] == "ECS_UPDATE_ERROR" and error["message"].startswith("The Install lifecycle event failed: ")
 
 
 # -- reads ------------------------------------------------------------------------------------

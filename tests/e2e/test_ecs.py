@@ -6,6 +6,7 @@ CLI drives Landfall; the test reads the listeners and task sets from moto as a u
 AWS."""
 
 import json
+import re
 
 import pytest
 
@@ -167,6 +168,10 @@ def test_a_canary_moves_the_listener_weights_then_replaces_the_original_task_set
                                     "Green": (sets["2"][0], "ACTIVE", 20.0, "green")}
     events = {e["lifecycleEventName"]: e["status"] for e in shown["lifecycleEvents"]}
     assert events["Install"] == events["AllowTestTraffic"] == "Succeeded" and events["AllowTraffic"] == "InProgress"
+    # The console's deployment page shows the task sets and their traffic.
+    page = server.console_page(f"/console/deployments/{deployment_id}")
+    traffic = re.findall(r"<td[^>]*>(.*?)</td>", page.split("<h2>Traffic</h2>", 1)[1].split("<h2>", 1)[0])
+    assert traffic == [ecs.original, "Blue", "PRIMARY", "80", "blue", sets["2"][0], "Green", "ACTIVE", "20", "green"]
     assert shown["targetArn"].endswith(f"service/{CLUSTER}/{SERVICE}")
     # After the minute: everything on the replacement, which is PRIMARY; the original is gone.
     info = wait_for_status(server.client(), deployment_id, timeout=120)
@@ -204,7 +209,7 @@ def test_a_failed_hook_rolls_back_to_the_original_task_set(platform, moto):
                           "--lifecycle-event-hook-execution-id", execution, "--status", "Failed")
     assert reported.ok, reported.stderr
     failed = wait_for_status(server.client(), deployment_id, timeout=30)
-    assert failed["status"] == "Failed", failed
+    assert (failed["status"], failed["errorInformation"]["code"]) == ("Failed", "HOOK_EXECUTION_FAILURE"), failed
     rollback_id = failed["rollbackInfo"]["rollbackDeploymentId"]
     rollback = wait_for_status(server.client(), rollback_id, timeout=60)
     assert rollback["status"] == "Succeeded" and rollback["creator"] == "codeDeployRollback", rollback

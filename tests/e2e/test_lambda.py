@@ -152,6 +152,8 @@ def test_a_canary_shifts_ten_percent_then_the_rest(platform, moto):
     shown = events(cd, deployment_id)["lambdaFunctionInfo"]
     # The version the alias had, read from it.
     assert (shown["currentVersion"], shown["targetVersionWeight"]) == ("1", 0.1)
+    page = server.console_page(f"/console/deployments/{deployment_id}")
+    assert "<h2>Traffic</h2><p>Alias live of app: version 2 10 % · version 1 90 %</p>" in page
     assert cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] == "InProgress"
     assert wait_for_status(cd, deployment_id, timeout=120)["status"] == "Succeeded"
     assert alias(lam) == ("2", {})
@@ -288,3 +290,28 @@ def test_a_hook_that_never_reports_fails_after_the_event_timeout(moto, landfall_
     assert before["status"] == "Failed", before
     assert before["diagnostics"]["message"] == "The hook did not report its status within 3 seconds.", before
     assert alias(lam) == ("1", {})
+
+
+def test_a_hook_reporting_failed_after_the_shift_rolls_the_alias_back_to_current_version(moto, landfall_factory):
+    server = landfall_factory(start=False)
+    server.start(env=moto.server_env())
+    server, cd, lam = prepare(server, moto,
+                              autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_FAILURE"]})
+    deployment_id = cd.create_deployment(applicationName="app", deploymentGroupName="live",
+                                         revision=appspec())["deploymentId"]
+    before = hook_call(moto, "CodeDeployHook_pre", deployment_id)
+    cd.put_lifecycle_event_hook_execution_status(deploymentId=deployment_id, lifecycleEventHookExecutionId=before,
+                                                 status="Succeeded")
+    after = hook_call(moto, "CodeDeployHook_post", deployment_id)
+    assert alias(lam) == ("2", {})
+    reported = server.aws("deploy", "put-lifecycle-event-hook-execution-status", "--deployment-id", deployment_id,
+                          "--lifecycle-event-hook-execution-id", after, "--status", "Failed")
+    assert reported.ok, reported.stderr
+    failed = wait_for_status(cd, deployment_id)
+    assert (failed["status"], failed["errorInformation"]["code"]) == ("Failed", "HOOK_EXECUTION_FAILURE"), failed
+    assert failed["errorInformation"]["message"] == "The AfterAllowTraffic lifecycle event failed: The hook reported Failed."
+    rollback = wait_for_status(cd, failed["rollbackInfo"]["rollbackDeploymentId"])
+    assert (rollback["status"], rollback["creator"]) == ("Succeeded", "codeDeployRollback"), rollback
+    # Back on the AppSpec's CurrentVersion; the rollback ran no hooks.
+    assert alias(lam) == ("1", {})
+    assert len(moto.invocations("CodeDeployHook_pre")) == len(moto.invocations("CodeDeployHook_post")) == 1

@@ -11,8 +11,8 @@ use landfall_api::Timestamp;
 use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentCreator, DeploymentInfo,
-    DeploymentOption, DeploymentReadyAction, DeploymentStatus, DeploymentTarget, DeploymentType, InstanceAction,
-    InstanceTarget, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType, ZonalConfig,
+    DeploymentOption, DeploymentReadyAction, DeploymentStatus, DeploymentTarget, DeploymentType, ErrorInformation,
+    InstanceAction, InstanceTarget, RollbackInfo, TargetLabel, TargetStatus, TrafficRoutingType, ZonalConfig,
 };
 use landfall_api::validate;
 use landfall_engine::blue_green::{self, BlueGreenSettings, Shift};
@@ -314,6 +314,15 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         progress: serde_json::to_string(&step.progress).ok(),
         ..record.clone()
     };
+    // A platform deployment says which of its events failed, with the platform's error code.
+    if let (Some(run), Some(DeploymentStatus::Failed)) = (&platform_run, &step.finished)
+        && let Some((event, message)) = failed_event(step.changed_targets.iter().chain(&target_docs))
+    {
+        deployment.info.error_information = Some(ErrorInformation {
+            code: Some(run.failure_code(&event)),
+            message: Some(format!("The {event} lifecycle event failed: {message}")),
+        });
+    }
     let new_commands: Vec<HostCommandRecord> = step
         .new_commands
         .iter()
@@ -455,6 +464,16 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         return Ok(Outcome::Finished(follow_up_id));
     }
     Ok(Outcome::Running)
+}
+
+/// The first failed lifecycle event of the first target that has one, and its message.
+fn failed_event<'a>(targets: impl Iterator<Item = &'a DeploymentTarget>) -> Option<(String, String)> {
+    targets.filter_map(|t| t.instance_target.as_ref()?.lifecycle_events.as_ref()).flatten().find_map(|event| {
+        (event.status == Some(landfall_api::shapes::LifecycleEventStatus::Failed)).then(|| {
+            let message = event.diagnostics.as_ref().and_then(|d| d.message.clone()).unwrap_or_default();
+            (event.lifecycle_event_name.clone().unwrap_or_default(), message)
+        })
+    })
 }
 
 /// The platform side of a Lambda or ECS deployment, from the AppSpec it keeps.

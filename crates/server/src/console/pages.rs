@@ -9,7 +9,7 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use landfall_api::Operation;
 use landfall_api::landfall::{Access, DeploymentEventInfo, DeploymentEventType};
-use landfall_api::shapes::{DeploymentInfo, DeploymentStatus, DeploymentTarget, RevisionLocation};
+use landfall_api::shapes::{ComputePlatform, DeploymentInfo, DeploymentStatus, DeploymentTarget, RevisionLocation};
 use landfall_store::{AuditFilter, DeploymentFilter, DeploymentRecord, PageRequest, RevisionFilter, RevisionSort};
 use serde_json::json;
 
@@ -599,6 +599,9 @@ async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
     if !crate::driver::is_blue_green(&record.info) {
         return String::new();
     }
+    if matches!(record.info.compute_platform, Some(ComputePlatform::Lambda | ComputePlatform::Ecs)) {
+        return platform_traffic(state, record).await;
+    }
     let progress = crate::driver::progress_of(record);
     let share = progress.blue_green.as_ref().and_then(|b| b.green_share);
     let mut html = String::from("<h2>Traffic</h2>");
@@ -643,6 +646,43 @@ async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
             .collect();
         let _ = write!(html, "<h3>Target group {}</h3>", esc(&name));
         html.push_str(&table("wide", &["Host", "Fleet", "Weight", "In rotation", "Router says"], &rows));
+    }
+    html
+}
+
+/// Lambda and ECS deployments: the alias's versions or the task sets, with the traffic each
+/// had when the server last moved it.
+async fn platform_traffic(state: &AppState, record: &DeploymentRecord) -> String {
+    let targets = state.store.targets(record.id()).await.unwrap_or_default();
+    let Some(target) = targets.first().map(|t| &t.target) else { return String::new() };
+    let mut html = String::from("<h2>Traffic</h2>");
+    if let Some(info) = target.lambda_target.as_ref().and_then(|t| t.lambda_function_info.as_ref()) {
+        let share = (info.target_version_weight.unwrap_or(0.0) * 100.0).round();
+        let version = |v: &Option<String>| esc(v.as_deref().unwrap_or("?"));
+        let _ = write!(
+            html,
+            "<p>Alias {} of {}: version {} {share} % · version {} {} %</p>",
+            esc(info.function_alias.as_deref().unwrap_or_default()),
+            esc(info.function_name.as_deref().unwrap_or_default()),
+            version(&info.target_version),
+            version(&info.current_version),
+            100.0 - share
+        );
+    }
+    if let Some(sets) = target.ecs_target.as_ref().and_then(|t| t.task_sets_info.as_ref()) {
+        let rows: Vec<Vec<String>> = sets
+            .iter()
+            .map(|set| {
+                vec![
+                    esc(set.identifer.as_deref().unwrap_or_default()),
+                    esc(set.task_set_label.as_ref().map(|l| l.as_str()).unwrap_or_default()),
+                    esc(set.status.as_deref().unwrap_or_default()),
+                    set.traffic_weight.map(|w| format!("{w}")).unwrap_or_default(),
+                    esc(set.target_group.as_ref().and_then(|g| g.name.as_deref()).unwrap_or_default()),
+                ]
+            })
+            .collect();
+        html.push_str(&table("wide", &["Task set", "Fleet", "Status", "Traffic %", "Target group"], &rows));
     }
     html
 }

@@ -22,7 +22,8 @@ use async_trait::async_trait;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
     ComputePlatform, DeploymentCreator, DeploymentGroupInfo, DeploymentInfo, DeploymentOption, DeploymentStatus,
-    DeploymentTargetType, DeploymentType, ECSTarget, ECSTaskSet, TargetGroupInfo, TargetGroupPairInfo, TargetLabel,
+    DeploymentTargetType, DeploymentType, ECSTarget, ECSTaskSet, ErrorCode, TargetGroupInfo, TargetGroupPairInfo,
+    TargetLabel,
 };
 use landfall_appspec::{EcsAppSpec, parse_ecs};
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
@@ -142,6 +143,13 @@ impl PlatformRun for EcsRun {
         };
         if let Err(error) = result {
             tracing::warn!(%error, service = %target.target_id, "cannot finish the ECS deployment's clean-up");
+        }
+    }
+
+    fn failure_code(&self, event: &str) -> ErrorCode {
+        match event {
+            "Install" | "AllowTestTraffic" | "AllowTraffic" => ErrorCode::EcsUpdateError,
+            _ => ErrorCode::HookExecutionFailure,
         }
     }
 

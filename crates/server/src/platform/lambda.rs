@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use hyper::Method;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    AppSpecContent, DeploymentInfo, DeploymentStatus, DeploymentTargetType, LambdaFunctionInfo, LambdaTarget,
-    RevisionLocation, RevisionLocationType,
+    AppSpecContent, DeploymentInfo, DeploymentStatus, DeploymentTargetType, ErrorCode, LambdaFunctionInfo,
+    LambdaTarget, RevisionLocation, RevisionLocationType,
 };
 use landfall_appspec::{LambdaAppSpec, parse_lambda};
 use landfall_engine::blue_green::Shift;
@@ -258,6 +258,13 @@ impl PlatformRun for LambdaRun {
         // A failed deployment with no rollback to undo it puts the alias back itself.
         if *status != DeploymentStatus::Succeeded && !rolled_back {
             restore(cx, &self.spec, target).await;
+        }
+    }
+
+    fn failure_code(&self, event: &str) -> ErrorCode {
+        match event {
+            "AllowTraffic" => ErrorCode::InvalidLambdaConfiguration,
+            _ => ErrorCode::HookExecutionFailure,
         }
     }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
     ComputePlatform, DeploymentCreator, DeploymentGroupInfo, DeploymentInfo, DeploymentStatus, DeploymentTarget,
-    DeploymentTargetType, InstanceTarget, RevisionLocation, TargetStatus,
+    DeploymentTargetType, ErrorCode, InstanceTarget, RevisionLocation, TargetStatus,
 };
 use landfall_appspec::LifecycleHook;
 use landfall_engine::blue_green::Shift;
@@ -44,6 +44,9 @@ pub trait PlatformRun: Send + Sync {
         target: &TargetRecord,
         rolled_back: bool,
     );
+
+    /// The error code a deployment that failed at `event` reports.
+    fn failure_code(&self, event: &str) -> ErrorCode;
 
     /// What the rollback of this (failed or stopped) deployment deploys; Err says why there is
     /// nothing to roll back.
