@@ -9,6 +9,7 @@ pub mod auth;
 pub mod aws;
 mod console;
 pub mod driver;
+mod fleet;
 mod http;
 mod metrics;
 mod platform;
@@ -296,9 +297,10 @@ impl Server {
         let triggers = tokio::spawn(triggers::deliver_forever(self.state.clone()));
         let notices = tokio::spawn(replicas::listen_forever(self.state.clone()));
         let leases = tokio::spawn(replicas::renew_forever(self.state.clone()));
+        let fleet = tokio::spawn(fleet::watch_forever(self.state.clone()));
         let state = self.state.clone();
         http::serve(self.listener, self.tls, self.state, shutdown).await?;
-        for task in [ticker, alarms, triggers, notices, leases] {
+        for task in [ticker, alarms, triggers, notices, leases, fleet] {
             task.abort();
         }
         state.replica.release_all(&state).await;

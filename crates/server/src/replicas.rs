@@ -35,6 +35,8 @@ pub mod kind {
 pub mod lease {
     pub const ALARMS: &str = "alarms";
     pub const TRIGGERS: &str = "triggers";
+    /// Looking for hosts that joined a deployment group (crate::fleet).
+    pub const FLEET: &str = "fleet";
 
     pub fn deployment(id: &str) -> String {
         format!("deployment:{id}")

@@ -1,0 +1,70 @@
+"""Elastic fleets: a host that joins a deployment group (registered with the group's tags) gets
+the group's current revision through a launch deployment (creator `autoscaling`) once its agent
+polls, with nobody deploying it; real agents run the hooks."""
+
+import time
+
+from hostsim import wait_for, wait_for_status
+from monitoring import deploy, revision, setup_group
+
+INSTALL_EVENTS = ["ApplicationStop", "DownloadBundle", "BeforeInstall", "Install", "AfterInstall",
+                  "ApplicationStart", "ValidateService"]
+
+
+def content(out, host):
+    path = out / host
+    return path.read_text().strip() if path.exists() else None
+
+
+def deployments(cd):
+    return cd.list_deployments(applicationName="shop", deploymentGroupName="web")["deployments"]
+
+
+def test_a_host_that_joins_gets_the_current_revision(server, cd, hosts, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ["web-1", "web-2"]:
+        hosts(name, start=False).start(TEST_HOST=name, OUT_DIR=str(out))
+    setup_group(server)
+    for version in ["v1", "v2"]:
+        deployment_id = deploy(server, revision(tmp_path, version))
+        assert wait_for_status(cd, deployment_id)["status"] == "Succeeded"
+    user_deployments = set(deployments(cd))
+
+    # Registered with the group's tags but its agent not started: nothing yet.
+    joining = hosts("web-3", start=False)
+    time.sleep(5)
+    assert set(deployments(cd)) == user_deployments
+    # Its agent polls: it gets v2, with no one deploying.
+    joining.start(TEST_HOST="web-3", OUT_DIR=str(out))
+    wait_for(lambda: content(out, "web-3") == "v2", timeout=60, message="web-3 to get v2")
+    (launch_id,) = set(deployments(cd)) - user_deployments
+    info = wait_for_status(cd, launch_id)
+    assert (info["status"], info["creator"]) == ("Succeeded", "autoscaling"), info
+    assert info["revision"]["s3Location"]["key"].startswith("v2-"), info["revision"]
+    targets = cd.list_deployment_targets(deploymentId=launch_id)["targetIds"]
+    assert targets == ["web-3"]
+    target = cd.get_deployment_target(deploymentId=launch_id, targetId="web-3")["deploymentTarget"]["instanceTarget"]
+    assert [(e["lifecycleEventName"], e["status"]) for e in target["lifecycleEvents"]] == [
+        (event, "Succeeded") for event in INSTALL_EVENTS]
+    assert [content(out, h) for h in ["web-1", "web-2"]] == ["v2", "v2"]
+
+    # Once deployed to, a host is not new any more; a host the group does not select gets nothing.
+    hosts("db-1", start=False, role="db").start(TEST_HOST="db-1", OUT_DIR=str(out))
+    time.sleep(5)
+    assert set(deployments(cd)) == user_deployments | {launch_id}
+    assert content(out, "db-1") is None
+
+    # The next user deployment takes all three.
+    third = deploy(server, revision(tmp_path, "v3"))
+    assert wait_for_status(cd, third)["status"] == "Succeeded"
+    assert sorted(cd.list_deployment_targets(deploymentId=third)["targetIds"]) == ["web-1", "web-2", "web-3"]
+
+
+def test_a_group_with_nothing_deployed_yet_gives_a_new_host_nothing(server, cd, hosts, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    setup_group(server)
+    hosts("web-1", start=False).start(TEST_HOST="web-1", OUT_DIR=str(out))
+    time.sleep(5)
+    assert deployments(cd) == []
