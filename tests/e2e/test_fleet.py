@@ -68,3 +68,65 @@ def test_a_group_with_nothing_deployed_yet_gives_a_new_host_nothing(server, cd, 
     hosts("web-1", start=False).start(TEST_HOST="web-1", OUT_DIR=str(out))
     time.sleep(5)
     assert deployments(cd) == []
+
+
+def join_during_a_slow_deployment(server, cd, hosts, tmp_path, out, joining):
+    """web-1 and web-2 on v2; v3 deployed slowly while `joining` hosts register and start.
+    Returns v3's deployment id once it has succeeded."""
+    for name in ["web-1", "web-2"]:
+        hosts(name, start=False).start(TEST_HOST=name, OUT_DIR=str(out))
+    deployment_id = deploy(server, revision(tmp_path, "v2"))
+    assert wait_for_status(cd, deployment_id)["status"] == "Succeeded"
+    third = deploy(server, revision(tmp_path, "v3", slow_seconds=6))
+    wait_for(lambda: cd.get_deployment(deploymentId=third)["deploymentInfo"]["status"] == "InProgress",
+             message="v3 to start")
+    for name in joining:
+        hosts(name, start=False).start(TEST_HOST=name, OUT_DIR=str(out))
+    # They get the group's revision of the moment, v2, while v3 still runs.
+    wait_for(lambda: all(content(out, name) == "v2" for name in joining), timeout=60, message="the launches")
+    assert cd.get_deployment(deploymentId=third)["deploymentInfo"]["status"] == "InProgress"
+    assert sorted(cd.list_deployment_targets(deploymentId=third)["targetIds"]) == ["web-1", "web-2"]
+    assert wait_for_status(cd, third, timeout=120)["status"] == "Succeeded"
+    return third
+
+
+def test_hosts_that_join_during_a_deployment_get_its_revision_by_a_follow_up(server, cd, hosts, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    setup_group(server)
+    third = join_during_a_slow_deployment(server, cd, hosts, tmp_path, out, ["web-3", "web-4"])
+    wait_for(lambda: [content(out, h) for h in ["web-3", "web-4"]] == ["v3", "v3"], timeout=60,
+             message="the follow-up deployment")
+    root = cd.get_deployment(deploymentId=third)["deploymentInfo"]
+    (follow_up_id,) = root["relatedDeployments"]["autoUpdateOutdatedInstancesDeploymentIds"]
+    follow_up = wait_for_status(cd, follow_up_id)
+    assert (follow_up["status"], follow_up["creator"]) == ("Succeeded", "CodeDeployAutoUpdate"), follow_up
+    assert follow_up["relatedDeployments"]["autoUpdateOutdatedInstancesRootDeploymentId"] == third
+    assert follow_up["revision"] == root["revision"]
+    assert sorted(cd.list_deployment_targets(deploymentId=follow_up_id)["targetIds"]) == ["web-3", "web-4"]
+    assert [content(out, h) for h in ["web-1", "web-2"]] == ["v3", "v3"]
+    events = server.landfall("events", third, "--output", "json")
+    assert events.ok, events.stderr
+    noted = [e for e in events.json if e["type"] == "OutdatedInstances"]
+    assert [(e["instanceIds"], e["relatedDeploymentId"]) for e in noted] == [(["web-3", "web-4"], follow_up_id)]
+    # Nothing more to do: v2, v3, the two launches and the follow-up, and no more.
+    time.sleep(5)
+    assert len(deployments(cd)) == 5
+
+
+def test_with_ignore_the_hosts_stay_behind_and_the_deployment_says_so(server, cd, hosts, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    setup_group(server, extra=("--outdated-instances-strategy", "IGNORE"))
+    third = join_during_a_slow_deployment(server, cd, hosts, tmp_path, out, ["web-3"])
+
+    def noted():
+        events = server.landfall("events", third, "--output", "json").json
+        return [e for e in events if e["type"] == "OutdatedInstances"]
+    (note,) = wait_for(noted, timeout=30, message="the note on the deployment")
+    assert note["instanceIds"] == ["web-3"] and "IGNORE" in note["message"], note
+    time.sleep(5)
+    assert content(out, "web-3") == "v2"
+    assert all(cd.get_deployment(deploymentId=d)["deploymentInfo"]["creator"] != "CodeDeployAutoUpdate"
+               for d in deployments(cd))
+    assert len(noted()) == 1

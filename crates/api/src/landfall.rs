@@ -637,6 +637,10 @@ pub enum DeploymentEventType {
     ContinueRequested,
     /// A rollback deployment was started (`relatedDeploymentId`).
     RollbackStarted,
+    /// Hosts that joined while the deployment ran missed its revision (`instanceIds`): a
+    /// follow-up deployment updates them (`relatedDeploymentId`), or they stay as they are
+    /// (outdatedInstancesStrategy IGNORE).
+    OutdatedInstances,
 }
 
 /// One entry of a deployment's timeline.

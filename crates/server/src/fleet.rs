@@ -1,14 +1,24 @@
-//! Elastic fleets (semantics reference §5.3, §8.2): a host that joins a deployment group gets the
+//! Elastic fleets (semantics reference §5.3, §8.2): hosts that join a deployment group get the
 //! group's current revision without anyone deploying it, as CodeDeploy's Auto Scaling launch
-//! deployments do for a freshly launched instance.
+//! deployments do for freshly launched instances, and hosts that missed a deployment while they
+//! joined are brought up to date after it.
 //!
 //! A host has joined a group when the group selects it (its tags match) and the group has never
 //! deployed to it (no history for it). Once its agent has polled, the server holding the `fleet`
 //! lease creates a launch deployment for it: the group's target revision (its last successful
 //! one), creator `autoscaling`, the launch lifecycle (install, then allow traffic when the group
 //! controls traffic, so the host enters its target groups only once installed), not held back by
-//! the group's one-deployment-at-a-time rule. Whatever the launch deployment's outcome, the host
-//! then has history with the group, so a failed host is not retried in a loop.
+//! the group's one-deployment-at-a-time rule. Whatever its outcome, the host then has history with
+//! the group, so a failed host is not retried in a loop.
+//!
+//! A host of an in-place group whose last deployment succeeded with another revision than the
+//! group's target revision is outdated: it joined while a deployment ran (and got the revision
+//! before it), or that deployment passed it by while its launch deployment ran. When nothing else
+//! runs in the group, `outdatedInstancesStrategy` UPDATE starts a follow-up deployment of the
+//! target revision to those hosts (creator `CodeDeployAutoUpdate`, linked to the deployment that
+//! set the revision through `relatedDeployments`); IGNORE leaves them and says so in that
+//! deployment's timeline. Blue/green groups keep their original fleet on its revision on purpose,
+//! so they have no outdated hosts.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,12 +27,15 @@ use std::time::Duration;
 use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     ApplicationInfo, ComputePlatform, DeploymentCreator, DeploymentInfo, DeploymentOption, DeploymentStatus,
-    DeploymentType, GenericRevisionInfo, InstanceInfo,
+    DeploymentStyle, DeploymentType, FileExistsBehavior, GenericRevisionInfo, InstanceInfo, OutdatedInstancesStrategy,
+    RelatedDeployments,
 };
 use landfall_api::validate;
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
 use landfall_engine::{run, selection};
-use landfall_store::{DeploymentRecord, GroupRecord, PageRequest, RevisionRecord, StoreResult};
+use landfall_store::{
+    DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionRecord, StoreError, StoreResult, TargetRecord,
+};
 
 use crate::api::common::new_deployment_id;
 use crate::state::AppState;
@@ -46,8 +59,8 @@ pub async fn watch_forever(state: Arc<AppState>) {
     }
 }
 
-/// One look at every Server deployment group; starts a launch deployment for each host that
-/// joined one.
+/// One look at every Server deployment group: a launch deployment for each host that joined
+/// one, a follow-up (or a note) for the hosts a deployment missed.
 pub async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     if state.replica.hold(state, replicas::lease::FLEET).await?.is_none() {
         return Ok(());
@@ -55,27 +68,158 @@ pub async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     let store = state.store.as_ref();
     let instances = store.list_instances().await?;
     let polled: HashSet<String> = store.agent_statuses().await?.into_iter().map(|s| s.instance_name).collect();
-    let busy = hosts_in_active_deployments(state).await?;
+    let activity = activity_by_group(state).await?;
+    let idle = GroupActivity::default();
     for (app, group) in server_groups(state).await? {
-        if group.info.target_revision.is_none() {
+        let Some(location) = group.info.target_revision.clone() else {
             continue; // nothing deployed yet: nothing to give a new host
-        }
-        let selected = selection::select_instances(&group.info, &instances);
-        if selected.is_empty() {
-            continue;
-        }
-        let known: HashSet<String> =
-            store.instance_history(group.id()).await?.into_iter().map(|h| h.instance_name).collect();
-        let engaged = busy.get(group.id());
-        for instance in selected {
+        };
+        let key = validate::revision_key(&location);
+        let active = activity.get(group.id()).unwrap_or(&idle);
+        let history: HashMap<String, (Option<String>, bool)> = store
+            .instance_history(group.id())
+            .await?
+            .into_iter()
+            .map(|h| (h.instance_name, (h.revision_key, h.healthy)))
+            .collect();
+        let mut outdated = Vec::new();
+        for instance in selection::select_instances(&group.info, &instances) {
             let name = instance.instance_name.as_deref().unwrap_or_default();
-            if known.contains(name) || !polled.contains(name) || engaged.is_some_and(|hosts| hosts.contains(name)) {
+            if !polled.contains(name) || active.hosts.contains(name) {
                 continue;
             }
-            launch(state, &app, &group, instance).await?;
+            match history.get(name) {
+                None => {
+                    let description =
+                        format!("Launch deployment: {name} joined deployment group {}.", group_name(&group));
+                    let plan =
+                        Plan { creator: DeploymentCreator::Autoscaling, exclusive: false, description, root: None };
+                    start(state, &app, &group, &[instance], plan).await?;
+                }
+                Some((installed, true)) if installed.as_deref() != Some(key.as_str()) => outdated.push(instance),
+                Some(_) => {}
+            }
+        }
+        let in_place = group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
+            != Some(DeploymentType::BlueGreen);
+        if !outdated.is_empty() && in_place && !active.exclusive {
+            bring_up_to_date(state, &app, &group, &outdated).await?;
         }
     }
     Ok(())
+}
+
+fn group_name(group: &GroupRecord) -> &str {
+    group.info.deployment_group_name.as_deref().unwrap_or_default()
+}
+
+/// What runs in a group now.
+#[derive(Default)]
+struct GroupActivity {
+    /// The hosts its active deployments target (a host in one is neither new nor outdated yet).
+    hosts: HashSet<String>,
+    /// One of them is exclusive (a user's deployment, a rollback, a follow-up).
+    exclusive: bool,
+}
+
+async fn activity_by_group(state: &AppState) -> StoreResult<HashMap<String, GroupActivity>> {
+    let mut activity: HashMap<String, GroupActivity> = HashMap::new();
+    for id in state.store.active_deployments().await? {
+        let Some(record) = state.store.deployment(&id).await? else { continue };
+        let group = activity.entry(record.group_id.clone()).or_default();
+        group.exclusive |= record.exclusive;
+        group.hosts.extend(state.store.targets(&id).await?.into_iter().map(|t| t.target_id));
+    }
+    Ok(activity)
+}
+
+/// The hosts of a group's launch deployments still running.
+pub async fn hosts_in_launches(state: &AppState, group_id: &str) -> StoreResult<HashSet<String>> {
+    let mut hosts = HashSet::new();
+    for id in state.store.active_deployments().await? {
+        let Some(record) = state.store.deployment(&id).await? else { continue };
+        if record.group_id == group_id && record.info.creator == Some(DeploymentCreator::Autoscaling) {
+            hosts.extend(state.store.targets(&id).await?.into_iter().map(|t| t.target_id));
+        }
+    }
+    Ok(hosts)
+}
+
+/// The hosts that joined a group through a launch deployment while it ran (or that it passed
+/// by): a follow-up deployment of the group's revision (UPDATE), or a note saying they were left
+/// as they are (IGNORE), on the deployment that set the revision.
+async fn bring_up_to_date(
+    state: &AppState,
+    app: &ApplicationInfo,
+    group: &GroupRecord,
+    outdated: &[&InstanceInfo],
+) -> StoreResult<()> {
+    let Some(root) = revision_setter(state, group).await? else { return Ok(()) };
+    let mut names: Vec<String> = outdated.iter().filter_map(|i| i.instance_name.clone()).collect();
+    names.sort();
+    let strategy = group.info.outdated_instances_strategy.clone().unwrap_or(OutdatedInstancesStrategy::Update);
+    if strategy == OutdatedInstancesStrategy::Ignore {
+        let reported = state
+            .store
+            .deployment_events(root.id(), 0, 10_000)
+            .await?
+            .into_iter()
+            .any(|event| event.event_type == DeploymentEventType::OutdatedInstances && event.instance_ids == names);
+        if !reported {
+            let message = format!(
+                "{} missed this deployment's revision (they joined while it ran) and stay as they are \
+                 (outdatedInstancesStrategy IGNORE).",
+                names.join(", ")
+            );
+            let mut entry =
+                timeline::entry(root.id(), state.clock.now(), DeploymentEventType::OutdatedInstances, message);
+            entry.instance_ids = names;
+            state.store.append_deployment_events(&[entry]).await?;
+        }
+        return Ok(());
+    }
+    let description = format!("Update of outdated instances missed by deployment {}: {}.", root.id(), names.join(", "));
+    let plan = Plan {
+        creator: DeploymentCreator::CodeDeployAutoUpdate,
+        exclusive: true,
+        description,
+        root: Some(root.id().to_owned()),
+    };
+    let Some(follow_up) = start(state, app, group, outdated, plan).await? else { return Ok(()) };
+    // The deployment that set the revision lists its follow-ups.
+    let mut root = root;
+    let related = root.info.related_deployments.get_or_insert_with(Default::default);
+    related.auto_update_outdated_instances_deployment_ids.get_or_insert_with(Vec::new).push(follow_up.clone());
+    let note = format!("Hosts that joined while it ran get its revision through deployment {follow_up}.");
+    let mut entry = timeline::entry(root.id(), state.clock.now(), DeploymentEventType::OutdatedInstances, note);
+    entry.instance_ids = names;
+    entry.related_deployment_id = Some(follow_up);
+    state.store.append_deployment_events(&[entry]).await?;
+    if let Err(error) = state.store.update_deployment(&root).await {
+        tracing::warn!(deployment = root.id(), %error, "cannot link the follow-up deployment");
+    }
+    Ok(())
+}
+
+/// The group's latest successful deployment that was not itself a launch or a follow-up: the one
+/// that set its target revision.
+async fn revision_setter(state: &AppState, group: &GroupRecord) -> StoreResult<Option<DeploymentRecord>> {
+    let filter = DeploymentFilter {
+        group_id: Some(group.id().to_owned()),
+        statuses: vec![DeploymentStatus::Succeeded.as_str().to_owned()],
+        ..Default::default()
+    };
+    let page = state.store.list_deployments(&filter, &PageRequest { after: None, limit: 100 }).await?;
+    for id in page.items {
+        let Some(record) = state.store.deployment(&id).await? else { continue };
+        if !matches!(
+            record.info.creator,
+            Some(DeploymentCreator::Autoscaling | DeploymentCreator::CodeDeployAutoUpdate)
+        ) {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
 }
 
 /// Every Server platform deployment group, with its application.
@@ -119,26 +263,26 @@ where
     }
 }
 
-/// The hosts each group's active deployments target (a host in one is not new to it yet).
-async fn hosts_in_active_deployments(state: &AppState) -> StoreResult<HashMap<String, HashSet<String>>> {
-    let mut busy: HashMap<String, HashSet<String>> = HashMap::new();
-    for id in state.store.active_deployments().await? {
-        let Some(record) = state.store.deployment(&id).await? else { continue };
-        let hosts = busy.entry(record.group_id.clone()).or_default();
-        hosts.extend(state.store.targets(&id).await?.into_iter().map(|t| t.target_id));
-    }
-    Ok(busy)
+/// What kind of deployment [`start`] makes.
+struct Plan {
+    creator: DeploymentCreator,
+    /// Held to the group's one-deployment-at-a-time rule.
+    exclusive: bool,
+    description: String,
+    /// The deployment whose outdated hosts it updates.
+    root: Option<String>,
 }
 
-/// Creates the launch deployment of the group's target revision to one host.
-async fn launch(
+/// Creates a deployment of the group's target revision to `hosts`; its id, or none if the group
+/// got another exclusive deployment meanwhile.
+async fn start(
     state: &AppState,
     app: &ApplicationInfo,
     group: &GroupRecord,
-    instance: &InstanceInfo,
-) -> StoreResult<()> {
-    let Some(location) = group.info.target_revision.clone() else { return Ok(()) };
-    let name = instance.instance_name.clone().unwrap_or_default();
+    hosts: &[&InstanceInfo],
+    plan: Plan,
+) -> StoreResult<Option<String>> {
+    let Some(location) = group.info.target_revision.clone() else { return Ok(None) };
     let now = state.clock.now();
     let id = new_deployment_id();
     let style = group.info.deployment_style.clone().unwrap_or_default();
@@ -147,35 +291,47 @@ async fn launch(
         &ComputePlatform::Server,
         &DeploymentType::InPlace,
         &option,
-        &DeploymentCreator::Autoscaling,
+        &plan.creator,
         ServerTargetRole::Install,
     );
-    let target = driver::new_instance_target(&id, &name, instance.instance_arn.clone(), &events, None, 0, now);
-    let group_name = group.info.deployment_group_name.clone().unwrap_or_default();
+    let targets: Vec<TargetRecord> = hosts
+        .iter()
+        .enumerate()
+        .map(|(position, instance)| {
+            let name = instance.instance_name.as_deref().unwrap_or_default();
+            driver::new_instance_target(&id, name, instance.instance_arn.clone(), &events, None, position, now)
+        })
+        .collect();
+    let config = match plan.creator {
+        DeploymentCreator::Autoscaling => LAUNCH_CONFIG.to_owned(),
+        _ => group.info.deployment_config_name.clone().unwrap_or_else(|| LAUNCH_CONFIG.to_owned()),
+    };
     let info = DeploymentInfo {
         application_name: app.application_name.clone(),
-        deployment_group_name: Some(group_name.clone()),
-        deployment_config_name: Some(LAUNCH_CONFIG.to_owned()),
+        deployment_group_name: group.info.deployment_group_name.clone(),
+        deployment_config_name: Some(config),
         deployment_id: Some(id.clone()),
-        previous_revision: None,
         revision: Some(location.clone()),
         status: Some(DeploymentStatus::Created),
         create_time: Some(now),
-        deployment_overview: Some(run::overview(std::slice::from_ref(&target.target))),
-        description: Some(format!("Launch deployment: {name} joined deployment group {group_name}.")),
-        creator: Some(DeploymentCreator::Autoscaling),
+        deployment_overview: Some(run::overview(&targets.iter().map(|t| t.target.clone()).collect::<Vec<_>>())),
+        description: Some(plan.description.clone()),
+        creator: Some(plan.creator.clone()),
         ignore_application_stop_failures: Some(false),
         update_outdated_instances_only: Some(false),
-        deployment_style: Some(landfall_api::shapes::DeploymentStyle {
+        deployment_style: Some(DeploymentStyle {
             deployment_type: Some(DeploymentType::InPlace),
             deployment_option: Some(option),
         }),
         instance_termination_wait_time_started: Some(false),
         load_balancer_info: group.info.load_balancer_info.clone(),
-        file_exists_behavior: Some(landfall_api::shapes::FileExistsBehavior::Disallow),
+        file_exists_behavior: Some(FileExistsBehavior::Disallow),
         deployment_status_messages: Some(vec![]),
         compute_platform: Some(ComputePlatform::Server),
-        auto_rollback_configuration: None,
+        related_deployments: plan.root.clone().map(|root| RelatedDeployments {
+            auto_update_outdated_instances_root_deployment_id: Some(root),
+            auto_update_outdated_instances_deployment_ids: None,
+        }),
         ..Default::default()
     };
     let application_id = app.application_id.clone().unwrap_or_default();
@@ -192,20 +348,27 @@ async fn launch(
     let record = DeploymentRecord {
         application_id,
         group_id: group.id().to_owned(),
-        exclusive: false,
+        exclusive: plan.exclusive,
         info,
         progress: None,
         version: 0,
     };
-    state.store.create_deployment(&record, std::slice::from_ref(&target), &revision).await?;
-    tracing::info!(deployment = %id, host = %name, group = %group_name, "launch deployment created");
+    match state.store.create_deployment(&record, &targets, &revision).await {
+        Err(StoreError::ActiveDeployment(_)) => return Ok(None), // a user's deployment came first
+        other => other?,
+    }
+    tracing::info!(deployment = %id, creator = plan.creator.as_str(), group = group_name(group), "deployment created");
     let note = format!(
-        "Created by autoscaling: {name} joined deployment group {group_name}; it gets {}.",
+        "Created by {}: {} It deploys {}.",
+        plan.creator.as_str(),
+        plan.description,
         timeline::describe_revision(&location)
     );
-    let entry = timeline::entry(&id, now, DeploymentEventType::Created, note);
+    let mut entry = timeline::entry(&id, now, DeploymentEventType::Created, note);
+    entry.related_deployment_id = plan.root;
     if let Err(error) = state.store.append_deployment_events(&[entry]).await {
-        tracing::warn!(deployment = %id, %error, "cannot record the launch deployment's creation");
+        tracing::warn!(deployment = %id, %error, "cannot record the deployment's creation");
     }
-    driver::reconcile(state, &id).await
+    driver::reconcile(state, &id).await?;
+    Ok(Some(id))
 }

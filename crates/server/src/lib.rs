@@ -9,7 +9,7 @@ pub mod auth;
 pub mod aws;
 mod console;
 pub mod driver;
-mod fleet;
+pub(crate) mod fleet;
 mod http;
 mod metrics;
 mod platform;
