@@ -409,6 +409,23 @@ def hosts(server):
 
 
 @pytest.fixture
+def hosts_of():
+    """Real hosts of a server the test makes itself (`hosts` is for the `server` fixture's)."""
+    from realhost import Host
+
+    made = []
+
+    def make(server, name):
+        host = Host(server, name, {"role": "web"})
+        made.append(host)
+        return host
+
+    yield make
+    for host in made:
+        assert host.stop() in (None, 0), host.log()
+
+
+@pytest.fixture
 def workdir():
     path = tempfile.mkdtemp(prefix="landfall-e2e-")
     yield pathlib.Path(path)

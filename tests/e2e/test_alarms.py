@@ -145,23 +145,6 @@ def test_an_unreadable_alarm_stops_the_deployment_unless_ignored(landfall_factor
     assert "rollbackDeploymentId" not in stopped.get("rollbackInfo", {})
 
 
-@pytest.fixture
-def hosts_of():
-    """Real hosts of a server made in the test."""
-    from realhost import Host
-
-    made = []
-
-    def make(server, name):
-        host = Host(server, name, {"role": "web"})
-        made.append(host)
-        return host
-
-    yield make
-    for host in made:
-        assert host.stop() in (None, 0), host.log()
-
-
 def test_an_alarm_during_a_zonal_monitor_wait_stops_before_the_next_zone(server, cd, hosts, backend, tmp_path):
     out = outputs(tmp_path)
     for name, zone in [("web-a", "a"), ("web-b", "b")]:

@@ -6,6 +6,7 @@ import time
 
 from hostsim import wait_for, wait_for_status
 from monitoring import deploy, revision, setup_group
+from realhost import bundle
 
 INSTALL_EVENTS = ["ApplicationStop", "DownloadBundle", "BeforeInstall", "Install", "AfterInstall",
                   "ApplicationStart", "ValidateService"]
@@ -16,15 +17,21 @@ def content(out, host):
     return path.read_text().strip() if path.exists() else None
 
 
+def start_hosts(hosts, tmp_path, names):
+    """Real hosts with the group's tags, writing to the returned directory."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    for name in names:
+        hosts(name, start=False).start(TEST_HOST=name, OUT_DIR=str(out))
+    return out
+
+
 def deployments(cd):
     return cd.list_deployments(applicationName="shop", deploymentGroupName="web")["deployments"]
 
 
 def test_a_host_that_joins_gets_the_current_revision(server, cd, hosts, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    for name in ["web-1", "web-2"]:
-        hosts(name, start=False).start(TEST_HOST=name, OUT_DIR=str(out))
+    out = start_hosts(hosts, tmp_path, ["web-1", "web-2"])
     setup_group(server)
     for version in ["v1", "v2"]:
         deployment_id = deploy(server, revision(tmp_path, version))
@@ -62,39 +69,33 @@ def test_a_host_that_joins_gets_the_current_revision(server, cd, hosts, tmp_path
 
 
 def test_a_group_with_nothing_deployed_yet_gives_a_new_host_nothing(server, cd, hosts, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
     setup_group(server)
-    hosts("web-1", start=False).start(TEST_HOST="web-1", OUT_DIR=str(out))
+    start_hosts(hosts, tmp_path, ["web-1"])
     time.sleep(5)
     assert deployments(cd) == []
 
 
-def join_during_a_slow_deployment(server, cd, hosts, tmp_path, out, joining):
+def join_during_a_slow_deployment(server, cd, hosts, tmp_path, joining):
     """web-1 and web-2 on v2; v3 deployed slowly while `joining` hosts register and start.
-    Returns v3's deployment id once it has succeeded."""
-    for name in ["web-1", "web-2"]:
-        hosts(name, start=False).start(TEST_HOST=name, OUT_DIR=str(out))
+    Returns v3's deployment id once it has succeeded, and where the hosts write."""
+    out = start_hosts(hosts, tmp_path, ["web-1", "web-2"])
     deployment_id = deploy(server, revision(tmp_path, "v2"))
     assert wait_for_status(cd, deployment_id)["status"] == "Succeeded"
     third = deploy(server, revision(tmp_path, "v3", slow_seconds=6))
     wait_for(lambda: cd.get_deployment(deploymentId=third)["deploymentInfo"]["status"] == "InProgress",
              message="v3 to start")
-    for name in joining:
-        hosts(name, start=False).start(TEST_HOST=name, OUT_DIR=str(out))
+    start_hosts(hosts, tmp_path, joining)
     # They get the group's revision of the moment, v2, while v3 still runs.
     wait_for(lambda: all(content(out, name) == "v2" for name in joining), timeout=60, message="the launches")
     assert cd.get_deployment(deploymentId=third)["deploymentInfo"]["status"] == "InProgress"
     assert sorted(cd.list_deployment_targets(deploymentId=third)["targetIds"]) == ["web-1", "web-2"]
     assert wait_for_status(cd, third, timeout=120)["status"] == "Succeeded"
-    return third
+    return third, out
 
 
 def test_hosts_that_join_during_a_deployment_get_its_revision_by_a_follow_up(server, cd, hosts, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
     setup_group(server)
-    third = join_during_a_slow_deployment(server, cd, hosts, tmp_path, out, ["web-3", "web-4"])
+    third, out = join_during_a_slow_deployment(server, cd, hosts, tmp_path, ["web-3", "web-4"])
     wait_for(lambda: [content(out, h) for h in ["web-3", "web-4"]] == ["v3", "v3"], timeout=60,
              message="the follow-up deployment")
     root = cd.get_deployment(deploymentId=third)["deploymentInfo"]
@@ -115,10 +116,8 @@ def test_hosts_that_join_during_a_deployment_get_its_revision_by_a_follow_up(ser
 
 
 def test_with_ignore_the_hosts_stay_behind_and_the_deployment_says_so(server, cd, hosts, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
     setup_group(server, extra=("--outdated-instances-strategy", "IGNORE"))
-    third = join_during_a_slow_deployment(server, cd, hosts, tmp_path, out, ["web-3"])
+    third, out = join_during_a_slow_deployment(server, cd, hosts, tmp_path, ["web-3"])
 
     def noted():
         events = server.landfall("events", third, "--output", "json").json
@@ -130,3 +129,92 @@ def test_with_ignore_the_hosts_stay_behind_and_the_deployment_says_so(server, cd
     assert all(cd.get_deployment(deploymentId=d)["deploymentInfo"]["creator"] != "CodeDeployAutoUpdate"
                for d in deployments(cd))
     assert len(noted()) == 1
+
+
+TERMINATION_EVENTS = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "ApplicationStop"]
+
+
+def stoppable_revision(workdir, version, stop_seconds=0):
+    """A bundle writing `version` to $OUT_DIR/$TEST_HOST at ApplicationStart; its ApplicationStop
+    (run when the host leaves) takes `stop_seconds` and appends `stopped VERSION` to
+    $OUT_DIR/$TEST_HOST.stop."""
+    start = f"#!/bin/sh\necho {version} > \"$OUT_DIR/$TEST_HOST\"\n"
+    stop = f"#!/bin/sh\nsleep {stop_seconds}\necho stopped {version} >> \"$OUT_DIR/$TEST_HOST.stop\"\n"
+    appspec = ("version: 0.0\nos: linux\nhooks:\n"
+               "  ApplicationStop:\n    - location: stop.sh\n      timeout: 120\n"
+               "  ApplicationStart:\n    - location: start.sh\n      timeout: 120\n")
+    return bundle(workdir / f"{version}-{time.monotonic_ns()}.tgz",
+                  {"appspec.yml": (appspec, 0o644), "start.sh": (start, 0o755), "stop.sh": (stop, 0o755)})
+
+
+def registered(server, name):
+    got = server.aws("deploy", "get-on-premises-instance", "--instance-name", name)
+    assert got.ok, got.stderr
+    return "deregisterTime" not in got.json["instanceInfo"]
+
+
+def termination_of(cd, host):
+    for deployment_id in deployments(cd):
+        info = cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        if info["creator"] == "autoscalingTermination" and \
+                cd.list_deployment_targets(deploymentId=deployment_id)["targetIds"] == [host]:
+            return info
+    return None
+
+
+def test_a_drained_host_runs_application_stop_and_leaves_the_group(server, cd, hosts, tmp_path):
+    out = start_hosts(hosts, tmp_path, ["web-1", "web-2"])
+    setup_group(server)
+    first = deploy(server, stoppable_revision(tmp_path, "v1"))
+    assert wait_for_status(cd, first)["status"] == "Succeeded"
+
+    drained = server.landfall("instance", "drain", "web-2", "--wait")
+    assert drained.ok, drained.stderr
+    assert "has left" in drained.stdout
+    assert (out / "web-2.stop").read_text() == "stopped v1\n"
+    assert not (out / "web-1.stop").exists()
+    assert not registered(server, "web-2") and registered(server, "web-1")
+    info = termination_of(cd, "web-2")
+    assert info["status"] == "Succeeded" and info["deploymentId"] in drained.stdout, info
+    target = cd.get_deployment_target(deploymentId=info["deploymentId"], targetId="web-2")["deploymentTarget"]
+    assert [(e["lifecycleEventName"], e["status"]) for e in target["instanceTarget"]["lifecycleEvents"]] == [
+        (event, "Succeeded") for event in TERMINATION_EVENTS]
+
+    # The next deployment does not target it.
+    second = deploy(server, stoppable_revision(tmp_path, "v2"))
+    assert wait_for_status(cd, second)["status"] == "Succeeded"
+    assert cd.list_deployment_targets(deploymentId=second)["targetIds"] == ["web-1"]
+    assert content(out, "web-2") == "v1"
+
+
+def test_deregistration_waits_for_the_termination_deployment_when_the_group_asks(server, cd, hosts, tmp_path):
+    out = start_hosts(hosts, tmp_path, ["web-1", "web-2"])
+    setup_group(server, extra=("--termination-hook-enabled",))
+    first = deploy(server, stoppable_revision(tmp_path, "v1", stop_seconds=2))
+    assert wait_for_status(cd, first)["status"] == "Succeeded"
+    gone = server.aws("deploy", "deregister-on-premises-instance", "--instance-name", "web-1")
+    assert gone.ok, gone.stderr
+    # Still registered while its ApplicationStop runs, then gone.
+    assert registered(server, "web-1")
+    wait_for(lambda: not registered(server, "web-1"), timeout=30, message="web-1 to leave")
+    assert (out / "web-1.stop").read_text() == "stopped v1\n"
+    assert termination_of(cd, "web-1")["status"] == "Succeeded"
+
+
+def test_a_termination_deployment_that_runs_too_long_lets_the_host_go(landfall_factory, hosts_of, tmp_path):
+    server = landfall_factory(start=False)
+    server.start("--termination-timeout", "3")
+    cd = server.client()
+    out = tmp_path / "out"
+    out.mkdir()
+    hosts_of(server, "web-1").start(TEST_HOST="web-1", OUT_DIR=str(out))
+    setup_group(server)
+    first = deploy(server, stoppable_revision(tmp_path, "v1", stop_seconds=15))
+    assert wait_for_status(cd, first)["status"] == "Succeeded"
+    assert server.landfall("instance", "drain", "web-1").ok
+    wait_for(lambda: not registered(server, "web-1"), timeout=30, message="web-1 to leave")
+    # It left while its ApplicationStop still ran.
+    assert not (out / "web-1.stop").exists()
+    info = wait_for_status(cd, termination_of(cd, "web-1")["deploymentId"])
+    assert (info["status"], info["errorInformation"]["code"]) == ("Stopped", "TIMEOUT"), info
+    assert "--termination-timeout" in info["errorInformation"]["message"]

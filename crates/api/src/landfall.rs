@@ -31,10 +31,11 @@ pub enum LandfallOperation {
     ListAlarms,
     ListDeploymentEvents,
     ListAuditRecords,
+    DrainInstance,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 18] = [
+    pub const ALL: [LandfallOperation; 19] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
@@ -53,6 +54,7 @@ impl LandfallOperation {
         LandfallOperation::ListAlarms,
         LandfallOperation::ListDeploymentEvents,
         LandfallOperation::ListAuditRecords,
+        LandfallOperation::DrainInstance,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +77,7 @@ impl LandfallOperation {
             LandfallOperation::ListAlarms => "ListAlarms",
             LandfallOperation::ListDeploymentEvents => "ListDeploymentEvents",
             LandfallOperation::ListAuditRecords => "ListAuditRecords",
+            LandfallOperation::DrainInstance => "DrainInstance",
         }
     }
 
@@ -164,6 +167,8 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
     match operation {
         LandfallOperation::CreateAccessKey | LandfallOperation::RevokeAccessKey => Access::Admin,
         LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
+        // Like DeregisterOnPremisesInstance, which it ends with.
+        LandfallOperation::DrainInstance => Access::Admin,
         LandfallOperation::GetLifecycleEventLog
         | LandfallOperation::ListAgentStatus
         | LandfallOperation::ListTargetGroups => Access::Read,
@@ -263,6 +268,23 @@ pub struct RegisterInstanceOutput {
     pub region: String,
     #[serde(rename = "accessKey")]
     pub access_key: AccessKeyInfo,
+}
+
+/// DrainInstance: a host leaves. Every Server deployment group that deployed to it runs a
+/// termination deployment on it (BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic,
+/// ApplicationStop; creator `autoscalingTermination`); once they are over, or have run out of time,
+/// the instance is deregistered. With no such group it is deregistered at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrainInstanceInput {
+    #[serde(rename = "instanceName", default)]
+    pub instance_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrainInstanceOutput {
+    /// The termination deployments started (none: deregistered already).
+    #[serde(rename = "deploymentIds", default)]
+    pub deployment_ids: Vec<String>,
 }
 
 /// GetLifecycleEventLog: the whole output a host's agent streamed for one lifecycle event (beyond

@@ -2,8 +2,9 @@
 
 use landfall_api::landfall::{AgentStatus, ListAgentStatusInput, ListAgentStatusOutput};
 use landfall_api::shapes::{
-    BatchGetOnPremisesInstancesInput, BatchGetOnPremisesInstancesOutput, InstanceInfo, ListOnPremisesInstancesInput,
-    ListOnPremisesInstancesOutput, RegistrationStatus,
+    BatchGetOnPremisesInstancesInput, BatchGetOnPremisesInstancesOutput, GetOnPremisesInstanceInput,
+    GetOnPremisesInstanceOutput, InstanceInfo, ListOnPremisesInstancesInput, ListOnPremisesInstancesOutput,
+    RegistrationStatus,
 };
 use landfall_client::Client;
 use serde::Serialize;
@@ -17,6 +18,18 @@ struct Host {
     #[serde(flatten)]
     instance: InstanceInfo,
     agent: Option<AgentStatus>,
+}
+
+/// Waits until an instance is deregistered (a drained host has left its groups).
+pub async fn wait_until_deregistered(client: &Client, name: &str) -> anyhow::Result<()> {
+    loop {
+        let input = GetOnPremisesInstanceInput { instance_name: Some(name.to_owned()) };
+        let got: GetOnPremisesInstanceOutput = call(client, "GetOnPremisesInstance", &input).await?;
+        if got.instance_info.and_then(|info| info.deregister_time).is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 pub async fn instances(client: &Client, output: &Output, include_deregistered: bool) -> anyhow::Result<()> {

@@ -473,6 +473,17 @@ pub enum InstanceCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Take a host out of its deployment groups cleanly: each group that deployed to it runs a
+    /// termination deployment (BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic,
+    /// ApplicationStop), then the instance is deregistered.
+    Drain {
+        name: String,
+        /// Wait until the host has left (deregistered).
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -592,6 +603,10 @@ pub struct ServerArgs {
     /// The most instances one deployment may target (CodeDeploy's quota is 1,000).
     #[arg(long, default_value_t = landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT, value_name = "COUNT")]
     pub max_deployment_instances: usize,
+    /// Seconds a leaving host's termination deployment (landfall instance drain) may run before
+    /// the host is deregistered anyway.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub termination_timeout: u64,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use landfall_api::landfall::{
-    CreateAccessKeyInput, CreateAccessKeyOutput, ListAccessKeysInput, ListAccessKeysOutput, RegisterInstanceInput,
-    RegisterInstanceOutput, RevokeAccessKeyInput, TARGET_PREFIX,
+    CreateAccessKeyInput, CreateAccessKeyOutput, DrainInstanceInput, DrainInstanceOutput, ListAccessKeysInput,
+    ListAccessKeysOutput, RegisterInstanceInput, RegisterInstanceOutput, RevokeAccessKeyInput, TARGET_PREFIX,
 };
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
@@ -167,6 +167,7 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         platforms,
         zone_tag: args.zone_tag,
         max_deployment_instances: args.max_deployment_instances,
+        termination_timeout: std::time::Duration::from_secs(args.termination_timeout),
     })
 }
 
@@ -374,6 +375,7 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         monitoring: MonitoringConfig::default(),
         zone_tag: landfall_server::DEFAULT_ZONE_TAG.into(),
         max_deployment_instances: landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT,
+        termination_timeout: std::time::Duration::from_secs(600),
         platforms: AwsSettings::new("us-east-1", None, None),
     };
     crate::dev::run(config, args.hosts).await
@@ -480,6 +482,22 @@ async fn instance(command: InstanceCommand) -> Result<(), Failure> {
                 "start the agent:     landfall agent --config {}",
                 agent_config_dir.join("codedeployagent.yml").display()
             );
+        }
+        InstanceCommand::Drain { name, wait, client: args } => {
+            let client = client(&args)?;
+            let input = DrainInstanceInput { instance_name: Some(name.clone()) };
+            let target = format!("{TARGET_PREFIX}.DrainInstance");
+            let output: DrainInstanceOutput = client.call(&target, &input).await.map_err(input_error)?;
+            if output.deployment_ids.is_empty() {
+                println!("{name} is leaving (no deployment group had to stop it first)");
+            }
+            for id in &output.deployment_ids {
+                println!("termination deployment {id} started");
+            }
+            if wait {
+                landfall_cli::instances::wait_until_deregistered(&client, &name).await.map_err(Failure::failed)?;
+                println!("{name} has left: deregistered");
+            }
         }
     }
     Ok(())

@@ -32,6 +32,7 @@ use landfall_api::shapes::{
 };
 use landfall_api::validate;
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
+use landfall_engine::run::StopRequest;
 use landfall_engine::{run, selection};
 use landfall_store::{
     DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionRecord, StoreError, StoreResult, TargetRecord,
@@ -65,6 +66,7 @@ pub async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     if state.replica.hold(state, replicas::lease::FLEET).await?.is_none() {
         return Ok(());
     }
+    stop_overdue_terminations(state).await?;
     let store = state.store.as_ref();
     let instances = store.list_instances().await?;
     let polled: HashSet<String> = store.agent_statuses().await?.into_iter().map(|s| s.instance_name).collect();
@@ -120,6 +122,14 @@ struct GroupActivity {
     hosts: HashSet<String>,
     /// One of them is exclusive (a user's deployment, a rollback, a follow-up).
     exclusive: bool,
+    /// Hosts leaving, by the termination deployment that runs on them.
+    terminating: HashMap<String, String>,
+}
+
+impl GroupActivity {
+    fn terminating_elsewhere(&self, host: &str, deployment_id: &str) -> bool {
+        self.terminating.get(host).is_some_and(|id| id != deployment_id)
+    }
 }
 
 async fn activity_by_group(state: &AppState) -> StoreResult<HashMap<String, GroupActivity>> {
@@ -128,17 +138,123 @@ async fn activity_by_group(state: &AppState) -> StoreResult<HashMap<String, Grou
         let Some(record) = state.store.deployment(&id).await? else { continue };
         let group = activity.entry(record.group_id.clone()).or_default();
         group.exclusive |= record.exclusive;
-        group.hosts.extend(state.store.targets(&id).await?.into_iter().map(|t| t.target_id));
+        let terminating = record.info.creator == Some(DeploymentCreator::AutoscalingTermination);
+        for target in state.store.targets(&id).await? {
+            if terminating {
+                group.terminating.insert(target.target_id.clone(), id.clone());
+            }
+            group.hosts.insert(target.target_id);
+        }
     }
     Ok(activity)
 }
 
-/// The hosts of a group's launch deployments still running.
-pub async fn hosts_in_launches(state: &AppState, group_id: &str) -> StoreResult<HashSet<String>> {
+/// Why a host leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// `landfall instance drain`: every group that deployed to it runs a termination deployment.
+    Drained,
+    /// DeregisterOnPremisesInstance: only groups with terminationHookEnabled do.
+    Deregistered,
+}
+
+/// A host leaves its deployment groups: a termination deployment (creator
+/// `autoscalingTermination`: BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic, ApplicationStop)
+/// in each group that deployed to it and selects it, then deregistration when they are over (the
+/// driver's [`departed`]), or at once when there are none. Returns the deployments started; a
+/// host already leaving starts nothing new.
+pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult<Vec<String>> {
+    let Some(instance) = state.store.instance(name).await?.filter(|i| i.deregister_time.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let active = activity_by_group(state).await?;
+    let mut started = Vec::new();
+    let mut leaving = false;
+    for (app, group) in server_groups(state).await? {
+        if why == Departure::Deregistered && group.info.termination_hook_enabled != Some(true) {
+            continue;
+        }
+        if selection::select_instances(&group.info, std::slice::from_ref(&instance)).is_empty() {
+            continue;
+        }
+        let deployed = state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == name);
+        if !deployed {
+            continue;
+        }
+        if active.get(group.id()).is_some_and(|a| a.terminating.contains_key(name)) {
+            leaving = true; // drained already: its termination deployment runs
+            continue;
+        }
+        let description = format!("Termination deployment: {name} leaves deployment group {}.", group_name(&group));
+        let plan =
+            Plan { creator: DeploymentCreator::AutoscalingTermination, exclusive: false, description, root: None };
+        if let Some(id) = start(state, &app, &group, &[&instance], plan).await? {
+            started.push(id);
+        }
+    }
+    if started.is_empty() && !leaving {
+        crate::api::instances::deregister_now(state, name).await?;
+    }
+    Ok(started)
+}
+
+/// After a termination deployment ends (whatever its outcome): its host is deregistered, unless
+/// another group's termination deployment still runs on it.
+pub async fn departed(state: &AppState, deployment: &DeploymentInfo, host: &str) -> StoreResult<()> {
+    let others = activity_by_group(state).await?;
+    let this = deployment.deployment_id.as_deref().unwrap_or_default();
+    if others.values().any(|group| group.terminating_elsewhere(host, this)) {
+        return Ok(());
+    }
+    tracing::info!(host, deployment = this, "the host left: deregistered");
+    crate::api::instances::deregister_now(state, host).await
+}
+
+/// Stops termination deployments that have run longer than the server allows: the host leaves
+/// anyway.
+async fn stop_overdue_terminations(state: &AppState) -> StoreResult<()> {
+    let limit = state.termination_timeout.as_millis() as i64;
+    let now = state.clock.now().millis();
+    for id in state.store.active_deployments().await? {
+        let Some(record) = state.store.deployment(&id).await? else { continue };
+        let started = record.info.create_time.map_or(now, |t| t.millis());
+        if record.info.creator != Some(DeploymentCreator::AutoscalingTermination) || now - started <= limit {
+            continue;
+        }
+        let message = format!(
+            "The termination deployment did not finish within {} seconds (landfall server --termination-timeout); \
+             the host leaves anyway.",
+            limit / 1000
+        );
+        let stopped = crate::api::deployments::change_progress(state, &id, |_, progress| {
+            progress.stop.get_or_insert(StopRequest { rollback: false, timeout: Some(message.clone()), alarm: None });
+            Ok(())
+        })
+        .await;
+        if let Err(error) = stopped {
+            tracing::warn!(deployment = %id, ?error, "cannot stop an overdue termination deployment");
+            continue;
+        }
+        // A script still running is not waited for: the host is leaving.
+        for command in state.store.commands_of(&id).await?.iter().filter(|c| c.state == "Dispatched") {
+            let why = format!("{} was still running when the host left.", command.lifecycle_event);
+            driver::complete_on_server(state, &command.id, false, why).await;
+        }
+        driver::reconcile(state, &id).await?;
+    }
+    Ok(())
+}
+
+/// The hosts joining or leaving a group now: in its launch or termination deployments.
+pub async fn hosts_joining_or_leaving(state: &AppState, group_id: &str) -> StoreResult<HashSet<String>> {
     let mut hosts = HashSet::new();
     for id in state.store.active_deployments().await? {
         let Some(record) = state.store.deployment(&id).await? else { continue };
-        if record.group_id == group_id && record.info.creator == Some(DeploymentCreator::Autoscaling) {
+        let fleet = matches!(
+            record.info.creator,
+            Some(DeploymentCreator::Autoscaling | DeploymentCreator::AutoscalingTermination)
+        );
+        if record.group_id == group_id && fleet {
             hosts.extend(state.store.targets(&id).await?.into_iter().map(|t| t.target_id));
         }
     }

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub zone_tag: String,
     /// The most instances one deployment may target.
     pub max_deployment_instances: usize,
+    /// How long a leaving host's termination deployment may run before it leaves anyway.
+    pub termination_timeout: std::time::Duration,
     /// The AWS APIs Lambda and ECS deployments drive.
     pub platforms: aws::AwsSettings,
 }
@@ -257,6 +259,7 @@ impl Server {
             sign_ins: Default::default(),
             zone_tag: config.zone_tag.clone(),
             max_deployment_instances: config.max_deployment_instances,
+            termination_timeout: config.termination_timeout,
             aws: aws::AwsClient::new(config.platforms.clone()).context("making the platform APIs' HTTP client")?,
             replica: replicas::Replica::new(replica_id(address), config.lease_ttl),
         });

@@ -62,6 +62,8 @@ pub struct AppState {
     pub zone_tag: String,
     /// The most instances one deployment may target.
     pub max_deployment_instances: usize,
+    /// How long a leaving host's termination deployment may run before it leaves anyway.
+    pub termination_timeout: std::time::Duration,
     /// The AWS APIs Lambda and ECS deployments drive.
     pub aws: crate::aws::AwsClient,
     /// This server among the others on the same store: its leases.

@@ -113,8 +113,8 @@ async fn server_targets(
         Vec::new()
     };
     // A host still in its launch deployment gets this revision from a follow-up once that ends
-    // (crate::fleet), rather than two deployments' events at once.
-    let launching = crate::fleet::hosts_in_launches(ctx.state, group.id()).await.map_err(store_error)?;
+    // (crate::fleet), rather than two deployments' events at once; a leaving host gets nothing.
+    let launching = crate::fleet::hosts_joining_or_leaving(ctx.state, group.id()).await.map_err(store_error)?;
     let selected: Vec<&InstanceInfo> = selection::select_instances(&group.info, &instances)
         .into_iter()
         .filter(|i| !up_to_date(i) && !replacement.iter().any(|r| r.instance_name == i.instance_name))

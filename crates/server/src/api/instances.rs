@@ -4,14 +4,16 @@ use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate::{self, IamIdentity, MAX_INSTANCE_TAGS, MAX_INSTANCES_PER_TAG_CALL};
 use landfall_engine::selection::{Filter, Selection};
-use landfall_store::StoreError;
+use landfall_store::{StoreError, StoreResult};
 
 use landfall_api::landfall::{
-    AgentStatus, ListAgentStatusInput, ListAgentStatusOutput, RegisterInstanceInput, RegisterInstanceOutput,
+    AgentStatus, DrainInstanceInput, DrainInstanceOutput, ListAgentStatusInput, ListAgentStatusOutput,
+    RegisterInstanceInput, RegisterInstanceOutput,
 };
 
 use super::common::{Ctx, page_in_memory, page_request, page_token, random_string, store_error};
 use super::keys;
+use crate::state::AppState;
 
 const PAGE: usize = 100;
 const ARN_SUFFIX_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -96,18 +98,42 @@ pub async fn register_with_key(ctx: &Ctx<'_>, input: RegisterInstanceInput) -> A
 
 /// Deregistering keeps the record (with its tags and IAM identity) and frees the name. An
 /// unknown or already deregistered instance is left as it is: the model has no error for it.
+/// Deregisters the instance, unless a deployment group that deployed to it asks for a
+/// termination deployment first (terminationHookEnabled): then it leaves once that is over.
 pub async fn deregister(ctx: &Ctx<'_>, input: DeregisterOnPremisesInstanceInput) -> ApiResult<()> {
     let name = validate::instance_name(&input.instance_name)?;
-    if let Some(mut instance) = ctx.store().instance(name).await.map_err(store_error)?
+    crate::fleet::depart(ctx.state, name, crate::fleet::Departure::Deregistered).await.map_err(store_error)?;
+    Ok(())
+}
+
+/// `landfall instance drain`: termination deployments in every group that deployed to the
+/// instance, then deregistration.
+pub async fn drain(ctx: &Ctx<'_>, input: DrainInstanceInput) -> ApiResult<DrainInstanceOutput> {
+    let name = validate::instance_name(&input.instance_name)?;
+    match ctx.store().instance(name).await.map_err(store_error)? {
+        Some(instance) if instance.deregister_time.is_none() => {}
+        _ => {
+            return err(Exception::InstanceNotRegistered, format!("The on-premises instance {name} is not registered."));
+        }
+    }
+    let deployment_ids =
+        crate::fleet::depart(ctx.state, name, crate::fleet::Departure::Drained).await.map_err(store_error)?;
+    Ok(DrainInstanceOutput { deployment_ids })
+}
+
+/// Deregisters an instance now: it leaves every group's selection, and its agent keys stop
+/// working at once.
+pub async fn deregister_now(state: &AppState, name: &str) -> StoreResult<()> {
+    let now = state.clock.now();
+    if let Some(mut instance) = state.store.instance(name).await?
         && instance.deregister_time.is_none()
     {
-        instance.deregister_time = Some(ctx.now);
-        ctx.store().update_instance(&instance).await.map_err(store_error)?;
+        instance.deregister_time = Some(now);
+        state.store.update_instance(&instance).await?;
     }
-    ctx.state.instances.forget(name);
-    // A deregistered host's agent keys stop working at once.
-    for key in ctx.store().revoke_instance_keys(name, ctx.now).await.map_err(store_error)? {
-        ctx.state.keys.forget(&key);
+    state.instances.forget(name);
+    for key in state.store.revoke_instance_keys(name, now).await? {
+        state.keys.forget(&key);
     }
     Ok(())
 }

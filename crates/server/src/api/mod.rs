@@ -8,7 +8,7 @@ pub mod common;
 mod deployment_configs;
 mod deployment_groups;
 pub mod deployments;
-mod instances;
+pub(crate) mod instances;
 mod journal;
 pub mod keys;
 mod revisions;
@@ -98,6 +98,7 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::ListAccessKeys => call!(keys::list, ctx, body),
         LandfallOperation::RevokeAccessKey => call!(keys::revoke, ctx, body),
         LandfallOperation::RegisterInstance => call!(instances::register_with_key, ctx, body),
+        LandfallOperation::DrainInstance => call!(instances::drain, ctx, body),
         LandfallOperation::GetLifecycleEventLog => call!(targets::event_log, ctx, body),
         LandfallOperation::ListAgentStatus => call!(instances::agent_status, ctx, body),
         LandfallOperation::CreateTargetGroup => call!(traffic::create, ctx, body),
