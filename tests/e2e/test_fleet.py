@@ -3,10 +3,14 @@ the group's current revision through a launch deployment (creator `autoscaling`)
 polls, with nobody deploying it; real agents run the hooks."""
 
 import time
+import urllib.request
 
 from hostsim import wait_for, wait_for_status
 from monitoring import deploy, revision, setup_group
 from realhost import bundle
+from routers import SERVICE_ROLE, Router, create_target_group, failures, stop_apps, upload
+from routers import revision as app_revision
+from sources import free_port
 
 INSTALL_EVENTS = ["ApplicationStop", "DownloadBundle", "BeforeInstall", "Install", "AfterInstall",
                   "ApplicationStart", "ValidateService"]
@@ -218,3 +222,67 @@ def test_a_termination_deployment_that_runs_too_long_lets_the_host_go(landfall_f
     info = wait_for_status(cd, termination_of(cd, "web-1")["deploymentId"])
     assert (info["status"], info["errorInformation"]["code"]) == ("Stopped", "TIMEOUT"), info
     assert "--termination-timeout" in info["errorInformation"]["message"]
+
+
+def serving(server, host):
+    """Whether `host` is in rotation in target group `web` (None: not a target)."""
+    status, body = server.raw("Landfall_20261122.ListTargetGroups", {})
+    assert status == 200, body
+    (group,) = [g for g in body["targetGroups"] if g["name"] == "web"]
+    return next((t["serving"] for t in group["targets"] if t["instanceName"] == host), None)
+
+
+def test_a_joining_host_enters_its_target_group_only_at_allow_traffic(server, cd, hosts, tmp_path):
+    ports = {name: free_port() for name in ["web-0", "web-1", "web-2"]}
+
+    def start(name):
+        hosts(name, start=False, role="web").start(
+            TEST_HOST=name, APP_PORT=str(ports[name]), APP_DIR=str(tmp_path / "apps" / name))
+
+    for name in ["web-0", "web-1"]:
+        start(name)
+    create_target_group(server)
+    for name in ["web-0", "web-1"]:
+        assert server.landfall("target-group", "register", "web", name, f"127.0.0.1:{ports[name]}").ok
+    router = Router(server, "builtin", tmp_path)
+    try:
+        cd.create_application(applicationName="app")
+        cd.create_deployment_group(
+            applicationName="app", deploymentGroupName="web", serviceRoleArn=SERVICE_ROLE,
+            deploymentStyle={"deploymentType": "IN_PLACE", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            loadBalancerInfo={"targetGroupInfoList": [{"name": "web"}]},
+            onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}])
+        assert server.aws("s3", "mb", "s3://bundles").ok
+        first = cd.create_deployment(applicationName="app", deploymentGroupName="web",
+                                     revision=upload(server, app_revision(tmp_path, "v1"), "v1.tgz"))["deploymentId"]
+        assert wait_for_status(cd, first, timeout=120)["status"] == "Succeeded", failures(cd, first)
+
+        # web-2 joins: registered as a target of `web` first (not on standby), then its agent starts.
+        joining = hosts("web-2", start=False, role="web")
+        assert server.landfall("target-group", "register", "web", "web-2", f"127.0.0.1:{ports['web-2']}").ok
+        assert serving(server, "web-2") is False
+        joining.start(TEST_HOST="web-2", APP_PORT=str(ports["web-2"]), APP_DIR=str(tmp_path / "apps" / "web-2"))
+        launch = wait_for(lambda: next((d for d in cd.list_deployments(applicationName="app",
+                                                                        deploymentGroupName="web")["deployments"]
+                                        if d != first), None), timeout=30, message="the launch deployment")
+        seen = []
+        while True:
+            info = cd.get_deployment(deploymentId=launch)["deploymentInfo"]
+            target = cd.get_deployment_target(deploymentId=launch, targetId="web-2")["deploymentTarget"]
+            events = {e["lifecycleEventName"]: e["status"] for e in target["instanceTarget"]["lifecycleEvents"]}
+            seen.append((events["AllowTraffic"], serving(server, "web-2")))
+            if info["status"] in ("Succeeded", "Failed", "Stopped"):
+                break
+            time.sleep(0.1)
+        assert info["status"] == "Succeeded", failures(cd, launch)
+        assert info["creator"] == "autoscaling"
+        assert list(events) == INSTALL_EVENTS + ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
+        # Out of rotation until AllowTraffic began, in rotation after.
+        assert not [s for s in seen if s == ("Pending", True)], seen
+        assert serving(server, "web-2") is True
+        answered = set()
+        wait_for(lambda: answered.add(urllib.request.urlopen(router.url, timeout=5).read().decode().split()[1])
+                 or "web-2" in answered, timeout=30, message="web-2 to answer through the router")
+    finally:
+        router.close()
+        stop_apps(tmp_path, ["web-0", "web-1", "web-2"])

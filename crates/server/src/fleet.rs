@@ -245,6 +245,34 @@ async fn stop_overdue_terminations(state: &AppState) -> StoreResult<()> {
     Ok(())
 }
 
+/// Whether `instance` is about to get a launch deployment from a group that sends it traffic
+/// through `target_group`: such a host enters the target group only at its AllowTraffic.
+pub async fn awaits_launch(state: &AppState, instance: &str, target_group: &str) -> StoreResult<bool> {
+    let Some(info) = state.store.instance(instance).await?.filter(|i| i.deregister_time.is_none()) else {
+        return Ok(false);
+    };
+    for (_, group) in server_groups(state).await? {
+        let routed = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref())
+            .iter()
+            .any(|name| name == target_group);
+        if !routed || !controls_traffic(&group) || group.info.target_revision.is_none() {
+            continue;
+        }
+        if selection::select_instances(&group.info, std::slice::from_ref(&info)).is_empty() {
+            continue;
+        }
+        if !state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == instance) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn controls_traffic(group: &GroupRecord) -> bool {
+    group.info.deployment_style.as_ref().and_then(|s| s.deployment_option.clone())
+        == Some(DeploymentOption::WithTrafficControl)
+}
+
 /// The hosts joining or leaving a group now: in its launch or termination deployments.
 pub async fn hosts_joining_or_leaving(state: &AppState, group_id: &str) -> StoreResult<HashSet<String>> {
     let mut hosts = HashSet::new();
@@ -461,6 +489,17 @@ async fn start(
             info: GenericRevisionInfo { register_time: Some(now), ..Default::default() },
         },
     };
+    if plan.creator == DeploymentCreator::Autoscaling && controls_traffic(group) {
+        // In rotation only once its AllowTraffic says so (it may have been registered as a
+        // target before it joined).
+        let names = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref());
+        for host in hosts {
+            let name = host.instance_name.as_deref().unwrap_or_default();
+            if let Err(error) = crate::traffic::hold_out_of_rotation(state, &names, name).await {
+                tracing::warn!(host = name, ?error, "cannot hold a joining host out of rotation");
+            }
+        }
+    }
     let record = DeploymentRecord {
         application_id,
         group_id: group.id().to_owned(),

@@ -98,7 +98,10 @@ pub async fn register(ctx: &Ctx<'_>, input: RegisterTargetsInput) -> ApiResult<T
         if weight > 1000 {
             return err(Exception::InvalidInput, format!("weight {weight} of {instance} must be from 0 to 1000."));
         }
-        targets.push((instance.to_owned(), address.to_owned(), weight, spec.standby != Some(true)));
+        // A host about to join a deployment group that sends it traffic waits for its launch
+        // deployment's AllowTraffic, whatever the call says.
+        let joining = crate::fleet::awaits_launch(ctx.state, instance, name).await.map_err(store_error)?;
+        targets.push((instance.to_owned(), address.to_owned(), weight, spec.standby != Some(true) && !joining));
     }
     let group = modify(ctx.state, name, |group| {
         for (instance, address, weight, serving) in &targets {
@@ -250,6 +253,26 @@ async fn update(
         }
     }
     Err(ApiError::internal(format!("the target group {name} kept changing")))
+}
+
+/// Takes an instance out of rotation in `names` (those it is a target of) without waiting for
+/// its routers: for a host whose launch deployment has not allowed traffic yet.
+pub async fn hold_out_of_rotation(state: &AppState, names: &[String], instance: &str) -> ApiResult<()> {
+    for name in names {
+        if state.store.target_group(name).await.map_err(store_error)?.is_none() {
+            continue;
+        }
+        modify(state, name, |group| match group.targets.iter_mut().find(|t| t.instance_name == instance) {
+            Some(target) if target.serving => {
+                target.serving = false;
+                target.generation += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// Deployments with a traffic event in flight look at their target groups again.

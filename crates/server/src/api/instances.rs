@@ -113,7 +113,10 @@ pub async fn drain(ctx: &Ctx<'_>, input: DrainInstanceInput) -> ApiResult<DrainI
     match ctx.store().instance(name).await.map_err(store_error)? {
         Some(instance) if instance.deregister_time.is_none() => {}
         _ => {
-            return err(Exception::InstanceNotRegistered, format!("The on-premises instance {name} is not registered."));
+            return err(
+                Exception::InstanceNotRegistered,
+                format!("The on-premises instance {name} is not registered."),
+            );
         }
     }
     let deployment_ids =
