@@ -286,3 +286,20 @@ def test_a_joining_host_enters_its_target_group_only_at_allow_traffic(server, cd
     finally:
         router.close()
         stop_apps(tmp_path, ["web-0", "web-1", "web-2"])
+
+
+def test_hosts_a_failed_deployment_left_behind_are_not_updated_by_themselves(server, cd, hosts, tmp_path):
+    out = start_hosts(hosts, tmp_path, ["web-1", "web-2", "web-3"])
+    setup_group(server)
+    first = deploy(server, stoppable_revision(tmp_path, "v1"))
+    assert wait_for_status(cd, first)["status"] == "Succeeded"
+    # v2 fails on web-2 after web-1 took it (one at a time, by name), so web-3 never gets it.
+    start = "#!/bin/sh\n[ \"$TEST_HOST\" = web-2 ] && exit 1\necho v2 > \"$OUT_DIR/$TEST_HOST\"\n"
+    appspec = "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: start.sh\n"
+    broken = bundle(tmp_path / "v2-broken.tgz", {"appspec.yml": (appspec, 0o644), "start.sh": (start, 0o755)})
+    second = deploy(server, broken)
+    assert wait_for_status(cd, second)["status"] == "Failed"
+    assert [content(out, h) for h in ["web-1", "web-2", "web-3"]] == ["v2", "v1", "v1"]
+    # web-1 is ahead of the group's revision (v1), not a host that joined late: nothing follows.
+    time.sleep(5)
+    assert sorted(deployments(cd)) == sorted([first, second])

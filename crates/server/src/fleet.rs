@@ -11,14 +11,13 @@
 //! the group's one-deployment-at-a-time rule. Whatever its outcome, the host then has history with
 //! the group, so a failed host is not retried in a loop.
 //!
-//! A host of an in-place group whose last deployment succeeded with another revision than the
-//! group's target revision is outdated: it joined while a deployment ran (and got the revision
-//! before it), or that deployment passed it by while its launch deployment ran. When nothing else
-//! runs in the group, `outdatedInstancesStrategy` UPDATE starts a follow-up deployment of the
+//! A host still on the revision its launch deployment gave it after the group moved to another one
+//! is outdated: it joined while a deployment ran (and got the revision before it), or that
+//! deployment passed it by while its launch deployment ran. When nothing else runs in the group, `outdatedInstancesStrategy` UPDATE starts a follow-up deployment of the
 //! target revision to those hosts (creator `CodeDeployAutoUpdate`, linked to the deployment that
 //! set the revision through `relatedDeployments`); IGNORE leaves them and says so in that
-//! deployment's timeline. Blue/green groups keep their original fleet on its revision on purpose,
-//! so they have no outdated hosts.
+//! deployment's timeline. Blue/green groups get neither: their idle hosts are the next
+//! replacement fleet, and their original fleet keeps its revision on purpose.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -73,7 +72,10 @@ pub async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     let activity = activity_by_group(state).await?;
     let idle = GroupActivity::default();
     for (app, group) in server_groups(state).await? {
-        let Some(location) = group.info.target_revision.clone() else {
+        // A blue/green group's idle hosts are its next replacement fleet: the deployment's.
+        let blue_green = group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
+            == Some(DeploymentType::BlueGreen);
+        let Some(location) = group.info.target_revision.clone().filter(|_| !blue_green) else {
             continue; // nothing deployed yet: nothing to give a new host
         };
         let key = validate::revision_key(&location);
@@ -84,6 +86,7 @@ pub async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
             .into_iter()
             .map(|h| (h.instance_name, (h.revision_key, h.healthy)))
             .collect();
+        let launched = launched_revisions(state, &group).await?;
         let mut outdated = Vec::new();
         for instance in selection::select_instances(&group.info, &instances) {
             let name = instance.instance_name.as_deref().unwrap_or_default();
@@ -98,17 +101,43 @@ pub async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
                         Plan { creator: DeploymentCreator::Autoscaling, exclusive: false, description, root: None };
                     start(state, &app, &group, &[instance], plan).await?;
                 }
-                Some((installed, true)) if installed.as_deref() != Some(key.as_str()) => outdated.push(instance),
+                // Still on what its launch deployment gave it, and the group has moved on.
+                Some((Some(installed), true))
+                    if *installed != key && launched.get(name).is_some_and(|given| given.contains(installed)) =>
+                {
+                    outdated.push(instance)
+                }
                 Some(_) => {}
             }
         }
-        let in_place = group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
-            != Some(DeploymentType::BlueGreen);
-        if !outdated.is_empty() && in_place && !active.exclusive {
+        if !outdated.is_empty() && !active.exclusive {
             bring_up_to_date(state, &app, &group, &outdated).await?;
         }
     }
     Ok(())
+}
+
+/// The revisions the group's recent successful launch deployments gave each host. A host still
+/// on one of them after the group moved to another revision missed that deployment; a host that
+/// is behind for another reason (a deployment that failed part of the way) is not brought along.
+async fn launched_revisions(state: &AppState, group: &GroupRecord) -> StoreResult<HashMap<String, HashSet<String>>> {
+    let filter = DeploymentFilter {
+        group_id: Some(group.id().to_owned()),
+        statuses: vec![DeploymentStatus::Succeeded.as_str().to_owned()],
+        ..Default::default()
+    };
+    let mut launched: HashMap<String, HashSet<String>> = HashMap::new();
+    for id in state.store.list_deployments(&filter, &PageRequest { after: None, limit: 100 }).await?.items {
+        let Some(record) = state.store.deployment(&id).await? else { continue };
+        let (Some(DeploymentCreator::Autoscaling), Some(revision)) = (&record.info.creator, &record.info.revision)
+        else {
+            continue;
+        };
+        for target in state.store.targets(&id).await? {
+            launched.entry(target.target_id).or_default().insert(validate::revision_key(revision));
+        }
+    }
+    Ok(launched)
 }
 
 fn group_name(group: &GroupRecord) -> &str {
@@ -255,7 +284,9 @@ pub async fn awaits_launch(state: &AppState, instance: &str, target_group: &str)
         let routed = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref())
             .iter()
             .any(|name| name == target_group);
-        if !routed || !controls_traffic(&group) || group.info.target_revision.is_none() {
+        let blue_green = group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
+            == Some(DeploymentType::BlueGreen);
+        if !routed || blue_green || !controls_traffic(&group) || group.info.target_revision.is_none() {
             continue;
         }
         if selection::select_instances(&group.info, std::slice::from_ref(&info)).is_empty() {
