@@ -47,11 +47,16 @@ pub async fn call(
         CommandOperation::PollHostCommand => {
             let version: Option<String> = user_agent.map(|agent| agent.chars().take(MAX_AGENT_VERSION).collect());
             let name = instance_name(&instance);
+            // An agent polling for the first time may be a host that joined (crate::fleet).
+            let first = !ctx.state.agent_sightings.knows(name);
             if ctx.state.agent_sightings.due(name, version.as_deref()) {
                 ctx.store()
                     .record_agent_poll(name, ctx.state.clock.now(), version.as_deref())
                     .await
                     .map_err(store_error)?;
+            }
+            if first {
+                crate::fleet::nudge(ctx.state).await;
             }
             poll(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
         }

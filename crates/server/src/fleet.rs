@@ -41,31 +41,52 @@ use crate::api::common::new_deployment_id;
 use crate::state::AppState;
 use crate::{driver, replicas, timeline};
 
-/// How often the groups are looked at for hosts that joined.
+/// How often overdue termination deployments are looked for.
 const FLEET_TICK: Duration = Duration::from_secs(2);
+
+/// How long the groups go without a look when nothing says they changed (a safety net for a
+/// lost notice; the work is reading every instance, so not every tick).
+const FULL_PASS: Duration = Duration::from_secs(30);
 
 /// The configuration a launch deployment runs with: it has one host.
 const LAUNCH_CONFIG: &str = "CodeDeployDefault.OneAtATime";
 
-/// Runs until the server stops: looks for hosts that joined a group, on the `fleet` lease's holder.
+/// Says that hosts may have joined or left a group (an instance registered or retagged, a
+/// group's selection changed, an agent's first poll, a deployment's end): the fleet lease's
+/// holder, here or on another replica, looks again.
+pub async fn nudge(state: &AppState) {
+    replicas::wake_fleet(state).await;
+}
+
+/// Runs until the server stops: on the `fleet` lease's holder, looks at the groups when nudged
+/// (or every [`FULL_PASS`]), and for overdue termination deployments every tick.
 pub async fn watch_forever(state: Arc<AppState>) {
-    let mut interval = tokio::time::interval(FLEET_TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_pass: Option<tokio::time::Instant> = None;
     loop {
-        interval.tick().await;
-        if let Err(error) = launch_where_needed(&state).await {
-            tracing::warn!(%error, "cannot look for hosts that joined a deployment group");
+        let nudged = tokio::time::timeout(FLEET_TICK, state.fleet_changed.notified()).await.is_ok();
+        let due = nudged || last_pass.is_none_or(|at| at.elapsed() >= FULL_PASS);
+        if let Err(error) = tend(&state, due).await {
+            tracing::warn!(%error, "cannot look for hosts that joined or left a deployment group");
+        }
+        if due {
+            last_pass = Some(tokio::time::Instant::now());
         }
     }
 }
 
-/// One look at every Server deployment group: a launch deployment for each host that joined
-/// one, a follow-up (or a note) for the hosts a deployment missed.
-pub async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
+/// On the `fleet` lease's holder: stops overdue termination deployments, and (`groups`) looks
+/// at every group.
+async fn tend(state: &AppState, groups: bool) -> StoreResult<()> {
     if state.replica.hold(state, replicas::lease::FLEET).await?.is_none() {
         return Ok(());
     }
     stop_overdue_terminations(state).await?;
+    if groups { launch_where_needed(state).await } else { Ok(()) }
+}
+
+/// One look at every Server deployment group: a launch deployment for each host that joined
+/// one, a follow-up (or a note) for the hosts a deployment missed.
+async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     let store = state.store.as_ref();
     let instances = store.list_instances().await?;
     let polled: HashSet<String> = store.agent_statuses().await?.into_iter().map(|s| s.instance_name).collect();

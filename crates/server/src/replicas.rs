@@ -29,6 +29,8 @@ pub mod kind {
     pub const TARGET_GROUP: &str = "target-group";
     /// New trigger messages in the outbox.
     pub const OUTBOX: &str = "outbox";
+    /// Hosts may have joined or left a group (crate::fleet).
+    pub const FLEET: &str = "fleet";
 }
 
 /// The lease names of work done once.
@@ -178,6 +180,14 @@ pub async fn wake_outbox(state: &AppState) {
     publish(state, Notice::new(kind::OUTBOX, Vec::<String>::new())).await;
 }
 
+/// Wakes the search for hosts that joined a group, wherever it runs.
+pub async fn wake_fleet(state: &AppState) {
+    state.fleet_changed.notify_one();
+    if !state.replica.holds(lease::FLEET) {
+        publish(state, Notice::new(kind::FLEET, Vec::<String>::new())).await;
+    }
+}
+
 /// Asks the replica that owns a deployment to look at it.
 pub async fn nudge_owner(state: &AppState, deployment_id: &str) {
     publish(state, Notice::new(kind::DEPLOYMENT, [deployment_id])).await;
@@ -213,6 +223,7 @@ pub async fn listen_forever(state: Arc<AppState>) {
                 }
             }
             kind::OUTBOX => state.outbox.written.notify_one(),
+            kind::FLEET => state.fleet_changed.notify_one(),
             kind::DEPLOYMENT => {
                 for id in &notice.keys {
                     if state.replica.holds(&lease::deployment(id)) {
@@ -224,6 +235,7 @@ pub async fn listen_forever(state: Arc<AppState>) {
                 tracing::info!("connected to the database again: every long poll looks again");
                 state.driver.wake_everyone();
                 state.outbox.written.notify_one();
+                state.fleet_changed.notify_one();
             }
             other => tracing::debug!(kind = other, "ignoring an unknown notice"),
         }

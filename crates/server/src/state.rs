@@ -45,6 +45,8 @@ pub struct AppState {
     pub external_bundles: Option<crate::s3::ExternalBundles>,
     pub sources: crate::sources::RevisionSources,
     pub agent_sightings: AgentSightings,
+    /// Something that may change which hosts join or leave a group happened (crate::fleet).
+    pub fleet_changed: tokio::sync::Notify,
     pub alarms: crate::alarms::AlarmSettings,
     pub triggers: crate::triggers::TriggerSettings,
     /// Wakes trigger delivery when a step writes messages.
@@ -77,6 +79,11 @@ pub struct AgentSightings(Mutex<HashMap<String, (Instant, Option<String>)>>);
 
 impl AgentSightings {
     pub const EVERY: Duration = Duration::from_secs(10);
+
+    /// Whether this server has seen the instance's agent poll since it started.
+    pub fn knows(&self, instance: &str) -> bool {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(instance)
+    }
 
     /// Whether this poll should be written: the first, a new agent version, or the last write
     /// long enough ago. Counts it as written if so.

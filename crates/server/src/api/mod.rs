@@ -33,6 +33,23 @@ macro_rules! call {
 }
 
 pub async fn codedeploy(ctx: &Ctx<'_>, operation: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let answer = codedeploy_operation(ctx, operation, body).await;
+    // What a group selects may have changed: hosts may have joined (crate::fleet).
+    let selection_changed = matches!(
+        operation,
+        Operation::RegisterOnPremisesInstance
+            | Operation::AddTagsToOnPremisesInstances
+            | Operation::RemoveTagsFromOnPremisesInstances
+            | Operation::CreateDeploymentGroup
+            | Operation::UpdateDeploymentGroup
+    );
+    if selection_changed && answer.is_ok() {
+        crate::fleet::nudge(ctx.state).await;
+    }
+    answer
+}
+
+async fn codedeploy_operation(ctx: &Ctx<'_>, operation: Operation, body: &[u8]) -> ApiResult<Vec<u8>> {
     use Operation::*;
     match operation {
         CreateApplication => call!(applications::create, ctx, body),
@@ -97,7 +114,13 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::CreateAccessKey => call!(keys::create, ctx, body),
         LandfallOperation::ListAccessKeys => call!(keys::list, ctx, body),
         LandfallOperation::RevokeAccessKey => call!(keys::revoke, ctx, body),
-        LandfallOperation::RegisterInstance => call!(instances::register_with_key, ctx, body),
+        LandfallOperation::RegisterInstance => {
+            let answer: ApiResult<Vec<u8>> = call!(instances::register_with_key, ctx, body);
+            if answer.is_ok() {
+                crate::fleet::nudge(ctx.state).await;
+            }
+            answer
+        }
         LandfallOperation::DrainInstance => call!(instances::drain, ctx, body),
         LandfallOperation::GetLifecycleEventLog => call!(targets::event_log, ctx, body),
         LandfallOperation::ListAgentStatus => call!(instances::agent_status, ctx, body),
