@@ -27,7 +27,7 @@ use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     ApplicationInfo, ComputePlatform, DeploymentCreator, DeploymentInfo, DeploymentOption, DeploymentStatus,
     DeploymentStyle, DeploymentType, FileExistsBehavior, GenericRevisionInfo, InstanceInfo, OutdatedInstancesStrategy,
-    RelatedDeployments,
+    RelatedDeployments, RevisionLocation,
 };
 use landfall_api::validate;
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
@@ -87,18 +87,29 @@ async fn tend(state: &AppState, groups: bool) -> StoreResult<()> {
 /// One look at every Server deployment group: a launch deployment for each host that joined
 /// one, a follow-up (or a note) for the hosts a deployment missed.
 async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
+    // Only in-place groups that have deployed have something to give (a blue/green group's idle
+    // hosts are its next replacement fleet: the deployment's); without one, nothing else is read.
+    let groups: Vec<(ApplicationInfo, GroupRecord, RevisionLocation)> = server_groups(state)
+        .await?
+        .into_iter()
+        .filter(|(_, group)| {
+            group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
+                != Some(DeploymentType::BlueGreen)
+        })
+        .filter_map(|(app, group)| {
+            let revision = group.info.target_revision.clone()?;
+            Some((app, group, revision))
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(());
+    }
     let store = state.store.as_ref();
     let instances = store.list_instances().await?;
     let polled: HashSet<String> = store.agent_statuses().await?.into_iter().map(|s| s.instance_name).collect();
     let activity = activity_by_group(state).await?;
     let idle = GroupActivity::default();
-    for (app, group) in server_groups(state).await? {
-        // A blue/green group's idle hosts are its next replacement fleet: the deployment's.
-        let blue_green = group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
-            == Some(DeploymentType::BlueGreen);
-        let Some(location) = group.info.target_revision.clone().filter(|_| !blue_green) else {
-            continue; // nothing deployed yet: nothing to give a new host
-        };
+    for (app, group, location) in groups {
         let key = validate::revision_key(&location);
         let active = activity.get(group.id()).unwrap_or(&idle);
         let history: HashMap<String, (Option<String>, bool)> = store
