@@ -11,13 +11,18 @@
 //! the group's one-deployment-at-a-time rule. Whatever its outcome, the host then has history with
 //! the group, so a failed host is not retried in a loop.
 //!
-//! A host still on the revision its launch deployment gave it after the group moved to another one
-//! is outdated: it joined while a deployment ran (and got the revision before it), or that
-//! deployment passed it by while its launch deployment ran. When nothing else runs in the group, `outdatedInstancesStrategy` UPDATE starts a follow-up deployment of the
-//! target revision to those hosts (creator `CodeDeployAutoUpdate`, linked to the deployment that
-//! set the revision through `relatedDeployments`); IGNORE leaves them and says so in that
-//! deployment's timeline. Blue/green groups get neither: their idle hosts are the next
-//! replacement fleet, and their original fleet keeps its revision on purpose.
+//! A host still on the revision its launch deployment gave it after the group moved to another
+//! one is outdated: it joined while a deployment ran (and got the revision before it), or that
+//! deployment passed it by while its launch deployment ran. When nothing else runs in the group,
+//! `outdatedInstancesStrategy` UPDATE starts a follow-up deployment of the target revision to
+//! those hosts (creator `CodeDeployAutoUpdate`, linked to the deployment that set the revision
+//! through `relatedDeployments`); IGNORE leaves them and says so in that deployment's timeline.
+//! Blue/green groups get neither: their idle hosts are the next replacement fleet, and their
+//! original fleet keeps its revision on purpose.
+//!
+//! A host that leaves ([`depart`]: `landfall instance drain`, or a deregistration a group with
+//! terminationHookEnabled asks to wait) first runs a termination deployment in each group that
+//! deployed to it, and is deregistered when they end or run out of time.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -92,10 +97,7 @@ async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     let groups: Vec<(ApplicationInfo, GroupRecord, RevisionLocation)> = server_groups(state)
         .await?
         .into_iter()
-        .filter(|(_, group)| {
-            group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
-                != Some(DeploymentType::BlueGreen)
-        })
+        .filter(|(_, group)| !is_blue_green(group))
         .filter_map(|(app, group)| {
             let revision = group.info.target_revision.clone()?;
             Some((app, group, revision))
@@ -316,9 +318,7 @@ pub async fn awaits_launch(state: &AppState, instance: &str, target_group: &str)
         let routed = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref())
             .iter()
             .any(|name| name == target_group);
-        let blue_green = group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone())
-            == Some(DeploymentType::BlueGreen);
-        if !routed || blue_green || !controls_traffic(&group) || group.info.target_revision.is_none() {
+        if !routed || is_blue_green(&group) || !controls_traffic(&group) || group.info.target_revision.is_none() {
             continue;
         }
         if selection::select_instances(&group.info, std::slice::from_ref(&info)).is_empty() {
@@ -329,6 +329,10 @@ pub async fn awaits_launch(state: &AppState, instance: &str, target_group: &str)
         }
     }
     Ok(false)
+}
+
+fn is_blue_green(group: &GroupRecord) -> bool {
+    group.info.deployment_style.as_ref().and_then(|s| s.deployment_type.clone()) == Some(DeploymentType::BlueGreen)
 }
 
 fn controls_traffic(group: &GroupRecord) -> bool {
