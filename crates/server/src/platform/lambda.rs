@@ -11,7 +11,7 @@
 //!   itself), and ends when all of it is on TargetVersion.
 //!
 //! The engine works on every platform's target through one shape (the lifecycle fields of an
-//! instance target); a Lambda target is shown to API callers as `lambdaTarget` ([`present`]).
+//! instance target); a Lambda target is shown to API callers as `lambdaTarget` ([`super::present`]).
 
 use async_trait::async_trait;
 use hyper::Method;
