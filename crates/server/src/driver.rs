@@ -231,12 +231,13 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         Some(config) => Some(config),
         None => store.deployment_config(&config_name).await?,
     };
+    let shift = traffic_shift(config.as_ref());
     // The events in flight that the server carries out first: one may have just finished.
     let advanced = match (&platform_run, targets.first()) {
         (Some(run), Some(target)) => {
             let view = platform::Run {
                 deployment: &record.info,
-                shift: traffic_shift(config.as_ref()).unwrap_or(Shift::AllAtOnce),
+                shift: shift.unwrap_or(Shift::AllAtOnce),
                 stopping: progress.stop.is_some(),
                 target,
                 commands: &records,
@@ -275,9 +276,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
             // own time (platform::run_hook); this one, a minute longer, only backs it up.
             Some(_) => Timeouts {
                 ack_ms: i64::MAX,
-                event_ms: state.driver.timeouts.event_ms
-                    + traffic_shift(config.as_ref()).map_or(0, Shift::duration_ms)
-                    + 60_000,
+                event_ms: state.driver.timeouts.event_ms + shift.map_or(0, Shift::duration_ms) + 60_000,
                 ..state.driver.timeouts
             },
             None => state.driver.timeouts,

@@ -109,7 +109,7 @@ async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     let store = state.store.as_ref();
     let instances = store.list_instances().await?;
     let polled: HashSet<String> = store.agent_statuses().await?.into_iter().map(|s| s.instance_name).collect();
-    let activity = activity_by_group(state).await?;
+    let activity = activity_by_group(state, None).await?;
     let idle = GroupActivity::default();
     for (app, group, location) in groups {
         let key = validate::revision_key(&location);
@@ -187,6 +187,8 @@ struct GroupActivity {
     exclusive: bool,
     /// Hosts leaving, by the termination deployment that runs on them.
     terminating: HashMap<String, String>,
+    /// Hosts in its launch or termination deployments.
+    joining_or_leaving: HashSet<String>,
 }
 
 impl GroupActivity {
@@ -195,16 +197,25 @@ impl GroupActivity {
     }
 }
 
-async fn activity_by_group(state: &AppState) -> StoreResult<HashMap<String, GroupActivity>> {
+/// What runs in each group (only in `only`, if given).
+async fn activity_by_group(state: &AppState, only: Option<&str>) -> StoreResult<HashMap<String, GroupActivity>> {
     let mut activity: HashMap<String, GroupActivity> = HashMap::new();
     for id in state.store.active_deployments().await? {
         let Some(record) = state.store.deployment(&id).await? else { continue };
+        if only.is_some_and(|group_id| group_id != record.group_id) {
+            continue;
+        }
         let group = activity.entry(record.group_id.clone()).or_default();
         group.exclusive |= record.exclusive;
-        let terminating = record.info.creator == Some(DeploymentCreator::AutoscalingTermination);
+        let creator = record.info.creator.clone();
+        let terminating = creator == Some(DeploymentCreator::AutoscalingTermination);
+        let fleet = terminating || creator == Some(DeploymentCreator::Autoscaling);
         for target in state.store.targets(&id).await? {
             if terminating {
                 group.terminating.insert(target.target_id.clone(), id.clone());
+            }
+            if fleet {
+                group.joining_or_leaving.insert(target.target_id.clone());
             }
             group.hosts.insert(target.target_id);
         }
@@ -230,7 +241,7 @@ pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult
     let Some(instance) = state.store.instance(name).await?.filter(|i| i.deregister_time.is_none()) else {
         return Ok(Vec::new());
     };
-    let active = activity_by_group(state).await?;
+    let active = activity_by_group(state, None).await?;
     let mut started = Vec::new();
     let mut leaving = false;
     for (app, group) in server_groups(state).await? {
@@ -264,7 +275,7 @@ pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult
 /// After a termination deployment ends (whatever its outcome): its host is deregistered, unless
 /// another group's termination deployment still runs on it.
 pub async fn departed(state: &AppState, deployment: &DeploymentInfo, host: &str) -> StoreResult<()> {
-    let others = activity_by_group(state).await?;
+    let others = activity_by_group(state, None).await?;
     let this = deployment.deployment_id.as_deref().unwrap_or_default();
     if others.values().any(|group| group.terminating_elsewhere(host, this)) {
         return Ok(());
@@ -308,12 +319,14 @@ async fn stop_overdue_terminations(state: &AppState) -> StoreResult<()> {
     Ok(())
 }
 
-/// Whether `instance` is about to get a launch deployment from a group that sends it traffic
-/// through `target_group`: such a host enters the target group only at its AllowTraffic.
-pub async fn awaits_launch(state: &AppState, instance: &str, target_group: &str) -> StoreResult<bool> {
-    let Some(info) = state.store.instance(instance).await?.filter(|i| i.deregister_time.is_none()) else {
-        return Ok(false);
-    };
+/// Which of `instances` are about to get a launch deployment from a group that sends them
+/// traffic through `target_group`: such a host enters the target group only at its AllowTraffic.
+pub async fn awaiting_launch(
+    state: &AppState,
+    instances: &[InstanceInfo],
+    target_group: &str,
+) -> StoreResult<HashSet<String>> {
+    let mut joining = HashSet::new();
     for (_, group) in server_groups(state).await? {
         let routed = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref())
             .iter()
@@ -321,14 +334,15 @@ pub async fn awaits_launch(state: &AppState, instance: &str, target_group: &str)
         if !routed || is_blue_green(&group) || !controls_traffic(&group) || group.info.target_revision.is_none() {
             continue;
         }
-        if selection::select_instances(&group.info, std::slice::from_ref(&info)).is_empty() {
+        let selected = selection::select_instances(&group.info, instances);
+        if selected.is_empty() {
             continue;
         }
-        if !state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == instance) {
-            return Ok(true);
-        }
+        let known: HashSet<String> =
+            state.store.instance_history(group.id()).await?.into_iter().map(|h| h.instance_name).collect();
+        joining.extend(selected.into_iter().filter_map(|i| i.instance_name.clone()).filter(|n| !known.contains(n)));
     }
-    Ok(false)
+    Ok(joining)
 }
 
 fn is_blue_green(group: &GroupRecord) -> bool {
@@ -342,18 +356,8 @@ fn controls_traffic(group: &GroupRecord) -> bool {
 
 /// The hosts joining or leaving a group now: in its launch or termination deployments.
 pub async fn hosts_joining_or_leaving(state: &AppState, group_id: &str) -> StoreResult<HashSet<String>> {
-    let mut hosts = HashSet::new();
-    for id in state.store.active_deployments().await? {
-        let Some(record) = state.store.deployment(&id).await? else { continue };
-        let fleet = matches!(
-            record.info.creator,
-            Some(DeploymentCreator::Autoscaling | DeploymentCreator::AutoscalingTermination)
-        );
-        if record.group_id == group_id && fleet {
-            hosts.extend(state.store.targets(&id).await?.into_iter().map(|t| t.target_id));
-        }
-    }
-    Ok(hosts)
+    let mut activity = activity_by_group(state, Some(group_id)).await?;
+    Ok(activity.remove(group_id).map(|group| group.joining_or_leaving).unwrap_or_default())
 }
 
 /// The hosts that joined a group through a launch deployment while it ran (or that it passed

@@ -86,10 +86,11 @@ pub async fn register(ctx: &Ctx<'_>, input: RegisterTargetsInput) -> ApiResult<T
         return err(Exception::InvalidInput, "targets must name at least one target.");
     }
     let mut targets = Vec::with_capacity(specs.len());
+    let mut instances = Vec::with_capacity(specs.len());
     for spec in &specs {
         let instance = spec.instance_name.as_deref().unwrap_or_default();
         match ctx.store().instance(instance).await.map_err(store_error)? {
-            Some(found) if found.deregister_time.is_none() => {}
+            Some(found) if found.deregister_time.is_none() => instances.push(found),
             _ => return err(Exception::InstanceNotRegistered, format!("The instance '{instance}' is not registered.")),
         }
         let address = spec.address.as_deref().unwrap_or_default();
@@ -98,10 +99,13 @@ pub async fn register(ctx: &Ctx<'_>, input: RegisterTargetsInput) -> ApiResult<T
         if weight > 1000 {
             return err(Exception::InvalidInput, format!("weight {weight} of {instance} must be from 0 to 1000."));
         }
-        // A host about to join a deployment group that sends it traffic waits for its launch
-        // deployment's AllowTraffic, whatever the call says.
-        let joining = crate::fleet::awaits_launch(ctx.state, instance, name).await.map_err(store_error)?;
-        targets.push((instance.to_owned(), address.to_owned(), weight, spec.standby != Some(true) && !joining));
+        targets.push((instance.to_owned(), address.to_owned(), weight, spec.standby != Some(true)));
+    }
+    // A host about to join a deployment group that sends it traffic waits for its launch
+    // deployment's AllowTraffic, whatever the call says.
+    let joining = crate::fleet::awaiting_launch(ctx.state, &instances, name).await.map_err(store_error)?;
+    for (instance, _, _, serving) in &mut targets {
+        *serving &= !joining.contains(instance.as_str());
     }
     let group = modify(ctx.state, name, |group| {
         for (instance, address, weight, serving) in &targets {

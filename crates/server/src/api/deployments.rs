@@ -114,13 +114,14 @@ async fn server_targets(
     };
     // A host still in its launch deployment gets this revision from a follow-up once that ends
     // (crate::fleet), rather than two deployments' events at once; a leaving host gets nothing.
-    let launching = crate::fleet::hosts_joining_or_leaving(ctx.state, group.id()).await.map_err(store_error)?;
+    let launching = match kind {
+        DeploymentType::BlueGreen => Default::default(),
+        _ => crate::fleet::hosts_joining_or_leaving(ctx.state, group.id()).await.map_err(store_error)?,
+    };
     let selected: Vec<&InstanceInfo> = selection::select_instances(&group.info, &instances)
         .into_iter()
         .filter(|i| !up_to_date(i) && !replacement.iter().any(|r| r.instance_name == i.instance_name))
-        .filter(|i| {
-            kind == DeploymentType::BlueGreen || !launching.contains(i.instance_name.as_deref().unwrap_or_default())
-        })
+        .filter(|i| !launching.contains(i.instance_name.as_deref().unwrap_or_default()))
         .collect();
     let mut role_events = events(role);
     if kind == DeploymentType::BlueGreen

@@ -110,18 +110,18 @@ pub async fn deregister(ctx: &Ctx<'_>, input: DeregisterOnPremisesInstanceInput)
 /// instance, then deregistration.
 pub async fn drain(ctx: &Ctx<'_>, input: DrainInstanceInput) -> ApiResult<DrainInstanceOutput> {
     let name = validate::instance_name(&input.instance_name)?;
-    match ctx.store().instance(name).await.map_err(store_error)? {
-        Some(instance) if instance.deregister_time.is_none() => {}
-        _ => {
-            return err(
-                Exception::InstanceNotRegistered,
-                format!("The on-premises instance {name} is not registered."),
-            );
-        }
-    }
+    registered(ctx, name).await?;
     let deployment_ids =
         crate::fleet::depart(ctx.state, name, crate::fleet::Departure::Drained).await.map_err(store_error)?;
     Ok(DrainInstanceOutput { deployment_ids })
+}
+
+/// A registered instance, or InstanceNotRegistered.
+pub async fn registered(ctx: &Ctx<'_>, name: &str) -> ApiResult<InstanceInfo> {
+    match ctx.store().instance(name).await.map_err(store_error)? {
+        Some(instance) if instance.deregister_time.is_none() => Ok(instance),
+        _ => err(Exception::InstanceNotRegistered, format!("The on-premises instance {name} is not registered.")),
+    }
 }
 
 /// Deregisters an instance now: it leaves every group's selection, and its agent keys stop

@@ -70,15 +70,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateAccessKeyInput) -> ApiResult<Cre
 /// A new agent key for a registered instance.
 pub async fn create_instance_key(ctx: &Ctx<'_>, instance: &str, description: &str) -> ApiResult<AccessKeyRecord> {
     validate::check_instance_name(instance)?;
-    match ctx.store().instance(instance).await.map_err(store_error)? {
-        Some(found) if found.deregister_time.is_none() => {}
-        _ => {
-            return err(
-                Exception::InstanceNotRegistered,
-                format!("The on-premises instance {instance} is not registered."),
-            );
-        }
-    }
+    super::instances::registered(ctx, instance).await?;
     let mut key = new_access_key(Role::Instance, description, ctx.now);
     key.instance_name = Some(instance.to_owned());
     store_key(ctx, &key).await?;
