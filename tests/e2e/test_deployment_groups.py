@@ -5,6 +5,7 @@ Each test starts its own server, so names can repeat freely between tests.
 
 import copy
 import json
+import re
 import uuid
 
 import pytest
@@ -80,6 +81,28 @@ def assert_missing(cd, app="app", name="group"):
 def cli_ok(result):
     assert result.ok, result.stderr
     return result.json
+
+
+def make_pools(server, *names):
+    """Landfall's autoScalingGroups name host pools: these tests' groups need theirs to exist."""
+    for name in names:
+        cli_ok(server.landfall("pool", "create", name, "--output", "json"))
+
+
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def pool_names(asgs, group="group", termination=False):
+    """The names of a group's autoScalingGroups entries, checking each has its launch hook (and its
+    termination hook exactly when terminationHookEnabled) named as CodeDeploy names them."""
+    for asg in asgs:
+        assert re.fullmatch(f"CodeDeploy-managed-automatic-launch-deployment-hook-{group}-{UUID}", asg["hook"]), asg
+        if termination:
+            assert re.fullmatch(
+                f"CodeDeploy-managed-automatic-termination-deployment-hook-{group}-{UUID}", asg["terminationHook"]), asg
+        else:
+            assert "terminationHook" not in asg, asg
+    return [asg["name"] for asg in asgs]
 
 
 # -- Create and Get: defaults per compute platform ------------------------------------------------
@@ -199,20 +222,23 @@ FULL_SERVER = {
 }
 
 
-def test_full_server_group_round_trips_every_field(cd):
+def test_full_server_group_round_trips_every_field(server, cd):
     make_app(cd)
+    make_pools(server, "web-asg-a", "web-asg-b")
     group_id = create(cd, tags=[{"Key": "team", "Value": "web"}], **FULL_SERVER)
     expected = {
         **EMPTY,
         **FULL_SERVER,
-        "autoScalingGroups": [{"name": "web-asg-a"}, {"name": "web-asg-b"}],
         "applicationName": "app",
         "deploymentGroupId": group_id,
         "deploymentGroupName": "group",
         "serviceRoleArn": ROLE,
         "computePlatform": "Server",
     }
-    assert get(cd) == expected
+    info = get(cd)
+    assert pool_names(info.pop("autoScalingGroups"), termination=True) == ["web-asg-a", "web-asg-b"]
+    del expected["autoScalingGroups"]
+    assert info == expected
     assert cd.list_tags_for_resource(ResourceArn=group_arn(cd, "app", "group"))["Tags"] == [{"Key": "team", "Value": "web"}]
 
 
@@ -295,6 +321,7 @@ def test_same_group_name_in_two_applications(cd):
 
 def test_cli_create_with_shorthand_and_get(server, cd):
     make_app(cd, "WordPress_App")
+    make_pools(server, "CodeDeployDemo-ASG")
     created = cli_ok(
         server.aws(
             "deploy", "create-deployment-group",
@@ -318,8 +345,10 @@ def test_cli_create_with_shorthand_and_get(server, cd):
         server.aws("deploy", "get-deployment-group", "--application-name", "WordPress_App",
                    "--deployment-group-name", "WordPress_DG")
     )["deploymentGroupInfo"]
+    assert pool_names(info["autoScalingGroups"], group="WordPress_DG") == ["CodeDeployDemo-ASG"]
     assert info == {
         **EMPTY,
+        "autoScalingGroups": info["autoScalingGroups"],
         "applicationName": "WordPress_App",
         "deploymentGroupId": group_id,
         "deploymentGroupName": "WordPress_DG",
@@ -330,7 +359,6 @@ def test_cli_create_with_shorthand_and_get(server, cd):
             {"Key": "Name", "Value": "CodeDeployDemo", "Type": "KEY_AND_VALUE"},
             {"Key": "Tier", "Type": "KEY_ONLY"},
         ],
-        "autoScalingGroups": [{"name": "CodeDeployDemo-ASG"}],
         "deploymentStyle": {"deploymentType": "IN_PLACE", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
         "loadBalancerInfo": {"targetGroupInfoList": [{"name": "wp-tg"}]},
         "alarmConfiguration": {"enabled": True, "ignorePollAlarmFailure": False,
@@ -736,8 +764,9 @@ def update(cd, app="app", current="group", **fields):
     return cd.update_deployment_group(applicationName=app, currentDeploymentGroupName=current, **fields)
 
 
-def test_partial_update_leaves_omitted_fields_unchanged(cd):
+def test_partial_update_leaves_omitted_fields_unchanged(server, cd):
     make_app(cd)
+    make_pools(server, "web-asg-a", "web-asg-b")
     create(cd, tags=[{"Key": "team", "Value": "web"}], **FULL_SERVER)
     before = get(cd)
     answer = update(cd, deploymentConfigName="CodeDeployDefault.AllAtOnce")
@@ -747,8 +776,9 @@ def test_partial_update_leaves_omitted_fields_unchanged(cd):
     assert get(cd) == {**before, "deploymentConfigName": "CodeDeployDefault.AllAtOnce"}
 
 
-def test_supplied_lists_replace_the_stored_ones(cd):
+def test_supplied_lists_replace_the_stored_ones(server, cd):
     make_app(cd)
+    make_pools(server, "asg-a", "asg-b", "asg-c")
     create(cd,
            ec2TagFilters=[tag("Name", "web", "KEY_AND_VALUE"), tag("Env", kind="KEY_ONLY")],
            autoScalingGroups=["asg-a", "asg-b"],
@@ -764,7 +794,7 @@ def test_supplied_lists_replace_the_stored_ones(cd):
            autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_STOP_ON_REQUEST"]})
     info = get(cd)
     assert info["ec2TagFilters"] == [tag(value="api", kind="VALUE_ONLY")]
-    assert info["autoScalingGroups"] == [{"name": "asg-c"}]
+    assert pool_names(info["autoScalingGroups"]) == ["asg-c"]
     assert info["triggerConfigurations"] == [new_trigger]
     assert info["alarmConfiguration"] == {"enabled": True, "ignorePollAlarmFailure": False, "alarms": [{"name": "c"}]}
     assert info["autoRollbackConfiguration"] == {"enabled": True, "events": ["DEPLOYMENT_STOP_ON_REQUEST"]}
@@ -813,6 +843,7 @@ def test_rename_to_its_own_name_is_fine(cd):
 
 def test_empty_auto_scaling_group_list_detaches_them(server, cd):
     make_app(cd)
+    make_pools(server, "asg-a", "asg-b")
     create(cd, autoScalingGroups=["asg-a", "asg-b"], terminationHookEnabled=True)
     result = cli_ok(server.aws("deploy", "update-deployment-group", "--application-name", "app",
                                "--current-deployment-group-name", "group", "--auto-scaling-groups", "[]"))
@@ -820,6 +851,46 @@ def test_empty_auto_scaling_group_list_detaches_them(server, cd):
     info = get(cd)
     assert info["autoScalingGroups"] == []
     assert info["terminationHookEnabled"] is True
+
+
+def test_auto_scaling_groups_name_host_pools_whose_hooks_stay_while_named(server, cd):
+    make_app(cd)
+    make_pools(server, "pool-a", "pool-b")
+    # A name that is no host pool, or a pool named twice, is refused and creates nothing.
+    code, message = refusal(create, cd=cd, autoScalingGroups=["pool-a", "CodeDeployDemo-ASG"])
+    assert code == "InvalidAutoScalingGroupException"
+    assert "'CodeDeployDemo-ASG'" in message and "landfall pool create" in message
+    assert refused_code(create, cd=cd, autoScalingGroups=["pool-a", "pool-a"]) == "InvalidAutoScalingGroupException"
+    assert_missing(cd)
+
+    create(cd, autoScalingGroups=["pool-a"])
+    [a] = get(cd)["autoScalingGroups"]
+    assert pool_names([a]) == ["pool-a"]
+    # Naming another pool keeps the first one's hook; the new one gets its own.
+    update(cd, autoScalingGroups=["pool-b", "pool-a"])
+    b, a_again = get(cd)["autoScalingGroups"]
+    assert a_again == a and b["name"] == "pool-b" and b["hook"] != a["hook"]
+    pool_names([b])
+    # The termination hooks come and go with terminationHookEnabled; the launch hooks stay.
+    update(cd, terminationHookEnabled=True)
+    asgs = get(cd)["autoScalingGroups"]
+    assert pool_names(asgs, termination=True) == ["pool-b", "pool-a"]
+    assert [asg["hook"] for asg in asgs] == [b["hook"], a["hook"]]
+    # A rename keeps the hooks it named (CodeDeploy does not rename installed hooks).
+    update(cd, newDeploymentGroupName="renamed")
+    assert get(cd, name="renamed")["autoScalingGroups"] == asgs
+    update(cd, current="renamed", terminationHookEnabled=False)
+    assert get(cd, name="renamed")["autoScalingGroups"] == [b, a]
+    # An update naming a pool that is gone changes nothing.
+    before = get(cd, name="renamed")
+    assert refused_code(update, cd=cd, current="renamed", autoScalingGroups=["pool-c"]) == (
+        "InvalidAutoScalingGroupException")
+    assert get(cd, name="renamed") == before
+    # Dropped and named again: a new hook.
+    update(cd, current="renamed", autoScalingGroups=[])
+    update(cd, current="renamed", autoScalingGroups=["pool-a"])
+    [a_new] = get(cd, name="renamed")["autoScalingGroups"]
+    assert pool_names([a_new], group="renamed") == ["pool-a"] and a_new["hook"] != a["hook"]
 
 
 def test_update_switches_between_tag_filters_and_tag_sets(cd):
@@ -855,8 +926,9 @@ def test_update_switches_between_tag_filters_and_tag_sets(cd):
     assert info["onPremisesInstanceTagFilters"] == [] and info["onPremisesTagSet"] == {"onPremisesTagSetList": []}
 
 
-def test_update_validates_the_merged_group(cd):
+def test_update_validates_the_merged_group(server, cd):
     make_app(cd)
+    make_pools(server, "asg")
     create(cd, loadBalancerInfo=ELB, autoScalingGroups=["asg"],
            deploymentStyle={"deploymentType": "IN_PLACE", "deploymentOption": "WITH_TRAFFIC_CONTROL"})
     before = get(cd)
@@ -923,6 +995,7 @@ def test_update_of_an_ecs_group(cd):
 
 def test_cli_update_renames_and_changes_settings(server, cd):
     make_app(cd, "WordPress_App")
+    make_pools(server, "CodeDeployDemo-ASG", "My_CodeDeployDemo_ASG")
     group_id = create(cd, "WordPress_App", "WordPress_DG", autoScalingGroups=["CodeDeployDemo-ASG"],
                       ec2TagFilters=[tag("Name", "CodeDeployDemo", "KEY_AND_VALUE")])
     answer = cli_ok(server.aws(
@@ -938,7 +1011,7 @@ def test_cli_update_renames_and_changes_settings(server, cd):
     assert answer == {"hooksNotCleanedUp": []}
     info = get(cd, "WordPress_App", "My_WordPress_DepGroup")
     assert info["deploymentGroupId"] == group_id
-    assert info["autoScalingGroups"] == [{"name": "My_CodeDeployDemo_ASG"}]
+    assert pool_names(info["autoScalingGroups"], group="My_WordPress_DepGroup") == ["My_CodeDeployDemo_ASG"]
     assert info["deploymentConfigName"] == "CodeDeployDefault.AllAtOnce"
     assert info["ec2TagFilters"] == [tag("Name", "My_CodeDeployDemo", "KEY_AND_VALUE")]
     assert info["serviceRoleArn"] == OTHER_ROLE

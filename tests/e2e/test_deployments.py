@@ -818,6 +818,22 @@ def test_blue_green_deployment_targets_both_fleets(cd):
     assert len(green_arns) == 2 and all("instance/green-" in arn for arn in green_arns)
 
 
+def test_a_host_pool_can_be_the_replacement_fleet(server, cd):
+    host(cd, "blue-1", color="blue")
+    host(cd, "spare-1")
+    host(cd, "spare-2")
+    assert server.landfall("pool", "create", "replacements", "spare-1", "spare-2").ok
+    blue_green_group(cd)
+    code, message = refusal(cd.create_deployment, applicationName="web", deploymentGroupName="bg", revision=REVISION,
+                            targetInstances={"autoScalingGroups": ["no-such-pool"]})
+    assert code == "InvalidAutoScalingGroupException" and "no-such-pool" in message
+    assert all_deployments(cd) == []
+
+    deployment_id = deploy(cd, group="bg", targetInstances={"autoScalingGroups": ["replacements"]})
+    assert target_ids(cd, deployment_id, targetFilters={"ServerInstanceLabel": ["Blue"]}) == ["blue-1"]
+    assert target_ids(cd, deployment_id, targetFilters={"ServerInstanceLabel": ["Green"]}) == ["spare-1", "spare-2"]
+
+
 def test_continue_and_skip_wait(cd):
     host(cd, "blue-1", color="blue")
     host(cd, "green-1", color="green")

@@ -2,6 +2,7 @@
 the group's current revision through a launch deployment (creator `autoscaling`) once its agent
 polls, with nobody deploying it; real agents run the hooks."""
 
+import signal
 import time
 import urllib.request
 
@@ -72,6 +73,52 @@ def test_a_host_that_joins_gets_the_current_revision(server, cd, hosts, tmp_path
     assert sorted(cd.list_deployment_targets(deploymentId=third)["targetIds"]) == ["web-1", "web-2", "web-3"]
 
 
+def test_a_host_added_to_a_pool_gets_the_revision_and_one_taken_out_is_left_out(server, cd, hosts, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    # Tagged for no group: only the pool selects these hosts.
+    for name in ["app-1", "app-2"]:
+        hosts(name, start=False, role="spare").start(TEST_HOST=name, OUT_DIR=str(out))
+    created = server.landfall("pool", "create", "web-pool", "app-1", "app-2")
+    assert created.ok, created.stderr
+    setup_group(server, tag="nobody", extra=("--auto-scaling-groups", "web-pool"))
+    [asg] = cd.get_deployment_group(applicationName="shop", deploymentGroupName="web")["deploymentGroupInfo"][
+        "autoScalingGroups"]
+    assert asg["name"] == "web-pool" and asg["hook"].startswith("CodeDeploy-managed-automatic-launch-deployment-hook-web-")
+    first = deploy(server, revision(tmp_path, "v1"))
+    assert wait_for_status(cd, first)["status"] == "Succeeded"
+    assert sorted(cd.list_deployment_targets(deploymentId=first)["targetIds"]) == ["app-1", "app-2"]
+
+    # A registered host added to the pool: nothing until its agent polls, then v1 by a launch.
+    joining = hosts("app-3", start=False, role="spare")
+    added = server.landfall("pool", "add", "web-pool", "app-3")
+    assert added.ok, added.stderr
+    time.sleep(4)
+    assert deployments(cd) == [first]
+    joining.start(TEST_HOST="app-3", OUT_DIR=str(out))
+    wait_for(lambda: content(out, "app-3") == "v1", timeout=60, message="app-3 to get v1")
+    (launch_id,) = set(deployments(cd)) - {first}
+    info = wait_for_status(cd, launch_id)
+    assert (info["status"], info["creator"]) == ("Succeeded", "autoscaling"), info
+    assert cd.list_deployment_targets(deploymentId=launch_id)["targetIds"] == ["app-3"]
+
+    # Taken out of the pool, a host is left out of the next deployment and keeps what it has.
+    removed = server.landfall("pool", "remove", "web-pool", "app-1")
+    assert removed.ok, removed.stderr
+    second = deploy(server, revision(tmp_path, "v2"))
+    assert wait_for_status(cd, second)["status"] == "Succeeded"
+    assert sorted(cd.list_deployment_targets(deploymentId=second)["targetIds"]) == ["app-2", "app-3"]
+    assert [content(out, h) for h in ["app-1", "app-2", "app-3"]] == ["v1", "v2", "v2"]
+
+    # A pool member that leaves runs its termination deployment (the pool selects it) and leaves
+    # the pool with its registration.
+    drained = server.landfall("instance", "drain", "app-3", "--wait")
+    assert drained.ok, drained.stderr
+    assert termination_of(cd, "app-3")["status"] == "Succeeded"
+    listed = server.landfall("pool", "list", "web-pool", "--output", "json")
+    assert listed.json[0]["instanceNames"] == ["app-2"]
+
+
 def test_a_group_with_nothing_deployed_yet_gives_a_new_host_nothing(server, cd, hosts, tmp_path):
     setup_group(server)
     start_hosts(hosts, tmp_path, ["web-1"])
@@ -138,11 +185,11 @@ def test_with_ignore_the_hosts_stay_behind_and_the_deployment_says_so(server, cd
 TERMINATION_EVENTS = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "ApplicationStop"]
 
 
-def stoppable_revision(workdir, version, stop_seconds=0):
-    """A bundle writing `version` to $OUT_DIR/$TEST_HOST at ApplicationStart; its ApplicationStop
-    (run when the host leaves) takes `stop_seconds` and appends `stopped VERSION` to
-    $OUT_DIR/$TEST_HOST.stop."""
-    start = f"#!/bin/sh\necho {version} > \"$OUT_DIR/$TEST_HOST\"\n"
+def stoppable_revision(workdir, version, stop_seconds=0, start_seconds=0):
+    """A bundle writing `version` to $OUT_DIR/$TEST_HOST at ApplicationStart (after
+    `start_seconds`); its ApplicationStop (run when the host leaves, or before the next revision)
+    takes `stop_seconds` and appends `stopped VERSION` to $OUT_DIR/$TEST_HOST.stop."""
+    start = f"#!/bin/sh\nsleep {start_seconds}\necho {version} > \"$OUT_DIR/$TEST_HOST\"\n"
     stop = f"#!/bin/sh\nsleep {stop_seconds}\necho stopped {version} >> \"$OUT_DIR/$TEST_HOST.stop\"\n"
     appspec = ("version: 0.0\nos: linux\nhooks:\n"
                "  ApplicationStop:\n    - location: stop.sh\n      timeout: 120\n"
@@ -189,6 +236,30 @@ def test_a_drained_host_runs_application_stop_and_leaves_the_group(server, cd, h
     assert wait_for_status(cd, second)["status"] == "Succeeded"
     assert cd.list_deployment_targets(deploymentId=second)["targetIds"] == ["web-1"]
     assert content(out, "web-2") == "v1"
+
+
+def test_a_host_drained_during_a_deployment_leaves_after_it_even_across_a_crash(server, cd, hosts, tmp_path):
+    out = start_hosts(hosts, tmp_path, ["web-1", "web-2"])
+    setup_group(server)
+    first = deploy(server, stoppable_revision(tmp_path, "v1"))
+    assert wait_for_status(cd, first)["status"] == "Succeeded"
+    # One host at a time, web-1 first: web-2's turn is still to come when it is drained.
+    second = deploy(server, stoppable_revision(tmp_path, "v2", start_seconds=3))
+    status, answer = server.raw("Landfall_20261122.DrainInstance", {"instanceName": "web-2"})
+    assert status == 200, answer
+    assert answer == {"deploymentIds": [], "waitingForDeploymentIds": [second], "left": False}
+    # The departure is kept: a crash does not forget it.
+    server.restart(signal.SIGKILL)
+    info = wait_for_status(cd, second, timeout=120)
+    assert info["status"] == "Succeeded" and info["deploymentOverview"]["Succeeded"] == 2, info
+    wait_for(lambda: not registered(server, "web-2"), timeout=60, message="web-2 to leave")
+    # Its termination deployment came after v2 was done with it, and stopped v2.
+    termination = termination_of(cd, "web-2")
+    assert termination["status"] == "Succeeded", termination
+    assert termination["createTime"] >= info["completeTime"]
+    assert (out / "web-2.stop").read_text() == "stopped v1\nstopped v2\n"
+    assert (out / "web-1.stop").read_text() == "stopped v1\n"
+    assert registered(server, "web-1")
 
 
 def test_deregistration_waits_for_the_termination_deployment_when_the_group_asks(server, cd, hosts, tmp_path):

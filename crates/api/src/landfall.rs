@@ -32,10 +32,15 @@ pub enum LandfallOperation {
     ListDeploymentEvents,
     ListAuditRecords,
     DrainInstance,
+    CreateHostPool,
+    DeleteHostPool,
+    ListHostPools,
+    AddHostPoolMembers,
+    RemoveHostPoolMembers,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 19] = [
+    pub const ALL: [LandfallOperation; 24] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
@@ -55,6 +60,11 @@ impl LandfallOperation {
         LandfallOperation::ListDeploymentEvents,
         LandfallOperation::ListAuditRecords,
         LandfallOperation::DrainInstance,
+        LandfallOperation::CreateHostPool,
+        LandfallOperation::DeleteHostPool,
+        LandfallOperation::ListHostPools,
+        LandfallOperation::AddHostPoolMembers,
+        LandfallOperation::RemoveHostPoolMembers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +88,11 @@ impl LandfallOperation {
             LandfallOperation::ListDeploymentEvents => "ListDeploymentEvents",
             LandfallOperation::ListAuditRecords => "ListAuditRecords",
             LandfallOperation::DrainInstance => "DrainInstance",
+            LandfallOperation::CreateHostPool => "CreateHostPool",
+            LandfallOperation::DeleteHostPool => "DeleteHostPool",
+            LandfallOperation::ListHostPools => "ListHostPools",
+            LandfallOperation::AddHostPoolMembers => "AddHostPoolMembers",
+            LandfallOperation::RemoveHostPoolMembers => "RemoveHostPoolMembers",
         }
     }
 
@@ -169,9 +184,15 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
         LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
         // Like DeregisterOnPremisesInstance, which it ends with.
         LandfallOperation::DrainInstance => Access::Admin,
+        // Pool membership decides what runs where, as instance tags do (which are Admin too).
+        LandfallOperation::CreateHostPool
+        | LandfallOperation::DeleteHostPool
+        | LandfallOperation::AddHostPoolMembers
+        | LandfallOperation::RemoveHostPoolMembers => Access::Admin,
         LandfallOperation::GetLifecycleEventLog
         | LandfallOperation::ListAgentStatus
-        | LandfallOperation::ListTargetGroups => Access::Read,
+        | LandfallOperation::ListTargetGroups
+        | LandfallOperation::ListHostPools => Access::Read,
         LandfallOperation::CreateTargetGroup
         | LandfallOperation::DeleteTargetGroup
         | LandfallOperation::RegisterTargets
@@ -272,8 +293,9 @@ pub struct RegisterInstanceOutput {
 
 /// DrainInstance: a host leaves. Every Server deployment group that deployed to it runs a
 /// termination deployment on it (BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic,
-/// ApplicationStop; creator `autoscalingTermination`); once they are over, or have run out of time,
-/// the instance is deregistered. With no such group it is deregistered at once.
+/// ApplicationStop; creator `autoscalingTermination`) once no deployment of the group runs on it;
+/// once they are over, or have run out of time, and no deployment runs on it, the instance is
+/// deregistered. With no such group and nothing running there it is deregistered at once.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DrainInstanceInput {
     #[serde(rename = "instanceName", default)]
@@ -282,9 +304,72 @@ pub struct DrainInstanceInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DrainInstanceOutput {
-    /// The termination deployments started (none: deregistered already).
+    /// The termination deployments started now.
     #[serde(rename = "deploymentIds", default)]
     pub deployment_ids: Vec<String>,
+    /// Deployments running on the host that its termination deployments (or its deregistration)
+    /// wait for.
+    #[serde(rename = "waitingForDeploymentIds", default)]
+    pub waiting_for_deployment_ids: Vec<String>,
+    /// Whether it has left already (deregistered).
+    #[serde(default)]
+    pub left: bool,
+}
+
+/// A host pool: a named set of registered hosts, Landfall's stand-in for an EC2 Auto Scaling
+/// group. A deployment group whose `autoScalingGroups` names the pool targets its members (in
+/// addition to the hosts its tags select), and a host added to it gets the group's revision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostPoolInfo {
+    #[serde(rename = "poolName")]
+    pub pool_name: String,
+    #[serde(rename = "createTime")]
+    pub create_time: Timestamp,
+    /// Its members, by name.
+    #[serde(rename = "instanceNames", default)]
+    pub instance_names: Vec<String>,
+    /// The deployment groups that name it, as `application/group` (answers only; not stored).
+    #[serde(rename = "deploymentGroups", default, skip_serializing_if = "Vec::is_empty")]
+    pub deployment_groups: Vec<String>,
+}
+
+/// CreateHostPool: a new pool, with the registered instances given as its first members.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateHostPoolInput {
+    #[serde(rename = "poolName", default)]
+    pub pool_name: Option<String>,
+    #[serde(rename = "instanceNames", default)]
+    pub instance_names: Option<Vec<String>>,
+}
+
+/// AddHostPoolMembers and RemoveHostPoolMembers: registered instances join or leave a pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostPoolMembersInput {
+    #[serde(rename = "poolName", default)]
+    pub pool_name: Option<String>,
+    #[serde(rename = "instanceNames", default)]
+    pub instance_names: Option<Vec<String>>,
+}
+
+/// The pool as it is after a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostPoolOutput {
+    #[serde(rename = "hostPool")]
+    pub host_pool: HostPoolInfo,
+}
+
+/// DeleteHostPool (refused while a deployment group names the pool), and ListHostPools (no
+/// name: every pool).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostPoolNameInput {
+    #[serde(rename = "poolName", default)]
+    pub pool_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListHostPoolsOutput {
+    #[serde(rename = "hostPools")]
+    pub host_pools: Vec<HostPoolInfo>,
 }
 
 /// GetLifecycleEventLog: the whole output a host's agent streamed for one lifecycle event (beyond

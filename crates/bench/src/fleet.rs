@@ -314,16 +314,13 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     println!("deployment configuration: {}", options.config);
 
     let mut pids = servers.pids();
-    let idle = Duration::from_secs(10);
-    let before = cpu_of(&pids)?;
-    tokio::time::sleep(idle).await;
-    let idle_cpu: Vec<f64> =
-        cpu_of(&pids)?.iter().zip(&before).map(|(after, before)| (after - before) / idle.as_secs_f64()).collect();
+    // A window longer than a long poll (45 s), so that every host polls in it.
+    let before_cpu = idle_cpu(&pids, Duration::from_secs(50)).await?;
     let resident: Vec<f64> =
         pids.iter().map(|pid| Ok(status_kib(*pid, "VmRSS:")? as f64 / 1024.0)).collect::<anyhow::Result<_>>()?;
     println!(
-        "idle, every host long-polling: server CPU {} of a core; resident {}",
-        figures(&idle_cpu.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %"),
+        "idle over 50 s, every host long-polling: server CPU {} of a core; resident {}",
+        figures(&before_cpu.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %"),
         figures(&resident, " MiB")
     );
 
@@ -362,6 +359,14 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             );
         }
     }
+    // Once the group has a revision to give, the fleet's look every 30 s reads every instance: a
+    // window of two looks, once the hosts' reports and first polls after the deployment are in.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after = idle_cpu(&pids, Duration::from_secs(60)).await?;
+    println!(
+        "idle over 60 s after the deployments (from 15 s on), every host long-polling: server CPU {} of a core",
+        figures(&after.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %")
+    );
     let memory: Vec<String> = pids
         .iter()
         .map(|pid| {
@@ -377,6 +382,13 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         host.abort();
     }
     servers.close().await
+}
+
+/// Each server's CPU use over `window`, as a share of one core.
+async fn idle_cpu(pids: &[u32], window: Duration) -> anyhow::Result<Vec<f64>> {
+    let before = cpu_of(pids)?;
+    tokio::time::sleep(window).await;
+    Ok(cpu_of(pids)?.iter().zip(&before).map(|(after, before)| (after - before) / window.as_secs_f64()).collect())
 }
 
 /// A client of a server still running.

@@ -38,12 +38,7 @@ pub async fn list(client: &Client, output: &Output, evaluate: bool) -> anyhow::R
 pub async fn delete(client: &Client, output: &Output, name: &str) -> anyhow::Result<()> {
     extension::<_, serde_json::Value>(client, "DeleteAlarm", &DeleteAlarmInput { alarm_name: Some(name.into()) })
         .await?;
-    if output.json {
-        output.json(&serde_json::json!({"alarmName": name, "deleted": true}))
-    } else {
-        println!("deleted alarm {name}");
-        Ok(())
-    }
+    output.deleted("alarmName", "alarm", name)
 }
 
 fn show(output: &Output, alarms: &[AlarmInfo]) -> anyhow::Result<()> {

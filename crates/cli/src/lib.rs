@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod instances;
 pub mod journal;
 pub mod logs;
+pub mod pools;
 pub mod push;
 pub mod status;
 pub mod target_groups;

@@ -36,12 +36,7 @@ pub async fn list(client: &Client, output: &Output) -> anyhow::Result<()> {
 pub async fn delete(client: &Client, output: &Output, name: &str) -> anyhow::Result<()> {
     extension::<_, serde_json::Value>(client, "DeleteTargetGroup", &TargetGroupNameInput { name: Some(name.into()) })
         .await?;
-    if output.json {
-        output.json(&serde_json::json!({"name": name, "deleted": true}))
-    } else {
-        println!("deleted target group {name}");
-        Ok(())
-    }
+    output.deleted("name", "target group", name)
 }
 
 /// One backend to register.

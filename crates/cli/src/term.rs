@@ -20,6 +20,15 @@ impl Output {
     }
 
     /// Prints one JSON document.
+    /// What a delete command prints: `{"<field>": name, "deleted": true}`, or "deleted <what> <name>".
+    pub fn deleted(&self, field: &str, what: &str, name: &str) -> anyhow::Result<()> {
+        if self.json {
+            return self.json(&serde_json::json!({field: name, "deleted": true}));
+        }
+        println!("deleted {what} {name}");
+        Ok(())
+    }
+
     pub fn json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         // As an io::Error, so a closed pipe is recognised as one.

@@ -5,8 +5,13 @@
 //! EC2 keeps working when its hosts move to Landfall.
 //!
 //! Flat filter lists match an instance that matches ANY filter; tag sets match an instance that
-//! matches at least one filter of EVERY group.
+//! matches at least one filter of EVERY group. A group also selects the members of the host
+//! pools its `autoScalingGroups` names (as CodeDeploy targets an Auto Scaling group's instances
+//! in addition to its tag matches).
 
+use std::collections::{HashMap, HashSet};
+
+use landfall_api::landfall::HostPoolInfo;
 use landfall_api::shapes::{DeploymentGroupInfo, EC2TagFilter, InstanceInfo, Tag, TagFilter};
 
 /// One tag filter, whichever shape it came in.
@@ -100,15 +105,48 @@ pub fn group_selections(group: &DeploymentGroupInfo) -> Vec<Selection> {
     [ec2, on_premises].into_iter().filter(|selection| !selection.is_empty()).collect()
 }
 
-/// The registered instances a deployment group targets, in the order given.
-pub fn select_instances<'a>(group: &DeploymentGroupInfo, instances: &'a [InstanceInfo]) -> Vec<&'a InstanceInfo> {
+/// Which hosts each host pool holds.
+#[derive(Debug, Clone, Default)]
+pub struct PoolMembers(HashMap<String, HashSet<String>>);
+
+impl PoolMembers {
+    pub fn new(pools: &[HostPoolInfo]) -> PoolMembers {
+        PoolMembers(
+            pools.iter().map(|pool| (pool.pool_name.clone(), pool.instance_names.iter().cloned().collect())).collect(),
+        )
+    }
+
+    pub fn exists(&self, pool: &str) -> bool {
+        self.0.contains_key(pool)
+    }
+
+    /// Whether the instance is in one of the pools named.
+    fn any_holds<'a>(&self, mut pools: impl Iterator<Item = &'a str>, instance: &str) -> bool {
+        pools.any(|pool| self.0.get(pool).is_some_and(|members| members.contains(instance)))
+    }
+}
+
+/// The host pools a group names in `autoScalingGroups`.
+pub fn group_pools(group: &DeploymentGroupInfo) -> impl Iterator<Item = &str> + Clone {
+    group.auto_scaling_groups.iter().flatten().filter_map(|asg| asg.name.as_deref())
+}
+
+/// The registered instances a deployment group targets (its tags match, or it is in one of the
+/// group's host pools), in the order given.
+pub fn select_instances<'a>(
+    group: &DeploymentGroupInfo,
+    instances: &'a [InstanceInfo],
+    pools: &PoolMembers,
+) -> Vec<&'a InstanceInfo> {
     let selections = group_selections(group);
+    let named_pools = group_pools(group);
     instances
         .iter()
         .filter(|instance| instance.deregister_time.is_none())
         .filter(|instance| {
             let tags = instance.tags.as_deref().unwrap_or_default();
             selections.iter().any(|selection| selection.matches(tags))
+                || pools.any_holds(named_pools.clone(), instance.instance_name.as_deref().unwrap_or_default())
         })
         .collect()
 }
@@ -146,7 +184,7 @@ pub fn deployment_order<'a>(
 mod tests {
     use super::*;
     use landfall_api::Timestamp;
-    use landfall_api::shapes::{EC2TagSet, OnPremisesTagSet};
+    use landfall_api::shapes::{AutoScalingGroup, EC2TagSet, OnPremisesTagSet};
 
     fn tag(key: &str, value: &str) -> Tag {
         Tag { key: Some(key.into()), value: Some(value.into()) }
@@ -204,7 +242,7 @@ mod tests {
             ]),
             ..Default::default()
         };
-        assert_eq!(names(select_instances(&flat, &instances)), ["b", "c"]);
+        assert_eq!(names(select_instances(&flat, &instances, &PoolMembers::default())), ["b", "c"]);
         let set = DeploymentGroupInfo {
             on_premises_tag_set: Some(OnPremisesTagSet {
                 on_premises_tag_set_list: Some(vec![
@@ -214,7 +252,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(names(select_instances(&set, &instances)), ["a"]);
+        assert_eq!(names(select_instances(&set, &instances, &PoolMembers::default())), ["a"]);
     }
 
     #[test]
@@ -232,7 +270,41 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(names(select_instances(&group, &instances)), ["here"]);
-        assert!(select_instances(&DeploymentGroupInfo::default(), &instances).is_empty());
+        assert_eq!(names(select_instances(&group, &instances, &PoolMembers::default())), ["here"]);
+        assert!(select_instances(&DeploymentGroupInfo::default(), &instances, &PoolMembers::default()).is_empty());
+    }
+
+    #[test]
+    fn pool_members_are_selected_beside_tag_matches() {
+        let mut gone = instance("gone", vec![]);
+        gone.deregister_time = Some(Timestamp(1));
+        let instances = vec![
+            instance("tagged", vec![tag("env", "prod")]),
+            instance("pooled", vec![]),
+            instance("other", vec![]),
+            gone,
+        ];
+        let pools = PoolMembers::new(&[
+            HostPoolInfo {
+                pool_name: "web".into(),
+                instance_names: vec!["pooled".into(), "gone".into()],
+                ..Default::default()
+            },
+            HostPoolInfo { pool_name: "db".into(), instance_names: vec!["other".into()], ..Default::default() },
+        ]);
+        let group = DeploymentGroupInfo {
+            on_premises_instance_tag_filters: Some(vec![filter("env", "prod", "KEY_AND_VALUE")]),
+            auto_scaling_groups: Some(vec![AutoScalingGroup { name: Some("web".into()), ..Default::default() }]),
+            ..Default::default()
+        };
+        assert_eq!(names(select_instances(&group, &instances, &pools)), ["tagged", "pooled"]);
+        // A pool alone selects too; a pool that does not exist selects nothing.
+        let pool_only = DeploymentGroupInfo { on_premises_instance_tag_filters: None, ..group.clone() };
+        assert_eq!(names(select_instances(&pool_only, &instances, &pools)), ["pooled"]);
+        let missing = DeploymentGroupInfo {
+            auto_scaling_groups: Some(vec![AutoScalingGroup { name: Some("gone".into()), ..Default::default() }]),
+            ..Default::default()
+        };
+        assert!(select_instances(&missing, &instances, &pools).is_empty());
     }
 }

@@ -107,6 +107,10 @@ pub enum ClientCommand {
     /// Prometheus).
     #[command(subcommand)]
     Alarm(AlarmCommand),
+    /// Create, list and delete host pools: named sets of hosts that deployment groups select
+    /// through autoScalingGroups (administrator keys to change them).
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// Print a deployment's timeline: waves, host events, alarms, stops, rollbacks.
     #[command(after_help = "Examples:
   landfall events d-ABCDEFGHI
@@ -167,6 +171,64 @@ impl AlarmCommand {
             AlarmCommand::Create { client, .. }
             | AlarmCommand::List { client, .. }
             | AlarmCommand::Delete { client, .. } => client,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Create a host pool, with the registered hosts given as its first members.
+    #[command(after_help = "Examples:
+  landfall pool create web-pool web-1 web-2
+A deployment group selects the pool's hosts when its autoScalingGroups names it:
+  aws deploy update-deployment-group ... --auto-scaling-groups web-pool
+A host added later gets the group's current revision as soon as its agent polls.")]
+    Create {
+        name: String,
+        /// Registered hosts to put in it.
+        hosts: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add registered hosts to a pool: each group naming it deploys its revision to them.
+    Add {
+        name: String,
+        #[arg(required = true)]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Take hosts out of a pool: the groups naming it leave them out of their next deployments
+    /// (to stop a host's application first, use landfall instance drain).
+    Remove {
+        name: String,
+        #[arg(required = true)]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the pools (or one), their hosts and the deployment groups that name them.
+    List {
+        name: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a pool no deployment group names.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl PoolCommand {
+    pub fn client_args(&self) -> &ClientArgs {
+        match self {
+            PoolCommand::Create { client, .. }
+            | PoolCommand::Add { client, .. }
+            | PoolCommand::Remove { client, .. }
+            | PoolCommand::List { client, .. }
+            | PoolCommand::Delete { client, .. } => client,
         }
     }
 }
@@ -302,6 +364,7 @@ impl ClientCommand {
             ClientCommand::Instances(args) => &args.client,
             ClientCommand::TargetGroup(command) => command.client_args(),
             ClientCommand::Alarm(command) => command.client_args(),
+            ClientCommand::Pool(command) => command.client_args(),
             ClientCommand::Events(args) => &args.client,
             ClientCommand::Audit(args) => &args.client,
         }

@@ -1,5 +1,5 @@
 //! The client commands (push, deploy, status, logs, stop, rollback, instances, target-group,
-//! alarm, events, audit): their arguments turned into `landfall_cli` requests, and their
+//! alarm, pool, events, audit): their arguments turned into `landfall_cli` requests, and their
 //! outcomes into exit codes.
 
 use landfall_cli::deploy::{DeployRequest, RevisionChoice, parse_revision};
@@ -10,7 +10,7 @@ use landfall_client::{Client, ClientError};
 
 use landfall_api::landfall::HealthCheck;
 
-use crate::cli::{AlarmCommand, ClientCommand as Command, TargetGroupCommand};
+use crate::cli::{AlarmCommand, ClientCommand as Command, PoolCommand, TargetGroupCommand};
 use crate::commands::{Failure, client, input_error};
 
 pub async fn run(command: Command) -> Result<(), Failure> {
@@ -107,6 +107,11 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             alarm(command, &client, &output).await.map_err(failure)?;
             Outcome::Succeeded
         }
+        Command::Pool(command) => {
+            let client = client(command.client_args())?;
+            pool(command, &client, &output).await.map_err(failure)?;
+            Outcome::Succeeded
+        }
         Command::Events(args) => {
             landfall_cli::journal::events(&client(&args.client)?, &output, &args.deployment, args.follow)
                 .await
@@ -185,6 +190,17 @@ async fn alarm(command: AlarmCommand, client: &Client, output: &Output) -> anyho
         }
         AlarmCommand::List { no_evaluate, client: _ } => alarms::list(client, output, !no_evaluate).await,
         AlarmCommand::Delete { name, client: _ } => alarms::delete(client, output, &name).await,
+    }
+}
+
+async fn pool(command: PoolCommand, client: &Client, output: &Output) -> anyhow::Result<()> {
+    use landfall_cli::pools;
+    match command {
+        PoolCommand::Create { name, hosts, client: _ } => pools::create(client, output, &name, hosts).await,
+        PoolCommand::Add { name, hosts, client: _ } => pools::change(client, output, true, &name, hosts).await,
+        PoolCommand::Remove { name, hosts, client: _ } => pools::change(client, output, false, &name, hosts).await,
+        PoolCommand::List { name, client: _ } => pools::list(client, output, name).await,
+        PoolCommand::Delete { name, client: _ } => pools::delete(client, output, &name).await,
     }
 }
 

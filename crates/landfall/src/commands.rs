@@ -488,13 +488,21 @@ async fn instance(command: InstanceCommand) -> Result<(), Failure> {
             let input = DrainInstanceInput { instance_name: Some(name.clone()) };
             let target = format!("{TARGET_PREFIX}.DrainInstance");
             let output: DrainInstanceOutput = client.call(&target, &input).await.map_err(input_error)?;
-            if output.deployment_ids.is_empty() {
-                println!("{name} is leaving (no deployment group had to stop it first)");
-            }
             for id in &output.deployment_ids {
                 println!("termination deployment {id} started");
             }
-            if wait {
+            if !output.waiting_for_deployment_ids.is_empty() {
+                println!(
+                    "{name} leaves once deployment {} is done with it",
+                    output.waiting_for_deployment_ids.join(", ")
+                );
+            }
+            if output.left {
+                println!("{name} has left: deregistered (no deployment group had to stop it first)");
+            } else if output.deployment_ids.is_empty() && output.waiting_for_deployment_ids.is_empty() {
+                println!("{name} is leaving");
+            }
+            if wait && !output.left {
                 landfall_cli::instances::wait_until_deregistered(&client, &name).await.map_err(Failure::failed)?;
                 println!("{name} has left: deregistered");
             }

@@ -459,16 +459,8 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         if let (Some(run), Some(target)) = (&platform_run, ordered.first()) {
             run.finished(&cx, &record.info, status, target, follow_up_id.is_some()).await;
         }
-        // Its hosts may be new to the group, or behind it, now (crate::fleet).
+        // Its hosts may be new to the group, behind it, or free to leave now (crate::fleet).
         crate::fleet::nudge(state).await;
-        // A leaving host's termination deployment is over, however it went: the host leaves.
-        if record.info.creator == Some(DeploymentCreator::AutoscalingTermination) {
-            for target in &ordered {
-                if let Err(error) = crate::fleet::departed(state, &record.info, &target.target_id).await {
-                    tracing::warn!(host = %target.target_id, %error, "cannot deregister a host that left");
-                }
-            }
-        }
         tracing::info!(deployment = deployment_id, status = status.as_str(), "deployment finished");
         return Ok(Outcome::Finished(follow_up_id));
     }

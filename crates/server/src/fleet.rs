@@ -3,12 +3,13 @@
 //! deployments do for freshly launched instances, and hosts that missed a deployment while they
 //! joined are brought up to date after it.
 //!
-//! A host has joined a group when the group selects it (its tags match) and the group has never
-//! deployed to it (no history for it). Once its agent has polled, the server holding the `fleet`
-//! lease creates a launch deployment for it: the group's target revision (its last successful
-//! one), creator `autoscaling`, the launch lifecycle (install, then allow traffic when the group
-//! controls traffic, so the host enters its target groups only once installed), not held back by
-//! the group's one-deployment-at-a-time rule. Whatever its outcome, the host then has history with
+//! A host has joined a group when the group selects it (its tags match, or it is in a host pool
+//! the group's `autoScalingGroups` names) and the group has never deployed to it (no history for
+//! it). Once its agent has polled, the server holding the `fleet` lease creates a launch
+//! deployment for it: the group's target revision (its last successful one), creator
+//! `autoscaling`, the launch lifecycle (install, then allow traffic when the group controls
+//! traffic, so the host enters its target groups only once installed), not held back by the
+//! group's one-deployment-at-a-time rule. Whatever its outcome, the host then has history with
 //! the group, so a failed host is not retried in a loop.
 //!
 //! A host still on the revision its launch deployment gave it after the group moved to another
@@ -22,24 +23,29 @@
 //!
 //! A host that leaves ([`depart`]: `landfall instance drain`, or a deregistration a group with
 //! terminationHookEnabled asks to wait) first runs a termination deployment in each group that
-//! deployed to it, and is deregistered when they end or run out of time.
+//! deployed to it, and is deregistered when they end or run out of time. The departure is
+//! recorded, so it survives a restart: the lease holder starts each termination deployment once
+//! no deployment of that group runs on the host any more, and deregisters the host once no
+//! deployment at all does.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use landfall_api::Timestamp;
 use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     ApplicationInfo, ComputePlatform, DeploymentCreator, DeploymentInfo, DeploymentOption, DeploymentStatus,
     DeploymentStyle, DeploymentType, FileExistsBehavior, GenericRevisionInfo, InstanceInfo, OutdatedInstancesStrategy,
-    RelatedDeployments, RevisionLocation,
+    RelatedDeployments, RevisionLocation, TargetStatus,
 };
 use landfall_api::validate;
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
 use landfall_engine::run::StopRequest;
 use landfall_engine::{run, selection};
 use landfall_store::{
-    DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionRecord, StoreError, StoreResult, TargetRecord,
+    DepartureRecord, DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionRecord, StoreError,
+    StoreResult, TargetRecord,
 };
 
 use crate::api::common::new_deployment_id;
@@ -85,8 +91,13 @@ async fn tend(state: &AppState, groups: bool) -> StoreResult<()> {
     if state.replica.hold(state, replicas::lease::FLEET).await?.is_none() {
         return Ok(());
     }
+    let _working = state.fleet_work.lock().await;
     stop_overdue_terminations(state).await?;
-    if groups { launch_where_needed(state).await } else { Ok(()) }
+    if !groups {
+        return Ok(());
+    }
+    advance_departures(state).await?;
+    launch_where_needed(state).await
 }
 
 /// One look at every Server deployment group: a launch deployment for each host that joined
@@ -108,7 +119,9 @@ async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
     }
     let store = state.store.as_ref();
     let instances = store.list_instances().await?;
+    let pools = pool_members(state).await?;
     let polled: HashSet<String> = store.agent_statuses().await?.into_iter().map(|s| s.instance_name).collect();
+    let leaving: HashSet<String> = store.departures().await?.into_iter().map(|d| d.instance_name).collect();
     let activity = activity_by_group(state, None).await?;
     let idle = GroupActivity::default();
     for (app, group, location) in groups {
@@ -122,9 +135,9 @@ async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
             .collect();
         let launched = launched_revisions(state, &group).await?;
         let mut outdated = Vec::new();
-        for instance in selection::select_instances(&group.info, &instances) {
+        for instance in selection::select_instances(&group.info, &instances, &pools) {
             let name = instance.instance_name.as_deref().unwrap_or_default();
-            if !polled.contains(name) || active.hosts.contains(name) {
+            if !polled.contains(name) || active.hosts.contains(name) || leaving.contains(name) {
                 continue;
             }
             match history.get(name) {
@@ -183,18 +196,14 @@ fn group_name(group: &GroupRecord) -> &str {
 struct GroupActivity {
     /// The hosts its active deployments target (a host in one is neither new nor outdated yet).
     hosts: HashSet<String>,
+    /// The hosts those deployments still have work on, each with them: a leaving host waits.
+    busy: HashMap<String, Vec<String>>,
     /// One of them is exclusive (a user's deployment, a rollback, a follow-up).
     exclusive: bool,
     /// Hosts leaving, by the termination deployment that runs on them.
     terminating: HashMap<String, String>,
     /// Hosts in its launch or termination deployments.
     joining_or_leaving: HashSet<String>,
-}
-
-impl GroupActivity {
-    fn terminating_elsewhere(&self, host: &str, deployment_id: &str) -> bool {
-        self.terminating.get(host).is_some_and(|id| id != deployment_id)
-    }
 }
 
 /// What runs in each group (only in `only`, if given).
@@ -217,6 +226,10 @@ async fn activity_by_group(state: &AppState, only: Option<&str>) -> StoreResult<
             if fleet {
                 group.joining_or_leaving.insert(target.target_id.clone());
             }
+            let status = target.target.instance_target.as_ref().and_then(|t| t.status.clone());
+            if !matches!(status, Some(TargetStatus::Succeeded | TargetStatus::Failed | TargetStatus::Skipped)) {
+                group.busy.entry(target.target_id.clone()).or_default().push(id.clone());
+            }
             group.hosts.insert(target.target_id);
         }
     }
@@ -232,56 +245,154 @@ pub enum Departure {
     Deregistered,
 }
 
+/// Where a leaving host stands.
+#[derive(Debug, Default)]
+pub struct Departing {
+    /// Termination deployments started now.
+    pub started: Vec<String>,
+    /// Deployments still running on the host, which its termination deployments or its
+    /// deregistration wait for.
+    pub waiting_for: Vec<String>,
+    /// It has left (deregistered).
+    pub left: bool,
+}
+
 /// A host leaves its deployment groups: a termination deployment (creator
 /// `autoscalingTermination`: BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic, ApplicationStop)
-/// in each group that deployed to it and selects it, then deregistration when they are over (the
-/// driver's [`departed`]), or at once when there are none. Returns the deployments started; a
-/// host already leaving starts nothing new.
-pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult<Vec<String>> {
-    let Some(instance) = state.store.instance(name).await?.filter(|i| i.deregister_time.is_none()) else {
-        return Ok(Vec::new());
+/// in each group that deployed to it and selects it, then deregistration when they are over, or at
+/// once when there are none. The departure is recorded first; on a replica that does not tend
+/// the fleet, the one that does is told and takes it from there.
+pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult<Departing> {
+    if state.store.instance(name).await?.is_none_or(|i| i.deregister_time.is_some()) {
+        return Ok(Departing { left: true, ..Default::default() });
+    }
+    let departure = DepartureRecord {
+        instance_name: name.to_owned(),
+        drained: why == Departure::Drained,
+        requested_at: state.clock.now(),
     };
-    let active = activity_by_group(state, None).await?;
-    let mut started = Vec::new();
-    let mut leaving = false;
-    for (app, group) in server_groups(state).await? {
-        if why == Departure::Deregistered && group.info.termination_hook_enabled != Some(true) {
+    state.store.put_departure(&departure).await?;
+    if state.replica.hold(state, replicas::lease::FLEET).await?.is_none() {
+        nudge(state).await;
+        return Ok(Departing::default());
+    }
+    let _working = state.fleet_work.lock().await;
+    // An earlier request for the host keeps its time (its termination deployments count).
+    let departure = state.store.departures().await?.into_iter().find(|d| d.instance_name == name).unwrap_or(departure);
+    advance(state, &FleetView::read(state).await?, &departure).await
+}
+
+/// What a look at departures reads once.
+struct FleetView {
+    groups: Vec<(ApplicationInfo, GroupRecord)>,
+    activity: HashMap<String, GroupActivity>,
+    pools: selection::PoolMembers,
+}
+
+impl FleetView {
+    async fn read(state: &AppState) -> StoreResult<FleetView> {
+        Ok(FleetView {
+            groups: server_groups(state).await?,
+            activity: activity_by_group(state, None).await?,
+            pools: pool_members(state).await?,
+        })
+    }
+}
+
+/// Takes every recorded departure a step further (a deployment that ended may have been what
+/// one waited for; a server that stopped may have left one half done).
+async fn advance_departures(state: &AppState) -> StoreResult<()> {
+    let departures = state.store.departures().await?;
+    if departures.is_empty() {
+        return Ok(());
+    }
+    let view = FleetView::read(state).await?;
+    for departure in &departures {
+        advance(state, &view, departure).await?;
+    }
+    Ok(())
+}
+
+/// Starts the termination deployments a departure still needs and can start now, or
+/// deregisters the host when none is left to run or wait for.
+async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord) -> StoreResult<Departing> {
+    let name = departure.instance_name.as_str();
+    let mut progress = Departing::default();
+    let Some(instance) = state.store.instance(name).await?.filter(|i| i.deregister_time.is_none()) else {
+        state.store.delete_departure(name).await?;
+        progress.left = true;
+        return Ok(progress);
+    };
+    let mut pending = false;
+    // A drain, or a deregistration a group must stop the host for, is graceful: the host leaves
+    // no deployment half done. A plain deregistration is immediate, as in CodeDeploy.
+    let mut graceful = departure.drained;
+    for (app, group) in &view.groups {
+        if !departure.drained && group.info.termination_hook_enabled != Some(true) {
             continue;
         }
-        if selection::select_instances(&group.info, std::slice::from_ref(&instance)).is_empty() {
+        if selection::select_instances(&group.info, std::slice::from_ref(&instance), &view.pools).is_empty() {
             continue;
         }
         let deployed = state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == name);
         if !deployed {
             continue;
         }
-        if active.get(group.id()).is_some_and(|a| a.terminating.contains_key(name)) {
-            leaving = true; // drained already: its termination deployment runs
+        graceful = true;
+        let activity = view.activity.get(group.id());
+        if activity.is_some_and(|a| a.terminating.contains_key(name)) {
+            pending = true;
             continue;
         }
-        let description = format!("Termination deployment: {name} leaves deployment group {}.", group_name(&group));
+        if terminated_since(state, group, name, departure.requested_at).await? {
+            continue;
+        }
+        // Its application is not stopped under a deployment of the group with work on it.
+        if let Some(running) = activity.and_then(|a| a.busy.get(name)) {
+            pending = true;
+            progress.waiting_for.extend(running.iter().cloned());
+            continue;
+        }
+        let description = format!("Termination deployment: {name} leaves deployment group {}.", group_name(group));
         let plan =
             Plan { creator: DeploymentCreator::AutoscalingTermination, exclusive: false, description, root: None };
-        if let Some(id) = start(state, &app, &group, &[&instance], plan).await? {
-            started.push(id);
+        if let Some(id) = start(state, app, group, &[&instance], plan).await? {
+            progress.started.push(id);
+            pending = true;
         }
     }
-    if started.is_empty() && !leaving {
-        crate::api::instances::deregister_now(state, name).await?;
+    if !pending {
+        // Nor does it leave under any deployment with work on it.
+        let running: Vec<String> = match graceful {
+            true => view.activity.values().filter_map(|a| a.busy.get(name)).flatten().cloned().collect(),
+            false => Vec::new(),
+        };
+        if running.is_empty() {
+            tracing::info!(host = name, "the host left: deregistered");
+            crate::api::instances::deregister_now(state, name).await?;
+            progress.left = true;
+        }
+        progress.waiting_for.extend(running);
     }
-    Ok(started)
+    progress.waiting_for.sort();
+    progress.waiting_for.dedup();
+    Ok(progress)
 }
 
-/// After a termination deployment ends (whatever its outcome): its host is deregistered, unless
-/// another group's termination deployment still runs on it.
-pub async fn departed(state: &AppState, deployment: &DeploymentInfo, host: &str) -> StoreResult<()> {
-    let others = activity_by_group(state, None).await?;
-    let this = deployment.deployment_id.as_deref().unwrap_or_default();
-    if others.values().any(|group| group.terminating_elsewhere(host, this)) {
-        return Ok(());
+/// Whether a termination deployment of `group` has run on the host since `since` (the
+/// departure's request).
+async fn terminated_since(state: &AppState, group: &GroupRecord, host: &str, since: Timestamp) -> StoreResult<bool> {
+    let filter =
+        DeploymentFilter { group_id: Some(group.id().to_owned()), created_from: Some(since), ..Default::default() };
+    for id in state.store.list_deployments(&filter, &PageRequest { after: None, limit: 100 }).await?.items {
+        let Some(record) = state.store.deployment(&id).await? else { continue };
+        if record.info.creator == Some(DeploymentCreator::AutoscalingTermination)
+            && state.store.targets(&id).await?.iter().any(|t| t.target_id == host)
+        {
+            return Ok(true);
+        }
     }
-    tracing::info!(host, deployment = this, "the host left: deregistered");
-    crate::api::instances::deregister_now(state, host).await
+    Ok(false)
 }
 
 /// Stops termination deployments that have run longer than the server allows: the host leaves
@@ -327,6 +438,7 @@ pub async fn awaiting_launch(
     target_group: &str,
 ) -> StoreResult<HashSet<String>> {
     let mut joining = HashSet::new();
+    let pools = pool_members(state).await?;
     for (_, group) in server_groups(state).await? {
         let routed = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref())
             .iter()
@@ -334,7 +446,7 @@ pub async fn awaiting_launch(
         if !routed || is_blue_green(&group) || !controls_traffic(&group) || group.info.target_revision.is_none() {
             continue;
         }
-        let selected = selection::select_instances(&group.info, instances);
+        let selected = selection::select_instances(&group.info, instances, &pools);
         if selected.is_empty() {
             continue;
         }
@@ -343,6 +455,11 @@ pub async fn awaiting_launch(
         joining.extend(selected.into_iter().filter_map(|i| i.instance_name.clone()).filter(|n| !known.contains(n)));
     }
     Ok(joining)
+}
+
+/// Which hosts each host pool holds (groups select the members of the pools they name).
+pub async fn pool_members(state: &AppState) -> StoreResult<selection::PoolMembers> {
+    Ok(selection::PoolMembers::new(&state.store.list_host_pools().await?))
 }
 
 fn is_blue_green(group: &GroupRecord) -> bool {
@@ -354,10 +471,13 @@ fn controls_traffic(group: &GroupRecord) -> bool {
         == Some(DeploymentOption::WithTrafficControl)
 }
 
-/// The hosts joining or leaving a group now: in its launch or termination deployments.
+/// The hosts joining or leaving a group now: in its launch or termination deployments, or on
+/// their way out.
 pub async fn hosts_joining_or_leaving(state: &AppState, group_id: &str) -> StoreResult<HashSet<String>> {
     let mut activity = activity_by_group(state, Some(group_id)).await?;
-    Ok(activity.remove(group_id).map(|group| group.joining_or_leaving).unwrap_or_default())
+    let mut hosts = activity.remove(group_id).map(|group| group.joining_or_leaving).unwrap_or_default();
+    hosts.extend(state.store.departures().await?.into_iter().map(|d| d.instance_name));
+    Ok(hosts)
 }
 
 /// The hosts that joined a group through a launch deployment while it ran (or that it passed
@@ -438,7 +558,7 @@ async fn revision_setter(state: &AppState, group: &GroupRecord) -> StoreResult<O
 }
 
 /// Every Server platform deployment group, with its application.
-async fn server_groups(state: &AppState) -> StoreResult<Vec<(ApplicationInfo, GroupRecord)>> {
+pub async fn server_groups(state: &AppState) -> StoreResult<Vec<(ApplicationInfo, GroupRecord)>> {
     let store = state.store.as_ref();
     let mut found = Vec::new();
     for name in all_pages(|page| async move { store.list_applications(&page).await }).await? {

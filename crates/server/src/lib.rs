@@ -242,6 +242,7 @@ impl Server {
             sources: config.sources.clone(),
             agent_sightings: Default::default(),
             fleet_changed: Default::default(),
+            fleet_work: Default::default(),
             alarms: alarms::AlarmSettings {
                 prometheus_url: config.monitoring.prometheus_url.clone(),
                 poll_interval: config.monitoring.alarm_poll_interval,

@@ -47,6 +47,9 @@ pub struct AppState {
     pub agent_sightings: AgentSightings,
     /// Something that may change which hosts join or leave a group happened (crate::fleet).
     pub fleet_changed: tokio::sync::Notify,
+    /// Held while this server starts fleet deployments, so that its API and its fleet loop never
+    /// start the same one twice.
+    pub fleet_work: tokio::sync::Mutex<()>,
     pub alarms: crate::alarms::AlarmSettings,
     pub triggers: crate::triggers::TriggerSettings,
     /// Wakes trigger delivery when a step writes messages.

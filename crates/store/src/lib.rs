@@ -14,7 +14,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use landfall_api::Timestamp;
-use landfall_api::landfall::{AlarmInfo, AuditRecordInfo, DeploymentEventInfo, Role, TargetGroupInfo};
+use landfall_api::landfall::{AlarmInfo, AuditRecordInfo, DeploymentEventInfo, HostPoolInfo, Role, TargetGroupInfo};
 use landfall_api::shapes::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, GenericRevisionInfo,
     InstanceInfo, RevisionLocation, Tag,
@@ -214,6 +214,18 @@ pub struct HostCommandRecord {
 pub struct TargetGroupRecord {
     pub info: TargetGroupInfo,
     pub revision: i64,
+}
+
+/// A host leaving its deployment groups (`landfall instance drain`, or a deregistration a group
+/// with terminationHookEnabled makes wait): it is deregistered once the termination deployments
+/// it needs are over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartureRecord {
+    pub instance_name: String,
+    /// Drained: every group that deployed to it stops it first; else only those with
+    /// terminationHookEnabled.
+    pub drained: bool,
+    pub requested_at: Timestamp,
 }
 
 /// When an instance's agent last polled.
@@ -601,6 +613,28 @@ pub trait Store: Send + Sync + 'static {
     async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>>;
     /// Whether there was one to delete.
     async fn delete_alarm(&self, name: &str) -> StoreResult<bool>;
+
+    // -- host pools ----------------------------------------------------------------------------
+    /// Creates the pool with its first members; Conflict if the name is taken.
+    async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()>;
+    async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>>;
+    /// By name, each with its members by name.
+    async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>>;
+    /// Adds members (those already in stay as they are); NotFound if there is no such pool.
+    async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()>;
+    /// Removes members; returns how many of them were members. NotFound if there is no such pool.
+    async fn remove_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<u64>;
+    /// Deletes the pool and its memberships; whether there was one to delete.
+    async fn delete_host_pool(&self, name: &str) -> StoreResult<bool>;
+    /// Takes an instance out of every pool (it was deregistered).
+    async fn leave_host_pools(&self, instance: &str) -> StoreResult<()>;
+
+    // -- departures ----------------------------------------------------------------------------
+    /// Records a departure; one already recorded keeps its time and becomes a drain if this is one.
+    async fn put_departure(&self, departure: &DepartureRecord) -> StoreResult<()>;
+    /// By instance name.
+    async fn departures(&self) -> StoreResult<Vec<DepartureRecord>>;
+    async fn delete_departure(&self, instance: &str) -> StoreResult<()>;
 
     // -- deployment timelines ---------------------------------------------------------------------
     /// Appends entries (their sequence numbers are assigned here).

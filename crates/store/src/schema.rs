@@ -23,9 +23,9 @@ impl Schema {
     }
 }
 
-/// SQLite: version 9 (leases) only adds a table.
+/// SQLite: versions 9 (leases) and 10 (host pools, departures) only add tables.
 pub const SQLITE: Schema = Schema { migrations: SQLITE_MIGRATIONS, compatible_from: 8 };
-/// PostgreSQL: version 2 (leases) only adds a table.
+/// PostgreSQL: versions 2 (leases) and 3 (host pools, departures) only add tables.
 pub const POSTGRES: Schema = Schema { migrations: POSTGRES_MIGRATIONS, compatible_from: 1 };
 
 /// The `meta` key recording which schema versions' Landfall work on schema `version`.
@@ -274,10 +274,34 @@ CREATE TABLE leases (
 );
 "#,
     ),
+    (
+        10,
+        r#"
+-- Host pools: named sets of hosts that deployment groups select through autoScalingGroups.
+CREATE TABLE host_pools (
+    name       TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE host_pool_members (
+    pool_name     TEXT NOT NULL,
+    instance_name TEXT NOT NULL,
+    PRIMARY KEY (pool_name, instance_name)
+);
+CREATE INDEX host_pool_members_instance ON host_pool_members(instance_name);
+
+-- Hosts leaving their deployment groups, deregistered once their termination deployments are
+-- over (drained: 1 for landfall instance drain, 0 for a deregistration).
+CREATE TABLE departures (
+    instance_name TEXT PRIMARY KEY,
+    drained       INTEGER NOT NULL,
+    requested_at  INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 /// (version, statements) for PostgreSQL: version 1 is the SQLite schema as of its version 8, in
-/// one step; later versions follow SQLite's one by one (2 is SQLite's 9). Integers are BIGINT (the store reads every number as i64); sequences are identities.
+/// one step; later versions follow SQLite's one by one (2 is SQLite's 9, 3 its 10). Integers are BIGINT (the store reads every number as i64); sequences are identities.
 pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -445,6 +469,19 @@ CREATE TABLE leases (
     epoch      BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+"#,
+    ),
+    (
+        3,
+        r#"
+CREATE TABLE host_pools (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL);
+CREATE TABLE host_pool_members (
+    pool_name     TEXT NOT NULL,
+    instance_name TEXT NOT NULL,
+    PRIMARY KEY (pool_name, instance_name)
+);
+CREATE INDEX host_pool_members_instance ON host_pool_members(instance_name);
+CREATE TABLE departures (instance_name TEXT PRIMARY KEY, drained BIGINT NOT NULL, requested_at BIGINT NOT NULL);
 "#,
     ),
 ];

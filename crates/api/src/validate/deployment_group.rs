@@ -381,13 +381,16 @@ pub fn deployment_group(group: &DeploymentGroupInfo, platform: &ComputePlatform)
     }
     ec2_tags(ec2_filters, group.ec2_tag_set.as_ref(), "")?;
     on_premises_tags(premises_filters, group.on_premises_tag_set.as_ref())?;
-    for asg in asgs {
+    for (position, asg) in asgs.iter().enumerate() {
         let name = asg.name.as_deref().unwrap_or("");
         if name.is_empty() || name.chars().count() > 255 {
             return err(
                 Exception::InvalidAutoScalingGroup,
                 "autoScalingGroups entries must be 1 to 255 characters long.",
             );
+        }
+        if asgs[..position].iter().any(|earlier| earlier.name == asg.name) {
+            return err(Exception::InvalidAutoScalingGroup, format!("autoScalingGroups names '{name}' twice."));
         }
     }
     triggers(group.trigger_configurations.as_deref().unwrap_or_default())?;

@@ -3,6 +3,7 @@
 use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate;
+use landfall_engine::selection;
 use landfall_store::{GroupRecord, StoreError, TaggedKind};
 
 use super::common::{Ctx, default_config_name, new_uuid, page_request, page_token, store_error};
@@ -69,10 +70,18 @@ impl Settings {
             group.on_premises_tag_set = self.on_premises_tag_set;
         }
         if let Some(names) = self.auto_scaling_groups {
+            // A pool the group named before keeps its hooks (see `name_hooks`).
+            let before = group.auto_scaling_groups.take().unwrap_or_default();
             group.auto_scaling_groups = Some(
                 names
                     .into_iter()
-                    .map(|name| AutoScalingGroup { name: Some(name), hook: None, termination_hook: None })
+                    .map(|name| {
+                        before
+                            .iter()
+                            .find(|asg| asg.name.as_deref() == Some(name.as_str()))
+                            .cloned()
+                            .unwrap_or(AutoScalingGroup { name: Some(name), hook: None, termination_hook: None })
+                    })
                     .collect(),
             );
         }
@@ -121,8 +130,40 @@ async fn check_settings(ctx: &Ctx<'_>, group: &mut DeploymentGroupInfo, platform
             );
         }
     }
+    for pool in selection::group_pools(group) {
+        if ctx.store().host_pool(pool).await.map_err(store_error)?.is_none() {
+            return err(
+                Exception::InvalidAutoScalingGroup,
+                format!(
+                    "autoScalingGroups names '{pool}', which is not a host pool: Landfall's autoScalingGroups are \
+                     host pools (landfall pool create {pool})."
+                ),
+            );
+        }
+    }
     validate::normalize_deployment_group(group, platform);
+    name_hooks(group);
     Ok(())
+}
+
+/// Names the launch hook of each host pool the group names, and its termination hook while
+/// terminationHookEnabled, as CodeDeploy names the lifecycle hooks it installs in Auto Scaling
+/// groups. Landfall installs nothing (it watches pool membership itself), but the names are
+/// what tools read back, so a pool keeps them for as long as the group names it.
+fn name_hooks(group: &mut DeploymentGroupInfo) {
+    let group_name = group.deployment_group_name.clone().unwrap_or_default();
+    let terminate = group.termination_hook_enabled == Some(true);
+    for asg in group.auto_scaling_groups.iter_mut().flatten() {
+        asg.hook.get_or_insert_with(|| {
+            format!("CodeDeploy-managed-automatic-launch-deployment-hook-{group_name}-{}", new_uuid())
+        });
+        if !terminate {
+            asg.termination_hook = None;
+        } else if asg.termination_hook.is_none() {
+            asg.termination_hook =
+                Some(format!("CodeDeploy-managed-automatic-termination-deployment-hook-{group_name}-{}", new_uuid()));
+        }
+    }
 }
 
 fn conflict(what: &str, app: &str, group: &str) -> landfall_api::ApiError {
@@ -282,7 +323,7 @@ pub async fn update(ctx: &Ctx<'_>, input: UpdateDeploymentGroupInput) -> ApiResu
 }
 
 /// Deleting a group (or an application's group) that does not exist succeeds: the model gives
-/// the call no "does not exist" error. There are no Auto Scaling hooks to clean up.
+/// the call no "does not exist" error. Its host pools' hooks are names only: none is left over.
 pub async fn delete(ctx: &Ctx<'_>, input: DeleteDeploymentGroupInput) -> ApiResult<DeleteDeploymentGroupOutput> {
     let app_name = validate::application_name(&input.application_name)?;
     let group_name = validate::deployment_group_name(&input.deployment_group_name, "deploymentGroupName")?;

@@ -61,6 +61,7 @@ async fn server_targets(
     outdated_only: bool,
 ) -> ApiResult<Vec<TargetRecord>> {
     let instances = ctx.store().list_instances().await.map_err(store_error)?;
+    let pools = crate::fleet::pool_members(ctx.state).await.map_err(store_error)?;
     let history = ctx.store().instance_history(group.id()).await.map_err(store_error)?;
     let history: std::collections::HashMap<&str, _> = history.iter().map(|h| (h.instance_name.as_str(), h)).collect();
     let history_of = |name: &str| {
@@ -106,9 +107,18 @@ async fn server_targets(
         let replacement = DeploymentGroupInfo {
             ec2_tag_filters: target_instances.tag_filters.clone(),
             ec2_tag_set: target_instances.ec2_tag_set.clone(),
+            auto_scaling_groups: target_instances.auto_scaling_groups.as_ref().map(|names| {
+                names.iter().map(|name| AutoScalingGroup { name: Some(name.clone()), ..Default::default() }).collect()
+            }),
             ..Default::default()
         };
-        selection::select_instances(&replacement, &instances)
+        if let Some(pool) = selection::group_pools(&replacement).find(|pool| !pools.exists(pool)) {
+            return err(
+                Exception::InvalidAutoScalingGroup,
+                format!("targetInstances.autoScalingGroups names '{pool}', which is not a host pool."),
+            );
+        }
+        selection::select_instances(&replacement, &instances, &pools)
     } else {
         Vec::new()
     };
@@ -118,7 +128,7 @@ async fn server_targets(
         DeploymentType::BlueGreen => Default::default(),
         _ => crate::fleet::hosts_joining_or_leaving(ctx.state, group.id()).await.map_err(store_error)?,
     };
-    let selected: Vec<&InstanceInfo> = selection::select_instances(&group.info, &instances)
+    let selected: Vec<&InstanceInfo> = selection::select_instances(&group.info, &instances, &pools)
         .into_iter()
         .filter(|i| !up_to_date(i) && !replacement.iter().any(|r| r.instance_name == i.instance_name))
         .filter(|i| !launching.contains(i.instance_name.as_deref().unwrap_or_default()))

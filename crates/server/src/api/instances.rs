@@ -111,9 +111,13 @@ pub async fn deregister(ctx: &Ctx<'_>, input: DeregisterOnPremisesInstanceInput)
 pub async fn drain(ctx: &Ctx<'_>, input: DrainInstanceInput) -> ApiResult<DrainInstanceOutput> {
     let name = validate::instance_name(&input.instance_name)?;
     registered(ctx, name).await?;
-    let deployment_ids =
+    let departing =
         crate::fleet::depart(ctx.state, name, crate::fleet::Departure::Drained).await.map_err(store_error)?;
-    Ok(DrainInstanceOutput { deployment_ids })
+    Ok(DrainInstanceOutput {
+        deployment_ids: departing.started,
+        waiting_for_deployment_ids: departing.waiting_for,
+        left: departing.left,
+    })
 }
 
 /// A registered instance, or InstanceNotRegistered.
@@ -134,6 +138,8 @@ pub async fn deregister_now(state: &AppState, name: &str) -> StoreResult<()> {
         instance.deregister_time = Some(now);
         state.store.update_instance(&instance).await?;
     }
+    state.store.leave_host_pools(name).await?;
+    state.store.delete_departure(name).await?;
     state.instances.forget(name);
     for key in state.store.revoke_instance_keys(name, now).await? {
         state.keys.forget(&key);

@@ -8,6 +8,7 @@ pub mod common;
 mod deployment_configs;
 mod deployment_groups;
 pub mod deployments;
+mod host_pools;
 pub(crate) mod instances;
 mod journal;
 pub mod keys;
@@ -136,5 +137,10 @@ pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) 
         LandfallOperation::ListAlarms => call!(alarms::list, ctx, body),
         LandfallOperation::ListDeploymentEvents => call!(journal::deployment_events, ctx, body),
         LandfallOperation::ListAuditRecords => call!(journal::audit_records, ctx, body),
+        LandfallOperation::CreateHostPool => call!(host_pools::create, ctx, body),
+        LandfallOperation::DeleteHostPool => call!(host_pools::delete, ctx, body),
+        LandfallOperation::ListHostPools => call!(host_pools::list, ctx, body),
+        LandfallOperation::AddHostPoolMembers => call!(host_pools::add, ctx, body),
+        LandfallOperation::RemoveHostPoolMembers => call!(host_pools::remove, ctx, body),
     }
 }

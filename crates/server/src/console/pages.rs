@@ -131,6 +131,7 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
         "onPremisesTagSet": info.on_premises_tag_set,
         "ec2TagFilters": info.ec2_tag_filters,
         "ec2TagSet": info.ec2_tag_set,
+        "hostPools": landfall_engine::selection::group_pools(info).collect::<Vec<_>>(),
     }))
     .unwrap_or_default();
     let _ = write!(
@@ -174,7 +175,8 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
     // The hosts the group selects now, with their agents.
     let instances = store.list_instances().await.unwrap_or_default();
     let agents = store.agent_statuses().await.unwrap_or_default();
-    let selected = landfall_engine::selection::select_instances(info, &instances);
+    let pools = crate::fleet::pool_members(state).await.unwrap_or_default();
+    let selected = landfall_engine::selection::select_instances(info, &instances, &pools);
     let rows: Vec<Vec<String>> = selected
         .iter()
         .take(ROWS_PER_PAGE)

@@ -12,7 +12,9 @@ pub(crate) mod prelude {
 
     pub(crate) use async_trait::async_trait;
     pub(crate) use landfall_api::Timestamp;
-    pub(crate) use landfall_api::landfall::{AlarmInfo, AuditRecordInfo, DeploymentEventInfo, Role, TargetGroupInfo};
+    pub(crate) use landfall_api::landfall::{
+        AlarmInfo, AuditRecordInfo, DeploymentEventInfo, HostPoolInfo, Role, TargetGroupInfo,
+    };
     pub(crate) use landfall_api::shapes::{
         ApplicationInfo, DeploymentConfigInfo, DeploymentInfo, GenericRevisionInfo, InstanceInfo, RevisionLocation, Tag,
     };
@@ -21,7 +23,7 @@ pub(crate) mod prelude {
 
     pub(crate) use super::{fetch_limit, from_doc, is_unique_violation, kind_name, limited, page_of, to_doc};
     pub(crate) use crate::{
-        AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DeployedFilter, DeploymentFilter,
+        AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DepartureRecord, DeployedFilter, DeploymentFilter,
         DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LeaseRecord,
         Notice, Page, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult,
         TaggedKind, TargetGroupRecord, TargetRecord, TriggerMessage, TriggerState,
@@ -1391,6 +1393,101 @@ macro_rules! sql_store {
                 journal::delete_alarm(&self.writer, name).await
             }
 
+            async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("INSERT INTO host_pools (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(&pool.pool_name)
+                    .bind(pool.create_time.0)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict("host pool".into()));
+                }
+                pools::insert_members(&mut tx, &pool.pool_name, &pool.instance_names).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>> {
+                Ok(pools::read(&self.reader, Some(name)).await?.pop())
+            }
+
+            async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>> {
+                pools::read(&self.reader, None).await
+            }
+
+            async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                pools::check_exists(&mut tx, pool).await?;
+                pools::insert_members(&mut tx, pool, instances).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remove_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                pools::check_exists(&mut tx, pool).await?;
+                let mut removed = 0;
+                for instance in instances {
+                    removed += sqlx::query("DELETE FROM host_pool_members WHERE pool_name = $1 AND instance_name = $2")
+                        .bind(pool)
+                        .bind(instance)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(removed)
+            }
+
+            async fn delete_host_pool(&self, name: &str) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM host_pool_members WHERE pool_name = $1").bind(name).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM host_pools WHERE name = $1").bind(name).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn leave_host_pools(&self, instance: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM host_pool_members WHERE instance_name = $1")
+                    .bind(instance)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn put_departure(&self, departure: &DepartureRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO departures (instance_name, drained, requested_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (instance_name) DO UPDATE
+                     SET drained = CASE WHEN excluded.drained = 1 THEN 1 ELSE departures.drained END",
+                )
+                .bind(&departure.instance_name)
+                .bind(i64::from(departure.drained))
+                .bind(departure.requested_at.0)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn departures(&self) -> StoreResult<Vec<DepartureRecord>> {
+                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(&self.reader).await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(DepartureRecord {
+                            instance_name: row.try_get("instance_name")?,
+                            drained: row.try_get::<i64, _>("drained")? != 0,
+                            requested_at: Timestamp(row.try_get("requested_at")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_departure(&self, instance: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(&self.writer).await?;
+                Ok(())
+            }
+
             async fn append_deployment_events(&self, events: &[DeploymentEventInfo]) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 journal::insert_events(&mut tx, events).await?;
@@ -1518,6 +1615,65 @@ macro_rules! sql_store {
                     Some(_) => Ok(()),
                     None => Err(StoreError::LeaseLost(fence.lease.clone())),
                 }
+            }
+        }
+
+        /// Host pools and their members.
+        mod pools {
+            use super::*;
+
+            pub(super) async fn check_exists(connection: &mut $conn, pool: &str) -> StoreResult<()> {
+                let found: Option<String> = sqlx::query_scalar("SELECT name FROM host_pools WHERE name = $1")
+                    .bind(pool)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+                found.map(|_| ()).ok_or(StoreError::NotFound)
+            }
+
+            pub(super) async fn insert_members(
+                connection: &mut $conn,
+                pool: &str,
+                instances: &[String],
+            ) -> StoreResult<()> {
+                for instance in instances {
+                    sqlx::query(
+                        "INSERT INTO host_pool_members (pool_name, instance_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(pool)
+                    .bind(instance)
+                    .execute(&mut *connection)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// The pool named, or every pool, by name with members by name.
+            pub(super) async fn read(pool: &$pool, name: Option<&str>) -> StoreResult<Vec<HostPoolInfo>> {
+                let rows = sqlx::query(
+                    "SELECT p.name, p.created_at, m.instance_name FROM host_pools p
+                     LEFT JOIN host_pool_members m ON m.pool_name = p.name
+                     WHERE $1 IS NULL OR p.name = $1
+                     ORDER BY p.name, m.instance_name",
+                )
+                .bind(name)
+                .fetch_all(pool)
+                .await?;
+                let mut pools: Vec<HostPoolInfo> = Vec::new();
+                for row in &rows {
+                    let name: String = row.try_get("name")?;
+                    if pools.last().is_none_or(|last| last.pool_name != name) {
+                        pools.push(HostPoolInfo {
+                            pool_name: name,
+                            create_time: Timestamp(row.try_get("created_at")?),
+                            ..Default::default()
+                        });
+                    }
+                    let member: Option<String> = row.try_get("instance_name")?;
+                    if let (Some(member), Some(last)) = (member, pools.last_mut()) {
+                        last.instance_names.push(member);
+                    }
+                }
+                Ok(pools)
             }
         }
 
