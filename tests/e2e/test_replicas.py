@@ -169,6 +169,40 @@ def test_the_database_restarted_mid_deployment(cluster, tmp_path):
 
 
 
+def test_hosts_drained_through_any_replica_leave_once(cluster, tmp_path):
+    cd = balanced_client(cluster)
+    revision = setup(cluster, cd, tmp_path, hook_seconds=0)
+    hosts = start_fleet(cluster, count=3)
+    try:
+        first = cd.create_deployment(applicationName="app", deploymentGroupName="web", revision=revision,
+                                     deploymentConfigName="CodeDeployDefault.AllAtOnce")["deploymentId"]
+        assert wait_for_status(cd, first, timeout=120)["status"] == "Succeeded"
+        holder = cluster.lease_holder("fleet")
+        answers = {}
+        for replica, host in zip(cluster.replicas, hosts):
+            status, answer = replica.raw("Landfall_20261122.DrainInstance", {"instanceName": host.name})
+            assert status == 200, answer
+            answers[host.name] = (replica is holder, answer)
+        # The replica tending the fleet starts the termination deployment itself; the others hand
+        # the departure over to it.
+        for name, (holds, answer) in answers.items():
+            assert len(answer["deploymentIds"]) == (1 if holds else 0), (name, holds, answer)
+
+        def registered(name):
+            return "deregisterTime" not in cd.get_on_premises_instance(instanceName=name)["instanceInfo"]
+        wait_for(lambda: not any(registered(h.name) for h in hosts), timeout=120, message="the hosts to leave")
+        # One termination deployment per host, however many replicas saw the departure.
+        terminations = collections.Counter()
+        for deployment_id in cd.list_deployments(applicationName="app", deploymentGroupName="web")["deployments"]:
+            info = cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+            if info["creator"] == "autoscalingTermination":
+                assert info["status"] == "Succeeded", info
+                terminations.update(cd.list_deployment_targets(deploymentId=deployment_id)["targetIds"])
+        assert terminations == {host.name: 1 for host in hosts}
+    finally:
+        stop_fleet(hosts)
+
+
 def test_bundles_live_in_the_external_store_whichever_replica_takes_them(cluster, tmp_path):
     first, second, third = cluster.replicas
     # Pushed through one replica (the aws CLI's own push: aws-chunked upload, registration)...

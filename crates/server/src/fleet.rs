@@ -59,8 +59,9 @@ const FLEET_TICK: Duration = Duration::from_secs(2);
 /// lost notice; the work is reading every instance, so not every tick).
 const FULL_PASS: Duration = Duration::from_secs(30);
 
-/// The configuration a launch deployment runs with: it has one host.
-const LAUNCH_CONFIG: &str = "CodeDeployDefault.OneAtATime";
+/// The configuration launch and termination deployments run with: each has one host, which a
+/// group's own configuration may not allow (a minimum of 15 healthy hosts fails one host at once).
+const ONE_HOST_CONFIG: &str = "CodeDeployDefault.OneAtATime";
 
 /// Says that hosts may have joined or left a group (an instance registered or retagged, a
 /// group's selection changed, an agent's first poll, a deployment's end): the fleet lease's
@@ -638,8 +639,8 @@ async fn start(
         })
         .collect();
     let config = match plan.creator {
-        DeploymentCreator::Autoscaling => LAUNCH_CONFIG.to_owned(),
-        _ => group.info.deployment_config_name.clone().unwrap_or_else(|| LAUNCH_CONFIG.to_owned()),
+        DeploymentCreator::Autoscaling | DeploymentCreator::AutoscalingTermination => ONE_HOST_CONFIG.to_owned(),
+        _ => group.info.deployment_config_name.clone().unwrap_or_else(|| ONE_HOST_CONFIG.to_owned()),
     };
     let info = DeploymentInfo {
         application_name: app.application_name.clone(),
