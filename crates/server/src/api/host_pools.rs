@@ -32,8 +32,8 @@ fn missing(name: &str) -> landfall_api::ApiError {
     landfall_api::ApiError::new(Exception::HostPoolDoesNotExist, format!("No host pool named {name} exists."))
 }
 
-/// The instances named, each registered, without repeats.
-async fn registered_instances(ctx: &Ctx<'_>, names: Option<Vec<String>>, required: bool) -> ApiResult<Vec<String>> {
+/// The instances named, without repeats.
+fn member_names(names: Option<Vec<String>>, required: bool) -> ApiResult<Vec<String>> {
     let mut names = names.unwrap_or_default();
     names.sort();
     names.dedup();
@@ -46,6 +46,12 @@ async fn registered_instances(ctx: &Ctx<'_>, names: Option<Vec<String>>, require
             format!("instanceNames names {} instances; at most {MAX_MEMBERS_PER_CALL} per call.", names.len()),
         );
     }
+    Ok(names)
+}
+
+/// The instances named, each registered, without repeats.
+async fn registered_instances(ctx: &Ctx<'_>, names: Option<Vec<String>>, required: bool) -> ApiResult<Vec<String>> {
+    let names = member_names(names, required)?;
     for name in &names {
         registered(ctx, name).await?;
     }
@@ -138,11 +144,8 @@ pub async fn add(ctx: &Ctx<'_>, input: HostPoolMembersInput) -> ApiResult<HostPo
 /// their tags still select them); a deployment already running on them goes on.
 pub async fn remove(ctx: &Ctx<'_>, input: HostPoolMembersInput) -> ApiResult<HostPoolOutput> {
     let name = check_name(input.pool_name.as_deref())?;
-    let mut members = input.instance_names.unwrap_or_default();
-    if members.is_empty() {
-        return err(Exception::InstanceNameRequired, "instanceNames must name at least one instance.");
-    }
-    members.dedup();
+    // Registered or not: a deregistered host has left its pools already.
+    let members = member_names(input.instance_names, true)?;
     match ctx.store().remove_host_pool_members(name, &members).await {
         Err(StoreError::NotFound) => return Err(missing(name)),
         other => other.map_err(store_error)?,
