@@ -338,10 +338,13 @@ def test_a_joining_host_enters_its_target_group_only_at_allow_traffic(server, cd
                                         if d != first), None), timeout=30, message="the launch deployment")
         seen = []
         while True:
+            # Rotation first, then the events: a host seen in rotation must by then show its
+            # AllowTraffic begun (read the other way round, AllowTraffic could begin in between).
+            in_rotation = serving(server, "web-2")
             info = cd.get_deployment(deploymentId=launch)["deploymentInfo"]
             target = cd.get_deployment_target(deploymentId=launch, targetId="web-2")["deploymentTarget"]
             events = {e["lifecycleEventName"]: e["status"] for e in target["instanceTarget"]["lifecycleEvents"]}
-            seen.append((events["AllowTraffic"], serving(server, "web-2")))
+            seen.append((events["AllowTraffic"], in_rotation))
             if info["status"] in ("Succeeded", "Failed", "Stopped"):
                 break
             time.sleep(0.1)

@@ -345,7 +345,10 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
             pending = true;
             continue;
         }
-        if terminated_since(state, group, name, departure.requested_at).await? {
+        // Since its registration rather than since the request: the deployment is created on the
+        // fleet lease's holder, whose clock may run behind the replica that took the request.
+        let registered = instance.register_time.unwrap_or(departure.requested_at);
+        if terminated_since(state, group, name, registered).await? {
             continue;
         }
         // Its application is not stopped under a deployment of the group with work on it.
@@ -369,7 +372,8 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
             false => Vec::new(),
         };
         if running.is_empty() {
-            tracing::info!(host = name, "the host left: deregistered");
+            let asked_ms = state.clock.now().millis() - departure.requested_at.millis();
+            tracing::info!(host = name, asked_ms, "the host left: deregistered");
             crate::api::instances::deregister_now(state, name).await?;
             progress.left = true;
         }
@@ -380,8 +384,8 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
     Ok(progress)
 }
 
-/// Whether a termination deployment of `group` has run on the host since `since` (the
-/// departure's request).
+/// Whether a termination deployment of `group` has run on the host since `since` (its
+/// registration: a host has one departure per registration, which ends it).
 async fn terminated_since(state: &AppState, group: &GroupRecord, host: &str, since: Timestamp) -> StoreResult<bool> {
     let filter =
         DeploymentFilter { group_id: Some(group.id().to_owned()), created_from: Some(since), ..Default::default() };
