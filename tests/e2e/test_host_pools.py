@@ -2,7 +2,8 @@
 their autoScalingGroups as CodeDeploy groups name Auto Scaling groups. What joining a pool does to
 a host's deployments is in test_fleet.py."""
 
-from monitoring import setup_group
+from hostsim import wait_for
+from monitoring import deploy, revision, setup_group
 
 POOL = "Landfall_20261122."
 
@@ -112,3 +113,34 @@ def test_only_administrators_change_pools_and_everyone_reads_them(server):
         assert not refused_change.ok and "AccessDenied" in refused_change.stderr, change
     listed = server.landfall("pool", "list", "--output", "json", env=deployer)
     assert listed.ok and listed.json[0]["instanceNames"] == ["web-1"]
+
+
+def test_the_console_shows_pools_and_a_host_waiting_to_leave(server, cd, tmp_path):
+    register(server, "web-1", "web-2")
+    assert server.landfall("pool", "create", "web", "web-1").ok
+    setup_group(server, tag="nobody", extra=("--auto-scaling-groups", "web"))
+    # No agent runs on web-1: the deployment keeps work on it until it is stopped.
+    deployment = deploy(server, revision(tmp_path, "v1"))
+    status, answer = server.raw(POOL + "DrainInstance", {"instanceName": "web-1"})
+    assert status == 200, answer
+    assert answer == {"deploymentIds": [], "waitingForDeploymentIds": [deployment], "left": False}
+
+    def row(page, name, following):
+        """The instances table's row of `name` (cells as `<td data-label="...">value</td>`)."""
+        return page[page.index(f'"Instance">{name}</td>'):page.index(f'"Instance">{following}</td>')]
+    waiting = row(server.console_page("/console/instances"), "web-1", "web-2")
+    assert '"Host pools">web</td>' in waiting and "leaving since" in waiting, waiting
+    assert registered(server, "web-1")
+
+    # Once the deployment is done with it (stopped here), the host leaves; web-2 never was leaving.
+    assert server.aws("deploy", "stop-deployment", "--deployment-id", deployment).ok
+    wait_for(lambda: not registered(server, "web-1"), timeout=60, message="web-1 to leave")
+    page = server.console_page("/console/instances")
+    assert "leaving since" not in page and "deregistered" in row(page, "web-1", "web-2")
+    assert pools(server)[0]["instanceNames"] == []
+
+
+def registered(server, name):
+    got = server.aws("deploy", "get-on-premises-instance", "--instance-name", name)
+    assert got.ok, got.stderr
+    return "deregisterTime" not in got.json["instanceInfo"]

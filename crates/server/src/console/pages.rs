@@ -938,6 +938,8 @@ pub async fn instances(state: &Arc<AppState>, session: &Session, query: &HashMap
         Err(error) => return store_failure(session, error),
     };
     let agents = store.agent_statuses().await.unwrap_or_default();
+    let pools = store.list_host_pools().await.unwrap_or_default();
+    let departures = store.departures().await.unwrap_or_default();
     let (current, pages) = page_number(query, instances.len(), ROWS_PER_PAGE);
     let rows: Vec<Vec<String>> = instances
         .iter()
@@ -945,16 +947,33 @@ pub async fn instances(state: &Arc<AppState>, session: &Session, query: &HashMap
         .take(ROWS_PER_PAGE)
         .map(|instance| {
             let name = instance.instance_name.clone().unwrap_or_default();
-            let registration = match instance.deregister_time {
-                Some(at) => format!("<span class=\"muted\">■ deregistered {}</span>", time(Some(at))),
-                None => format!("registered {}", time(instance.register_time)),
+            let leaving = departures.iter().find(|d| d.instance_name == name);
+            let registration = match (instance.deregister_time, leaving) {
+                (Some(at), _) => format!("<span class=\"muted\">■ deregistered {}</span>", time(Some(at))),
+                (None, Some(departure)) => format!(
+                    "<span class=\"busy\">● leaving since {}</span> (registered {})",
+                    time(Some(departure.requested_at)),
+                    time(instance.register_time)
+                ),
+                (None, None) => format!("registered {}", time(instance.register_time)),
             };
+            let member_of: Vec<String> = pools
+                .iter()
+                .filter(|pool| pool.instance_names.contains(&name))
+                .map(|pool| esc(&pool.pool_name))
+                .collect();
             let agent = agents.iter().find(|a| a.instance_name == name);
-            vec![esc(&name), tags(instance.tags.as_deref().unwrap_or_default()), registration, agent_cell(state, agent)]
+            vec![
+                esc(&name),
+                tags(instance.tags.as_deref().unwrap_or_default()),
+                member_of.join(", "),
+                registration,
+                agent_cell(state, agent),
+            ]
         })
         .collect();
     let mut body = format!("<p>{} instances.</p>", instances.len());
-    body.push_str(&table("wide", &["Instance", "Tags", "Registration", "Agent"], &rows));
+    body.push_str(&table("wide", &["Instance", "Tags", "Host pools", "Registration", "Agent"], &rows));
     body.push_str(&page_links("Instance pages", "/console/instances", current, pages));
     page(session, "instances", "Instances", body)
 }
