@@ -264,8 +264,25 @@ pub struct Departing {
 /// once when there are none. The departure is recorded first; on a replica that does not tend
 /// the fleet, the one that does is told and takes it from there.
 pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult<Departing> {
-    if state.store.instance(name).await?.is_none_or(|i| i.deregister_time.is_some()) {
-        return Ok(Departing { left: true, ..Default::default() });
+    let gone = Departing { left: true, ..Default::default() };
+    let Some(instance) = state.store.instance(name).await?.filter(|i| i.deregister_time.is_none()) else {
+        return Ok(gone);
+    };
+    if why == Departure::Deregistered {
+        // With no group to stop it first, a deregistration is immediate (as in CodeDeploy),
+        // whichever replica takes it.
+        let pools = pool_members(state).await?;
+        let mut stopped_by_a_group = false;
+        for (_, group) in server_groups(state).await? {
+            if stops_host(state, &group, &instance, false, &pools).await? {
+                stopped_by_a_group = true;
+                break;
+            }
+        }
+        if !stopped_by_a_group {
+            crate::api::instances::deregister_now(state, name).await?;
+            return Ok(gone);
+        }
     }
     let departure = DepartureRecord {
         instance_name: name.to_owned(),
@@ -329,14 +346,7 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
     // no deployment half done. A plain deregistration is immediate, as in CodeDeploy.
     let mut graceful = departure.drained;
     for (app, group) in &view.groups {
-        if !departure.drained && group.info.termination_hook_enabled != Some(true) {
-            continue;
-        }
-        if selection::select_instances(&group.info, std::slice::from_ref(&instance), &view.pools).is_empty() {
-            continue;
-        }
-        let deployed = state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == name);
-        if !deployed {
+        if !stops_host(state, group, &instance, departure.drained, &view.pools).await? {
             continue;
         }
         graceful = true;
@@ -382,6 +392,25 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
     progress.waiting_for.sort();
     progress.waiting_for.dedup();
     Ok(progress)
+}
+
+/// Whether `group` runs a termination deployment on a leaving host: it deployed to the host and
+/// selects it, and the host is drained or the group has terminationHookEnabled.
+async fn stops_host(
+    state: &AppState,
+    group: &GroupRecord,
+    instance: &InstanceInfo,
+    drained: bool,
+    pools: &selection::PoolMembers,
+) -> StoreResult<bool> {
+    if !drained && group.info.termination_hook_enabled != Some(true) {
+        return Ok(false);
+    }
+    if selection::select_instances(&group.info, std::slice::from_ref(instance), pools).is_empty() {
+        return Ok(false);
+    }
+    let name = instance.instance_name.as_deref().unwrap_or_default();
+    Ok(state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == name))
 }
 
 /// Whether a termination deployment of `group` has run on the host since `since` (its
