@@ -201,8 +201,8 @@ struct GroupActivity {
     busy: HashMap<String, Vec<String>>,
     /// One of them is exclusive (a user's deployment, a rollback, a follow-up).
     exclusive: bool,
-    /// Hosts leaving, by the termination deployment that runs on them.
-    terminating: HashMap<String, String>,
+    /// Hosts its termination deployments run on.
+    terminating: HashSet<String>,
     /// Hosts in its launch or termination deployments.
     joining_or_leaving: HashSet<String>,
 }
@@ -222,7 +222,7 @@ async fn activity_by_group(state: &AppState, only: Option<&str>) -> StoreResult<
         let fleet = terminating || creator == Some(DeploymentCreator::Autoscaling);
         for target in state.store.targets(&id).await? {
             if terminating {
-                group.terminating.insert(target.target_id.clone(), id.clone());
+                group.terminating.insert(target.target_id.clone());
             }
             if fleet {
                 group.joining_or_leaving.insert(target.target_id.clone());
@@ -351,7 +351,7 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
         }
         graceful = true;
         let activity = view.activity.get(group.id());
-        if activity.is_some_and(|a| a.terminating.contains_key(name)) {
+        if activity.is_some_and(|a| a.terminating.contains(name)) {
             pending = true;
             continue;
         }

@@ -95,7 +95,6 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateHostPoolInput) -> ApiResult<Host
         }
         other => other.map_err(store_error)?,
     }
-    crate::fleet::nudge(ctx.state).await;
     Ok(HostPoolOutput { host_pool: shown(ctx, name).await? })
 }
 
@@ -128,7 +127,8 @@ pub async fn list(ctx: &Ctx<'_>, input: HostPoolNameInput) -> ApiResult<ListHost
     Ok(ListHostPoolsOutput { host_pools: with_groups(ctx, pools).await? })
 }
 
-/// New members get the revision of each group naming the pool once their agents poll.
+/// New members get the revision of each group naming the pool once their agents poll (the
+/// dispatch in `api` tells the fleet).
 pub async fn add(ctx: &Ctx<'_>, input: HostPoolMembersInput) -> ApiResult<HostPoolOutput> {
     let name = check_name(input.pool_name.as_deref())?;
     let members = registered_instances(ctx, input.instance_names, true).await?;
@@ -136,7 +136,6 @@ pub async fn add(ctx: &Ctx<'_>, input: HostPoolMembersInput) -> ApiResult<HostPo
         Err(StoreError::NotFound) => return Err(missing(name)),
         other => other.map_err(store_error)?,
     }
-    crate::fleet::nudge(ctx.state).await;
     Ok(HostPoolOutput { host_pool: shown(ctx, name).await? })
 }
 

@@ -111,17 +111,24 @@ async fn codedeploy_operation(ctx: &Ctx<'_>, operation: Operation, body: &[u8]) 
 }
 
 pub async fn landfall(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let answer = landfall_operation(ctx, operation, body).await;
+    // Hosts may have joined a group (crate::fleet).
+    let selection_changed = matches!(
+        operation,
+        LandfallOperation::RegisterInstance | LandfallOperation::CreateHostPool | LandfallOperation::AddHostPoolMembers
+    );
+    if selection_changed && answer.is_ok() {
+        crate::fleet::nudge(ctx.state).await;
+    }
+    answer
+}
+
+async fn landfall_operation(ctx: &Ctx<'_>, operation: LandfallOperation, body: &[u8]) -> ApiResult<Vec<u8>> {
     match operation {
         LandfallOperation::CreateAccessKey => call!(keys::create, ctx, body),
         LandfallOperation::ListAccessKeys => call!(keys::list, ctx, body),
         LandfallOperation::RevokeAccessKey => call!(keys::revoke, ctx, body),
-        LandfallOperation::RegisterInstance => {
-            let answer: ApiResult<Vec<u8>> = call!(instances::register_with_key, ctx, body);
-            if answer.is_ok() {
-                crate::fleet::nudge(ctx.state).await;
-            }
-            answer
-        }
+        LandfallOperation::RegisterInstance => call!(instances::register_with_key, ctx, body),
         LandfallOperation::DrainInstance => call!(instances::drain, ctx, body),
         LandfallOperation::GetLifecycleEventLog => call!(targets::event_log, ctx, body),
         LandfallOperation::ListAgentStatus => call!(instances::agent_status, ctx, body),
