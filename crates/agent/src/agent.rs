@@ -19,7 +19,7 @@ use landfall_commands::{
     AgentErrorCode, CompleteDiagnostics, DEPLOYMENT_SYSTEM, FORMAT_PKCS7_JSON, HostCommand, MAX_PAYLOAD_CHARS, status,
 };
 use landfall_envelope::CaCertificate;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::client::{CommandService, ServiceError};
 use crate::lifecycle::{Executor, LifecycleCommand, validate_spec};
@@ -269,7 +269,7 @@ impl<S: CommandService> Agent<S> {
         stop: &Stop,
     ) -> (Result<(), CommandFailure>, String) {
         let (abandon_sender, mut abandon) = watch::channel(false);
-        let (lines, streamed) = mpsc::unbounded_channel();
+        let (lines, streamed) = logs::stream();
         let deployments_log = self.deployments_log.then(|| DeploymentsLog::new(self.executor.layout.deployments_log()));
         let execution = async move {
             let mut log = EventLog::new(spec.deployment_id(), deployments_log, Some(lines));

@@ -239,7 +239,7 @@ async fn run_script(
     })?;
     let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
 
-    let (sender, mut lines) = mpsc::channel::<String>(256);
+    let (sender, mut lines) = mpsc::channel::<String>(64);
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(forward_lines(stdout, "[stdout]", sender.clone()));
     }

@@ -1,17 +1,24 @@
 //! Where a lifecycle event's output goes: every line to the deployment's `logs/scripts.log`
 //! (`YYYY-MM-DD HH:MM:SS [stdout]line`), to the host-wide deployments log
 //! (`[YYYY-MM-DD HH:MM:SS.mmm] [d-ID][stdout]line`), to the in-memory tail reported when the
-//! event fails, and to the server, which keeps all of it (PostHostCommandUpdate with
-//! `LANDFALL/LOG` chunks). Times are UTC.
+//! event fails, and to the server (PostHostCommandUpdate with `LANDFALL/LOG` chunks). Times are
+//! UTC.
+//!
+//! Nothing here grows with the output: the deployments log rotates, a deployment's scripts.log
+//! stops at [`SCRIPTS_LOG_MAX_BYTES`] (saying so), and the stream to the server holds at most
+//! about half a megabyte waiting (the event's start and its newest lines): output that comes
+//! faster than it can be sent is left out of the stream (never held back from the hook, whose
+//! timing must not depend on the server), and a line in the stream says how much, where it was.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use landfall_commands::{LogChunk, MAX_PAYLOAD_CHARS};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::client::CommandService;
 use crate::time::Stamp;
@@ -22,8 +29,116 @@ pub const TAIL_CHARS: usize = 2048;
 /// agent: 8 × 64 MiB).
 const DEPLOYMENTS_LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;
 const DEPLOYMENTS_LOG_KEEP: usize = 8;
+/// A deployment's scripts.log ends here (the deployments log and the server carry on).
+pub const SCRIPTS_LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// How often streamed output is sent.
 pub const STREAM_INTERVAL: Duration = Duration::from_millis(250);
+/// Output waiting to be streamed: at most about this many bytes.
+const STREAM_QUEUE_BYTES: usize = 512 * 1024;
+/// The start of an event's output is never left out of the stream: it often says what went
+/// wrong first.
+const STREAM_HEAD_BYTES: usize = 64 * 1024;
+
+/// An event's lines on their way to the server: the first [`STREAM_HEAD_BYTES`] of the event,
+/// then the newest. When more waits than [`STREAM_QUEUE_BYTES`], the oldest waiting lines after
+/// the head are left out and counted, and the count goes out where they would have been.
+#[derive(Default)]
+struct Queue {
+    lines: VecDeque<String>,
+    /// How many lines at the front belong to the event's head (never left out).
+    pinned: usize,
+    bytes: usize,
+    /// Everything ever queued, to know when the head is over.
+    queued: usize,
+    left_out: u64,
+    closed: bool,
+}
+
+/// Where an event's lines go to be streamed (see [`stream`]).
+pub struct StreamSender {
+    shared: Arc<(Mutex<Queue>, Notify)>,
+}
+
+/// The other end of [`StreamSender`], for [`stream_to_server`].
+pub struct StreamReceiver {
+    shared: Arc<(Mutex<Queue>, Notify)>,
+}
+
+/// A bounded stream of an event's lines. Sending never waits: a hook's timing must not depend
+/// on the server.
+pub fn stream() -> (StreamSender, StreamReceiver) {
+    let shared = Arc::new((Mutex::new(Queue::default()), Notify::new()));
+    (StreamSender { shared: shared.clone() }, StreamReceiver { shared })
+}
+
+fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl StreamSender {
+    fn send(&mut self, line: String) {
+        let (queue, wake) = &*self.shared;
+        let mut queue = lock(queue);
+        if queue.queued < STREAM_HEAD_BYTES && queue.pinned == queue.lines.len() {
+            queue.pinned += 1;
+        }
+        queue.queued += line.len();
+        queue.bytes += line.len();
+        queue.lines.push_back(line);
+        while queue.bytes > STREAM_QUEUE_BYTES && queue.lines.len() > queue.pinned + 1 {
+            let first_unpinned = queue.pinned;
+            if let Some(old) = queue.lines.remove(first_unpinned) {
+                queue.bytes -= old.len();
+                queue.left_out += old.len() as u64;
+            }
+        }
+        drop(queue);
+        wake.notify_one();
+    }
+}
+
+impl Drop for StreamSender {
+    fn drop(&mut self) {
+        let (queue, wake) = &*self.shared;
+        lock(queue).closed = true;
+        wake.notify_one();
+    }
+}
+
+impl StreamReceiver {
+    /// Everything waiting (after a notice of what was left out before it), and whether the
+    /// sender is gone; waits while nothing is there.
+    async fn take(&self) -> (String, bool) {
+        let (queue, wake) = &*self.shared;
+        loop {
+            let notified = wake.notified();
+            {
+                let mut queue = lock(queue);
+                if !queue.lines.is_empty() || queue.closed {
+                    let mut text = String::with_capacity(queue.bytes + 200);
+                    let pinned = std::mem::take(&mut queue.pinned);
+                    let left_out = std::mem::take(&mut queue.left_out);
+                    for (index, line) in queue.lines.drain(..).enumerate() {
+                        if index == pinned && left_out > 0 {
+                            text.push_str(&left_out_notice(left_out));
+                        }
+                        text.push_str(&line);
+                    }
+                    queue.bytes = 0;
+                    return (text, queue.closed);
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+fn left_out_notice(bytes: u64) -> String {
+    format!(
+        "[landfall] {bytes} bytes of output left out here: they came faster than the agent could send them \
+         (the host's deployments log has them)\n"
+    )
+}
 
 /// The most recent whole lines of an event, under [`TAIL_CHARS`] characters in total (newlines
 /// included). Older lines are dropped first; a single line too long to fit is cut rather than
@@ -116,18 +231,15 @@ impl DeploymentsLog {
 pub struct EventLog {
     deployment_id: String,
     scripts_log: Option<PathBuf>,
-    scripts_file: Option<File>,
+    /// The open scripts.log and its size; `None` inside once it reached its limit.
+    scripts_file: Option<Option<(File, u64)>>,
     deployments_log: Option<DeploymentsLog>,
     tail: LogTail,
-    stream: Option<mpsc::UnboundedSender<String>>,
+    stream: Option<StreamSender>,
 }
 
 impl EventLog {
-    pub fn new(
-        deployment_id: &str,
-        deployments_log: Option<DeploymentsLog>,
-        stream: Option<mpsc::UnboundedSender<String>>,
-    ) -> EventLog {
+    pub fn new(deployment_id: &str, deployments_log: Option<DeploymentsLog>, stream: Option<StreamSender>) -> EventLog {
         EventLog {
             deployment_id: deployment_id.to_owned(),
             scripts_log: None,
@@ -157,17 +269,29 @@ impl EventLog {
         let stamp = Stamp::now();
         self.tail.push(text);
         if let Some(path) = &self.scripts_log {
-            if self.scripts_file.is_none() {
-                self.scripts_file = path
-                    .parent()
+            let file = self.scripts_file.get_or_insert_with(|| {
+                path.parent()
                     .map(fs::create_dir_all)
                     .transpose()
                     .and_then(|_| OpenOptions::new().create(true).append(true).open(path))
+                    .and_then(|file| Ok((file.metadata()?.len(), file)))
                     .map_err(|error| tracing::warn!("cannot write {}: {error}", path.display()))
-                    .ok();
-            }
-            if let Some(file) = &mut self.scripts_file {
-                let _ = writeln!(file, "{} {text}", stamp.seconds);
+                    .ok()
+                    .map(|(size, file)| (file, size))
+            });
+            if let Some((scripts, size)) = file {
+                let line = format!("{} {text}\n", stamp.seconds);
+                if *size + line.len() as u64 > SCRIPTS_LOG_MAX_BYTES {
+                    let _ = writeln!(
+                        scripts,
+                        "{} [landfall] scripts.log reached {SCRIPTS_LOG_MAX_BYTES} bytes: the rest of this \
+                         deployment's output is in the deployments log and on the server",
+                        stamp.seconds
+                    );
+                    *file = None;
+                } else if scripts.write_all(line.as_bytes()).is_ok() {
+                    *size += line.len() as u64;
+                }
             }
         }
         if let Some(log) = &mut self.deployments_log
@@ -175,8 +299,8 @@ impl EventLog {
         {
             tracing::warn!("cannot write {}: {error}", log.path.display());
         }
-        if let Some(stream) = &self.stream {
-            let _ = stream.send(format!("{text}\n"));
+        if let Some(stream) = &mut self.stream {
+            stream.send(format!("{text}\n"));
         }
     }
 
@@ -186,34 +310,27 @@ impl EventLog {
 }
 
 /// Sends a command's output to the server as it comes: lines gathered for
-/// [`STREAM_INTERVAL`], then sent as numbered chunks each within the envelope's 8192-character
-/// payload. Returns once `lines` is closed and everything is sent. A chunk the server refuses,
-/// or cannot take after a few tries, ends the streaming of this command (the output is on disk
-/// anyway): a lost log must neither fail the deployment nor hold its completion back.
+/// [`STREAM_INTERVAL`], then sent as numbered
+/// chunks each within the envelope's 8192-character payload. Returns once the stream's sender
+/// is dropped and everything is sent. A chunk the server refuses, or cannot take after a few
+/// tries, ends the streaming of this command (the output is on disk anyway): a lost log must
+/// neither fail the deployment nor hold its completion back.
 pub async fn stream_to_server<S: CommandService>(
     service: &S,
     command_id: &str,
-    mut lines: mpsc::UnboundedReceiver<String>,
+    stream: StreamReceiver,
     interval: Duration,
 ) -> u64 {
     let mut sequence = 0u64;
-    let mut pending = String::new();
-    let mut open = true;
     let mut streaming = true;
-    while open {
-        match lines.recv().await {
-            Some(line) => pending.push_str(&line),
-            None => break,
-        }
-        let deadline = tokio::time::Instant::now() + interval;
-        loop {
-            tokio::select! {
-                line = lines.recv() => match line {
-                    Some(line) => pending.push_str(&line),
-                    None => { open = false; break; }
-                },
-                () = tokio::time::sleep_until(deadline) => break,
-            }
+    loop {
+        let (mut pending, mut closed) = stream.take().await;
+        if !closed {
+            // Gather for a while, so a busy hook's lines go out in few calls.
+            tokio::time::sleep(interval).await;
+            let (more, now_closed) = stream.take().await;
+            pending.push_str(&more);
+            closed = now_closed;
         }
         if streaming {
             for text in chunks(&pending) {
@@ -225,9 +342,10 @@ pub async fn stream_to_server<S: CommandService>(
                 sequence += 1;
             }
         }
-        pending.clear();
+        if closed {
+            return sequence;
+        }
     }
-    sequence
 }
 
 /// Whether the chunk was taken.

@@ -372,8 +372,10 @@ pub struct ListHostPoolsOutput {
     pub host_pools: Vec<HostPoolInfo>,
 }
 
-/// GetLifecycleEventLog: the whole output a host's agent streamed for one lifecycle event (beyond
-/// CodeDeploy, which keeps a 2 KB tail of failures only).
+/// GetLifecycleEventLog: the output a host's agent streamed for one lifecycle event (beyond
+/// CodeDeploy, which keeps a 2 KB tail of failures only), a page at a time. The server keeps the
+/// start and the end of a long output; where it left bytes out, the page says so in a line of its
+/// own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetLifecycleEventLogInput {
     #[serde(rename = "deploymentId", default)]
@@ -382,21 +384,32 @@ pub struct GetLifecycleEventLogInput {
     pub target_id: Option<String>,
     #[serde(rename = "lifecycleEventName", default)]
     pub lifecycle_event_name: Option<String>,
-    /// Where to start, in bytes of the log: a follower passes the last answer's `nextOffset`.
+    /// Where to start, in bytes of everything the agent sent: a reader passes the last answer's
+    /// `nextOffset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// Start this many bytes before the end instead (the end of a failure's output).
+    #[serde(rename = "tailBytes", default, skip_serializing_if = "Option::is_none")]
+    pub tail_bytes: Option<u64>,
+    /// The most output one answer carries (default and largest: 1 MiB).
+    #[serde(rename = "maxBytes", default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GetLifecycleEventLogOutput {
     /// The lines as the agent wrote them (`[stdout]...`, `[stderr]...`, script headers), from
-    /// `offset` on.
+    /// the offset on, with a line saying how many bytes were left out where the server kept
+    /// none.
     pub log: String,
-    /// Whether the event is over, so no more output will come.
+    /// Whether the event is over and this answer reaches the end of its output.
     pub complete: bool,
-    /// The offset to ask from next time.
+    /// The offset to ask from next time; less than `size` while more is there to read.
     #[serde(rename = "nextOffset", default)]
     pub next_offset: Option<u64>,
+    /// How many bytes of output the agent has sent for the event.
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
 /// ListAgentStatus: when each instance's agent last polled, and the version it reported.

@@ -9,11 +9,13 @@
 //!
 //! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3]`: see `fleet.rs`.
 //! `landfall-bench agent --server BIN [--rounds 5]`: see `agent.rs`.
+//! `landfall-bench flood --server BIN [--megabytes 200] [--readers 6]`: see `flood.rs`.
 
 mod agent;
 mod bundle;
 mod console;
 mod fleet;
+mod flood;
 mod host;
 mod router;
 
@@ -63,7 +65,21 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
 pub(crate) struct ServerProcess {
     pub(crate) child: Child,
     pub(crate) environment: HashMap<String, String>,
-    _data_dir: TempDir,
+    data_dir: TempDir,
+}
+
+impl ServerProcess {
+    /// The size of the SQLite store's files (database, WAL and shared memory).
+    pub(crate) fn store_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.data_dir.0)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("landfall.db"))
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|metadata| metadata.len())
+            .sum()
+    }
 }
 
 impl Drop for ServerProcess {
@@ -139,7 +155,7 @@ pub(crate) async fn start_server_with(
         }
     }
     let elapsed = started.elapsed();
-    Ok((ServerProcess { child, environment, _data_dir: data_dir }, elapsed))
+    Ok((ServerProcess { child, environment, data_dir }, elapsed))
 }
 
 /// One CodeDeploy API call, by operation name.
@@ -372,7 +388,8 @@ async fn main() -> anyhow::Result<()> {
         Some("bundle") => bundle::run(args).await,
         Some("router") => router::run(args).await,
         Some("console") => console::run(args).await,
-        _ => bail!("usage: landfall-bench api|fleet|agent|bundle|router|console --server PATH [options]"),
+        Some("flood") => flood::run(args).await,
+        _ => bail!("usage: landfall-bench api|fleet|agent|bundle|router|console|flood --server PATH [options]"),
     }
 }
 

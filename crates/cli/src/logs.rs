@@ -1,6 +1,7 @@
-//! `landfall logs`: the whole output of a deployment's hook scripts, per host and lifecycle
-//! event, from the server (which keeps all of it, where CodeDeploy keeps a 2 KB tail); with
-//! `--follow`, printed as it arrives until the deployment ends.
+//! `landfall logs`: the output of a deployment's hook scripts, per host and lifecycle event,
+//! from the server (which keeps the start and the end of each, up to its limit, where CodeDeploy
+//! keeps a 2 KB tail), read a page at a time; with `--follow`, printed as it arrives until the
+//! deployment ends.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -63,8 +64,17 @@ pub async fn logs(client: &Client, output: &Output, request: &LogsRequest) -> an
     if output.json {
         let mut all = Vec::new();
         for (host, event, status) in streams(&first, request) {
-            let got = read(client, &request.deployment_id, &host, &event, 0).await?;
-            all.push(EventLog { host, event, status, log: got.log });
+            let mut log = String::new();
+            let mut offset = 0;
+            loop {
+                let got = read(client, &request.deployment_id, &host, &event, offset).await?;
+                log.push_str(&got.log);
+                offset = got.next_offset.unwrap_or(offset + got.log.len() as u64);
+                if got.log.is_empty() || offset >= got.size.unwrap_or(0) {
+                    break;
+                }
+            }
+            all.push(EventLog { host, event, status, log });
         }
         return output.json(&all);
     }
@@ -77,19 +87,26 @@ pub async fn logs(client: &Client, output: &Output, request: &LogsRequest) -> an
         let over = snapshot.is_over();
         for (host, event, _) in streams(&snapshot, request) {
             let key = (host.clone(), event.clone());
-            let offset = printed.get(&key).copied().unwrap_or(0);
-            let got = read(client, &request.deployment_id, &host, &event, offset).await?;
-            if !got.log.is_empty() {
-                if current.as_ref() != Some(&key) {
-                    writeln!(stdout, "==> {host} {event} <==")?;
-                    current = Some(key.clone());
+            // A page at a time, until what the server has is printed.
+            loop {
+                let offset = printed.get(&key).copied().unwrap_or(0);
+                let got = read(client, &request.deployment_id, &host, &event, offset).await?;
+                if !got.log.is_empty() {
+                    if current.as_ref() != Some(&key) {
+                        writeln!(stdout, "==> {host} {event} <==")?;
+                        current = Some(key.clone());
+                    }
+                    write!(stdout, "{}", got.log)?;
+                    if !got.log.ends_with('\n') && got.complete {
+                        writeln!(stdout)?;
+                    }
                 }
-                write!(stdout, "{}", got.log)?;
-                if !got.log.ends_with('\n') && got.complete {
-                    writeln!(stdout)?;
+                let next = got.next_offset.unwrap_or(offset + got.log.len() as u64);
+                printed.insert(key.clone(), next);
+                if got.log.is_empty() || next >= got.size.unwrap_or(0) {
+                    break;
                 }
             }
-            printed.insert(key, got.next_offset.unwrap_or(offset + got.log.len() as u64));
         }
         stdout.flush()?;
         if !request.follow || over {
@@ -112,6 +129,7 @@ async fn read(
         target_id: Some(host.into()),
         lifecycle_event_name: Some(event.into()),
         offset: Some(offset),
+        ..Default::default()
     };
     Ok(extension(client, "GetLifecycleEventLog", &input).await?)
 }

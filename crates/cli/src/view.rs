@@ -18,6 +18,8 @@ use crate::term::{Output, Style, bar, duration};
 const POLL: Duration = Duration::from_millis(300);
 /// How many lines of a failed script's output are shown.
 const FAILURE_TAIL_LINES: usize = 15;
+/// Enough of the end of a failed event's output for those lines.
+const FAILURE_TAIL_BYTES: u64 = 64 * 1024;
 /// Hosts shown in the live block; the rest are counted (the busy and failed ones come first).
 const MAX_HOST_LINES: usize = 30;
 
@@ -132,6 +134,7 @@ async fn failure_report(
         deployment_id: Some(deployment_id.into()),
         target_id: Some(host.into()),
         lifecycle_event_name: Some(name.into()),
+        tail_bytes: Some(FAILURE_TAIL_BYTES),
         ..Default::default()
     };
     let log = match extension::<_, GetLifecycleEventLogOutput>(client, "GetLifecycleEventLog", &input).await {

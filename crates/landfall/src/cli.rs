@@ -670,6 +670,11 @@ pub struct ServerArgs {
     /// the host is deregistered anyway.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub termination_timeout: u64,
+    /// How much of each lifecycle event's hook output the server keeps: the first quarter and
+    /// the last three quarters, with a line saying how much was left out between (at least
+    /// 64KiB).
+    #[arg(long, default_value = "4MiB", value_name = "SIZE")]
+    pub hook_log_limit: String,
 }
 
 #[derive(Debug, ClapArgs)]

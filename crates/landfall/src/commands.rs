@@ -11,6 +11,7 @@ use landfall_api::landfall::{
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
 use landfall_server::aws::AwsSettings;
+use landfall_server::limits::{Limits, parse_size};
 use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
 use landfall_server::{MonitoringConfig, Server, ServerConfig, StoreLocation, Timeouts, TlsFiles};
 use landfall_sigv4::Credentials;
@@ -114,6 +115,7 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     let sources = revision_sources(&args)?;
     let monitoring = monitoring_config(&args)?;
     let platforms = platform_settings(&args)?;
+    let limits = server_limits(&args)?;
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate_chain), Some(private_key)) => Some(TlsFiles { certificate_chain, private_key }),
         _ => None,
@@ -168,7 +170,18 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         zone_tag: args.zone_tag,
         max_deployment_instances: args.max_deployment_instances,
         termination_timeout: std::time::Duration::from_secs(args.termination_timeout),
+        limits,
     })
+}
+
+/// The bounds on what clients and hosts can make the server hold.
+fn server_limits(args: &ServerArgs) -> Result<Limits, Failure> {
+    let hook_log_bytes =
+        parse_size(&args.hook_log_limit).map_err(|why| Failure::usage(anyhow!("--hook-log-limit: {why}")))?;
+    if hook_log_bytes < Limits::MIN_HOOK_LOG_BYTES {
+        return Err(Failure::usage(anyhow!("--hook-log-limit must be at least 64KiB")));
+    }
+    Ok(Limits { hook_log_bytes })
 }
 
 /// The AWS APIs Lambda and ECS deployments drive, from the flags and the environment.
@@ -377,6 +390,7 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         max_deployment_instances: landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT,
         termination_timeout: std::time::Duration::from_secs(600),
         platforms: AwsSettings::new("us-east-1", None, None),
+        limits: Limits::default(),
     };
     crate::dev::run(config, args.hosts).await
 }

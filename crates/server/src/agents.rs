@@ -21,10 +21,11 @@ use landfall_commands::{
     PostHostCommandUpdateOutput, PutHostCommandAcknowledgementInput, PutHostCommandAcknowledgementOutput,
     PutHostCommandCompleteInput, status,
 };
-use landfall_store::{Completion, HostCommandRecord};
+use landfall_store::{Completion, HostCommandRecord, LogLimit};
 
 use crate::api::common::{Ctx, store_error};
 use crate::driver;
+use crate::limits::Limits;
 use crate::state::AppState;
 
 /// How long PollHostCommand holds a request open with nothing to hand out. The official agent's
@@ -312,7 +313,14 @@ async fn update(
     if let Some(envelope) = input.diagnostics.as_ref().filter(|d| d.format == FORMAT_LOG) {
         let chunk: LogChunk = serde_json::from_str(&envelope.payload)
             .map_err(|e| ApiError::new(Exception::Client, format!("The log chunk is not valid: {e}")))?;
-        ctx.store().append_command_log(&command.id, chunk.sequence, &chunk.text).await.map_err(store_error)?;
+        if chunk.text.len() > Limits::MAX_LOG_CHUNK_BYTES {
+            return err(
+                Exception::Client,
+                format!("A log chunk carries at most {} bytes of output.", Limits::MAX_LOG_CHUNK_BYTES),
+            );
+        }
+        let limit = LogLimit::keeping(ctx.state.limits.hook_log_bytes);
+        ctx.store().append_command_log(&command.id, chunk.sequence, &chunk.text, limit).await.map_err(store_error)?;
     }
     let answer = if command.state == "Dispatched" { status::IN_PROGRESS } else { status::SUCCEEDED };
     Ok(PostHostCommandUpdateOutput { command_status: Some(answer.to_owned()) })

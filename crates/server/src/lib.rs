@@ -11,6 +11,7 @@ mod console;
 pub mod driver;
 pub(crate) mod fleet;
 mod http;
+pub mod limits;
 mod metrics;
 mod platform;
 pub mod replicas;
@@ -67,6 +68,8 @@ pub struct ServerConfig {
     pub termination_timeout: std::time::Duration,
     /// The AWS APIs Lambda and ECS deployments drive.
     pub platforms: aws::AwsSettings,
+    /// What clients and hosts can make the server hold.
+    pub limits: limits::Limits,
 }
 
 /// Where the server keeps its state.
@@ -264,6 +267,7 @@ impl Server {
             termination_timeout: config.termination_timeout,
             aws: aws::AwsClient::new(config.platforms.clone()).context("making the platform APIs' HTTP client")?,
             replica: replicas::Replica::new(replica_id(address), config.lease_ttl),
+            limits: config.limits.clone(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
         tracing::info!(replica = %state.replica.id, "started");

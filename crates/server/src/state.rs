@@ -73,6 +73,7 @@ pub struct AppState {
     pub aws: crate::aws::AwsClient,
     /// This server among the others on the same store: its leases.
     pub replica: crate::replicas::Replica,
+    pub limits: crate::limits::Limits,
 }
 
 /// When each instance's agent was last recorded as polling, so a busy agent (it polls again

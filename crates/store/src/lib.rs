@@ -84,6 +84,45 @@ pub struct PageRequest {
     pub limit: usize,
 }
 
+/// How much of one command's output the store keeps: the first chunks, up to `head` bytes, and
+/// the newest ones, up to `total` bytes in all. What lies between is dropped as it arrives, so
+/// a hook printing without end costs at most `total` bytes of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimit {
+    pub total: u64,
+    pub head: u64,
+}
+
+impl LogLimit {
+    /// A quarter of the limit for the start of the output, the rest for its end (where a
+    /// failure shows).
+    pub fn keeping(total: u64) -> LogLimit {
+        LogLimit { total, head: total / 4 }
+    }
+}
+
+/// Where a read of a command's output starts, in bytes of everything the agent sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStart {
+    Offset(u64),
+    /// This many bytes before the end.
+    Tail(u64),
+}
+
+/// Part of a command's output: `offset` is where `text` starts in everything the agent sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunkRecord {
+    pub offset: u64,
+    pub text: String,
+}
+
+/// A page of a command's output, and how many bytes the agent has sent in all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogPage {
+    pub chunks: Vec<LogChunkRecord>,
+    pub received: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessKeyRecord {
     pub access_key_id: String,
@@ -556,6 +595,13 @@ pub trait Store: Send + Sync + 'static {
     // -- host commands ----------------------------------------------------------------------
     async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>>;
     async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>>;
+    /// The newest command for one lifecycle event of one target of a deployment.
+    async fn latest_command(
+        &self,
+        deployment_id: &str,
+        target_id: &str,
+        event: &str,
+    ) -> StoreResult<Option<HostCommandRecord>>;
     /// Hands the instance's oldest queued command to its agent (Queued → Dispatched).
     async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>>;
     /// Records the agent's acknowledgement (the first one); returns the command.
@@ -568,10 +614,12 @@ pub trait Store: Send + Sync + 'static {
         diagnostics: &landfall_api::shapes::Diagnostics,
         at: Timestamp,
     ) -> StoreResult<Completion>;
-    /// Stores a chunk of a command's output; a chunk already stored (same sequence) is ignored.
-    async fn append_command_log(&self, id: &str, sequence: u64, text: &str) -> StoreResult<()>;
-    /// A command's output chunks in order.
-    async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>>;
+    /// Stores a chunk of a command's output at the end of what it received; a chunk already
+    /// stored (same sequence) is ignored. Beyond `limit`, the oldest chunks after the head go.
+    async fn append_command_log(&self, id: &str, sequence: u64, text: &str, limit: LogLimit) -> StoreResult<()>;
+    /// The kept chunks of a command's output that end after `start`, in order, up to about
+    /// `max_bytes` (at least one chunk when any is left).
+    async fn command_log_page(&self, id: &str, start: LogStart, max_bytes: u64) -> StoreResult<LogPage>;
     /// What the group last did on each instance.
     async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>>;
 

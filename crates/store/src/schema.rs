@@ -23,9 +23,11 @@ impl Schema {
     }
 }
 
-/// SQLite: versions 9 (leases) and 10 (host pools, departures) only add tables.
+/// SQLite: versions 9 (leases), 10 (host pools, departures) and 11 (bounded hook logs) only add
+/// tables.
 pub const SQLITE: Schema = Schema { migrations: SQLITE_MIGRATIONS, compatible_from: 8 };
-/// PostgreSQL: versions 2 (leases) and 3 (host pools, departures) only add tables.
+/// PostgreSQL: versions 2 (leases), 3 (host pools, departures) and 4 (bounded hook logs) only add
+/// tables.
 pub const POSTGRES: Schema = Schema { migrations: POSTGRES_MIGRATIONS, compatible_from: 1 };
 
 /// The `meta` key recording which schema versions' Landfall work on schema `version`.
@@ -298,10 +300,46 @@ CREATE TABLE departures (
 );
 "#,
     ),
+    (
+        11,
+        r#"
+-- Hook output, kept within a limit per lifecycle event: the first chunks (head = 1) and the
+-- newest ones, each with its byte offset in everything the agent sent for the event, so readers
+-- page by offset and see where output was left out. (command_logs, which kept everything, is
+-- left to the releases before this one.)
+CREATE TABLE event_log_chunks (
+    command_id  TEXT NOT NULL,
+    sequence    INTEGER NOT NULL,
+    byte_offset INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL,
+    head        INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    PRIMARY KEY (command_id, sequence)
+);
+CREATE INDEX event_log_chunks_offset ON event_log_chunks(command_id, byte_offset);
+CREATE INDEX event_log_chunks_trim ON event_log_chunks(command_id, head, byte_offset);
+CREATE TABLE event_log_sizes (
+    command_id TEXT PRIMARY KEY,
+    received   INTEGER NOT NULL,
+    kept       INTEGER NOT NULL,
+    head       INTEGER NOT NULL,
+    -- Chunks come in sequence: one at or below this is a retry of one kept or dropped.
+    last_sequence INTEGER NOT NULL
+);
+INSERT INTO event_log_chunks (command_id, sequence, byte_offset, bytes, head, text)
+SELECT command_id, sequence,
+       COALESCE(SUM(length(CAST(text AS BLOB))) OVER (
+           PARTITION BY command_id ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0),
+       length(CAST(text AS BLOB)), 1, text
+FROM command_logs;
+INSERT INTO event_log_sizes (command_id, received, kept, head, last_sequence)
+SELECT command_id, SUM(bytes), SUM(bytes), SUM(bytes), MAX(sequence) FROM event_log_chunks GROUP BY command_id;
+"#,
+    ),
 ];
 
 /// (version, statements) for PostgreSQL: version 1 is the SQLite schema as of its version 8, in
-/// one step; later versions follow SQLite's one by one (2 is SQLite's 9, 3 its 10). Integers are BIGINT (the store reads every number as i64); sequences are identities.
+/// one step; later versions follow SQLite's one by one (2 is SQLite's 9, 3 its 10, 4 its 11). Integers are BIGINT (the store reads every number as i64); sequences are identities.
 pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -482,6 +520,37 @@ CREATE TABLE host_pool_members (
 );
 CREATE INDEX host_pool_members_instance ON host_pool_members(instance_name);
 CREATE TABLE departures (instance_name TEXT PRIMARY KEY, drained BIGINT NOT NULL, requested_at BIGINT NOT NULL);
+"#,
+    ),
+    (
+        4,
+        r#"
+CREATE TABLE event_log_chunks (
+    command_id  TEXT NOT NULL,
+    sequence    BIGINT NOT NULL,
+    byte_offset BIGINT NOT NULL,
+    bytes       BIGINT NOT NULL,
+    head        BIGINT NOT NULL,
+    text        TEXT NOT NULL,
+    PRIMARY KEY (command_id, sequence)
+);
+CREATE INDEX event_log_chunks_offset ON event_log_chunks(command_id, byte_offset);
+CREATE INDEX event_log_chunks_trim ON event_log_chunks(command_id, head, byte_offset);
+CREATE TABLE event_log_sizes (
+    command_id TEXT PRIMARY KEY,
+    received   BIGINT NOT NULL,
+    kept       BIGINT NOT NULL,
+    head       BIGINT NOT NULL,
+    last_sequence BIGINT NOT NULL
+);
+INSERT INTO event_log_chunks (command_id, sequence, byte_offset, bytes, head, text)
+SELECT command_id, sequence,
+       COALESCE(SUM(octet_length(text)) OVER (
+           PARTITION BY command_id ORDER BY sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0),
+       octet_length(text), 1, text
+FROM command_logs;
+INSERT INTO event_log_sizes (command_id, received, kept, head, last_sequence)
+SELECT command_id, SUM(bytes), SUM(bytes), SUM(bytes), MAX(sequence) FROM event_log_chunks GROUP BY command_id;
 "#,
     ),
 ];

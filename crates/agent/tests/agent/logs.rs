@@ -1,11 +1,14 @@
 //! The failure log tail, the log files' formats, and the chunks streamed to the server.
 
 use std::fs;
+use std::time::Duration;
 
-use landfall_agent::logs::{DeploymentsLog, EventLog, LogTail, TAIL_CHARS, chunks};
+use landfall_agent::logs::{
+    DeploymentsLog, EventLog, LogTail, SCRIPTS_LOG_MAX_BYTES, TAIL_CHARS, chunks, stream, stream_to_server,
+};
 use landfall_commands::LogChunk;
 
-use crate::support::TempDir;
+use crate::support::{FakeService, TempDir};
 
 #[test]
 fn the_tail_keeps_the_newest_whole_lines_under_the_limit() {
@@ -104,4 +107,58 @@ fn is_stamp(text: &str) -> bool {
             13 | 16 => *b == b':',
             _ => b.is_ascii_digit(),
         })
+}
+
+#[tokio::test]
+async fn output_faster_than_the_server_takes_it_is_left_out_with_a_notice_and_the_end_kept() {
+    let (sender, receiver) = stream();
+    let mut log = EventLog::new("d-1", None, Some(sender));
+    // 50 MB while nothing is sent: the newest part waits, the rest is counted.
+    log.line("[stdout]the first line");
+    let line = format!("[stdout]{}", "A".repeat(999));
+    for _ in 0..50_000 {
+        log.line(&line);
+    }
+    log.line("[stdout]the last line");
+    drop(log);
+    let service = FakeService::new();
+    stream_to_server(&service, "c-1", receiver, Duration::from_millis(10)).await;
+    let text: String = service.streamed("c-1").into_iter().map(|chunk| chunk.text).collect();
+    assert!(text.len() < 1024 * 1024, "{} bytes were held and sent", text.len());
+    let kept = text.lines().filter(|l| l.starts_with("[stdout]A")).count();
+    assert!(kept > 100, "{kept}");
+    let notices: Vec<&str> = text.lines().filter(|l| l.starts_with("[landfall]")).collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    // The start is kept (a head of 64 KiB), then the notice where the output was left out.
+    assert!(text.starts_with("[stdout]the first line\n[stdout]AAA"), "{}", &text[..100]);
+    let head = text.find("[landfall] ").unwrap();
+    assert!((64 * 1024..64 * 1024 + 2000).contains(&head), "{head}");
+    let left_out: usize = notices[0].split(' ').nth(1).unwrap().parse().unwrap();
+    // Every byte is either sent or counted, and the end is there.
+    assert_eq!(left_out + kept * (line.len() + 1), 50_000 * (line.len() + 1));
+    assert!(text.ends_with("[stdout]the last line\n"), "{}", &text[text.len() - 200..]);
+}
+
+#[test]
+fn scripts_log_stops_at_its_limit_and_says_so() {
+    let dir = TempDir::new("logs");
+    let scripts_log = dir.join("d-1/logs/scripts.log");
+    // Nearly full already, from earlier events of the deployment.
+    fs::create_dir_all(scripts_log.parent().unwrap()).unwrap();
+    fs::write(&scripts_log, vec![b'.'; (SCRIPTS_LOG_MAX_BYTES - 60) as usize]).unwrap();
+    let mut log = EventLog::new("d-1", None, None);
+    log.write_scripts_log_to(&scripts_log);
+    log.line("[stdout]fits");
+    for _ in 0..1000 {
+        log.line("[stdout]does not fit");
+    }
+    let size = fs::metadata(&scripts_log).unwrap().len();
+    assert!(size < SCRIPTS_LOG_MAX_BYTES + 1024, "{size}");
+    let end = fs::read(&scripts_log).unwrap();
+    let end = String::from_utf8_lossy(&end[end.len() - 300..]).into_owned();
+    assert!(end.contains("[stdout]fits\n"), "{end}");
+    assert!(end.trim_end().ends_with("is in the deployments log and on the server"), "{end}");
+    assert!(!end.contains("does not fit"));
+    // The tail still has the newest lines.
+    assert!(log.tail().ends_with("[stdout]does not fit\n"));
 }

@@ -1,13 +1,16 @@
 //! Deployment targets, and the deprecated deployment-instance calls that show the same targets
 //! as InstanceSummary.
 
+use std::fmt::Write as _;
+
 use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::landfall::{GetLifecycleEventLogInput, GetLifecycleEventLogOutput};
 use landfall_api::shapes::*;
-use landfall_store::{DeploymentRecord, TargetRecord};
+use landfall_store::{DeploymentRecord, LogPage, LogStart, TargetRecord};
 
 use super::common::{Ctx, page_in_memory, page_request, page_token, store_error};
 use super::deployments::load;
+use crate::limits::Limits;
 
 const PAGE: usize = 100;
 const MAX_BATCH: usize = 25;
@@ -244,7 +247,8 @@ pub async fn get_instance(ctx: &Ctx<'_>, input: GetDeploymentInstanceInput) -> A
     }
 }
 
-/// The output an agent streamed for one lifecycle event of one target (its latest attempt).
+/// The output an agent streamed for one lifecycle event of one target (its latest attempt), a
+/// page at a time: never more than [`Limits::MAX_LOG_PAGE_BYTES`] in memory per answer.
 pub async fn event_log(ctx: &Ctx<'_>, input: GetLifecycleEventLogInput) -> ApiResult<GetLifecycleEventLogOutput> {
     let record = load(ctx, &input.deployment_id).await?;
     let target_id = input.target_id.unwrap_or_default();
@@ -265,20 +269,66 @@ pub async fn event_log(ctx: &Ctx<'_>, input: GetLifecycleEventLogInput) -> ApiRe
     if !known {
         return err(Exception::InvalidInput, format!("Target {target_id} has no lifecycle event '{event}'."));
     }
-    let commands = ctx.store().commands_of(record.id()).await.map_err(store_error)?;
-    let Some(command) = commands.iter().rev().find(|c| c.target_id == target_id && c.lifecycle_event == event) else {
-        return Ok(GetLifecycleEventLogOutput { log: String::new(), complete: false, next_offset: Some(0) });
+    let max_bytes = match input.max_bytes {
+        None => Limits::MAX_LOG_PAGE_BYTES,
+        Some(0) => return err(Exception::InvalidInput, "maxBytes must be at least 1."),
+        Some(max) => max.min(Limits::MAX_LOG_PAGE_BYTES),
     };
-    let chunks = ctx.store().command_log(&command.id).await.map_err(store_error)?;
-    let log: String = chunks.into_iter().map(|(_, text)| text).collect();
-    // From the offset on (moved forward to a character boundary).
-    let mut start = (input.offset.unwrap_or(0) as usize).min(log.len());
-    while !log.is_char_boundary(start) {
-        start += 1;
-    }
+    let start = match (input.tail_bytes, input.offset) {
+        (Some(_), Some(_)) => return err(Exception::InvalidInput, "Give offset or tailBytes, not both."),
+        (Some(tail), None) => LogStart::Tail(tail),
+        (None, offset) => LogStart::Offset(offset.unwrap_or(0)),
+    };
+    let command = ctx.store().latest_command(record.id(), &target_id, &event).await.map_err(store_error)?;
+    let Some(command) = command else {
+        let from = match start {
+            LogStart::Offset(offset) => offset,
+            LogStart::Tail(_) => 0,
+        };
+        return Ok(GetLifecycleEventLogOutput {
+            log: String::new(),
+            complete: false,
+            next_offset: Some(from),
+            size: Some(0),
+        });
+    };
+    let page = ctx.store().command_log_page(&command.id, start, max_bytes).await.map_err(store_error)?;
+    let from = match start {
+        LogStart::Offset(offset) => offset,
+        LogStart::Tail(tail) => page.received.saturating_sub(tail),
+    };
+    let (log, next_offset) = page_text(&page, from);
     Ok(GetLifecycleEventLogOutput {
-        log: log[start..].to_owned(),
-        complete: command.completed_at.is_some(),
-        next_offset: Some(log.len() as u64),
+        log,
+        complete: command.completed_at.is_some() && next_offset >= page.received,
+        next_offset: Some(next_offset),
+        size: Some(page.received),
     })
+}
+
+/// A page's text from `from` on (moved forward to a character boundary), with a line where the
+/// store kept nothing, and the offset after it.
+fn page_text(page: &LogPage, from: u64) -> (String, u64) {
+    let mut text = String::new();
+    let mut cursor = from;
+    for chunk in &page.chunks {
+        if chunk.offset > cursor {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            let _ = writeln!(
+                text,
+                "[landfall] {} bytes of output left out here: the server keeps the first and the last part of each event's output",
+                chunk.offset - cursor
+            );
+            cursor = chunk.offset;
+        }
+        let mut skip = (cursor - chunk.offset) as usize;
+        while skip < chunk.text.len() && !chunk.text.is_char_boundary(skip) {
+            skip += 1;
+        }
+        text.push_str(chunk.text.get(skip..).unwrap_or_default());
+        cursor = chunk.offset + chunk.text.len() as u64;
+    }
+    (text, cursor)
 }

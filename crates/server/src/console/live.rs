@@ -27,7 +27,10 @@ pub const SCRIPT: &str = r#"(function () {
     source.addEventListener('update', function (event) { region.innerHTML = JSON.parse(event.data); });
     source.addEventListener('append', function (event) {
       var atEnd = region.scrollTop + region.clientHeight >= region.scrollHeight - 4;
-      region.textContent += JSON.parse(event.data);
+      var text = region.textContent + JSON.parse(event.data);
+      // A page holds the newest 2 MB of a followed log; the whole of it is a page load away.
+      if (text.length > 2000000) { text = '[earlier output is no longer shown here]\n' + text.slice(-1500000); }
+      region.textContent = text;
       if (atEnd) { region.scrollTop = region.scrollHeight; }
     });
     source.addEventListener('end', function () { source.close(); region.setAttribute('data-ended', 'true'); });
@@ -134,6 +137,8 @@ pub fn log(state: Arc<AppState>, session: Session, id: &str, query: &HashMap<Str
         target_id: query.get("host").cloned(),
         lifecycle_event_name: query.get("event").cloned(),
         offset: query.get("offset").and_then(|o| o.parse().ok()),
+        max_bytes: Some(pages::LOG_PAGE_BYTES / 2),
+        ..Default::default()
     };
     stream(move |sender| {
         tokio::spawn(async move {
@@ -153,7 +158,8 @@ pub fn log(state: Arc<AppState>, session: Session, id: &str, query: &HashMap<Str
                     return;
                 }
                 input.offset = output.next_offset;
-                if !pause(&sender, &mut quiet).await {
+                let caught_up = output.next_offset >= output.size;
+                if caught_up && !pause(&sender, &mut quiet).await {
                     return;
                 }
             }

@@ -889,15 +889,21 @@ async fn rollback(
     }
 }
 
-/// A hook's whole output, followed live while the event runs.
+/// How much of a hook's output one log page shows.
+pub const LOG_PAGE_BYTES: u64 = 512 * 1024;
+
+/// A hook's output, a page at a time (the end by default), followed live while the event runs.
 pub async fn log(state: &Arc<AppState>, session: &Session, id: &str, query: &HashMap<String, String>) -> Reply {
     let host = query.get("host").cloned().unwrap_or_default();
     let event = query.get("event").cloned().unwrap_or_default();
+    let offset: Option<u64> = query.get("offset").and_then(|o| o.parse().ok());
     let input = landfall_api::landfall::GetLifecycleEventLogInput {
         deployment_id: Some(id.to_owned()),
         target_id: Some(host.clone()),
         lifecycle_event_name: Some(event.clone()),
-        offset: None,
+        offset,
+        tail_bytes: offset.is_none().then_some(LOG_PAGE_BYTES),
+        max_bytes: Some(LOG_PAGE_BYTES),
     };
     let ctx = crate::api::common::Ctx { state, caller: &session.caller, now: state.clock.now() };
     let output = match crate::api::targets::event_log(&ctx, input).await {
@@ -911,17 +917,44 @@ pub async fn log(state: &Arc<AppState>, session: &Session, id: &str, query: &Has
         esc(&event),
         url(id)
     );
-    let live = if output.complete {
+    let size = output.size.unwrap_or(0);
+    let next = output.next_offset.unwrap_or(0);
+    let start = offset.unwrap_or_else(|| size.saturating_sub(LOG_PAGE_BYTES));
+    if start > 0 || next < size {
+        let link = |label: &str, offset: Option<u64>| {
+            let at = offset.map_or(String::new(), |o| format!("&amp;offset={o}"));
+            format!(
+                "<a href=\"/console/deployments/{}/log?host={}&amp;event={}{at}\">{label}</a>",
+                url(id),
+                url(&host),
+                url(&event)
+            )
+        };
+        let mut links = Vec::new();
+        if start > 0 {
+            links.push(link("from the start", Some(0)));
+            links.push(link("earlier", Some(start.saturating_sub(LOG_PAGE_BYTES))));
+        }
+        if next < size {
+            links.push(link("later", Some(next)));
+            links.push(link("the end", None));
+        }
+        let _ = write!(
+            body,
+            "<p class=\"note\">Bytes {start} to {next} of {size} of this output · {}</p>",
+            links.join(" · ")
+        );
+    }
+    let live = if output.complete || next < size {
         String::new()
     } else {
         let _ =
             write!(body, "<p class=\"note\" role=\"status\">Following: new output appears as the agent sends it.</p>");
         format!(
-            " data-live=\"/console/deployments/{}/log/live?host={}&amp;event={}&amp;offset={}\"",
+            " data-live=\"/console/deployments/{}/log/live?host={}&amp;event={}&amp;offset={next}\"",
             url(id),
             url(&host),
             url(&event),
-            output.next_offset.unwrap_or(0)
         )
     };
     let text = if output.log.is_empty() && output.complete { "(no output)".to_owned() } else { output.log };

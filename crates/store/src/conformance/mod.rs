@@ -19,8 +19,8 @@ use landfall_api::shapes::{
 
 use crate::{
     AccessKeyRecord, AgentStatusRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep,
-    GroupRecord, HostCommandRecord, InstanceHistoryRecord, PageRequest, RevisionFilter, RevisionRecord, RevisionSort,
-    Store, StoreError, TaggedKind, TargetRecord,
+    GroupRecord, HostCommandRecord, InstanceHistoryRecord, LogLimit, LogPage, LogStart, PageRequest, RevisionFilter,
+    RevisionRecord, RevisionSort, Store, StoreError, TaggedKind, TargetRecord,
 };
 
 /// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
@@ -33,7 +33,7 @@ macro_rules! conformance_tests {
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
             deployment_steps, agent_statuses, target_groups, alarms, deployment_timelines, trigger_outbox,
-            audit_log, leases, fenced_steps, host_pools, departures);
+            audit_log, leases, fenced_steps, host_pools, departures, command_logs);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -660,6 +660,12 @@ pub async fn host_commands(store: &dyn Store) {
     };
     store.apply_deployment_step(&step).await.unwrap();
     current.version += 1;
+    let latest = |target: &'static str, event: &'static str| async move {
+        store.latest_command("d-CMD000001", target, event).await.unwrap().map(|c| c.id)
+    };
+    assert_eq!(latest("web-2", "ApplicationStop").await.as_deref(), Some("hc-2"));
+    assert_eq!(latest("web-1", "DownloadBundle").await.as_deref(), Some("hc-3"));
+    assert_eq!(latest("web-2", "DownloadBundle").await, None);
 
     // Each host gets its own commands, oldest first, each once.
     let first = store.dispatch_command("web-1", Timestamp(20)).await.unwrap().unwrap();
@@ -707,14 +713,47 @@ pub async fn host_commands(store: &dyn Store) {
     let again = store.command("hc-3").await.unwrap().unwrap();
     assert_eq!((again.state.as_str(), again.dispatched_at, again.completed_at), ("Queued", None, None));
     assert_eq!(store.dispatch_command("web-1", Timestamp(40)).await.unwrap().unwrap().id, "hc-3");
+}
 
-    store.append_command_log("hc-3", 0, "[stdout]a\n").await.unwrap();
-    store.append_command_log("hc-3", 1, "[stdout]b\n").await.unwrap();
-    store.append_command_log("hc-3", 0, "[stdout]a again\n").await.unwrap();
-    assert_eq!(
-        store.command_log("hc-3").await.unwrap(),
-        [(0, "[stdout]a\n".to_owned()), (1, "[stdout]b\n".to_owned())]
-    );
+/// Chunks of output as `(offset, text)` pairs, for comparing pages.
+fn chunks_of(page: &LogPage) -> Vec<(u64, &str)> {
+    page.chunks.iter().map(|c| (c.offset, c.text.as_str())).collect()
+}
+
+pub async fn command_logs(store: &dyn Store) {
+    let roomy = LogLimit::keeping(1 << 20);
+    store.append_command_log("hc-1", 0, "[stdout]a\n", roomy).await.unwrap();
+    store.append_command_log("hc-1", 1, "[stdout]b\n", roomy).await.unwrap();
+    // A chunk sent again (the agent retried) is kept once; empty ones are not kept.
+    store.append_command_log("hc-1", 0, "[stdout]a again\n", roomy).await.unwrap();
+    store.append_command_log("hc-1", 2, "", roomy).await.unwrap();
+    let all = store.command_log_page("hc-1", LogStart::Offset(0), 1 << 20).await.unwrap();
+    assert_eq!(chunks_of(&all), [(0, "[stdout]a\n"), (10, "[stdout]b\n")]);
+    assert_eq!(all.received, 20);
+    // Pages start at the chunk holding the offset and stop near the size asked for.
+    let later = store.command_log_page("hc-1", LogStart::Offset(12), 1 << 20).await.unwrap();
+    assert_eq!(chunks_of(&later), [(10, "[stdout]b\n")]);
+    let one = store.command_log_page("hc-1", LogStart::Offset(0), 5).await.unwrap();
+    assert_eq!(chunks_of(&one), [(0, "[stdout]a\n")]);
+    let tail = store.command_log_page("hc-1", LogStart::Tail(4), 1 << 20).await.unwrap();
+    assert_eq!(chunks_of(&tail), [(10, "[stdout]b\n")]);
+    let nothing = store.command_log_page("hc-404", LogStart::Offset(0), 1 << 20).await.unwrap();
+    assert_eq!(nothing, LogPage::default());
+
+    // Over the limit: the head (chunks that start within its first 10 bytes) stays, the oldest
+    // chunks after it go, the newest stay: at most 40 bytes in all.
+    let limit = LogLimit { total: 40, head: 10 };
+    for sequence in 0..10u64 {
+        let text = format!("line {sequence:03}\n");
+        store.append_command_log("hc-2", sequence, &text, limit).await.unwrap();
+    }
+    let kept = store.command_log_page("hc-2", LogStart::Offset(0), 1 << 20).await.unwrap();
+    assert_eq!(kept.received, 90);
+    assert_eq!(chunks_of(&kept), [(0, "line 000\n"), (9, "line 001\n"), (72, "line 008\n"), (81, "line 009\n")]);
+    // A retried chunk that was dropped does not come back.
+    store.append_command_log("hc-2", 3, "line 003\n", limit).await.unwrap();
+    let again = store.command_log_page("hc-2", LogStart::Offset(0), 1 << 20).await.unwrap();
+    assert_eq!(again, kept);
 }
 
 pub async fn deployment_steps(store: &dyn Store) {

@@ -25,8 +25,9 @@ pub(crate) mod prelude {
     pub(crate) use crate::{
         AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DepartureRecord, DeployedFilter, DeploymentFilter,
         DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LeaseRecord,
-        Notice, Page, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult,
-        TaggedKind, TargetGroupRecord, TargetRecord, TriggerMessage, TriggerState,
+        LogChunkRecord, LogLimit, LogPage, LogStart, Notice, Page, PageRequest, RevisionFilter, RevisionRecord,
+        RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetGroupRecord, TargetRecord, TriggerMessage,
+        TriggerState,
     };
 }
 
@@ -1142,6 +1143,19 @@ macro_rules! sql_store {
                 row.as_ref().map(command_from_row).transpose()
             }
 
+            async fn latest_command(&self, deployment_id: &str, target_id: &str, event: &str) -> StoreResult<Option<HostCommandRecord>> {
+                let row = sqlx::query(
+                    "SELECT * FROM host_commands WHERE deployment_id = $1 AND target_id = $2 AND lifecycle_event = $3
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(deployment_id)
+                .bind(target_id)
+                .bind(event)
+                .fetch_optional(&self.reader)
+                .await?;
+                row.as_ref().map(command_from_row).transpose()
+            }
+
             async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
                 // One statement, no write lock: of two servers picking the same command, the
                 // second finds it no longer Queued when the first's update lets go of the row.
@@ -1201,22 +1215,107 @@ macro_rules! sql_store {
                 })
             }
 
-            async fn append_command_log(&self, id: &str, sequence: u64, text: &str) -> StoreResult<()> {
-                sqlx::query("INSERT INTO command_logs (command_id, sequence, text) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            async fn append_command_log(&self, id: &str, sequence: u64, text: &str, limit: LogLimit) -> StoreResult<()> {
+                if text.is_empty() {
+                    return Ok(());
+                }
+                let bytes = text.len() as i64;
+                let mut tx = self.begin_write().await?;
+                let sizes: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT received, kept, head, last_sequence FROM event_log_sizes WHERE command_id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if sizes.is_some_and(|(.., last)| sequence as i64 <= last) {
+                    return Ok(());
+                }
+                let (received, mut kept, mut head, _) = sizes.unwrap_or((0, 0, 0, 0));
+                let in_head = (head as u64) < limit.head;
+                let inserted = sqlx::query(
+                    "INSERT INTO event_log_chunks (command_id, sequence, byte_offset, bytes, head, text)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(sequence as i64)
+                .bind(received)
+                .bind(bytes)
+                .bind(i64::from(in_head))
+                .bind(text)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    return Ok(());
+                }
+                kept += bytes;
+                if in_head {
+                    head += bytes;
+                }
+                // Over the limit: the oldest chunks after the head go, a few at a time.
+                while kept as u64 > limit.total {
+                    let oldest: Vec<(i64, i64)> = sqlx::query_as(
+                        "SELECT byte_offset, bytes FROM event_log_chunks WHERE command_id = $1 AND head = 0
+                         ORDER BY byte_offset LIMIT 32",
+                    )
                     .bind(id)
-                    .bind(sequence as i64)
-                    .bind(text)
-                    .execute(&self.writer)
+                    .fetch_all(&mut *tx)
                     .await?;
+                    let mut keep_from = None;
+                    for (offset, size) in &oldest {
+                        if kept as u64 <= limit.total {
+                            keep_from = Some(*offset);
+                            break;
+                        }
+                        kept -= size;
+                    }
+                    let Some((last_offset, _)) = oldest.last() else { break };
+                    sqlx::query("DELETE FROM event_log_chunks WHERE command_id = $1 AND head = 0 AND byte_offset < $2")
+                        .bind(id)
+                        .bind(keep_from.unwrap_or(last_offset + 1))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO event_log_sizes (command_id, received, kept, head, last_sequence) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (command_id) DO UPDATE SET received = excluded.received, kept = excluded.kept,
+                     head = excluded.head, last_sequence = excluded.last_sequence",
+                )
+                .bind(id)
+                .bind(received + bytes)
+                .bind(kept)
+                .bind(head)
+                .bind(sequence as i64)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
-            async fn command_log(&self, id: &str) -> StoreResult<Vec<(u64, String)>> {
-                let rows = sqlx::query("SELECT sequence, text FROM command_logs WHERE command_id = $1 ORDER BY sequence")
+            async fn command_log_page(&self, id: &str, start: LogStart, max_bytes: u64) -> StoreResult<LogPage> {
+                let received: i64 = sqlx::query_scalar("SELECT received FROM event_log_sizes WHERE command_id = $1")
                     .bind(id)
-                    .fetch_all(&self.reader)
-                    .await?;
-                rows.iter().map(|row| Ok((row.try_get::<i64, _>("sequence")? as u64, row.try_get("text")?))).collect()
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .unwrap_or(0);
+                let from = match start {
+                    LogStart::Offset(offset) => offset,
+                    LogStart::Tail(bytes) => (received as u64).saturating_sub(bytes),
+                };
+                // Chunks ending after `from`, while the bytes before each stay under the page size.
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT byte_offset, text FROM (
+                         SELECT byte_offset, bytes, text,
+                                SUM(bytes) OVER (ORDER BY byte_offset ROWS UNBOUNDED PRECEDING) AS running
+                         FROM event_log_chunks WHERE command_id = $1 AND byte_offset + bytes > $2
+                     ) AS page WHERE running - bytes < $3 ORDER BY byte_offset",
+                )
+                .bind(id)
+                .bind(i64::try_from(from).unwrap_or(i64::MAX))
+                .bind(i64::try_from(max_bytes.max(1)).unwrap_or(i64::MAX))
+                .fetch_all(&self.reader)
+                .await?;
+                let chunks = rows.into_iter().map(|(offset, text)| LogChunkRecord { offset: offset as u64, text }).collect();
+                Ok(LogPage { chunks, received: received as u64 })
             }
 
             async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()> {
