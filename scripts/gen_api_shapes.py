@@ -23,7 +23,9 @@ PROTOCOL_EXCEPTIONS = [
     "InvalidSignatureException",
     "MissingAuthenticationTokenException",
     "RequestEntityTooLargeException",
+    "RequestTimeoutException",
     "SerializationException",
+    "ServiceUnavailableException",
     "UnknownOperationException",
     "UnrecognizedClientException",
 ]
@@ -32,6 +34,9 @@ LANDFALL_EXCEPTIONS = [
     "AccessKeyLimitExceededException",
     "AlarmDoesNotExistException",
     "CannotRevokeOwnKeyException",
+    "HostPoolAlreadyExistsException",
+    "HostPoolDoesNotExistException",
+    "HostPoolInUseException",
     "TargetGroupAlreadyExistsException",
     "TargetGroupDoesNotExistException",
 ]

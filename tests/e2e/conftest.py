@@ -13,6 +13,7 @@ import http.cookiejar
 import json
 import os
 import pathlib
+import resource
 import shutil
 import signal
 import subprocess
@@ -154,18 +155,24 @@ class Landfall:
         self.lines = {}
 
     # -- process ----------------------------------------------------------------------------
-    def start(self, *extra_args, listen="127.0.0.1:0", env=None):
+    def start(self, *extra_args, listen="127.0.0.1:0", env=None, open_files=None):
         """Starts the server; `listen` may name the port of an earlier run (a restart), `env`
-        adds environment variables."""
+        adds environment variables, `open_files` sets its descriptor limit (soft and hard)."""
         self.extra_args = extra_args
         self.extra_env = env or {}
         log = open(self.log_path, "a")
+
+        def limit_open_files():
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.process = subprocess.Popen(
             [LANDFALL_BIN, "server", "--data-dir", str(self.data_dir), "--listen", listen, *extra_args],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
             env={**self._clean_env(), "LANDFALL_LOG": "debug", **self.extra_env},
+            preexec_fn=limit_open_files,
         )
         log.close()
         self.lines = {}
@@ -360,6 +367,17 @@ def server(landfall_factory):
 def cd(server):
     """A boto3 CodeDeploy client with the administrator key."""
     return server.client()
+
+
+def self_signed_certificate(directory):
+    """A certificate for 127.0.0.1 and its key (PEM files in `directory`)."""
+    certificate, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(certificate),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return certificate, key
 
 
 def error_code(excinfo):

@@ -1,7 +1,6 @@
 """The `landfall` client as people use it: `deploy --wait` read from a pseudo-terminal, and every
 command's JSON output parsed as a script would, against a server with real agents."""
 
-import json
 import os
 import pty
 import select

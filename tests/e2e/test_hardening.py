@@ -1,11 +1,17 @@
 """Attacks a careless hook, a hostile bundle or a misbehaving client could make, each tried
 against real processes, with what must hold afterwards (issue: hardening)."""
 
+import socket
+import ssl
 import threading
+import time
+import urllib.request
 
-from hostsim import wait_for_status
+from conftest import self_signed_certificate
+from hostsim import wait_for, wait_for_status
 from realhost import bundle
 from test_agent import group_setup, upload_and_deploy
+from test_engine import deploy, fleet, stop_all
 
 MiB = 1024 * 1024
 
@@ -96,3 +102,129 @@ def test_a_hook_flooding_its_output_is_bounded_at_every_step(server, hosts):
     first = server.console_page(f"/console/deployments/{deployment_id}/log?host=web1&event=AfterInstall&offset=0")
     # (What the server kept fits one page.)
     assert "START-OF-FLOOD" in first and "END-OF-FLOOD" in first and len(first) < MiB
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+def connect(server):
+    host, port = server.endpoint.split("://", 1)[1].split(":")
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
+def closed_by_server(sock):
+    """Whether the server has closed the connection (without waiting for it)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(65536) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def health(server, timeout=10):
+    with urllib.request.urlopen(server.endpoint + "/health", timeout=timeout) as response:
+        return response.read()
+
+
+def test_connections_that_ask_nothing_are_closed_and_a_long_poll_is_not(server, hosts):
+    server.stop()
+    server.start("--header-timeout", "2", "--idle-timeout", "4")
+    cd = server.client()
+    # An idle TCP connection; a request head a byte at a time (slowloris); a keep-alive
+    # connection after its request; a body that stops coming.
+    idle = connect(server)
+    slow = connect(server)
+    slow.sendall(b"POST / HTTP/1.1\r\nHost: landfall\r\n")
+    kept = connect(server)
+    kept.sendall(b"GET /health HTTP/1.1\r\nHost: landfall\r\n\r\n")
+    assert kept.recv(4096).startswith(b"HTTP/1.1 200")
+    stalled = connect(server)
+    stalled.sendall(b"POST / HTTP/1.1\r\nHost: landfall\r\nContent-Length: 100\r\n"
+                    b"X-Amz-Target: CodeDeploy_20141006.ListApplications\r\n\r\n{\"a\":")
+    # An agent's long poll, which outlives the idle time.
+    host = hosts("web1", start=False)
+    polled = {}
+    poll = threading.Thread(target=lambda: polled.update(answer=host.call("PollHostCommand", {"HostIdentifier": host.arn})))
+    poll.start()
+
+    def trickle():
+        for _ in range(40):
+            if closed_by_server(slow):
+                return True
+            try:
+                slow.sendall(b"X")
+            except OSError:
+                return True
+            time.sleep(0.25)
+        return False
+
+    assert trickle(), "a head sent a byte at a time is cut"
+    wait_for(lambda: closed_by_server(idle), timeout=15, message="the idle connection to be closed")
+    wait_for(lambda: closed_by_server(kept), timeout=15, message="the kept-alive connection to be closed")
+    answer = b""
+    stalled.settimeout(15)
+    while not answer.endswith(b"}"):
+        piece = stalled.recv(4096)
+        if not piece:
+            break
+        answer += piece
+    assert b"408" in answer.split(b"\r\n")[0] and b"RequestTimeoutException" in answer, answer
+
+    # The poll is still waiting: a deployment now reaches it over the same request.
+    assert poll.is_alive()
+    group_setup(cd)
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    path = bundle(server.workdir / "noop.tgz", {"appspec.yml": ("version: 0.0\nos: linux\n", 0o644)})
+    upload_and_deploy(server, path, "noop.tgz")
+    poll.join(timeout=30)
+    status, body = polled["answer"]
+    assert status == 200 and body["HostCommand"]["CommandName"] == "ApplicationStop", body
+
+
+def test_an_idle_tls_connection_is_closed(landfall_factory, tmp_path):
+    certificate, key = self_signed_certificate(tmp_path)
+    server = landfall_factory(start=False)
+    server.start("--tls-cert", str(certificate), "--tls-key", str(key), "--header-timeout", "2")
+    silent = connect(server)
+    wait_for(lambda: closed_by_server(silent), timeout=15, message="a connection without a ClientHello to be closed")
+    context = ssl.create_default_context(cafile=str(certificate))
+    with urllib.request.urlopen(server.endpoint + "/health", context=context, timeout=5) as response:
+        assert response.read() == b"ok\n"
+
+
+def test_a_server_short_of_descriptors_sheds_idle_connections_and_answers(landfall_factory):
+    server = landfall_factory(start=False)
+    server.start(open_files=256)
+    cd = server.client()
+    assert "max_connections=96" in server.log(), server.log()[-2000:]
+    held = [connect(server) for _ in range(300)]
+    # Health checks, the API and agents are answered all the same.
+    assert health(server) == b"ok\n"
+    hosts = fleet(server, cd, 2)
+    for host in hosts:
+        host.start()
+    try:
+        info = wait_for_status(cd, deploy(cd), timeout=60)
+        assert info["status"] == "Succeeded", info
+    finally:
+        stop_all(hosts)
+    # The oldest idle connections made room; the server says so now and then, not in a loop.
+    closed = sum(closed_by_server(sock) for sock in held)
+    assert closed >= 300 - 96, closed
+    for sock in held:
+        sock.close()
+
+    # A limit set above what the descriptors allow: accepting runs out of them, backs off and
+    # closes idle connections to get some back, saying so now and then, not in a loop.
+    server.stop()
+    server.start("--max-connections", "1000", open_files=256)
+    held = [connect(server) for _ in range(300)]
+    wait_for(lambda: "cannot accept connections" in server.log(), timeout=30, message="descriptors to run out")
+    assert health(server, timeout=30) == b"ok\n"
+    assert server.client().list_applications()["applications"] == ["web"]
+    assert server.log().count("cannot accept connections") < 10, server.log().count("cannot accept connections")
+    for sock in held:
+        sock.close()

@@ -7,7 +7,6 @@ import hashlib
 import os
 import pathlib
 import re
-import subprocess
 import urllib.error
 import urllib.request
 import zlib
@@ -20,7 +19,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import error_code, signing_time, utcnow
+from conftest import error_code, self_signed_certificate, signing_time, utcnow
 from hostsim import read_simple_yaml
 
 MB = 1024 * 1024
@@ -342,12 +341,7 @@ def test_aws_chunked_bodies_with_trailing_checksums(server, s3):
 
 
 def test_aws_cli_over_tls_uploads_aws_chunked(landfall_factory, tmp_path):
-    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(certificate),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
+    certificate, key = self_signed_certificate(tmp_path)
     server = landfall_factory(start=False)
     server.start("--tls-cert", str(certificate), "--tls-key", str(key))
     env = {**cli_config(tmp_path), "AWS_CA_BUNDLE": str(certificate)}

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import LANDFALL_BIN
+from conftest import LANDFALL_BIN, self_signed_certificate
 
 
 def test_first_start_prints_the_environment_and_writes_admin_credentials(server):
@@ -137,12 +137,7 @@ def test_bad_flags_are_usage_errors(tmp_path):
 
 
 def test_tls_serves_the_api(landfall_factory, tmp_path):
-    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(certificate),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
+    certificate, key = self_signed_certificate(tmp_path)
     server = landfall_factory(start=False)
     server.start("--tls-cert", str(certificate), "--tls-key", str(key))
     assert server.endpoint.startswith("https://127.0.0.1:")

@@ -25,6 +25,8 @@ impl ApiError {
         match self.exception {
             Exception::InternalFailure => 500,
             Exception::RequestEntityTooLarge => 413,
+            Exception::RequestTimeout => 408,
+            Exception::ServiceUnavailable => 503,
             _ => 400,
         }
     }

@@ -10,9 +10,11 @@
 //! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3]`: see `fleet.rs`.
 //! `landfall-bench agent --server BIN [--rounds 5]`: see `agent.rs`.
 //! `landfall-bench flood --server BIN [--megabytes 200] [--readers 6]`: see `flood.rs`.
+//! `landfall-bench connections --server BIN`: see `connections.rs`.
 
 mod agent;
 mod bundle;
+mod connections;
 mod console;
 mod fleet;
 mod flood;
@@ -119,9 +121,29 @@ pub(crate) async fn start_server_with(
     environment: &[(&str, &str)],
     environment_overrides: &[(&str, &str)],
 ) -> anyhow::Result<(ServerProcess, Duration)> {
+    spawn_server(binary, &[], extra_args, environment, environment_overrides).await
+}
+
+/// [`start_server`] run through another program (`prlimit ... -- BIN`): `program` and its
+/// arguments, the last of which names the server's binary.
+pub(crate) async fn start_server_through(
+    program: &PathBuf,
+    program_args: &[&str],
+) -> anyhow::Result<(ServerProcess, Duration)> {
+    spawn_server(program, program_args, &[], &[], &[]).await
+}
+
+async fn spawn_server(
+    binary: &PathBuf,
+    leading_args: &[&str],
+    extra_args: &[&str],
+    environment: &[(&str, &str)],
+    environment_overrides: &[(&str, &str)],
+) -> anyhow::Result<(ServerProcess, Duration)> {
     let data_dir = TempDir::new("server")?;
     let started = Instant::now();
     let mut child = Command::new(binary)
+        .args(leading_args)
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir.0)
         .args(extra_args)
@@ -333,7 +355,7 @@ async fn drive(
     Ok(load)
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -389,7 +411,10 @@ async fn main() -> anyhow::Result<()> {
         Some("router") => router::run(args).await,
         Some("console") => console::run(args).await,
         Some("flood") => flood::run(args).await,
-        _ => bail!("usage: landfall-bench api|fleet|agent|bundle|router|console|flood --server PATH [options]"),
+        Some("connections") => connections::run(args).await,
+        _ => bail!(
+            "usage: landfall-bench api|fleet|agent|bundle|router|console|flood|connections --server PATH [options]"
+        ),
     }
 }
 

@@ -675,6 +675,19 @@ pub struct ServerArgs {
     /// 64KiB).
     #[arg(long, default_value = "4MiB", value_name = "SIZE")]
     pub hook_log_limit: String,
+    /// How long a client may take to send a request's head (and a new connection its first
+    /// request, and a TLS handshake).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub header_timeout: u64,
+    /// How long a connection may stay open with no request in flight, a request body may pause,
+    /// and a response may wait for the client to read it. (A request in flight, such as an
+    /// agent's long poll, is never cut.)
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+    /// The most connections open at once; past it, the one idle longest is closed to make room.
+    /// Default: half of the open-file limit (raised to its hard limit at start) after a reserve.
+    #[arg(long, value_name = "COUNT")]
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -10,6 +10,7 @@ use landfall_api::landfall::{
 };
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_listener::ConnectionLimits;
 use landfall_server::aws::AwsSettings;
 use landfall_server::limits::{Limits, parse_size};
 use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
@@ -181,7 +182,22 @@ fn server_limits(args: &ServerArgs) -> Result<Limits, Failure> {
     if hook_log_bytes < Limits::MIN_HOOK_LOG_BYTES {
         return Err(Failure::usage(anyhow!("--hook-log-limit must be at least 64KiB")));
     }
-    Ok(Limits { hook_log_bytes })
+    if args.header_timeout == 0 || args.idle_timeout == 0 {
+        return Err(Failure::usage(anyhow!("--header-timeout and --idle-timeout must be at least 1 second")));
+    }
+    if args.max_connections == Some(0) {
+        return Err(Failure::usage(anyhow!("--max-connections must be at least 1")));
+    }
+    let mut limits = Limits::for_this_process();
+    limits.hook_log_bytes = hook_log_bytes;
+    let connections = &mut limits.connections;
+    connections.header = Duration::from_secs(args.header_timeout);
+    connections.handshake = connections.header;
+    connections.idle = Duration::from_secs(args.idle_timeout);
+    if let Some(max) = args.max_connections {
+        connections.max_connections = max;
+    }
+    Ok(limits)
 }
 
 /// The AWS APIs Lambda and ECS deployments drive, from the flags and the environment.
@@ -349,7 +365,7 @@ async fn router(args: crate::cli::RouterArgs) -> Result<(), Failure> {
                 .await
                 .map_err(|error| Failure::failed(anyhow!("binding {listen}: {error}")))?;
             let builtin = landfall_router::builtin::Builtin::new();
-            tokio::spawn(std::sync::Arc::clone(&builtin).serve(listener));
+            tokio::spawn(std::sync::Arc::clone(&builtin).serve(listener, ConnectionLimits::for_this_process()));
             tracing::info!(target_group = %args.target_group, %listen, "routing");
             builtin
         }
@@ -390,7 +406,7 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         max_deployment_instances: landfall_server::api::deployments::DEFAULT_MAX_INSTANCES_PER_DEPLOYMENT,
         termination_timeout: std::time::Duration::from_secs(600),
         platforms: AwsSettings::new("us-east-1", None, None),
-        limits: Limits::default(),
+        limits: Limits::for_this_process(),
     };
     crate::dev::run(config, args.hosts).await
 }

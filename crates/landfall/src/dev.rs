@@ -193,7 +193,8 @@ async fn start_router(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let builtin = landfall_router::builtin::Builtin::new();
-    let proxy = tokio::spawn(Arc::clone(&builtin).serve(listener));
+    let limits = landfall_listener::ConnectionLimits::for_this_process();
+    let proxy = tokio::spawn(Arc::clone(&builtin).serve(listener, limits));
     // The administrator key may act as a router.
     let api = client_for(endpoint, credentials)?;
     let follow = tokio::spawn(async move {

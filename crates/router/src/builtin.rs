@@ -4,28 +4,27 @@
 //! in flight are counted until their response bodies end, and cut off after the deregistration
 //! delay).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body, Bytes, Frame, Incoming};
+use hyper::body::{Body, Bytes};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use landfall_api::landfall::{TargetGroupInfo, TargetReport};
+use landfall_listener::{ConnectionLimits, Guarded, RequestBody};
 use tokio::net::TcpListener;
 
 use crate::Dataplane;
 use crate::table::Table;
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
 
 pub struct Builtin {
     table: Mutex<Table>,
@@ -48,20 +47,14 @@ impl Builtin {
         self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Accepts client connections and proxies their requests, forever.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+    /// Accepts client connections and proxies their requests, forever, within `limits` (a
+    /// client that holds a connection without using it is closed, as on the server).
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, limits: ConnectionLimits) {
+        let handler = move |peer, request| {
             let router = Arc::clone(&self);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let router = Arc::clone(&router);
-                    async move { Ok::<_, Infallible>(forward(&router, request, peer).await) }
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-            });
-        }
+            async move { forward(&router, request, peer).await }
+        };
+        let _ = landfall_listener::serve(listener, None, limits, handler, std::future::pending()).await;
     }
 }
 
@@ -117,7 +110,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-async fn forward(router: &Builtin, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+async fn forward(router: &Builtin, request: Request<RequestBody>, peer: SocketAddr) -> Response<ProxyBody> {
     let (mut parts, body) = request.into_parts();
     for name in HOP_BY_HOP {
         parts.headers.remove(name);
@@ -125,7 +118,7 @@ async fn forward(router: &Builtin, request: Request<Incoming>, peer: SocketAddr)
     parts.headers.append("x-forwarded-for", peer.ip().to_string().parse().expect("an IP address is a header value"));
     // A request without a body can go to a second backend if the first cannot be reached.
     let bodiless = body.is_end_stream();
-    let mut body = Some(body.boxed());
+    let mut body = Some(body.map_err(BoxError::from).boxed());
     let mut tried: Vec<String> = Vec::new();
     loop {
         let Some((address, in_flight)) = router.table().pick(&tried) else {
@@ -150,7 +143,7 @@ async fn forward(router: &Builtin, request: Request<Incoming>, peer: SocketAddr)
                 for name in HOP_BY_HOP {
                     head.headers.remove(name);
                 }
-                return Response::from_parts(head, Guarded { inner: incoming, _guard: guard }.boxed());
+                return Response::from_parts(head, Guarded::new(incoming.map_err(BoxError::from), guard).boxed());
             }
             Err(error) if error.is_connect() && bodiless && tried.len() < 2 => {
                 tracing::debug!(%address, %error, "backend unreachable; trying another");
@@ -178,29 +171,6 @@ struct InFlight(Arc<AtomicUsize>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A response body that keeps its request counted as in flight.
-struct Guarded {
-    inner: Incoming,
-    _guard: InFlight,
-}
-
-impl Body for Guarded {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

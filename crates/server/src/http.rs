@@ -4,21 +4,17 @@
 //! and `GET /ready` (the store answers) answer load balancers without authentication; `GET /metrics` wants the metrics token. Everything
 //! else is the S3-compatible bundle store.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use landfall_api::Operation;
 use landfall_api::error::{ApiError, ApiResult, Exception};
 use landfall_api::landfall::{self, Access, LandfallOperation, landfall_operation_access, operation_access};
@@ -30,77 +26,22 @@ use crate::api::{self, common::Ctx};
 use crate::auth::{self, Caller, authenticate, authorize};
 use crate::state::AppState;
 use crate::{agents, audit, s3};
+use landfall_listener::{BodyError, RequestBody};
 
 /// Largest request body accepted. AppSpec content is the largest thing a request carries.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
-/// How long shutdown waits for requests in flight.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves connections from `listener` until `shutdown` completes, then stops accepting and
-/// waits (up to a bound) for requests in flight.
+/// waits (up to a bound) for requests in flight, within the connection limits of `landfall_listener`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let service = hyper::service::service_fn(move |request| handle(state.clone(), peer, request));
-                match &tls {
-                    None => {
-                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        let connection = graceful.watch(connection.into_owned());
-                        tokio::spawn(async move {
-                            if let Err(error) = connection.await {
-                                tracing::debug!(%peer, %error, "connection ended with an error");
-                            }
-                        });
-                    }
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        let builder = builder.clone();
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
-                            let stream = match acceptor.accept(stream).await {
-                                Ok(stream) => stream,
-                                Err(error) => {
-                                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                                    return;
-                                }
-                            };
-                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            if let Err(error) = watcher.watch(connection.into_owned()).await {
-                                tracing::debug!(%peer, %error, "connection ended with an error");
-                            }
-                        });
-                    }
-                }
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("shutdown did not wait for connections still open after {DRAIN_TIMEOUT:?}"),
-    }
-    Ok(())
+    let limits = state.limits.connections.clone();
+    let handler = move |peer, request| handle(state.clone(), peer, request);
+    landfall_listener::serve(listener, tls, limits, handler, shutdown).await
 }
 
 /// Response bodies: whole JSON answers and streamed objects alike.
@@ -110,27 +51,14 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
-async fn handle(
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+async fn handle(state: Arc<AppState>, peer: SocketAddr, request: Request<RequestBody>) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let response = match (&parts.method, parts.uri.path()) {
+    match (&parts.method, parts.uri.path()) {
         // The JSON APIs (CodeDeploy, Landfall's extensions, the agent protocol) are all POST /.
-        (&Method::POST, "/") => {
-            let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => {
-                    let error = ApiError::new(
-                        Exception::RequestEntityTooLarge,
-                        format!("The request body is larger than {MAX_BODY_BYTES} bytes, or could not be read."),
-                    );
-                    return Ok(api_error(&error));
-                }
-            };
-            json_call(&state, peer, &parts, &body).await
-        }
+        (&Method::POST, "/") => match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => json_call(&state, peer, &parts, &collected.to_bytes()).await,
+            Err(error) => api_error(&unreadable_body(&*error)),
+        },
         (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
         // Ready to take traffic: the store answers (a load balancer's readiness check).
         (&Method::GET, "/ready") => match state.store.schema_version().await {
@@ -150,8 +78,24 @@ async fn handle(
         }
         // Everything else is the S3-compatible bundle store (path-style /bucket/key).
         _ => s3::handle(&state, peer, parts, body).await,
-    };
-    Ok(response)
+    }
+}
+
+/// Why a JSON request's body was not read: too large, too slow, or not valid HTTP.
+fn unreadable_body(error: &(dyn std::error::Error + 'static)) -> ApiError {
+    if error.is::<LengthLimitError>() {
+        return ApiError::new(
+            Exception::RequestEntityTooLarge,
+            format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+        );
+    }
+    match error.downcast_ref::<BodyError>() {
+        Some(BodyError::TimedOut(limit)) => ApiError::new(
+            Exception::RequestTimeout,
+            format!("The request body stopped arriving for {} s.", limit.as_secs()),
+        ),
+        _ => ApiError::new(Exception::Serialization, format!("The request body could not be read: {error}.")),
+    }
 }
 
 /// The operation a request names in `X-Amz-Target`.

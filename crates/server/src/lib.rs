@@ -270,7 +270,14 @@ impl Server {
             limits: config.limits.clone(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
-        tracing::info!(replica = %state.replica.id, "started");
+        let connections = &state.limits.connections;
+        tracing::info!(
+            replica = %state.replica.id,
+            max_connections = connections.max_connections,
+            header_timeout_s = connections.header.as_secs(),
+            idle_timeout_s = connections.idle.as_secs(),
+            "started"
+        );
         Ok(Server { listener, tls, state, endpoint, credentials_file })
     }
 

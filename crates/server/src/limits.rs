@@ -1,12 +1,17 @@
 //! What clients and hosts can make the server hold, in one place: each bound with its default
 //! and the flag that changes it (`docs/guide/install.md`, "Limits", lists them for operators).
 
+use landfall_listener::ConnectionLimits;
+
 /// The server's bounds on what callers send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Hook output kept per lifecycle event: the first quarter and the newest three quarters
     /// (`--hook-log-limit`).
     pub hook_log_bytes: u64,
+    /// Connection timeouts and how many may be open (`--header-timeout`, `--idle-timeout`,
+    /// `--max-connections`).
+    pub connections: ConnectionLimits,
 }
 
 impl Limits {
@@ -20,9 +25,11 @@ impl Limits {
     pub const MAX_LOG_PAGE_BYTES: u64 = 1024 * 1024;
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { hook_log_bytes: Self::DEFAULT_HOOK_LOG_BYTES }
+impl Limits {
+    /// The defaults for this process: its open-file limit raised as far as it goes, and the
+    /// connection limit that leaves room for.
+    pub fn for_this_process() -> Limits {
+        Limits { hook_log_bytes: Self::DEFAULT_HOOK_LOG_BYTES, connections: ConnectionLimits::for_this_process() }
     }
 }
 

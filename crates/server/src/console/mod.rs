@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, COOKIE, HeaderValue, LOCATION, SET_COOKIE};
 use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
 use landfall_api::landfall::{Access, Role};
+use landfall_listener::RequestBody;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -100,7 +101,7 @@ impl Reply {
 }
 
 /// Serves everything under `/console`.
-pub async fn handle(state: &Arc<AppState>, peer: SocketAddr, parts: Parts, body: Incoming) -> Response<Body> {
+pub async fn handle(state: &Arc<AppState>, peer: SocketAddr, parts: Parts, body: RequestBody) -> Response<Body> {
     let path = parts.uri.path().trim_end_matches('/').to_owned();
     let query = parse_form(parts.uri.query().unwrap_or_default());
     let segments: Vec<String> =

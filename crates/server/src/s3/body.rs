@@ -5,9 +5,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http_body_util::BodyExt as _;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use hyper::{HeaderMap, StatusCode};
+use landfall_listener::{BodyError, RequestBody};
 use md5::Digest as _;
 
 use super::checksum::{self, Algorithm, Hasher};
@@ -182,7 +183,7 @@ impl Digests {
 }
 
 /// Streams `body` into `sink` and checks it against `expect`.
-pub async fn receive(mut body: Incoming, sink: &mut Sink<'_>, expect: &Expect) -> S3Result<Received> {
+pub async fn receive(mut body: RequestBody, sink: &mut Sink<'_>, expect: &Expect) -> S3Result<Received> {
     let algorithm = expect.checksum.as_ref().map(|(algorithm, _)| *algorithm).or(expect.trailer);
     let mut digests = Digests {
         md5: md5::Md5::new(),
@@ -194,9 +195,16 @@ pub async fn receive(mut body: Incoming, sink: &mut Sink<'_>, expect: &Expect) -
     let mut decoder = expect.aws_chunked.then(Decoder::new);
     let mut http_trailers = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| {
-            tracing::debug!(%error, "S3 request body ended early");
-            S3Error::incomplete_body()
+        let frame = frame.map_err(|error| match error {
+            BodyError::TimedOut(_) => S3Error::new(
+                StatusCode::BAD_REQUEST,
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within the timeout period.",
+            ),
+            BodyError::Broken(error) => {
+                tracing::debug!(%error, "S3 request body ended early");
+                S3Error::incomplete_body()
+            }
         })?;
         let mut data: Bytes = match frame.into_data() {
             Ok(data) => data,
@@ -302,7 +310,7 @@ fn trailer_value(
 }
 
 /// Reads a small request body (an XML document) into memory, with the same checks.
-pub async fn read_small(body: Incoming, headers: &HeaderMap, limit: u64) -> S3Result<Vec<u8>> {
+pub async fn read_small(body: RequestBody, headers: &HeaderMap, limit: u64) -> S3Result<Vec<u8>> {
     let expect = Expect::from_headers(headers, limit)?;
     let mut buffer = Vec::new();
     receive(body, &mut Sink::Memory(&mut buffer), &expect).await?;

@@ -8,9 +8,9 @@
 //! first and forwarded plain, so clients may use any of the encodings the built-in store takes.
 
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
+use landfall_listener::RequestBody;
 use landfall_sigv4::{SigningParams, UNSIGNED_PAYLOAD, sign};
 
 use super::body::{self, Expect, Sink};
@@ -59,7 +59,7 @@ const FORWARDED_RESPONSE_HEADERS: [&str; 13] = [
 pub async fn forward(
     ctx: &Ctx<'_>,
     op: Op,
-    request_body: Incoming,
+    request_body: RequestBody,
     external: &ExternalS3,
     client: &reqwest::Client,
 ) -> S3Result<Response<Body>> {

@@ -18,11 +18,11 @@ mod xml;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use hyper::body::Incoming;
 use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRANSFER_ENCODING};
 use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode, Version};
 use landfall_api::landfall::Role;
+use landfall_listener::RequestBody;
 
 use crate::auth::{Caller, authenticate_s3};
 use crate::http::{Body, full};
@@ -335,7 +335,7 @@ impl Ctx<'_> {
     }
 }
 
-pub async fn handle(state: &AppState, peer: SocketAddr, parts: Parts, body: Incoming) -> Response<Body> {
+pub async fn handle(state: &AppState, peer: SocketAddr, parts: Parts, body: RequestBody) -> Response<Body> {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase();
     let mut op = None;
@@ -390,7 +390,7 @@ pub async fn handle(state: &AppState, peer: SocketAddr, parts: Parts, body: Inco
 async fn serve(
     state: &AppState,
     parts: &Parts,
-    body: Incoming,
+    body: RequestBody,
     op_out: &mut Option<Op>,
     caller_out: &mut Option<crate::auth::Caller>,
 ) -> S3Result<Response<Body>> {

@@ -1,9 +1,9 @@
 //! Multipart uploads: parts kept in the upload's own directory, assembled by streaming on
 //! Complete into a temporary file that is then published like any object.
 
-use hyper::body::Incoming;
 use hyper::header::{ETAG, HeaderName};
 use hyper::{Response, StatusCode};
+use landfall_listener::RequestBody;
 use md5::Digest as _;
 
 use super::body::{self, Expect, Sink};
@@ -38,7 +38,7 @@ pub async fn create(ctx: &Ctx<'_>) -> S3Result<Response<Body>> {
     Ok(xml_response(StatusCode::OK, document.finish()))
 }
 
-pub async fn upload_part(ctx: &Ctx<'_>, request_body: Incoming) -> S3Result<Response<Body>> {
+pub async fn upload_part(ctx: &Ctx<'_>, request_body: RequestBody) -> S3Result<Response<Body>> {
     let number = ctx.query.get("partNumber").unwrap_or("");
     let part_number = number.parse::<u32>().ok().filter(|n| (1..=MAX_PARTS).contains(n)).ok_or_else(|| {
         S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber", number)
@@ -88,7 +88,7 @@ fn requested_parts(document: &[u8]) -> S3Result<Vec<(u32, String)>> {
     Ok(parts)
 }
 
-pub async fn complete(ctx: &Ctx<'_>, request_body: Incoming) -> S3Result<Response<Body>> {
+pub async fn complete(ctx: &Ctx<'_>, request_body: RequestBody) -> S3Result<Response<Body>> {
     let upload_id = upload_id(ctx);
     let if_absent = write_condition(ctx)?;
     let upload = ctx.store().upload(&ctx.bucket, &ctx.key, upload_id).await?;

@@ -4,9 +4,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http_body_util::BodyExt as _;
-use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper::body::{Bytes, Frame, SizeHint};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderName, HeaderValue, LAST_MODIFIED};
 use hyper::{Response, StatusCode};
+use landfall_listener::RequestBody;
 use tokio::fs::File;
 use tokio::io::{AsyncRead as _, AsyncSeekExt as _, ReadBuf};
 
@@ -59,7 +60,7 @@ pub async fn list_buckets(ctx: &Ctx<'_>) -> S3Result<Response<Body>> {
     Ok(xml_response(StatusCode::OK, document.finish()))
 }
 
-pub async fn create_bucket(ctx: &Ctx<'_>, request_body: Incoming) -> S3Result<Response<Body>> {
+pub async fn create_bucket(ctx: &Ctx<'_>, request_body: RequestBody) -> S3Result<Response<Body>> {
     // The optional CreateBucketConfiguration names a region; any is accepted (there is one store).
     let document = body::read_small(request_body, &ctx.parts.headers, MAX_XML_BYTES).await?;
     if !document.iter().all(u8::is_ascii_whitespace) {
@@ -109,7 +110,7 @@ pub async fn get_bucket_versioning(ctx: &Ctx<'_>) -> S3Result<Response<Body>> {
     Ok(xml_response(StatusCode::OK, document))
 }
 
-pub async fn delete_objects(ctx: &Ctx<'_>, request_body: Incoming) -> S3Result<Response<Body>> {
+pub async fn delete_objects(ctx: &Ctx<'_>, request_body: RequestBody) -> S3Result<Response<Body>> {
     let document = body::read_small(request_body, &ctx.parts.headers, MAX_XML_BYTES).await?;
     let text = std::str::from_utf8(&document).map_err(|_| S3Error::malformed_xml())?;
     let root = xml::parse(text).filter(|root| root.name == "Delete").ok_or_else(S3Error::malformed_xml)?;
@@ -178,7 +179,7 @@ pub fn write_condition(ctx: &Ctx<'_>) -> S3Result<bool> {
     }
 }
 
-pub async fn put_object(ctx: &Ctx<'_>, request_body: Incoming) -> S3Result<Response<Body>> {
+pub async fn put_object(ctx: &Ctx<'_>, request_body: RequestBody) -> S3Result<Response<Body>> {
     let headers = ctx.stored_headers()?;
     let if_absent = write_condition(ctx)?;
     let expect = Expect::from_headers(&ctx.parts.headers, MAX_UPLOAD_BYTES)?;
