@@ -39,12 +39,12 @@ def revision(workdir, name, version, www, trace, extra_hooks=None):
     return bundle(workdir / name, files)
 
 
-def upload_and_deploy(server, path, key):
+def upload_and_deploy(server, path, key, bundle_type="tgz"):
     result = server.aws("s3", "cp", str(path), f"s3://bundles/{key}")
     assert result.ok, result.stderr
     result = server.aws(
         "deploy", "create-deployment", "--application-name", "app", "--deployment-group-name", "dg",
-        "--s3-location", f"bucket=bundles,key={key},bundleType=tgz",
+        "--s3-location", f"bucket=bundles,key={key},bundleType={bundle_type}",
     )
     assert result.ok, result.stderr
     return result.json["deploymentId"]

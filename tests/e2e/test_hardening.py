@@ -3,14 +3,16 @@ against real processes, with what must hold afterwards (issue: hardening)."""
 
 import socket
 import ssl
+import tarfile
 import threading
 import time
 import urllib.request
+import zipfile
 
 from conftest import self_signed_certificate
 from hostsim import wait_for, wait_for_status
 from realhost import bundle
-from test_agent import group_setup, upload_and_deploy
+from test_agent import group_setup, lifecycle, upload_and_deploy
 from test_engine import deploy, fleet, stop_all
 
 MiB = 1024 * 1024
@@ -228,3 +230,81 @@ def test_a_server_short_of_descriptors_sheds_idle_connections_and_answers(landfa
     assert server.log().count("cannot accept connections") < 10, server.log().count("cannot accept connections")
     for sock in held:
         sock.close()
+
+
+# -- bundles --------------------------------------------------------------------------------------
+
+def download_failure(cd, deployment_id, host="web1"):
+    info = wait_for_status(cd, deployment_id, timeout=90)
+    assert info["status"] == "Failed", info
+    event = lifecycle(cd, deployment_id, host)["DownloadBundle"]
+    assert event["status"] == "Failed", event
+    return event["diagnostics"]["message"]
+
+
+def deploys_a_small_revision(server, cd, name):
+    path = bundle(server.workdir / f"{name}.tgz", {"appspec.yml": ("version: 0.0\nos: linux\n", 0o644)})
+    info = wait_for_status(cd, upload_and_deploy(server, path, f"{name}.tgz"), timeout=90)
+    assert info["status"] == "Succeeded", info
+
+
+def test_a_chain_of_links_cannot_lead_a_revision_outside(server, cd, hosts):
+    host = hosts("web1")
+    group_setup(cd)
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    # The revision unpacks to hosts/web1/root/GROUP/DEPLOYMENT/deployment-archive: five levels
+    # up is hosts/, where an attacker's AppSpec, hook and file wait.
+    outside = server.workdir / "hosts"
+    www, marker = server.workdir / "www", server.workdir / "hook-outside-ran"
+    (outside / "stolen.txt").write_text("a file from outside the revision\n")
+    (outside / "outside.sh").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (outside / "outside.sh").chmod(0o755)
+    (outside / "appspec-outside.yml").write_text(
+        f"version: 0.0\nos: linux\nfiles:\n  - source: e5/stolen.txt\n    destination: {www}\n"
+        "hooks:\n  BeforeInstall:\n    - location: e5/outside.sh\n")
+    path = server.workdir / "chain.tar"
+    with tarfile.open(path, "w") as tar:
+        directory = tarfile.TarInfo("a")
+        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(directory)
+        links = [("a/l", ".."), ("e1", "a/l/.."), ("e2", "e1/.."), ("e3", "e2/.."), ("e4", "e3/.."), ("e5", "e4/.."),
+                 ("appspec.yml", "e5/appspec-outside.yml")]
+        for name, target in links:
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tar.addfile(link)
+    message = download_failure(cd, upload_and_deploy(server, path, "chain.tar", "tar"))
+    assert "e1 points to a/l/.., which leads outside the revision directory" in message, message
+    assert not marker.exists() and not (www / "stolen.txt").exists()
+    assert not list((host.dir / "root").glob("*/*/deployment-archive"))
+    deploys_a_small_revision(server, cd, "after-chain")
+
+
+def test_a_bundle_expanding_past_the_limit_is_refused_and_the_agent_carries_on(server, cd, hosts):
+    host = hosts("web1", start=False)
+    with open(host.config, "a") as config:
+        config.write(":landfall_max_bundle_size: 32MiB\n")
+    host.start()
+    group_setup(cd)
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    zeros = bytes(16 * MiB)
+    bomb = server.workdir / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("appspec.yml", "version: 0.0\nos: linux\n")
+        for index in range(10):
+            archive.writestr(f"zeros-{index}.bin", zeros)
+    assert bomb.stat().st_size < MiB
+    message = download_failure(cd, upload_and_deploy(server, bomb, "bomb.zip", "zip"))
+    assert "its 11 entries expand to 160 MiB, more than the limit of 32 MiB (the agent's :landfall_max_bundle_size:)" in message, message
+
+    # A tar says its sizes one entry at a time: refused at the entry that would pass the limit.
+    files = {"appspec.yml": ("version: 0.0\nos: linux\n", 0o644)}
+    files.update({f"zeros-{index}.bin": ("\0" * (16 * MiB), 0o644) for index in range(10)})
+    message = download_failure(cd, upload_and_deploy(server, bundle(server.workdir / "bomb.tgz", files), "bomb.tgz"))
+    assert "expands to more than the limit of 32 MiB (the agent's :landfall_max_bundle_size:): the entry app/zeros-1.bin (16 MiB) would take it to 32 MiB" in message, message
+
+    # Nothing of either stays on the host, and the next deployment goes through.
+    written = sum(f.stat().st_size for f in (host.dir / "root").rglob("*") if f.is_file() and not f.name.startswith("bundle"))
+    assert written < MiB, written
+    assert not list((host.dir / "root").glob("*/*/deployment-archive"))
+    deploys_a_small_revision(server, cd, "after-bomb")

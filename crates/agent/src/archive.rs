@@ -7,6 +7,16 @@
 //! for that entry, so a refused bundle has written nothing outside the destination, and the
 //! destination itself is removed again.
 //!
+//! A link's target is judged by where it leads through the links already on disk, not by its
+//! text alone: `a/l -> ..` then `e -> a/l/..` reads as `a` but leads to the destination's parent.
+//! And since a later link can change where an earlier one leads, every link is checked again
+//! once the whole bundle is written. [`resolve_inside`] does the same for every path a revision
+//! names (`files:` sources, hook scripts, the AppSpec itself).
+//!
+//! What a bundle expands to is held to a [`DiskBudget`]: a zip whose entries declare more is
+//! refused before anything is written, a tar at the entry that would go past it, and any entry
+//! whose content turns out larger than it declared as soon as it does.
+//!
 //! Modes are kept (as `tar -p` keeps them, setuid bits included), and modification times for
 //! tar entries; owners are not: files belong to the agent's user, and `permissions:` in the
 //! AppSpec set owners on the installed copies. Device files and FIFOs are skipped.
@@ -17,6 +27,8 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::disk::{DiskBudget, size_text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -29,6 +41,9 @@ pub enum ArchiveError {
     /// The bundle is not the type its revision declares.
     #[error("the bundle could not be unpacked: {0}")]
     WrongType(String),
+    /// The bundle expands to more than the agent lets a revision take.
+    #[error("the bundle was refused: {0}")]
+    TooLarge(String),
     #[error("unpacking the bundle failed: {0}")]
     Io(String),
 }
@@ -91,11 +106,16 @@ impl BundleFormat {
     }
 }
 
-/// Unpacks `bundle` into `destination`, which is emptied first. The bundle must be what the
-/// revision `declared` (when it declares a type): a zip registered as tgz is refused with a
-/// message that says which it is, rather than failing somewhere in the decompressor. On any
-/// error the destination is removed, so no part of a refused bundle stays.
-pub fn unpack(bundle: &Path, destination: &Path, declared: Option<BundleFormat>) -> Result<(), ArchiveError> {
+/// Unpacks `bundle` into `destination`, which is emptied first, within `budget`. The bundle
+/// must be what the revision `declared` (when it declares a type): a zip registered as tgz is
+/// refused with a message that says which it is, rather than failing somewhere in the
+/// decompressor. On any error the destination is removed, so no part of a refused bundle stays.
+pub fn unpack(
+    bundle: &Path,
+    destination: &Path,
+    declared: Option<BundleFormat>,
+    budget: &DiskBudget,
+) -> Result<(), ArchiveError> {
     let io_error = |what: &str, error: io::Error| ArchiveError::Io(format!("{what}: {error}"));
     let detected = BundleFormat::detect(bundle).map_err(|e| io_error(&bundle.display().to_string(), e))?;
     let format = match (declared, detected) {
@@ -124,7 +144,13 @@ pub fn unpack(bundle: &Path, destination: &Path, declared: Option<BundleFormat>)
     .map_err(|e| io_error(&destination.display().to_string(), e))?;
     let format = format?;
     fs::create_dir_all(destination).map_err(|e| io_error(&destination.display().to_string(), e))?;
-    let mut extractor = Extractor { root: destination.to_owned(), directories: Vec::new() };
+    let mut extractor = Extractor {
+        root: destination.to_owned(),
+        directories: Vec::new(),
+        budget: budget.clone(),
+        written: 0,
+        entries: 0,
+    };
     let file = File::open(bundle).map_err(|e| io_error(&bundle.display().to_string(), e))?;
     let result = match format {
         BundleFormat::Tar => extractor.tar(tar::Archive::new(io::BufReader::new(file))),
@@ -140,7 +166,8 @@ pub fn unpack(bundle: &Path, destination: &Path, declared: Option<BundleFormat>)
 
 /// The official agent's "Stripping leading directory": when the unpacked revision holds exactly
 /// one entry, a directory, and that directory has an entry whose name contains `appspec` (any
-/// case), its contents move up one level. Returns whether it did.
+/// case), its contents move up one level. Returns whether it did. (Moving up changes where a
+/// link with `..` leads: check the links again afterwards.)
 pub fn strip_leading_directory(root: &Path) -> io::Result<bool> {
     let entries: Vec<fs::DirEntry> = fs::read_dir(root)?.collect::<Result<_, _>>()?;
     let [only] = entries.as_slice() else { return Ok(false) };
@@ -190,31 +217,62 @@ fn relative_path(name: &[u8]) -> Result<Option<PathBuf>, ArchiveError> {
     Ok((!relative.as_os_str().is_empty()).then_some(relative))
 }
 
-/// Whether a symbolic link at `link` (relative to the root) pointing to `target` stays inside.
-fn link_stays_inside(link: &Path, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut depth: Vec<&std::ffi::OsStr> = link.parent().map(|p| p.iter().collect()).unwrap_or_default();
-    for component in target.components() {
+/// The real path of `relative` under `root`, following the symbolic links on disk as the
+/// system would: `None` if it leads outside `root` (through `..`, an absolute link, or a link
+/// leading out) or through more than 40 links. Parts that do not exist yet are taken as
+/// written.
+pub fn resolve_inside(root: &Path, relative: &Path) -> Option<PathBuf> {
+    let mut resolved: Vec<std::ffi::OsString> = Vec::new();
+    let mut pending: std::collections::VecDeque<std::ffi::OsString> = std::collections::VecDeque::new();
+    for component in relative.components() {
         match component {
-            Component::Normal(part) => depth.push(part),
+            Component::Normal(part) => pending.push_back(part.to_owned()),
+            Component::ParentDir => pending.push_back("..".into()),
             Component::CurDir => {}
-            Component::ParentDir => {
-                if depth.pop().is_none() {
-                    return false;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return false,
+            Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    true
+    let mut links = 0;
+    while let Some(part) = pending.pop_front() {
+        if part == ".." {
+            resolved.pop()?;
+            continue;
+        }
+        let candidate: PathBuf = std::iter::once(root.as_os_str())
+            .chain(resolved.iter().map(|p| p.as_os_str()))
+            .chain([part.as_os_str()])
+            .collect();
+        match fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                let target = fs::read_link(&candidate).ok()?;
+                if links > 40 || target.is_absolute() {
+                    return None;
+                }
+                // The link's target continues from the directory holding it.
+                for component in target.components().rev() {
+                    match component {
+                        Component::Normal(name) => pending.push_front(name.to_owned()),
+                        Component::ParentDir => pending.push_front("..".into()),
+                        Component::CurDir => {}
+                        Component::RootDir | Component::Prefix(_) => return None,
+                    }
+                }
+            }
+            _ => resolved.push(part),
+        }
+    }
+    Some(resolved.iter().fold(root.to_owned(), |path, part| path.join(part)))
 }
 
 struct Extractor {
     root: PathBuf,
     /// Directories and the mode and time they get once everything inside is written.
     directories: Vec<(PathBuf, u32, Option<SystemTime>)>,
+    budget: DiskBudget,
+    /// Bytes of file content and entries written so far.
+    written: u64,
+    entries: u64,
 }
 
 impl Extractor {
@@ -267,19 +325,53 @@ impl Extractor {
         }
     }
 
+    /// Counts one more entry, and `size` more bytes, against the budget.
+    fn reserve(&mut self, relative: &Path, size: u64) -> Result<(), ArchiveError> {
+        self.entries += 1;
+        if self.entries > self.budget.entries {
+            return Err(ArchiveError::TooLarge(format!(
+                "it has more than {} entries, what {} leaves room for (at {})",
+                self.budget.entries,
+                self.budget.source,
+                relative.display()
+            )));
+        }
+        if self.written.saturating_add(size) > self.budget.bytes {
+            return Err(ArchiveError::TooLarge(format!(
+                "it expands to more than the limit of {}: the entry {} ({}) would take it to {}",
+                self.budget.describe(),
+                relative.display(),
+                size_text(size),
+                size_text(self.written.saturating_add(size))
+            )));
+        }
+        self.written += size;
+        Ok(())
+    }
+
     fn file(
         &mut self,
         relative: &Path,
         content: &mut dyn Read,
+        size: u64,
         mode: u32,
         modified: Option<SystemTime>,
     ) -> Result<(), ArchiveError> {
+        self.reserve(relative, size)?;
         let path = self.prepare_parent(relative)?;
         self.clear(&path, relative)?;
         // create_new never follows a link at the path; the mode comes once the content is in.
         let mut file =
             OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| self.io(&path, e))?;
-        io::copy(content, &mut file).map_err(|e| self.io(&path, e))?;
+        // Never more than the entry declared: a size that lies is caught as it does.
+        let copied = io::copy(&mut content.take(size.saturating_add(1)), &mut file).map_err(|e| self.io(&path, e))?;
+        if copied > size {
+            return Err(ArchiveError::TooLarge(format!(
+                "the entry {} holds more than the {} it declares",
+                relative.display(),
+                size_text(size)
+            )));
+        }
         file.set_permissions(fs::Permissions::from_mode(mode & 0o7777)).map_err(|e| self.io(&path, e))?;
         if let Some(time) = modified {
             let _ = file.set_modified(time);
@@ -288,6 +380,7 @@ impl Extractor {
     }
 
     fn directory(&mut self, relative: &Path, mode: u32, modified: Option<SystemTime>) -> Result<(), ArchiveError> {
+        self.reserve(relative, 0)?;
         let path = self.prepare_parent(relative)?;
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => {}
@@ -304,13 +397,11 @@ impl Extractor {
     }
 
     fn symlink(&mut self, relative: &Path, target: &[u8]) -> Result<(), ArchiveError> {
+        self.reserve(relative, 0)?;
         let target = Path::new(std::ffi::OsStr::from_bytes(target));
-        if target.as_os_str().is_empty() || !link_stays_inside(relative, target) {
-            return Err(ArchiveError::Unsafe(format!(
-                "the symbolic link {} points to {}, outside the revision directory",
-                relative.display(),
-                target.display()
-            )));
+        let leads_to = relative.parent().unwrap_or(Path::new("")).join(target);
+        if target.as_os_str().is_empty() || resolve_inside(&self.root, &leads_to).is_none() {
+            return Err(outside(relative, target));
         }
         let path = self.prepare_parent(relative)?;
         self.clear(&path, relative)?;
@@ -318,6 +409,7 @@ impl Extractor {
     }
 
     fn hard_link(&mut self, relative: &Path, target: &[u8]) -> Result<(), ArchiveError> {
+        self.reserve(relative, 0)?;
         let refuse = |why: &str| {
             ArchiveError::Unsafe(format!(
                 "the hard link {} to {} {why}",
@@ -365,7 +457,8 @@ impl Extractor {
             let Some(relative) = relative_path(&name)? else { continue };
             match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    self.file(&relative, &mut entry, mode, modified)?;
+                    let size = entry.size();
+                    self.file(&relative, &mut entry, size, mode, modified)?;
                 }
                 tar::EntryType::Directory => self.directory(&relative, mode, modified)?,
                 tar::EntryType::Symlink => self.symlink(&relative, &link.unwrap_or_default())?,
@@ -380,6 +473,28 @@ impl Extractor {
     fn zip(&mut self, file: File) -> Result<(), ArchiveError> {
         let corrupt = |error: zip::result::ZipError| ArchiveError::Corrupt(error.to_string());
         let mut archive = zip::ZipArchive::new(io::BufReader::new(file)).map_err(corrupt)?;
+        // The central directory says what everything expands to: too much is refused at once.
+        let mut declared: u64 = 0;
+        for index in 0..archive.len() {
+            let entry = archive.by_index_raw(index).map_err(corrupt)?;
+            declared = declared.saturating_add(entry.size());
+        }
+        if declared > self.budget.bytes {
+            return Err(ArchiveError::TooLarge(format!(
+                "its {} entries expand to {}, more than the limit of {}",
+                archive.len(),
+                size_text(declared),
+                self.budget.describe()
+            )));
+        }
+        if archive.len() as u64 > self.budget.entries {
+            return Err(ArchiveError::TooLarge(format!(
+                "it has {} entries, more than {} leaves room for ({})",
+                archive.len(),
+                self.budget.source,
+                self.budget.entries
+            )));
+        }
         for index in 0..archive.len() {
             let mut entry = archive.by_index(index).map_err(corrupt)?;
             let name = entry.name_raw().to_vec();
@@ -392,15 +507,18 @@ impl Extractor {
             } else if entry.is_dir() {
                 self.directory(&relative, mode.unwrap_or(0o755), None)?;
             } else {
-                self.file(&relative, &mut entry, mode.unwrap_or(0o644), None)?;
+                let size = entry.size();
+                self.file(&relative, &mut entry, size, mode.unwrap_or(0o644), None)?;
             }
         }
         Ok(())
     }
 
-    /// Gives directories their modes and times, deepest first, now that nothing more is written
+    /// Checks every link again (a later link may have changed where an earlier one leads), then
+    /// gives directories their modes and times, deepest first, now that nothing more is written
     /// into them.
     fn finish(&mut self) -> Result<(), ArchiveError> {
+        check_links(&self.root)?;
         self.directories.sort_by(|a, b| b.0.cmp(&a.0));
         for (path, mode, modified) in &self.directories {
             // A directory must stay writable and searchable by the agent for Install's copies.
@@ -413,6 +531,38 @@ impl Extractor {
         }
         Ok(())
     }
+}
+
+/// Checks that every symbolic link under `root` leads inside it, through the links on disk.
+pub fn check_links(root: &Path) -> Result<(), ArchiveError> {
+    check_links_below(root, root)
+}
+
+fn check_links_below(root: &Path, dir: &Path) -> Result<(), ArchiveError> {
+    let io_error = |path: &Path, error: io::Error| ArchiveError::Io(format!("{}: {error}", path.display()));
+    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| io_error(&path, e))?;
+        if kind.is_dir() {
+            check_links_below(root, &path)?;
+        } else if kind.is_symlink() {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            if resolve_inside(root, relative).is_none() {
+                let target = fs::read_link(&path).unwrap_or_default();
+                return Err(outside(relative, &target));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn outside(link: &Path, target: &Path) -> ArchiveError {
+    ArchiveError::Unsafe(format!(
+        "the symbolic link {} points to {}, which leads outside the revision directory",
+        link.display(),
+        target.display()
+    ))
 }
 
 #[cfg(test)]
@@ -429,13 +579,28 @@ mod tests {
     }
 
     #[test]
-    fn link_targets() {
-        assert!(link_stays_inside(Path::new("a/b/link"), Path::new("../c")));
-        assert!(link_stays_inside(Path::new("a/link"), Path::new("../c")));
-        assert!(!link_stays_inside(Path::new("link"), Path::new("../c")));
-        assert!(!link_stays_inside(Path::new("a/link"), Path::new("../../c")));
-        assert!(!link_stays_inside(Path::new("a/link"), Path::new("/etc")));
-        assert!(link_stays_inside(Path::new("a/link"), Path::new("x/../../c")));
-        assert!(!link_stays_inside(Path::new("a/link"), Path::new("x/../../../c")));
+    fn paths_resolve_through_the_links_on_disk() {
+        let root = std::env::temp_dir().join(format!("landfall-resolve-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        let link = |at: &str, to: &str| std::os::unix::fs::symlink(to, root.join(at)).unwrap();
+        link("a/up", "..");
+        link("a/b/c", "../../a");
+        link("chain", "a/up/..");
+        link("loop1", "loop2");
+        link("loop2", "loop1");
+        let inside = |path: &str| resolve_inside(&root, Path::new(path));
+        assert_eq!(inside("a/b/file"), Some(root.join("a/b/file")));
+        assert_eq!(inside("a/up/a/b"), Some(root.join("a/b")));
+        assert_eq!(inside("a/b/c/b/../x"), Some(root.join("a/x")));
+        assert_eq!(inside("a/../x"), Some(root.join("x")));
+        // Lexically `chain` is `a`; through the link `a/up` it is the root's parent.
+        assert_eq!(inside("chain"), None);
+        assert_eq!(inside("chain/etc/passwd"), None);
+        assert_eq!(inside("a/up/.."), None);
+        assert_eq!(inside("../x"), None);
+        assert_eq!(inside("/etc"), None);
+        assert_eq!(inside("loop1"), None);
+        fs::remove_dir_all(&root).unwrap();
     }
 }

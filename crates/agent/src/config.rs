@@ -137,6 +137,23 @@ impl RawFile {
         }
     }
 
+    /// A size in bytes, with an optional unit: `1073741824`, `512MiB`, `2GiB`.
+    fn size(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        let Some(text) = self.text(key)? else { return Ok(None) };
+        let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+        let scale: u64 = match text[digits.len()..].trim() {
+            "" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        match digits.replace('_', "").parse::<u64>().ok().and_then(|n| n.checked_mul(scale)).filter(|n| *n > 0) {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(self.error(key, format!("must be a size such as 1073741824, 512MiB or 2GiB, not {text}"))),
+        }
+    }
+
     fn url(&self, key: &str) -> Result<Option<String>, ConfigError> {
         let Some(text) = self.text(key)? else { return Ok(None) };
         let parsed: Result<http::Uri, _> = text.parse();
@@ -208,6 +225,9 @@ pub struct Settings {
     pub identity: Identity,
     /// `landfall_metrics_listen`: where the agent serves `GET /metrics` (none by default).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `landfall_max_bundle_size`: the most a bundle and its unpacked revision may take on disk
+    /// (default: the free space of the root directory less a reserve).
+    pub max_bundle_size: Option<u64>,
 }
 
 impl Settings {
@@ -292,6 +312,7 @@ impl Settings {
             spec_ca,
             identity,
             metrics_listen,
+            max_bundle_size: config.size("landfall_max_bundle_size")?,
         })
     }
 }

@@ -13,6 +13,7 @@ use landfall_commands::spec::{GitHubRevision, S3Revision, Secret};
 use landfall_sigv4::uri_encode;
 
 use crate::client::{Signer, describe};
+use crate::disk::{DiskBudget, size_text};
 
 /// Prunes old deployment directories of a group before a new one is downloaded, as the
 /// official agent does: of the entries other than the current deployment, if there are
@@ -140,7 +141,7 @@ impl BundleFetcher {
     /// retried with backoff, resuming where the last attempt stopped (`Range`, `If-Match` on
     /// the first answer's ETag, so a replaced object is never spliced into the old one). The
     /// ETag is checked against the revision's when it has one.
-    pub async fn s3_object(&self, revision: &S3Revision, to: &Path) -> Result<(), String> {
+    pub async fn s3_object(&self, revision: &S3Revision, to: &Path, budget: &DiskBudget) -> Result<(), String> {
         let source = self.source(revision);
         let location = format!("s3://{}/{}", revision.bucket, revision.key);
         let expected_etag = revision.etag.as_deref().map(unquote).filter(|e| !e.is_empty());
@@ -212,7 +213,14 @@ impl BundleFetcher {
                     "the bundle {location} has ETag {found}, but the deployment names ETag {expected}: the object changed after the deployment was created"
                 ));
             }
-            match copy_body(response, &mut file, &mut written).await {
+            let too_large = |size: u64| {
+                format!("the bundle {location} is {}, more than the limit of {}", size_text(size), budget.describe())
+            };
+            if let Some(length) = response.content_length().filter(|length| written + length > budget.bytes) {
+                let _ = fs::remove_file(&partial);
+                return Err(too_large(written + length));
+            }
+            match copy_body(response, &mut file, &mut written, budget.bytes).await {
                 Ok(()) => {
                     file.sync_all().map_err(write_error)?;
                     return fs::rename(&partial, to).map_err(|error| format!("cannot write {}: {error}", to.display()));
@@ -220,6 +228,10 @@ impl BundleFetcher {
                 Err(BodyError::Write(error)) => {
                     let _ = fs::remove_file(&partial);
                     return Err(write_error(error));
+                }
+                Err(BodyError::TooLarge) => {
+                    let _ = fs::remove_file(&partial);
+                    return Err(too_large(written));
                 }
                 Err(BodyError::Cut(error)) => {
                     failures.push(format!("the download was cut short after {written} bytes: {error}"))
@@ -283,13 +295,24 @@ fn content_range_start(headers: &HeaderMap) -> Option<u64> {
 enum BodyError {
     Cut(String),
     Write(io::Error),
+    /// Past the disk budget's bytes.
+    TooLarge,
 }
 
-/// Appends an answer's body to `file`, counting into `written` as it goes.
-async fn copy_body(mut response: reqwest::Response, file: &mut fs::File, written: &mut u64) -> Result<(), BodyError> {
+/// Appends an answer's body to `file`, counting into `written` as it goes, never past `max`.
+async fn copy_body(
+    mut response: reqwest::Response,
+    file: &mut fs::File,
+    written: &mut u64,
+    max: u64,
+) -> Result<(), BodyError> {
     loop {
         match response.chunk().await {
             Ok(Some(bytes)) => {
+                if *written + bytes.len() as u64 > max {
+                    *written += bytes.len() as u64;
+                    return Err(BodyError::TooLarge);
+                }
                 file.write_all(&bytes).map_err(BodyError::Write)?;
                 *written += bytes.len() as u64;
             }

@@ -153,12 +153,14 @@ fn described(script: &Script) -> String {
 }
 
 /// The script's path inside the revision. A location is relative to the revision's root (a
-/// leading `/` too, as in the official agent); one with `..` is refused.
+/// leading `/` too, as in the official agent); one with `..`, or leading out through a
+/// symbolic link, is refused.
 fn script_path(archive: &Path, location: &str) -> Option<PathBuf> {
     let relative = Path::new(location.trim().trim_start_matches('/'));
     if relative.components().any(|c| matches!(c, Component::ParentDir)) {
         return None;
     }
+    crate::archive::resolve_inside(archive, relative)?;
     Some(archive.join(relative))
 }
 
@@ -472,6 +474,14 @@ mod tests {
         assert_eq!(script_path(archive, "/scripts/a.sh"), Some(PathBuf::from("/r/scripts/a.sh")));
         assert_eq!(script_path(archive, " scripts/a.sh "), Some(PathBuf::from("/r/scripts/a.sh")));
         assert_eq!(script_path(archive, "../x.sh"), None);
+        // Nor through a link on disk.
+        let revision = std::env::temp_dir().join(format!("landfall-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(revision.join("scripts")).unwrap();
+        std::os::unix::fs::symlink("..", revision.join("scripts/up")).unwrap();
+        std::os::unix::fs::symlink("../..", revision.join("scripts/out")).unwrap();
+        assert_eq!(script_path(&revision, "scripts/up/scripts/a.sh"), Some(revision.join("scripts/up/scripts/a.sh")));
+        assert_eq!(script_path(&revision, "scripts/out/etc/x.sh"), None);
+        std::fs::remove_dir_all(&revision).unwrap();
     }
 
     #[test]

@@ -202,6 +202,14 @@ impl Planner {
                 "The deployment failed because the files section's source {source_text} leaves the revision ('..')."
             )));
         }
+        // Through the links on disk, too (the bundle's links were checked when it was unpacked;
+        // this holds for every revision source).
+        if crate::archive::resolve_inside(archive, Path::new(relative)).is_none() {
+            return Err(InstallError(format!(
+                "The deployment failed because the files section's source {source_text} leads outside the revision \
+                 through a symbolic link."
+            )));
+        }
         let source_path = if relative.is_empty() { archive.to_owned() } else { archive.join(relative) };
         let destination = Path::new(destination.trim());
         if !destination.is_absolute() {

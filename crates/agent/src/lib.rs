@@ -15,6 +15,7 @@ pub mod agent;
 pub mod archive;
 pub mod client;
 pub mod config;
+pub mod disk;
 pub mod download;
 pub mod git;
 pub mod hooks;
@@ -158,6 +159,7 @@ pub async fn run(settings: Settings, stop: Stop) -> Result<(), AgentError> {
             hooks: hooks::HookSettings::default(),
             secrets: settings.identity.secrets(),
             fetcher: Some(fetcher),
+            max_bundle_size: settings.max_bundle_size,
         },
         spec_ca: settings.spec_ca.clone(),
         wait_between_runs: settings.wait_between_runs,

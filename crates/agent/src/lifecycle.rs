@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::CommandFailure;
 use crate::archive::{self, BundleFormat};
+use crate::disk::DiskBudget;
 use crate::download::{self, BundleFetcher};
 use crate::hooks::{self, EventRun, HookSettings};
 use crate::install::{self, InstallRequest};
@@ -99,7 +100,9 @@ pub fn find_appspec(archive: &Path, spec_filename: Option<&str>) -> Option<PathB
     named
         .into_iter()
         .chain(["appspec.yml", "appspec.yaml"])
-        .map(|name| archive.join(name.trim_start_matches('/')))
+        .map(|name| Path::new(name.trim_start_matches('/')))
+        .filter(|name| archive::resolve_inside(archive, name).is_some())
+        .map(|name| archive.join(name))
         .find(|path| path.is_file())
 }
 
@@ -122,6 +125,9 @@ pub struct Executor {
     pub secrets: Vec<String>,
     /// S3 and GitHub downloads; without it only host-local revisions can be downloaded.
     pub fetcher: Option<BundleFetcher>,
+    /// `:landfall_max_bundle_size:`: the most a bundle, and the revision it unpacks to, may
+    /// take on disk (by default what is free, less a reserve).
+    pub max_bundle_size: Option<u64>,
 }
 
 impl Executor {
@@ -204,6 +210,10 @@ impl Executor {
         }
         let dirs = self.current(spec);
         std::fs::create_dir_all(&dirs.dir).map_err(|error| format!("cannot create {}: {error}", dirs.dir.display()))?;
+        let budget = || {
+            DiskBudget::for_directory(&dirs.dir, self.max_bundle_size)
+                .map_err(|error| format!("cannot read the free space of {}: {error}", dirs.dir.display()))
+        };
         let bundle = dirs.bundle();
         let revision = &spec.revision;
         match revision.revision_type.as_str() {
@@ -211,7 +221,7 @@ impl Executor {
                 let fetcher = self.fetcher.as_ref().ok_or("this agent has no bundle store configured")?;
                 let fetch = async {
                     match (&revision.s3_revision, &revision.github_revision) {
-                        (Some(s3), _) => fetcher.s3_object(s3, &bundle).await,
+                        (Some(s3), _) => fetcher.s3_object(s3, &bundle, &budget()?).await,
                         (_, Some(github)) => {
                             let token = spec.github_access_token.as_ref().map(Secret::expose);
                             fetcher.git_commit(github, token, &dirs.dir.join("git-fetch"), &bundle).await
@@ -247,15 +257,20 @@ impl Executor {
         }
         let archive = dirs.archive();
         let declared = declared_format(revision);
+        let budget = budget()?;
         run_blocking(move || {
-            archive::unpack(&bundle, &archive, declared).map_err(|error| error.to_string())?;
-            archive::strip_leading_directory(&archive)
-                .map(|stripped| {
-                    if stripped {
-                        tracing::info!("stripping the bundle's leading directory");
-                    }
-                })
-                .map_err(|error| format!("cannot strip the bundle's leading directory: {error}"))
+            archive::unpack(&bundle, &archive, declared, &budget).map_err(|error| error.to_string())?;
+            let stripped = archive::strip_leading_directory(&archive)
+                .map_err(|error| format!("cannot strip the bundle's leading directory: {error}"))?;
+            if stripped {
+                tracing::info!("stripping the bundle's leading directory");
+                // One level up, a link's `..` leads one level further.
+                if let Err(error) = archive::check_links(&archive) {
+                    let _ = std::fs::remove_dir_all(&archive);
+                    return Err(error.to_string());
+                }
+            }
+            Ok(())
         })
         .await?;
         self.record_most_recent(spec, &dirs)

@@ -4,7 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use landfall_agent::archive::{ArchiveError, BundleFormat, strip_leading_directory, unpack};
+use landfall_agent::archive::{ArchiveError, BundleFormat, check_links, strip_leading_directory, unpack};
+use landfall_agent::disk::DiskBudget;
 
 use crate::support::{Entry, TempDir, mode, tar_bytes, tgz_bytes, tree, write, zip_bytes};
 
@@ -40,7 +41,8 @@ fn a_bundle_of_another_type_than_declared_is_refused_by_name() {
     for actual in FORMATS {
         for declared in FORMATS.into_iter().filter(|d| *d != actual) {
             let destination = dir.join("archive");
-            let error = unpack(&bundle(&dir, actual, &entries), &destination, Some(declared)).unwrap_err();
+            let error = unpack(&bundle(&dir, actual, &entries), &destination, Some(declared), &DiskBudget::unlimited())
+                .unwrap_err();
             assert!(matches!(error, ArchiveError::WrongType(_)), "{error}");
             let message = error.to_string();
             assert!(message.contains("bundle type is"), "{message}");
@@ -51,7 +53,7 @@ fn a_bundle_of_another_type_than_declared_is_refused_by_name() {
             assert!(!destination.exists());
         }
         // Undeclared, the content decides.
-        unpack(&bundle(&dir, actual, &entries), &dir.join("archive"), None).unwrap();
+        unpack(&bundle(&dir, actual, &entries), &dir.join("archive"), None, &DiskBudget::unlimited()).unwrap();
     }
 }
 
@@ -61,12 +63,12 @@ fn something_that_is_no_archive_is_refused() {
     let path = dir.join("bundle.tar");
     fs::write(&path, "<html>Not Found</html>").unwrap();
     for declared in [Some(BundleFormat::Zip), Some(BundleFormat::Tgz), None] {
-        let error = unpack(&path, &dir.join("archive"), declared).unwrap_err();
+        let error = unpack(&path, &dir.join("archive"), declared, &DiskBudget::unlimited()).unwrap_err();
         assert!(matches!(error, ArchiveError::Corrupt(_)), "{error}");
         assert!(error.to_string().contains("(22 bytes) is not a"), "{error}");
     }
     // Declared tar: tried as an old tar without magic, which it is not either.
-    let error = unpack(&path, &dir.join("archive"), Some(BundleFormat::Tar)).unwrap_err();
+    let error = unpack(&path, &dir.join("archive"), Some(BundleFormat::Tar), &DiskBudget::unlimited()).unwrap_err();
     assert!(matches!(error, ArchiveError::Corrupt(_)), "{error}");
 }
 
@@ -86,7 +88,7 @@ fn unpacks_files_directories_modes_and_inside_links() {
             entries.push(Entry::HardLink("app/run-again.sh", "app/run.sh"));
         }
         let destination = dir.join("archive");
-        unpack(&bundle(&dir, format, &entries), &destination, Some(format))
+        unpack(&bundle(&dir, format, &entries), &destination, Some(format), &DiskBudget::unlimited())
             .unwrap_or_else(|e| panic!("{format:?}: {e}"));
         assert_eq!(fs::read_to_string(destination.join("app/run.sh")).unwrap(), "#!/bin/sh\necho hi\n");
         assert_eq!(mode(&destination.join("app/run.sh")), 0o755, "{format:?}");
@@ -106,7 +108,13 @@ fn unpacking_empties_the_destination_first() {
     let dir = TempDir::new("archive");
     let destination = dir.join("archive");
     write(&destination.join("stale.txt"), "old");
-    unpack(&bundle(&dir, BundleFormat::Tar, &[Entry::File("new.txt", "new", 0o644)]), &destination, None).unwrap();
+    unpack(
+        &bundle(&dir, BundleFormat::Tar, &[Entry::File("new.txt", "new", 0o644)]),
+        &destination,
+        None,
+        &DiskBudget::unlimited(),
+    )
+    .unwrap();
     assert_eq!(tree(&destination), vec!["new.txt"]);
 }
 
@@ -120,8 +128,8 @@ fn assert_refused(format: BundleFormat, entries: &[Entry], reason: &str) {
     let bundle = bundle(&dir, format, entries);
     let before = tree(dir.path());
     let destination = work.join("archive");
-    let error =
-        unpack(&bundle, &destination, Some(format)).expect_err(&format!("{format:?} {entries:?} must be refused"));
+    let error = unpack(&bundle, &destination, Some(format), &DiskBudget::unlimited())
+        .expect_err(&format!("{format:?} {entries:?} must be refused"));
     assert!(matches!(error, ArchiveError::Unsafe(_)), "{format:?}: {error}");
     assert!(error.to_string().contains(reason), "{format:?}: {error}");
     assert!(!destination.exists(), "{format:?}: the refused bundle's files stay behind");
@@ -151,6 +159,103 @@ fn symlinks_pointing_outside_are_refused() {
         assert_refused(format, &[Entry::Symlink("link", "../outside")], "outside the revision directory");
         assert_refused(format, &[Entry::Symlink("a/link", "../../outside/sentinel")], "outside the revision directory");
         assert_refused(format, &[Entry::Symlink("etc", "/etc")], "outside the revision directory");
+    }
+}
+
+#[test]
+fn chains_of_links_are_judged_by_where_they_lead_on_disk() {
+    for format in FORMATS {
+        // Each link's own text stays inside (`e1` reads as `a`); through `a/l` it leads out.
+        let chain = [
+            Entry::Dir("a/"),
+            Entry::Symlink("a/l", ".."),
+            Entry::Symlink("e1", "a/l/.."),
+            Entry::Symlink("e2", "e1/.."),
+            Entry::File("appspec.yml", "version: 0.0\nos: linux\n", 0o644),
+        ];
+        assert_refused(format, &chain, "e1 points to a/l/.., which leads outside the revision directory");
+        // A later link changes where an earlier one leads: caught once everything is written.
+        let later =
+            [Entry::Dir("a/"), Entry::Symlink("x", "b/.."), Entry::Symlink("b", "a/l"), Entry::Symlink("a/l", "..")];
+        assert_refused(format, &later, "leads outside the revision directory");
+    }
+}
+
+#[test]
+fn links_leading_inside_through_other_links_are_kept() {
+    for format in FORMATS {
+        let dir = TempDir::new("archive-links-inside");
+        let destination = dir.join("archive");
+        let entries = [
+            Entry::Dir("a/"),
+            Entry::Dir("a/b/"),
+            Entry::Symlink("a/b/up", ".."),
+            Entry::Symlink("top", "a/b/up/b"),
+            Entry::File("a/b/file", "x", 0o644),
+        ];
+        unpack(&bundle(&dir, format, &entries), &destination, Some(format), &DiskBudget::unlimited()).unwrap();
+        assert_eq!(fs::read_to_string(destination.join("top/file")).unwrap(), "x");
+    }
+}
+
+#[test]
+fn links_are_judged_again_once_the_leading_directory_is_stripped() {
+    for format in FORMATS {
+        let dir = TempDir::new("archive-strip-links");
+        let destination = dir.join("archive");
+        // Inside while under app/; one level up, e1 leads to the revision's parent.
+        let entries = [
+            Entry::Dir("app/"),
+            Entry::Dir("app/a/"),
+            Entry::Symlink("app/a/l", ".."),
+            Entry::Symlink("app/e1", "a/l/.."),
+            Entry::File("app/appspec.yml", "version: 0.0\nos: linux\n", 0o644),
+        ];
+        unpack(&bundle(&dir, format, &entries), &destination, Some(format), &DiskBudget::unlimited()).unwrap();
+        check_links(&destination).unwrap();
+        assert!(strip_leading_directory(&destination).unwrap());
+        let error = check_links(&destination).unwrap_err();
+        assert!(error.to_string().contains("e1 points to a/l/.., which leads outside"), "{error}");
+    }
+}
+
+/// What unpacking `entries` within `budget` says, with nothing left behind.
+fn refused_by_budget(format: BundleFormat, entries: &[Entry], budget: &DiskBudget) -> String {
+    let dir = TempDir::new("archive-budget");
+    let destination = dir.join("archive");
+    let error = unpack(&bundle(&dir, format, entries), &destination, Some(format), budget)
+        .expect_err(&format!("{format:?} must be refused"));
+    assert!(matches!(error, ArchiveError::TooLarge(_)), "{format:?}: {error}");
+    assert!(!destination.exists(), "{format:?}: the refused bundle's files stay behind");
+    error.to_string()
+}
+
+#[test]
+fn bundles_expanding_past_the_budget_are_refused_naming_the_limit() {
+    let budget = DiskBudget { bytes: 100, entries: 1000, source: "the test's limit".into() };
+    let big = "x".repeat(60);
+    let entries = [
+        Entry::File("a.txt", Box::leak(big.clone().into_boxed_str()), 0o644),
+        Entry::File("b.txt", Box::leak(big.into_boxed_str()), 0o644),
+    ];
+    // A zip says what it expands to before anything is written.
+    let message = refused_by_budget(BundleFormat::Zip, &entries, &budget);
+    assert!(
+        message.contains("its 2 entries expand to 120 bytes, more than the limit of 100 bytes (the test's limit)"),
+        "{message}"
+    );
+    for format in [BundleFormat::Tar, BundleFormat::Tgz] {
+        let message = refused_by_budget(format, &entries, &budget);
+        assert!(
+            message.contains("expands to more than the limit of 100 bytes (the test's limit): the entry b.txt (60 bytes) would take it to 120 bytes"),
+            "{message}"
+        );
+    }
+    // Entries count too (each directory and link is an inode).
+    let few = DiskBudget { bytes: 1 << 20, entries: 2, source: "the test's limit".into() };
+    for format in FORMATS {
+        let message = refused_by_budget(format, &[Entry::Dir("a/"), Entry::Dir("b/"), Entry::Dir("c/")], &few);
+        assert!(message.contains("entries"), "{message}");
     }
 }
 
@@ -198,7 +303,7 @@ fn a_corrupt_bundle_is_an_error_and_leaves_nothing() {
     bytes.truncate(bytes.len() / 2);
     fs::write(&path, bytes).unwrap();
     let destination = dir.join("archive");
-    let error = unpack(&path, &destination, Some(BundleFormat::Tgz)).unwrap_err();
+    let error = unpack(&path, &destination, Some(BundleFormat::Tgz), &DiskBudget::unlimited()).unwrap_err();
     assert!(matches!(error, ArchiveError::Corrupt(_)), "{error}");
     assert!(!destination.exists());
 }
@@ -214,7 +319,7 @@ fn a_single_top_directory_holding_the_appspec_is_stripped() {
             Entry::File("myapp/myapp/inner.txt", "same name as the top", 0o644),
             Entry::File("myapp/.hidden", "h", 0o600),
         ];
-        unpack(&bundle(&dir, format, &entries), &destination, Some(format)).unwrap();
+        unpack(&bundle(&dir, format, &entries), &destination, Some(format), &DiskBudget::unlimited()).unwrap();
         assert!(strip_leading_directory(&destination).unwrap(), "{format:?}");
         assert_eq!(tree(&destination), vec![".hidden", "AppSpec.yml", "myapp", "myapp/inner.txt"], "{format:?}");
     }
@@ -233,7 +338,7 @@ fn other_layouts_are_not_stripped() {
     for entries in cases {
         let dir = TempDir::new("archive-strip");
         let destination = dir.join("archive");
-        unpack(&bundle(&dir, BundleFormat::Tar, entries), &destination, None).unwrap();
+        unpack(&bundle(&dir, BundleFormat::Tar, entries), &destination, None, &DiskBudget::unlimited()).unwrap();
         let before = tree(&destination);
         assert!(!strip_leading_directory(&destination).unwrap());
         assert_eq!(tree(&destination), before);

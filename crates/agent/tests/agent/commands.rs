@@ -43,6 +43,7 @@ impl Scenario {
             executor: Executor {
                 layout: Layout::new(dir.join("root")),
                 max_revisions: 5,
+                max_bundle_size: None,
                 hooks: HookSettings { kill_grace: Duration::from_millis(500), pipe_grace: Duration::from_millis(300) },
                 secrets: Vec::new(),
                 fetcher: None,

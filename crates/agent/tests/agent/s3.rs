@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use landfall_agent::client::Signer;
 use landfall_agent::config::{CredentialSource, Identity};
+use landfall_agent::disk::DiskBudget;
 use landfall_agent::download::{BundleFetcher, RetryPolicy};
 use landfall_commands::spec::{S3Revision, Secret};
 use landfall_sigv4::{Credentials, RequestParts, VerifyOptions};
@@ -142,7 +143,10 @@ async fn get_object_is_signed_and_saved() {
     let (endpoint, seen) = store(vec![Answer::Object(200, "abc123", b"bundle bytes")]).await;
     let dir = TempDir::new("s3");
     let to = dir.join("bundle.tar");
-    fetcher(&endpoint).s3_object(&revision("apps/my app.tgz", Some("\"abc123\""), Some("v 1")), &to).await.unwrap();
+    fetcher(&endpoint)
+        .s3_object(&revision("apps/my app.tgz", Some("\"abc123\""), Some("v 1")), &to, &DiskBudget::unlimited())
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&to).unwrap(), b"bundle bytes");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
@@ -155,11 +159,14 @@ async fn a_changed_object_is_refused_by_its_etag() {
     let (endpoint, _) = store(vec![Answer::Object(200, "new-etag", b"other bytes")]).await;
     let dir = TempDir::new("s3");
     let to = dir.join("bundle.tar");
-    let error = fetcher(&endpoint).s3_object(&revision("app.tgz", Some("old-etag"), None), &to).await.unwrap_err();
+    let error = fetcher(&endpoint)
+        .s3_object(&revision("app.tgz", Some("old-etag"), None), &to, &DiskBudget::unlimited())
+        .await
+        .unwrap_err();
     assert!(error.contains("has ETag new-etag, but the deployment names ETag old-etag"), "{error}");
     assert!(!to.exists());
     // Without an ETag in the revision, any object is taken.
-    fetcher(&endpoint).s3_object(&revision("app.tgz", None, None), &to).await.unwrap();
+    fetcher(&endpoint).s3_object(&revision("app.tgz", None, None), &to, &DiskBudget::unlimited()).await.unwrap();
 }
 
 #[tokio::test]
@@ -167,7 +174,10 @@ async fn store_errors_are_reported_with_their_code() {
     const BODY: &[u8] = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
     let (endpoint, seen) = store(vec![Answer::Object(404, "x", BODY)]).await;
     let dir = TempDir::new("s3");
-    let error = fetcher(&endpoint).s3_object(&revision("missing.tgz", None, None), &dir.join("b")).await.unwrap_err();
+    let error = fetcher(&endpoint)
+        .s3_object(&revision("missing.tgz", None, None), &dir.join("b"), &DiskBudget::unlimited())
+        .await
+        .unwrap_err();
     assert_eq!(
         error,
         format!(
@@ -175,8 +185,10 @@ async fn store_errors_are_reported_with_their_code() {
         )
     );
     assert_eq!(seen.lock().unwrap().len(), 1, "a missing object is not asked for again");
-    let error =
-        fetcher("http://127.0.0.1:9").s3_object(&revision("a.tgz", None, None), &dir.join("b")).await.unwrap_err();
+    let error = fetcher("http://127.0.0.1:9")
+        .s3_object(&revision("a.tgz", None, None), &dir.join("b"), &DiskBudget::unlimited())
+        .await
+        .unwrap_err();
     assert!(error.starts_with("cannot download s3://bundles/a.tgz from http://127.0.0.1:9 (3 attempts): "), "{error}");
 }
 
@@ -192,7 +204,7 @@ async fn a_cut_download_resumes_where_it_stopped() {
     .await;
     let dir = TempDir::new("s3");
     let to = dir.join("bundle.tar");
-    fetcher(&endpoint).s3_object(&revision("big.tgz", Some("e1"), None), &to).await.unwrap();
+    fetcher(&endpoint).s3_object(&revision("big.tgz", Some("e1"), None), &to, &DiskBudget::unlimited()).await.unwrap();
     assert_eq!(std::fs::read(&to).unwrap(), BIG);
     let seen = seen.lock().unwrap().clone();
     let ranges: Vec<Option<String>> = seen.iter().map(|(_, range, _)| range.clone()).collect();
@@ -205,7 +217,10 @@ async fn a_download_that_keeps_failing_says_why_each_time() {
     let (endpoint, seen) = store(vec![Answer::CutAfter(5, "e1", BIG)]).await;
     let dir = TempDir::new("s3");
     let to = dir.join("bundle.tar");
-    let error = fetcher(&endpoint).s3_object(&revision("big.tgz", None, None), &to).await.unwrap_err();
+    let error = fetcher(&endpoint)
+        .s3_object(&revision("big.tgz", None, None), &to, &DiskBudget::unlimited())
+        .await
+        .unwrap_err();
     assert!(error.contains("(3 attempts)") && error.matches("cut short").count() == 3, "{error}");
     assert_eq!(seen.lock().unwrap().len(), 3);
     assert!(!to.exists() && !to.with_extension("part").exists());
@@ -220,14 +235,14 @@ async fn a_presigned_url_is_used_as_given_and_never_shown() {
     external.bucket = "elsewhere".into();
     external.presigned_url = Some(Secret(format!("{endpoint}/elsewhere/ext.tgz?X-Amz-Signature=feedface")));
     // The instance's own store is not asked: its endpoint here answers nothing.
-    fetcher("http://127.0.0.1:9").s3_object(&external, &to).await.unwrap();
+    fetcher("http://127.0.0.1:9").s3_object(&external, &to, &DiskBudget::unlimited()).await.unwrap();
     assert_eq!(std::fs::read(&to).unwrap(), b"external bytes");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen[0].0, "/elsewhere/ext.tgz?X-Amz-Signature=feedface");
     assert!(seen[0].2.is_err(), "no instance signature is added to a presigned URL");
 
     external.presigned_url = Some(Secret("http://127.0.0.1:9/elsewhere/ext.tgz?X-Amz-Signature=feedface".into()));
-    let error = fetcher(&endpoint).s3_object(&external, &to).await.unwrap_err();
+    let error = fetcher(&endpoint).s3_object(&external, &to, &DiskBudget::unlimited()).await.unwrap_err();
     assert!(error.starts_with("cannot download s3://elsewhere/ext.tgz from http://127.0.0.1:9 "), "{error}");
     assert!(!error.contains("feedface"), "the presigned query is a credential: {error}");
 }
