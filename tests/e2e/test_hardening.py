@@ -308,3 +308,42 @@ def test_a_bundle_expanding_past_the_limit_is_refused_and_the_agent_carries_on(s
     assert written < MiB, written
     assert not list((host.dir / "root").glob("*/*/deployment-archive"))
     deploys_a_small_revision(server, cd, "after-bomb")
+
+
+# -- hooks ---------------------------------------------------------------------------------------
+
+def running(pid):
+    """Whether process `pid` runs (a zombie does not)."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_a_hook_does_not_outlive_its_agent(server, cd, hosts):
+    host = hosts("web1")
+    group_setup(cd)
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    pid_file, finished = server.workdir / "hook.pid", server.workdir / "hook.finished"
+    script = f"#!/bin/sh\necho $$ > {pid_file}\nsleep 25\ntouch {finished}\n"
+    appspec = "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: slow.sh\n      timeout: 60\n"
+    path = bundle(server.workdir / "slow.tgz", {"appspec.yml": (appspec, 0o644), "slow.sh": (script, 0o755)})
+    deployment_id = upload_and_deploy(server, path, "slow.tgz")
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=60, message="the hook to start")
+    pid = int(pid_file.read_text())
+    assert running(pid)
+
+    # The agent dies under its hook (SIGKILL: no chance to end it) and starts again.
+    host.kill()
+    assert running(pid), "the hook runs on without its agent"
+    host.start()
+    info = wait_for_status(cd, deployment_id, timeout=60)
+    assert info["status"] == "Failed", info
+    # By the time the event is reported failed, its hook is gone.
+    assert not running(pid), "the hook outlived its agent's restart"
+    event = lifecycle(cd, deployment_id, "web1")["AfterInstall"]
+    assert event["status"] == "Failed" and event["diagnostics"]["errorCode"] == "UnknownError", event
+    assert not finished.exists()
+    assert "ended the hook scripts the agent's last run left running" in host.log()
+    deploys_a_small_revision(server, cd, "after-restart")

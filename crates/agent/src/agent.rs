@@ -143,10 +143,14 @@ impl<S: CommandService> Agent<S> {
         tracing::info!("the agent stopped polling");
     }
 
-    /// Fails, with error code 7, the command a tracking file says was running when the agent
-    /// last stopped.
+    /// Ends the hook scripts an earlier run left running, then fails, with error code 7, the
+    /// command a tracking file says was running when the agent last stopped.
     pub async fn recover(&self, stop: &Stop) {
         let layout = &self.executor.layout;
+        let ended = recovery::end_leftover_hooks(layout, self.executor.hooks.kill_grace).await;
+        if ended > 0 {
+            tracing::warn!(scripts = ended, "ended the hook scripts the agent's last run left running");
+        }
         match recovery::interrupted(layout, SystemTime::now()) {
             Ok(Some(interrupted)) => {
                 tracing::warn!(

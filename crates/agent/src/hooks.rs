@@ -12,6 +12,8 @@
 //!   needs no `pre_exec` hook, so the crate stays free of unsafe code.
 //! - `sudo: true` prefixes `sudo -n` when the agent is not root (as root it changes nothing).
 //! - Timeout: SIGTERM to the whole process group, SIGKILL to it after a grace period: code 3.
+//! - While a script runs, its process is recorded on disk ([`HookProcesses`]): an agent killed
+//!   under it ends it when it starts again, before reporting the event.
 //! - A script that exits while a process it started in the background still holds its
 //!   stdout/stderr: the event does not wait for that process. After a short grace (to collect
 //!   the output the script's last moments produced) the script's own exit status decides, the
@@ -39,6 +41,7 @@ use tokio::time::Instant;
 
 use crate::CommandFailure;
 use crate::logs::EventLog;
+use crate::recovery::HookProcesses;
 
 /// Longest line kept as one; longer output is cut into several lines.
 const MAX_LINE_BYTES: u64 = 16 * 1024;
@@ -68,6 +71,8 @@ pub struct EventRun<'a> {
     /// The scripts' whole environment (see [`hook_environment`]).
     pub environment: &'a [(OsString, OsString)],
     pub settings: &'a HookSettings,
+    /// Where running scripts are recorded, for an agent restarted under them to end them.
+    pub processes: Option<&'a HookProcesses>,
 }
 
 /// Variables that carry credentials: never passed to scripts.
@@ -240,6 +245,10 @@ async fn run_script(
         )
     })?;
     let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let recorded = run.processes.zip(child.id());
+    if let Some((processes, pid)) = recorded {
+        processes.started(pid);
+    }
 
     let (sender, mut lines) = mpsc::channel::<String>(64);
     if let Some(stdout) = child.stdout.take() {
@@ -271,6 +280,9 @@ async fn run_script(
                         status = Some(ExitStatus::from_raw(255 << 8));
                     }
                 }
+                if let Some((processes, pid)) = recorded {
+                    processes.ended(pid);
+                }
                 pipe_deadline = (Instant::now() + run.settings.pipe_grace).min(deadline);
             },
             () = tokio::time::sleep_until(pipe_deadline), if status.is_some() && pipes_open => break Ending::PipesHeld,
@@ -293,6 +305,9 @@ async fn run_script(
         }
         Ending::TimedOut | Ending::Abandoned => {
             end_group(group, &mut child, &mut lines, log, run.settings.kill_grace).await;
+            if let Some((processes, pid)) = recorded {
+                processes.ended(pid);
+            }
             if matches!(ending, Ending::TimedOut) {
                 Err(failure(
                     AgentErrorCode::ScriptTimedOut,

@@ -16,6 +16,7 @@ use crate::hooks::{self, EventRun, HookSettings};
 use crate::install::{self, InstallRequest};
 use crate::layout::{DeploymentDirs, Layout, is_safe_component};
 use crate::logs::EventLog;
+use crate::recovery::HookProcesses;
 
 /// The command names the server sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,7 +326,14 @@ impl Executor {
         let scripts = parsed.appspec.scripts(event);
         let variables = hooks::deployment_variables(spec, event);
         let environment = hooks::hook_environment(std::env::vars_os(), &self.secrets, &variables);
-        let run = EventRun { event, archive: &archive, environment: &environment, settings: &self.hooks };
+        let processes = HookProcesses::new(&self.layout, spec.deployment_id());
+        let run = EventRun {
+            event,
+            archive: &archive,
+            environment: &environment,
+            settings: &self.hooks,
+            processes: Some(&processes),
+        };
         hooks::run_event(&run, scripts, log, abandon).await
     }
 }

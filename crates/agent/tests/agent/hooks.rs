@@ -36,7 +36,7 @@ async fn run(
 ) -> (Result<(), landfall_agent::CommandFailure>, String) {
     let (_keep, mut abandon) = watch::channel(false);
     let mut log = EventLog::in_memory();
-    let run = EventRun { event: "AfterInstall", archive, environment, settings };
+    let run = EventRun { event: "AfterInstall", archive, environment, settings, processes: None };
     let result = run_event(&run, scripts, &mut log, &mut abandon).await;
     (result, log.tail())
 }
@@ -322,8 +322,13 @@ async fn abandoning_ends_the_running_script() {
     let environment = base_environment();
     let settings = fast();
     let mut log = EventLog::in_memory();
-    let run =
-        EventRun { event: "ApplicationStart", archive: dir.path(), environment: &environment, settings: &settings };
+    let run = EventRun {
+        event: "ApplicationStart",
+        archive: dir.path(),
+        environment: &environment,
+        settings: &settings,
+        processes: None,
+    };
     let scripts = [script("long.sh")];
     let running = run_event(&run, &scripts, &mut log, &mut abandon);
     let trigger = async {
@@ -341,4 +346,47 @@ async fn abandoning_ends_the_running_script() {
         failure.message
     );
     assert!(eventually_gone(&fs::read_to_string(dir.join("pid")).unwrap()).await);
+}
+
+#[tokio::test]
+async fn hook_scripts_left_running_by_a_dead_agent_are_ended_and_only_they() {
+    use std::os::unix::process::CommandExt as _;
+
+    use landfall_agent::layout::Layout;
+    use landfall_agent::recovery::{HookProcess, HookProcesses, end_leftover_hooks, recorded_processes};
+
+    let dir = TempDir::new("leftover-hooks");
+    let layout = Layout::new(dir.path());
+    // A script in its own group, with a child that ignores SIGTERM.
+    let mut script = std::process::Command::new("/bin/sh")
+        .args(["-c", "trap '' TERM; sleep 60 & wait"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let processes = HookProcesses::new(&layout, "d-1");
+    processes.started(script.id());
+    // Another process whose number a later boot or a recycled pid could give a recorded entry.
+    let mut bystander = std::process::Command::new("sleep").arg("60").process_group(0).spawn().unwrap();
+    let mut impostor = HookProcess::of(bystander.id() as i32).unwrap();
+    impostor.started += 1;
+    let other = HookProcesses::new(&layout, "d-2");
+    other.started(bystander.id());
+    std::fs::write(
+        dir.path().join("ongoing-deployment/.d-2.processes"),
+        format!("{} {} {}\n", impostor.pid, impostor.started, impostor.boot),
+    )
+    .unwrap();
+    assert_eq!(recorded_processes(&layout).len(), 2);
+
+    assert_eq!(end_leftover_hooks(&layout, Duration::from_millis(300)).await, 1);
+    // SIGKILL after the grace: gone, group and all.
+    let status = script.wait().unwrap();
+    assert!(!status.success());
+    assert!(bystander.try_wait().unwrap().is_none(), "a process that is not the recorded one is left alone");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+
+    // A script that ended is no longer recorded.
+    processes.ended(script.id());
+    assert!(!dir.path().join("ongoing-deployment/.d-1.processes").exists());
 }
