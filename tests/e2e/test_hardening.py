@@ -11,6 +11,7 @@ import zipfile
 
 from conftest import self_signed_certificate
 from hostsim import wait_for, wait_for_status
+from monitoring import WebhookReceiver
 from realhost import bundle
 from test_agent import group_setup, lifecycle, upload_and_deploy
 from test_engine import deploy, fleet, stop_all
@@ -347,3 +348,42 @@ def test_a_hook_does_not_outlive_its_agent(server, cd, hosts):
     assert not finished.exists()
     assert "ended the hook scripts the agent's last run left running" in host.log()
     deploys_a_small_revision(server, cd, "after-restart")
+
+
+# -- triggers --------------------------------------------------------------------------------------
+
+def test_triggers_do_not_reach_this_host_or_the_metadata_service(landfall_factory):
+    receiver = WebhookReceiver("any-secret")
+    server = landfall_factory()
+    try:
+        deployer = server.landfall("keys", "create", "--role", "deployer", "--output", "json").json["accessKey"]
+        cd = server.client(deployer["accessKeyId"], deployer["secretAccessKey"])
+        targets = {
+            "internal": receiver.url + "/internal-admin",
+            "named": receiver.url.replace("127.0.0.1", "localhost") + "/by-name",
+            "metadata": "http://169.254.169.254/latest/meta-data/",
+        }
+        hosts = fleet(server, cd, 1, triggerConfigurations=[
+            {"triggerName": name, "triggerTargetArn": url, "triggerEvents": ["DeploymentStart"]}
+            for name, url in targets.items()])
+        for host in hosts:
+            host.start()
+        try:
+            assert wait_for_status(cd, deploy(cd))["status"] == "Succeeded"
+        finally:
+            stop_all(hosts)
+        for why in ("is this host (loopback", "localhost resolves to this host (loopback",
+                    "is a link-local address (where cloud metadata services answer)"):
+            wait_for(lambda: why in server.log(), timeout=30, message=f"a delivery refused as {why}")
+        assert receiver.notifications() == []
+
+        # The operator may let them reach this host and private networks; never link-local.
+        refusals = server.log().count("is a link-local address (where cloud metadata services answer)")
+        server.stop()
+        server.start("--trigger-allow-private-addresses")
+        wait_for(lambda: len(receiver.notifications()) == 2, timeout=60, message="both loopback triggers")
+        assert sorted(n[2]["eventTriggerName"] for n in receiver.notifications()) == ["internal", "named"]
+        wait_for(lambda: server.log().count("is a link-local address (where cloud metadata services answer)") > refusals,
+                 timeout=60, message="the metadata trigger refused again")
+    finally:
+        receiver.stop()

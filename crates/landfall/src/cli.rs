@@ -627,6 +627,11 @@ pub struct ServerArgs {
     /// delivered to (so only the server's operator decides where the server sends requests).
     #[arg(long)]
     pub no_trigger_urls: bool,
+    /// Let trigger URLs that deployment groups name reach this host (loopback) and private
+    /// networks. (Link-local addresses, where cloud metadata services answer, stay refused; the
+    /// URLs --sns-topic maps are not checked.)
+    #[arg(long)]
+    pub trigger_allow_private_addresses: bool,
     /// Check the store (it can be read; its schema version against this Landfall's) and exit:
     /// 0 if a server could start on it, 1 if not.
     #[arg(long)]

@@ -14,6 +14,7 @@ use landfall_listener::ConnectionLimits;
 use landfall_server::aws::AwsSettings;
 use landfall_server::limits::{Limits, parse_size};
 use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
+use landfall_server::triggers::AddressPolicy;
 use landfall_server::{MonitoringConfig, Server, ServerConfig, StoreLocation, Timeouts, TlsFiles};
 use landfall_sigv4::Credentials;
 
@@ -270,6 +271,11 @@ fn monitoring_config(args: &ServerArgs) -> Result<MonitoringConfig, Failure> {
         trigger_secret_file: args.trigger_secret_file.clone(),
         trigger_expiry: Duration::from_secs(args.trigger_expiry),
         trigger_urls_allowed: !args.no_trigger_urls,
+        trigger_addresses: if args.trigger_allow_private_addresses {
+            AddressPolicy::PrivateToo
+        } else {
+            AddressPolicy::Public
+        },
     })
 }
 

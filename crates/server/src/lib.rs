@@ -106,6 +106,8 @@ pub struct MonitoringConfig {
     pub trigger_expiry: Duration,
     /// Whether deployment groups may name trigger URLs themselves.
     pub trigger_urls_allowed: bool,
+    /// Which addresses those URLs may reach.
+    pub trigger_addresses: triggers::AddressPolicy,
 }
 
 impl Default for MonitoringConfig {
@@ -117,6 +119,7 @@ impl Default for MonitoringConfig {
             trigger_secret_file: None,
             trigger_expiry: Duration::from_secs(24 * 3600),
             trigger_urls_allowed: true,
+            trigger_addresses: triggers::AddressPolicy::Public,
         }
     }
 }
@@ -255,6 +258,7 @@ impl Server {
                 topics: config.monitoring.sns_topics.clone(),
                 expiry: config.monitoring.trigger_expiry,
                 urls_allowed: config.monitoring.trigger_urls_allowed,
+                addresses: config.monitoring.trigger_addresses,
             },
             outbox: Default::default(),
             metrics: Default::default(),

@@ -7,8 +7,17 @@
 //! receiver answers 2xx or the message expires. Messages about one deployment to one receiver go
 //! out one at a time, in order; a receiver tells repeats apart by the message id, which every
 //! attempt repeats.
+//!
+//! A URL a deployment group names itself (any key that may change groups can write one) is
+//! held to an [`AddressPolicy`]: by default it may not reach this host (loopback), the link-local
+//! network (where cloud metadata services answer), unspecified or multicast addresses, nor
+//! private networks. The check is made on the addresses the name resolves to at delivery, and
+//! only those addresses are connected to (so a name cannot be re-pointed between the check and
+//! the connection); such deliveries follow no redirects and use no proxy. URLs the operator maps
+//! SNS topic ARNs to (`--sns-topic`) are the operator's own and go anywhere.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +44,91 @@ pub struct TriggerSettings {
     pub expiry: Duration,
     /// Whether a trigger may name a URL itself (else only mapped SNS topic ARNs).
     pub urls_allowed: bool,
+    /// Which addresses such a URL may reach.
+    pub addresses: AddressPolicy,
+}
+
+/// Which addresses a trigger URL that a deployment group names may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressPolicy {
+    /// Public addresses only.
+    #[default]
+    Public,
+    /// Also this host (loopback) and private networks (`--trigger-allow-private-addresses`);
+    /// never link-local, unspecified or multicast addresses.
+    PrivateToo,
+}
+
+impl AddressPolicy {
+    /// Why `ip` may not be reached, if it may not.
+    pub fn refuses(self, ip: IpAddr) -> Option<&'static str> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let (link_local, unspecified, multicast, loopback, private) = match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, ..] = v4.octets();
+                (
+                    v4.is_link_local(),
+                    v4.is_unspecified() || a == 0,
+                    v4.is_multicast() || v4.is_broadcast(),
+                    v4.is_loopback(),
+                    v4.is_private() || (a == 100 && (64..128).contains(&b)),
+                )
+            }
+            IpAddr::V6(v6) => {
+                let first = v6.segments()[0];
+                (
+                    (first & 0xffc0) == 0xfe80,
+                    v6.is_unspecified(),
+                    v6.is_multicast(),
+                    v6.is_loopback(),
+                    (first & 0xfe00) == 0xfc00,
+                )
+            }
+        };
+        if link_local {
+            Some("a link-local address (where cloud metadata services answer)")
+        } else if unspecified {
+            Some("an unspecified address")
+        } else if multicast {
+            Some("a multicast or broadcast address")
+        } else if self == AddressPolicy::Public && loopback {
+            Some("this host (loopback; landfall server --trigger-allow-private-addresses allows it)")
+        } else if self == AddressPolicy::Public && private {
+            Some("a private network (landfall server --trigger-allow-private-addresses allows it)")
+        } else {
+            None
+        }
+    }
+}
+
+/// Resolves the names of trigger URLs to the addresses the policy allows, only.
+struct CheckedResolver(AddressPolicy);
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                found.iter().copied().filter(|address| policy.refuses(address.ip()).is_none()).collect();
+            if allowed.is_empty() {
+                let why = found.first().and_then(|address| policy.refuses(address.ip())).unwrap_or("no address");
+                return Err(format!("{host} resolves to {why}, which trigger URLs may not reach").into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The two ways out: to the operator's URLs, and to URLs deployment groups name.
+#[derive(Clone)]
+struct Clients {
+    operator: reqwest::Client,
+    checked: reqwest::Client,
 }
 
 /// The longest wait between two attempts.
@@ -204,9 +298,15 @@ pub struct Outbox {
 
 /// Runs until the server stops: delivers due messages, retries failed ones.
 pub async fn deliver_forever(state: Arc<AppState>) {
-    let client = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
-        Ok(client) => client,
-        Err(error) => {
+    let checked = reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .dns_resolver(Arc::new(CheckedResolver(state.triggers.addresses)))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build();
+    let clients = match (reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build(), checked) {
+        (Ok(operator), Ok(checked)) => Clients { operator, checked },
+        (Err(error), _) | (_, Err(error)) => {
             tracing::error!(%error, "cannot make the HTTP client triggers are delivered with");
             return;
         }
@@ -250,15 +350,15 @@ pub async fn deliver_forever(state: Arc<AppState>) {
         // Each due message heads its own queue, so they can all go at once.
         let mut attempts = tokio::task::JoinSet::new();
         for message in due {
-            let (state, client) = (state.clone(), client.clone());
-            attempts.spawn(async move { attempt(&state, &client, message).await });
+            let (state, clients) = (state.clone(), clients.clone());
+            attempts.spawn(async move { attempt(&state, &clients, message).await });
         }
         while attempts.join_next().await.is_some() {}
     }
 }
 
-async fn attempt(state: &AppState, client: &reqwest::Client, mut message: TriggerMessage) {
-    let result = send(state, client, &message).await;
+async fn attempt(state: &AppState, clients: &Clients, mut message: TriggerMessage) {
+    let result = send(state, clients, &message).await;
     let now = state.clock.now();
     message.attempts += 1;
     match result {
@@ -273,6 +373,9 @@ async fn attempt(state: &AppState, client: &reqwest::Client, mut message: Trigge
                 message.state = TriggerState::Expired;
                 tracing::warn!(message = %message.message_id, destination = %message.destination, %error,
                     "giving up on a trigger message");
+            } else {
+                tracing::info!(message = %message.message_id, destination = %message.destination, %error,
+                    retry_in = ?backoff, "a trigger message was not delivered");
             }
             message.next_attempt_at = Timestamp(now.millis() + backoff.as_millis() as i64);
             message.last_error = Some(error);
@@ -284,16 +387,23 @@ async fn attempt(state: &AppState, client: &reqwest::Client, mut message: Trigge
     }
 }
 
-async fn send(state: &AppState, client: &reqwest::Client, message: &TriggerMessage) -> Result<(), String> {
+async fn send(state: &AppState, clients: &Clients, message: &TriggerMessage) -> Result<(), String> {
     let direct = message.destination.starts_with("http://") || message.destination.starts_with("https://");
     if direct && !state.triggers.urls_allowed {
         return Err(format!("{} is a URL, and this server delivers only to mapped SNS topics", message.destination));
     }
-    let url = if direct {
-        message.destination.clone()
+    let (url, client) = if direct {
+        // An address written in the URL is never resolved: check it here.
+        let literal = reqwest::Url::parse(&message.destination).ok().and_then(|url| {
+            url.host_str().and_then(|host| host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
+        });
+        if let Some(why) = literal.and_then(|ip| state.triggers.addresses.refuses(ip)) {
+            return Err(format!("{} is {why}, which trigger URLs may not reach", message.destination));
+        }
+        (message.destination.clone(), &clients.checked)
     } else {
         match state.triggers.topics.get(&message.destination) {
-            Some(url) => url.clone(),
+            Some(url) => (url.clone(), &clients.operator),
             None => {
                 return Err(format!("no URL is configured for {} (landfall server --sns-topic)", message.destination));
             }
@@ -311,7 +421,7 @@ async fn send(state: &AppState, client: &reqwest::Client, message: &TriggerMessa
         .body(body)
         .send()
         .await
-        .map_err(|error| format!("{url}: {error}"))?;
+        .map_err(|error| format!("{url}: {}", error_chain(&error)))?;
     if response.status().is_success() {
         Ok(())
     } else {
@@ -319,9 +429,61 @@ async fn send(state: &AppState, client: &reqwest::Client, message: &TriggerMessa
     }
 }
 
+/// An error and its sources, so that the resolver's refusal reaches the message.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trigger_urls_reach_public_addresses_only_unless_the_operator_allows_private_ones() {
+        let refused = |policy: AddressPolicy, ip: &str| policy.refuses(ip.parse().unwrap());
+        for ip in [
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "::",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "ff02::1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(refused(AddressPolicy::PrivateToo, ip).is_some(), "{ip}");
+            assert!(refused(AddressPolicy::Public, ip).is_some(), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(refused(AddressPolicy::Public, ip).is_some(), "{ip}");
+            assert_eq!(refused(AddressPolicy::PrivateToo, ip), None, "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1::", "172.32.0.1", "100.128.0.1", "8.8.8.8"] {
+            assert_eq!(refused(AddressPolicy::Public, ip), None, "{ip}");
+        }
+        assert!(refused(AddressPolicy::Public, "169.254.169.254").unwrap().contains("metadata"));
+    }
 
     #[test]
     fn signatures_are_hmac_sha256_over_time_and_body() {
