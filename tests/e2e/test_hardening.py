@@ -6,6 +6,8 @@ import ssl
 import tarfile
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 
@@ -387,3 +389,29 @@ def test_triggers_do_not_reach_this_host_or_the_metadata_service(landfall_factor
                  timeout=60, message="the metadata trigger refused again")
     finally:
         receiver.stop()
+
+
+# -- the console -----------------------------------------------------------------------------------
+
+def test_forwarded_addresses_are_believed_only_from_the_operators_proxies(landfall_factory):
+    server = landfall_factory()
+
+    def sign_in_from(forwarded):
+        request = urllib.request.Request(
+            server.endpoint + "/console/login", method="POST",
+            data=urllib.parse.urlencode({"access_key_id": "AKLFNOBODY0000000000", "secret_access_key": "guess"}).encode(),
+            headers={"Origin": server.endpoint, "X-Forwarded-For": forwarded})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as error:
+            assert error.code == 401
+        records = [r for r in server.landfall("audit", "--output", "json").json if r["operation"] == "Console.SignIn"]
+        return records[-1]["sourceAddress"]
+
+    # Anyone can write the header: from a client that is not a named proxy it is ignored.
+    assert sign_in_from("203.0.113.7").split(":")[0] == "127.0.0.1"
+    server.stop()
+    server.start("--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8")
+    assert sign_in_from("203.0.113.7").split(":")[0] == "203.0.113.7"
+    # What a client wrote to the left of what the proxies appended is not believed either.
+    assert sign_in_from("198.51.100.1, 203.0.113.8, 10.1.2.3").split(":")[0] == "203.0.113.8"

@@ -689,6 +689,11 @@ pub struct ServerArgs {
     /// agent's long poll, is never cut.)
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub idle_timeout: u64,
+    /// A proxy or load balancer in front of the server (an address or a network, repeatable):
+    /// from it, the client's address is read from X-Forwarded-For (for sign-in throttling and
+    /// the audit log). From anyone else that header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "ADDRESS[/PREFIX]")]
+    pub trusted_proxies: Vec<String>,
     /// The most connections open at once; past it, the one idle longest is closed to make room.
     /// Default: half of the open-file limit (raised to its hard limit at start) after a reserve.
     #[arg(long, value_name = "COUNT")]

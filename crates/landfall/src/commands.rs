@@ -13,6 +13,7 @@ use landfall_client::{Client, ClientError, ClientSettings, Overrides};
 use landfall_listener::ConnectionLimits;
 use landfall_server::aws::AwsSettings;
 use landfall_server::limits::{Limits, parse_size};
+use landfall_server::proxies::{Network, TrustedProxies};
 use landfall_server::sources::{Addressing, ExternalS3, GitSource, RevisionSources, Secret};
 use landfall_server::triggers::AddressPolicy;
 use landfall_server::{MonitoringConfig, Server, ServerConfig, StoreLocation, Timeouts, TlsFiles};
@@ -118,6 +119,12 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
     let monitoring = monitoring_config(&args)?;
     let platforms = platform_settings(&args)?;
     let limits = server_limits(&args)?;
+    let trusted_proxies = TrustedProxies(
+        args.trusted_proxies
+            .iter()
+            .map(|text| Network::parse(text).map_err(|why| Failure::usage(anyhow!("--trusted-proxy: {why}"))))
+            .collect::<Result<_, _>>()?,
+    );
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate_chain), Some(private_key)) => Some(TlsFiles { certificate_chain, private_key }),
         _ => None,
@@ -173,6 +180,7 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         max_deployment_instances: args.max_deployment_instances,
         termination_timeout: std::time::Duration::from_secs(args.termination_timeout),
         limits,
+        trusted_proxies,
     })
 }
 
@@ -413,6 +421,7 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         termination_timeout: std::time::Duration::from_secs(600),
         platforms: AwsSettings::new("us-east-1", None, None),
         limits: Limits::for_this_process(),
+        trusted_proxies: Default::default(),
     };
     crate::dev::run(config, args.hosts).await
 }

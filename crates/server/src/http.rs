@@ -51,8 +51,10 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
-async fn handle(state: Arc<AppState>, peer: SocketAddr, request: Request<RequestBody>) -> Response<Body> {
+async fn handle(state: Arc<AppState>, connection: SocketAddr, request: Request<RequestBody>) -> Response<Body> {
     let (parts, body) = request.into_parts();
+    // The client's address, through the operator's proxies.
+    let peer = state.trusted_proxies.client(connection, &parts.headers);
     match (&parts.method, parts.uri.path()) {
         // The JSON APIs (CodeDeploy, Landfall's extensions, the agent protocol) are all POST /.
         (&Method::POST, "/") => match Limited::new(body, MAX_BODY_BYTES).collect().await {

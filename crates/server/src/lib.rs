@@ -14,6 +14,7 @@ mod http;
 pub mod limits;
 mod metrics;
 mod platform;
+pub mod proxies;
 pub mod replicas;
 mod s3;
 pub mod sources;
@@ -70,6 +71,8 @@ pub struct ServerConfig {
     pub platforms: aws::AwsSettings,
     /// What clients and hosts can make the server hold.
     pub limits: limits::Limits,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: proxies::TrustedProxies,
 }
 
 /// Where the server keeps its state.
@@ -272,6 +275,7 @@ impl Server {
             aws: aws::AwsClient::new(config.platforms.clone()).context("making the platform APIs' HTTP client")?,
             replica: replicas::Replica::new(replica_id(address), config.lease_ttl),
             limits: config.limits.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
         let connections = &state.limits.connections;

@@ -61,8 +61,8 @@ pub struct AppState {
     pub console_secret: String,
     /// Whether the listener serves HTTPS (console cookies are then Secure).
     pub tls: bool,
-    /// Failed console sign-ins by address.
-    pub sign_ins: crate::console::SignInGuard,
+    /// Failed console sign-ins by key and address.
+    pub sign_ins: crate::console::SignInThrottle,
     /// The instance tag whose value is a host's zone.
     pub zone_tag: String,
     /// The most instances one deployment may target.
@@ -74,6 +74,8 @@ pub struct AppState {
     /// This server among the others on the same store: its leases.
     pub replica: crate::replicas::Replica,
     pub limits: crate::limits::Limits,
+    /// Whose `X-Forwarded-For` is believed (see [`crate::proxies`]).
+    pub trusted_proxies: crate::proxies::TrustedProxies,
 }
 
 /// When each instance's agent was last recorded as polling, so a busy agent (it polls again

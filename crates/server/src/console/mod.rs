@@ -11,11 +11,11 @@
 mod html;
 mod live;
 mod pages;
+mod throttle;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Limited};
@@ -32,6 +32,8 @@ use crate::auth::Caller;
 use crate::http::{Body, full};
 use crate::s3::percent_decode;
 use crate::state::AppState;
+pub use throttle::SignInThrottle;
+use throttle::Turn;
 
 /// How long a sign-in lasts.
 const SESSION_SECONDS: i64 = 12 * 3600;
@@ -230,60 +232,38 @@ fn console_role(role: Role) -> bool {
     matches!(role, Role::Admin | Role::Deployer | Role::ReadOnly)
 }
 
-/// Failed sign-ins by address, so guessing secrets from one place is slowed to a crawl.
-#[derive(Default)]
-pub struct SignInGuard(std::sync::Mutex<HashMap<std::net::IpAddr, (u32, std::time::Instant)>>);
-
-impl SignInGuard {
-    /// Failures allowed from one address within [`SignInGuard::WINDOW`].
-    const FAILURES: u32 = 10;
-    const WINDOW: Duration = Duration::from_secs(300);
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<std::net::IpAddr, (u32, std::time::Instant)>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Whether the address may try now.
-    fn allows(&self, address: std::net::IpAddr) -> bool {
-        let mut failures = self.lock();
-        failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
-        failures.get(&address).is_none_or(|(count, _)| *count < Self::FAILURES)
-    }
-
-    fn failed(&self, address: std::net::IpAddr) {
-        let mut failures = self.lock();
-        let entry = failures.entry(address).or_insert((0, std::time::Instant::now()));
-        entry.0 += 1;
-    }
-
-    fn succeeded(&self, address: std::net::IpAddr) {
-        self.lock().remove(&address);
-    }
-}
-
 /// Checks an access key and its secret; on success sets the session cookie. Every attempt is
-/// in the audit log; an address with too many recent failures is not even checked.
+/// in the audit log; attempts with a key that failed often from the same address wait their
+/// turn (see [`throttle`]).
 async fn sign_in(state: &Arc<AppState>, peer: SocketAddr, form: &HashMap<String, String>) -> Reply {
-    if !state.sign_ins.allows(peer.ip()) {
-        let mut reply = pages::login(Some("Too many failed sign-ins from this address: wait five minutes."), None);
-        reply.status = StatusCode::TOO_MANY_REQUESTS;
-        return reply;
-    }
-    let key_id = form.get("access_key_id").map(|k| k.trim()).unwrap_or_default();
+    let key_id: String = form.get("access_key_id").map(|k| k.trim()).unwrap_or_default().chars().take(128).collect();
+    let key_id = key_id.as_str();
     let secret = form.get("secret_access_key").map(|s| s.trim()).unwrap_or_default();
     let next = form.get("next").map(String::as_str).filter(|n| n.starts_with("/console") && !n.starts_with("//"));
+    match state.sign_ins.turn(key_id, peer.ip(), std::time::Instant::now()) {
+        Turn::After(wait) => tokio::time::sleep(wait).await,
+        Turn::TooFar(wait) => {
+            let message = format!(
+                "Too many failed sign-ins with this access key from this address: try again in {} seconds.",
+                wait.as_secs().max(1)
+            );
+            let mut reply = pages::login(Some(&message), next);
+            reply.status = StatusCode::TOO_MANY_REQUESTS;
+            return reply;
+        }
+    }
     let record = state.keys.active_key(state.store.as_ref(), key_id).await.ok().flatten();
     let accepted = record.filter(|record| {
         bool::from(record.secret_access_key.as_bytes().ct_eq(secret.as_bytes())) && console_role(record.role)
     });
     let caller = Caller {
-        access_key_id: key_id.chars().take(128).collect(),
+        access_key_id: key_id.to_owned(),
         role: accepted.as_ref().map_or(Role::ReadOnly, |r| r.role),
         instance_name: None,
     };
     let resources = std::collections::BTreeMap::new();
     let Some(record) = accepted else {
-        state.sign_ins.failed(peer.ip());
+        state.sign_ins.failed(key_id, peer.ip(), std::time::Instant::now());
         crate::audit::append(
             state,
             &caller,
@@ -293,11 +273,9 @@ async fn sign_in(state: &Arc<AppState>, peer: SocketAddr, form: &HashMap<String,
             Err(("AccessDenied", "wrong key or secret")),
         )
         .await;
-        // A wrong guess costs the guesser time.
-        tokio::time::sleep(Duration::from_millis(500)).await;
         return pages::login(Some("That access key and secret do not match an active key."), next);
     };
-    state.sign_ins.succeeded(peer.ip());
+    state.sign_ins.succeeded(key_id, peer.ip());
     crate::audit::append(state, &caller, peer, "Console.SignIn".into(), resources, Ok(())).await;
     let expiry = state.clock.now().millis() / 1000 + SESSION_SECONDS;
     let nonce = crate::api::common::random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 24);
