@@ -6,6 +6,7 @@ host's hooks run exactly once and its history complete. Bundles, console session
 metrics token work through any replica."""
 
 import collections
+import re
 import signal
 import subprocess
 import time
@@ -263,7 +264,24 @@ def test_bundles_live_in_the_external_store_whichever_replica_takes_them(cluster
         session = answer.headers["Set-Cookie"].split(";")[0]
     page = urllib.request.Request(third.endpoint + "/console/deployments", headers={"Cookie": session})
     with urllib.request.build_opener(NoRedirect()).open(page, timeout=10) as answer:
-        assert answer.status == 200 and "Deployments" in answer.read().decode()
+        html = answer.read().decode()
+        assert answer.status == 200 and "Deployments" in html
+    # Signing out through another replica ends the session on every one of them.
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    sign_out = urllib.request.Request(second.endpoint + "/console/logout", method="POST", headers={
+        "Origin": second.endpoint, "Cookie": session}, data=urllib.parse.urlencode({"csrf": csrf}).encode())
+    try:
+        urllib.request.build_opener(NoRedirect()).open(sign_out, timeout=10)
+        raise AssertionError("signing out answers with a redirect")
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 303 and answer.headers["Location"] == "/console/login"
+    for replica in (first, third):
+        again = urllib.request.Request(replica.endpoint + "/console/deployments", headers={"Cookie": session})
+        try:
+            urllib.request.build_opener(NoRedirect()).open(again, timeout=10)
+            raise AssertionError("the session outlived its sign-out")
+        except urllib.error.HTTPError as answer:
+            assert answer.code == 303 and answer.headers["Location"].startswith("/console/login")
     token = cluster.postgres.sql("SELECT value FROM meta WHERE key = 'secret:metrics-token'")[0][0]
     scrape = urllib.request.Request(second.endpoint + "/metrics", headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(scrape, timeout=10) as answer:

@@ -684,6 +684,13 @@ pub trait Store: Send + Sync + 'static {
     async fn departures(&self) -> StoreResult<Vec<DepartureRecord>>;
     async fn delete_departure(&self, instance: &str) -> StoreResult<()>;
 
+    // -- console sessions ---------------------------------------------------------------------------
+    /// Records that the console session `nonce` was signed out of (it would otherwise last
+    /// until `expires_at`); forgets ended sessions that would have expired before `now`.
+    async fn end_session(&self, nonce: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()>;
+    /// Whether the console session `nonce` was signed out of.
+    async fn session_ended(&self, nonce: &str) -> StoreResult<bool>;
+
     // -- deployment timelines ---------------------------------------------------------------------
     /// Appends entries (their sequence numbers are assigned here).
     async fn append_deployment_events(&self, events: &[DeploymentEventInfo]) -> StoreResult<()>;

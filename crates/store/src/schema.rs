@@ -23,11 +23,11 @@ impl Schema {
     }
 }
 
-/// SQLite: versions 9 (leases), 10 (host pools, departures) and 11 (bounded hook logs) only add
-/// tables.
+/// SQLite: versions 9 (leases), 10 (host pools, departures), 11 (bounded hook logs) and 12
+/// (ended console sessions) only add tables.
 pub const SQLITE: Schema = Schema { migrations: SQLITE_MIGRATIONS, compatible_from: 8 };
-/// PostgreSQL: versions 2 (leases), 3 (host pools, departures) and 4 (bounded hook logs) only add
-/// tables.
+/// PostgreSQL: versions 2 (leases), 3 (host pools, departures), 4 (bounded hook logs) and 5
+/// (ended console sessions) only add tables.
 pub const POSTGRES: Schema = Schema { migrations: POSTGRES_MIGRATIONS, compatible_from: 1 };
 
 /// The `meta` key recording which schema versions' Landfall work on schema `version`.
@@ -336,10 +336,20 @@ INSERT INTO event_log_sizes (command_id, received, kept, head, last_sequence)
 SELECT command_id, SUM(bytes), SUM(bytes), SUM(bytes), MAX(sequence) FROM event_log_chunks GROUP BY command_id;
 "#,
     ),
+    (
+        12,
+        r#"
+-- Console sessions signed out of before they expire: any server refuses their cookie.
+CREATE TABLE ended_sessions (
+    nonce      TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 /// (version, statements) for PostgreSQL: version 1 is the SQLite schema as of its version 8, in
-/// one step; later versions follow SQLite's one by one (2 is SQLite's 9, 3 its 10, 4 its 11). Integers are BIGINT (the store reads every number as i64); sequences are identities.
+/// one step; later versions follow SQLite's one by one (2 is SQLite's 9, 3 its 10, 4 its 11, 5 its 12). Integers are BIGINT (the store reads every number as i64); sequences are identities.
 pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -551,6 +561,12 @@ SELECT command_id, sequence,
 FROM command_logs;
 INSERT INTO event_log_sizes (command_id, received, kept, head, last_sequence)
 SELECT command_id, SUM(bytes), SUM(bytes), SUM(bytes), MAX(sequence) FROM event_log_chunks GROUP BY command_id;
+"#,
+    ),
+    (
+        5,
+        r#"
+CREATE TABLE ended_sessions (nonce TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
 "#,
     ),
 ];

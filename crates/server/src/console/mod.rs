@@ -4,7 +4,8 @@
 //! Sign-in is an access key and its secret. The session is a cookie (HttpOnly, SameSite=Strict,
 //! Secure under TLS) carrying the key id, an expiry and a nonce, signed with the server's
 //! console secret; every request re-reads the key, so a revoked key or a changed role takes
-//! effect at once, and any server sharing the data directory accepts it. Every POST must come
+//! effect at once, and any server sharing the data directory accepts it. Signing out records
+//! the nonce in the store as ended, so the cookie is refused from then on by every server. Every POST must come
 //! from the console's own origin, and every action also carries the session's CSRF token.
 //! Actions go through the same code as the API (role checks, validation, audit log).
 
@@ -45,6 +46,9 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 pub struct Session {
     pub caller: Caller,
     pub csrf: String,
+    /// The session's own identity and expiry, for signing out.
+    nonce: String,
+    expiry: i64,
 }
 
 impl Session {
@@ -146,9 +150,7 @@ pub async fn handle(state: &Arc<AppState>, peer: SocketAddr, parts: Parts, body:
         }
     }
     let reply = match (&parts.method, segments.as_slice()) {
-        (&Method::POST, ["logout"]) => {
-            Reply::redirect("/console/login").with_cookie(format!("{COOKIE_NAME}=; Path=/console; Max-Age=0"))
-        }
+        (&Method::POST, ["logout"]) => sign_out(state, &session).await,
         (&Method::GET, [] | [""]) => Reply::redirect("/console/deployments"),
         (&Method::GET, ["applications"]) => pages::applications(state, &session).await,
         (&Method::GET, ["applications", app, "groups", group]) => pages::group(state, &session, app, group).await,
@@ -220,11 +222,31 @@ async fn session(state: &AppState, parts: &Parts) -> Option<Session> {
     if !console_role(record.role) {
         return None;
     }
+    // Signed out (on any server): the cookie is no session any more. A store that cannot say
+    // lets nobody in.
+    if state.store.session_ended(nonce).await.unwrap_or(true) {
+        return None;
+    }
     let csrf = mac(state, &format!("csrf.{nonce}"))[..32].to_owned();
     Some(Session {
         caller: Caller { access_key_id: record.access_key_id, role: record.role, instance_name: None },
         csrf,
+        nonce: nonce.to_owned(),
+        expiry,
     })
+}
+
+/// Ends the session for good, on every server sharing the store, and clears the cookie.
+async fn sign_out(state: &AppState, session: &Session) -> Reply {
+    let now = state.clock.now();
+    if let Err(error) =
+        state.store.end_session(&session.nonce, landfall_api::Timestamp(session.expiry * 1000), now).await
+    {
+        tracing::warn!(%error, "cannot record a console sign-out");
+        let page = pages::message("Not signed out", "The store could not record the sign-out: try again.");
+        return Reply::html(StatusCode::SERVICE_UNAVAILABLE, page);
+    }
+    Reply::redirect("/console/login").with_cookie(format!("{COOKIE_NAME}=; Path=/console; Max-Age=0"))
 }
 
 /// People's keys, not hosts' or routers'.

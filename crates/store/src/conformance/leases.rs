@@ -96,3 +96,15 @@ fn notices_split_into_payloads_within_the_limit_and_parse_back() {
     // A key that fits no payload is dropped, not sent broken.
     assert_eq!(Notice::new("host", ["x".repeat(20), "web-1".into()]).payloads(12), ["host\nweb-1"]);
 }
+
+pub async fn ended_sessions(store: &dyn Store) {
+    assert!(!store.session_ended("nonce-1").await.unwrap());
+    store.end_session("nonce-1", Timestamp(50_000), Timestamp(10_000)).await.unwrap();
+    store.end_session("nonce-1", Timestamp(50_000), Timestamp(10_000)).await.unwrap();
+    assert!(store.session_ended("nonce-1").await.unwrap());
+    assert!(!store.session_ended("nonce-2").await.unwrap());
+    // Once its cookie would have expired anyway, an ended session is forgotten.
+    store.end_session("nonce-2", Timestamp(90_000), Timestamp(60_000)).await.unwrap();
+    assert!(!store.session_ended("nonce-1").await.unwrap());
+    assert!(store.session_ended("nonce-2").await.unwrap());
+}

@@ -6,7 +6,7 @@ mod leases;
 mod pools;
 
 pub use journal::{alarms, audit_log, audit_log_refuses_sql_changes, deployment_timelines, trigger_outbox};
-pub use leases::{fenced_steps, leases};
+pub use leases::{ended_sessions, fenced_steps, leases};
 pub use pools::{departures, host_pools};
 
 use landfall_api::Timestamp;
@@ -33,7 +33,7 @@ macro_rules! conformance_tests {
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
             deployment_steps, agent_statuses, target_groups, alarms, deployment_timelines, trigger_outbox,
-            audit_log, leases, fenced_steps, host_pools, departures, command_logs);
+            audit_log, leases, fenced_steps, host_pools, departures, command_logs, ended_sessions);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(

@@ -1569,6 +1569,26 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn end_session(&self, nonce: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM ended_sessions WHERE expires_at < $1").bind(now.0).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO ended_sessions (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(nonce)
+                    .bind(expires_at.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session_ended(&self, nonce: &str) -> StoreResult<bool> {
+                let found: Option<String> = sqlx::query_scalar("SELECT nonce FROM ended_sessions WHERE nonce = $1")
+                    .bind(nonce)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(found.is_some())
+            }
+
             async fn departures(&self) -> StoreResult<Vec<DepartureRecord>> {
                 let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(&self.reader).await?;
                 rows.iter()
