@@ -151,8 +151,9 @@ def test_an_agent_restarted_mid_script_fails_that_event_at_once(server, cd, host
     wait_for(lambda: started.exists() and started.read_text().strip(), timeout=60, message="ApplicationStart to start")
     host.kill()
     try:
-        tracking = list((host.dir / "root" / "ongoing-deployment").iterdir())
-        assert [path.name for path in tracking] == [deployment_id]
+        # The official agent's tracking file, and beside it (hidden) the scripts running now.
+        tracking = sorted(path.name for path in (host.dir / "root" / "ongoing-deployment").iterdir())
+        assert tracking == [f".{deployment_id}.processes", deployment_id]
         started_at = time.monotonic()
         host.start()
         info = wait_for_status(cd, deployment_id, timeout=60)

@@ -11,12 +11,16 @@ import urllib.parse
 import urllib.request
 import zipfile
 
+import botocore.exceptions
+import pytest
+
 from conftest import self_signed_certificate
 from hostsim import wait_for, wait_for_status
 from monitoring import WebhookReceiver
 from realhost import bundle
 from test_agent import group_setup, lifecycle, upload_and_deploy
 from test_engine import deploy, fleet, stop_all
+from test_s3 import s3_client
 
 MiB = 1024 * 1024
 
@@ -415,3 +419,33 @@ def test_forwarded_addresses_are_believed_only_from_the_operators_proxies(landfa
     assert sign_in_from("203.0.113.7").split(":")[0] == "203.0.113.7"
     # What a client wrote to the left of what the proxies appended is not believed either.
     assert sign_in_from("198.51.100.1, 203.0.113.8, 10.1.2.3").split(":")[0] == "203.0.113.8"
+
+
+# -- bundles and the keys that read them ---------------------------------------------------------
+
+def test_an_instance_key_reads_only_the_bundles_deployed_to_its_instance(server, cd, hosts):
+    web = hosts("web1")
+    other = hosts("db1", role="db")
+    group_setup(cd)
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    deployed = bundle(server.workdir / "app.tgz", {"appspec.yml": ("version: 0.0\nos: linux\n", 0o644)})
+    info = wait_for_status(cd, upload_and_deploy(server, deployed, "app.tgz"), timeout=90)
+    assert info["status"] == "Succeeded", info
+    secret = bundle(server.workdir / "payroll.tgz", {"appspec.yml": ("version: 0.0\nos: linux\n", 0o644)})
+    assert server.aws("s3", "cp", str(secret), "s3://bundles/payroll.tgz").ok
+
+    def read(host, key):
+        try:
+            s3_client(server, key=host.key).get_object(Bucket="bundles", Key=key)["Body"].read()
+            return "read"
+        except botocore.exceptions.ClientError as error:
+            return error.response["Error"]["Code"]
+
+    # Its own deployment's bundle: the agent downloaded it with this very key.
+    assert read(web, "app.tgz") == "read"
+    # Another bundle, or another host's: refused.
+    assert read(web, "payroll.tgz") == "AccessDenied"
+    assert read(other, "app.tgz") == "AccessDenied"
+    # Writing stays refused to both.
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3_client(server, key=web.key).put_object(Bucket="bundles", Key="app.tgz", Body=b"x")

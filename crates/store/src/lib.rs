@@ -594,6 +594,8 @@ pub trait Store: Send + Sync + 'static {
 
     // -- host commands ----------------------------------------------------------------------
     async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>>;
+    /// The newest deployments (at most `limit`) that gave a target commands, newest first.
+    async fn deployments_of_target(&self, target_id: &str, limit: usize) -> StoreResult<Vec<DeploymentRecord>>;
     async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>>;
     /// The newest command for one lifecycle event of one target of a deployment.
     async fn latest_command(

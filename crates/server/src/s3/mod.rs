@@ -110,8 +110,8 @@ impl Op {
     }
 }
 
-/// Admin and deployer keys do everything; read-only keys read; an agent's key only downloads;
-/// a router's key nothing.
+/// Admin and deployer keys do everything; read-only keys read; an agent's key only downloads
+/// (and only its own deployments' bundles, see [`deployed_to`]); a router's key nothing.
 fn allowed(role: Role, op: Op) -> bool {
     match role {
         Role::Admin | Role::Deployer => true,
@@ -119,6 +119,26 @@ fn allowed(role: Role, op: Op) -> bool {
         Role::Instance => matches!(op, Op::GetObject | Op::HeadObject),
         Role::Router => false,
     }
+}
+
+/// How many of an instance's newest deployments its key may read the bundles of.
+const READABLE_DEPLOYMENTS: usize = 50;
+
+/// Whether `bucket`/`key` is the revision of one of the deployments that gave the caller's
+/// instance commands (its newest [`READABLE_DEPLOYMENTS`]): an agent's key reads its own
+/// bundles, not every bundle in the store.
+async fn deployed_to(state: &AppState, caller: &crate::auth::Caller, bucket: &str, key: &str) -> S3Result<bool> {
+    let Some(instance) = caller.instance_name.as_deref() else { return Ok(false) };
+    let deployments =
+        state.store.deployments_of_target(instance, READABLE_DEPLOYMENTS).await.map_err(S3Error::internal)?;
+    Ok(deployments.iter().any(|deployment| {
+        deployment
+            .info
+            .revision
+            .as_ref()
+            .and_then(|revision| revision.s3_location.as_ref())
+            .is_some_and(|location| location.bucket.as_deref() == Some(bucket) && location.key.as_deref() == Some(key))
+    }))
 }
 
 /// Query parameters that name S3 features this store does not have. A request carrying one is
@@ -407,6 +427,10 @@ async fn serve(
     *op_out = Some(op);
     if !allowed(caller.role, op) {
         tracing::info!(access_key_id = %caller.access_key_id, role = caller.role.as_str(), operation = op.name(), "S3 operation not allowed for the key's role");
+        return Err(S3Error::access_denied());
+    }
+    if caller.role == Role::Instance && !deployed_to(state, &caller, &bucket, &key).await? {
+        tracing::info!(access_key_id = %caller.access_key_id, %bucket, %key, "an instance's key asked for a bundle no deployment gave it");
         return Err(S3Error::access_denied());
     }
     if !bucket.is_empty() && !valid_bucket_name(&bucket) {

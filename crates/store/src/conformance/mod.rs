@@ -666,6 +666,11 @@ pub async fn host_commands(store: &dyn Store) {
     assert_eq!(latest("web-2", "ApplicationStop").await.as_deref(), Some("hc-2"));
     assert_eq!(latest("web-1", "DownloadBundle").await.as_deref(), Some("hc-3"));
     assert_eq!(latest("web-2", "DownloadBundle").await, None);
+    let of_target = |target: &'static str| async move {
+        store.deployments_of_target(target, 5).await.unwrap().into_iter().map(|d| d.id().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(of_target("web-1").await, ["d-CMD000001"]);
+    assert!(of_target("web-9").await.is_empty());
 
     // Each host gets its own commands, oldest first, each once.
     let first = store.dispatch_command("web-1", Timestamp(20)).await.unwrap().unwrap();
@@ -713,6 +718,20 @@ pub async fn host_commands(store: &dyn Store) {
     let again = store.command("hc-3").await.unwrap().unwrap();
     assert_eq!((again.state.as_str(), again.dispatched_at, again.completed_at), ("Queued", None, None));
     assert_eq!(store.dispatch_command("web-1", Timestamp(40)).await.unwrap().unwrap().id, "hc-3");
+
+    // Deployments by the targets they gave commands, newest first.
+    let newer = deployment("d-CMD000002", "g-2", DeploymentStatus::InProgress, 2, true);
+    store.create_deployment(&newer, &[], &s3_revision("app-1", "y.zip", 0)).await.unwrap();
+    let newer = store.deployment("d-CMD000002").await.unwrap().unwrap();
+    let step = DeploymentStep {
+        deployment: newer,
+        new_commands: vec![command("hc-9", "d-CMD000002", "web-1", "ApplicationStop", 13)],
+        ..Default::default()
+    };
+    store.apply_deployment_step(&step).await.unwrap();
+    assert_eq!(of_target("web-1").await, ["d-CMD000002", "d-CMD000001"]);
+    assert_eq!(store.deployments_of_target("web-1", 1).await.unwrap().len(), 1);
+    assert_eq!(of_target("web-2").await, ["d-CMD000001"]);
 }
 
 /// Chunks of output as `(offset, text)` pairs, for comparing pages.

@@ -981,6 +981,19 @@ macro_rules! sql_store {
                 row.as_ref().map(deployment_from_row).transpose()
             }
 
+            async fn deployments_of_target(&self, target_id: &str, limit: usize) -> StoreResult<Vec<DeploymentRecord>> {
+                // Through the host's commands (indexed by target), newest deployment first.
+                let rows = sqlx::query(limited(
+                    "SELECT * FROM deployments WHERE id IN (SELECT deployment_id FROM host_commands WHERE target_id = $1)
+                     ORDER BY seq DESC",
+                    &PageRequest { after: None, limit: limit.saturating_sub(1) },
+                ))
+                .bind(target_id)
+                .fetch_all(&self.reader)
+                .await?;
+                rows.iter().map(deployment_from_row).collect()
+            }
+
             async fn list_deployments(&self, filter: &DeploymentFilter, page: &PageRequest) -> StoreResult<Page<String>> {
                 let after: i64 = match &page.after {
                     Some(after) => after.parse().map_err(|_| StoreError::Backend(format!("bad deployment cursor {after}")))?,
