@@ -11,9 +11,12 @@ import urllib.parse
 import urllib.request
 import zipfile
 
+import boto3
 import botocore.exceptions
 import pytest
+from botocore.config import Config
 
+from cluster import Cluster
 from conftest import self_signed_certificate
 from hostsim import wait_for, wait_for_status
 from monitoring import WebhookReceiver
@@ -449,3 +452,41 @@ def test_an_instance_key_reads_only_the_bundles_deployed_to_its_instance(server,
     # Writing stays refused to both.
     with pytest.raises(botocore.exceptions.ClientError):
         s3_client(server, key=web.key).put_object(Bucket="bundles", Key="app.tgz", Body=b"x")
+
+
+# -- the store -------------------------------------------------------------------------------------
+
+def test_a_dead_database_fails_requests_at_once_and_is_recovered_from(workdir, checker):
+    cluster = Cluster(workdir, checker, size=1)
+    try:
+        replica = cluster.replicas[0]
+        key_id, secret, region = replica.admin_key()
+        # A client that gives up after five seconds, as a load balancer or an impatient script would.
+        impatient = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region).client(
+            "codedeploy", endpoint_url=replica.endpoint,
+            config=Config(read_timeout=5, connect_timeout=5, retries={"max_attempts": 1, "mode": "standard"}))
+        impatient.create_application(applicationName="before")
+
+        def ready():
+            try:
+                with urllib.request.urlopen(replica.endpoint + "/ready", timeout=5) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        cluster.postgres.stop("immediate")
+        wait_for(lambda: ready() == 503, timeout=30, message="/ready to say the store is gone")
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            impatient.list_applications()
+        assert refused.value.response["Error"]["Code"] == "ServiceUnavailableException"
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert "store" in refused.value.response["Error"]["Message"]
+        assert "the PostgreSQL store does not answer" in replica.log()
+
+        # Back by itself once the database is.
+        cluster.postgres.start()
+        wait_for(lambda: ready() == 200, timeout=30, message="/ready to say the store is back")
+        assert impatient.list_applications()["applications"] == ["before"]
+        assert "the PostgreSQL store answers again" in replica.log()
+    finally:
+        cluster.close()

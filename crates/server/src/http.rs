@@ -28,6 +28,9 @@ use crate::state::AppState;
 use crate::{agents, audit, s3};
 use landfall_listener::{BodyError, RequestBody};
 
+/// How long `GET /ready` waits for the store.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest request body accepted. AppSpec content is the largest thing a request carries.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
@@ -63,10 +66,15 @@ async fn handle(state: Arc<AppState>, connection: SocketAddr, request: Request<R
         },
         (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
         // Ready to take traffic: the store answers (a load balancer's readiness check).
-        (&Method::GET, "/ready") => match state.store.schema_version().await {
-            Ok(_) => text(StatusCode::OK, "ready\n"),
-            Err(error) => {
+        // Within a second, whatever the store does: a load balancer's check must not hang.
+        (&Method::GET, "/ready") => match tokio::time::timeout(READY_WITHIN, state.store.schema_version()).await {
+            Ok(Ok(_)) => text(StatusCode::OK, "ready\n"),
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "not ready: the store does not answer");
+                text(StatusCode::SERVICE_UNAVAILABLE, "the store does not answer\n")
+            }
+            Err(_) => {
+                tracing::warn!("not ready: the store did not answer within {READY_WITHIN:?}");
                 text(StatusCode::SERVICE_UNAVAILABLE, "the store does not answer\n")
             }
         },

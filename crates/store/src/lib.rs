@@ -46,6 +46,10 @@ pub enum StoreError {
     /// The database failed; the server answers InternalFailure and logs this.
     #[error("store failure: {0}")]
     Backend(String),
+    /// The database cannot be reached now; the server answers that it is unavailable (and
+    /// carries on once it is back).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -97,6 +97,13 @@ pub fn default_config_name(platform: &ComputePlatform) -> &'static str {
 
 /// A store failure the handler did not expect: logged, answered as InternalFailure.
 pub fn store_error(error: StoreError) -> ApiError {
+    if let StoreError::Unavailable(why) = &error {
+        tracing::warn!(%why, "a request failed: the store is unavailable");
+        return ApiError::new(
+            Exception::ServiceUnavailable,
+            "The server's store (its database) is unavailable; try again shortly.",
+        );
+    }
     tracing::error!(%error, "store failure");
     ApiError::internal("The server could not complete the request; see its log.")
 }

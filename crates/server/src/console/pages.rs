@@ -41,7 +41,12 @@ fn failure(session: &Session, status: StatusCode, title: &str, text: &str) -> Re
 
 fn store_failure(session: &Session, error: landfall_store::StoreError) -> Reply {
     tracing::warn!(%error, "the console cannot read the store");
-    failure(session, StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "The store cannot be read right now.")
+    failure(
+        session,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Unavailable",
+        "The store (the server's database) cannot be read right now.",
+    )
 }
 
 pub fn login(error: Option<&str>, next: Option<&str>) -> Reply {

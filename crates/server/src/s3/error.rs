@@ -85,6 +85,15 @@ impl S3Error {
             .with("MaxSizeAllowed", max.to_string())
     }
 
+    /// The store cannot be reached now (clients retry a 503).
+    pub fn unavailable() -> S3Error {
+        S3Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The server's store (its database) is unavailable; try again shortly.",
+        )
+    }
+
     /// A failure of the server's own storage. The cause is logged, not sent.
     pub fn internal(error: impl std::fmt::Display) -> S3Error {
         tracing::error!(%error, "S3 bundle store failure");
@@ -93,6 +102,18 @@ impl S3Error {
             "InternalError",
             "We encountered an internal error. Please try again.",
         )
+    }
+}
+
+impl From<landfall_store::StoreError> for S3Error {
+    fn from(error: landfall_store::StoreError) -> S3Error {
+        match error {
+            landfall_store::StoreError::Unavailable(why) => {
+                tracing::warn!(%why, "an S3 request failed: the store is unavailable");
+                S3Error::unavailable()
+            }
+            other => S3Error::internal(other),
+        }
     }
 }
 
@@ -126,6 +147,9 @@ impl From<S3AuthFailure> for S3Error {
             S3AuthFailure::SignatureV2 => S3Error::invalid_request(
                 "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
             ),
+            S3AuthFailure::Store(error) if error.exception == landfall_api::error::Exception::ServiceUnavailable => {
+                S3Error::unavailable()
+            }
             S3AuthFailure::Store(error) => S3Error::internal(error.message),
         }
     }

@@ -129,8 +129,7 @@ const READABLE_DEPLOYMENTS: usize = 50;
 /// bundles, not every bundle in the store.
 async fn deployed_to(state: &AppState, caller: &crate::auth::Caller, bucket: &str, key: &str) -> S3Result<bool> {
     let Some(instance) = caller.instance_name.as_deref() else { return Ok(false) };
-    let deployments =
-        state.store.deployments_of_target(instance, READABLE_DEPLOYMENTS).await.map_err(S3Error::internal)?;
+    let deployments = state.store.deployments_of_target(instance, READABLE_DEPLOYMENTS).await?;
     Ok(deployments.iter().any(|deployment| {
         deployment
             .info

@@ -4,6 +4,8 @@
 //! active deployment in the group) holds when it writes, as with SQLite's single writer; reads,
 //! and single-statement writes, run concurrently.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::Postgres;
@@ -24,17 +26,44 @@ const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(5503658924312635756)";
 pub struct PostgresStore {
     writer: PgPool,
     reader: PgPool,
+    /// Set while the database does not answer (see [`watch_availability`]).
+    unreachable: Arc<AtomicBool>,
 }
+
+/// How often the database is asked whether it answers, and how long it has to.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`) and
     /// brings its schema up to date.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
-        // A request waits at most ten seconds for a connection while the database is away.
+        // A busy pool may keep a request waiting a while; a database that is away is found out
+        // by the probe, and requests then fail at once.
         let pool =
-            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+            PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
         migrate(&pool, &POSTGRES, Some(WRITE_LOCK)).await?;
-        Ok(PostgresStore { writer: pool.clone(), reader: pool })
+        let unreachable = Arc::new(AtomicBool::new(false));
+        tokio::spawn(watch_availability(pool.clone(), unreachable.clone()));
+        Ok(PostgresStore { writer: pool.clone(), reader: pool, unreachable })
+    }
+
+    /// The pools, or at once an error while the database does not answer.
+    fn writer(&self) -> StoreResult<&PgPool> {
+        self.available()?;
+        Ok(&self.writer)
+    }
+
+    fn reader(&self) -> StoreResult<&PgPool> {
+        self.available()?;
+        Ok(&self.reader)
+    }
+
+    fn available(&self) -> StoreResult<()> {
+        if self.unreachable.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("the PostgreSQL database does not answer".into()));
+        }
+        Ok(())
     }
 
     /// The schema version of the database at `url` against this Landfall's, read without
@@ -51,7 +80,7 @@ impl PostgresStore {
 
     /// A write transaction, run one at a time across every server on the database.
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'_, Postgres>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer()?.begin().await?;
         sqlx::query(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
     }
@@ -104,6 +133,24 @@ impl PostgresStore {
     /// Closes the pool, waiting for its connections to finish.
     async fn close_pools(&self) {
         self.writer.close().await;
+    }
+}
+
+/// Asks the database every [`PROBE_EVERY`] whether it answers, and keeps `unreachable` set
+/// while it does not, so that requests fail at once rather than each waiting for a connection
+/// that will not come; sqlx reconnects by itself once it is back. Ends when the pool is closed.
+async fn watch_availability(pool: PgPool, unreachable: Arc<AtomicBool>) {
+    while !pool.is_closed() {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let answered = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&pool)).await;
+        let down = !matches!(answered, Ok(Ok(_)));
+        if unreachable.swap(down, Ordering::Relaxed) != down && !pool.is_closed() {
+            if down {
+                tracing::error!("the PostgreSQL store does not answer: requests fail until it does");
+            } else {
+                tracing::info!("the PostgreSQL store answers again");
+            }
+        }
     }
 }
 

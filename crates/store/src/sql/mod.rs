@@ -40,7 +40,13 @@ macro_rules! active_statuses {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        StoreError::Backend(error.to_string())
+        match error {
+            // The database cannot be reached (or no connection came in time).
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            other => StoreError::Backend(other.to_string()),
+        }
     }
 }
 
@@ -87,16 +93,16 @@ pub(crate) fn limited(sql: &'static str, page: &PageRequest) -> AssertSqlSafe<St
 
 /// The whole `Store` implementation for one sqlx backend, written once: its statements number
 /// their parameters (`$1`, ...), which SQLite and PostgreSQL both bind by number. A backend
-/// module provides the pools (`writer`, `reader`), `begin_write` (a transaction in which
-/// check-then-write steps do not race) and `group_ids_of_application`, then invokes this with
-/// its types.
+/// module provides the pools (`writer()`, `reader()`, which fail at once while the database is
+/// known to be unreachable), `begin_write` (a transaction in which check-then-write steps do
+/// not race) and `group_ids_of_application`, then invokes this with its types.
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty, $conn:ty, $pool:ty) => {
         impl $store {
             async fn group_ids_of_application(&self, application_id: &str) -> StoreResult<Vec<String>> {
                 Ok(sqlx::query_scalar("SELECT id FROM deployment_groups WHERE application_id = $1")
                     .bind(application_id)
-                    .fetch_all(&self.writer)
+                    .fetch_all(self.writer()?)
                     .await?)
             }
         }
@@ -389,9 +395,9 @@ macro_rules! sql_store {
                 sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
                     .bind(value)
-                    .execute(&self.writer)
+                    .execute(self.writer()?)
                     .await?;
-                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&self.writer).await?)
+                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(self.writer()?).await?)
             }
 
             async fn acquire_lease(
@@ -401,24 +407,24 @@ macro_rules! sql_store {
                 now: Timestamp,
                 until: Timestamp,
             ) -> StoreResult<Option<Fence>> {
-                leases::acquire(&self.writer, name, holder, now, until).await
+                leases::acquire(self.writer()?, name, holder, now, until).await
             }
 
             async fn renew_leases(&self, holder: &str, until: Timestamp) -> StoreResult<Vec<Fence>> {
-                leases::renew(&self.writer, holder, until).await
+                leases::renew(self.writer()?, holder, until).await
             }
 
             async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
                 sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
                     .bind(name)
                     .bind(holder)
-                    .execute(&self.writer)
+                    .execute(self.writer()?)
                     .await?;
                 Ok(())
             }
 
             async fn leases(&self) -> StoreResult<Vec<LeaseRecord>> {
-                leases::all(&self.reader).await
+                leases::all(self.reader()?).await
             }
 
             async fn publish(&self, notice: &Notice) -> StoreResult<()> {
@@ -463,7 +469,7 @@ macro_rules! sql_store {
             async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
                 let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
                     .bind(access_key_id)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 row.as_ref().map(access_key_from_row).transpose()
             }
@@ -472,7 +478,7 @@ macro_rules! sql_store {
                 let rows =
                     sqlx::query(limited("SELECT * FROM access_keys WHERE access_key_id > $1 ORDER BY access_key_id", page))
                         .bind(page.after.as_deref().unwrap_or(""))
-                        .fetch_all(&self.reader)
+                        .fetch_all(self.reader()?)
                         .await?;
                 let items = rows.iter().map(access_key_from_row).collect::<StoreResult<Vec<_>>>()?;
                 Ok(page_of(items, page.limit, |key| key.access_key_id.clone()))
@@ -534,7 +540,7 @@ macro_rules! sql_store {
             async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
@@ -542,7 +548,7 @@ macro_rules! sql_store {
             async fn application_by_id(&self, id: &str) -> StoreResult<Option<ApplicationInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
@@ -551,7 +557,7 @@ macro_rules! sql_store {
                 let names: Vec<String> =
                     sqlx::query_scalar(limited("SELECT name FROM applications WHERE name > $1 ORDER BY name", page))
                         .bind(page.after.as_deref().unwrap_or(""))
-                        .fetch_all(&self.reader)
+                        .fetch_all(self.reader()?)
                         .await?;
                 Ok(page_of(names, page.limit, Clone::clone))
             }
@@ -617,7 +623,7 @@ macro_rules! sql_store {
             async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_configs WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
@@ -626,7 +632,7 @@ macro_rules! sql_store {
                 let names: Vec<String> =
                     sqlx::query_scalar(limited("SELECT name FROM deployment_configs WHERE name > $1 ORDER BY name", page))
                         .bind(page.after.as_deref().unwrap_or(""))
-                        .fetch_all(&self.reader)
+                        .fetch_all(self.reader()?)
                         .await?;
                 Ok(page_of(names, page.limit, Clone::clone))
             }
@@ -689,14 +695,14 @@ macro_rules! sql_store {
                 let row = sqlx::query("SELECT * FROM deployment_groups WHERE application_id = $1 AND name = $2")
                     .bind(application_id)
                     .bind(name)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 row.as_ref().map(group_from_row).transpose()
             }
 
             async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>> {
                 let row =
-                    sqlx::query("SELECT * FROM deployment_groups WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
+                    sqlx::query("SELECT * FROM deployment_groups WHERE id = $1").bind(id).fetch_optional(self.reader()?).await?;
                 row.as_ref().map(group_from_row).transpose()
             }
 
@@ -712,7 +718,7 @@ macro_rules! sql_store {
                 )
                 .bind(group_name)
                 .bind(application_name)
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.reader()?)
                 .await?;
                 let Some(row) = row else {
                     return Ok(None);
@@ -732,7 +738,7 @@ macro_rules! sql_store {
                 ))
                 .bind(application_id)
                 .bind(page.after.as_deref().unwrap_or(""))
-                .fetch_all(&self.reader)
+                .fetch_all(self.reader()?)
                 .await?;
                 Ok(page_of(names, page.limit, Clone::clone))
             }
@@ -746,7 +752,7 @@ macro_rules! sql_store {
                 .bind(ecs_service_key(group))
                 .bind(to_doc(&group.info))
                 .bind(group.id())
-                .execute(&self.writer)
+                .execute(self.writer()?)
                 .await;
                 match result {
                     Err(e) if is_unique_violation(&e) => Err(group_conflict(&e)),
@@ -788,7 +794,7 @@ macro_rules! sql_store {
             }
 
             async fn register_revision(&self, revision: &RevisionRecord) -> StoreResult<()> {
-                let mut connection = self.writer.acquire().await?;
+                let mut connection = self.writer()?.acquire().await?;
                 insert_revision(&mut connection, revision, true).await
             }
 
@@ -796,7 +802,7 @@ macro_rules! sql_store {
                 let row = sqlx::query("SELECT * FROM revisions WHERE application_id = $1 AND revision_key = $2")
                     .bind(application_id)
                     .bind(key)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 let Some(row) = row else {
                     return Ok(None);
@@ -807,7 +813,7 @@ macro_rules! sql_store {
                 )
                 .bind(application_id)
                 .bind(key)
-                .fetch_all(&self.reader)
+                .fetch_all(self.reader()?)
                 .await?;
                 record.info.deployment_groups = Some(groups);
                 Ok(Some(record))
@@ -852,7 +858,7 @@ macro_rules! sql_store {
                 let order = if filter.descending { "DESC" } else { "ASC" };
                 query.push(format!(" ORDER BY {column} {order}, r.revision_key {order} LIMIT {}", fetch_limit(page)));
                 query.push(" OFFSET ").push_bind(offset);
-                let rows = query.build().fetch_all(&self.reader).await?;
+                let rows = query.build().fetch_all(self.reader()?).await?;
                 let items = rows.iter().map(revision_from_row).collect::<StoreResult<Vec<_>>>()?;
                 let limit = page.limit;
                 let mut page = page_of(items, limit, |_| String::new());
@@ -898,14 +904,14 @@ macro_rules! sql_store {
             async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
 
             async fn list_instances(&self) -> StoreResult<Vec<InstanceInfo>> {
                 let docs: Vec<String> =
-                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(&self.reader).await?;
+                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(self.reader()?).await?;
                 docs.iter().map(|doc| from_doc(doc)).collect()
             }
 
@@ -914,7 +920,7 @@ macro_rules! sql_store {
                     .bind(i64::from(instance.deregister_time.is_none()))
                     .bind(to_doc(instance))
                     .bind(&instance.instance_name)
-                    .execute(&self.writer)
+                    .execute(self.writer()?)
                     .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
@@ -927,7 +933,7 @@ macro_rules! sql_store {
                     sqlx::query("SELECT key, value FROM resource_tags WHERE kind = $1 AND resource_id = $2 ORDER BY key")
                         .bind(kind_name(kind))
                         .bind(id)
-                        .fetch_all(&self.reader)
+                        .fetch_all(self.reader()?)
                         .await?;
                 rows.iter().map(|row| Ok(Tag { key: Some(row.try_get("key")?), value: Some(row.try_get("value")?) })).collect()
             }
@@ -977,7 +983,7 @@ macro_rules! sql_store {
             }
 
             async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>> {
-                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
+                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(self.reader()?).await?;
                 row.as_ref().map(deployment_from_row).transpose()
             }
 
@@ -989,7 +995,7 @@ macro_rules! sql_store {
                     &PageRequest { after: None, limit: limit.saturating_sub(1) },
                 ))
                 .bind(target_id)
-                .fetch_all(&self.reader)
+                .fetch_all(self.reader()?)
                 .await?;
                 rows.iter().map(deployment_from_row).collect()
             }
@@ -1029,7 +1035,7 @@ macro_rules! sql_store {
                 }
                 // The limit is written in, not bound (see `limited`).
                 query.push(format!(" ORDER BY seq DESC LIMIT {}) AS page", fetch_limit(page)));
-                let listed: Option<String> = query.build_query_scalar().fetch_one(&self.reader).await?;
+                let listed: Option<String> = query.build_query_scalar().fetch_one(self.reader()?).await?;
                 let words: Vec<&str> = listed.as_deref().unwrap_or_default().split(' ').filter(|w| !w.is_empty()).collect();
                 let items = words
                     .chunks(2)
@@ -1043,7 +1049,7 @@ macro_rules! sql_store {
             }
 
             async fn update_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
-                let mut connection = self.writer.acquire().await?;
+                let mut connection = self.writer()?.acquire().await?;
                 write_deployment(&mut connection, deployment).await
             }
 
@@ -1053,7 +1059,7 @@ macro_rules! sql_store {
                     active_statuses!(),
                     " ORDER BY seq"
                 ))
-                .fetch_all(&self.reader)
+                .fetch_all(self.reader()?)
                 .await?)
             }
 
@@ -1145,14 +1151,14 @@ macro_rules! sql_store {
             async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>> {
                 let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = $1 ORDER BY seq")
                     .bind(deployment_id)
-                    .fetch_all(&self.reader)
+                    .fetch_all(self.reader()?)
                     .await?;
                 rows.iter().map(command_from_row).collect()
             }
 
             async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>> {
                 let row =
-                    sqlx::query("SELECT * FROM host_commands WHERE id = $1").bind(id).fetch_optional(&self.reader).await?;
+                    sqlx::query("SELECT * FROM host_commands WHERE id = $1").bind(id).fetch_optional(self.reader()?).await?;
                 row.as_ref().map(command_from_row).transpose()
             }
 
@@ -1164,7 +1170,7 @@ macro_rules! sql_store {
                 .bind(deployment_id)
                 .bind(target_id)
                 .bind(event)
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.reader()?)
                 .await?;
                 row.as_ref().map(command_from_row).transpose()
             }
@@ -1180,7 +1186,7 @@ macro_rules! sql_store {
                 )
                 .bind(at.0)
                 .bind(instance_name)
-                .fetch_optional(&self.writer)
+                .fetch_optional(self.writer()?)
                 .await?;
                 row.as_ref().map(command_from_row).transpose()
             }
@@ -1191,7 +1197,7 @@ macro_rules! sql_store {
                 )
                 .bind(at.0)
                 .bind(id)
-                .fetch_optional(&self.writer)
+                .fetch_optional(self.writer()?)
                 .await?;
                 row.as_ref().map(command_from_row).transpose()
             }
@@ -1213,14 +1219,14 @@ macro_rules! sql_store {
                 .bind(to_doc(diagnostics))
                 .bind(at.0)
                 .bind(id)
-                .execute(&self.writer)
+                .execute(self.writer()?)
                 .await?;
                 if done.rows_affected() == 1 {
                     return Ok(Completion::Recorded);
                 }
                 let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(self.writer()?)
                     .await?;
                 Ok(match state.as_deref() {
                     Some("Succeeded" | "Failed") => Completion::Duplicate,
@@ -1307,7 +1313,7 @@ macro_rules! sql_store {
             async fn command_log_page(&self, id: &str, start: LogStart, max_bytes: u64) -> StoreResult<LogPage> {
                 let received: i64 = sqlx::query_scalar("SELECT received FROM event_log_sizes WHERE command_id = $1")
                     .bind(id)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?
                     .unwrap_or(0);
                 let from = match start {
@@ -1325,7 +1331,7 @@ macro_rules! sql_store {
                 .bind(id)
                 .bind(i64::try_from(from).unwrap_or(i64::MAX))
                 .bind(i64::try_from(max_bytes.max(1)).unwrap_or(i64::MAX))
-                .fetch_all(&self.reader)
+                .fetch_all(self.reader()?)
                 .await?;
                 let chunks = rows.into_iter().map(|(offset, text)| LogChunkRecord { offset: offset as u64, text }).collect();
                 Ok(LogPage { chunks, received: received as u64 })
@@ -1337,7 +1343,7 @@ macro_rules! sql_store {
                     sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING")
                         .bind(&group.name)
                         .bind(doc)
-                        .execute(&self.writer)
+                        .execute(self.writer()?)
                         .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict("target group".into()));
@@ -1348,13 +1354,13 @@ macro_rules! sql_store {
             async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>> {
                 let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 row.map(|row| target_group_record(&row)).transpose()
             }
 
             async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>> {
-                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(&self.reader).await?;
+                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(self.reader()?).await?;
                 rows.iter().map(target_group_record).collect()
             }
 
@@ -1365,7 +1371,7 @@ macro_rules! sql_store {
                         .bind(doc)
                         .bind(&record.info.name)
                         .bind(record.revision)
-                        .execute(&self.writer)
+                        .execute(self.writer()?)
                         .await?;
                 if done.rows_affected() == 1 {
                     return Ok(());
@@ -1377,7 +1383,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(&self.writer).await?;
+                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(self.writer()?).await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -1394,7 +1400,7 @@ macro_rules! sql_store {
                 .bind(instance_name)
                 .bind(at.millis())
                 .bind(agent_version)
-                .execute(&self.writer)
+                .execute(self.writer()?)
                 .await?;
                 Ok(())
             }
@@ -1402,7 +1408,7 @@ macro_rules! sql_store {
             async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>> {
                 let rows =
                     sqlx::query("SELECT instance_name, last_seen, agent_version FROM agent_status ORDER BY instance_name")
-                        .fetch_all(&self.reader)
+                        .fetch_all(self.reader()?)
                         .await?;
                 rows.iter()
                     .map(|row| {
@@ -1418,7 +1424,7 @@ macro_rules! sql_store {
             async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>> {
                 let rows = sqlx::query("SELECT * FROM instance_history WHERE group_id = $1 ORDER BY instance_name")
                     .bind(group_id)
-                    .fetch_all(&self.reader)
+                    .fetch_all(self.reader()?)
                     .await?;
                 rows.iter()
                     .map(|row| {
@@ -1436,13 +1442,13 @@ macro_rules! sql_store {
                 let attempted: Option<String> =
                     sqlx::query_scalar("SELECT doc FROM deployments WHERE group_id = $1 ORDER BY seq DESC LIMIT 1")
                         .bind(group_id)
-                        .fetch_optional(&self.reader)
+                        .fetch_optional(self.reader()?)
                         .await?;
                 let succeeded: Option<String> = sqlx::query_scalar(
                     "SELECT doc FROM deployments WHERE group_id = $1 AND status = 'Succeeded' ORDER BY seq DESC LIMIT 1",
                 )
                 .bind(group_id)
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.reader()?)
                 .await?;
                 Ok((attempted.as_deref().map(from_doc).transpose()?, succeeded.as_deref().map(from_doc).transpose()?))
             }
@@ -1451,7 +1457,7 @@ macro_rules! sql_store {
                 let rows =
                     sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = $1 ORDER BY position, target_id")
                         .bind(deployment_id)
-                        .fetch_all(&self.reader)
+                        .fetch_all(self.reader()?)
                         .await?;
                 rows.iter()
                     .map(|row| {
@@ -1470,7 +1476,7 @@ macro_rules! sql_store {
                     .bind(to_doc(&target.target))
                     .bind(&target.deployment_id)
                     .bind(&target.target_id)
-                    .execute(&self.writer)
+                    .execute(self.writer()?)
                     .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
@@ -1479,30 +1485,30 @@ macro_rules! sql_store {
             }
 
             async fn schema_version(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&self.reader).await?)
+                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(self.reader()?).await?)
             }
 
             async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>> {
                 let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deployments GROUP BY status ORDER BY status")
-                    .fetch_all(&self.reader)
+                    .fetch_all(self.reader()?)
                     .await?;
                 rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
             }
 
             async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()> {
-                journal::put_alarm(&self.writer, alarm).await
+                journal::put_alarm(self.writer()?, alarm).await
             }
 
             async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>> {
-                journal::alarm(&self.reader, name).await
+                journal::alarm(self.reader()?, name).await
             }
 
             async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>> {
-                journal::list_alarms(&self.reader).await
+                journal::list_alarms(self.reader()?).await
             }
 
             async fn delete_alarm(&self, name: &str) -> StoreResult<bool> {
-                journal::delete_alarm(&self.writer, name).await
+                journal::delete_alarm(self.writer()?, name).await
             }
 
             async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()> {
@@ -1521,11 +1527,11 @@ macro_rules! sql_store {
             }
 
             async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>> {
-                Ok(pools::read(&self.reader, Some(name)).await?.pop())
+                Ok(pools::read(self.reader()?, Some(name)).await?.pop())
             }
 
             async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>> {
-                pools::read(&self.reader, None).await
+                pools::read(self.reader()?, None).await
             }
 
             async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()> {
@@ -1563,7 +1569,7 @@ macro_rules! sql_store {
             async fn leave_host_pools(&self, instance: &str) -> StoreResult<()> {
                 sqlx::query("DELETE FROM host_pool_members WHERE instance_name = $1")
                     .bind(instance)
-                    .execute(&self.writer)
+                    .execute(self.writer()?)
                     .await?;
                 Ok(())
             }
@@ -1577,7 +1583,7 @@ macro_rules! sql_store {
                 .bind(&departure.instance_name)
                 .bind(i64::from(departure.drained))
                 .bind(departure.requested_at.0)
-                .execute(&self.writer)
+                .execute(self.writer()?)
                 .await?;
                 Ok(())
             }
@@ -1597,13 +1603,13 @@ macro_rules! sql_store {
             async fn session_ended(&self, nonce: &str) -> StoreResult<bool> {
                 let found: Option<String> = sqlx::query_scalar("SELECT nonce FROM ended_sessions WHERE nonce = $1")
                     .bind(nonce)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(self.reader()?)
                     .await?;
                 Ok(found.is_some())
             }
 
             async fn departures(&self) -> StoreResult<Vec<DepartureRecord>> {
-                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(&self.reader).await?;
+                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(self.reader()?).await?;
                 rows.iter()
                     .map(|row| {
                         Ok(DepartureRecord {
@@ -1616,7 +1622,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_departure(&self, instance: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(&self.writer).await?;
+                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(self.writer()?).await?;
                 Ok(())
             }
 
@@ -1633,31 +1639,31 @@ macro_rules! sql_store {
                 after: i64,
                 limit: usize,
             ) -> StoreResult<Vec<DeploymentEventInfo>> {
-                journal::events_of(&self.reader, deployment_id, after, limit).await
+                journal::events_of(self.reader()?, deployment_id, after, limit).await
             }
 
             async fn due_trigger_messages(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
-                journal::due_triggers(&self.reader, now, limit).await
+                journal::due_triggers(self.reader()?, now, limit).await
             }
 
             async fn update_trigger_message(&self, message: &TriggerMessage) -> StoreResult<()> {
-                journal::update_trigger(&self.writer, message).await
+                journal::update_trigger(self.writer()?, message).await
             }
 
             async fn trigger_messages(&self, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
-                journal::triggers_of(&self.reader, deployment_id).await
+                journal::triggers_of(self.reader()?, deployment_id).await
             }
 
             async fn prune_trigger_messages(&self, before: Timestamp) -> StoreResult<u64> {
-                journal::prune_triggers(&self.writer, before).await
+                journal::prune_triggers(self.writer()?, before).await
             }
 
             async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()> {
-                journal::append_audit(&self.writer, record).await
+                journal::append_audit(self.writer()?, record).await
             }
 
             async fn audit_records(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecordInfo>> {
-                journal::audit_records(&self.reader, filter, page).await
+                journal::audit_records(self.reader()?, filter, page).await
             }
         }
 

@@ -28,6 +28,15 @@ impl SqliteStore {
         Ok(self.writer.begin().await?)
     }
 
+    /// The pools (a file on this machine is never "unreachable").
+    fn writer(&self) -> StoreResult<&SqlitePool> {
+        Ok(&self.writer)
+    }
+
+    fn reader(&self) -> StoreResult<&SqlitePool> {
+        Ok(&self.reader)
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::new()
