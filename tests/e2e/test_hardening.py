@@ -1,8 +1,10 @@
 """Attacks a careless hook, a hostile bundle or a misbehaving client could make, each tried
 against real processes, with what must hold afterwards (issue: hardening)."""
 
+import pathlib
 import socket
 import ssl
+import subprocess
 import tarfile
 import threading
 import time
@@ -17,7 +19,7 @@ import pytest
 from botocore.config import Config
 
 from cluster import Cluster
-from conftest import self_signed_certificate
+from conftest import refusal, self_signed_certificate
 from hostsim import wait_for, wait_for_status
 from monitoring import WebhookReceiver
 from realhost import bundle
@@ -490,3 +492,84 @@ def test_a_dead_database_fails_requests_at_once_and_is_recovered_from(workdir, c
         assert "the PostgreSQL store answers again" in replica.log()
     finally:
         cluster.close()
+
+
+# -- small ones ------------------------------------------------------------------------------------
+
+def test_a_malformed_chunked_body_is_a_bad_request_not_too_large(server):
+    sock = connect(server)
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: landfall\r\nTransfer-Encoding: chunked\r\n"
+                 b"X-Amz-Target: CodeDeploy_20141006.ListApplications\r\n\r\nzz\r\nnot a chunk\r\n0\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        piece = sock.recv(4096)
+        if not piece:
+            break
+        answer += piece
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"SerializationException" in answer and b"could not be read" in answer, answer
+
+
+def test_the_store_files_are_private_whatever_the_umask(server):
+    for name in ("landfall.db", "landfall.db-wal", "landfall.db-shm"):
+        assert (server.data_dir / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_files_destination_with_parent_components_is_refused_where_it_is_written(server, cd, hosts):
+    hosts("web1")
+    group_setup(cd)
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    appspec = "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/www/../../etc/cron.d\n"
+    path = bundle(server.workdir / "dots.tgz", {"appspec.yml": (appspec, 0o644), "site/x": ("x\n", 0o644)})
+    deployment_id = upload_and_deploy(server, path, "dots.tgz")
+    info = wait_for_status(cd, deployment_id, timeout=90)
+    assert info["status"] == "Failed", info
+    failed = [e for e in lifecycle(cd, deployment_id, "web1").values() if e["status"] == "Failed"]
+    assert len(failed) == 1, failed
+    message = failed[0]["diagnostics"]["message"]
+    assert "appspec.yml:5:18" in message and "has a '..' component" in message, message
+    assert not pathlib.Path("/etc/cron.d/x").exists()
+
+
+def test_a_full_data_disk_says_so_changes_nothing_and_loses_nothing(landfall_factory, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    server = None
+    try:
+        server = landfall_factory(start=False)
+        server.data_dir = disk / "data"
+        server.start()
+        cd = server.client()
+        cd.create_application(applicationName="before")
+        s3 = s3_client(server)
+        s3.create_bucket(Bucket="bundles")
+        with open(disk / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(bytes(65536))
+            except OSError:
+                pass
+        # Refused, saying why; and nothing half-made.
+        code, message = refusal(cd.create_application, applicationName="during")
+        assert code == "InternalFailure" and "disk is full" in message, message
+        assert cd.list_applications()["applications"] == ["before"]
+        # The refusal is audited: in the audit log if the store can take one more record, else
+        # in the server's own log.
+        in_store = [r for r in server.landfall("audit", "--output", "json").json
+                    if r["operation"] == "CreateApplication" and r["result"] == "InternalFailure"]
+        assert in_store or ('cannot write the audit log; the record is kept here instead' in server.log()
+                            and '"operation":"CreateApplication"' in server.log()), server.log()[-3000:]
+        with pytest.raises(botocore.exceptions.ClientError) as upload:
+            s3.put_object(Bucket="bundles", Key="app.tgz", Body=bytes(1024 * 1024))
+        assert "disk is full" in upload.value.response["Error"]["Message"], upload.value.response
+        (disk / "filler").unlink()
+        # Room again: writes work, and outlive a restart (a write after the failure must not be
+        # left in a transaction nobody commits).
+        cd.create_application(applicationName="after")
+        server.restart()
+        assert server.client().list_applications()["applications"] == ["after", "before"]
+    finally:
+        if server is not None and server.process is not None:
+            server.stop()
+        subprocess.run(["umount", str(disk)], check=False)

@@ -420,6 +420,30 @@ fn read_files(entry: Option<(&Node, &Node)>, os: Option<(Os, Position)>, c: &mut
         let f = Fields::read(entries, &FILE, c);
         let source = path_value(&f, "source", "files entry", c);
         let destination = path_value(&f, "destination", "files entry", c);
+        // `..` in a path would be resolved by the agent as text, not through the directories
+        // on the host: refused where it is written.
+        let parent_dir =
+            |path: &str| std::path::Path::new(path).components().any(|c| c == std::path::Component::ParentDir);
+        if let (Some(Ok(source)), Some((_, node))) = (&source, f.entry("source"))
+            && parent_dir(source)
+        {
+            c.error(
+                node.pos,
+                format!(
+                    "The source {source} has a '..' component: a source is a path inside the revision, without '..'."
+                ),
+            );
+        }
+        if let (Some(Ok(destination)), Some((_, node))) = (&destination, f.entry("destination"))
+            && parent_dir(destination)
+        {
+            c.error(
+                node.pos,
+                format!(
+                    "The destination {destination} has a '..' component, which the agent would resolve as text rather than through the host's directories (and links). Write the path without '..'."
+                ),
+            );
+        }
         match (source, destination) {
             (Some(Ok(source)), Some(Ok(destination))) => {
                 if let (Some((Os::Linux, _)), Some((_, node))) = (os, f.entry("destination"))

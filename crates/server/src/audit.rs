@@ -1,7 +1,8 @@
 //! The audit log: every mutating API call (CodeDeploy's, Landfall's extensions, and writes to
 //! the S3-compatible bundle store) is recorded with who made it (access key and role), what it
 //! named, from where, when, and how it ended, refused calls included. The store only ever
-//! appends to it, and no operation changes it.
+//! appends to it, and no operation changes it. A record the store cannot take (its disk is
+//! full, its database away) goes to the server's own log instead.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -80,7 +81,9 @@ pub async fn append(
         message: outcome.err().map(|(_, message)| message.to_owned()),
     };
     if let Err(error) = state.store.append_audit_record(&record).await {
-        tracing::error!(%error, operation = %record.operation, "cannot write the audit log");
+        // The record is not lost: the server's own log (the journal) keeps it.
+        let record = serde_json::to_string(&record).unwrap_or_default();
+        tracing::error!(%error, %record, "cannot write the audit log; the record is kept here instead");
     }
 }
 

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// carries on once it is back).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The disk (or the database's space) is full: nothing was written.
+    #[error("the store's disk is full: {0}")]
+    Full(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

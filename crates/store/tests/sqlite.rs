@@ -82,3 +82,23 @@ async fn a_newer_schema_opens_only_if_its_release_says_this_one_can_run_on_it() 
     pool.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_database_and_its_wal_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("landfall-store-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("landfall.db");
+    let mode =
+        |suffix: &str| std::fs::metadata(format!("{}{suffix}", path.display())).unwrap().permissions().mode() & 0o777;
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.init_meta("account", "111").await.unwrap();
+    assert_eq!((mode(""), mode("-wal"), mode("-shm")), (0o600, 0o600, 0o600));
+    store.close().await;
+    // An older release's readable files are made private at the next start.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(mode(""), 0o600);
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

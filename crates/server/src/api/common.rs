@@ -104,6 +104,13 @@ pub fn store_error(error: StoreError) -> ApiError {
             "The server's store (its database) is unavailable; try again shortly.",
         );
     }
+    if let StoreError::Full(why) = &error {
+        tracing::error!(%why, "a request failed: the store's disk is full");
+        return ApiError::internal(
+            "The server's disk is full: nothing was changed. Free space where its data directory (or database) is, \
+             then try again.",
+        );
+    }
     tracing::error!(%error, "store failure");
     ApiError::internal("The server could not complete the request; see its log.")
 }

@@ -112,6 +112,7 @@ impl From<landfall_store::StoreError> for S3Error {
                 tracing::warn!(%why, "an S3 request failed: the store is unavailable");
                 S3Error::unavailable()
             }
+            landfall_store::StoreError::Full(why) => std::io::Error::new(std::io::ErrorKind::StorageFull, why).into(),
             other => S3Error::internal(other),
         }
     }
@@ -119,6 +120,15 @@ impl From<landfall_store::StoreError> for S3Error {
 
 impl From<std::io::Error> for S3Error {
     fn from(error: std::io::Error) -> S3Error {
+        if error.kind() == std::io::ErrorKind::StorageFull {
+            tracing::error!(%error, "an S3 request failed: the bundle store's disk is full");
+            return S3Error::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "The server's disk is full: the object was not stored. Free space where its data directory is, \
+                 then try again.",
+            );
+        }
         S3Error::internal(error)
     }
 }

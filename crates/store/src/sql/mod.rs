@@ -45,6 +45,10 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(error.to_string())
             }
+            // SQLITE_FULL; PostgreSQL's disk_full (53100).
+            sqlx::Error::Database(database) if matches!(database.code().as_deref(), Some("13" | "53100")) => {
+                StoreError::Full(database.message().to_owned())
+            }
             other => StoreError::Backend(other.to_string()),
         }
     }

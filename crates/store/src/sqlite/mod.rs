@@ -22,6 +22,43 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
+/// Creates the database file with mode 0600 if it is missing, and takes group and other
+/// access away from it and its WAL and shared-memory files if an older release (or a umask)
+/// left them readable.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::metadata(&file) {
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a connection going back to the pool is still in a transaction. A transaction whose
+/// COMMIT failed (a full disk: SQLite may or may not have rolled it back) is rolled back when
+/// dropped; if that ROLLBACK fails too, the connection would carry the open transaction on, and
+/// every later write would go into it and never be committed. Such a connection is closed
+/// instead (which rolls back for certain), and the pool opens a fresh one.
+async fn stuck_in_transaction(connection: &mut SqliteConnection) -> bool {
+    use sqlx::Connection as _;
+    if !connection.is_in_transaction() {
+        return false;
+    }
+    // The rollback a dropped transaction queued runs before this does.
+    let flushed = sqlx::query("SELECT 1").execute(&mut *connection).await;
+    let stuck = flushed.is_err() || connection.is_in_transaction();
+    if stuck {
+        tracing::warn!("closing the store's writer connection: a failed transaction could not be rolled back");
+    }
+    stuck
+}
+
 impl SqliteStore {
     /// A write transaction: the single writer connection makes check-then-write steps safe.
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'_, Sqlite>> {
@@ -37,8 +74,11 @@ impl SqliteStore {
         Ok(&self.reader)
     }
 
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date. The
+    /// database and its WAL and shared-memory files are readable by their owner only (SQLite
+    /// gives the latter the database file's mode), whatever the umask.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        private_files(path).map_err(|error| StoreError::Backend(format!("{}: {error}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -58,6 +98,7 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_release(|connection, _| Box::pin(async move { Ok(!stuck_in_transaction(connection).await) }))
             .connect_with(options.clone())
             .await?;
         migrate(&writer, &SQLITE, None).await?;
