@@ -19,14 +19,15 @@ from botocore.credentials import Credentials
 PREFIX = "CodeDeployCommandService_v20141006"
 
 
-def agent_call(endpoint, region, key, operation, body, timeout=60):
+def agent_call(endpoint, region, key, operation, body, timeout=60, headers=None):
     """One agent-protocol call signed with `key` (access key id, secret): (HTTP status, answer)."""
     access_key_id, secret = key
     request = AWSRequest(
         method="POST",
         url=endpoint + "/",
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{PREFIX}.{operation}"},
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{PREFIX}.{operation}",
+                 **(headers or {})},
     )
     botocore.auth.SigV4Auth(Credentials(access_key_id, secret), "codedeploy-commands", region).add_auth(request)
     prepared = request.prepare()

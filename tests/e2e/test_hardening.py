@@ -1,6 +1,7 @@
 """Attacks a careless hook, a hostile bundle or a misbehaving client could make, each tried
 against real processes, with what must hold afterwards (issue: hardening)."""
 
+import os
 import pathlib
 import socket
 import ssl
@@ -20,7 +21,7 @@ from botocore.config import Config
 
 from cluster import Cluster
 from conftest import refusal, self_signed_certificate
-from hostsim import wait_for, wait_for_status
+from hostsim import agent_call, wait_for, wait_for_status
 from monitoring import WebhookReceiver
 from realhost import bundle
 from test_agent import group_setup, lifecycle, upload_and_deploy
@@ -573,3 +574,68 @@ def test_a_full_data_disk_says_so_changes_nothing_and_loses_nothing(landfall_fac
         if server is not None and server.process is not None:
             server.stop()
         subprocess.run(["umount", str(disk)], check=False)
+
+
+# -- clients written elsewhere -------------------------------------------------------------------
+
+def test_setup_scripts_can_run_twice_and_copy_bundles_in_the_store(server, tmp_path):
+    # `aws s3 mb` twice: S3 in us-east-1 answers its owner re-creating a bucket with success.
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    again = server.aws("s3", "mb", "s3://bundles")
+    assert again.ok, again.stderr
+    small, large = tmp_path / "small.zip", tmp_path / "large.zip"
+    small.write_bytes(os.urandom(100_000))
+    large.write_bytes(os.urandom(20 * MiB))
+    for path in (small, large):
+        assert server.aws("s3", "cp", str(path), f"s3://bundles/{path.name}").ok
+        # Within the store: CopyObject, and above the CLI's multipart threshold UploadPartCopy.
+        copied = server.aws("s3", "cp", f"s3://bundles/{path.name}", f"s3://bundles/copy-{path.name}")
+        assert copied.ok, copied.stderr
+        back = tmp_path / f"back-{path.name}"
+        assert server.aws("s3", "cp", f"s3://bundles/copy-{path.name}", str(back)).ok
+        assert back.read_bytes() == path.read_bytes()
+    # Metadata goes with a copy unless replaced.
+    s3 = s3_client(server)
+    s3.put_object(Bucket="bundles", Key="typed", Body=b"x", ContentType="application/zip", Metadata={"build": "42"})
+    s3.copy_object(Bucket="bundles", Key="typed-copy", CopySource={"Bucket": "bundles", "Key": "typed"})
+    head = s3.head_object(Bucket="bundles", Key="typed-copy")
+    assert (head["ContentType"], head["Metadata"]) == ("application/zip", {"build": "42"})
+    # A read-only key may not copy.
+    reader = server.landfall("keys", "create", "--role", "read-only", "--output", "json").json["accessKey"]
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        s3_client(server, key=(reader["accessKeyId"], reader["secretAccessKey"])).copy_object(
+            Bucket="bundles", Key="stolen", CopySource={"Bucket": "bundles", "Key": "typed"})
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_calls_for_other_services_are_answered_in_their_protocol(server):
+    identity = server.aws("sts", "get-caller-identity")
+    assert identity.ok, identity.stderr
+    key_id, _, _ = server.admin_key()
+    assert identity.json["UserId"] == key_id and identity.json["Arn"].endswith(f":user/{key_id}")
+    assert len(identity.json["Account"]) == 12 and identity.json["Account"].isdigit()
+    # IAM (as `aws deploy register` calls it): an XML error the CLI reads, saying what this is.
+    created = server.aws("iam", "create-user", "--user-name", "web-1")
+    assert not created.ok
+    assert "InvalidAction" in created.stderr and "This is Landfall" in created.stderr, created.stderr
+    registered = server.aws("deploy", "register", "--instance-name", "web-1", "--region", "us-east-1")
+    # (The CLI prints the error, and what to do, but exits 0 all the same.)
+    assert "when calling the CreateUser operation: This is Landfall" in registered.stderr, registered.stderr
+    # A JSON call for another service is told the same, once authenticated.
+    status, body = server.raw("AmazonSSM.GetParameter", {"Name": "x"}, service="ssm")
+    assert status == 400 and body["__type"] == "UnknownOperationException" and "This is Landfall" in body["message"]
+    # Unauthenticated, none of this is answered.
+    status, body = server.raw("AmazonSSM.GetParameter", {"Name": "x"}, sign=False)
+    assert status in (400, 403) and "This is Landfall" not in str(body)
+
+
+def test_the_official_agents_version_header_is_what_instances_show(server, cd):
+    [host] = fleet(server, cd, 1)
+    deploy(cd)
+    status, answer = agent_call(server.endpoint, host.region, host.key, "PollHostCommand",
+                                {"HostIdentifier": host.arn},
+                                headers={"x-amz-codedeploy-agent-version": "OFFICIAL_1.8.1-18_deb"})
+    assert status == 200 and answer["HostCommand"], answer
+    listed = server.landfall("instances", "--output", "json")
+    assert listed.ok, listed.stderr
+    assert "OFFICIAL_1.8.1-18_deb" in listed.stdout and "Botocore" not in listed.stdout, listed.stdout

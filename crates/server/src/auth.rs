@@ -46,6 +46,11 @@ pub async fn authenticate(state: &AppState, request: &Parts, body: &[u8], servic
     Ok(Caller { access_key_id: key.access_key_id, role: key.role, instance_name: key.instance_name })
 }
 
+/// The service a request's signature is scoped to (`sts`, `codedeploy`...), if it is signed.
+pub fn signed_service(request: &Parts) -> Option<String> {
+    parse_authorization(&request.uri, &request.headers).ok().map(|auth| auth.service)
+}
+
 fn auth_error(error: AuthError) -> ApiError {
     let exception = match error.exception() {
         "MissingAuthenticationTokenException" => Exception::MissingAuthenticationToken,

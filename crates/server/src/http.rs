@@ -61,6 +61,9 @@ async fn handle(state: Arc<AppState>, connection: SocketAddr, request: Request<R
     match (&parts.method, parts.uri.path()) {
         // The JSON APIs (CodeDeploy, Landfall's extensions, the agent protocol) are all POST /.
         (&Method::POST, "/") => match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) if crate::query::is_query(&parts) => {
+                crate::query::call(&state, peer, &parts, &collected.to_bytes()).await
+            }
             Ok(collected) => json_call(&state, peer, &parts, &collected.to_bytes()).await,
             Err(error) => api_error(&unreadable_body(&*error)),
         },
@@ -117,7 +120,19 @@ enum Target {
 
 fn target(parts: &Parts) -> Result<Target, ApiError> {
     let header = parts.headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or("");
-    let unknown = || ApiError::new(Exception::UnknownOperation, format!("Unknown operation: '{header}'"));
+    let unknown = || {
+        ApiError::new(
+            Exception::UnknownOperation,
+            format!(
+                "Unknown operation: '{header}'. This is Landfall: it serves CodeDeploy ({}.*), its own extensions \
+                 ({}.*), the CodeDeploy agent protocol ({}.*), the S3 API of its bundle store, and STS \
+                 GetCallerIdentity.",
+                "CodeDeploy_20141006",
+                landfall::TARGET_PREFIX,
+                commands::TARGET_PREFIX
+            ),
+        )
+    };
     let (prefix, name) = header.split_once('.').ok_or_else(unknown)?;
     match prefix {
         "CodeDeploy_20141006" => Operation::from_name(name).map(Target::CodeDeploy).ok_or_else(unknown),
@@ -130,8 +145,15 @@ fn target(parts: &Parts) -> Result<Target, ApiError> {
 async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body: &[u8]) -> Response<Body> {
     let started = Instant::now();
     let target = target(parts);
-    // Agents sign for `codedeploy-commands`; everything else for `codedeploy`.
-    let service = if matches!(target, Ok(Target::Agent(_))) { commands::SERVICE } else { auth::SERVICE };
+    // Agents sign for `codedeploy-commands`; everything else for `codedeploy`. A call meant for
+    // another service is checked against the service it was signed for, to tell its (authenticated)
+    // caller that this is not that service.
+    let signed_for = auth::signed_service(parts);
+    let service = match &target {
+        Ok(Target::Agent(_)) => commands::SERVICE,
+        Ok(_) => auth::SERVICE,
+        Err(_) => signed_for.as_deref().unwrap_or(auth::SERVICE),
+    };
     let caller = match authenticate(state, parts, body, service).await {
         Ok(caller) => caller,
         Err(error) => {
@@ -159,7 +181,10 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
         }
         Ok(Target::Agent(operation)) => {
             let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
-            let agent = parts.headers.get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok());
+            // The official agent says its version in a header of its own; otherwise the
+            // User-Agent is the best there is.
+            let header = |name| parts.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+            let agent = header("x-amz-codedeploy-agent-version").or_else(|| header(hyper::header::USER_AGENT.as_str()));
             (operation.name(), agents::call(&ctx, operation, body, agent).await)
         }
     };

@@ -15,6 +15,7 @@ pub mod limits;
 mod metrics;
 mod platform;
 pub mod proxies;
+mod query;
 pub mod replicas;
 mod s3;
 pub mod sources;

@@ -22,7 +22,7 @@ use crate::sources::ExternalS3;
 const MAX_DOCUMENT_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Request headers the external store gets as the client sent them.
-const FORWARDED_REQUEST_HEADERS: [&str; 13] = [
+const FORWARDED_REQUEST_HEADERS: [&str; 17] = [
     "content-type",
     "content-md5",
     "cache-control",
@@ -34,7 +34,11 @@ const FORWARDED_REQUEST_HEADERS: [&str; 13] = [
     "if-none-match",
     "if-modified-since",
     "if-unmodified-since",
+    "x-amz-copy-source",
     "x-amz-copy-source-range",
+    "x-amz-copy-source-if-match",
+    "x-amz-copy-source-if-none-match",
+    "x-amz-metadata-directive",
     "x-amz-expected-bucket-owner",
 ];
 

@@ -7,6 +7,7 @@
 mod body;
 mod checksum;
 mod chunked;
+mod copy;
 mod error;
 mod external;
 mod list;
@@ -50,11 +51,13 @@ pub enum Op {
     ListMultipartUploads,
     DeleteObjects,
     PutObject,
+    CopyObject,
     GetObject,
     HeadObject,
     DeleteObject,
     CreateMultipartUpload,
     UploadPart,
+    UploadPartCopy,
     CompleteMultipartUpload,
     AbortMultipartUpload,
     ListParts,
@@ -74,11 +77,13 @@ impl Op {
             Op::ListMultipartUploads => "ListMultipartUploads",
             Op::DeleteObjects => "DeleteObjects",
             Op::PutObject => "PutObject",
+            Op::CopyObject => "CopyObject",
             Op::GetObject => "GetObject",
             Op::HeadObject => "HeadObject",
             Op::DeleteObject => "DeleteObject",
             Op::CreateMultipartUpload => "CreateMultipartUpload",
             Op::UploadPart => "UploadPart",
+            Op::UploadPartCopy => "UploadPartCopy",
             Op::CompleteMultipartUpload => "CompleteMultipartUpload",
             Op::AbortMultipartUpload => "AbortMultipartUpload",
             Op::ListParts => "ListParts",
@@ -457,6 +462,8 @@ async fn serve(
         Op::ListMultipartUploads => multipart::list_uploads(&ctx).await,
         Op::DeleteObjects => ops::delete_objects(&ctx, body).await,
         Op::PutObject => ops::put_object(&ctx, body).await,
+        Op::CopyObject => copy::copy_object(&ctx).await,
+        Op::UploadPartCopy => copy::upload_part_copy(&ctx).await,
         Op::GetObject => ops::get_object(&ctx, false).await,
         Op::HeadObject => ops::get_object(&ctx, true).await,
         Op::DeleteObject => ops::delete_object(&ctx).await,
@@ -518,11 +525,8 @@ fn route(method: &Method, bucket: &str, key: &str, query: &Query, parts: &Parts)
         }
     } else {
         match *method {
-            Method::PUT if copy => {
-                return Err(S3Error::not_implemented(
-                    "Copying objects (x-amz-copy-source) is not supported by Landfall's bundle store.",
-                ));
-            }
+            Method::PUT if copy && query.has("uploadId") => Op::UploadPartCopy,
+            Method::PUT if copy => Op::CopyObject,
             Method::PUT if query.has("uploadId") => Op::UploadPart,
             Method::PUT => Op::PutObject,
             Method::GET if query.has("uploadId") => Op::ListParts,
