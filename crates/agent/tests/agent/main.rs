@@ -9,5 +9,6 @@ mod config;
 mod hooks;
 mod install;
 mod logs;
+mod properties;
 mod retention;
 mod s3;

@@ -1,9 +1,11 @@
 //! The crate's integration tests, one binary: the data-driven cases of `tests/data`, the corpus
-//! of real AppSpec files in `tests/corpus`, a randomized no-panic check, and the public API.
+//! of real AppSpec files in `tests/corpus`, randomized no-panic checks (mutations of those files,
+//! and property-based ones), and the public API.
 
 mod api;
 mod corpus;
 mod data;
+mod properties;
 mod robustness;
 
 use std::path::PathBuf;

@@ -27,7 +27,7 @@ impl Rng {
 }
 
 /// Pieces that mean something to YAML, so that mutations reach the parser's corners.
-const PIECES: &[&str] = &[
+pub(crate) const PIECES: &[&str] = &[
     ":",
     ": ",
     "- ",
@@ -134,7 +134,7 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
 }
 
 /// Parses with every platform, turning a panic into a failure that shows the input.
-fn check(text: &str) {
+pub(crate) fn check(text: &str) {
     for platform in PLATFORMS {
         let result = catch_unwind(AssertUnwindSafe(|| parse(text, platform)));
         let Ok(result) = result else { panic!("{platform:?} parser panicked on {text:?}") };
