@@ -210,9 +210,10 @@ fn conflicting_mappings_are_refused() {
     let appspec = "version: 0.0\nos: linux\nfiles:\n  - source: a/x\n    destination: WWW\n  - source: b/x\n    destination: WWW\n";
     let error = install(&host.revision(GROUP, "d-1", appspec, &[("a/x", "1"), ("b/x", "2")])).unwrap_err().to_string();
     assert!(error.contains("copies two files to the same destination"), "{error}");
-    let appspec = "version: 0.0\nos: linux\nfiles:\n  - source: ../outside\n    destination: WWW\n";
-    let error = install(&host.revision(GROUP, "d-2", appspec, &[])).unwrap_err().to_string();
-    assert!(error.contains("leaves the revision"), "{error}");
+    // A source with `..` is refused where it is written, before any Install.
+    let appspec = "version: 0.0\nos: linux\nfiles:\n  - source: ../outside\n    destination: /srv/www\n";
+    let problems = landfall_appspec::parse_server(appspec).unwrap_err().to_string();
+    assert!(problems.contains("4:13: error: The source ../outside has a '..' component"), "{problems}");
     let appspec = "version: 0.0\nos: linux\nfiles:\n  - source: missing\n    destination: WWW\n";
     let error = install(&host.revision(GROUP, "d-3", appspec, &[])).unwrap_err().to_string();
     assert!(error.contains("does not exist in the revision"), "{error}");
