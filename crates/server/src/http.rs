@@ -1,4 +1,5 @@
-//! The listener: HTTP/1.1 and HTTP/2 (TLS optional), request routing, and graceful shutdown.
+//! Request routing over `landfall_listener` (HTTP/1.1 and HTTP/2, TLS optional, connections within
+//! bounds, graceful shutdown).
 //!
 //! Routing: `POST /` carries the API (the operation in `X-Amz-Target`); `GET /health` (alive)
 //! and `GET /ready` (the store answers) answer load balancers without authentication; `GET /metrics` wants the metrics token. Everything
@@ -19,6 +20,7 @@ use landfall_api::Operation;
 use landfall_api::error::{ApiError, ApiResult, Exception};
 use landfall_api::landfall::{self, Access, LandfallOperation, landfall_operation_access, operation_access};
 use landfall_commands::{self as commands, CommandOperation};
+use landfall_listener::{BodyError, RequestBody};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -26,7 +28,6 @@ use crate::api::{self, common::Ctx};
 use crate::auth::{self, Caller, authenticate, authorize};
 use crate::state::AppState;
 use crate::{agents, audit, s3};
-use landfall_listener::{BodyError, RequestBody};
 
 /// How long `GET /ready` waits for the store.
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
