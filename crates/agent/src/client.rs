@@ -184,7 +184,7 @@ impl HttpCommandService {
         headers.insert("x-amz-target", HeaderValue::from_str(&target).expect("operation names are ASCII"));
         headers.insert(
             "x-amz-codedeploy-agent-version",
-            HeaderValue::from_static(concat!("landfall-agent ", env!("CARGO_PKG_VERSION"))),
+            HeaderValue::from_static(concat!("landfall-agent/", env!("CARGO_PKG_VERSION"))),
         );
         self.signer.sign(&Method::POST, &self.endpoint, &mut headers, &body, SERVICE)?;
         let response = self
