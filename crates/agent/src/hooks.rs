@@ -207,7 +207,7 @@ async fn run_script(
             ));
         }
     }
-    let Invocation { program, args, user_variables } = invocation(&path, script).map_err(|why| {
+    let invocation = invocation(&path, script).map_err(|why| {
         failure(
             AgentErrorCode::ScriptFailed,
             script,
@@ -215,28 +215,7 @@ async fn run_script(
         )
     })?;
 
-    let spawn = |program: &OsString, args: &[OsString]| {
-        let mut command = std::process::Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .envs(run.environment.iter().map(|(k, v)| (k, v)))
-            .envs(user_variables.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        tokio::process::Command::from(command).spawn()
-    };
-    let spawned = match spawn(&program, &args) {
-        // No `#!` line: run it with the shell, as the official agent's shell command line does.
-        Err(error) if error.raw_os_error() == Some(nix::libc::ENOEXEC) => {
-            let mut shell_args = vec![program.clone()];
-            shell_args.extend(args.iter().cloned());
-            spawn(&OsString::from("/bin/sh"), &shell_args)
-        }
-        other => other,
-    };
+    let spawned = spawn(&invocation, run.environment);
     let mut child = spawned.map_err(|error| {
         failure(
             AgentErrorCode::ScriptFailed,
@@ -329,6 +308,33 @@ async fn run_script(
                 ))
             }
         }
+    }
+}
+
+/// Starts a script in its own process group, stdin closed, stdout and stderr piped, with
+/// `environment` and the invocation's user variables. A file without a `#!` line is run with
+/// the shell, as the official agent's shell command line does.
+fn spawn(invocation: &Invocation, environment: &[(OsString, OsString)]) -> std::io::Result<tokio::process::Child> {
+    let start = |program: &OsString, args: &[OsString]| {
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .envs(environment.iter().map(|(k, v)| (k, v)))
+            .envs(invocation.user_variables.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        tokio::process::Command::from(command).spawn()
+    };
+    match start(&invocation.program, &invocation.args) {
+        Err(error) if error.raw_os_error() == Some(nix::libc::ENOEXEC) => {
+            let mut shell_args = vec![invocation.program.clone()];
+            shell_args.extend(invocation.args.iter().cloned());
+            start(&OsString::from("/bin/sh"), &shell_args)
+        }
+        other => other,
     }
 }
 

@@ -65,15 +65,11 @@ pub async fn logs(client: &Client, output: &Output, request: &LogsRequest) -> an
         let mut all = Vec::new();
         for (host, event, status) in streams(&first, request) {
             let mut log = String::new();
-            let mut offset = 0;
-            loop {
-                let got = read(client, &request.deployment_id, &host, &event, offset).await?;
+            read_pages(client, &request.deployment_id, &host, &event, 0, |got| {
                 log.push_str(&got.log);
-                offset = got.next_offset.unwrap_or(offset + got.log.len() as u64);
-                if got.log.is_empty() || offset >= got.size.unwrap_or(0) {
-                    break;
-                }
-            }
+                Ok(())
+            })
+            .await?;
             all.push(EventLog { host, event, status, log });
         }
         return output.json(&all);
@@ -87,10 +83,8 @@ pub async fn logs(client: &Client, output: &Output, request: &LogsRequest) -> an
         let over = snapshot.is_over();
         for (host, event, _) in streams(&snapshot, request) {
             let key = (host.clone(), event.clone());
-            // A page at a time, until what the server has is printed.
-            loop {
-                let offset = printed.get(&key).copied().unwrap_or(0);
-                let got = read(client, &request.deployment_id, &host, &event, offset).await?;
+            let offset = printed.get(&key).copied().unwrap_or(0);
+            let next = read_pages(client, &request.deployment_id, &host, &event, offset, |got| {
                 if !got.log.is_empty() {
                     if current.as_ref() != Some(&key) {
                         writeln!(stdout, "==> {host} {event} <==")?;
@@ -101,12 +95,10 @@ pub async fn logs(client: &Client, output: &Output, request: &LogsRequest) -> an
                         writeln!(stdout)?;
                     }
                 }
-                let next = got.next_offset.unwrap_or(offset + got.log.len() as u64);
-                printed.insert(key.clone(), next);
-                if got.log.is_empty() || next >= got.size.unwrap_or(0) {
-                    break;
-                }
-            }
+                Ok(())
+            })
+            .await?;
+            printed.insert(key, next);
         }
         stdout.flush()?;
         if !request.follow || over {
@@ -114,6 +106,26 @@ pub async fn logs(client: &Client, output: &Output, request: &LogsRequest) -> an
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         snapshot = crate::api::snapshot(client, &request.deployment_id).await?;
+    }
+}
+
+/// Reads an event's output a page at a time from `offset` until what the server has is read,
+/// handing each page to `each`; returns the offset to go on from.
+async fn read_pages(
+    client: &Client,
+    deployment_id: &str,
+    host: &str,
+    event: &str,
+    mut offset: u64,
+    mut each: impl FnMut(&GetLifecycleEventLogOutput) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    loop {
+        let got = read(client, deployment_id, host, event, offset).await?;
+        each(&got)?;
+        offset = got.next_offset.unwrap_or(offset + got.log.len() as u64);
+        if got.log.is_empty() || offset >= got.size.unwrap_or(0) {
+            return Ok(offset);
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use landfall_api::error::{ApiError, Exception};
 
 use crate::auth::{authenticate, signed_service};
 use crate::http::{Body, full};
+use crate::s3::xml::Writer;
 use crate::state::AppState;
 
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -43,15 +44,18 @@ pub async fn call(state: &AppState, peer: SocketAddr, parts: &Parts, body: &[u8]
     let action = form.get("Action").map(String::as_str).unwrap_or_default();
     if service == "sts" && action == "GetCallerIdentity" {
         let arn = format!("arn:aws:iam::{}:user/{}", state.account_id, caller.access_key_id);
-        let document = format!(
-            "<GetCallerIdentityResponse xmlns=\"{STS_NAMESPACE}\"><GetCallerIdentityResult><Arn>{arn}</Arn>\
-             <UserId>{}</UserId><Account>{}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{}\
-             </RequestId></ResponseMetadata></GetCallerIdentityResponse>",
-            escape(&caller.access_key_id),
-            escape(&state.account_id),
-            uuid::Uuid::new_v4()
-        );
-        return xml(StatusCode::OK, document);
+        let mut document = Writer::new().root_in("GetCallerIdentityResponse", STS_NAMESPACE);
+        document
+            .open("GetCallerIdentityResult")
+            .element("Arn", &arn)
+            .element("UserId", &caller.access_key_id)
+            .element("Account", &state.account_id)
+            .close("GetCallerIdentityResult")
+            .open("ResponseMetadata")
+            .element("RequestId", &uuid::Uuid::new_v4().to_string())
+            .close("ResponseMetadata")
+            .close("GetCallerIdentityResponse");
+        return xml(StatusCode::OK, document.finish());
     }
     let named = if service.is_empty() { String::new() } else { format!("{}'s ", service.to_ascii_uppercase()) };
     tracing::info!(%peer, %service, action, access_key_id = %caller.access_key_id, "a call for another service");
@@ -80,15 +84,16 @@ fn auth_code(error: &ApiError) -> &'static str {
 
 fn error_answer(namespace: &str, status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let kind = if status.is_server_error() { "Receiver" } else { "Sender" };
-    xml(
-        status,
-        format!(
-            "<ErrorResponse xmlns=\"{namespace}\"><Error><Type>{kind}</Type><Code>{code}</Code><Message>{}</Message>\
-             </Error><RequestId>{}</RequestId></ErrorResponse>",
-            escape(message),
-            uuid::Uuid::new_v4()
-        ),
-    )
+    let mut document = Writer::new().root_in("ErrorResponse", namespace);
+    document
+        .open("Error")
+        .element("Type", kind)
+        .element("Code", code)
+        .element("Message", message)
+        .close("Error")
+        .element("RequestId", &uuid::Uuid::new_v4().to_string())
+        .close("ErrorResponse");
+    xml(status, document.finish())
 }
 
 fn xml(status: StatusCode, document: String) -> Response<Body> {
@@ -96,8 +101,4 @@ fn xml(status: StatusCode, document: String) -> Response<Body> {
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     response
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

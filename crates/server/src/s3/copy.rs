@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::error::{S3Error, S3Result};
 use super::objects::{ObjectMeta, PartMeta, TempFile, precondition_failed};
-use super::ops::{insert, parse_range, write_condition};
+use super::ops::{etag_matches, insert, parse_range, write_condition};
 use super::{Ctx, iso8601, percent_decode, quoted, xml, xml_response};
 use crate::http::Body;
 
@@ -41,12 +41,10 @@ fn copy_source(ctx: &Ctx<'_>) -> S3Result<(String, String)> {
 
 /// `x-amz-copy-source-if-match` and `-if-none-match` against the source (412 either way, as S3).
 fn check_source_conditions(ctx: &Ctx<'_>, source: &ObjectMeta) -> S3Result<()> {
-    let matches =
-        |list: &str| list.split(',').any(|tag| tag.trim() == "*" || tag.trim().trim_matches('"') == source.etag);
-    if ctx.header("x-amz-copy-source-if-match").is_some_and(|list| !matches(list)) {
+    if ctx.header("x-amz-copy-source-if-match").is_some_and(|list| !etag_matches(list, &source.etag)) {
         return Err(precondition_failed("x-amz-copy-source-If-Match"));
     }
-    if ctx.header("x-amz-copy-source-if-none-match").is_some_and(matches) {
+    if ctx.header("x-amz-copy-source-if-none-match").is_some_and(|list| etag_matches(list, &source.etag)) {
         return Err(precondition_failed("x-amz-copy-source-If-None-Match"));
     }
     if ctx.header("x-amz-copy-source-if-modified-since").is_some()

@@ -14,7 +14,7 @@ mod list;
 mod multipart;
 mod objects;
 mod ops;
-mod xml;
+pub(crate) mod xml;
 
 use std::net::SocketAddr;
 use std::time::Instant;

@@ -302,7 +302,7 @@ fn check_read_conditions(ctx: &Ctx<'_>, meta: &ObjectMeta) -> S3Result<Option<Re
     Ok(Some(response))
 }
 
-fn etag_matches(list: &str, etag: &str) -> bool {
+pub(super) fn etag_matches(list: &str, etag: &str) -> bool {
     list.split(',')
         .map(|tag| tag.trim().trim_start_matches("W/").trim_matches('"'))
         .any(|tag| tag == "*" || tag == etag)

@@ -1,5 +1,6 @@
-//! S3's XML: a writer for answers and a small reader for the few request bodies S3 takes
-//! (CompleteMultipartUpload, DeleteObjects, CreateBucketConfiguration).
+//! S3's XML: a writer for answers (also the query protocol's, `crate::query`) and a small reader
+//! for the few request bodies S3 takes (CompleteMultipartUpload, DeleteObjects,
+//! CreateBucketConfiguration).
 
 use std::fmt::Write as _;
 
@@ -16,8 +17,13 @@ impl Writer {
     }
 
     /// Opens the root element, in S3's namespace.
-    pub fn root(mut self, name: &str) -> Writer {
-        let _ = write!(self.out, "<{name} xmlns=\"{NAMESPACE}\">");
+    pub fn root(self, name: &str) -> Writer {
+        self.root_in(name, NAMESPACE)
+    }
+
+    /// Opens the root element in another AWS service's namespace.
+    pub fn root_in(mut self, name: &str, namespace: &str) -> Writer {
+        let _ = write!(self.out, "<{name} xmlns=\"{namespace}\">");
         self
     }
 
