@@ -56,8 +56,12 @@ class Moto:
     def requests(self):
         """Every request moto received since recording started, oldest first: its method, URL,
         headers and body (text)."""
+        recording = self.api("/moto-api/recorder/download-recording").decode()
+        # moto appends each entry and then its newline while serving other requests: a last line
+        # without its newline may still be half written, and is read again on the next call.
+        complete = recording[:recording.rfind("\n") + 1]
         found = []
-        for line in self.api("/moto-api/recorder/download-recording").decode().splitlines():
+        for line in complete.splitlines():
             entry = json.loads(line)
             body = entry.get("body") or ""
             if entry.get("body_encoded"):
