@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -272,6 +273,38 @@ class Landfall:
             [LANDFALL_BIN, *args], capture_output=True, text=True, env={**self.env(), **(env or {})}, timeout=60
         )
         return CliResult(completed)
+
+    def gauge(self, name):
+        """A gauge's value on /metrics (with the metrics token from the data directory)."""
+        token = (self.data_dir / "metrics-token").read_text().strip()
+        request = urllib.request.Request(self.endpoint + "/metrics", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise AssertionError(f"no gauge {name} on /metrics")
+
+    def agent_polled(self, name, timeout=30):
+        """Waits until instance `name`'s agent has polled (its first poll nudges the fleet)."""
+        def seen():
+            status, body = self.raw("Landfall_20261122.ListAgentStatus", {})
+            assert status == 200, body
+            return any(agent["instanceName"] == name for agent in body["agents"])
+        deadline = time.monotonic() + timeout
+        while not seen():
+            assert time.monotonic() < deadline, f"the agent of {name} never polled"
+            time.sleep(0.1)
+
+    def fleet_settled(self, timeout=30):
+        """Waits until the server has looked at its deployment groups since every nudge so far
+        (a host registered, retagged or polling for the first time, a deployment's end): after
+        it, whatever the fleet was going to start for those changes has started. A fact to
+        wait on instead of sleeping to show that nothing happened."""
+        nudges = self.gauge("landfall_fleet_nudges")
+        deadline = time.monotonic() + timeout
+        while self.gauge("landfall_fleet_looked_after_nudges") < nudges:
+            assert time.monotonic() < deadline, "the fleet never looked at the groups"
+            time.sleep(0.1)
 
     def raw(self, target, body, *, key=None, sign=True, service="codedeploy", region=None, headers=None, when=None):
         """Sends one hand-made request, signed with botocore's own signer unless `sign` is false.

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 from conftest import LANDFALL_BIN
+from hostsim import wait_for
 from realhost import bundle
 from sources import free_port
 
@@ -106,6 +107,22 @@ class Load:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=15)
+
+    def wait_until_running(self, answers=20):
+        """Waits until `answers` requests have been answered."""
+        wait_for(lambda: len(self.results) >= answers, timeout=30, message=f"{answers} answers through the router")
+
+    def wait_for_hosts(self, prefix, hosts, timeout=30):
+        """Waits until each of `hosts` has answered with `prefix` (`v2 web-1`: release, host)."""
+        def answered():
+            seen = {body.split()[1] for _, _, body in list(self.results) if body.startswith(prefix)}
+            return set(hosts) <= seen
+        wait_for(answered, timeout=timeout, message=f"{sorted(hosts)} to answer {prefix!r}")
+
+    def wait_for_answer(self, prefix, timeout=30):
+        """Waits until the latest answer starts with `prefix` (the release now serving)."""
+        wait_for(lambda: self.results and self.results[-1][2].startswith(prefix), timeout=timeout,
+                 message=f"an answer starting {prefix!r}")
 
 
 HAPROXY_CONFIG = """global

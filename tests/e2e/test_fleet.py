@@ -45,7 +45,7 @@ def test_a_host_that_joins_gets_the_current_revision(server, cd, hosts, tmp_path
 
     # Registered with the group's tags but its agent not started: nothing yet.
     joining = hosts("web-3", start=False)
-    time.sleep(5)
+    server.fleet_settled()
     assert set(deployments(cd)) == user_deployments
     # Its agent polls: it gets v2, with no one deploying.
     joining.start(TEST_HOST="web-3", OUT_DIR=str(out))
@@ -63,7 +63,8 @@ def test_a_host_that_joins_gets_the_current_revision(server, cd, hosts, tmp_path
 
     # Once deployed to, a host is not new any more; a host the group does not select gets nothing.
     hosts("db-1", start=False, role="db").start(TEST_HOST="db-1", OUT_DIR=str(out))
-    time.sleep(5)
+    server.agent_polled("db-1")
+    server.fleet_settled()
     assert set(deployments(cd)) == user_deployments | {launch_id}
     assert content(out, "db-1") is None
 
@@ -93,7 +94,7 @@ def test_a_host_added_to_a_pool_gets_the_revision_and_one_taken_out_is_left_out(
     joining = hosts("app-3", start=False, role="spare")
     added = server.landfall("pool", "add", "web-pool", "app-3")
     assert added.ok, added.stderr
-    time.sleep(4)
+    server.fleet_settled()
     assert deployments(cd) == [first]
     joining.start(TEST_HOST="app-3", OUT_DIR=str(out))
     wait_for(lambda: content(out, "app-3") == "v1", timeout=60, message="app-3 to get v1")
@@ -122,7 +123,8 @@ def test_a_host_added_to_a_pool_gets_the_revision_and_one_taken_out_is_left_out(
 def test_a_group_with_nothing_deployed_yet_gives_a_new_host_nothing(server, cd, hosts, tmp_path):
     setup_group(server)
     start_hosts(hosts, tmp_path, ["web-1"])
-    time.sleep(5)
+    server.agent_polled("web-1")
+    server.fleet_settled()
     assert deployments(cd) == []
 
 
@@ -162,7 +164,7 @@ def test_hosts_that_join_during_a_deployment_get_its_revision_by_a_follow_up(ser
     noted = [e for e in events.json if e["type"] == "OutdatedInstances"]
     assert [(e["instanceIds"], e["relatedDeploymentId"]) for e in noted] == [(["web-3", "web-4"], follow_up_id)]
     # Nothing more to do: v2, v3, the two launches and the follow-up, and no more.
-    time.sleep(5)
+    server.fleet_settled()
     assert len(deployments(cd)) == 5
 
 
@@ -175,7 +177,7 @@ def test_with_ignore_the_hosts_stay_behind_and_the_deployment_says_so(server, cd
         return [e for e in events if e["type"] == "OutdatedInstances"]
     (note,) = wait_for(noted, timeout=30, message="the note on the deployment")
     assert note["instanceIds"] == ["web-3"] and "IGNORE" in note["message"], note
-    time.sleep(5)
+    server.fleet_settled()
     assert content(out, "web-3") == "v2"
     assert all(cd.get_deployment(deploymentId=d)["deploymentInfo"]["creator"] != "CodeDeployAutoUpdate"
                for d in deployments(cd))
@@ -375,5 +377,5 @@ def test_hosts_a_failed_deployment_left_behind_are_not_updated_by_themselves(ser
     assert wait_for_status(cd, second)["status"] == "Failed"
     assert [content(out, h) for h in ["web-1", "web-2", "web-3"]] == ["v2", "v1", "v1"]
     # web-1 is ahead of the group's revision (v1), not a host that joined late: nothing follows.
-    time.sleep(5)
+    server.fleet_settled()
     assert sorted(deployments(cd)) == sorted([first, second])

@@ -9,7 +9,6 @@ import collections
 import re
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -151,12 +150,22 @@ def test_a_replica_killed_mid_wave_loses_nothing(cluster, tmp_path):
         stop_fleet(hosts)
 
 
+def is_ready(replica):
+    try:
+        with urllib.request.urlopen(f"{replica.endpoint}/ready", timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 def test_the_database_restarted_mid_deployment(cluster, tmp_path):
     cd, hosts, deployment_id = deploying(cluster, tmp_path)
     try:
         wait_for(lambda: finished_hosts(cd, deployment_id) >= 5, timeout=120, message="the first wave")
         cluster.postgres.stop("fast")
-        time.sleep(2)
+        # Down long enough for every replica to notice (its /ready fails), then back.
+        for replica in cluster.replicas:
+            wait_for(lambda: not is_ready(replica), timeout=30, message="the replica to notice the outage")
         cluster.postgres.start()
         info = wait_for_status(cd, deployment_id, timeout=240)
         assert info["status"] == "Succeeded", (info, [r.log()[-3000:] for r in cluster.replicas])

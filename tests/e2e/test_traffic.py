@@ -78,9 +78,9 @@ def test_in_place_behind_the_router_drops_no_request(server, traffic, tmp_path):
 
     # v2 one host at a time, under load the whole time.
     with Load(traffic["url"]) as load:
-        time.sleep(1)
+        load.wait_until_running()
         second, info = deploy(server, cd, revision(tmp_path, "v2"), "v2.tgz")
-        time.sleep(1)
+        load.wait_for_hosts("v2 ", traffic["names"])
     assert info["status"] == "Succeeded", info
     failed = [r for r in load.results if r[1] != 200]
     assert not failed, f"{len(failed)} of {len(load.results)} requests failed: {failed[:5]}"

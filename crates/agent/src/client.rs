@@ -9,13 +9,14 @@ use std::time::SystemTime;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method, Uri};
+use landfall_client::signed::{Signing, send_signed};
 use landfall_commands::{
     AckDiagnostics, CommandOperation, CompleteDiagnostics, Envelope, FORMAT_JSON, FORMAT_LOG,
     GetDeploymentSpecificationInput, GetDeploymentSpecificationOutput, HostCommand, LogChunk, PollHostCommandInput,
     PollHostCommandOutput, PostHostCommandUpdateInput, PutHostCommandAcknowledgementInput,
     PutHostCommandAcknowledgementOutput, PutHostCommandCompleteInput, SERVICE, TARGET_PREFIX,
 };
-use landfall_sigv4::{Credentials, SigningParams};
+use landfall_sigv4::Credentials;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -105,24 +106,21 @@ impl Signer {
         }
     }
 
-    /// Signs `headers` for a request to `uri` with `body`, for `service`.
-    pub fn sign(
+    /// Sends a request to `uri` signed for `service` with the host's credentials.
+    pub async fn send(
         &self,
-        method: &Method,
+        http: &reqwest::Client,
+        method: Method,
         uri: &Uri,
-        headers: &mut HeaderMap,
-        body: &[u8],
+        headers: HeaderMap,
+        body: Vec<u8>,
         service: &str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<reqwest::Response, ServiceError> {
         let credentials = self.credentials()?;
-        let params = SigningParams {
-            credentials: &credentials,
-            region: &self.identity.region,
-            service,
-            time: crate::time::epoch_seconds(),
-        };
-        landfall_sigv4::sign(method, uri, headers, body, &params)
-            .map_err(|error| ServiceError::Transport(format!("cannot sign the request: {error}")))
+        let signing = Signing { credentials: &credentials, region: &self.identity.region, service };
+        send_signed(http, method, uri, headers, body, signing)
+            .await
+            .map_err(|error| ServiceError::Transport(error.to_string()))
     }
 }
 
@@ -186,15 +184,7 @@ impl HttpCommandService {
             "x-amz-codedeploy-agent-version",
             HeaderValue::from_static(concat!("landfall-agent/", env!("CARGO_PKG_VERSION"))),
         );
-        self.signer.sign(&Method::POST, &self.endpoint, &mut headers, &body, SERVICE)?;
-        let response = self
-            .http
-            .post(self.endpoint.to_string())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| ServiceError::Transport(describe(&error)))?;
+        let response = self.signer.send(&self.http, Method::POST, &self.endpoint, headers, body, SERVICE).await?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|error| ServiceError::Transport(describe(&error)))?;
         if !status.is_success() {

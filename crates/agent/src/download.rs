@@ -260,8 +260,10 @@ impl BundleFetcher {
         }
         if source.sign {
             let uri: Uri = source.url.parse().map_err(|error| format!("{} is not a URL: {error}", source.url))?;
-            self.signer.sign(&Method::GET, &uri, &mut headers, b"", "s3").map_err(|e| e.to_string())?;
+            let signed = self.signer.send(&self.http, Method::GET, &uri, headers, Vec::new(), "s3").await;
+            return signed.map_err(|e| e.to_string());
         }
+        // A presigned URL's query is a credential: errors leave it out.
         self.http.get(source.url.as_str()).headers(headers).send().await.map_err(|error| describe(&error.without_url()))
     }
 

@@ -30,10 +30,6 @@ impl Stamp {
     }
 }
 
-pub(crate) fn epoch_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

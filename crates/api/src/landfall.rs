@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::shapes::Operation;
-use crate::wire::Timestamp;
+use crate::wire::{Timestamp, wire_enum};
 
 /// `X-Amz-Target` prefix of the extension operations.
 pub const TARGET_PREFIX: &str = "Landfall_20261122";
@@ -515,8 +515,7 @@ impl TargetInfo {
 /// A router's report on one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetHealth {
-    /// `initial` (checks not yet conclusive), `healthy`, `unhealthy`, `draining` or `drained`.
-    pub state: String,
+    pub state: HealthState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The target generation the report was made under.
@@ -608,7 +607,7 @@ pub struct TargetReport {
     #[serde(default)]
     pub address: Option<String>,
     #[serde(default)]
-    pub state: Option<String>,
+    pub state: Option<HealthState>,
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
@@ -689,13 +688,28 @@ impl ComparisonOperator {
     }
 }
 
-/// An alarm's state as last evaluated: `OK`, `ALARM`, or `UNKNOWN` (it could not be read; the
-/// reason says why).
+/// An alarm's state as last evaluated, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlarmState {
-    pub state: String,
+    pub state: AlarmStateValue,
     pub reason: String,
 }
+
+wire_enum!(AlarmStateValue {
+    Ok = "OK",
+    Alarm = "ALARM",
+    // It could not be read (the reason says why).
+    Unknown = "UNKNOWN",
+});
+
+wire_enum!(HealthState {
+    // Checks not yet conclusive.
+    Initial = "initial",
+    Healthy = "healthy",
+    Unhealthy = "unhealthy",
+    Draining = "draining",
+    Drained = "drained",
+});
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutAlarmInput {

@@ -21,6 +21,17 @@ impl Timestamp {
     pub fn seconds(self) -> f64 {
         self.0 as f64 / 1000.0
     }
+
+    /// Whole seconds since the epoch (as SigV4 signs them).
+    pub fn whole_seconds(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// A system time (one before the epoch is the epoch).
+    pub fn from_system(time: std::time::SystemTime) -> Timestamp {
+        let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
 }
 
 impl Serialize for Timestamp {

@@ -24,6 +24,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use landfall_client::{Client, ClientSettings, Overrides};
 use landfall_sigv4::{Credentials, SigningParams, sign};
+use landfall_store::postgres::ScratchDatabase;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
@@ -184,13 +185,7 @@ struct Servers {
     processes: Vec<ServerProcess>,
     /// Killed replicas, kept for their data directories (the first one's holds the credentials).
     killed: Vec<ServerProcess>,
-    database: Option<Database>,
-}
-
-struct Database {
-    admin: sqlx::PgPool,
-    name: String,
-    pool: sqlx::PgPool,
+    database: Option<ScratchDatabase>,
 }
 
 impl Servers {
@@ -201,12 +196,9 @@ impl Servers {
                 start_server_with(&options.server, &["--max-deployment-instances", &limit], &[], &[]).await?;
             return Ok(Servers { processes: vec![server], killed: Vec::new(), database: None });
         };
-        let admin = sqlx::PgPool::connect(url).await.context("connecting to --store")?;
-        let name = format!("landfall_bench_{}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
-        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-        let database_url = format!("{base}/{name}");
-        let pool = sqlx::PgPool::connect(&database_url).await?;
+        let database =
+            ScratchDatabase::create(url, "landfall_bench").await.context("creating a database on --store")?;
+        let database_url = database.url.clone();
         // The hosts' bundles are never downloaded: the external store only has to be named.
         let environment = [
             ("LANDFALL_EXTERNAL_S3_ENDPOINT", "http://127.0.0.1:9"),
@@ -221,7 +213,7 @@ impl Servers {
             let overrides = [("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str())];
             processes.push(start_server_with(&options.server, &args, &environment, &overrides).await?.0);
         }
-        Ok(Servers { processes, killed: Vec::new(), database: Some(Database { admin, name, pool }) })
+        Ok(Servers { processes, killed: Vec::new(), database: Some(database) })
     }
 
     fn endpoints(&self) -> Vec<String> {
@@ -237,21 +229,13 @@ impl Servers {
     async fn transactions(&self) -> anyhow::Result<Option<i64>> {
         let Some(database) = &self.database else { return Ok(None) };
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let count: i64 = sqlx::query_scalar(
-            "SELECT (xact_commit + xact_rollback)::BIGINT FROM pg_stat_database WHERE datname = current_database()",
-        )
-        .fetch_one(&database.pool)
-        .await?;
-        Ok(Some(count))
+        Ok(Some(database.transactions().await?))
     }
 
     /// The listening address of the lease holder of a deployment, once there is one.
     async fn owner(&self, deployment_id: &str) -> anyhow::Result<Option<String>> {
         let Some(database) = &self.database else { return Ok(None) };
-        let holder: Option<String> = sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1")
-            .bind(format!("deployment:{deployment_id}"))
-            .fetch_optional(&database.pool)
-            .await?;
+        let holder = database.lease_holder(&format!("deployment:{deployment_id}")).await?;
         Ok(holder.map(|holder| holder.split('/').next().unwrap_or_default().to_owned()))
     }
 
@@ -259,10 +243,7 @@ impl Servers {
         self.processes.clear();
         self.killed.clear();
         if let Some(database) = self.database.take() {
-            database.pool.close().await;
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {}", database.name)))
-                .execute(&database.admin)
-                .await?;
+            database.drop().await?;
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! `landfall alarm ...`: the alarms deployment groups name in their alarmConfiguration.
 
 use landfall_api::landfall::{
-    AlarmInfo, DeleteAlarmInput, ListAlarmsInput, ListAlarmsOutput, PutAlarmInput, PutAlarmOutput,
+    AlarmInfo, AlarmStateValue, DeleteAlarmInput, ListAlarmsInput, ListAlarmsOutput, PutAlarmInput, PutAlarmOutput,
 };
 use landfall_client::Client;
 
@@ -52,8 +52,10 @@ fn show(output: &Output, alarms: &[AlarmInfo]) -> anyhow::Result<()> {
     let mut rows = vec![["ALARM", "IN ALARM WHEN", "STATE"].map(str::to_owned).to_vec()];
     for alarm in alarms {
         let state = match &alarm.state {
-            Some(state) if state.state == "ALARM" => output.paint(Style::Bad, &format!("ALARM: {}", state.reason)),
-            Some(state) if state.state == "OK" => output.paint(Style::Good, "OK"),
+            Some(state) if state.state == AlarmStateValue::Alarm => {
+                output.paint(Style::Bad, &format!("ALARM: {}", state.reason))
+            }
+            Some(state) if state.state == AlarmStateValue::Ok => output.paint(Style::Good, "OK"),
             Some(state) => output.paint(Style::Busy, &format!("UNKNOWN: {}", state.reason)),
             None => String::new(),
         };

@@ -2,10 +2,10 @@
 
 use landfall_api::shapes::{
     BatchGetDeploymentTargetsInput, BatchGetDeploymentTargetsOutput, BatchGetDeploymentsInput,
-    BatchGetDeploymentsOutput, DeploymentInfo, GetDeploymentInput, GetDeploymentOutput, InstanceTarget,
-    ListDeploymentTargetsInput, ListDeploymentTargetsOutput,
+    BatchGetDeploymentsOutput, DeploymentInfo, DeploymentStatus, GetDeploymentInput, GetDeploymentOutput,
+    InstanceTarget, ListDeploymentTargetsInput, ListDeploymentTargetsOutput,
 };
-use landfall_client::{Client, ClientError};
+use landfall_client::{Client, ClientError, Exception};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -70,12 +70,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The deployment's status as people read it.
     pub fn status(&self) -> &str {
         self.deployment.status.as_ref().map_or("", |s| s.as_str())
     }
 
+    pub fn succeeded(&self) -> bool {
+        self.deployment.status == Some(DeploymentStatus::Succeeded)
+    }
+
     pub fn is_over(&self) -> bool {
-        matches!(self.status(), "Succeeded" | "Failed" | "Stopped")
+        self.deployment.status.as_ref().is_some_and(|s| !s.is_active() && s.is_known())
     }
 }
 
@@ -97,7 +102,7 @@ pub(crate) async fn snapshot(client: &Client, deployment_id: &str) -> Result<Sna
         let page: ListDeploymentTargetsOutput = match call(client, "ListDeploymentTargets", &input).await {
             Ok(page) => page,
             // A deployment whose targets are not resolved yet has none to list.
-            Err(ClientError::Api { exception, .. }) if exception == "DeploymentNotStartedException" => break,
+            Err(ClientError::Api { exception: Some(Exception::DeploymentNotStarted), .. }) => break,
             Err(error) => return Err(error),
         };
         ids.extend(page.target_ids.unwrap_or_default());

@@ -157,7 +157,7 @@ pub(crate) fn finish(output: &Output, snapshot: &Snapshot) -> anyhow::Result<Out
             println!("{line}");
         }
     }
-    Ok(if snapshot.status() == "Succeeded" { Outcome::Succeeded } else { Outcome::Unsuccessful })
+    Ok(if snapshot.succeeded() { Outcome::Succeeded } else { Outcome::Unsuccessful })
 }
 
 async fn wait_quietly(client: &Client, id: &str) -> anyhow::Result<Snapshot> {

@@ -67,7 +67,7 @@ pub async fn instances(client: &Client, output: &Output, include_deregistered: b
         println!("no instances registered (landfall instance register NAME --tag KEY=VALUE --agent-config-dir DIR)");
         return Ok(());
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
     let mut rows = vec![["NAME", "STATUS", "AGENT LAST SEEN", "AGENT", "TAGS"].map(str::to_owned).to_vec()];
     for host in &hosts {
         let info = &host.instance;

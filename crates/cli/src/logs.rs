@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use landfall_api::landfall::{GetLifecycleEventLogInput, GetLifecycleEventLogOutput};
+use landfall_api::shapes::LifecycleEventStatus;
 use landfall_client::Client;
 use serde::Serialize;
 
@@ -41,14 +42,14 @@ fn streams(snapshot: &Snapshot, request: &LogsRequest) -> Vec<(String, String, S
         }
         for event in target.lifecycle_events.as_deref().unwrap_or_default() {
             let name = event.lifecycle_event_name.clone().unwrap_or_default();
-            let status = event.status.as_ref().map_or("Pending", |s| s.as_str()).to_owned();
+            let status = event.status.clone().unwrap_or(LifecycleEventStatus::Pending);
             if request.event.as_ref().is_some_and(|e| !e.eq_ignore_ascii_case(&name)) {
                 continue;
             }
-            if matches!(status.as_str(), "Pending" | "Skipped") {
+            if matches!(status, LifecycleEventStatus::Pending | LifecycleEventStatus::Skipped) {
                 continue;
             }
-            out.push((host.clone(), name, status));
+            out.push((host.clone(), name, status.to_string()));
         }
     }
     out

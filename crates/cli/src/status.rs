@@ -36,13 +36,13 @@ pub async fn deployment(client: &Client, output: &Output, id: &str) -> anyhow::R
                 (Some(a), Some(b)) => duration((b.millis() - a.millis()) as f64 / 1000.0),
                 _ => String::new(),
             };
-            rows.push(vec![line.name, line.state, line.event.unwrap_or_default(), took]);
+            rows.push(vec![line.name, line.state.to_string(), line.event.unwrap_or_default(), took]);
         }
         if rows.len() > 1 {
             print!("{}", table(&rows));
         }
     }
-    Ok(if snapshot.status() == "Succeeded" { Outcome::Succeeded } else { Outcome::Unsuccessful })
+    Ok(if snapshot.succeeded() { Outcome::Succeeded } else { Outcome::Unsuccessful })
 }
 
 /// The latest `limit` deployments (of one group, or all), newest first.

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use landfall_api::landfall::{GetLifecycleEventLogInput, GetLifecycleEventLogOutput};
-use landfall_api::shapes::{InstanceTarget, LifecycleEvent};
+use landfall_api::shapes::{DeploymentStatus, InstanceTarget, LifecycleEvent, LifecycleEventStatus, TargetStatus};
 use landfall_client::Client;
 
 use crate::api::{Snapshot, extension, snapshot};
@@ -27,7 +27,7 @@ const MAX_HOST_LINES: usize = 30;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HostLine {
     pub name: String,
-    pub state: String,
+    pub state: TargetStatus,
     pub event: Option<String>,
     /// When the current event started, epoch milliseconds.
     pub since: Option<i64>,
@@ -35,15 +35,15 @@ pub(crate) struct HostLine {
 
 pub(crate) fn host_line(target: &InstanceTarget) -> HostLine {
     let name = target.target_id.clone().unwrap_or_default();
-    let state = target.status.as_ref().map_or("Pending", |s| s.as_str()).to_owned();
+    let state = target.status.clone().unwrap_or(TargetStatus::Pending);
     let events = target.lifecycle_events.as_deref().unwrap_or_default();
-    let status = |e: &LifecycleEvent| e.status.as_ref().map_or("Pending", |s| s.as_str()).to_owned();
+    let status = |e: &LifecycleEvent| e.status.clone().unwrap_or(LifecycleEventStatus::Pending);
     // The event in flight, else the one that failed, else the last one done.
     let current = events
         .iter()
-        .find(|e| status(e) == "InProgress")
-        .or_else(|| events.iter().find(|e| status(e) == "Failed"))
-        .or_else(|| events.iter().rev().find(|e| status(e) == "Succeeded"));
+        .find(|e| status(e) == LifecycleEventStatus::InProgress)
+        .or_else(|| events.iter().find(|e| status(e) == LifecycleEventStatus::Failed))
+        .or_else(|| events.iter().rev().find(|e| status(e) == LifecycleEventStatus::Succeeded));
     HostLine {
         name,
         state,
@@ -52,11 +52,11 @@ pub(crate) fn host_line(target: &InstanceTarget) -> HostLine {
     }
 }
 
-fn symbol(output: &Output, state: &str) -> String {
+fn symbol(output: &Output, state: &TargetStatus) -> String {
     match state {
-        "Succeeded" | "Ready" => output.paint(Style::Good, "ok"),
-        "Failed" => output.paint(Style::Bad, "!!"),
-        "InProgress" => output.paint(Style::Busy, ".."),
+        TargetStatus::Succeeded | TargetStatus::Ready => output.paint(Style::Good, "ok"),
+        TargetStatus::Failed => output.paint(Style::Bad, "!!"),
+        TargetStatus::InProgress => output.paint(Style::Busy, ".."),
         _ => output.paint(Style::Dim, "--"),
     }
 }
@@ -65,9 +65,16 @@ fn symbol(output: &Output, state: &str) -> String {
 pub(crate) fn block(output: &Output, snapshot: &Snapshot, elapsed: Duration, now_ms: i64) -> Vec<String> {
     let info = &snapshot.deployment;
     let lines: Vec<HostLine> = snapshot.targets.iter().map(host_line).collect();
-    let done =
-        lines.iter().filter(|l| matches!(l.state.as_str(), "Succeeded" | "Failed" | "Skipped" | "Ready")).count();
-    let failed = lines.iter().filter(|l| l.state == "Failed").count();
+    let done = lines
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.state,
+                TargetStatus::Succeeded | TargetStatus::Failed | TargetStatus::Skipped | TargetStatus::Ready
+            )
+        })
+        .count();
+    let failed = lines.iter().filter(|l| l.state == TargetStatus::Failed).count();
     let mut block = vec![
         format!(
             "{}  {}/{}  {}  {}",
@@ -87,21 +94,27 @@ pub(crate) fn block(output: &Output, snapshot: &Snapshot, elapsed: Duration, now
     let mut shown: Vec<&HostLine> = lines.iter().collect();
     // Busy and failed hosts first when they do not all fit.
     if shown.len() > MAX_HOST_LINES {
-        shown.sort_by_key(|l| match l.state.as_str() {
-            "InProgress" => 0,
-            "Failed" => 1,
+        shown.sort_by_key(|l| match l.state {
+            TargetStatus::InProgress => 0,
+            TargetStatus::Failed => 1,
             _ => 2,
         });
     }
     let width = shown.iter().map(|l| l.name.chars().count()).max().unwrap_or(0);
     for line in shown.iter().take(MAX_HOST_LINES) {
         let event = line.event.as_deref().unwrap_or("");
-        let running = match (line.state.as_str(), line.since) {
-            ("InProgress", Some(since)) => format!(" ({})", duration((now_ms - since).max(0) as f64 / 1000.0)),
+        let running = match (&line.state, line.since) {
+            (TargetStatus::InProgress, Some(since)) => {
+                format!(" ({})", duration((now_ms - since).max(0) as f64 / 1000.0))
+            }
             _ => String::new(),
         };
-        let text =
-            format!("  {} {:<width$}  {:<10}  {event}{running}", symbol(output, &line.state), line.name, line.state);
+        let text = format!(
+            "  {} {:<width$}  {:<10}  {event}{running}",
+            symbol(output, &line.state),
+            line.name,
+            line.state.as_str()
+        );
         block.push(text.trim_end().to_owned());
     }
     if shown.len() > MAX_HOST_LINES {
@@ -154,7 +167,7 @@ pub(crate) async fn watch(client: &Client, output: &Output, deployment_id: &str)
     let mut stdout = std::io::stdout();
     let mut drawn = 0usize;
     let mut reported: HashSet<(String, String)> = HashSet::new();
-    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    let mut seen: HashMap<(String, String), LifecycleEventStatus> = HashMap::new();
     loop {
         let snapshot = snapshot(client, deployment_id).await?;
         let mut printed: Vec<String> = Vec::new();
@@ -162,13 +175,13 @@ pub(crate) async fn watch(client: &Client, output: &Output, deployment_id: &str)
             let host = target.target_id.clone().unwrap_or_default();
             for event in target.lifecycle_events.as_deref().unwrap_or_default() {
                 let name = event.lifecycle_event_name.clone().unwrap_or_default();
-                let status = event.status.as_ref().map_or("Pending", |s| s.as_str()).to_owned();
+                let status = event.status.clone().unwrap_or(LifecycleEventStatus::Pending);
                 let key = (host.clone(), name.clone());
-                if !output.terminal && status != "Pending" && seen.get(&key) != Some(&status) {
+                if !output.terminal && status != LifecycleEventStatus::Pending && seen.get(&key) != Some(&status) {
                     printed.push(format!("{:>8}  {host}  {name}  {status}", duration(started.elapsed().as_secs_f64())));
                 }
                 seen.insert(key.clone(), status.clone());
-                if status == "Failed" && reported.insert(key) {
+                if status == LifecycleEventStatus::Failed && reported.insert(key) {
                     printed.extend(failure_report(client, output, deployment_id, &host, event).await);
                 }
             }
@@ -181,8 +194,7 @@ pub(crate) async fn watch(client: &Client, output: &Output, deployment_id: &str)
             for line in &printed {
                 writeln!(stdout, "{line}")?;
             }
-            let now_ms =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let now_ms = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
             let lines = block(output, &snapshot, started.elapsed(), now_ms);
             for line in &lines {
                 writeln!(stdout, "{line}")?;
@@ -225,9 +237,9 @@ pub(crate) fn summary(output: &Output, snapshot: &Snapshot) -> Vec<String> {
     .filter_map(|(word, count)| count.filter(|c| *c > 0).map(|c| format!("{c} {word}")))
     .collect::<Vec<_>>()
     .join(", ");
-    let style = match status {
-        "Succeeded" => Style::Good,
-        "Failed" | "Stopped" => Style::Bad,
+    let style = match &info.status {
+        Some(DeploymentStatus::Succeeded) => Style::Good,
+        Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => Style::Bad,
         _ => Style::Busy,
     };
     let mut lines = vec![format!(

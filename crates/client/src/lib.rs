@@ -5,21 +5,25 @@
 pub mod bundle;
 mod s3;
 mod settings;
-
-use std::time::{SystemTime, UNIX_EPOCH};
+pub mod signed;
 
 use http::{HeaderMap, HeaderValue, Method, Uri};
-use landfall_sigv4::{SigningParams, sign};
+pub use landfall_api::Exception;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use settings::{ClientSettings, Overrides, SettingsError};
+use signed::{Signing, send_signed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server answered with an error.
-    #[error("{exception}: {message}")]
-    Api { exception: String, message: String },
+    /// The server answered with an error: the exception it named (`None`: one this client does
+    /// not know, from a newer server) by its `__type`, and its message.
+    #[error("{name}: {message}")]
+    Api { exception: Option<Exception>, name: String, message: String },
+    /// The bundle store answered with an S3 error code.
+    #[error("{code}: {message}")]
+    S3 { code: String, message: String },
     /// The server could not be reached or the exchange failed.
     #[error("cannot reach {endpoint}: {message}")]
     Transport { endpoint: String, message: String },
@@ -65,25 +69,11 @@ impl Client {
         let target_value =
             HeaderValue::from_str(target).map_err(|_| ClientError::Decode(format!("bad target {target}")))?;
         headers.insert("x-amz-target", target_value);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let params = SigningParams {
-            credentials: &self.settings.credentials,
-            region: &self.settings.region,
-            service: "codedeploy",
-            time: now,
-        };
-        sign(&Method::POST, &uri, &mut headers, &body, &params).map_err(|e| ClientError::Transport {
-            endpoint: endpoint.to_owned(),
-            message: format!("cannot sign the request: {e:?}"),
-        })?;
-        let response = self
-            .http
-            .post(uri.to_string())
-            .headers(headers)
-            .body(body)
-            .send()
+        let signing =
+            Signing { credentials: &self.settings.credentials, region: &self.settings.region, service: "codedeploy" };
+        let response = send_signed(&self.http, Method::POST, &uri, headers, body, signing)
             .await
-            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: describe(&e) })?;
+            .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: e.to_string() })?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -91,12 +81,13 @@ impl Client {
             .map_err(|e| ClientError::Transport { endpoint: endpoint.to_owned(), message: describe(&e) })?;
         if !status.is_success() {
             let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let exception = error["__type"].as_str().unwrap_or("UnknownError");
+            let name = error["__type"].as_str().unwrap_or("UnknownError");
             // `__type` may carry a namespace (`com.amazon...#Name`); the name is what matters.
-            let exception = exception.rsplit('#').next().unwrap_or(exception).to_owned();
+            let name = name.rsplit('#').next().unwrap_or(name).to_owned();
+            let exception = Exception::from_name(&name);
             let message = error["message"].as_str().or(error["Message"].as_str()).unwrap_or("").to_owned();
             let message = if message.is_empty() { format!("HTTP {status}") } else { message };
-            return Err(ClientError::Api { exception, message });
+            return Err(ClientError::Api { exception, name, message });
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }

@@ -4,11 +4,11 @@
 
 use std::io::Read as _;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue, Method, Uri};
-use landfall_sigv4::{SigningParams, sha256_hex, sign, uri_encode};
+use landfall_sigv4::{sha256_hex, uri_encode};
 
+use crate::signed::{Signing, send_signed};
 use crate::{Client, ClientError};
 
 impl Client {
@@ -16,7 +16,7 @@ impl Client {
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), ClientError> {
         match self.s3_call(Method::PUT, bucket, "", "", Vec::new()).await {
             Ok(_) => Ok(()),
-            Err(ClientError::Api { exception, .. }) if exception == "BucketAlreadyOwnedByYou" => Ok(()),
+            Err(ClientError::S3 { code, .. }) if code == "BucketAlreadyOwnedByYou" => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -105,30 +105,18 @@ impl Client {
         let mut headers = HeaderMap::new();
         let digest = HeaderValue::from_str(&sha256_hex(&body)).map_err(|e| transport(e.to_string()))?;
         headers.insert("x-amz-content-sha256", digest);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let params = SigningParams {
-            credentials: &self.settings.credentials,
-            region: &self.settings.region,
-            service: "s3",
-            time: now,
-        };
-        sign(&method, &uri, &mut headers, &body, &params).map_err(|e| transport(format!("cannot sign: {e:?}")))?;
-        let response = self
-            .http
-            .request(method, uri.to_string())
-            .headers(headers)
-            .body(body)
-            .send()
+        let signing = Signing { credentials: &self.settings.credentials, region: &self.settings.region, service: "s3" };
+        let response = send_signed(&self.http, method, &uri, headers, body, signing)
             .await
-            .map_err(|e| transport(crate::describe(&e)))?;
+            .map_err(|e| transport(e.to_string()))?;
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         if status.is_success() {
             return Ok((headers, text));
         }
-        Err(ClientError::Api {
-            exception: xml_element(&text, "Code").unwrap_or_else(|| format!("HTTP {status}")),
+        Err(ClientError::S3 {
+            code: xml_element(&text, "Code").unwrap_or_else(|| format!("HTTP {status}")),
             message: xml_element(&text, "Message").unwrap_or_default(),
         })
     }

@@ -4,7 +4,10 @@
 //! ([`blue_green`]) deployment. No I/O.
 
 pub mod blue_green;
+pub mod fleet;
 pub mod lifecycle;
+pub mod plan;
 pub mod run;
 pub mod selection;
+pub mod timeline;
 pub mod zonal;

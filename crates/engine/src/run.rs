@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    DeploymentInfo, DeploymentOverview, DeploymentStatus, DeploymentTarget, Diagnostics, ErrorCode, ErrorInformation,
-    InstanceTarget, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, MinimumHealthyHosts,
-    MinimumHealthyHostsType, TargetStatus,
+    DeploymentInfo, DeploymentOverview, DeploymentStatus, DeploymentTarget, DeploymentTargetType, Diagnostics,
+    ErrorCode, ErrorInformation, InstanceTarget, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus,
+    MinimumHealthyHosts, MinimumHealthyHostsType, TargetLabel, TargetStatus,
 };
 
 /// What the engine keeps about a running deployment besides its API record.
@@ -82,9 +82,10 @@ impl StopRequest {
 }
 
 /// Where a host command stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandState {
     /// Waiting for the host's agent to poll it.
+    #[default]
     Queued,
     /// Handed to the agent (it may have acknowledged it: see `acknowledged_at`).
     Dispatched,
@@ -769,6 +770,30 @@ pub(crate) fn record_changes(step: &mut Step, before: &[DeploymentTarget], after
     step.changed_targets = after.into_iter().zip(before).filter(|(new, old)| new != *old).map(|(new, _)| new).collect();
 }
 
+/// A new instance target with all its events Pending.
+pub fn new_instance_target(
+    deployment_id: &str,
+    name: &str,
+    arn: Option<String>,
+    events: &[&str],
+    label: Option<TargetLabel>,
+    now: Timestamp,
+) -> DeploymentTarget {
+    DeploymentTarget {
+        deployment_target_type: Some(DeploymentTargetType::InstanceTarget),
+        instance_target: Some(InstanceTarget {
+            deployment_id: Some(deployment_id.to_owned()),
+            target_id: Some(name.to_owned()),
+            target_arn: arn,
+            status: Some(TargetStatus::Pending),
+            last_updated_at: Some(now),
+            lifecycle_events: Some(pending_events(events)),
+            instance_label: label,
+        }),
+        ..Default::default()
+    }
+}
+
 /// The lifecycle events of a new target, all Pending.
 pub fn pending_events(names: &[&str]) -> Vec<LifecycleEvent> {
     names
@@ -860,7 +885,7 @@ pub(crate) mod tests {
             step
         }
 
-        fn apply(&mut self, step: Step) {
+        pub(crate) fn apply(&mut self, step: Step) {
             self.deployment = step.deployment;
             self.progress = step.progress;
             for changed in step.changed_targets {

@@ -9,7 +9,7 @@ use landfall_api::landfall::{
     ListAccessKeysOutput, RegisterInstanceInput, RegisterInstanceOutput, RevokeAccessKeyInput, TARGET_PREFIX,
 };
 use landfall_api::shapes::Tag;
-use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_client::{Client, ClientError, ClientSettings, Exception, Overrides};
 use landfall_listener::ConnectionLimits;
 use landfall_server::aws::AwsSettings;
 use landfall_server::limits::{Limits, parse_size};
@@ -614,11 +614,10 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// failures are failures of the command (exit 1).
 pub(crate) fn input_error(error: ClientError) -> Failure {
     match &error {
-        ClientError::Api { exception, .. }
-            if exception.starts_with("Invalid")
-                || exception.ends_with("DoesNotExistException")
-                || exception == "InstanceNotRegisteredException"
-                || exception == "DescriptionTooLongException" =>
+        ClientError::Api { exception: Some(exception), .. }
+            if exception.name().starts_with("Invalid")
+                || exception.name().ends_with("DoesNotExistException")
+                || matches!(exception, Exception::InstanceNotRegistered | Exception::DescriptionTooLong) =>
         {
             Failure::usage(error)
         }

@@ -14,7 +14,7 @@ use anyhow::{Context as _, anyhow};
 use landfall_api::landfall::{RegisterInstanceInput, RegisterInstanceOutput, TARGET_PREFIX};
 use landfall_api::shapes::Tag;
 use landfall_client::bundle::{BundleFile, tar_gz};
-use landfall_client::{Client, ClientError, ClientSettings, Overrides};
+use landfall_client::{Client, ClientError, ClientSettings, Exception, Overrides};
 use landfall_server::{Server, ServerConfig};
 use serde_json::{Value, json};
 use tokio::process::Child;
@@ -130,7 +130,10 @@ async fn create_example(client: &Client) -> anyhow::Result<()> {
     for (operation, input) in [("CreateApplication", app), ("CreateDeploymentGroup", group)] {
         match call(client, operation, input).await {
             Ok(_) => {}
-            Err(ClientError::Api { exception, .. }) if exception.ends_with("AlreadyExistsException") => {}
+            Err(ClientError::Api {
+                exception: Some(Exception::ApplicationAlreadyExists | Exception::DeploymentGroupAlreadyExists),
+                ..
+            }) => {}
             Err(other) => return Err(other.into()),
         }
     }
@@ -182,7 +185,7 @@ async fn start_router(
                        "deregistrationDelaySeconds": 2});
     match client.call::<_, Value>(&target("CreateTargetGroup"), &group).await {
         Ok(_) => {}
-        Err(ClientError::Api { exception, .. }) if exception == "TargetGroupAlreadyExistsException" => {}
+        Err(ClientError::Api { exception: Some(Exception::TargetGroupAlreadyExists), .. }) => {}
         Err(other) => return Err(other.into()),
     }
     let targets: Vec<Value> = hosts

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use landfall_api::landfall::{TargetGroupInfo, TargetInfo, TargetReport};
+use landfall_api::landfall::{HealthState, TargetGroupInfo, TargetInfo, TargetReport};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::Dataplane;
@@ -137,7 +137,7 @@ impl Haproxy {
             (false, None) => {
                 // Never in rotation here (a standby target) or already removed: nothing to drain.
                 applied = Applied { generation: target.generation, draining_since: None };
-                "drained"
+                HealthState::Drained
             }
             (true, None) => {
                 self.change(&format!(
@@ -148,7 +148,7 @@ impl Haproxy {
                 self.change(&format!("enable health {server}")).await?;
                 self.enter_rotation(&server).await?;
                 applied = Applied { generation: target.generation, draining_since: None };
-                "initial"
+                HealthState::Initial
             }
             (true, Some(stat)) => {
                 if stat.address != target.address {
@@ -161,15 +161,15 @@ impl Haproxy {
                 if fresh || stat.status.starts_with("MAINT") || stat.status.starts_with("DRAIN") {
                     self.enter_rotation(&server).await?;
                     applied = Applied { generation: target.generation, draining_since: None };
-                    "initial"
+                    HealthState::Initial
                 } else if stat.status == "no check"
                     || (stat.status.starts_with("UP") && !stat.check_status.is_empty() && stat.check_status != "INI")
                 {
-                    "healthy"
+                    HealthState::Healthy
                 } else if stat.check_status.is_empty() || stat.check_status.starts_with("INI") {
-                    "initial"
+                    HealthState::Initial
                 } else {
-                    "unhealthy"
+                    HealthState::Unhealthy
                 }
             }
             (false, Some(stat)) => {
@@ -180,16 +180,16 @@ impl Haproxy {
                 let since = *applied.draining_since.get_or_insert_with(Instant::now);
                 let delay = Duration::from_secs(u64::from(group.deregistration_delay_seconds));
                 if stat.status.starts_with("MAINT") {
-                    "drained"
+                    HealthState::Drained
                 } else if stat.sessions == 0 || since.elapsed() >= delay {
                     self.change(&format!("set server {server} state maint")).await?;
-                    "drained"
+                    HealthState::Drained
                 } else {
-                    "draining"
+                    HealthState::Draining
                 }
             }
         };
-        let reason = stat.filter(|_| state == "unhealthy").map(|s| {
+        let reason = stat.filter(|_| state == HealthState::Unhealthy).map(|s| {
             format!(
                 "HAProxy check {}{}",
                 s.check_status,
@@ -200,7 +200,7 @@ impl Haproxy {
         self.applied.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), applied);
         Ok(TargetReport {
             address: Some(target.address.clone()),
-            state: Some(state.to_owned()),
+            state: Some(state),
             reason,
             generation: Some(generation),
         })
@@ -232,7 +232,7 @@ impl Dataplane for Haproxy {
                             .iter()
                             .map(|t| TargetReport {
                                 address: Some(t.address.clone()),
-                                state: Some("initial".into()),
+                                state: Some(HealthState::Initial),
                                 reason: Some(format!("HAProxy's runtime API: {error:#}")),
                                 generation: applied.get(&server_name(&t.instance_name)).map(|a| a.generation),
                             })

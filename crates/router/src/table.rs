@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use landfall_api::landfall::{HealthCheck, TargetGroupInfo, TargetReport};
+use landfall_api::landfall::{HealthCheck, HealthState, TargetGroupInfo, TargetReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -138,15 +138,15 @@ impl Table {
             .iter()
             .map(|b| {
                 let state = match (b.serving, b.drained, b.health) {
-                    (false, true, _) => "drained",
-                    (false, false, _) => "draining",
-                    (true, _, Health::Initial) => "initial",
-                    (true, _, Health::Healthy) => "healthy",
-                    (true, _, Health::Unhealthy) => "unhealthy",
+                    (false, true, _) => HealthState::Drained,
+                    (false, false, _) => HealthState::Draining,
+                    (true, _, Health::Initial) => HealthState::Initial,
+                    (true, _, Health::Healthy) => HealthState::Healthy,
+                    (true, _, Health::Unhealthy) => HealthState::Unhealthy,
                 };
                 TargetReport {
                     address: Some(b.address.clone()),
-                    state: Some(state.to_owned()),
+                    state: Some(state),
                     reason: b.reason.clone(),
                     generation: Some(b.generation),
                 }
@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(table.backends[0].health, Health::Healthy, "one failure is not enough");
         table.record_check("a:1", 1, Err("connection refused".into()));
         assert_eq!(table.backends[0].health, Health::Unhealthy);
-        assert_eq!(table.reports()[0].state.as_deref(), Some("unhealthy"));
+        assert_eq!(table.reports()[0].state, Some(HealthState::Unhealthy));
         assert_eq!(table.reports()[0].reason.as_deref(), Some("connection refused"));
         // A check made under an older generation counts for nothing.
         table.record_check("a:1", 0, Ok(()));
@@ -261,13 +261,13 @@ mod tests {
         table.apply(&group(&[("a:1", 100, false, 2), ("b:1", 100, true, 1)]), start);
         assert!((0..10).all(|_| table.pick(&[]).unwrap().0 == "b:1"), "no new requests to a draining backend");
         table.advance_draining(start + Duration::from_secs(1));
-        assert_eq!(table.reports()[0].state.as_deref(), Some("draining"));
+        assert_eq!(table.reports()[0].state, Some(HealthState::Draining));
         in_flight.fetch_sub(1, Ordering::SeqCst);
         table.advance_draining(start + Duration::from_secs(2));
-        assert_eq!(table.reports()[0].state.as_deref(), Some("drained"));
+        assert_eq!(table.reports()[0].state, Some(HealthState::Drained));
         // Back in rotation: checked afresh before it gets traffic.
         table.apply(&group(&[("a:1", 100, true, 3), ("b:1", 100, true, 1)]), start);
-        assert_eq!(table.reports()[0].state.as_deref(), Some("initial"));
+        assert_eq!(table.reports()[0].state, Some(HealthState::Initial));
         assert!((0..10).all(|_| table.pick(&[]).unwrap().0 == "b:1"));
     }
 

@@ -21,7 +21,7 @@ use landfall_commands::{
     PostHostCommandUpdateOutput, PutHostCommandAcknowledgementInput, PutHostCommandAcknowledgementOutput,
     PutHostCommandCompleteInput, status,
 };
-use landfall_store::{Completion, HostCommandRecord, LogLimit};
+use landfall_store::{CommandState, Completion, HostCommandRecord, LogLimit};
 
 use crate::api::common::{Ctx, store_error};
 use crate::driver;
@@ -291,7 +291,7 @@ async fn acknowledge(
         .as_ref()
         .and_then(|d| serde_json::from_str::<AckDiagnostics>(&d.payload).ok())
         .is_some_and(|d| d.is_command_noop);
-    let answer = if command.state == "Dispatched" {
+    let answer = if command.state == CommandState::Dispatched {
         ctx.store().acknowledge_command(&command.id, ctx.state.clock.now()).await.map_err(store_error)?;
         driver::reconcile_soon(ctx.state, &command.deployment_id);
         status::IN_PROGRESS
@@ -322,7 +322,7 @@ async fn update(
         let limit = LogLimit::keeping(ctx.state.limits.hook_log_bytes);
         ctx.store().append_command_log(&command.id, chunk.sequence, &chunk.text, limit).await.map_err(store_error)?;
     }
-    let answer = if command.state == "Dispatched" { status::IN_PROGRESS } else { status::SUCCEEDED };
+    let answer = if command.state == CommandState::Dispatched { status::IN_PROGRESS } else { status::SUCCEEDED };
     Ok(PostHostCommandUpdateOutput { command_status: Some(answer.to_owned()) })
 }
 

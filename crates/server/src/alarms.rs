@@ -10,21 +10,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use landfall_api::landfall::{AlarmInfo, AlarmState, DeploymentEventType};
+use landfall_api::landfall::{AlarmInfo, AlarmState, AlarmStateValue, DeploymentEventType};
 use landfall_api::shapes::{AlarmConfiguration, DeploymentCreator, DeploymentStatus};
 use landfall_engine::run::StopRequest;
+use landfall_engine::timeline;
 use serde_json::Value;
 
+use crate::metrics::Metrics;
+pub use crate::settings::AlarmSettings;
 use crate::state::AppState;
-use crate::timeline;
-
-/// Where alarms are evaluated, and how often.
-#[derive(Debug, Clone)]
-pub struct AlarmSettings {
-    /// The Prometheus (or compatible) HTTP API, e.g. `http://127.0.0.1:9090`.
-    pub prometheus_url: Option<String>,
-    pub poll_interval: Duration,
-}
+use landfall_store::Alarms;
 
 /// What one evaluation of an alarm found.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,41 +33,41 @@ pub enum Verdict {
 impl Verdict {
     pub fn as_state(&self) -> AlarmState {
         let (state, reason) = match self {
-            Verdict::Ok(reason) => ("OK", reason),
-            Verdict::Alarm(reason) => ("ALARM", reason),
-            Verdict::Unknown(reason) => ("UNKNOWN", reason),
+            Verdict::Ok(reason) => (AlarmStateValue::Ok, reason),
+            Verdict::Alarm(reason) => (AlarmStateValue::Alarm, reason),
+            Verdict::Unknown(reason) => (AlarmStateValue::Unknown, reason),
         };
-        AlarmState { state: state.into(), reason: reason.clone() }
+        AlarmState { state, reason: reason.clone() }
     }
 }
 
 /// Evaluates alarms against the configured Prometheus.
 pub struct Evaluator {
     client: reqwest::Client,
-}
-
-impl Default for Evaluator {
-    fn default() -> Self {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Evaluator { client }
-    }
+    prometheus_url: Option<String>,
 }
 
 impl Evaluator {
-    /// The state of the alarm named `name` now.
-    pub async fn evaluate(&self, state: &AppState, name: &str) -> Verdict {
-        let Some(base) = state.alarms.prometheus_url.as_deref() else {
+    pub fn new(settings: &AlarmSettings) -> Evaluator {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        Evaluator { client, prometheus_url: settings.prometheus_url.clone() }
+    }
+
+    /// The state of the alarm named `name` now: Landfall's alarm of that name in `alarms`, else
+    /// Prometheus's alerting rule.
+    pub async fn evaluate(&self, alarms: &dyn Alarms, metrics: &Metrics, name: &str) -> Verdict {
+        let Some(base) = self.prometheus_url.as_deref() else {
             return Verdict::Unknown(format!(
                 "alarm {name} cannot be evaluated: the server has no Prometheus (landfall server --prometheus-url)"
             ));
         };
         let base = base.trim_end_matches('/');
-        let verdict = match state.store.alarm(name).await {
+        let verdict = match alarms.alarm(name).await {
             Ok(Some(alarm)) => self.query_alarm(base, &alarm).await,
             Ok(None) => self.alerting_rule(base, name).await,
             Err(error) => Verdict::Unknown(format!("alarm {name} cannot be read from the store: {error}")),
         };
-        state.metrics.alarm_evaluation(&verdict);
+        metrics.alarm_evaluation(&verdict.as_state().state);
         verdict
     }
 
@@ -159,7 +154,7 @@ fn effective(
 /// Runs until the server stops: every poll interval, looks at each active deployment's alarms
 /// and stops the deployments whose alarms say so.
 pub async fn watch_forever(state: Arc<AppState>) {
-    let evaluator = Evaluator::default();
+    let evaluator = Evaluator::new(&state.alarms);
     let mut interval = tokio::time::interval(state.alarms.poll_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -172,7 +167,7 @@ pub async fn watch_forever(state: Arc<AppState>) {
 
 async fn watch_once(state: &AppState, evaluator: &Evaluator) -> landfall_store::StoreResult<()> {
     // One server polls for all of them.
-    if state.replica.hold(state, crate::replicas::lease::ALARMS).await?.is_none() {
+    if state.replica.hold(crate::replicas::lease::ALARMS).await?.is_none() {
         return Ok(());
     }
     // One evaluation per alarm per round, however many deployments watch it.
@@ -181,7 +176,7 @@ async fn watch_once(state: &AppState, evaluator: &Evaluator) -> landfall_store::
         let Some(record) = state.store.deployment(&id).await? else { continue };
         // A rollback is what an alarm asks for: it is not stopped by the alarm that caused it.
         let rollback = record.info.creator == Some(DeploymentCreator::CodeDeployRollback);
-        let progress = crate::driver::progress_of(&record);
+        let progress = &record.progress;
         if rollback || progress.stop.is_some() || record.info.status == Some(DeploymentStatus::Stopped) {
             continue;
         }
@@ -195,7 +190,7 @@ async fn watch_once(state: &AppState, evaluator: &Evaluator) -> landfall_store::
         for alarm in config.alarms.iter().flatten() {
             let Some(name) = alarm.name.as_deref() else { continue };
             if !verdicts.contains_key(name) {
-                verdicts.insert(name.to_owned(), evaluator.evaluate(state, name).await);
+                verdicts.insert(name.to_owned(), evaluator.evaluate(&*state.store, &state.metrics, name).await);
             }
             match &verdicts[name] {
                 Verdict::Alarm(reason) => firing.push(reason.clone()),
@@ -224,8 +219,8 @@ async fn watch_once(state: &AppState, evaluator: &Evaluator) -> landfall_store::
             tracing::warn!(deployment = %id, %error, "cannot record an alarm in the timeline");
         }
         let stop = StopRequest::by_alarm(message);
-        let result = crate::api::deployments::change_progress(state, &id, |record, progress| {
-            if progress.stop.is_none() && !crate::api::deployments::is_complete(&record.info.status) {
+        let result = crate::driver::change_progress(state, &id, |record, progress| {
+            if progress.stop.is_none() && !record.info.status.as_ref().is_some_and(DeploymentStatus::is_over) {
                 progress.stop = Some(stop.clone());
             }
             Ok(())

@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use landfall_api::Timestamp;
 use landfall_api::error::ApiError;
 use landfall_api::landfall::AuditRecordInfo;
+use landfall_store::AuditLog;
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::state::AppState;
 
 /// Longest request value kept; longer ones are cut (an id or a name is never this long).
 const MAX_VALUE: usize = 256;
@@ -46,7 +47,8 @@ pub fn resources(body: &[u8]) -> BTreeMap<String, String> {
 
 /// Appends the record of one API call; a failure to is logged (the call itself has happened).
 pub async fn record(
-    state: &AppState,
+    log: &dyn AuditLog,
+    now: Timestamp,
     caller: &Caller,
     peer: SocketAddr,
     operation: String,
@@ -54,12 +56,13 @@ pub async fn record(
     result: Result<(), &ApiError>,
 ) {
     let outcome = result.map_err(|error| (error.exception.name(), error.message.as_str()));
-    append(state, caller, peer, operation, resources(body), outcome).await;
+    append(log, now, caller, peer, operation, resources(body), outcome).await;
 }
 
 /// Appends a record: `outcome` is Ok, or the error's name and message.
 pub async fn append(
-    state: &AppState,
+    log: &dyn AuditLog,
+    now: Timestamp,
     caller: &Caller,
     peer: SocketAddr,
     operation: String,
@@ -68,7 +71,7 @@ pub async fn append(
 ) {
     let record = AuditRecordInfo {
         sequence: 0,
-        time: state.clock.now(),
+        time: now,
         access_key_id: caller.access_key_id.clone(),
         role: caller.role.as_str().to_owned(),
         operation,
@@ -80,7 +83,7 @@ pub async fn append(
         },
         message: outcome.err().map(|(_, message)| message.to_owned()),
     };
-    if let Err(error) = state.store.append_audit_record(&record).await {
+    if let Err(error) = log.append_audit_record(&record).await {
         // The record is not lost: the server's own log (the journal) keeps it.
         let record = serde_json::to_string(&record).unwrap_or_default();
         tracing::error!(%error, %record, "cannot write the audit log; the record is kept here instead");

@@ -5,7 +5,8 @@ use landfall_api::error::{ApiError, Exception};
 use landfall_api::landfall::{Access, Role};
 use landfall_sigv4::{AuthError, RequestParts, VerifyOptions, parse_authorization, verify_with_key};
 
-use crate::api::common::store_error;
+use crate::errors::store_error;
+pub use crate::s3::error::S3AuthFailure;
 use crate::state::AppState;
 
 /// The SigV4 service name of the public API (and of Landfall's extensions).
@@ -76,23 +77,6 @@ pub fn authorize(state: &AppState, caller: &Caller, access: Access, operation: &
             caller.role.as_str()
         ),
     ))
-}
-
-/// Why an S3 request was refused before its operation was looked at (turned into S3's XML
-/// errors by the S3 module).
-#[derive(Debug)]
-pub enum S3AuthFailure {
-    Signature(AuthError),
-    UnknownAccessKey(String),
-    /// A header-signed request without `x-amz-content-sha256`, which S3 requires.
-    MissingContentSha256,
-    /// `x-amz-content-sha256` sent but left out of the signature, so the body would be unprotected.
-    ContentSha256NotSigned,
-    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` and the like: per-chunk signatures are not verified.
-    SignedChunks(String),
-    /// Signature version 2 (`Authorization: AWS ...`, or `AWSAccessKeyId` and `Signature` in the query).
-    SignatureV2,
-    Store(ApiError),
 }
 
 /// Verifies an S3 request (SigV4 service `s3`, header or presigned form) before its body is read.

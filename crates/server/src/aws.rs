@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Uri};
-use landfall_sigv4::{Credentials, SigningParams, sign};
+use landfall_client::signed::{SendError, Signing, send_signed};
+use landfall_sigv4::Credentials;
 use serde_json::Value;
 
 /// How long one call may take.
@@ -185,24 +186,19 @@ impl AwsClient {
         method: Method,
         endpoint: &Uri,
         path: &str,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<(u16, String), AwsError> {
         let base = endpoint.to_string();
         let url = format!("{}{path}", base.trim_end_matches('/'));
         let uri: Uri = url.parse().map_err(|e| AwsError::new(service, "Client", format!("{url}: {e}")))?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let params = SigningParams { credentials, region: &self.settings.region, service: signing_name, time: now };
-        sign(&method, &uri, &mut headers, &body, &params)
-            .map_err(|e| AwsError::new(service, "Client", e.to_string()))?;
-        let answer = self
-            .http
-            .request(method, url.as_str())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| AwsError::new(service, "Unreachable", format!("{url} cannot be reached: {e}")))?;
+        // Signed at the real time (what AWS checks), whatever clock the server runs on.
+        let signing = Signing { credentials, region: &self.settings.region, service: signing_name };
+        let answer = send_signed(&self.http, method, &uri, headers, body, signing).await;
+        let answer = answer.map_err(|e| match e {
+            SendError::Sign(why) => AwsError::new(service, "Client", why),
+            SendError::Unreachable(e) => AwsError::new(service, "Unreachable", format!("{url} cannot be reached: {e}")),
+        })?;
         let status = answer.status().as_u16();
         let text = answer.text().await.map_err(|e| AwsError::new(service, "Unreachable", e.to_string()))?;
         Ok((status, text))

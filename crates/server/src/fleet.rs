@@ -30,6 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use landfall_api::Timestamp;
@@ -37,20 +38,22 @@ use landfall_api::landfall::DeploymentEventType;
 use landfall_api::shapes::{
     ApplicationInfo, ComputePlatform, DeploymentCreator, DeploymentInfo, DeploymentOption, DeploymentStatus,
     DeploymentStyle, DeploymentType, FileExistsBehavior, GenericRevisionInfo, InstanceInfo, OutdatedInstancesStrategy,
-    RelatedDeployments, RevisionLocation, TargetStatus,
+    RelatedDeployments, RevisionLocation,
 };
 use landfall_api::validate;
+use landfall_engine::fleet::{self, ActiveDeployment, GroupActivity, HostNeed, LeavingHost, TerminationStep};
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
 use landfall_engine::run::StopRequest;
+use landfall_engine::timeline;
 use landfall_engine::{run, selection};
 use landfall_store::{
-    DepartureRecord, DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionRecord, StoreError,
-    StoreResult, TargetRecord,
+    CommandState, DepartureRecord, DeploymentFilter, DeploymentRecord, GroupRecord, PageRequest, RevisionRecord,
+    StoreError, StoreResult, TargetRecord,
 };
 
-use crate::api::common::new_deployment_id;
+use crate::ids::new_deployment_id;
 use crate::state::AppState;
-use crate::{driver, replicas, timeline};
+use crate::{driver, replicas};
 
 /// How often overdue termination deployments are looked for.
 const FLEET_TICK: Duration = Duration::from_secs(2);
@@ -89,7 +92,7 @@ pub async fn watch_forever(state: Arc<AppState>) {
 /// On the `fleet` lease's holder: stops overdue termination deployments, and (`groups`) looks
 /// at every group.
 async fn tend(state: &AppState, groups: bool) -> StoreResult<()> {
-    if state.replica.hold(state, replicas::lease::FLEET).await?.is_none() {
+    if state.replica.hold(replicas::lease::FLEET).await?.is_none() {
         return Ok(());
     }
     let _working = state.fleet_work.lock().await;
@@ -97,8 +100,11 @@ async fn tend(state: &AppState, groups: bool) -> StoreResult<()> {
     if !groups {
         return Ok(());
     }
+    let nudges = state.metrics.fleet_nudges.load(Ordering::SeqCst);
     advance_departures(state).await?;
-    launch_where_needed(state).await
+    launch_where_needed(state).await?;
+    state.metrics.fleet_looked_after_nudges.fetch_max(nudges, Ordering::SeqCst);
+    Ok(())
 }
 
 /// One look at every Server deployment group: a launch deployment for each host that joined
@@ -138,24 +144,23 @@ async fn launch_where_needed(state: &AppState) -> StoreResult<()> {
         let mut outdated = Vec::new();
         for instance in selection::select_instances(&group.info, &instances, &pools) {
             let name = instance.instance_name.as_deref().unwrap_or_default();
-            if !polled.contains(name) || active.hosts.contains(name) || leaving.contains(name) {
-                continue;
-            }
-            match history.get(name) {
-                None => {
+            let host = fleet::SelectedHost {
+                polled: polled.contains(name),
+                in_a_deployment: active.hosts.contains(name),
+                leaving: leaving.contains(name),
+                history: history.get(name).map(|(installed, healthy)| (installed.as_deref(), *healthy)),
+                launched: launched.get(name),
+            };
+            match fleet::host_need(&host, &key) {
+                HostNeed::Launch => {
                     let description =
                         format!("Launch deployment: {name} joined deployment group {}.", group_name(&group));
                     let plan =
                         Plan { creator: DeploymentCreator::Autoscaling, exclusive: false, description, root: None };
                     start(state, &app, &group, &[instance], plan).await?;
                 }
-                // Still on what its launch deployment gave it, and the group has moved on.
-                Some((Some(installed), true))
-                    if *installed != key && launched.get(name).is_some_and(|given| given.contains(installed)) =>
-                {
-                    outdated.push(instance)
-                }
-                Some(_) => {}
+                HostNeed::Outdated => outdated.push(instance),
+                HostNeed::Nothing => {}
             }
         }
         if !outdated.is_empty() && !active.exclusive {
@@ -192,49 +197,30 @@ fn group_name(group: &GroupRecord) -> &str {
     group.info.deployment_group_name.as_deref().unwrap_or_default()
 }
 
-/// What runs in a group now.
-#[derive(Default)]
-struct GroupActivity {
-    /// The hosts its active deployments target (a host in one is neither new nor outdated yet).
-    hosts: HashSet<String>,
-    /// The hosts those deployments still have work on, each with them: a leaving host waits.
-    busy: HashMap<String, Vec<String>>,
-    /// One of them is exclusive (a user's deployment, a rollback, a follow-up).
-    exclusive: bool,
-    /// Hosts its termination deployments run on.
-    terminating: HashSet<String>,
-    /// Hosts in its launch or termination deployments.
-    joining_or_leaving: HashSet<String>,
-}
-
 /// What runs in each group (only in `only`, if given).
 async fn activity_by_group(state: &AppState, only: Option<&str>) -> StoreResult<HashMap<String, GroupActivity>> {
-    let mut activity: HashMap<String, GroupActivity> = HashMap::new();
+    let mut active = Vec::new();
     for id in state.store.active_deployments().await? {
         let Some(record) = state.store.deployment(&id).await? else { continue };
         if only.is_some_and(|group_id| group_id != record.group_id) {
             continue;
         }
-        let group = activity.entry(record.group_id.clone()).or_default();
-        group.exclusive |= record.exclusive;
-        let creator = record.info.creator.clone();
-        let terminating = creator == Some(DeploymentCreator::AutoscalingTermination);
-        let fleet = terminating || creator == Some(DeploymentCreator::Autoscaling);
-        for target in state.store.targets(&id).await? {
-            if terminating {
-                group.terminating.insert(target.target_id.clone());
-            }
-            if fleet {
-                group.joining_or_leaving.insert(target.target_id.clone());
-            }
-            let status = target.target.instance_target.as_ref().and_then(|t| t.status.clone());
-            if !matches!(status, Some(TargetStatus::Succeeded | TargetStatus::Failed | TargetStatus::Skipped)) {
-                group.busy.entry(target.target_id.clone()).or_default().push(id.clone());
-            }
-            group.hosts.insert(target.target_id);
-        }
+        let targets = state.store.targets(&id).await?;
+        active.push(ActiveDeployment {
+            targets: targets
+                .into_iter()
+                .map(|t| {
+                    let status = t.target.instance_target.as_ref().and_then(|i| i.status.clone());
+                    (t.target_id, status)
+                })
+                .collect(),
+            id,
+            group_id: record.group_id,
+            exclusive: record.exclusive,
+            creator: record.info.creator,
+        });
     }
-    Ok(activity)
+    Ok(fleet::activity_by_group(&active))
 }
 
 /// Why a host leaves.
@@ -280,7 +266,7 @@ pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult
             }
         }
         if !stopped_by_a_group {
-            crate::api::instances::deregister_now(state, name).await?;
+            deregister_now(state, name).await?;
             return Ok(gone);
         }
     }
@@ -290,7 +276,7 @@ pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult
         requested_at: state.clock.now(),
     };
     state.store.put_departure(&departure).await?;
-    if state.replica.hold(state, replicas::lease::FLEET).await?.is_none() {
+    if state.replica.hold(replicas::lease::FLEET).await?.is_none() {
         nudge(state).await;
         return Ok(Departing::default());
     }
@@ -298,6 +284,25 @@ pub async fn depart(state: &AppState, name: &str, why: Departure) -> StoreResult
     // An earlier request for the host keeps its time (its termination deployments count).
     let departure = state.store.departures().await?.into_iter().find(|d| d.instance_name == name).unwrap_or(departure);
     advance(state, &FleetView::read(state).await?, &departure).await
+}
+
+/// Deregisters an instance now: it leaves every group's selection, and its agent keys stop
+/// working at once.
+pub async fn deregister_now(state: &AppState, name: &str) -> StoreResult<()> {
+    let now = state.clock.now();
+    if let Some(mut instance) = state.store.instance(name).await?
+        && instance.deregister_time.is_none()
+    {
+        instance.deregister_time = Some(now);
+        state.store.update_instance(&instance).await?;
+    }
+    state.store.leave_host_pools(name).await?;
+    state.store.delete_departure(name).await?;
+    state.instances.forget(name);
+    for key in state.store.revoke_instance_keys(name, now).await? {
+        state.keys.forget(&key);
+    }
+    Ok(())
 }
 
 /// What a look at departures reads once.
@@ -351,21 +356,22 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
         }
         graceful = true;
         let activity = view.activity.get(group.id());
-        if activity.is_some_and(|a| a.terminating.contains(name)) {
-            pending = true;
-            continue;
-        }
         // Since its registration rather than since the request: the deployment is created on the
         // fleet lease's holder, whose clock may run behind the replica that took the request.
         let registered = instance.register_time.unwrap_or(departure.requested_at);
-        if terminated_since(state, group, name, registered).await? {
-            continue;
-        }
-        // Its application is not stopped under a deployment of the group with work on it.
-        if let Some(running) = activity.and_then(|a| a.busy.get(name)) {
-            pending = true;
-            progress.waiting_for.extend(running.iter().cloned());
-            continue;
+        let host = LeavingHost {
+            terminating: activity.is_some_and(|a| a.terminating.contains(name)),
+            terminated: terminated_since(state, group, name, registered).await?,
+            busy_with: activity.and_then(|a| a.busy.get(name)).map_or(&[], Vec::as_slice),
+        };
+        match fleet::termination_step(&host) {
+            TerminationStep::Done => continue,
+            TerminationStep::Wait(running) => {
+                pending = true;
+                progress.waiting_for.extend(running);
+                continue;
+            }
+            TerminationStep::Start => {}
         }
         let description = format!("Termination deployment: {name} leaves deployment group {}.", group_name(group));
         let plan =
@@ -384,7 +390,7 @@ async fn advance(state: &AppState, view: &FleetView, departure: &DepartureRecord
         if running.is_empty() {
             let asked_ms = state.clock.now().millis() - departure.requested_at.millis();
             tracing::info!(host = name, asked_ms, "the host left: deregistered");
-            crate::api::instances::deregister_now(state, name).await?;
+            deregister_now(state, name).await?;
             progress.left = true;
         }
         progress.waiting_for.extend(running);
@@ -403,14 +409,14 @@ async fn stops_host(
     drained: bool,
     pools: &selection::PoolMembers,
 ) -> StoreResult<bool> {
-    if !drained && group.info.termination_hook_enabled != Some(true) {
-        return Ok(false);
-    }
-    if selection::select_instances(&group.info, std::slice::from_ref(instance), pools).is_empty() {
+    let selects = !selection::select_instances(&group.info, std::slice::from_ref(instance), pools).is_empty();
+    // The history is read only when the rest would stop the host.
+    if !fleet::stops_host(&group.info, selects, true, drained) {
         return Ok(false);
     }
     let name = instance.instance_name.as_deref().unwrap_or_default();
-    Ok(state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == name))
+    let deployed_to = state.store.instance_history(group.id()).await?.iter().any(|h| h.instance_name == name);
+    Ok(fleet::stops_host(&group.info, selects, deployed_to, drained))
 }
 
 /// Whether a termination deployment of `group` has run on the host since `since` (its
@@ -445,7 +451,7 @@ async fn stop_overdue_terminations(state: &AppState) -> StoreResult<()> {
              the host leaves anyway.",
             limit / 1000
         );
-        let stopped = crate::api::deployments::change_progress(state, &id, |_, progress| {
+        let stopped = driver::change_progress(state, &id, |_, progress| {
             progress.stop.get_or_insert(StopRequest { rollback: false, timeout: Some(message.clone()), alarm: None });
             Ok(())
         })
@@ -455,9 +461,9 @@ async fn stop_overdue_terminations(state: &AppState) -> StoreResult<()> {
             continue;
         }
         // A script still running is not waited for: the host is leaving.
-        for command in state.store.commands_of(&id).await?.iter().filter(|c| c.state == "Dispatched") {
+        for command in state.store.commands_of(&id).await?.iter().filter(|c| c.state == CommandState::Dispatched) {
             let why = format!("{} was still running when the host left.", command.lifecycle_event);
-            driver::complete_on_server(state, &command.id, false, why).await;
+            crate::server_events::complete_on_server(state, &command.id, false, why).await;
         }
         driver::reconcile(state, &id).await?;
     }
@@ -474,7 +480,7 @@ pub async fn awaiting_launch(
     let mut joining = HashSet::new();
     let pools = pool_members(state).await?;
     for (_, group) in server_groups(state).await? {
-        let routed = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref())
+        let routed = landfall_engine::plan::target_group_names(group.info.load_balancer_info.as_ref())
             .iter()
             .any(|name| name == target_group);
         if !routed || is_blue_green(&group) || !controls_traffic(&group) || group.info.target_revision.is_none() {
@@ -717,7 +723,7 @@ async fn start(
     if plan.creator == DeploymentCreator::Autoscaling && controls_traffic(group) {
         // In rotation only once its AllowTraffic says so (it may have been registered as a
         // target before it joined).
-        let names = crate::traffic::target_group_names(group.info.load_balancer_info.as_ref());
+        let names = landfall_engine::plan::target_group_names(group.info.load_balancer_info.as_ref());
         for host in hosts {
             let name = host.instance_name.as_deref().unwrap_or_default();
             if let Err(error) = crate::traffic::hold_out_of_rotation(state, &names, name).await {
@@ -730,7 +736,7 @@ async fn start(
         group_id: group.id().to_owned(),
         exclusive: plan.exclusive,
         info,
-        progress: None,
+        progress: Default::default(),
         version: 0,
     };
     match state.store.create_deployment(&record, &targets, &revision).await {

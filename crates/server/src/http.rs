@@ -10,22 +10,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use landfall_api::Operation;
-use landfall_api::error::{ApiError, ApiResult, Exception};
-use landfall_api::landfall::{self, Access, LandfallOperation, landfall_operation_access, operation_access};
+use landfall_api::error::{ApiError, Exception};
+use landfall_api::landfall::{self, Access, LandfallOperation, landfall_operation_access};
 use landfall_commands::{self as commands, CommandOperation};
 use landfall_listener::{BodyError, RequestBody};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, common::Ctx};
-use crate::auth::{self, Caller, authenticate, authorize};
+use crate::auth::{self, authenticate, authorize};
+pub use crate::body::{Body, full};
 use crate::state::AppState;
 use crate::{agents, audit, s3};
 
@@ -46,13 +46,6 @@ pub async fn serve(
     let limits = state.limits.connections.clone();
     let handler = move |peer, request| handle(state.clone(), peer, request);
     landfall_listener::serve(listener, tls, limits, handler, shutdown).await
-}
-
-/// Response bodies: whole JSON answers and streamed objects alike.
-pub type Body = BoxBody<Bytes, std::io::Error>;
-
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 async fn handle(state: Arc<AppState>, connection: SocketAddr, request: Request<RequestBody>) -> Response<Body> {
@@ -165,7 +158,7 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
     let (name, result) = match target {
         Err(error) => ("unknown", Err(error)),
         Ok(Target::CodeDeploy(operation)) => {
-            (operation.name(), call_codedeploy(state, &caller, peer, operation, body).await)
+            (operation.name(), api::call_codedeploy(state, &caller, peer, operation, body).await)
         }
         Ok(Target::Landfall(operation)) => {
             let access = landfall_operation_access(operation);
@@ -176,7 +169,16 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
             };
             if matches!(access, Access::Write | Access::Admin) {
                 let operation = format!("Landfall.{}", operation.name());
-                audit::record(state, &caller, peer, operation, body, result.as_ref().map(|_| ())).await;
+                audit::record(
+                    &*state.store,
+                    state.clock.now(),
+                    &caller,
+                    peer,
+                    operation,
+                    body,
+                    result.as_ref().map(|_| ()),
+                )
+                .await;
             }
             (operation.name(), result)
         }
@@ -214,7 +216,7 @@ async fn metrics(state: &AppState, parts: &Parts) -> Response<Body> {
         response.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
-    match crate::metrics::render(state).await {
+    match crate::metrics::render(&state.metrics, state.store.as_ref(), state.clock.now()).await {
         Ok(body) => {
             let mut response = Response::new(full(body));
             response
@@ -227,28 +229,6 @@ async fn metrics(state: &AppState, parts: &Parts) -> Response<Body> {
             text(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read\n")
         }
     }
-}
-
-/// One CodeDeploy operation by an authenticated caller (over the API, or from the console):
-/// the role checked, the handler called, and a call that changes something (or was refused
-/// one) audited.
-pub async fn call_codedeploy(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    peer: SocketAddr,
-    operation: Operation,
-    body: &[u8],
-) -> ApiResult<Vec<u8>> {
-    let access = operation_access(operation);
-    let ctx = Ctx { state, caller, now: state.clock.now() };
-    let result = match authorize(state, caller, access, operation.name()) {
-        Ok(()) => api::codedeploy(&ctx, operation, body).await,
-        Err(error) => Err(error),
-    };
-    if access != Access::Read {
-        audit::record(state, caller, peer, operation.name().to_owned(), body, result.as_ref().map(|_| ())).await;
-    }
-    result
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {

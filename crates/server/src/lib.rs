@@ -7,20 +7,27 @@ pub mod api;
 mod audit;
 pub mod auth;
 pub mod aws;
+mod body;
+mod clock;
 mod console;
 pub mod driver;
+mod errors;
 pub(crate) mod fleet;
 mod http;
+mod ids;
+mod leases;
 pub mod limits;
 mod metrics;
+mod notices;
 mod platform;
 pub mod proxies;
 mod query;
 pub mod replicas;
 mod s3;
+mod server_events;
+mod settings;
 pub mod sources;
 pub mod state;
-mod timeline;
 mod traffic;
 pub mod triggers;
 
@@ -37,7 +44,7 @@ use landfall_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::state::{AppState, InstanceCache, KeyCache, SystemClock};
+use crate::state::{AppState, Clock, InstanceCache, KeyCache, SystemClock};
 
 pub use http::MAX_BODY_BYTES;
 pub use landfall_engine::run::Timeouts;
@@ -191,6 +198,11 @@ impl Server {
     /// Opens the data directory and store (creating both, and the administrator key, on first
     /// start) and binds the listener.
     pub async fn start(config: &ServerConfig) -> anyhow::Result<Server> {
+        Server::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::start`] on a clock of the caller's (tests move time by hand).
+    pub async fn start_with_clock(config: &ServerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
         create_private_dir(&config.data_dir)?;
         let data_dir = config.data_dir.canonicalize().context("resolving the data directory")?;
         let store: Arc<dyn Store> = match &config.store {
@@ -231,7 +243,7 @@ impl Server {
             spec_signer,
             region: config.region.clone(),
             account_id,
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
             keys: KeyCache::new(Duration::from_secs(5)),
             instances: InstanceCache::new(Duration::from_secs(5)),
             objects: s3::ObjectStore::open(&data_dir.join("s3"))
@@ -274,7 +286,7 @@ impl Server {
             max_deployment_instances: config.max_deployment_instances,
             termination_timeout: config.termination_timeout,
             aws: aws::AwsClient::new(config.platforms.clone()).context("making the platform APIs' HTTP client")?,
-            replica: replicas::Replica::new(replica_id(address), config.lease_ttl),
+            replica: replicas::Replica::new(replica_id(address), config.lease_ttl, store.clone(), clock.clone()),
             limits: config.limits.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
         });
@@ -320,7 +332,7 @@ impl Server {
         let ticker = tokio::spawn(driver::tick_forever(self.state.clone()));
         let alarms = tokio::spawn(alarms::watch_forever(self.state.clone()));
         let triggers = tokio::spawn(triggers::deliver_forever(self.state.clone()));
-        let notices = tokio::spawn(replicas::listen_forever(self.state.clone()));
+        let notices = tokio::spawn(notices::listen_forever(self.state.clone()));
         let leases = tokio::spawn(replicas::renew_forever(self.state.clone()));
         let fleet = tokio::spawn(fleet::watch_forever(self.state.clone()));
         let state = self.state.clone();
@@ -328,7 +340,7 @@ impl Server {
         for task in [ticker, alarms, triggers, notices, leases, fleet] {
             task.abort();
         }
-        state.replica.release_all(&state).await;
+        state.replica.release_all().await;
         state.store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -345,7 +357,7 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn random_account_id() -> String {
     let digits = b"0123456789";
-    let mut id = api::common::random_string(digits, 12);
+    let mut id = ids::random_string(digits, 12);
     // Account ids do not start with 0 in practice; keep them looking like real ones.
     id.replace_range(0..1, "1");
     id
@@ -354,7 +366,7 @@ fn random_account_id() -> String {
 /// This server's name among the replicas on its store: where it listens, and a random part so a
 /// restarted server is a new holder (its predecessor's leases are not its own).
 fn replica_id(address: SocketAddr) -> String {
-    format!("{}/{}", client_address(address), api::common::random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 8))
+    format!("{}/{}", client_address(address), ids::random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 8))
 }
 
 /// On first start (a store without access keys): an administrator key, written to `credentials`
@@ -410,7 +422,7 @@ impl Secrets<'_> {
         match self.location {
             StoreLocation::DataDir => load_or_create_secret(&self.data_dir.join(name)),
             StoreLocation::Postgres(_) => {
-                let fresh = api::common::random_string(b"0123456789abcdef", 40);
+                let fresh = ids::random_string(b"0123456789abcdef", 40);
                 Ok(self.store.init_meta(&format!("secret:{name}"), &fresh).await?)
             }
         }
@@ -436,7 +448,7 @@ fn load_or_create_secret(file: &Path) -> anyhow::Result<String> {
     if let Ok(secret) = std::fs::read_to_string(file) {
         return Ok(secret.trim().to_owned());
     }
-    let secret = api::common::random_string(b"0123456789abcdef", 40);
+    let secret = ids::random_string(b"0123456789abcdef", 40);
     write_private_file(file, format!("{secret}\n").as_bytes())
         .with_context(|| format!("writing {}", file.display()))?;
     Ok(secret)

@@ -7,13 +7,12 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use landfall_api::Timestamp;
+use landfall_api::landfall::AlarmStateValue;
 use landfall_metrics::{Family, Kind, Labels, Registry};
-use landfall_store::TriggerState;
+use landfall_store::{Store, StoreResult, TriggerState};
 
-use crate::alarms::Verdict;
-use crate::state::AppState;
-
-const FAMILIES: [Family; 9] = [
+const FAMILIES: [Family; 11] = [
     Family { name: "landfall_deployments", kind: Kind::Gauge, help: "Deployments by status." },
     Family {
         name: "landfall_agents_connected",
@@ -55,6 +54,16 @@ const FAMILIES: [Family; 9] = [
         kind: Kind::Counter,
         help: "Alarm evaluations by the state found.",
     },
+    Family {
+        name: "landfall_fleet_nudges",
+        kind: Kind::Gauge,
+        help: "Times this server was told hosts may have joined or left a deployment group.",
+    },
+    Family {
+        name: "landfall_fleet_looked_after_nudges",
+        kind: Kind::Gauge,
+        help: "The nudges this server had been given when its last finished look at the groups began.",
+    },
 ];
 
 #[derive(Default)]
@@ -62,6 +71,12 @@ pub struct Metrics {
     registry: Registry,
     /// Agents holding a PollHostCommand open now.
     pub long_polls: AtomicI64,
+    /// Nudges the fleet was given here (crate::fleet::nudge, and other servers' notices).
+    pub fleet_nudges: AtomicI64,
+    /// `fleet_nudges` as of the start of the last finished look at the groups: once it reaches
+    /// a nudge's number, a look has seen what that nudge announced (tests wait on it rather
+    /// than sleep to show that nothing happened).
+    pub fleet_looked_after_nudges: AtomicI64,
 }
 
 impl Metrics {
@@ -91,21 +106,25 @@ impl Metrics {
         self.registry.count("landfall_trigger_deliveries_total", vec![("outcome", outcome.to_owned())]);
     }
 
-    pub fn alarm_evaluation(&self, verdict: &Verdict) {
-        self.registry.count("landfall_alarm_evaluations_total", vec![("state", verdict.as_state().state)]);
+    pub fn alarm_evaluation(&self, state: &AlarmStateValue) {
+        self.registry.count("landfall_alarm_evaluations_total", vec![("state", state.to_string())]);
     }
 }
 
 /// The whole exposition, as of now.
-pub async fn render(state: &AppState) -> landfall_store::StoreResult<String> {
+pub async fn render(metrics: &Metrics, store: &dyn Store, now: Timestamp) -> StoreResult<String> {
     let mut gauges: Vec<(&'static str, Labels, f64)> = Vec::new();
-    for (status, count) in state.store.deployment_status_counts().await? {
+    for (status, count) in store.deployment_status_counts().await? {
         gauges.push(("landfall_deployments", vec![("status", status)], count as f64));
     }
-    let now = state.clock.now().millis();
-    let agents = state.store.agent_statuses().await?;
+    let now = now.millis();
+    let agents = store.agent_statuses().await?;
     let connected = agents.iter().filter(|agent| now - agent.last_seen.millis() <= 60_000).count();
     gauges.push(("landfall_agents_connected", vec![], connected as f64));
-    gauges.push(("landfall_agent_long_polls", vec![], state.metrics.long_polls.load(Ordering::Relaxed) as f64));
-    Ok(state.metrics.registry.render(&FAMILIES, &gauges))
+    gauges.push(("landfall_agent_long_polls", vec![], metrics.long_polls.load(Ordering::Relaxed) as f64));
+    let nudges = metrics.fleet_nudges.load(Ordering::SeqCst);
+    gauges.push(("landfall_fleet_nudges", vec![], nudges as f64));
+    let looked = metrics.fleet_looked_after_nudges.load(Ordering::SeqCst);
+    gauges.push(("landfall_fleet_looked_after_nudges", vec![], looked as f64));
+    Ok(metrics.registry.render(&FAMILIES, &gauges))
 }

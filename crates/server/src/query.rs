@@ -13,7 +13,7 @@ use hyper::{Response, StatusCode};
 use landfall_api::error::{ApiError, Exception};
 
 use crate::auth::{authenticate, signed_service};
-use crate::http::{Body, full};
+use crate::body::{Body, full};
 use crate::s3::xml::Writer;
 use crate::state::AppState;
 

@@ -104,6 +104,12 @@ impl GitSource {
     }
 }
 
+/// Where replicas keep bundles: the external store, and the client that reaches it.
+pub struct ExternalBundles {
+    pub store: ExternalS3,
+    pub client: reqwest::Client,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,30 +5,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use landfall_api::Timestamp;
 use landfall_sigv4::SigningKey;
-use landfall_store::{AccessKeyRecord, Store, StoreResult};
+use landfall_store::{AccessKeyRecord, Credentials, Hosts, Store, StoreResult};
 
-/// Where the time comes from, so tests can pin it.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp(millis)
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub driver: crate::driver::Driver,
+    pub driver: crate::driver::handle::Driver,
     /// Signs the deployment specifications agents read.
     pub spec_signer: landfall_envelope::SigningIdentity,
     /// The region and account id that ARNs name.
@@ -40,9 +24,9 @@ pub struct AppState {
     pub instances: InstanceCache,
     /// The S3-compatible bundle store's objects (under the data directory; with a shared
     /// store, only its temporary files).
-    pub objects: crate::s3::ObjectStore,
+    pub objects: crate::s3::objects::ObjectStore,
     /// With a shared store: the external store every S3 request is forwarded to.
-    pub external_bundles: Option<crate::s3::ExternalBundles>,
+    pub external_bundles: Option<crate::sources::ExternalBundles>,
     pub sources: crate::sources::RevisionSources,
     pub agent_sightings: AgentSightings,
     /// Something that may change which hosts join or leave a group happened (crate::fleet).
@@ -50,10 +34,10 @@ pub struct AppState {
     /// Held while this server starts fleet deployments, so that its API and its fleet loop never
     /// start the same one twice.
     pub fleet_work: tokio::sync::Mutex<()>,
-    pub alarms: crate::alarms::AlarmSettings,
-    pub triggers: crate::triggers::TriggerSettings,
+    pub alarms: crate::settings::AlarmSettings,
+    pub triggers: crate::settings::TriggerSettings,
     /// Wakes trigger delivery when a step writes messages.
-    pub outbox: crate::triggers::Outbox,
+    pub outbox: crate::settings::Outbox,
     pub metrics: crate::metrics::Metrics,
     /// The bearer token `GET /metrics` wants.
     pub metrics_token: String,
@@ -62,7 +46,7 @@ pub struct AppState {
     /// Whether the listener serves HTTPS (console cookies are then Secure).
     pub tls: bool,
     /// Failed console sign-ins by key and address.
-    pub sign_ins: crate::console::SignInThrottle,
+    pub sign_ins: crate::console::throttle::SignInThrottle,
     /// The instance tag whose value is a host's zone.
     pub zone_tag: String,
     /// The most instances one deployment may target.
@@ -72,7 +56,7 @@ pub struct AppState {
     /// The AWS APIs Lambda and ECS deployments drive.
     pub aws: crate::aws::AwsClient,
     /// This server among the others on the same store: its leases.
-    pub replica: crate::replicas::Replica,
+    pub replica: crate::leases::Replica,
     pub limits: crate::limits::Limits,
     /// Whose `X-Forwarded-For` is believed (see [`crate::proxies`]).
     pub trusted_proxies: crate::proxies::TrustedProxies,
@@ -120,7 +104,7 @@ impl InstanceCache {
     /// The instance, if it is registered.
     pub async fn registered(
         &self,
-        store: &dyn Store,
+        store: &dyn Hosts,
         name: &str,
     ) -> StoreResult<Option<landfall_api::shapes::InstanceInfo>> {
         if let Some((fetched, instance)) = self.lock().get(name)
@@ -170,7 +154,11 @@ impl KeyCache {
     }
 
     /// The active key with this id, if any (unknown and revoked keys are both None).
-    pub async fn active_key(&self, store: &dyn Store, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
+    pub async fn active_key(
+        &self,
+        store: &dyn Credentials,
+        access_key_id: &str,
+    ) -> StoreResult<Option<AccessKeyRecord>> {
         if let Some(cached) = self.lock().get(access_key_id)
             && cached.fetched.elapsed() < self.ttl
         {

@@ -16,93 +16,21 @@
 //! the connection); such deliveries follow no redirects and use no proxy. URLs the operator maps
 //! SNS topic ARNs to (`--sns-topic`) are the operator's own and go anywhere.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use landfall_api::Timestamp;
-use landfall_api::shapes::{DeploymentGroupInfo, DeploymentInfo, DeploymentStatus, DeploymentTarget};
+use landfall_api::shapes::{DeploymentInfo, DeploymentStatus, DeploymentTarget};
 use landfall_store::{TriggerMessage, TriggerState};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::sync::Notify;
 
-use crate::api::common::new_uuid;
+use crate::ids::new_uuid;
+pub use crate::settings::{AddressPolicy, Outbox, TriggerSettings};
 use crate::state::AppState;
-use crate::timeline::Entry;
-
-/// How trigger messages are delivered.
-#[derive(Debug, Clone)]
-pub struct TriggerSettings {
-    /// The key of the `X-Landfall-Signature` HMAC.
-    pub secret: Vec<u8>,
-    /// Where a trigger whose target is an SNS topic ARN delivers: ARN -> URL.
-    pub topics: HashMap<String, String>,
-    /// How long a message is retried before it is given up on.
-    pub expiry: Duration,
-    /// Whether a trigger may name a URL itself (else only mapped SNS topic ARNs).
-    pub urls_allowed: bool,
-    /// Which addresses such a URL may reach.
-    pub addresses: AddressPolicy,
-}
-
-/// Which addresses a trigger URL that a deployment group names may reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AddressPolicy {
-    /// Public addresses only.
-    #[default]
-    Public,
-    /// Also this host (loopback) and private networks (`--trigger-allow-private-addresses`);
-    /// never link-local, unspecified or multicast addresses.
-    PrivateToo,
-}
-
-impl AddressPolicy {
-    /// Why `ip` may not be reached, if it may not.
-    pub fn refuses(self, ip: IpAddr) -> Option<&'static str> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        let (link_local, unspecified, multicast, loopback, private) = match ip {
-            IpAddr::V4(v4) => {
-                let [a, b, ..] = v4.octets();
-                (
-                    v4.is_link_local(),
-                    v4.is_unspecified() || a == 0,
-                    v4.is_multicast() || v4.is_broadcast(),
-                    v4.is_loopback(),
-                    v4.is_private() || (a == 100 && (64..128).contains(&b)),
-                )
-            }
-            IpAddr::V6(v6) => {
-                let first = v6.segments()[0];
-                (
-                    (first & 0xffc0) == 0xfe80,
-                    v6.is_unspecified(),
-                    v6.is_multicast(),
-                    v6.is_loopback(),
-                    (first & 0xfe00) == 0xfc00,
-                )
-            }
-        };
-        if link_local {
-            Some("a link-local address (where cloud metadata services answer)")
-        } else if unspecified {
-            Some("an unspecified address")
-        } else if multicast {
-            Some("a multicast or broadcast address")
-        } else if self == AddressPolicy::Public && loopback {
-            Some("this host (loopback; landfall server --trigger-allow-private-addresses allows it)")
-        } else if self == AddressPolicy::Public && private {
-            Some("a private network (landfall server --trigger-allow-private-addresses allows it)")
-        } else {
-            None
-        }
-    }
-}
+use landfall_engine::plan::Notification;
 
 /// Resolves the names of trigger URLs to the addresses the policy allows, only.
 struct CheckedResolver(AddressPolicy);
@@ -139,45 +67,36 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEP_DONE: Duration = Duration::from_secs(7 * 24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// The outbox messages a step's trigger events make, for the group's triggers that subscribe.
+/// The outbox messages for the notifications a step's trigger events make (the planner chose
+/// the subscribed triggers).
 pub fn messages(
     state: &AppState,
-    group: &DeploymentGroupInfo,
     deployment: &DeploymentInfo,
-    entries: &[Entry],
+    notifications: &[Notification],
     now: Timestamp,
 ) -> Vec<TriggerMessage> {
-    let triggers = group.trigger_configurations.as_deref().unwrap_or_default();
-    let mut messages = Vec::new();
-    for entry in entries {
-        let Some(event) = &entry.trigger else { continue };
-        for trigger in triggers {
-            let subscribed = trigger.trigger_events.as_deref().unwrap_or_default().contains(event);
-            let (Some(name), Some(destination)) = (&trigger.trigger_name, &trigger.trigger_target_arn) else {
-                continue;
-            };
-            if !subscribed {
-                continue;
-            }
-            let (subject, body) = match &entry.target {
+    notifications
+        .iter()
+        .map(|notification| {
+            let name = &notification.trigger_name;
+            let (subject, body) = match &notification.target {
                 Some(target) => instance_message(state, name, deployment, target),
                 None => deployment_message(state, name, deployment),
             };
-            messages.push(TriggerMessage {
+            TriggerMessage {
                 message_id: new_uuid(),
                 deployment_id: deployment.deployment_id.clone().unwrap_or_default(),
-                destination: destination.clone(),
+                destination: notification.destination.clone(),
                 trigger_name: name.clone(),
-                event: event.as_str().to_owned(),
+                event: notification.event.as_str().to_owned(),
                 subject,
                 body: body.to_string(),
                 created_at: now,
                 next_attempt_at: now,
                 ..Default::default()
-            });
-        }
-    }
-    messages
+            }
+        })
+        .collect()
 }
 
 fn seconds(time: Option<Timestamp>) -> Option<String> {
@@ -277,7 +196,7 @@ fn envelope(message: &TriggerMessage) -> String {
         "TopicArn": topic,
         "Subject": message.subject,
         "Message": message.body,
-        "Timestamp": crate::s3::iso8601(message.created_at.millis()),
+        "Timestamp": crate::s3::xml::iso8601(message.created_at.millis()),
     })
     .to_string()
 }
@@ -288,12 +207,6 @@ pub fn signature(secret: &[u8], unix_seconds: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(format!("{unix_seconds}.{body}").as_bytes());
     format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Wakes the delivery loop when new messages are written.
-#[derive(Default)]
-pub struct Outbox {
-    pub written: Notify,
 }
 
 /// Runs until the server stops: delivers due messages, retries failed ones.
@@ -315,7 +228,7 @@ pub async fn deliver_forever(state: Arc<AppState>) {
     loop {
         let written = state.outbox.written.notified();
         // One server delivers for all of them; the others wait for its lease to lapse.
-        match state.replica.hold(&state, crate::replicas::lease::TRIGGERS).await {
+        match state.replica.hold(crate::replicas::lease::TRIGGERS).await {
             Ok(Some(_)) => {}
             Ok(None) => {
                 tokio::time::sleep(Duration::from_secs(1)).await;

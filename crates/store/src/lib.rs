@@ -5,6 +5,8 @@
 //! Records keep the API's own shapes (as JSON documents) next to the columns that are looked up,
 //! filtered or kept unique, so a field added to a shape needs no schema change.
 
+/// The checks every store implementation passes; compiled for tests only.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod schema;
 #[macro_use]
@@ -19,15 +21,20 @@ use landfall_api::shapes::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, GenericRevisionInfo,
     InstanceInfo, RevisionLocation, Tag,
 };
+pub use landfall_engine::run::{CommandState, Progress};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique name or identity is taken; the text says which.
-    #[error("{0} already exists")]
-    Conflict(String),
+    /// A unique name or identity is taken.
+    #[error("the {0} already exists")]
+    AlreadyExists(Unique),
+    /// The record changed since it was read (its version or revision moved on): nothing was
+    /// written; read it again and retry.
+    #[error("{0} changed meanwhile")]
+    Changed(String),
     /// The group already has an active deployment (its id).
     #[error("the deployment group already has an active deployment {0}")]
     ActiveDeployment(String),
@@ -43,16 +50,67 @@ pub enum StoreError {
     /// A step was fenced off: the lease it was computed under is no longer its server's.
     #[error("the lease {0} is held by another server now")]
     LeaseLost(String),
+    /// A stored record cannot be read (which, and why); the server answers InternalFailure.
+    #[error("unreadable stored record: {0}")]
+    Unreadable(String),
     /// The database failed; the server answers InternalFailure and logs this.
     #[error("store failure: {0}")]
-    Backend(String),
+    Backend(#[source] BoxedError),
     /// The database cannot be reached now; the server answers that it is unavailable (and
     /// carries on once it is back).
     #[error("the store is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxedError),
     /// The disk (or the database's space) is full: nothing was written.
     #[error("the store's disk is full: {0}")]
     Full(String),
+}
+
+/// The cause of a database failure, kept for the log.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+impl StoreError {
+    /// A failure described by the store itself rather than by the database driver.
+    pub fn backend(message: impl Into<String>) -> StoreError {
+        StoreError::Backend(message.into().into())
+    }
+}
+
+/// What must be unique, for [`StoreError::AlreadyExists`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    AccessKey,
+    Application,
+    Deployment,
+    DeploymentConfig,
+    DeploymentGroup,
+    /// An ECS service belongs to one deployment group.
+    EcsService,
+    HostPool,
+    /// An instance name among registered instances.
+    Instance,
+    /// The IAM user ARN of a registered instance.
+    IamUserArn,
+    /// The IAM session ARN of a registered instance.
+    IamSessionArn,
+    TargetGroup,
+}
+
+impl std::fmt::Display for Unique {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unique::AccessKey => "access key",
+            Unique::Application => "application",
+            Unique::Deployment => "deployment",
+            Unique::DeploymentConfig => "deployment configuration",
+            Unique::DeploymentGroup => "deployment group",
+            Unique::EcsService => "ECS service's deployment group",
+            Unique::HostPool => "host pool",
+            Unique::Instance => "instance",
+            Unique::IamUserArn => "instance's IAM user ARN",
+            Unique::IamSessionArn => "instance's IAM session ARN",
+            Unique::TargetGroup => "target group",
+        })
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -202,8 +260,9 @@ pub struct DeploymentRecord {
     pub group_id: String,
     pub exclusive: bool,
     pub info: DeploymentInfo,
-    /// The engine's own state, as JSON (opaque to the store).
-    pub progress: Option<String>,
+    /// The engine's own state (kept as JSON; a record whose progress cannot be read is
+    /// refused as Unreadable rather than restarted from nothing).
+    pub progress: Progress,
     /// Bumped by every write; a write based on an older version is a Conflict.
     pub version: i64,
 }
@@ -234,9 +293,6 @@ pub struct DeploymentFilter {
     pub external_id: Option<String>,
 }
 
-/// Deployment statuses that hold a group's one active deployment.
-pub const ACTIVE_STATUSES: [&str; 5] = ["Created", "Queued", "InProgress", "Baking", "Ready"];
-
 /// One lifecycle event sent to one host.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HostCommandRecord {
@@ -246,8 +302,7 @@ pub struct HostCommandRecord {
     /// The instance (its name).
     pub target_id: String,
     pub lifecycle_event: String,
-    /// Queued, Dispatched, Succeeded, Failed or Cancelled.
-    pub state: String,
+    pub state: CommandState,
     pub created_at: Timestamp,
     pub dispatched_at: Option<Timestamp>,
     pub acknowledged_at: Option<Timestamp>,
@@ -302,7 +357,7 @@ pub struct DeploymentStep {
     pub targets: Vec<TargetRecord>,
     pub new_commands: Vec<HostCommandRecord>,
     /// (command id, new state, diagnostics): only commands not yet final change.
-    pub command_updates: Vec<(String, String, Option<landfall_api::shapes::Diagnostics>)>,
+    pub command_updates: Vec<(String, CommandState, Option<landfall_api::shapes::Diagnostics>)>,
     pub history: Vec<InstanceHistoryRecord>,
     /// The group's new target revision (after a success).
     pub target_revision: Option<(RevisionLocation, String)>,
@@ -340,35 +395,79 @@ pub struct LeaseRecord {
 /// changed (a host has a command, a deployment has news...), `keys` for which names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    pub kind: String,
+    pub kind: NoticeKind,
     pub keys: Vec<String>,
 }
 
-impl Notice {
+/// What a notice is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Hosts that have a new command (their long polls look again).
+    Host,
+    /// Deployments with news (a host finished an event, a stop): their owner reconciles.
+    Deployment,
+    /// Target groups whose desired state changed (their routers' long polls answer).
+    TargetGroup,
+    /// New trigger messages in the outbox.
+    Outbox,
+    /// Hosts may have joined or left a group.
+    Fleet,
     /// Sent to every listener after its connection to the database was lost and restored:
     /// notices sent meanwhile are gone, so everything is worth a look.
-    pub const RESYNC: &'static str = "resync";
+    Resync,
+    /// One this release does not know (from a newer replica): ignored.
+    Unknown(String),
+}
 
-    pub fn new(kind: &str, keys: impl IntoIterator<Item = impl Into<String>>) -> Notice {
-        Notice { kind: kind.to_owned(), keys: keys.into_iter().map(Into::into).collect() }
+impl NoticeKind {
+    const KNOWN: [NoticeKind; 6] = [
+        NoticeKind::Host,
+        NoticeKind::Deployment,
+        NoticeKind::TargetGroup,
+        NoticeKind::Outbox,
+        NoticeKind::Fleet,
+        NoticeKind::Resync,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            NoticeKind::Host => "host",
+            NoticeKind::Deployment => "deployment",
+            NoticeKind::TargetGroup => "target-group",
+            NoticeKind::Outbox => "outbox",
+            NoticeKind::Fleet => "fleet",
+            NoticeKind::Resync => "resync",
+            NoticeKind::Unknown(other) => other,
+        }
+    }
+
+    pub fn parse(word: &str) -> NoticeKind {
+        NoticeKind::KNOWN.into_iter().find(|kind| kind.as_str() == word).unwrap_or(NoticeKind::Unknown(word.to_owned()))
+    }
+}
+
+impl Notice {
+    pub fn new(kind: NoticeKind, keys: impl IntoIterator<Item = impl Into<String>>) -> Notice {
+        Notice { kind, keys: keys.into_iter().map(Into::into).collect() }
     }
 
     /// The notice as messages of at most `limit` bytes each: the kind, then keys, one per
     /// line (names never hold a line break). A key too long for any message is left out.
     pub fn payloads(&self, limit: usize) -> Vec<String> {
         let mut payloads = Vec::new();
-        let mut current = self.kind.clone();
+        let kind = self.kind.as_str();
+        let mut current = kind.to_owned();
         for key in &self.keys {
-            if self.kind.len() + 1 + key.len() > limit {
+            if kind.len() + 1 + key.len() > limit {
                 continue;
             }
             if current.len() + 1 + key.len() > limit {
-                payloads.push(std::mem::replace(&mut current, self.kind.clone()));
+                payloads.push(std::mem::replace(&mut current, kind.to_owned()));
             }
             current.push('\n');
             current.push_str(key);
         }
-        if current.len() > self.kind.len() || self.keys.is_empty() {
+        if current.len() > kind.len() || self.keys.is_empty() {
             payloads.push(current);
         }
         payloads
@@ -377,7 +476,7 @@ impl Notice {
     /// A message made by [`Notice::payloads`].
     pub fn parse(payload: &str) -> Notice {
         let mut lines = payload.split('\n');
-        let kind = lines.next().unwrap_or_default().to_owned();
+        let kind = NoticeKind::parse(lines.next().unwrap_or_default());
         Notice { kind, keys: lines.map(str::to_owned).collect() }
     }
 }
@@ -461,8 +560,9 @@ pub enum TaggedKind {
     DeploymentConfig,
 }
 
+/// The store itself and the servers sharing it: schema, installation metadata, leases and notices.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Coordination: Send + Sync {
     // -- installation metadata --------------------------------------------------------------
     /// Closes the store's connections, waiting for those in use to finish.
     async fn close(&self);
@@ -492,9 +592,13 @@ pub trait Store: Send + Sync + 'static {
     /// one server uses ignores it.
     async fn publish(&self, notice: &Notice) -> StoreResult<()>;
     /// The notices published on this database, from now on; None for a store that only one
-    /// server uses. After a lost connection the stream carries a [`Notice::RESYNC`].
+    /// server uses. After a lost connection the stream carries a [`NoticeKind::Resync`] notice.
     async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>>;
+}
 
+/// Access keys and ended console sessions.
+#[async_trait]
+pub trait Credentials: Send + Sync {
     // -- access keys -------------------------------------------------------------------------
     /// LimitExceeded if `limit` keys (active or revoked) exist already.
     async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()>;
@@ -505,6 +609,17 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every active key of an instance; returns their ids.
     async fn revoke_instance_keys(&self, instance_name: &str, at: Timestamp) -> StoreResult<Vec<String>>;
 
+    // -- console sessions ---------------------------------------------------------------------------
+    /// Records that the console session `nonce` was signed out of (it would otherwise last
+    /// until `expires_at`); forgets ended sessions that would have expired before `now`.
+    async fn end_session(&self, nonce: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()>;
+    /// Whether the console session `nonce` was signed out of.
+    async fn session_ended(&self, nonce: &str) -> StoreResult<bool>;
+}
+
+/// What users define: applications, deployment configurations and groups, revisions, resource tags.
+#[async_trait]
+pub trait Catalog: Send + Sync {
     // -- applications ------------------------------------------------------------------------
     /// Conflict if the name is taken; LimitExceeded if `limit` applications exist already.
     async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()>;
@@ -559,6 +674,16 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<RevisionRecord>>;
 
+    // -- resource tags ---------------------------------------------------------------------------
+    async fn resource_tags(&self, kind: TaggedKind, id: &str) -> StoreResult<Vec<Tag>>;
+    /// Adds or overwrites tags.
+    async fn tag_resource(&self, kind: TaggedKind, id: &str, tags: &[Tag]) -> StoreResult<()>;
+    async fn untag_resource(&self, kind: TaggedKind, id: &str, keys: &[String]) -> StoreResult<()>;
+}
+
+/// Registered instances, their agents' polls, host pools and departures.
+#[async_trait]
+pub trait Hosts: Send + Sync {
     // -- on-premises instances -----------------------------------------------------------------
     /// Registers an instance. Conflict if a registered instance has the name or the IAM ARN
     /// (text: "instance" or "iamUserArn"/"iamSessionArn"). A deregistered instance of the same
@@ -570,12 +695,43 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces an instance's record (tags, deregistration); NotFound if there is none.
     async fn update_instance(&self, instance: &InstanceInfo) -> StoreResult<()>;
 
-    // -- resource tags ---------------------------------------------------------------------------
-    async fn resource_tags(&self, kind: TaggedKind, id: &str) -> StoreResult<Vec<Tag>>;
-    /// Adds or overwrites tags.
-    async fn tag_resource(&self, kind: TaggedKind, id: &str, tags: &[Tag]) -> StoreResult<()>;
-    async fn untag_resource(&self, kind: TaggedKind, id: &str, keys: &[String]) -> StoreResult<()>;
+    // -- agents ---------------------------------------------------------------------------------
+    /// Records that an instance's agent polled at `at`, reporting `agent_version`.
+    async fn record_agent_poll(
+        &self,
+        instance_name: &str,
+        at: Timestamp,
+        agent_version: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Every instance's latest poll, by instance name.
+    async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>>;
 
+    // -- host pools ----------------------------------------------------------------------------
+    /// Creates the pool with its first members; Conflict if the name is taken.
+    async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()>;
+    async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>>;
+    /// By name, each with its members by name.
+    async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>>;
+    /// Adds members (those already in stay as they are); NotFound if there is no such pool.
+    async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()>;
+    /// Removes members; returns how many of them were members. NotFound if there is no such pool.
+    async fn remove_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<u64>;
+    /// Deletes the pool and its memberships; whether there was one to delete.
+    async fn delete_host_pool(&self, name: &str) -> StoreResult<bool>;
+    /// Takes an instance out of every pool (it was deregistered).
+    async fn leave_host_pools(&self, instance: &str) -> StoreResult<()>;
+
+    // -- departures ----------------------------------------------------------------------------
+    /// Records a departure; one already recorded keeps its time and becomes a drain if this is one.
+    async fn put_departure(&self, departure: &DepartureRecord) -> StoreResult<()>;
+    /// By instance name.
+    async fn departures(&self) -> StoreResult<Vec<DepartureRecord>>;
+    async fn delete_departure(&self, instance: &str) -> StoreResult<()>;
+}
+
+/// Deployments, their targets and host commands, command output and timelines.
+#[async_trait]
+pub trait Deployments: Send + Sync {
     // -- deployments -----------------------------------------------------------------------------
     /// Stores a new deployment with its targets, and records the use of its revision (registering
     /// `revision` first if the application does not have it yet). If the deployment is exclusive
@@ -631,29 +787,6 @@ pub trait Store: Send + Sync + 'static {
     async fn command_log_page(&self, id: &str, start: LogStart, max_bytes: u64) -> StoreResult<LogPage>;
     /// What the group last did on each instance.
     async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>>;
-
-    // -- target groups --------------------------------------------------------------------------
-    /// Conflict if the name is taken.
-    async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()>;
-    async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>>;
-    /// By name.
-    async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>>;
-    /// Replaces the group if its revision is still `record.revision`; Conflict if it moved on,
-    /// NotFound if the group is gone.
-    async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()>;
-    /// Whether there was one to delete.
-    async fn delete_target_group(&self, name: &str) -> StoreResult<bool>;
-
-    // -- agents ---------------------------------------------------------------------------------
-    /// Records that an instance's agent polled at `at`, reporting `agent_version`.
-    async fn record_agent_poll(
-        &self,
-        instance_name: &str,
-        at: Timestamp,
-        agent_version: Option<&str>,
-    ) -> StoreResult<()>;
-    /// Every instance's latest poll, by instance name.
-    async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>>;
     /// The group's most recent deployment, and its most recent one with status Succeeded.
     async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)>;
     /// A deployment's targets in their order (position).
@@ -661,44 +794,6 @@ pub trait Store: Send + Sync + 'static {
     async fn update_target(&self, target: &TargetRecord) -> StoreResult<()>;
     /// How many deployments there are in each status.
     async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>>;
-
-    // -- alarms -------------------------------------------------------------------------------
-    /// Creates the alarm or replaces the one of that name.
-    async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()>;
-    async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>>;
-    /// By name.
-    async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>>;
-    /// Whether there was one to delete.
-    async fn delete_alarm(&self, name: &str) -> StoreResult<bool>;
-
-    // -- host pools ----------------------------------------------------------------------------
-    /// Creates the pool with its first members; Conflict if the name is taken.
-    async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()>;
-    async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>>;
-    /// By name, each with its members by name.
-    async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>>;
-    /// Adds members (those already in stay as they are); NotFound if there is no such pool.
-    async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()>;
-    /// Removes members; returns how many of them were members. NotFound if there is no such pool.
-    async fn remove_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<u64>;
-    /// Deletes the pool and its memberships; whether there was one to delete.
-    async fn delete_host_pool(&self, name: &str) -> StoreResult<bool>;
-    /// Takes an instance out of every pool (it was deregistered).
-    async fn leave_host_pools(&self, instance: &str) -> StoreResult<()>;
-
-    // -- departures ----------------------------------------------------------------------------
-    /// Records a departure; one already recorded keeps its time and becomes a drain if this is one.
-    async fn put_departure(&self, departure: &DepartureRecord) -> StoreResult<()>;
-    /// By instance name.
-    async fn departures(&self) -> StoreResult<Vec<DepartureRecord>>;
-    async fn delete_departure(&self, instance: &str) -> StoreResult<()>;
-
-    // -- console sessions ---------------------------------------------------------------------------
-    /// Records that the console session `nonce` was signed out of (it would otherwise last
-    /// until `expires_at`); forgets ended sessions that would have expired before `now`.
-    async fn end_session(&self, nonce: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()>;
-    /// Whether the console session `nonce` was signed out of.
-    async fn session_ended(&self, nonce: &str) -> StoreResult<bool>;
 
     // -- deployment timelines ---------------------------------------------------------------------
     /// Appends entries (their sequence numbers are assigned here).
@@ -710,8 +805,38 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<DeploymentEventInfo>>;
+}
 
-    // -- trigger outbox ------------------------------------------------------------------------
+/// The built-in router's target groups.
+#[async_trait]
+pub trait TargetGroups: Send + Sync {
+    /// Conflict if the name is taken.
+    async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()>;
+    async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>>;
+    /// By name.
+    async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>>;
+    /// Replaces the group if its revision is still `record.revision`; Conflict if it moved on,
+    /// NotFound if the group is gone.
+    async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()>;
+    /// Whether there was one to delete.
+    async fn delete_target_group(&self, name: &str) -> StoreResult<bool>;
+}
+
+/// Prometheus-backed alarms.
+#[async_trait]
+pub trait Alarms: Send + Sync {
+    /// Creates the alarm or replaces the one of that name.
+    async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()>;
+    async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>>;
+    /// By name.
+    async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>>;
+    /// Whether there was one to delete.
+    async fn delete_alarm(&self, name: &str) -> StoreResult<bool>;
+}
+
+/// Trigger messages waiting for delivery.
+#[async_trait]
+pub trait TriggerOutbox: Send + Sync {
     /// Pending messages whose next attempt is due, oldest first, at most `limit`, each the
     /// oldest pending one of its (deployment, destination): a later message waits for it.
     async fn due_trigger_messages(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>>;
@@ -721,10 +846,43 @@ pub trait Store: Send + Sync + 'static {
     async fn trigger_messages(&self, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>>;
     /// Deletes delivered and expired messages created before `before`; returns how many.
     async fn prune_trigger_messages(&self, before: Timestamp) -> StoreResult<u64>;
+}
 
-    // -- audit log (append-only: nothing updates or deletes a record) ---------------------------
+/// The audit log, append-only: nothing updates or deletes a record.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
     /// Appends a record (its sequence number is assigned here).
     async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()>;
     /// Oldest first; the cursor is the last record's sequence number.
     async fn audit_records(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecordInfo>>;
+}
+
+/// The capability traits, for `use landfall_store::capabilities::*` where a concrete store is
+/// called (a `dyn Store` offers its capabilities' methods without them in scope).
+pub mod capabilities {
+    pub use crate::{
+        Alarms, AuditLog, Catalog, Coordination, Credentials, Deployments, Hosts, TargetGroups, TriggerOutbox,
+    };
+}
+
+/// Everything the server keeps, each capability a trait of its own so that a part of the server
+/// can be given only the ones it uses (`&dyn Store` coerces to any of them).
+pub trait Store:
+    Coordination + Credentials + Catalog + Hosts + Deployments + TargetGroups + Alarms + TriggerOutbox + AuditLog + 'static
+{
+}
+
+impl<
+    T: Coordination
+        + Credentials
+        + Catalog
+        + Hosts
+        + Deployments
+        + TargetGroups
+        + Alarms
+        + TriggerOutbox
+        + AuditLog
+        + 'static,
+> Store for T
+{
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use landfall_store::PostgresStore;
+use landfall_store::capabilities::*;
 
 /// A new, empty database's URL.
 async fn fresh_database() -> String {
@@ -38,20 +39,20 @@ async fn the_audit_log_refuses_updates_and_deletes_even_in_sql() {
 
 #[tokio::test]
 async fn a_notice_reaches_every_server_on_the_database() {
-    use landfall_store::{Notice, Store};
+    use landfall_store::{Notice, NoticeKind};
     let url = fresh_database().await;
     let (a, b) = (PostgresStore::connect(&url).await.unwrap(), PostgresStore::connect(&url).await.unwrap());
     let mut on_a = a.subscribe().await.unwrap().expect("PostgreSQL stores deliver notices");
     let mut on_b = b.subscribe().await.unwrap().unwrap();
     let keys: Vec<String> = (0..2000).map(|n| format!("host-{n:05}")).collect();
-    b.publish(&Notice::new("host", keys.clone())).await.unwrap();
+    b.publish(&Notice::new(NoticeKind::Host, keys.clone())).await.unwrap();
     // Split into several payloads on the way, every key arrives at both.
     for receiver in [&mut on_a, &mut on_b] {
         let mut seen = Vec::new();
         while seen.len() < keys.len() {
             let notice =
                 tokio::time::timeout(std::time::Duration::from_secs(10), receiver.recv()).await.unwrap().unwrap();
-            assert_eq!(notice.kind, "host");
+            assert_eq!(notice.kind, NoticeKind::Host);
             seen.extend(notice.keys);
         }
         assert_eq!(seen, keys);

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use landfall_store::{SqliteStore, Store as _};
+use landfall_store::SqliteStore;
+use landfall_store::capabilities::*;
 
 async fn fresh_store() -> Arc<SqliteStore> {
     let dir = std::env::temp_dir().join(format!("landfall-store-test-{}", uuid::Uuid::new_v4()));
@@ -14,7 +15,6 @@ landfall_store::conformance_tests!(fresh_store());
 
 #[tokio::test]
 async fn reopening_keeps_data_and_does_not_migrate_twice() {
-    use landfall_store::Store;
     let dir = std::env::temp_dir().join(format!("landfall-store-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("landfall.db");

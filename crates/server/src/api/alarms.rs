@@ -74,9 +74,9 @@ pub async fn delete(ctx: &Ctx<'_>, input: DeleteAlarmInput) -> ApiResult<()> {
 pub async fn list(ctx: &Ctx<'_>, input: ListAlarmsInput) -> ApiResult<ListAlarmsOutput> {
     let mut alarms = ctx.store().list_alarms().await.map_err(store_error)?;
     if input.evaluate == Some(true) {
-        let evaluator = Evaluator::default();
+        let evaluator = Evaluator::new(&ctx.state.alarms);
         for alarm in &mut alarms {
-            alarm.state = Some(evaluator.evaluate(ctx.state, &alarm.alarm_name).await.as_state());
+            alarm.state = Some(evaluator.evaluate(ctx.store(), &ctx.state.metrics, &alarm.alarm_name).await.as_state());
         }
     }
     Ok(ListAlarmsOutput { alarms })

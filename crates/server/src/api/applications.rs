@@ -3,7 +3,7 @@
 use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate;
-use landfall_store::{StoreError, TaggedKind};
+use landfall_store::{StoreError, TaggedKind, Unique};
 
 use super::common::{Ctx, new_uuid, page_request, page_token, store_error};
 
@@ -27,7 +27,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateApplicationInput) -> ApiResult<C
         compute_platform: Some(platform),
     };
     match ctx.store().create_application(&app, MAX_APPLICATIONS).await {
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::AlreadyExists(Unique::Application)) => {
             return err(Exception::ApplicationAlreadyExists, format!("The application {name} already exists."));
         }
         Err(StoreError::LimitExceeded(limit)) => {
@@ -75,7 +75,7 @@ pub async fn update(ctx: &Ctx<'_>, input: UpdateApplicationInput) -> ApiResult<(
         return Ok(());
     }
     match ctx.store().rename_application(app.application_id.as_deref().unwrap_or_default(), new_name).await {
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::AlreadyExists(Unique::Application)) => {
             err(Exception::ApplicationAlreadyExists, format!("The application {new_name} already exists."))
         }
         Err(StoreError::NotFound) => {

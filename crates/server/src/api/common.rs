@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use landfall_api::error::{ApiError, ApiResult, Exception, err};
 use landfall_api::shapes::{ApplicationInfo, ComputePlatform, DeploymentConfigInfo};
 use landfall_api::{Timestamp, predefined};
-use landfall_store::{GroupRecord, PageRequest, StoreError};
+use landfall_store::{GroupRecord, PageRequest};
 
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -95,50 +95,8 @@ pub fn default_config_name(platform: &ComputePlatform) -> &'static str {
     }
 }
 
-/// A store failure the handler did not expect: logged, answered as InternalFailure.
-pub fn store_error(error: StoreError) -> ApiError {
-    if let StoreError::Unavailable(why) = &error {
-        tracing::warn!(%why, "a request failed: the store is unavailable");
-        return ApiError::new(
-            Exception::ServiceUnavailable,
-            "The server's store (its database) is unavailable; try again shortly.",
-        );
-    }
-    if let StoreError::Full(why) = &error {
-        tracing::error!(%why, "a request failed: the store's disk is full");
-        return ApiError::internal(
-            "The server's disk is full: nothing was changed. Free space where its data directory (or database) is, \
-             then try again.",
-        );
-    }
-    tracing::error!(%error, "store failure");
-    ApiError::internal("The server could not complete the request; see its log.")
-}
-
-/// Random bytes from the operating system.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    bytes
-}
-
-/// `len` random characters of `alphabet`.
-pub fn random_string(alphabet: &[u8], len: usize) -> String {
-    let bytes = random_bytes::<64>();
-    // 64 random bytes cover every length used here; modulo bias is negligible for these alphabets.
-    bytes.iter().take(len).map(|b| alphabet[usize::from(*b) % alphabet.len()] as char).collect()
-}
-
-pub const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
-pub fn new_uuid() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// A new deployment id: `d-` and nine upper-case letters and digits.
-pub fn new_deployment_id() -> String {
-    format!("d-{}", random_string(UPPER_ALNUM, 9))
-}
+pub use crate::errors::store_error;
+pub use crate::ids::{new_deployment_id, new_uuid, random_string};
 
 /// Page tokens are opaque to clients: the listing's name and the store's cursor, base64url.
 /// A token from another listing, or not made here, is InvalidNextTokenException.

@@ -3,7 +3,7 @@
 use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::{predefined, validate};
-use landfall_store::{PageRequest, StoreError};
+use landfall_store::{PageRequest, StoreError, Unique};
 
 use super::common::{Ctx, new_uuid, page_in_memory, page_request, page_token, store_error};
 
@@ -25,7 +25,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentConfigInput) -> ApiRes
         zonal_config: input.zonal_config,
     };
     match ctx.store().create_deployment_config(&config, MAX_CUSTOM_CONFIGS).await {
-        Err(StoreError::Conflict(_)) => err(
+        Err(StoreError::AlreadyExists(Unique::DeploymentConfig)) => err(
             Exception::DeploymentConfigAlreadyExists,
             format!("The deployment configuration {name} already exists."),
         ),

@@ -4,7 +4,7 @@ use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate;
 use landfall_engine::selection;
-use landfall_store::{GroupRecord, StoreError, TaggedKind};
+use landfall_store::{GroupRecord, StoreError, TaggedKind, Unique};
 
 use super::common::{Ctx, default_config_name, new_uuid, page_request, page_token, store_error};
 
@@ -166,8 +166,8 @@ fn name_hooks(group: &mut DeploymentGroupInfo) {
     }
 }
 
-fn conflict(what: &str, app: &str, group: &str) -> landfall_api::ApiError {
-    if what == "ECS service" {
+fn conflict(what: Unique, app: &str, group: &str) -> landfall_api::ApiError {
+    if what == Unique::EcsService {
         landfall_api::ApiError::new(
             Exception::ECSServiceMappingLimitExceeded,
             "The ECS service is already associated with another deployment group.",
@@ -199,7 +199,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentGroupInput) -> ApiResu
     check_settings(ctx, &mut group, &platform).await?;
     let record = GroupRecord { application_id: app_id, info: group };
     match ctx.store().create_deployment_group(&record, MAX_GROUPS_PER_APPLICATION).await {
-        Err(StoreError::Conflict(what)) => return Err(conflict(&what, &app_name, &group_name)),
+        Err(StoreError::AlreadyExists(what)) => return Err(conflict(what, &app_name, &group_name)),
         Err(StoreError::LimitExceeded(limit)) => {
             return err(
                 Exception::DeploymentGroupLimitExceeded,
@@ -311,7 +311,7 @@ pub async fn update(ctx: &Ctx<'_>, input: UpdateDeploymentGroupInput) -> ApiResu
     check_settings(ctx, &mut record.info, &platform).await?;
     let shown_name = new_name.unwrap_or(current);
     match ctx.store().update_deployment_group(&record).await {
-        Err(StoreError::Conflict(what)) => Err(conflict(&what, &app_name, &shown_name)),
+        Err(StoreError::AlreadyExists(what)) => Err(conflict(what, &app_name, &shown_name)),
         Err(StoreError::NotFound) => err(
             Exception::DeploymentGroupDoesNotExist,
             format!("No Deployment Group found for name: {shown_name} in application {app_name}"),

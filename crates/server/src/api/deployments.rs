@@ -9,11 +9,10 @@ use landfall_engine::blue_green::Phase;
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
 use landfall_engine::run::{self, Progress, StopRequest};
 use landfall_engine::selection::{self, InstanceHistory, deployment_order};
-use landfall_store::{DeploymentFilter, DeploymentRecord, GroupRecord, StoreError, TargetRecord};
+use landfall_engine::{plan, timeline};
+use landfall_store::{CommandState, DeploymentFilter, DeploymentRecord, GroupRecord, StoreError, TargetRecord};
 
 use crate::driver::{self, new_instance_target};
-use crate::state::AppState;
-use crate::timeline;
 
 use super::common::{Ctx, default_config_name, new_deployment_id, page_request, page_token, store_error};
 use super::revisions::revision_record;
@@ -30,10 +29,6 @@ pub async fn load(ctx: &Ctx<'_>, id: &Option<String>) -> ApiResult<DeploymentRec
         Some(record) => Ok(record),
         None => err(Exception::DeploymentDoesNotExist, format!("The deployment {id} could not be found.")),
     }
-}
-
-pub(crate) fn is_complete(status: &Option<DeploymentStatus>) -> bool {
-    matches!(status, Some(DeploymentStatus::Succeeded | DeploymentStatus::Failed | DeploymentStatus::Stopped))
 }
 
 /// The deployment as GetDeployment shows it: inline AppSpec content removed.
@@ -135,7 +130,7 @@ async fn server_targets(
         .collect();
     let mut role_events = events(role);
     if kind == DeploymentType::BlueGreen
-        && driver::terminates_original_hosts(group.info.blue_green_deployment_configuration.as_ref())
+        && plan::terminates_original_hosts(group.info.blue_green_deployment_configuration.as_ref())
     {
         // Landfall cannot terminate a server it does not own: it takes the original hosts out of
         // service instead, their applications stopped (the event shows how that went).
@@ -243,8 +238,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateDeploymentInput) -> ApiResult<Cr
         group_id: group.id().to_owned(),
         exclusive: true,
         info,
-        progress: appspec
-            .and_then(|appspec| serde_json::to_string(&Progress { appspec: Some(appspec), ..Default::default() }).ok()),
+        progress: Progress { appspec, ..Default::default() },
         version: 0,
     };
     // Registered with the deployment, in one step, if the application does not have it yet.
@@ -340,8 +334,8 @@ pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDe
     let rollback = input.auto_rollback_enabled == Some(true);
     let note =
         format!("Stop requested by {}{}.", ctx.caller.access_key_id, if rollback { ", with rollback" } else { "" });
-    let now = change_progress(ctx.state, &id, |record, progress| {
-        if is_complete(&record.info.status) {
+    let now = driver::change_progress(ctx.state, &id, |record, progress| {
+        if record.info.status.as_ref().is_some_and(DeploymentStatus::is_over) {
             return err(Exception::DeploymentAlreadyCompleted, format!("The deployment {id} has already completed."));
         }
         let rollback = rollback || progress.stop.as_ref().is_some_and(|s| s.rollback);
@@ -350,7 +344,7 @@ pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDe
     })
     .await?;
     note_in_timeline(ctx, &id, DeploymentEventType::StopRequested, note).await;
-    Ok(if is_complete(&now.info.status) {
+    Ok(if now.info.status.as_ref().is_some_and(DeploymentStatus::is_over) {
         StopDeploymentOutput {
             status: Some(StopStatus::Succeeded),
             status_message: Some("No more commands will be scheduled for execution in the deployment instances".into()),
@@ -366,35 +360,6 @@ pub async fn stop(ctx: &Ctx<'_>, input: StopDeploymentInput) -> ApiResult<StopDe
     })
 }
 
-/// Changes a deployment and its engine progress with `change` (which may refuse), retried if
-/// the deployment changed meanwhile, then lets the engine act on it at once; returns the
-/// deployment as it then stands.
-pub(crate) async fn change_progress(
-    state: &AppState,
-    id: &str,
-    change: impl Fn(&mut DeploymentRecord, &mut Progress) -> ApiResult<()>,
-) -> ApiResult<DeploymentRecord> {
-    let load = || async {
-        match state.store.deployment(id).await.map_err(store_error)? {
-            Some(record) => Ok(record),
-            None => err(Exception::DeploymentDoesNotExist, format!("The deployment {id} could not be found.")),
-        }
-    };
-    for _ in 0..5 {
-        let mut record = load().await?;
-        let mut progress = driver::progress_of(&record);
-        change(&mut record, &mut progress)?;
-        record.progress = serde_json::to_string(&progress).ok();
-        match state.store.update_deployment(&record).await {
-            Err(StoreError::Conflict(_)) => continue,
-            other => other.map_err(store_error)?,
-        }
-        driver::reconcile(state, record.id()).await.map_err(store_error)?;
-        return load().await;
-    }
-    err(Exception::Throttling, "The deployment is changing too fast; try again.")
-}
-
 /// Adds an entry to a deployment's timeline; a failure to is logged, not answered (the change
 /// it tells of is made).
 async fn note_in_timeline(ctx: &Ctx<'_>, id: &str, event_type: DeploymentEventType, message: String) {
@@ -406,13 +371,13 @@ async fn note_in_timeline(ctx: &Ctx<'_>, id: &str, event_type: DeploymentEventTy
 
 /// Checks that a deployment can be continued: active, blue/green.
 fn blue_green_in_progress(record: &DeploymentRecord) -> ApiResult<()> {
-    if is_complete(&record.info.status) {
+    if record.info.status.as_ref().is_some_and(DeploymentStatus::is_over) {
         return err(
             Exception::DeploymentAlreadyCompleted,
             format!("The deployment {} has already completed.", record.id()),
         );
     }
-    if !driver::is_blue_green(&record.info) {
+    if !plan::is_blue_green(&record.info) {
         return err(
             Exception::UnsupportedActionForDeploymentType,
             format!("The deployment {} is not a blue/green deployment.", record.id()),
@@ -428,7 +393,7 @@ pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) 
     validate::known(&wait, Exception::InvalidDeploymentWaitType, "deploymentWaitType")?;
     let id = validate::deployment_id(&input.deployment_id)?;
     let note = format!("{} ended by {} (ContinueDeployment).", wait.as_str(), ctx.caller.access_key_id);
-    change_progress(ctx.state, id, |record, progress| match wait {
+    driver::change_progress(ctx.state, id, |record, progress| match wait {
         DeploymentWaitType::ReadyWait => {
             blue_green_in_progress(record)?;
             if record.info.status != Some(DeploymentStatus::Ready) {
@@ -454,7 +419,7 @@ pub async fn continue_deployment(ctx: &Ctx<'_>, input: ContinueDeploymentInput) 
 
 pub async fn skip_wait(ctx: &Ctx<'_>, input: SkipWaitTimeForInstanceTerminationInput) -> ApiResult<()> {
     let id = validate::deployment_id(&input.deployment_id)?;
-    change_progress(ctx.state, id, |record, progress| {
+    driver::change_progress(ctx.state, id, |record, progress| {
         end_termination_wait(record, progress, Exception::DeploymentNotStarted, "Termination wait skipped")
     })
     .await?;
@@ -524,15 +489,15 @@ pub async fn put_hook_status(
     if command.deployment_id != record.id() || !hook_event || command.acknowledged_at.is_none() {
         return unknown();
     }
-    if command.state != "Dispatched" {
+    if command.state != CommandState::Dispatched {
         return err(
             Exception::LifecycleEventAlreadyCompleted,
-            format!("The lifecycle hook execution {execution} has already reported {}.", command.state),
+            format!("The lifecycle hook execution {execution} has already reported {}.", command.state.as_str()),
         );
     }
     let succeeded = input.status == Some(LifecycleEventStatus::Succeeded);
     let message = format!("The hook reported {}.", if succeeded { "Succeeded" } else { "Failed" });
-    driver::complete_on_server(ctx.state, &command.id, succeeded, message).await;
+    crate::server_events::complete_on_server(ctx.state, &command.id, succeeded, message).await;
     driver::reconcile(ctx.state, record.id()).await.map_err(store_error)?;
     Ok(PutLifecycleEventHookExecutionStatusOutput { lifecycle_event_hook_execution_id: Some(execution.to_owned()) })
 }

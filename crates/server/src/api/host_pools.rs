@@ -9,7 +9,7 @@ use landfall_api::landfall::{
     CreateHostPoolInput, HostPoolInfo, HostPoolMembersInput, HostPoolNameInput, HostPoolOutput, ListHostPoolsOutput,
 };
 use landfall_engine::selection;
-use landfall_store::StoreError;
+use landfall_store::{StoreError, Unique};
 
 use super::common::{Ctx, store_error};
 use super::instances::registered;
@@ -90,7 +90,7 @@ pub async fn create(ctx: &Ctx<'_>, input: CreateHostPoolInput) -> ApiResult<Host
         ..Default::default()
     };
     match ctx.store().create_host_pool(&pool).await {
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::AlreadyExists(Unique::HostPool)) => {
             return err(Exception::HostPoolAlreadyExists, format!("A host pool named {name} already exists."));
         }
         other => other.map_err(store_error)?,

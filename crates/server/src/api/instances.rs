@@ -4,7 +4,7 @@ use landfall_api::error::{ApiResult, Exception, err};
 use landfall_api::shapes::*;
 use landfall_api::validate::{self, IamIdentity, MAX_INSTANCE_TAGS, MAX_INSTANCES_PER_TAG_CALL};
 use landfall_engine::selection::{Filter, Selection};
-use landfall_store::{StoreError, StoreResult};
+use landfall_store::{StoreError, Unique};
 
 use landfall_api::landfall::{
     AgentStatus, DrainInstanceInput, DrainInstanceOutput, ListAgentStatusInput, ListAgentStatusOutput,
@@ -13,7 +13,6 @@ use landfall_api::landfall::{
 
 use super::common::{Ctx, page_in_memory, page_request, page_token, random_string, store_error};
 use super::keys;
-use crate::state::AppState;
 
 const PAGE: usize = 100;
 const ARN_SUFFIX_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -45,25 +44,26 @@ async fn register_identity(
         tags: Some(tags),
     };
     match ctx.store().register_instance(&instance).await {
-        Err(StoreError::Conflict(what)) => match what.as_str() {
-            "instance" => err(
+        Err(StoreError::AlreadyExists(what)) => match what {
+            Unique::Instance => err(
                 Exception::InstanceNameAlreadyRegistered,
                 format!("The on-premises instance {name} is already registered."),
             ),
-            "iamUserArn" => err(
+            Unique::IamUserArn => err(
                 Exception::IamUserArnAlreadyRegistered,
                 format!(
                     "The IAM user ARN {} is already registered to another instance.",
                     instance.iam_user_arn.unwrap_or_default()
                 ),
             ),
-            _ => err(
+            Unique::IamSessionArn => err(
                 Exception::IamSessionArnAlreadyRegistered,
                 format!(
                     "The IAM session ARN {} is already registered to another instance.",
                     instance.iam_session_arn.unwrap_or_default()
                 ),
             ),
+            other => Err(store_error(StoreError::AlreadyExists(other))),
         },
         other => other.map(|()| instance).map_err(store_error),
     }
@@ -126,25 +126,6 @@ pub async fn registered(ctx: &Ctx<'_>, name: &str) -> ApiResult<InstanceInfo> {
         Some(instance) if instance.deregister_time.is_none() => Ok(instance),
         _ => err(Exception::InstanceNotRegistered, format!("The on-premises instance {name} is not registered.")),
     }
-}
-
-/// Deregisters an instance now: it leaves every group's selection, and its agent keys stop
-/// working at once.
-pub async fn deregister_now(state: &AppState, name: &str) -> StoreResult<()> {
-    let now = state.clock.now();
-    if let Some(mut instance) = state.store.instance(name).await?
-        && instance.deregister_time.is_none()
-    {
-        instance.deregister_time = Some(now);
-        state.store.update_instance(&instance).await?;
-    }
-    state.store.leave_host_pools(name).await?;
-    state.store.delete_departure(name).await?;
-    state.instances.forget(name);
-    for key in state.store.revoke_instance_keys(name, now).await? {
-        state.keys.forget(&key);
-    }
-    Ok(())
 }
 
 pub async fn get(ctx: &Ctx<'_>, input: GetOnPremisesInstanceInput) -> ApiResult<GetOnPremisesInstanceOutput> {

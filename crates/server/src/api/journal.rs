@@ -8,7 +8,7 @@ use landfall_api::landfall::{
 use landfall_store::AuditFilter;
 
 use super::common::{Ctx, page_request, page_token, store_error};
-use super::deployments::{is_complete, load};
+use super::deployments::load;
 
 /// Most timeline entries one answer carries; a follower asks again after the last.
 const EVENTS_PAGE: usize = 500;
@@ -23,7 +23,8 @@ pub async fn deployment_events(
     let events = ctx.store().deployment_events(record.id(), after, EVENTS_PAGE).await.map_err(store_error)?;
     // Complete only once the last entry has been read: a finished deployment's final entries
     // are written with its final status.
-    let complete = is_complete(&record.info.status) && events.len() < EVENTS_PAGE;
+    let complete = record.info.status.as_ref().is_some_and(landfall_api::shapes::DeploymentStatus::is_over)
+        && events.len() < EVENTS_PAGE;
     Ok(ListDeploymentEventsOutput { events, complete })
 }
 

@@ -14,15 +14,54 @@ mod journal;
 pub mod keys;
 mod revisions;
 mod tags;
+pub(crate) mod target_groups;
 pub(crate) mod targets;
 
 use landfall_api::codec::{decode_input, encode_output};
 use landfall_api::landfall::LandfallOperation;
 use landfall_api::{ApiResult, Operation};
 
-use common::Ctx;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-use crate::traffic;
+use common::Ctx;
+use landfall_api::landfall::{Access, operation_access};
+
+use crate::auth::{Caller, authorize};
+use crate::state::AppState;
+
+use crate::audit;
+
+/// One CodeDeploy operation by an authenticated caller (over the API, or from the console):
+/// the role checked, the handler called, and a call that changes something (or was refused
+/// one) audited.
+pub async fn call_codedeploy(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    peer: SocketAddr,
+    operation: Operation,
+    body: &[u8],
+) -> ApiResult<Vec<u8>> {
+    let access = operation_access(operation);
+    let ctx = Ctx { state, caller, now: state.clock.now() };
+    let result = match authorize(state, caller, access, operation.name()) {
+        Ok(()) => codedeploy(&ctx, operation, body).await,
+        Err(error) => Err(error),
+    };
+    if access != Access::Read {
+        audit::record(
+            &*state.store,
+            state.clock.now(),
+            caller,
+            peer,
+            operation.name().to_owned(),
+            body,
+            result.as_ref().map(|_| ()),
+        )
+        .await;
+    }
+    result
+}
 
 /// Decodes the body into the handler's input type, calls it, encodes its output.
 macro_rules! call {
@@ -132,13 +171,13 @@ async fn landfall_operation(ctx: &Ctx<'_>, operation: LandfallOperation, body: &
         LandfallOperation::DrainInstance => call!(instances::drain, ctx, body),
         LandfallOperation::GetLifecycleEventLog => call!(targets::event_log, ctx, body),
         LandfallOperation::ListAgentStatus => call!(instances::agent_status, ctx, body),
-        LandfallOperation::CreateTargetGroup => call!(traffic::create, ctx, body),
-        LandfallOperation::DeleteTargetGroup => call!(traffic::delete, ctx, body),
-        LandfallOperation::ListTargetGroups => call!(traffic::list, ctx, body),
-        LandfallOperation::RegisterTargets => call!(traffic::register, ctx, body),
-        LandfallOperation::DeregisterTargets => call!(traffic::deregister, ctx, body),
-        LandfallOperation::GetRouterState => call!(traffic::router_state, ctx, body),
-        LandfallOperation::ReportTargetHealth => call!(traffic::report, ctx, body),
+        LandfallOperation::CreateTargetGroup => call!(target_groups::create, ctx, body),
+        LandfallOperation::DeleteTargetGroup => call!(target_groups::delete, ctx, body),
+        LandfallOperation::ListTargetGroups => call!(target_groups::list, ctx, body),
+        LandfallOperation::RegisterTargets => call!(target_groups::register, ctx, body),
+        LandfallOperation::DeregisterTargets => call!(target_groups::deregister, ctx, body),
+        LandfallOperation::GetRouterState => call!(target_groups::router_state, ctx, body),
+        LandfallOperation::ReportTargetHealth => call!(target_groups::report, ctx, body),
         LandfallOperation::PutAlarm => call!(alarms::put, ctx, body),
         LandfallOperation::DeleteAlarm => call!(alarms::delete, ctx, body),
         LandfallOperation::ListAlarms => call!(alarms::list, ctx, body),

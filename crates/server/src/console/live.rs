@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::{Session, pages};
 use crate::api::common::Ctx;
-use crate::http::Body;
+use crate::body::Body;
 use crate::state::AppState;
 
 /// `/console/assets/console.js`: every element with `data-live` follows the event stream it
@@ -104,7 +104,7 @@ pub fn deployment(state: Arc<AppState>, session: Session, id: &str, query: &Hash
                 let newer = state.store.deployment_events(&id, last_entry, 1_000).await.unwrap_or_default();
                 last_entry = newer.last().map_or(last_entry, |entry| entry.sequence);
                 let now = (record.version, last_entry);
-                let complete = crate::api::deployments::is_complete(&record.info.status);
+                let complete = record.info.status.as_ref().is_some_and(landfall_api::shapes::DeploymentStatus::is_over);
                 if seen == Some(now) && complete {
                     let _ = sender.send(event("end", "")).await;
                     return;

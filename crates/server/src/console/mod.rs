@@ -12,7 +12,7 @@
 mod html;
 mod live;
 mod pages;
-mod throttle;
+pub(crate) mod throttle;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,10 +30,10 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::auth::Caller;
-use crate::http::{Body, full};
+use crate::body::{Body, full};
 use crate::s3::percent_decode;
 use crate::state::AppState;
-pub use throttle::SignInThrottle;
+
 use throttle::Turn;
 
 /// How long a sign-in lasts.
@@ -287,7 +287,8 @@ async fn sign_in(state: &Arc<AppState>, peer: SocketAddr, form: &HashMap<String,
     let Some(record) = accepted else {
         state.sign_ins.failed(key_id, peer.ip(), std::time::Instant::now());
         crate::audit::append(
-            state,
+            &*state.store,
+            state.clock.now(),
             &caller,
             peer,
             "Console.SignIn".into(),
@@ -298,9 +299,10 @@ async fn sign_in(state: &Arc<AppState>, peer: SocketAddr, form: &HashMap<String,
         return pages::login(Some("That access key and secret do not match an active key."), next);
     };
     state.sign_ins.succeeded(key_id, peer.ip());
-    crate::audit::append(state, &caller, peer, "Console.SignIn".into(), resources, Ok(())).await;
+    crate::audit::append(&*state.store, state.clock.now(), &caller, peer, "Console.SignIn".into(), resources, Ok(()))
+        .await;
     let expiry = state.clock.now().millis() / 1000 + SESSION_SECONDS;
-    let nonce = crate::api::common::random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 24);
+    let nonce = crate::ids::random_string(b"0123456789abcdefghijklmnopqrstuvwxyz", 24);
     let claims = format!("{}.{expiry}.{nonce}", record.access_key_id);
     let secure = if state.tls { "; Secure" } else { "" };
     let cookie = format!(

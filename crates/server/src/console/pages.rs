@@ -9,7 +9,9 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use landfall_api::Operation;
 use landfall_api::landfall::{Access, DeploymentEventInfo, DeploymentEventType};
-use landfall_api::shapes::{ComputePlatform, DeploymentInfo, DeploymentStatus, DeploymentTarget, RevisionLocation};
+use landfall_api::shapes::{
+    ComputePlatform, DeploymentInfo, DeploymentStatus, DeploymentTarget, LifecycleEventStatus, RevisionLocation,
+};
 use landfall_store::{AuditFilter, DeploymentFilter, DeploymentRecord, PageRequest, RevisionFilter, RevisionSort};
 use serde_json::json;
 
@@ -210,7 +212,7 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
         .iter()
         .map(|revision| {
             let mut row = vec![
-                esc(&crate::timeline::describe_revision(&revision.location)),
+                esc(&landfall_engine::timeline::describe_revision(&revision.location)),
                 esc(revision.info.description.as_deref().unwrap_or_default()),
                 time(revision.info.register_time),
             ];
@@ -281,7 +283,7 @@ pub async fn deploy(
     let Ok(Some(revision)) = store.revision(&application_id, &key).await else {
         return failure(session, StatusCode::NOT_FOUND, "Not found", "There is no such revision.");
     };
-    let shown = crate::timeline::describe_revision(&revision.location);
+    let shown = landfall_engine::timeline::describe_revision(&revision.location);
     let action = format!("/console/applications/{}/groups/{}/deploy", url(app), url(group));
     if form.get("confirmed").map(String::as_str) != Some("yes") {
         return confirm(
@@ -317,7 +319,7 @@ async fn call(
     input: &serde_json::Value,
 ) -> Result<serde_json::Value, Reply> {
     let body = serde_json::to_vec(input).unwrap_or_default();
-    match crate::http::call_codedeploy(state, &session.caller, peer, operation, &body).await {
+    match crate::api::call_codedeploy(state, &session.caller, peer, operation, &body).await {
         Ok(output) => Ok(serde_json::from_slice(&output).unwrap_or_default()),
         Err(error) => {
             let status = if error.exception == landfall_api::error::Exception::AccessDenied {
@@ -496,7 +498,7 @@ pub async fn deployment_live(
         info.complete_time.map(|at| format!(" · completed {}", time(Some(at)))).unwrap_or_default(),
     );
     if let Some(revision) = &info.revision {
-        let _ = write!(body, "<p>Revision {}</p>", esc(&crate::timeline::describe_revision(revision)));
+        let _ = write!(body, "<p>Revision {}</p>", esc(&landfall_engine::timeline::describe_revision(revision)));
     }
     if let Some(error) = &info.error_information {
         let _ = write!(
@@ -574,7 +576,7 @@ fn actions(session: &Session, record: &DeploymentRecord) -> String {
     let id = record.id();
     let action = |name: &str| format!("/console/deployments/{}/{name}", url(id));
     let mut buttons = Vec::new();
-    let complete = crate::api::deployments::is_complete(&info.status);
+    let complete = info.status.as_ref().is_some_and(DeploymentStatus::is_over);
     if !complete {
         buttons.push(action_form(session, &action("stop"), &[], "Stop…", true));
         buttons.push(action_form(session, &action("stop"), &[("rollback", "yes")], "Stop and roll back…", true));
@@ -603,13 +605,13 @@ fn actions(session: &Session, record: &DeploymentRecord) -> String {
 
 /// Blue/green and weighted deployments: where the traffic goes now.
 async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
-    if !crate::driver::is_blue_green(&record.info) {
+    if !landfall_engine::plan::is_blue_green(&record.info) {
         return String::new();
     }
     if matches!(record.info.compute_platform, Some(ComputePlatform::Lambda | ComputePlatform::Ecs)) {
         return platform_traffic(state, record).await;
     }
-    let progress = crate::driver::progress_of(record);
+    let progress = &record.progress;
     let share = progress.blue_green.as_ref().and_then(|b| b.green_share);
     let mut html = String::from("<h2>Traffic</h2>");
     match share {
@@ -641,13 +643,13 @@ async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
                     .and_then(|t| t.target.instance_target.as_ref()?.instance_label.clone())
                     .map(|l| l.as_str().to_owned())
                     .unwrap_or_default();
-                let health = target.health.as_ref().map(|h| h.state.clone()).unwrap_or_else(|| "unknown".into());
+                let health = target.health.as_ref().map_or("unknown", |h| h.state.as_str());
                 vec![
                     esc(&target.instance_name),
                     esc(&label),
                     target.effective_weight().to_string(),
                     if target.serving { "yes".into() } else { "no".into() },
-                    esc(&health),
+                    esc(health),
                 ]
             })
             .collect();
@@ -763,7 +765,7 @@ fn host_row(deployment_id: &str, target: &DeploymentTarget) -> Vec<String> {
             String::new()
         };
         let diagnostics = match &event.diagnostics {
-            Some(d) if event_status == "Failed" => {
+            Some(d) if event.status == Some(LifecycleEventStatus::Failed) => {
                 // The end of the script's output, as CodeDeploy's console shows it.
                 let tail = d.log_tail.as_deref().filter(|t| !t.trim().is_empty());
                 format!(
@@ -856,7 +858,7 @@ pub async fn act(
             if !confirmed {
                 let question = format!(
                     "Deploy the previous revision, {}, to {} / {}?",
-                    crate::timeline::describe_revision(&previous),
+                    landfall_engine::timeline::describe_revision(&previous),
                     record.info.application_name.as_deref().unwrap_or_default(),
                     record.info.deployment_group_name.as_deref().unwrap_or_default()
                 );

@@ -22,15 +22,15 @@ use async_trait::async_trait;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
     ComputePlatform, DeploymentCreator, DeploymentGroupInfo, DeploymentInfo, DeploymentOption, DeploymentStatus,
-    DeploymentTargetType, DeploymentType, ECSTarget, ECSTaskSet, ErrorCode, TargetGroupInfo, TargetGroupPairInfo,
-    TargetLabel,
+    DeploymentTarget, DeploymentTargetType, DeploymentType, ECSTarget, ECSTaskSet, ErrorCode, TargetGroupInfo,
+    TargetGroupPairInfo, TargetLabel,
 };
 use landfall_appspec::{EcsAppSpec, parse_ecs};
 use landfall_engine::lifecycle::{ServerTargetRole, lifecycle_events};
-use landfall_store::{HostCommandRecord, TargetRecord};
+use landfall_store::{CommandState, HostCommandRecord, TargetRecord};
 use serde_json::{Value, json};
 
-use super::{Advanced, Cx, PlatformRun, RollbackPlan, Run};
+use super::{Advanced, Cx, PlatformRules, PlatformRun, RollbackPlan, Run};
 use crate::aws::{AwsError, xml_elements};
 
 /// What a rollback runs: traffic back to the original task set.
@@ -94,16 +94,46 @@ pub struct EcsRun {
     pub rollback: bool,
 }
 
-#[async_trait]
-impl PlatformRun for EcsRun {
+impl PlatformRules for EcsRun {
     fn blue_green(&self) -> bool {
         true
     }
 
+    fn failure_code(&self, event: &str) -> ErrorCode {
+        match event {
+            "Install" | "AllowTestTraffic" | "AllowTraffic" => ErrorCode::EcsUpdateError,
+            _ => ErrorCode::HookExecutionFailure,
+        }
+    }
+
+    fn rollback(
+        &self,
+        id: &str,
+        failed: &DeploymentInfo,
+        target: Option<&DeploymentTarget>,
+        now: Timestamp,
+    ) -> Result<RollbackPlan, String> {
+        let target = target.ok_or("the deployment has no target.")?;
+        let service_id = target.instance_target.as_ref().and_then(|t| t.target_id.clone()).unwrap_or_default();
+        if task_set(target, TargetLabel::Green).is_none() {
+            return Err("no replacement task set was created, so nothing changed.".to_owned());
+        }
+        let revision = failed.revision.clone().ok_or("the deployment has no revision.")?;
+        Ok(RollbackPlan {
+            revision,
+            targets: vec![new_target(id, &service_id, &ROLLBACK_EVENTS, task_sets(target), now).target],
+            config_name: Some(ALL_AT_ONCE.to_owned()),
+            appspec: Some(self.text.clone()),
+        })
+    }
+}
+
+#[async_trait]
+impl PlatformRun for EcsRun {
     async fn advance(&self, cx: &Cx<'_>, run: &Run<'_>) -> Advanced {
         let mut target = run.target.clone();
         let mut completed = false;
-        for command in run.commands.iter().filter(|c| c.state == "Dispatched") {
+        for command in run.commands.iter().filter(|c| c.state == CommandState::Dispatched) {
             let outcome = if run.stopping {
                 Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
             } else {
@@ -145,33 +175,6 @@ impl PlatformRun for EcsRun {
             tracing::warn!(%error, service = %target.target_id, "cannot finish the ECS deployment's clean-up");
         }
     }
-
-    fn failure_code(&self, event: &str) -> ErrorCode {
-        match event {
-            "Install" | "AllowTestTraffic" | "AllowTraffic" => ErrorCode::EcsUpdateError,
-            _ => ErrorCode::HookExecutionFailure,
-        }
-    }
-
-    fn rollback_plan(
-        &self,
-        id: &str,
-        failed: &DeploymentInfo,
-        target: Option<&TargetRecord>,
-        now: Timestamp,
-    ) -> Result<RollbackPlan, String> {
-        let target = target.ok_or("the deployment has no target.")?;
-        if task_set(target, TargetLabel::Green).is_none() {
-            return Err("no replacement task set was created, so nothing changed.".to_owned());
-        }
-        let revision = failed.revision.clone().ok_or("the deployment has no revision.")?;
-        Ok(RollbackPlan {
-            revision,
-            targets: vec![new_target(id, &target.target_id, &ROLLBACK_EVENTS, task_sets(target), now)],
-            config_name: Some(ALL_AT_ONCE.to_owned()),
-            appspec: Some(self.text.clone()),
-        })
-    }
 }
 
 impl EcsRun {
@@ -184,7 +187,7 @@ impl EcsRun {
         command: &HostCommandRecord,
     ) -> Result<Option<String>, String> {
         let service = Service::of(target);
-        if let Some(green) = task_set(target, TargetLabel::Green) {
+        if let Some(green) = task_set(&target.target, TargetLabel::Green) {
             let described = describe_task_set(cx, &service, &green).await.map_err(|e| e.to_string())?;
             update_task_set(target, TargetLabel::Green, |shown| counts_from(shown, &described));
             return Ok(steady(&described));
@@ -318,7 +321,7 @@ impl EcsRun {
         };
         if share < 100 {
             let weight = f64::from(share);
-            if task_set(target, to.clone()).and_then(|t| t.traffic_weight) != Some(weight) {
+            if task_set(&target.target, to.clone()).and_then(|t| t.traffic_weight) != Some(weight) {
                 let groups = resolved_groups(cx, run.deployment, target).await?;
                 let split =
                     [(groups.of(from.clone()), 100 - u32::from(share)), (groups.of(to.clone()), u32::from(share))];
@@ -379,11 +382,11 @@ fn counts_from(shown: &mut ECSTaskSet, described: &Value) {
     shown.running_count = count("runningCount").or(shown.running_count);
 }
 
-fn task_sets(target: &TargetRecord) -> Vec<ECSTaskSet> {
-    target.target.ecs_target.as_ref().and_then(|t| t.task_sets_info.clone()).unwrap_or_default()
+fn task_sets(target: &DeploymentTarget) -> Vec<ECSTaskSet> {
+    target.ecs_target.as_ref().and_then(|t| t.task_sets_info.clone()).unwrap_or_default()
 }
 
-fn task_set(target: &TargetRecord, label: TargetLabel) -> Option<ECSTaskSet> {
+fn task_set(target: &DeploymentTarget, label: TargetLabel) -> Option<ECSTaskSet> {
     task_sets(target).into_iter().find(|t| t.task_set_label.as_ref() == Some(&label))
 }
 
@@ -423,7 +426,7 @@ async fn delete_task_set(
     target: &TargetRecord,
     label: TargetLabel,
 ) -> Result<(), String> {
-    let Some(task_set) = task_set(target, label) else { return Ok(()) };
+    let Some(task_set) = task_set(&target.target, label) else { return Ok(()) };
     let id = task_set.identifer.unwrap_or_default();
     let input = json!({"cluster": service.cluster, "service": service.name, "taskSet": id, "force": true});
     cx.aws.ecs("DeleteTaskSet", &input).await.map_err(|e| format!("The task set {id} could not be deleted: {e}"))?;
@@ -445,7 +448,7 @@ async fn send_traffic_to(
     for listener in routes(deployment, Route::Production).into_iter().chain(routes(deployment, Route::Test)) {
         forward(cx, &listener, &[(group, 100)]).await?;
     }
-    let task_set = task_set(target, to).ok_or("the task set traffic goes to is not known.")?;
+    let task_set = task_set(&target.target, to).ok_or("the task set traffic goes to is not known.")?;
     // ECS wants the full ARN here.
     let arn = describe_task_set(cx, &service, &task_set)
         .await
@@ -538,7 +541,7 @@ impl Groups {
 async fn resolved_groups(cx: &Cx<'_>, deployment: &DeploymentInfo, target: &TargetRecord) -> Result<Groups, String> {
     let all = target_groups(cx, &pair(deployment)?).await?;
     let pick = |label: TargetLabel| {
-        let name = task_set(target, label.clone()).and_then(|t| t.target_group).and_then(|g| g.name);
+        let name = task_set(&target.target, label.clone()).and_then(|t| t.target_group).and_then(|g| g.name);
         let found = all.iter().find(|g| Some(&g.name) == name.as_ref());
         found
             .map(|g| TargetGroup { name: g.name.clone(), arn: g.arn.clone() })

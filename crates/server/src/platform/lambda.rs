@@ -17,15 +17,15 @@ use async_trait::async_trait;
 use hyper::Method;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
-    AppSpecContent, DeploymentInfo, DeploymentStatus, DeploymentTargetType, ErrorCode, LambdaFunctionInfo,
-    LambdaTarget, RevisionLocation, RevisionLocationType,
+    AppSpecContent, DeploymentInfo, DeploymentStatus, DeploymentTarget, DeploymentTargetType, ErrorCode,
+    LambdaFunctionInfo, LambdaTarget, RevisionLocation, RevisionLocationType,
 };
 use landfall_appspec::{LambdaAppSpec, parse_lambda};
 use landfall_engine::blue_green::Shift;
-use landfall_store::{HostCommandRecord, TargetRecord};
+use landfall_store::{CommandState, HostCommandRecord, TargetRecord};
 use serde_json::json;
 
-use super::{Advanced, Cx, PlatformRun, RollbackPlan, Run};
+use super::{Advanced, Cx, PlatformRules, PlatformRun, RollbackPlan, Run};
 use crate::aws::AwsError;
 
 /// A Lambda deployment's events, in order.
@@ -93,7 +93,7 @@ async fn advance(cx: &Cx<'_>, spec: &LambdaAppSpec, run: &Run<'_>) -> Advanced {
         }
     }
     let target = &target;
-    for command in run.commands.iter().filter(|c| c.state == "Dispatched") {
+    for command in run.commands.iter().filter(|c| c.state == CommandState::Dispatched) {
         let outcome = if run.stopping {
             Err(format!("The deployment was stopped during {}.", command.lifecycle_event))
         } else if command.lifecycle_event == "AllowTraffic" {
@@ -191,10 +191,10 @@ async fn restore(cx: &Cx<'_>, spec: &LambdaAppSpec, target: &TargetRecord) {
 fn rollback_plan(
     id: &str,
     failed: &LambdaAppSpec,
-    target: Option<&TargetRecord>,
+    target: Option<&DeploymentTarget>,
     now: Timestamp,
 ) -> Result<RollbackPlan, String> {
-    let info = target.and_then(|t| t.target.lambda_target.as_ref()).and_then(|t| t.lambda_function_info.clone());
+    let info = target.and_then(|t| t.lambda_target.as_ref()).and_then(|t| t.lambda_function_info.clone());
     let original = info
         .and_then(|info| info.current_version)
         .and_then(|version| version.parse::<u64>().ok())
@@ -223,7 +223,7 @@ fn rollback_plan(
     };
     Ok(RollbackPlan {
         revision: location,
-        targets: vec![initial_target(id, &spec, now)],
+        targets: vec![initial_target(id, &spec, now).target],
         config_name: Some(ALL_AT_ONCE.to_owned()),
         appspec: Some(content),
     })
@@ -237,12 +237,31 @@ pub struct LambdaRun {
     pub spec: LambdaAppSpec,
 }
 
-#[async_trait]
-impl PlatformRun for LambdaRun {
+impl PlatformRules for LambdaRun {
     fn blue_green(&self) -> bool {
         false // the alias's traffic moves within AllowTraffic; there are no waits
     }
 
+    fn failure_code(&self, event: &str) -> ErrorCode {
+        match event {
+            "AllowTraffic" => ErrorCode::InvalidLambdaConfiguration,
+            _ => ErrorCode::HookExecutionFailure,
+        }
+    }
+
+    fn rollback(
+        &self,
+        id: &str,
+        _failed: &DeploymentInfo,
+        target: Option<&DeploymentTarget>,
+        now: Timestamp,
+    ) -> Result<RollbackPlan, String> {
+        rollback_plan(id, &self.spec, target, now)
+    }
+}
+
+#[async_trait]
+impl PlatformRun for LambdaRun {
     async fn advance(&self, cx: &Cx<'_>, run: &Run<'_>) -> Advanced {
         advance(cx, &self.spec, run).await
     }
@@ -259,22 +278,5 @@ impl PlatformRun for LambdaRun {
         if *status != DeploymentStatus::Succeeded && !rolled_back {
             restore(cx, &self.spec, target).await;
         }
-    }
-
-    fn failure_code(&self, event: &str) -> ErrorCode {
-        match event {
-            "AllowTraffic" => ErrorCode::InvalidLambdaConfiguration,
-            _ => ErrorCode::HookExecutionFailure,
-        }
-    }
-
-    fn rollback_plan(
-        &self,
-        id: &str,
-        _failed: &DeploymentInfo,
-        target: Option<&TargetRecord>,
-        now: Timestamp,
-    ) -> Result<RollbackPlan, String> {
-        rollback_plan(id, &self.spec, target, now)
     }
 }

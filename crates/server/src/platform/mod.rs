@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use landfall_api::Timestamp;
 use landfall_api::shapes::{
     ComputePlatform, DeploymentCreator, DeploymentGroupInfo, DeploymentInfo, DeploymentStatus, DeploymentTarget,
-    DeploymentTargetType, ErrorCode, InstanceTarget, RevisionLocation, TargetStatus,
+    DeploymentTargetType, InstanceTarget, RevisionLocation, TargetStatus,
 };
 use landfall_appspec::LifecycleHook;
 use landfall_engine::blue_green::Shift;
+pub use landfall_engine::plan::{PlatformRules, RollbackPlan};
 use landfall_store::{HostCommandRecord, TargetRecord};
 use serde_json::json;
 
@@ -24,13 +25,10 @@ mod appspec_source;
 pub mod ecs;
 pub mod lambda;
 
-/// One deployment's work on its platform.
+/// One deployment's work on its platform: the I/O beside the platform's rules, which the
+/// planner asks.
 #[async_trait]
-pub trait PlatformRun: Send + Sync {
-    /// Whether the engine takes the deployment through its blue/green phases (the ready wait
-    /// before production traffic, the termination wait after it).
-    fn blue_green(&self) -> bool;
-
+pub trait PlatformRun: PlatformRules + Send {
     /// Carries out the events in flight: starts what is not started, completes what is done.
     async fn advance(&self, cx: &Cx<'_>, run: &Run<'_>) -> Advanced;
 
@@ -44,19 +42,6 @@ pub trait PlatformRun: Send + Sync {
         target: &TargetRecord,
         rolled_back: bool,
     );
-
-    /// The error code a deployment that failed at `event` reports.
-    fn failure_code(&self, event: &str) -> ErrorCode;
-
-    /// What the rollback of this (failed or stopped) deployment deploys; Err says why there is
-    /// nothing to roll back.
-    fn rollback_plan(
-        &self,
-        id: &str,
-        failed: &DeploymentInfo,
-        target: Option<&TargetRecord>,
-        now: Timestamp,
-    ) -> Result<RollbackPlan, String>;
 }
 
 /// What platform work runs with: the server, and the AWS identity the deployment's calls are
@@ -85,16 +70,6 @@ pub struct Advanced {
     pub completed: bool,
     /// The target's record changed (ARNs, traffic weights, task sets): to be stored.
     pub target: Option<TargetRecord>,
-}
-
-/// A rollback deployment's revision, targets, configuration and AppSpec.
-pub struct RollbackPlan {
-    pub revision: RevisionLocation,
-    pub targets: Vec<TargetRecord>,
-    /// The configuration it runs with (none: the failed deployment's).
-    pub config_name: Option<String>,
-    /// What the rollback keeps as its AppSpec (see [`open`]).
-    pub appspec: Option<String>,
 }
 
 /// A new deployment on a platform: its AppSpec (kept with the deployment, so the platform
@@ -240,5 +215,5 @@ pub async fn settle(state: &AppState, command: &HostCommandRecord, outcome: Resu
         Ok(Some(message)) => (true, message),
         Err(message) => (false, message),
     };
-    crate::driver::complete_on_server(state, &command.id, succeeded, message).await
+    crate::server_events::complete_on_server(state, &command.id, succeeded, message).await
 }

@@ -13,7 +13,7 @@ use super::error::{S3Error, S3Result};
 use super::objects::{ObjectMeta, PartMeta, TempFile, precondition_failed};
 use super::ops::{etag_matches, insert, parse_range, write_condition};
 use super::{Ctx, iso8601, percent_decode, quoted, xml, xml_response};
-use crate::http::Body;
+use crate::body::Body;
 
 /// The object `x-amz-copy-source` names: `bucket/key` or `/bucket/key`, percent-encoded,
 /// optionally `?versionId=null` (objects here have only that version).

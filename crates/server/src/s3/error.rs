@@ -3,7 +3,22 @@
 use hyper::StatusCode;
 use landfall_sigv4::AuthError;
 
-use crate::auth::S3AuthFailure;
+/// Why an S3 request was refused before its operation was looked at (turned into S3's XML
+/// errors by the S3 module).
+#[derive(Debug)]
+pub enum S3AuthFailure {
+    Signature(AuthError),
+    UnknownAccessKey(String),
+    /// A header-signed request without `x-amz-content-sha256`, which S3 requires.
+    MissingContentSha256,
+    /// `x-amz-content-sha256` sent but left out of the signature, so the body would be unprotected.
+    ContentSha256NotSigned,
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` and the like: per-chunk signatures are not verified.
+    SignedChunks(String),
+    /// Signature version 2 (`Authorization: AWS ...`, or `AWSAccessKeyId` and `Signature` in the query).
+    SignatureV2,
+    Store(landfall_api::ApiError),
+}
 
 #[derive(Debug)]
 pub struct S3Error {

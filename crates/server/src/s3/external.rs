@@ -10,12 +10,12 @@
 use http_body_util::BodyExt as _;
 use hyper::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
+use landfall_client::signed::{SendError, Signing, send_signed_stream};
 use landfall_listener::RequestBody;
-use landfall_sigv4::{SigningParams, UNSIGNED_PAYLOAD, sign};
 
 use super::body::{self, Expect, Sink};
 use super::{Ctx, MAX_UPLOAD_BYTES, Op, S3Error, S3Result};
-use crate::http::Body;
+use crate::body::Body;
 use crate::sources::ExternalS3;
 
 /// Largest XML body (bucket configuration, batch delete, upload completion) forwarded.
@@ -94,7 +94,6 @@ pub async fn forward(
     {
         headers.insert("content-encoding", value);
     }
-    headers.insert("x-amz-content-sha256", HeaderValue::from_static(UNSIGNED_PAYLOAD));
 
     // The body, received and verified here first.
     let mut temp = None;
@@ -117,24 +116,21 @@ pub async fn forward(
     }
 
     let uri: hyper::Uri = url.parse().map_err(S3Error::internal)?;
-    let params = SigningParams {
-        credentials: &external.credentials,
-        region: &external.region,
-        service: "s3",
-        time: ctx.now.div_euclid(1000),
+    let body = match (&temp, document) {
+        (Some(file), _) => Some(reqwest::Body::from(tokio::fs::File::open(file.path()).await?)),
+        (None, Some(bytes)) => Some(reqwest::Body::from(bytes)),
+        (None, None) => None,
     };
-    sign(&ctx.parts.method, &uri, &mut headers, &[], &params).map_err(S3Error::internal)?;
-    let mut request = client.request(ctx.parts.method.clone(), url).headers(headers);
-    if let Some(file) = &temp {
-        let reader = tokio::fs::File::open(file.path()).await?;
-        request = request.body(reqwest::Body::from(reader));
-    } else if let Some(bytes) = document {
-        request = request.body(bytes);
-    }
-    let answer = request.send().await.map_err(|error| {
-        tracing::warn!(%error, operation = op.name(), "the external bundle store cannot be reached");
-        S3Error::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The bundle store cannot be reached.")
-    })?;
+    let signing = Signing { credentials: &external.credentials, region: &external.region, service: "s3" };
+    let answer = match send_signed_stream(client, ctx.parts.method.clone(), &uri, headers, body, signing).await {
+        Ok(answer) => answer,
+        Err(SendError::Sign(why)) => return Err(S3Error::internal(why)),
+        Err(SendError::Unreachable(error)) => {
+            tracing::warn!(%error, operation = op.name(), "the external bundle store cannot be reached");
+            let message = "The bundle store cannot be reached.";
+            return Err(S3Error::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message));
+        }
+    };
     drop(temp);
 
     let mut response = Response::builder().status(answer.status().as_u16());

@@ -7,7 +7,7 @@ use landfall_sigv4::uri_encode;
 
 use super::error::{S3Error, S3Result};
 use super::{Ctx, iso8601, quoted, xml, xml_response};
-use crate::http::Body;
+use crate::body::Body;
 
 /// Most keys in one page, as S3.
 const MAX_KEYS: usize = 1000;

@@ -8,13 +8,15 @@ mod body;
 mod checksum;
 mod chunked;
 mod copy;
-mod error;
+pub(crate) mod error;
 mod external;
 mod list;
 mod multipart;
-mod objects;
+pub(crate) mod objects;
 mod ops;
 pub(crate) mod xml;
+
+pub use xml::iso8601;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -26,7 +28,7 @@ use landfall_api::landfall::Role;
 use landfall_listener::RequestBody;
 
 use crate::auth::{Caller, authenticate_s3};
-use crate::http::{Body, full};
+use crate::body::{Body, full};
 use crate::state::AppState;
 
 pub use error::{S3Error, S3Result};
@@ -283,11 +285,7 @@ fn valid_bucket_name(name: &str) -> bool {
         && !name.ends_with("--ol-s3")
 }
 
-/// Where replicas keep bundles: the external store, and the client that reaches it.
-pub struct ExternalBundles {
-    pub store: crate::sources::ExternalS3,
-    pub client: reqwest::Client,
-}
+pub use crate::sources::ExternalBundles;
 
 /// Everything an operation needs about its request.
 pub struct Ctx<'a> {
@@ -381,7 +379,16 @@ pub async fn handle(state: &AppState, peer: SocketAddr, parts: Parts, body: Requ
             resources.insert("key".to_owned(), decoded(key));
         }
         let outcome = result.as_ref().map(|_| ()).map_err(|error| (error.code, error.message.as_str()));
-        crate::audit::append(state, caller, peer, format!("S3.{}", op.name()), resources, outcome).await;
+        crate::audit::append(
+            &*state.store,
+            state.clock.now(),
+            caller,
+            peer,
+            format!("S3.{}", op.name()),
+            resources,
+            outcome,
+        )
+        .await;
     }
     let mut response = match result {
         Ok(response) => {
@@ -586,21 +593,6 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
     let mut response = Response::new(full(Vec::new()));
     *response.status_mut() = status;
     response
-}
-
-/// `2026-11-22T04:12:11.000Z`, as S3 writes times in XML.
-pub fn iso8601(millis: i64) -> String {
-    let basic = landfall_sigv4::format_amz_date(millis.div_euclid(1000));
-    format!(
-        "{}-{}-{}T{}:{}:{}.{:03}Z",
-        &basic[0..4],
-        &basic[4..6],
-        &basic[6..8],
-        &basic[9..11],
-        &basic[11..13],
-        &basic[13..15],
-        millis.rem_euclid(1000)
-    )
 }
 
 pub fn http_date(millis: i64) -> String {

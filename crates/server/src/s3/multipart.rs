@@ -11,7 +11,7 @@ use super::error::{S3Error, S3Result};
 use super::objects::{ObjectMeta, PartMeta, UploadMeta};
 use super::ops::{MAX_XML_BYTES, insert, write_condition};
 use super::{Ctx, MAX_UPLOAD_BYTES, empty_response, iso8601, quoted, xml, xml_response};
-use crate::http::Body;
+use crate::body::Body;
 
 const MAX_PARTS: u32 = 10_000;
 /// Every part but the last must be at least this large (as S3).

@@ -16,7 +16,7 @@ use super::checksum::Algorithm;
 use super::error::{S3Error, S3Result};
 use super::objects::{ObjectMeta, precondition_failed};
 use super::{Ctx, MAX_KEY_BYTES, MAX_UPLOAD_BYTES, empty_response, http_date, iso8601, quoted, xml, xml_response};
-use crate::http::Body;
+use crate::body::Body;
 
 /// Largest XML document accepted in a request body.
 pub const MAX_XML_BYTES: u64 = 2 * 1024 * 1024;

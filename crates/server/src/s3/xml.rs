@@ -212,6 +212,21 @@ fn unescape(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// `2026-11-22T04:12:11.000Z`, as S3 writes times in XML.
+pub fn iso8601(millis: i64) -> String {
+    let basic = landfall_sigv4::format_amz_date(millis.div_euclid(1000));
+    format!(
+        "{}-{}-{}T{}:{}:{}.{:03}Z",
+        &basic[0..4],
+        &basic[4..6],
+        &basic[6..8],
+        &basic[9..11],
+        &basic[11..13],
+        &basic[13..15],
+        millis.rem_euclid(1000)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

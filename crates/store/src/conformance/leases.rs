@@ -84,17 +84,18 @@ pub async fn fenced_steps(store: &dyn Store) {
 
 #[test]
 fn notices_split_into_payloads_within_the_limit_and_parse_back() {
-    use crate::Notice;
-    let notice = Notice::new("host", ["web-1", "web-2", "web-3"]);
+    use crate::{Notice, NoticeKind};
+    let notice = Notice::new(NoticeKind::Host, ["web-1", "web-2", "web-3"]);
     assert_eq!(notice.payloads(100), ["host\nweb-1\nweb-2\nweb-3"]);
     assert_eq!(Notice::parse("host\nweb-1\nweb-2\nweb-3"), notice);
     assert_eq!(notice.payloads(17), ["host\nweb-1\nweb-2", "host\nweb-3"]);
     let keys: Vec<String> = notice.payloads(11).iter().flat_map(|p| Notice::parse(p).keys).collect();
     assert_eq!(keys, ["web-1", "web-2", "web-3"]);
-    assert_eq!(Notice::new("resync", Vec::<String>::new()).payloads(100), ["resync"]);
-    assert_eq!(Notice::parse("resync"), Notice::new("resync", Vec::<String>::new()));
+    assert_eq!(Notice::new(NoticeKind::Resync, Vec::<String>::new()).payloads(100), ["resync"]);
+    assert_eq!(Notice::parse("resync"), Notice::new(NoticeKind::Resync, Vec::<String>::new()));
+    assert_eq!(Notice::parse("newer\nx").kind, NoticeKind::Unknown("newer".into()));
     // A key that fits no payload is dropped, not sent broken.
-    assert_eq!(Notice::new("host", ["x".repeat(20), "web-1".into()]).payloads(12), ["host\nweb-1"]);
+    assert_eq!(Notice::new(NoticeKind::Host, ["x".repeat(20), "web-1".into()]).payloads(12), ["host\nweb-1"]);
 }
 
 pub async fn ended_sessions(store: &dyn Store) {

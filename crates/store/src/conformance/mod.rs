@@ -18,9 +18,9 @@ use landfall_api::shapes::{
 };
 
 use crate::{
-    AccessKeyRecord, AgentStatusRecord, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep,
-    GroupRecord, HostCommandRecord, InstanceHistoryRecord, LogLimit, LogPage, LogStart, PageRequest, RevisionFilter,
-    RevisionRecord, RevisionSort, Store, StoreError, TaggedKind, TargetRecord,
+    AccessKeyRecord, AgentStatusRecord, CommandState, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord,
+    DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LogLimit, LogPage, LogStart, PageRequest,
+    RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, TaggedKind, TargetRecord, Unique,
 };
 
 /// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
@@ -174,7 +174,10 @@ pub async fn applications(store: &dyn Store) {
     store.create_application(&app("id-b", "bravo"), ROOMY).await.unwrap();
     store.create_application(&app("id-a", "alpha"), ROOMY).await.unwrap();
     store.create_application(&app("id-c", "charlie"), ROOMY).await.unwrap();
-    assert!(matches!(store.create_application(&app("id-x", "alpha"), ROOMY).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_application(&app("id-x", "alpha"), ROOMY).await,
+        Err(StoreError::AlreadyExists(Unique::Application))
+    ));
 
     let page = store.list_applications(&first_page(2)).await.unwrap();
     assert_eq!(page.items, ["alpha", "bravo"]);
@@ -186,7 +189,10 @@ pub async fn applications(store: &dyn Store) {
     let renamed = store.application("alfa").await.unwrap().unwrap();
     assert_eq!(renamed.application_id.as_deref(), Some("id-a"));
     assert_eq!(store.application_by_id("id-a").await.unwrap().unwrap().application_name.as_deref(), Some("alfa"));
-    assert!(matches!(store.rename_application("id-a", "bravo").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.rename_application("id-a", "bravo").await,
+        Err(StoreError::AlreadyExists(Unique::Application))
+    ));
     assert!(matches!(store.rename_application("id-zz", "zulu").await, Err(StoreError::NotFound)));
 }
 
@@ -228,7 +234,10 @@ pub async fn deployment_configs(store: &dyn Store) {
         ..Default::default()
     };
     store.create_deployment_config(&config, ROOMY).await.unwrap();
-    assert!(matches!(store.create_deployment_config(&config, ROOMY).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_deployment_config(&config, ROOMY).await,
+        Err(StoreError::AlreadyExists(Unique::DeploymentConfig))
+    ));
     assert_eq!(store.deployment_config("TwoAtATime").await.unwrap(), Some(config));
     assert_eq!(store.list_deployment_configs(&first_page(10)).await.unwrap().items, ["TwoAtATime"]);
 
@@ -253,7 +262,7 @@ pub async fn deployment_groups(store: &dyn Store) {
     store.create_deployment_group(&group("g-3", "app-2", "prod", "C"), ROOMY).await.unwrap();
     assert!(matches!(
         store.create_deployment_group(&group("g-4", "app-1", "prod", "C"), ROOMY).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::AlreadyExists(Unique::DeploymentGroup))
     ));
     assert_eq!(store.list_deployment_groups("app-1", &first_page(10)).await.unwrap().items, ["beta", "prod"]);
 
@@ -263,7 +272,10 @@ pub async fn deployment_groups(store: &dyn Store) {
     assert!(store.deployment_group("app-1", "beta").await.unwrap().is_none());
     assert_eq!(store.deployment_group("app-1", "staging").await.unwrap().unwrap().id(), "g-2");
     renamed.info.deployment_group_name = Some("prod".into());
-    assert!(matches!(store.update_deployment_group(&renamed).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.update_deployment_group(&renamed).await,
+        Err(StoreError::AlreadyExists(Unique::DeploymentGroup))
+    ));
 
     let (app_found, group_found) = store.application_and_group("web", "prod").await.unwrap().unwrap();
     assert_eq!(
@@ -283,7 +295,7 @@ pub async fn deployment_groups(store: &dyn Store) {
     other.info.deployment_group_id = Some("g-6".into());
     other.info.deployment_group_name = Some("ecs-b".into());
     match store.create_deployment_group(&other, ROOMY).await {
-        Err(StoreError::Conflict(what)) => assert_eq!(what, "ECS service"),
+        Err(StoreError::AlreadyExists(what)) => assert_eq!(what, Unique::EcsService),
         result => panic!("expected an ECS service conflict, got {result:?}"),
     }
 
@@ -352,11 +364,11 @@ pub async fn instances(store: &dyn Store) {
     let arn = "arn:aws:iam::123456789012:user/web-1";
     store.register_instance(&instance("web-1", arn)).await.unwrap();
     match store.register_instance(&instance("web-1", "arn:aws:iam::123456789012:user/other")).await {
-        Err(StoreError::Conflict(what)) => assert_eq!(what, "instance"),
+        Err(StoreError::AlreadyExists(what)) => assert_eq!(what, Unique::Instance),
         result => panic!("expected a name conflict, got {result:?}"),
     }
     match store.register_instance(&instance("web-2", arn)).await {
-        Err(StoreError::Conflict(what)) => assert_eq!(what, "iamUserArn"),
+        Err(StoreError::AlreadyExists(what)) => assert_eq!(what, Unique::IamUserArn),
         result => panic!("expected an ARN conflict, got {result:?}"),
     }
 
@@ -409,7 +421,7 @@ pub async fn target_groups(store: &dyn Store) {
         create_time: Timestamp(1_000),
     };
     store.create_target_group(&group).await.unwrap();
-    assert!(matches!(store.create_target_group(&group).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_target_group(&group).await, Err(StoreError::AlreadyExists(Unique::TargetGroup))));
     let mut record = store.target_group("web").await.unwrap().unwrap();
     assert_eq!(record.info, group);
     let stale = record.clone();
@@ -424,7 +436,7 @@ pub async fn target_groups(store: &dyn Store) {
     });
     store.update_target_group(&record).await.unwrap();
     // An update computed from an older read is refused, and changes nothing.
-    assert!(matches!(store.update_target_group(&stale).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.update_target_group(&stale).await, Err(StoreError::Changed(_))));
     let stored = store.target_group("web").await.unwrap().unwrap();
     assert_eq!(stored.info.targets.len(), 1);
     assert_eq!(stored.revision, record.revision + 1, "each update moves the revision on");
@@ -566,7 +578,10 @@ pub async fn limits(store: &dyn Store) {
     store.create_application(&app("a-2", "two"), 2).await.unwrap();
     assert!(matches!(store.create_application(&app("a-3", "three"), 2).await, Err(StoreError::LimitExceeded(2))));
     // A name conflict is reported as such, even at the limit.
-    assert!(matches!(store.create_application(&app("a-4", "one"), 2).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_application(&app("a-4", "one"), 2).await,
+        Err(StoreError::AlreadyExists(Unique::Application))
+    ));
     assert!(store.application("three").await.unwrap().is_none());
 
     store.create_deployment_group(&group("g-1", "a-1", "one", "C"), 1).await.unwrap();
@@ -638,7 +653,7 @@ fn command(id: &str, deployment: &str, target: &str, event: &str, at: i64) -> Ho
         deployment_id: deployment.into(),
         target_id: target.into(),
         lifecycle_event: event.into(),
-        state: "Queued".into(),
+        state: CommandState::Queued,
         created_at: Timestamp(at),
         ..Default::default()
     }
@@ -675,8 +690,8 @@ pub async fn host_commands(store: &dyn Store) {
     // Each host gets its own commands, oldest first, each once.
     let first = store.dispatch_command("web-1", Timestamp(20)).await.unwrap().unwrap();
     assert_eq!(
-        (first.id.as_str(), first.state.as_str(), first.dispatched_at),
-        ("hc-1", "Dispatched", Some(Timestamp(20)))
+        (first.id.as_str(), first.state, first.dispatched_at),
+        ("hc-1", CommandState::Dispatched, Some(Timestamp(20)))
     );
     assert_eq!(store.dispatch_command("web-1", Timestamp(21)).await.unwrap().unwrap().id, "hc-3");
     assert!(store.dispatch_command("web-1", Timestamp(22)).await.unwrap().is_none());
@@ -694,29 +709,33 @@ pub async fn host_commands(store: &dyn Store) {
     assert_eq!(store.complete_command("hc-2", true, &again, Timestamp(31)).await.unwrap(), Completion::NotInFlight);
     assert_eq!(store.complete_command("hc-404", true, &again, Timestamp(31)).await.unwrap(), Completion::NotInFlight);
     let completed = store.command("hc-1").await.unwrap().unwrap();
-    assert_eq!((completed.state.as_str(), completed.completed_at), ("Failed", Some(Timestamp(30))));
+    assert_eq!((completed.state, completed.completed_at), (CommandState::Failed, Some(Timestamp(30))));
     assert_eq!(completed.diagnostics.unwrap().message.as_deref(), Some("first"));
 
     // Engine updates touch only commands not yet final.
     let cancel = DeploymentStep {
         deployment: current.clone(),
-        command_updates: vec![("hc-1".into(), "Cancelled".into(), None), ("hc-2".into(), "Cancelled".into(), None)],
+        command_updates: vec![
+            ("hc-1".into(), CommandState::Cancelled, None),
+            ("hc-2".into(), CommandState::Cancelled, None),
+        ],
         ..Default::default()
     };
     store.apply_deployment_step(&cancel).await.unwrap();
-    let states: Vec<String> = store.commands_of("d-CMD000001").await.unwrap().into_iter().map(|c| c.state).collect();
-    assert_eq!(states, ["Failed", "Cancelled", "Dispatched"]);
+    let states: Vec<CommandState> =
+        store.commands_of("d-CMD000001").await.unwrap().into_iter().map(|c| c.state).collect();
+    assert_eq!(states, [CommandState::Failed, CommandState::Cancelled, CommandState::Dispatched]);
 
     // A lost hand-out goes back to the queue, its hand-out forgotten, and is handed out again.
     current.version += 1;
     let requeue = DeploymentStep {
         deployment: current.clone(),
-        command_updates: vec![("hc-3".into(), "Queued".into(), None)],
+        command_updates: vec![("hc-3".into(), CommandState::Queued, None)],
         ..Default::default()
     };
     store.apply_deployment_step(&requeue).await.unwrap();
     let again = store.command("hc-3").await.unwrap().unwrap();
-    assert_eq!((again.state.as_str(), again.dispatched_at, again.completed_at), ("Queued", None, None));
+    assert_eq!((again.state, again.dispatched_at, again.completed_at), (CommandState::Queued, None, None));
     assert_eq!(store.dispatch_command("web-1", Timestamp(40)).await.unwrap().unwrap().id, "hc-3");
 
     // Deployments by the targets they gave commands, newest first.
@@ -793,7 +812,7 @@ pub async fn deployment_steps(store: &dyn Store) {
     assert_eq!(stored.version, 0);
     let mut next = stored.clone();
     next.info.status = Some(DeploymentStatus::Succeeded);
-    next.progress = Some("{\"started\":true}".into());
+    next.progress.started = true;
     let mut finished_target = target.clone();
     finished_target.target.deployment_target_type = Some("InstanceTarget".into());
     finished_target.target.instance_target = Some(Default::default());
@@ -814,7 +833,7 @@ pub async fn deployment_steps(store: &dyn Store) {
     store.apply_deployment_step(&step).await.unwrap();
 
     let after = store.deployment("d-STEP00001").await.unwrap().unwrap();
-    assert_eq!((after.version, after.progress.as_deref()), (1, Some("{\"started\":true}")));
+    assert_eq!((after.version, after.progress.started), (1, true));
     assert_eq!(store.targets("d-STEP00001").await.unwrap(), [finished_target]);
     assert_eq!(store.instance_history("g-1").await.unwrap()[0].revision_key.as_deref(), Some(revision.key.as_str()));
     let group = store.deployment_group_by_id("g-1").await.unwrap().unwrap();
@@ -824,7 +843,7 @@ pub async fn deployment_steps(store: &dyn Store) {
 
     // A step computed from the old version is refused and changes nothing.
     let stale = DeploymentStep { deployment: next, ..Default::default() };
-    assert!(matches!(store.apply_deployment_step(&stale).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.apply_deployment_step(&stale).await, Err(StoreError::Changed(_))));
     assert_eq!(store.deployment("d-STEP00001").await.unwrap().unwrap().version, 1);
     // So is a step whose follow-up breaks a rule: the whole step is undone.
     let mut current = store.deployment("d-STEP00001").await.unwrap().unwrap();

@@ -4,7 +4,7 @@
 use landfall_api::Timestamp;
 use landfall_api::landfall::HostPoolInfo;
 
-use crate::{DepartureRecord, Store, StoreError};
+use crate::{DepartureRecord, Store, StoreError, Unique};
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|name| (*name).to_owned()).collect()
@@ -22,7 +22,10 @@ fn pool(name: &str, members: &[&str]) -> HostPoolInfo {
 pub async fn host_pools(store: &dyn Store) {
     store.create_host_pool(&pool("web", &["web-2", "web-1"])).await.unwrap();
     store.create_host_pool(&pool("empty", &[])).await.unwrap();
-    assert!(matches!(store.create_host_pool(&pool("web", &[])).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_host_pool(&pool("web", &[])).await,
+        Err(StoreError::AlreadyExists(Unique::HostPool))
+    ));
     // The refused create changed nothing.
     assert_eq!(store.host_pool("web").await.unwrap(), Some(pool("web", &["web-1", "web-2"])));
     assert_eq!(store.list_host_pools().await.unwrap(), vec![pool("empty", &[]), pool("web", &["web-1", "web-2"])]);

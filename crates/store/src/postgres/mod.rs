@@ -12,6 +12,11 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use tokio::sync::mpsc;
 
+mod scratch;
+
+pub use scratch::ScratchDatabase;
+
+use crate::NoticeKind;
 use crate::schema::POSTGRES;
 use crate::sql::prelude::*;
 
@@ -93,13 +98,13 @@ impl PostgresStore {
     }
 
     /// A listening connection of its own, read by a task that forwards every notice and, after
-    /// the connection was lost and made again, a [`Notice::RESYNC`].
+    /// the connection was lost and made again, a [`NoticeKind::Resync`] notice.
     async fn subscribe_notices(&self) -> StoreResult<Option<mpsc::UnboundedReceiver<Notice>>> {
         let mut listener = PgListener::connect_with(&self.reader).await?;
         listener.listen(CHANNEL).await?;
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let resync = || Notice { kind: Notice::RESYNC.to_owned(), keys: Vec::new() };
+            let resync = || Notice { kind: NoticeKind::Resync, keys: Vec::new() };
             loop {
                 let sent = match listener.try_recv().await {
                     Ok(Some(notification)) => sender.send(Notice::parse(notification.payload())),

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AssertSqlSafe;
 
-use crate::{Page, PageRequest, StoreError, StoreResult, TaggedKind};
+use crate::{CommandState, Page, PageRequest, Progress, StoreError, StoreResult, TaggedKind};
 
 /// Everything the generated `Store` implementation names, for a backend module to import.
 pub(crate) mod prelude {
@@ -21,17 +21,22 @@ pub(crate) mod prelude {
     pub(crate) use serde::de::DeserializeOwned;
     pub(crate) use sqlx::{QueryBuilder, Row};
 
-    pub(crate) use super::{fetch_limit, from_doc, is_unique_violation, kind_name, limited, page_of, to_doc};
+    pub(crate) use super::{
+        command_state, fetch_limit, from_doc, is_unique_violation, kind_name, limited, page_of, read_progress, to_doc,
+        write_progress,
+    };
+    pub(crate) use crate::capabilities::*;
     pub(crate) use crate::{
         AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DepartureRecord, DeployedFilter, DeploymentFilter,
         DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LeaseRecord,
         LogChunkRecord, LogLimit, LogPage, LogStart, Notice, Page, PageRequest, RevisionFilter, RevisionRecord,
-        RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetGroupRecord, TargetRecord, TriggerMessage,
-        TriggerState,
+        RevisionSort, StoreError, StoreResult, TaggedKind, TargetGroupRecord, TargetRecord, TriggerMessage,
+        TriggerState, Unique,
     };
 }
 
-/// [`ACTIVE_STATUSES`] as an SQL list, for `concat!` into static queries.
+/// `DeploymentStatus::ACTIVE` as an SQL list, for `concat!` into static queries (a test keeps
+/// the two the same).
 macro_rules! active_statuses {
     () => {
         "('Created', 'Queued', 'InProgress', 'Baking', 'Ready')"
@@ -43,13 +48,13 @@ impl From<sqlx::Error> for StoreError {
         match error {
             // The database cannot be reached (or no connection came in time).
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                StoreError::Unavailable(error.to_string())
+                StoreError::Unavailable(error.into())
             }
             // SQLITE_FULL; PostgreSQL's disk_full (53100).
             sqlx::Error::Database(database) if matches!(database.code().as_deref(), Some("13" | "53100")) => {
                 StoreError::Full(database.message().to_owned())
             }
-            other => StoreError::Backend(other.to_string()),
+            other => StoreError::Backend(other.into()),
         }
     }
 }
@@ -63,7 +68,21 @@ pub(crate) fn to_doc<T: Serialize>(value: &T) -> String {
 }
 
 pub(crate) fn from_doc<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt stored document: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::backend(format!("corrupt stored document: {e}")))
+}
+
+/// A deployment's engine progress as stored (none yet: the start).
+pub(crate) fn read_progress(stored: Option<String>) -> StoreResult<Progress> {
+    let Some(text) = stored else { return Ok(Progress::default()) };
+    serde_json::from_str(&text).map_err(|e| StoreError::Unreadable(format!("a deployment's progress: {e}")))
+}
+
+pub(crate) fn write_progress(progress: &Progress) -> String {
+    serde_json::to_string(progress).expect("progress is plain data")
+}
+
+pub(crate) fn command_state(stored: String) -> StoreResult<CommandState> {
+    CommandState::parse(&stored).ok_or_else(|| StoreError::Unreadable(format!("unknown host command state {stored:?}")))
 }
 
 pub(crate) fn kind_name(kind: TaggedKind) -> &'static str {
@@ -134,12 +153,12 @@ macro_rules! sql_store {
                     .await?;
                 return match floor.and_then(|floor| floor.parse::<i64>().ok()) {
                     Some(floor) if floor <= newest_known => Ok(tx.commit().await?),
-                    _ => Err(StoreError::Backend(format!(
+                    _ => Err(StoreError::backend(format!(
                         "the database has schema version {newer}, newer than this Landfall knows ({newest_known}) and not usable by it; upgrade Landfall"
                     ))),
                 };
             }
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let now = Timestamp::from_system(std::time::SystemTime::now()).whole_seconds();
             for (version, statements) in schema.migrations {
                 if applied.contains(version) {
                     continue;
@@ -186,7 +205,7 @@ macro_rules! sql_store {
             Ok(AccessKeyRecord {
                 access_key_id: row.try_get("access_key_id")?,
                 secret_access_key: row.try_get("secret_access_key")?,
-                role: Role::parse(&role).ok_or_else(|| StoreError::Backend(format!("unknown stored role {role}")))?,
+                role: Role::parse(&role).ok_or_else(|| StoreError::backend(format!("unknown stored role {role}")))?,
                 description: row.try_get("description")?,
                 created_at: Timestamp(row.try_get("created_at")?),
                 revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
@@ -254,12 +273,12 @@ macro_rules! sql_store {
             .bind(&info.external_id)
             .bind(info.deployment_config_name.as_deref().unwrap_or_default())
             .bind(to_doc(info))
-            .bind(&deployment.progress)
+            .bind(write_progress(&deployment.progress))
             .execute(&mut **tx)
             .await;
             match result {
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Conflict(format!("deployment {}", deployment.id())));
+                    return Err(StoreError::AlreadyExists(Unique::Deployment));
                 }
                 other => other?,
             };
@@ -294,7 +313,7 @@ macro_rules! sql_store {
             )
             .bind(deployment.info.status.as_ref().map(|s| s.as_str()).unwrap_or("Created"))
             .bind(to_doc(&deployment.info))
-            .bind(&deployment.progress)
+            .bind(write_progress(&deployment.progress))
             .bind(deployment.id())
             .bind(deployment.version)
             .execute(&mut *connection)
@@ -307,7 +326,7 @@ macro_rules! sql_store {
                 .fetch_optional(connection)
                 .await?;
             Err(match exists {
-                Some(_) => StoreError::Conflict(format!("deployment {} changed meanwhile", deployment.id())),
+                Some(_) => StoreError::Changed(format!("deployment {}", deployment.id())),
                 None => StoreError::NotFound,
             })
         }
@@ -320,7 +339,7 @@ macro_rules! sql_store {
                 deployment_id: row.try_get("deployment_id")?,
                 target_id: row.try_get("target_id")?,
                 lifecycle_event: row.try_get("lifecycle_event")?,
-                state: row.try_get("state")?,
+                state: command_state(row.try_get("state")?)?,
                 created_at: Timestamp(row.try_get("created_at")?),
                 dispatched_at: at("dispatched_at")?,
                 acknowledged_at: at("acknowledged_at")?,
@@ -384,7 +403,7 @@ macro_rules! sql_store {
                 group_id: row.try_get("group_id")?,
                 exclusive: row.try_get::<i64, _>("exclusive")? != 0,
                 info: doc_column(row, "doc")?,
-                progress: row.try_get("progress")?,
+                progress: read_progress(row.try_get("progress")?)?,
                 version: row.try_get("version")?,
             })
         }
@@ -394,7 +413,7 @@ macro_rules! sql_store {
         }
 
         #[async_trait]
-        impl Store for $store {
+        impl Coordination for $store {
             async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String> {
                 sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
@@ -443,6 +462,13 @@ macro_rules! sql_store {
                 self.close_pools().await
             }
 
+            async fn schema_version(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(self.reader()?).await?)
+            }
+        }
+
+        #[async_trait]
+        impl Credentials for $store {
             async fn create_access_key(&self, key: &AccessKeyRecord, limit: usize) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let result = sqlx::query(
@@ -461,7 +487,7 @@ macro_rules! sql_store {
                 .await;
                 match result {
                     Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Conflict(format!("access key {}", key.access_key_id)));
+                        return Err(StoreError::AlreadyExists(Unique::AccessKey));
                     }
                     other => other?,
                 };
@@ -524,6 +550,29 @@ macro_rules! sql_store {
                 Ok(ids)
             }
 
+            async fn end_session(&self, nonce: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM ended_sessions WHERE expires_at < $1").bind(now.0).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO ended_sessions (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(nonce)
+                    .bind(expires_at.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session_ended(&self, nonce: &str) -> StoreResult<bool> {
+                let found: Option<String> = sqlx::query_scalar("SELECT nonce FROM ended_sessions WHERE nonce = $1")
+                    .bind(nonce)
+                    .fetch_optional(self.reader()?)
+                    .await?;
+                Ok(found.is_some())
+            }
+        }
+
+        #[async_trait]
+        impl Catalog for $store {
             async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let result = sqlx::query("INSERT INTO applications (id, name, doc) VALUES ($1, $2, $3)")
@@ -533,7 +582,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await;
                 match result {
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("application".into())),
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(Unique::Application)),
                     other => other?,
                 };
                 check_limit(&mut tx, "SELECT COUNT(*) FROM applications", None, limit).await?;
@@ -582,7 +631,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await;
                 match result {
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("application".into())),
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(Unique::Application)),
                     other => other?,
                 };
                 tx.commit().await?;
@@ -616,7 +665,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await;
                 match result {
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("deployment configuration".into())),
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(Unique::DeploymentConfig)),
                     other => other?,
                 };
                 check_limit(&mut tx, "SELECT COUNT(*) FROM deployment_configs", None, limit).await?;
@@ -830,7 +879,7 @@ macro_rules! sql_store {
                 page: &PageRequest,
             ) -> StoreResult<Page<RevisionRecord>> {
                 let offset: i64 = match &page.after {
-                    Some(after) => after.parse().map_err(|_| StoreError::Backend(format!("bad revision cursor {after}")))?,
+                    Some(after) => after.parse().map_err(|_| StoreError::backend(format!("bad revision cursor {after}")))?,
                     None => 0,
                 };
                 let mut query: QueryBuilder<$db> =
@@ -870,66 +919,6 @@ macro_rules! sql_store {
                     page.next = Some((offset + limit as i64).to_string());
                 }
                 Ok(page)
-            }
-
-            async fn register_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
-                let name = instance.instance_name.as_deref().unwrap_or_default();
-                let arn = instance_arn(instance);
-                let mut tx = self.begin_write().await?;
-                let registered: Option<i64> = sqlx::query_scalar("SELECT registered FROM instances WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if registered == Some(1) {
-                    return Err(StoreError::Conflict("instance".into()));
-                }
-                let arn_taken: Option<String> =
-                    sqlx::query_scalar("SELECT name FROM instances WHERE iam_arn = $1 AND registered = 1 LIMIT 1")
-                        .bind(&arn)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if arn_taken.is_some() {
-                    let field = if instance.iam_user_arn.is_some() { "iamUserArn" } else { "iamSessionArn" };
-                    return Err(StoreError::Conflict(field.into()));
-                }
-                sqlx::query(
-                    "INSERT INTO instances (name, iam_arn, registered, doc) VALUES ($1, $2, 1, $3)
-                     ON CONFLICT (name) DO UPDATE SET iam_arn = excluded.iam_arn, registered = 1, doc = excluded.doc",
-                )
-                .bind(name)
-                .bind(&arn)
-                .bind(to_doc(instance))
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>> {
-                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(self.reader()?)
-                    .await?;
-                doc.as_deref().map(from_doc).transpose()
-            }
-
-            async fn list_instances(&self) -> StoreResult<Vec<InstanceInfo>> {
-                let docs: Vec<String> =
-                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(self.reader()?).await?;
-                docs.iter().map(|doc| from_doc(doc)).collect()
-            }
-
-            async fn update_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
-                let done = sqlx::query("UPDATE instances SET registered = $1, doc = $2 WHERE name = $3")
-                    .bind(i64::from(instance.deregister_time.is_none()))
-                    .bind(to_doc(instance))
-                    .bind(&instance.instance_name)
-                    .execute(self.writer()?)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
             }
 
             async fn resource_tags(&self, kind: TaggedKind, id: &str) -> StoreResult<Vec<Tag>> {
@@ -973,7 +962,202 @@ macro_rules! sql_store {
                 tx.commit().await?;
                 Ok(())
             }
+        }
 
+        #[async_trait]
+        impl Hosts for $store {
+            async fn register_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
+                let name = instance.instance_name.as_deref().unwrap_or_default();
+                let arn = instance_arn(instance);
+                let mut tx = self.begin_write().await?;
+                let registered: Option<i64> = sqlx::query_scalar("SELECT registered FROM instances WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if registered == Some(1) {
+                    return Err(StoreError::AlreadyExists(Unique::Instance));
+                }
+                let arn_taken: Option<String> =
+                    sqlx::query_scalar("SELECT name FROM instances WHERE iam_arn = $1 AND registered = 1 LIMIT 1")
+                        .bind(&arn)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if arn_taken.is_some() {
+                    let field = if instance.iam_user_arn.is_some() { Unique::IamUserArn } else { Unique::IamSessionArn };
+                    return Err(StoreError::AlreadyExists(field));
+                }
+                sqlx::query(
+                    "INSERT INTO instances (name, iam_arn, registered, doc) VALUES ($1, $2, 1, $3)
+                     ON CONFLICT (name) DO UPDATE SET iam_arn = excluded.iam_arn, registered = 1, doc = excluded.doc",
+                )
+                .bind(name)
+                .bind(&arn)
+                .bind(to_doc(instance))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>> {
+                let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.reader()?)
+                    .await?;
+                doc.as_deref().map(from_doc).transpose()
+            }
+
+            async fn list_instances(&self) -> StoreResult<Vec<InstanceInfo>> {
+                let docs: Vec<String> =
+                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(self.reader()?).await?;
+                docs.iter().map(|doc| from_doc(doc)).collect()
+            }
+
+            async fn update_instance(&self, instance: &InstanceInfo) -> StoreResult<()> {
+                let done = sqlx::query("UPDATE instances SET registered = $1, doc = $2 WHERE name = $3")
+                    .bind(i64::from(instance.deregister_time.is_none()))
+                    .bind(to_doc(instance))
+                    .bind(&instance.instance_name)
+                    .execute(self.writer()?)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn record_agent_poll(
+                &self,
+                instance_name: &str,
+                at: Timestamp,
+                agent_version: Option<&str>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO agent_status (instance_name, last_seen, agent_version) VALUES ($1, $2, $3)
+                     ON CONFLICT (instance_name) DO UPDATE SET last_seen = excluded.last_seen, agent_version = excluded.agent_version",
+                )
+                .bind(instance_name)
+                .bind(at.millis())
+                .bind(agent_version)
+                .execute(self.writer()?)
+                .await?;
+                Ok(())
+            }
+
+            async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>> {
+                let rows =
+                    sqlx::query("SELECT instance_name, last_seen, agent_version FROM agent_status ORDER BY instance_name")
+                        .fetch_all(self.reader()?)
+                        .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AgentStatusRecord {
+                            instance_name: row.try_get("instance_name")?,
+                            last_seen: Timestamp(row.try_get("last_seen")?),
+                            agent_version: row.try_get("agent_version")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query("INSERT INTO host_pools (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(&pool.pool_name)
+                    .bind(pool.create_time.0)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::AlreadyExists(Unique::HostPool));
+                }
+                pools::insert_members(&mut tx, &pool.pool_name, &pool.instance_names).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>> {
+                Ok(pools::read(self.reader()?, Some(name)).await?.pop())
+            }
+
+            async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>> {
+                pools::read(self.reader()?, None).await
+            }
+
+            async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                pools::check_exists(&mut tx, pool).await?;
+                pools::insert_members(&mut tx, pool, instances).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remove_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                pools::check_exists(&mut tx, pool).await?;
+                let mut removed = 0;
+                for instance in instances {
+                    removed += sqlx::query("DELETE FROM host_pool_members WHERE pool_name = $1 AND instance_name = $2")
+                        .bind(pool)
+                        .bind(instance)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(removed)
+            }
+
+            async fn delete_host_pool(&self, name: &str) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM host_pool_members WHERE pool_name = $1").bind(name).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM host_pools WHERE name = $1").bind(name).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn leave_host_pools(&self, instance: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM host_pool_members WHERE instance_name = $1")
+                    .bind(instance)
+                    .execute(self.writer()?)
+                    .await?;
+                Ok(())
+            }
+
+            async fn put_departure(&self, departure: &DepartureRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO departures (instance_name, drained, requested_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (instance_name) DO UPDATE
+                     SET drained = CASE WHEN excluded.drained = 1 THEN 1 ELSE departures.drained END",
+                )
+                .bind(&departure.instance_name)
+                .bind(i64::from(departure.drained))
+                .bind(departure.requested_at.0)
+                .execute(self.writer()?)
+                .await?;
+                Ok(())
+            }
+
+            async fn departures(&self) -> StoreResult<Vec<DepartureRecord>> {
+                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(self.reader()?).await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(DepartureRecord {
+                            instance_name: row.try_get("instance_name")?,
+                            drained: row.try_get::<i64, _>("drained")? != 0,
+                            requested_at: Timestamp(row.try_get("requested_at")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_departure(&self, instance: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(self.writer()?).await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Deployments for $store {
             async fn create_deployment(
                 &self,
                 deployment: &DeploymentRecord,
@@ -1006,7 +1190,7 @@ macro_rules! sql_store {
 
             async fn list_deployments(&self, filter: &DeploymentFilter, page: &PageRequest) -> StoreResult<Page<String>> {
                 let after: i64 = match &page.after {
-                    Some(after) => after.parse().map_err(|_| StoreError::Backend(format!("bad deployment cursor {after}")))?,
+                    Some(after) => after.parse().map_err(|_| StoreError::backend(format!("bad deployment cursor {after}")))?,
                     None => i64::MAX,
                 };
                 // One row holding the page as "seq id seq id ...": the SQLite driver hands rows over one
@@ -1044,8 +1228,8 @@ macro_rules! sql_store {
                 let items = words
                     .chunks(2)
                     .map(|pair| match pair {
-                        [seq, id] => Ok((seq.parse::<i64>().map_err(|e| StoreError::Backend(e.to_string()))?, id.to_string())),
-                        _ => Err(StoreError::Backend(format!("malformed deployment page {listed:?}"))),
+                        [seq, id] => Ok((seq.parse::<i64>().map_err(|e| StoreError::Backend(e.into()))?, id.to_string())),
+                        _ => Err(StoreError::backend(format!("malformed deployment page {listed:?}"))),
                     })
                     .collect::<StoreResult<Vec<_>>>()?;
                 let page = page_of(items, page.limit, |(seq, _)| seq.to_string());
@@ -1091,7 +1275,7 @@ macro_rules! sql_store {
                     .bind(&command.deployment_id)
                     .bind(&command.target_id)
                     .bind(&command.lifecycle_event)
-                    .bind(&command.state)
+                    .bind(command.state.as_str())
                     .bind(command.created_at.0)
                     .bind(command.dispatched_at.map(|t| t.0))
                     .bind(command.acknowledged_at.map(|t| t.0))
@@ -1106,7 +1290,7 @@ macro_rules! sql_store {
                          dispatched_at = CASE WHEN $1 = 'Queued' THEN NULL ELSE dispatched_at END
                          WHERE id = $4 AND state IN ('Queued', 'Dispatched')",
                     )
-                    .bind(state)
+                    .bind(state.as_str())
                     .bind(diagnostics.as_ref().map(to_doc))
                     .bind(step.now.0)
                     .bind(id)
@@ -1341,90 +1525,6 @@ macro_rules! sql_store {
                 Ok(LogPage { chunks, received: received as u64 })
             }
 
-            async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()> {
-                let doc = to_doc(group);
-                let done =
-                    sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING")
-                        .bind(&group.name)
-                        .bind(doc)
-                        .execute(self.writer()?)
-                        .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict("target group".into()));
-                }
-                Ok(())
-            }
-
-            async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>> {
-                let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(self.reader()?)
-                    .await?;
-                row.map(|row| target_group_record(&row)).transpose()
-            }
-
-            async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>> {
-                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(self.reader()?).await?;
-                rows.iter().map(target_group_record).collect()
-            }
-
-            async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()> {
-                let doc = to_doc(&record.info);
-                let done =
-                    sqlx::query("UPDATE target_groups SET doc = $1, revision = revision + 1 WHERE name = $2 AND revision = $3")
-                        .bind(doc)
-                        .bind(&record.info.name)
-                        .bind(record.revision)
-                        .execute(self.writer()?)
-                        .await?;
-                if done.rows_affected() == 1 {
-                    return Ok(());
-                }
-                match self.target_group(&record.info.name).await? {
-                    Some(_) => Err(StoreError::Conflict("target group changed".into())),
-                    None => Err(StoreError::NotFound),
-                }
-            }
-
-            async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(self.writer()?).await?;
-                Ok(done.rows_affected() > 0)
-            }
-
-            async fn record_agent_poll(
-                &self,
-                instance_name: &str,
-                at: Timestamp,
-                agent_version: Option<&str>,
-            ) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO agent_status (instance_name, last_seen, agent_version) VALUES ($1, $2, $3)
-                     ON CONFLICT (instance_name) DO UPDATE SET last_seen = excluded.last_seen, agent_version = excluded.agent_version",
-                )
-                .bind(instance_name)
-                .bind(at.millis())
-                .bind(agent_version)
-                .execute(self.writer()?)
-                .await?;
-                Ok(())
-            }
-
-            async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>> {
-                let rows =
-                    sqlx::query("SELECT instance_name, last_seen, agent_version FROM agent_status ORDER BY instance_name")
-                        .fetch_all(self.reader()?)
-                        .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(AgentStatusRecord {
-                            instance_name: row.try_get("instance_name")?,
-                            last_seen: Timestamp(row.try_get("last_seen")?),
-                            agent_version: row.try_get("agent_version")?,
-                        })
-                    })
-                    .collect()
-            }
-
             async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>> {
                 let rows = sqlx::query("SELECT * FROM instance_history WHERE group_id = $1 ORDER BY instance_name")
                     .bind(group_id)
@@ -1488,146 +1588,11 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn schema_version(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(self.reader()?).await?)
-            }
-
             async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>> {
                 let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deployments GROUP BY status ORDER BY status")
                     .fetch_all(self.reader()?)
                     .await?;
                 rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
-            }
-
-            async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()> {
-                journal::put_alarm(self.writer()?, alarm).await
-            }
-
-            async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>> {
-                journal::alarm(self.reader()?, name).await
-            }
-
-            async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>> {
-                journal::list_alarms(self.reader()?).await
-            }
-
-            async fn delete_alarm(&self, name: &str) -> StoreResult<bool> {
-                journal::delete_alarm(self.writer()?, name).await
-            }
-
-            async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                let done = sqlx::query("INSERT INTO host_pools (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(&pool.pool_name)
-                    .bind(pool.create_time.0)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict("host pool".into()));
-                }
-                pools::insert_members(&mut tx, &pool.pool_name, &pool.instance_names).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>> {
-                Ok(pools::read(self.reader()?, Some(name)).await?.pop())
-            }
-
-            async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>> {
-                pools::read(self.reader()?, None).await
-            }
-
-            async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                pools::check_exists(&mut tx, pool).await?;
-                pools::insert_members(&mut tx, pool, instances).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn remove_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<u64> {
-                let mut tx = self.begin_write().await?;
-                pools::check_exists(&mut tx, pool).await?;
-                let mut removed = 0;
-                for instance in instances {
-                    removed += sqlx::query("DELETE FROM host_pool_members WHERE pool_name = $1 AND instance_name = $2")
-                        .bind(pool)
-                        .bind(instance)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
-                Ok(removed)
-            }
-
-            async fn delete_host_pool(&self, name: &str) -> StoreResult<bool> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query("DELETE FROM host_pool_members WHERE pool_name = $1").bind(name).execute(&mut *tx).await?;
-                let done = sqlx::query("DELETE FROM host_pools WHERE name = $1").bind(name).execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(done.rows_affected() > 0)
-            }
-
-            async fn leave_host_pools(&self, instance: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM host_pool_members WHERE instance_name = $1")
-                    .bind(instance)
-                    .execute(self.writer()?)
-                    .await?;
-                Ok(())
-            }
-
-            async fn put_departure(&self, departure: &DepartureRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO departures (instance_name, drained, requested_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (instance_name) DO UPDATE
-                     SET drained = CASE WHEN excluded.drained = 1 THEN 1 ELSE departures.drained END",
-                )
-                .bind(&departure.instance_name)
-                .bind(i64::from(departure.drained))
-                .bind(departure.requested_at.0)
-                .execute(self.writer()?)
-                .await?;
-                Ok(())
-            }
-
-            async fn end_session(&self, nonce: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query("DELETE FROM ended_sessions WHERE expires_at < $1").bind(now.0).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO ended_sessions (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(nonce)
-                    .bind(expires_at.0)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn session_ended(&self, nonce: &str) -> StoreResult<bool> {
-                let found: Option<String> = sqlx::query_scalar("SELECT nonce FROM ended_sessions WHERE nonce = $1")
-                    .bind(nonce)
-                    .fetch_optional(self.reader()?)
-                    .await?;
-                Ok(found.is_some())
-            }
-
-            async fn departures(&self) -> StoreResult<Vec<DepartureRecord>> {
-                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(self.reader()?).await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(DepartureRecord {
-                            instance_name: row.try_get("instance_name")?,
-                            drained: row.try_get::<i64, _>("drained")? != 0,
-                            requested_at: Timestamp(row.try_get("requested_at")?),
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn delete_departure(&self, instance: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(self.writer()?).await?;
-                Ok(())
             }
 
             async fn append_deployment_events(&self, events: &[DeploymentEventInfo]) -> StoreResult<()> {
@@ -1645,7 +1610,82 @@ macro_rules! sql_store {
             ) -> StoreResult<Vec<DeploymentEventInfo>> {
                 journal::events_of(self.reader()?, deployment_id, after, limit).await
             }
+        }
 
+        #[async_trait]
+        impl TargetGroups for $store {
+            async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()> {
+                let doc = to_doc(group);
+                let done =
+                    sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING")
+                        .bind(&group.name)
+                        .bind(doc)
+                        .execute(self.writer()?)
+                        .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::AlreadyExists(Unique::TargetGroup));
+                }
+                Ok(())
+            }
+
+            async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>> {
+                let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.reader()?)
+                    .await?;
+                row.map(|row| target_group_record(&row)).transpose()
+            }
+
+            async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>> {
+                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(self.reader()?).await?;
+                rows.iter().map(target_group_record).collect()
+            }
+
+            async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()> {
+                let doc = to_doc(&record.info);
+                let done =
+                    sqlx::query("UPDATE target_groups SET doc = $1, revision = revision + 1 WHERE name = $2 AND revision = $3")
+                        .bind(doc)
+                        .bind(&record.info.name)
+                        .bind(record.revision)
+                        .execute(self.writer()?)
+                        .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(());
+                }
+                match self.target_group(&record.info.name).await? {
+                    Some(_) => Err(StoreError::Changed(format!("target group {}", record.info.name))),
+                    None => Err(StoreError::NotFound),
+                }
+            }
+
+            async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(self.writer()?).await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait]
+        impl Alarms for $store {
+            async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()> {
+                journal::put_alarm(self.writer()?, alarm).await
+            }
+
+            async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>> {
+                journal::alarm(self.reader()?, name).await
+            }
+
+            async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>> {
+                journal::list_alarms(self.reader()?).await
+            }
+
+            async fn delete_alarm(&self, name: &str) -> StoreResult<bool> {
+                journal::delete_alarm(self.writer()?, name).await
+            }
+        }
+
+        #[async_trait]
+        impl TriggerOutbox for $store {
             async fn due_trigger_messages(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
                 journal::due_triggers(self.reader()?, now, limit).await
             }
@@ -1661,7 +1701,10 @@ macro_rules! sql_store {
             async fn prune_trigger_messages(&self, before: Timestamp) -> StoreResult<u64> {
                 journal::prune_triggers(self.writer()?, before).await
             }
+        }
 
+        #[async_trait]
+        impl AuditLog for $store {
             async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()> {
                 journal::append_audit(self.writer()?, record).await
             }
@@ -1675,9 +1718,9 @@ macro_rules! sql_store {
         fn group_conflict(error: &sqlx::Error) -> StoreError {
             let text = error.to_string();
             if text.contains("ecs_service") {
-                StoreError::Conflict("ECS service".into())
+                StoreError::AlreadyExists(Unique::EcsService)
             } else {
-                StoreError::Conflict("deployment group".into())
+                StoreError::AlreadyExists(Unique::DeploymentGroup)
             }
         }
 

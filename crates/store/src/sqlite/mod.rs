@@ -78,7 +78,7 @@ impl SqliteStore {
     /// database and its WAL and shared-memory files are readable by their owner only (SQLite
     /// gives the latter the database file's mode), whatever the umask.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
-        private_files(path).map_err(|error| StoreError::Backend(format!("{}: {error}", path.display())))?;
+        private_files(path).map_err(|error| StoreError::backend(format!("{}: {error}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -146,11 +146,11 @@ sql_store!(SqliteStore, Sqlite, SqliteRow, SqliteConnection, SqlitePool);
 
 #[cfg(test)]
 mod tests {
-    use crate::ACTIVE_STATUSES;
+    use landfall_api::shapes::DeploymentStatus;
 
     #[test]
-    fn the_sql_list_of_active_statuses_matches_the_constant() {
-        let listed: Vec<String> = ACTIVE_STATUSES.iter().map(|status| format!("'{status}'")).collect();
+    fn the_sql_list_of_active_statuses_matches_the_api() {
+        let listed: Vec<String> = DeploymentStatus::ACTIVE.iter().map(|status| format!("'{status}'")).collect();
         assert_eq!(active_statuses!(), format!("({})", listed.join(", ")));
     }
 }
