@@ -6,7 +6,7 @@
 //! from CreateDeployment to Succeeded, and the servers' CPU time and memory.
 //!
 //! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3] [--config CodeDeployDefault.AllAtOnce]
-//!  [--store postgres://... --replicas 3 [--kill-owner]]`
+//!  [--store postgres://... --replicas 3 [--kill-owner]] [--no-idle]`
 //!
 //! With `--store`, the servers are replicas on a fresh database made on that PostgreSQL server
 //! (the URL names a database the user may create databases from), the hosts are spread over
@@ -40,6 +40,8 @@ struct Options {
     store: Option<String>,
     replicas: usize,
     kill_owner: bool,
+    /// Measure idle CPU before and after the deployments (off for quick profiling runs).
+    idle: bool,
 }
 
 fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
@@ -51,6 +53,7 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         store: None,
         replicas: 1,
         kill_owner: false,
+        idle: true,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -62,12 +65,13 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--store" => options.store = Some(value()?),
             "--replicas" => options.replicas = value()?.parse()?,
             "--kill-owner" => options.kill_owner = true,
+            "--no-idle" => options.idle = false,
             other => bail!("unknown argument {other}"),
         }
     }
     if options.server.as_os_str().is_empty() || options.replicas == 0 {
         bail!(
-            "usage: landfall-bench fleet --server PATH [--hosts N] [--rounds N] [--config NAME] [--store postgres://... --replicas N [--kill-owner]]"
+            "usage: landfall-bench fleet --server PATH [--hosts N] [--rounds N] [--config NAME] [--store postgres://... --replicas N [--kill-owner]] [--no-idle]"
         );
     }
     if options.store.is_none() && (options.replicas > 1 || options.kill_owner) {
@@ -191,9 +195,11 @@ struct Servers {
 impl Servers {
     async fn start(options: &Options) -> anyhow::Result<Servers> {
         let limit = options.hosts.max(1000).to_string();
+        // Every host holds a connection; the default limit (half the open files) may be fewer.
+        let connections = (options.hosts + 1000).to_string();
         let Some(url) = &options.store else {
-            let (server, _) =
-                start_server_with(&options.server, &["--max-deployment-instances", &limit], &[], &[]).await?;
+            let args = ["--max-deployment-instances", &limit, "--max-connections", &connections];
+            let (server, _) = start_server_with(&options.server, &args, &[], &[]).await?;
             return Ok(Servers { processes: vec![server], killed: Vec::new(), database: None });
         };
         let database =
@@ -205,7 +211,8 @@ impl Servers {
             ("LANDFALL_EXTERNAL_S3_ACCESS_KEY_ID", "unused"),
             ("LANDFALL_EXTERNAL_S3_SECRET_ACCESS_KEY", "unused"),
         ];
-        let args = ["--store", database_url.as_str(), "--max-deployment-instances", &limit];
+        let args =
+            ["--store", database_url.as_str(), "--max-deployment-instances", &limit, "--max-connections", &connections];
         let (first, _) = start_server_with(&options.server, &args, &environment, &[]).await?;
         let credentials = first.environment.get("AWS_SHARED_CREDENTIALS_FILE").cloned().unwrap_or_default();
         let mut processes = vec![first];
@@ -295,15 +302,17 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     println!("deployment configuration: {}", options.config);
 
     let mut pids = servers.pids();
-    // A window longer than a long poll (45 s), so that every host polls in it.
-    let before_cpu = idle_cpu(&pids, Duration::from_secs(50)).await?;
-    let resident: Vec<f64> =
-        pids.iter().map(|pid| Ok(status_kib(*pid, "VmRSS:")? as f64 / 1024.0)).collect::<anyhow::Result<_>>()?;
-    println!(
-        "idle over 50 s, every host long-polling: server CPU {} of a core; resident {}",
-        figures(&before_cpu.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %"),
-        figures(&resident, " MiB")
-    );
+    if options.idle {
+        // A window longer than a long poll (45 s), so that every host polls in it.
+        let before_cpu = idle_cpu(&pids, Duration::from_secs(50)).await?;
+        let resident: Vec<f64> =
+            pids.iter().map(|pid| Ok(status_kib(*pid, "VmRSS:")? as f64 / 1024.0)).collect::<anyhow::Result<_>>()?;
+        println!(
+            "idle over 50 s, every host long-polling: server CPU {} of a core; resident {}",
+            figures(&before_cpu.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %"),
+            figures(&resident, " MiB")
+        );
+    }
 
     for round in 1..=options.rounds {
         let cpu_before = cpu_of(&pids)?;
@@ -340,14 +349,17 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             );
         }
     }
-    // Once the group has a revision to give, the fleet's look every 30 s reads every instance: a
-    // window of two looks, once the hosts' reports and first polls after the deployment are in.
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    let after = idle_cpu(&pids, Duration::from_secs(60)).await?;
-    println!(
-        "idle over 60 s after the deployments (from 15 s on), every host long-polling: server CPU {} of a core",
-        figures(&after.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %")
-    );
+    if options.idle {
+        // Once the group has a revision to give, the fleet's look every 30 s reads every
+        // instance: a window of two looks, once the hosts' reports and first polls after the
+        // deployment are in.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let after = idle_cpu(&pids, Duration::from_secs(60)).await?;
+        println!(
+            "idle over 60 s after the deployments (from 15 s on), every host long-polling: server CPU {} of a core",
+            figures(&after.iter().map(|c| c * 100.0).collect::<Vec<_>>(), " %")
+        );
+    }
     let memory: Vec<String> = pids
         .iter()
         .map(|pid| {

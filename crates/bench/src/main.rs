@@ -148,7 +148,8 @@ async fn spawn_server(
         .arg(&data_dir.0)
         .args(extra_args)
         .envs(environment.iter().copied())
-        .env("LANDFALL_LOG", "warn")
+        // Quiet unless the caller asks for more (LANDFALL_LOG=sqlx::query=debug counts statements).
+        .env("LANDFALL_LOG", std::env::var("LANDFALL_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use tokio::sync::mpsc;
 
@@ -47,21 +48,21 @@ impl PostgresStore {
         // by the probe, and requests then fail at once.
         let pool =
             PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
-        migrate(&pool, &POSTGRES, Some(WRITE_LOCK)).await?;
+        migrate(&mut *pool.acquire().await?, &POSTGRES, Some(WRITE_LOCK)).await?;
         let unreachable = Arc::new(AtomicBool::new(false));
         tokio::spawn(watch_availability(pool.clone(), unreachable.clone()));
         Ok(PostgresStore { writer: pool.clone(), reader: pool, unreachable })
     }
 
-    /// The pools, or at once an error while the database does not answer.
-    fn writer(&self) -> StoreResult<&PgPool> {
+    /// A connection from the pool, or at once an error while the database does not answer.
+    async fn writer(&self) -> StoreResult<PoolConnection<Postgres>> {
         self.available()?;
-        Ok(&self.writer)
+        Ok(self.writer.acquire().await?)
     }
 
-    fn reader(&self) -> StoreResult<&PgPool> {
+    async fn reader(&self) -> StoreResult<PoolConnection<Postgres>> {
         self.available()?;
-        Ok(&self.reader)
+        Ok(self.reader.acquire().await?)
     }
 
     fn available(&self) -> StoreResult<()> {
@@ -85,7 +86,8 @@ impl PostgresStore {
 
     /// A write transaction, run one at a time across every server on the database.
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'_, Postgres>> {
-        let mut tx = self.writer()?.begin().await?;
+        self.available()?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
     }

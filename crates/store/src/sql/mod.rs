@@ -116,24 +116,25 @@ pub(crate) fn limited(sql: &'static str, page: &PageRequest) -> AssertSqlSafe<St
 
 /// The whole `Store` implementation for one sqlx backend, written once: its statements number
 /// their parameters (`$1`, ...), which SQLite and PostgreSQL both bind by number. A backend
-/// module provides the pools (`writer()`, `reader()`, which fail at once while the database is
-/// known to be unreachable), `begin_write` (a transaction in which check-then-write steps do
-/// not race) and `group_ids_of_application`, then invokes this with its types.
+/// module provides its connections (`writer().await` and `reader().await`, a connection for a
+/// statement, which fail at once while the database is known to be unreachable), `begin_write`
+/// (a transaction in which check-then-write steps do not race), `close_pools`, and invokes this
+/// with its types.
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty, $conn:ty, $pool:ty) => {
         impl $store {
             async fn group_ids_of_application(&self, application_id: &str) -> StoreResult<Vec<String>> {
                 Ok(sqlx::query_scalar("SELECT id FROM deployment_groups WHERE application_id = $1")
                     .bind(application_id)
-                    .fetch_all(self.writer()?)
+                    .fetch_all(&mut *self.writer().await?)
                     .await?)
             }
         }
 
         /// Brings the schema up to date, in one transaction; `lock` (a statement run first)
         /// makes servers starting together on one database wait for each other.
-        async fn migrate(pool: &$pool, schema: &crate::schema::Schema, lock: Option<&'static str>) -> StoreResult<()> {
-            let mut tx = pool.begin().await?;
+        async fn migrate(connection: &mut $conn, schema: &crate::schema::Schema, lock: Option<&'static str>) -> StoreResult<()> {
+            let mut tx = sqlx::Connection::begin(connection).await?;
             if let Some(lock) = lock {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
@@ -221,7 +222,7 @@ macro_rules! sql_store {
         /// than `limit` rows. Called after the insert it guards, inside its transaction, so concurrent
         /// creates cannot overshoot, and a name conflict is reported before the limit.
         async fn check_limit(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut $conn,
             count_sql: &'static str,
             argument: Option<&str>,
             limit: usize,
@@ -230,7 +231,7 @@ macro_rules! sql_store {
             if let Some(argument) = argument {
                 query = query.bind(argument);
             }
-            let count = query.fetch_one(&mut **tx).await?;
+            let count = query.fetch_one(&mut *tx).await?;
             if usize::try_from(count).unwrap_or(usize::MAX) > limit {
                 return Err(StoreError::LimitExceeded(limit));
             }
@@ -240,7 +241,7 @@ macro_rules! sql_store {
         /// Inserts a new deployment with its targets and records the use of its revision (see
         /// [`Store::create_deployment`]).
         async fn insert_deployment(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut $conn,
             deployment: &DeploymentRecord,
             targets: &[TargetRecord],
             revision: &RevisionRecord,
@@ -252,7 +253,7 @@ macro_rules! sql_store {
                     " ORDER BY seq LIMIT 1"
                 ))
                 .bind(&deployment.group_id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(active) = active {
                     return Err(StoreError::ActiveDeployment(active));
@@ -274,7 +275,7 @@ macro_rules! sql_store {
             .bind(info.deployment_config_name.as_deref().unwrap_or_default())
             .bind(to_doc(info))
             .bind(write_progress(&deployment.progress))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await;
             match result {
                 Err(e) if is_unique_violation(&e) => {
@@ -288,7 +289,7 @@ macro_rules! sql_store {
                     .bind(&target.target_id)
                     .bind(target.position)
                     .bind(to_doc(&target.target))
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
             }
             insert_revision(tx, revision, false).await?;
@@ -301,7 +302,7 @@ macro_rules! sql_store {
             .bind(used)
             .bind(&revision.application_id)
             .bind(&revision.key)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
             Ok(())
         }
@@ -418,9 +419,9 @@ macro_rules! sql_store {
                 sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
                     .bind(value)
-                    .execute(self.writer()?)
+                    .execute(&mut *self.writer().await?)
                     .await?;
-                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(self.writer()?).await?)
+                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&mut *self.writer().await?).await?)
             }
 
             async fn acquire_lease(
@@ -430,24 +431,24 @@ macro_rules! sql_store {
                 now: Timestamp,
                 until: Timestamp,
             ) -> StoreResult<Option<Fence>> {
-                leases::acquire(self.writer()?, name, holder, now, until).await
+                leases::acquire(&mut *self.writer().await?, name, holder, now, until).await
             }
 
             async fn renew_leases(&self, holder: &str, until: Timestamp) -> StoreResult<Vec<Fence>> {
-                leases::renew(self.writer()?, holder, until).await
+                leases::renew(&mut *self.writer().await?, holder, until).await
             }
 
             async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
                 sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
                     .bind(name)
                     .bind(holder)
-                    .execute(self.writer()?)
+                    .execute(&mut *self.writer().await?)
                     .await?;
                 Ok(())
             }
 
             async fn leases(&self) -> StoreResult<Vec<LeaseRecord>> {
-                leases::all(self.reader()?).await
+                leases::all(&mut *self.reader().await?).await
             }
 
             async fn publish(&self, notice: &Notice) -> StoreResult<()> {
@@ -463,7 +464,7 @@ macro_rules! sql_store {
             }
 
             async fn schema_version(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(self.reader()?).await?)
+                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut *self.reader().await?).await?)
             }
         }
 
@@ -499,7 +500,7 @@ macro_rules! sql_store {
             async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
                 let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
                     .bind(access_key_id)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 row.as_ref().map(access_key_from_row).transpose()
             }
@@ -508,7 +509,7 @@ macro_rules! sql_store {
                 let rows =
                     sqlx::query(limited("SELECT * FROM access_keys WHERE access_key_id > $1 ORDER BY access_key_id", page))
                         .bind(page.after.as_deref().unwrap_or(""))
-                        .fetch_all(self.reader()?)
+                        .fetch_all(&mut *self.reader().await?)
                         .await?;
                 let items = rows.iter().map(access_key_from_row).collect::<StoreResult<Vec<_>>>()?;
                 Ok(page_of(items, page.limit, |key| key.access_key_id.clone()))
@@ -565,7 +566,7 @@ macro_rules! sql_store {
             async fn session_ended(&self, nonce: &str) -> StoreResult<bool> {
                 let found: Option<String> = sqlx::query_scalar("SELECT nonce FROM ended_sessions WHERE nonce = $1")
                     .bind(nonce)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 Ok(found.is_some())
             }
@@ -593,7 +594,7 @@ macro_rules! sql_store {
             async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
@@ -601,7 +602,7 @@ macro_rules! sql_store {
             async fn application_by_id(&self, id: &str) -> StoreResult<Option<ApplicationInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM applications WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
@@ -610,7 +611,7 @@ macro_rules! sql_store {
                 let names: Vec<String> =
                     sqlx::query_scalar(limited("SELECT name FROM applications WHERE name > $1 ORDER BY name", page))
                         .bind(page.after.as_deref().unwrap_or(""))
-                        .fetch_all(self.reader()?)
+                        .fetch_all(&mut *self.reader().await?)
                         .await?;
                 Ok(page_of(names, page.limit, Clone::clone))
             }
@@ -676,7 +677,7 @@ macro_rules! sql_store {
             async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM deployment_configs WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
@@ -685,7 +686,7 @@ macro_rules! sql_store {
                 let names: Vec<String> =
                     sqlx::query_scalar(limited("SELECT name FROM deployment_configs WHERE name > $1 ORDER BY name", page))
                         .bind(page.after.as_deref().unwrap_or(""))
-                        .fetch_all(self.reader()?)
+                        .fetch_all(&mut *self.reader().await?)
                         .await?;
                 Ok(page_of(names, page.limit, Clone::clone))
             }
@@ -748,14 +749,14 @@ macro_rules! sql_store {
                 let row = sqlx::query("SELECT * FROM deployment_groups WHERE application_id = $1 AND name = $2")
                     .bind(application_id)
                     .bind(name)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 row.as_ref().map(group_from_row).transpose()
             }
 
             async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>> {
                 let row =
-                    sqlx::query("SELECT * FROM deployment_groups WHERE id = $1").bind(id).fetch_optional(self.reader()?).await?;
+                    sqlx::query("SELECT * FROM deployment_groups WHERE id = $1").bind(id).fetch_optional(&mut *self.reader().await?).await?;
                 row.as_ref().map(group_from_row).transpose()
             }
 
@@ -771,7 +772,7 @@ macro_rules! sql_store {
                 )
                 .bind(group_name)
                 .bind(application_name)
-                .fetch_optional(self.reader()?)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
                 let Some(row) = row else {
                     return Ok(None);
@@ -791,7 +792,7 @@ macro_rules! sql_store {
                 ))
                 .bind(application_id)
                 .bind(page.after.as_deref().unwrap_or(""))
-                .fetch_all(self.reader()?)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
                 Ok(page_of(names, page.limit, Clone::clone))
             }
@@ -805,7 +806,7 @@ macro_rules! sql_store {
                 .bind(ecs_service_key(group))
                 .bind(to_doc(&group.info))
                 .bind(group.id())
-                .execute(self.writer()?)
+                .execute(&mut *self.writer().await?)
                 .await;
                 match result {
                     Err(e) if is_unique_violation(&e) => Err(group_conflict(&e)),
@@ -847,7 +848,7 @@ macro_rules! sql_store {
             }
 
             async fn register_revision(&self, revision: &RevisionRecord) -> StoreResult<()> {
-                let mut connection = self.writer()?.acquire().await?;
+                let mut connection = self.writer().await?;
                 insert_revision(&mut connection, revision, true).await
             }
 
@@ -855,7 +856,7 @@ macro_rules! sql_store {
                 let row = sqlx::query("SELECT * FROM revisions WHERE application_id = $1 AND revision_key = $2")
                     .bind(application_id)
                     .bind(key)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 let Some(row) = row else {
                     return Ok(None);
@@ -866,7 +867,7 @@ macro_rules! sql_store {
                 )
                 .bind(application_id)
                 .bind(key)
-                .fetch_all(self.reader()?)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
                 record.info.deployment_groups = Some(groups);
                 Ok(Some(record))
@@ -911,7 +912,7 @@ macro_rules! sql_store {
                 let order = if filter.descending { "DESC" } else { "ASC" };
                 query.push(format!(" ORDER BY {column} {order}, r.revision_key {order} LIMIT {}", fetch_limit(page)));
                 query.push(" OFFSET ").push_bind(offset);
-                let rows = query.build().fetch_all(self.reader()?).await?;
+                let rows = query.build().fetch_all(&mut *self.reader().await?).await?;
                 let items = rows.iter().map(revision_from_row).collect::<StoreResult<Vec<_>>>()?;
                 let limit = page.limit;
                 let mut page = page_of(items, limit, |_| String::new());
@@ -926,7 +927,7 @@ macro_rules! sql_store {
                     sqlx::query("SELECT key, value FROM resource_tags WHERE kind = $1 AND resource_id = $2 ORDER BY key")
                         .bind(kind_name(kind))
                         .bind(id)
-                        .fetch_all(self.reader()?)
+                        .fetch_all(&mut *self.reader().await?)
                         .await?;
                 rows.iter().map(|row| Ok(Tag { key: Some(row.try_get("key")?), value: Some(row.try_get("value")?) })).collect()
             }
@@ -1002,14 +1003,14 @@ macro_rules! sql_store {
             async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>> {
                 let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM instances WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 doc.as_deref().map(from_doc).transpose()
             }
 
             async fn list_instances(&self) -> StoreResult<Vec<InstanceInfo>> {
                 let docs: Vec<String> =
-                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(self.reader()?).await?;
+                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(&mut *self.reader().await?).await?;
                 docs.iter().map(|doc| from_doc(doc)).collect()
             }
 
@@ -1018,7 +1019,7 @@ macro_rules! sql_store {
                     .bind(i64::from(instance.deregister_time.is_none()))
                     .bind(to_doc(instance))
                     .bind(&instance.instance_name)
-                    .execute(self.writer()?)
+                    .execute(&mut *self.writer().await?)
                     .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
@@ -1039,7 +1040,7 @@ macro_rules! sql_store {
                 .bind(instance_name)
                 .bind(at.millis())
                 .bind(agent_version)
-                .execute(self.writer()?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(())
             }
@@ -1047,7 +1048,7 @@ macro_rules! sql_store {
             async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>> {
                 let rows =
                     sqlx::query("SELECT instance_name, last_seen, agent_version FROM agent_status ORDER BY instance_name")
-                        .fetch_all(self.reader()?)
+                        .fetch_all(&mut *self.reader().await?)
                         .await?;
                 rows.iter()
                     .map(|row| {
@@ -1076,11 +1077,11 @@ macro_rules! sql_store {
             }
 
             async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>> {
-                Ok(pools::read(self.reader()?, Some(name)).await?.pop())
+                Ok(pools::read(&mut *self.reader().await?, Some(name)).await?.pop())
             }
 
             async fn list_host_pools(&self) -> StoreResult<Vec<HostPoolInfo>> {
-                pools::read(self.reader()?, None).await
+                pools::read(&mut *self.reader().await?, None).await
             }
 
             async fn add_host_pool_members(&self, pool: &str, instances: &[String]) -> StoreResult<()> {
@@ -1118,7 +1119,7 @@ macro_rules! sql_store {
             async fn leave_host_pools(&self, instance: &str) -> StoreResult<()> {
                 sqlx::query("DELETE FROM host_pool_members WHERE instance_name = $1")
                     .bind(instance)
-                    .execute(self.writer()?)
+                    .execute(&mut *self.writer().await?)
                     .await?;
                 Ok(())
             }
@@ -1132,13 +1133,13 @@ macro_rules! sql_store {
                 .bind(&departure.instance_name)
                 .bind(i64::from(departure.drained))
                 .bind(departure.requested_at.0)
-                .execute(self.writer()?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(())
             }
 
             async fn departures(&self) -> StoreResult<Vec<DepartureRecord>> {
-                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(self.reader()?).await?;
+                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(&mut *self.reader().await?).await?;
                 rows.iter()
                     .map(|row| {
                         Ok(DepartureRecord {
@@ -1151,7 +1152,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_departure(&self, instance: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(self.writer()?).await?;
+                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(&mut *self.writer().await?).await?;
                 Ok(())
             }
         }
@@ -1171,7 +1172,7 @@ macro_rules! sql_store {
             }
 
             async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>> {
-                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(self.reader()?).await?;
+                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(&mut *self.reader().await?).await?;
                 row.as_ref().map(deployment_from_row).transpose()
             }
 
@@ -1183,7 +1184,7 @@ macro_rules! sql_store {
                     &PageRequest { after: None, limit: limit.saturating_sub(1) },
                 ))
                 .bind(target_id)
-                .fetch_all(self.reader()?)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
                 rows.iter().map(deployment_from_row).collect()
             }
@@ -1223,7 +1224,7 @@ macro_rules! sql_store {
                 }
                 // The limit is written in, not bound (see `limited`).
                 query.push(format!(" ORDER BY seq DESC LIMIT {}) AS page", fetch_limit(page)));
-                let listed: Option<String> = query.build_query_scalar().fetch_one(self.reader()?).await?;
+                let listed: Option<String> = query.build_query_scalar().fetch_one(&mut *self.reader().await?).await?;
                 let words: Vec<&str> = listed.as_deref().unwrap_or_default().split(' ').filter(|w| !w.is_empty()).collect();
                 let items = words
                     .chunks(2)
@@ -1237,7 +1238,7 @@ macro_rules! sql_store {
             }
 
             async fn update_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
-                let mut connection = self.writer()?.acquire().await?;
+                let mut connection = self.writer().await?;
                 write_deployment(&mut connection, deployment).await
             }
 
@@ -1247,7 +1248,7 @@ macro_rules! sql_store {
                     active_statuses!(),
                     " ORDER BY seq"
                 ))
-                .fetch_all(self.reader()?)
+                .fetch_all(&mut *self.reader().await?)
                 .await?)
             }
 
@@ -1339,14 +1340,14 @@ macro_rules! sql_store {
             async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>> {
                 let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = $1 ORDER BY seq")
                     .bind(deployment_id)
-                    .fetch_all(self.reader()?)
+                    .fetch_all(&mut *self.reader().await?)
                     .await?;
                 rows.iter().map(command_from_row).collect()
             }
 
             async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>> {
                 let row =
-                    sqlx::query("SELECT * FROM host_commands WHERE id = $1").bind(id).fetch_optional(self.reader()?).await?;
+                    sqlx::query("SELECT * FROM host_commands WHERE id = $1").bind(id).fetch_optional(&mut *self.reader().await?).await?;
                 row.as_ref().map(command_from_row).transpose()
             }
 
@@ -1358,7 +1359,7 @@ macro_rules! sql_store {
                 .bind(deployment_id)
                 .bind(target_id)
                 .bind(event)
-                .fetch_optional(self.reader()?)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
                 row.as_ref().map(command_from_row).transpose()
             }
@@ -1374,7 +1375,7 @@ macro_rules! sql_store {
                 )
                 .bind(at.0)
                 .bind(instance_name)
-                .fetch_optional(self.writer()?)
+                .fetch_optional(&mut *self.writer().await?)
                 .await?;
                 row.as_ref().map(command_from_row).transpose()
             }
@@ -1385,7 +1386,7 @@ macro_rules! sql_store {
                 )
                 .bind(at.0)
                 .bind(id)
-                .fetch_optional(self.writer()?)
+                .fetch_optional(&mut *self.writer().await?)
                 .await?;
                 row.as_ref().map(command_from_row).transpose()
             }
@@ -1407,14 +1408,14 @@ macro_rules! sql_store {
                 .bind(to_doc(diagnostics))
                 .bind(at.0)
                 .bind(id)
-                .execute(self.writer()?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 if done.rows_affected() == 1 {
                     return Ok(Completion::Recorded);
                 }
                 let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(self.writer()?)
+                    .fetch_optional(&mut *self.writer().await?)
                     .await?;
                 Ok(match state.as_deref() {
                     Some("Succeeded" | "Failed") => Completion::Duplicate,
@@ -1501,7 +1502,7 @@ macro_rules! sql_store {
             async fn command_log_page(&self, id: &str, start: LogStart, max_bytes: u64) -> StoreResult<LogPage> {
                 let received: i64 = sqlx::query_scalar("SELECT received FROM event_log_sizes WHERE command_id = $1")
                     .bind(id)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?
                     .unwrap_or(0);
                 let from = match start {
@@ -1519,7 +1520,7 @@ macro_rules! sql_store {
                 .bind(id)
                 .bind(i64::try_from(from).unwrap_or(i64::MAX))
                 .bind(i64::try_from(max_bytes.max(1)).unwrap_or(i64::MAX))
-                .fetch_all(self.reader()?)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
                 let chunks = rows.into_iter().map(|(offset, text)| LogChunkRecord { offset: offset as u64, text }).collect();
                 Ok(LogPage { chunks, received: received as u64 })
@@ -1528,7 +1529,7 @@ macro_rules! sql_store {
             async fn instance_history(&self, group_id: &str) -> StoreResult<Vec<InstanceHistoryRecord>> {
                 let rows = sqlx::query("SELECT * FROM instance_history WHERE group_id = $1 ORDER BY instance_name")
                     .bind(group_id)
-                    .fetch_all(self.reader()?)
+                    .fetch_all(&mut *self.reader().await?)
                     .await?;
                 rows.iter()
                     .map(|row| {
@@ -1546,13 +1547,13 @@ macro_rules! sql_store {
                 let attempted: Option<String> =
                     sqlx::query_scalar("SELECT doc FROM deployments WHERE group_id = $1 ORDER BY seq DESC LIMIT 1")
                         .bind(group_id)
-                        .fetch_optional(self.reader()?)
+                        .fetch_optional(&mut *self.reader().await?)
                         .await?;
                 let succeeded: Option<String> = sqlx::query_scalar(
                     "SELECT doc FROM deployments WHERE group_id = $1 AND status = 'Succeeded' ORDER BY seq DESC LIMIT 1",
                 )
                 .bind(group_id)
-                .fetch_optional(self.reader()?)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
                 Ok((attempted.as_deref().map(from_doc).transpose()?, succeeded.as_deref().map(from_doc).transpose()?))
             }
@@ -1561,7 +1562,7 @@ macro_rules! sql_store {
                 let rows =
                     sqlx::query("SELECT * FROM deployment_targets WHERE deployment_id = $1 ORDER BY position, target_id")
                         .bind(deployment_id)
-                        .fetch_all(self.reader()?)
+                        .fetch_all(&mut *self.reader().await?)
                         .await?;
                 rows.iter()
                     .map(|row| {
@@ -1580,7 +1581,7 @@ macro_rules! sql_store {
                     .bind(to_doc(&target.target))
                     .bind(&target.deployment_id)
                     .bind(&target.target_id)
-                    .execute(self.writer()?)
+                    .execute(&mut *self.writer().await?)
                     .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
@@ -1590,7 +1591,7 @@ macro_rules! sql_store {
 
             async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>> {
                 let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deployments GROUP BY status ORDER BY status")
-                    .fetch_all(self.reader()?)
+                    .fetch_all(&mut *self.reader().await?)
                     .await?;
                 rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
             }
@@ -1608,7 +1609,7 @@ macro_rules! sql_store {
                 after: i64,
                 limit: usize,
             ) -> StoreResult<Vec<DeploymentEventInfo>> {
-                journal::events_of(self.reader()?, deployment_id, after, limit).await
+                journal::events_of(&mut *self.reader().await?, deployment_id, after, limit).await
             }
         }
 
@@ -1620,7 +1621,7 @@ macro_rules! sql_store {
                     sqlx::query("INSERT INTO target_groups (name, doc, revision) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING")
                         .bind(&group.name)
                         .bind(doc)
-                        .execute(self.writer()?)
+                        .execute(&mut *self.writer().await?)
                         .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::AlreadyExists(Unique::TargetGroup));
@@ -1631,13 +1632,13 @@ macro_rules! sql_store {
             async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>> {
                 let row = sqlx::query("SELECT doc, revision FROM target_groups WHERE name = $1")
                     .bind(name)
-                    .fetch_optional(self.reader()?)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 row.map(|row| target_group_record(&row)).transpose()
             }
 
             async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>> {
-                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(self.reader()?).await?;
+                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(&mut *self.reader().await?).await?;
                 rows.iter().map(target_group_record).collect()
             }
 
@@ -1648,7 +1649,7 @@ macro_rules! sql_store {
                         .bind(doc)
                         .bind(&record.info.name)
                         .bind(record.revision)
-                        .execute(self.writer()?)
+                        .execute(&mut *self.writer().await?)
                         .await?;
                 if done.rows_affected() == 1 {
                     return Ok(());
@@ -1660,7 +1661,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(self.writer()?).await?;
+                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(&mut *self.writer().await?).await?;
                 Ok(done.rows_affected() > 0)
             }
         }
@@ -1668,49 +1669,49 @@ macro_rules! sql_store {
         #[async_trait]
         impl Alarms for $store {
             async fn put_alarm(&self, alarm: &AlarmInfo) -> StoreResult<()> {
-                journal::put_alarm(self.writer()?, alarm).await
+                journal::put_alarm(&mut *self.writer().await?, alarm).await
             }
 
             async fn alarm(&self, name: &str) -> StoreResult<Option<AlarmInfo>> {
-                journal::alarm(self.reader()?, name).await
+                journal::alarm(&mut *self.reader().await?, name).await
             }
 
             async fn list_alarms(&self) -> StoreResult<Vec<AlarmInfo>> {
-                journal::list_alarms(self.reader()?).await
+                journal::list_alarms(&mut *self.reader().await?).await
             }
 
             async fn delete_alarm(&self, name: &str) -> StoreResult<bool> {
-                journal::delete_alarm(self.writer()?, name).await
+                journal::delete_alarm(&mut *self.writer().await?, name).await
             }
         }
 
         #[async_trait]
         impl TriggerOutbox for $store {
             async fn due_trigger_messages(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
-                journal::due_triggers(self.reader()?, now, limit).await
+                journal::due_triggers(&mut *self.reader().await?, now, limit).await
             }
 
             async fn update_trigger_message(&self, message: &TriggerMessage) -> StoreResult<()> {
-                journal::update_trigger(self.writer()?, message).await
+                journal::update_trigger(&mut *self.writer().await?, message).await
             }
 
             async fn trigger_messages(&self, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
-                journal::triggers_of(self.reader()?, deployment_id).await
+                journal::triggers_of(&mut *self.reader().await?, deployment_id).await
             }
 
             async fn prune_trigger_messages(&self, before: Timestamp) -> StoreResult<u64> {
-                journal::prune_triggers(self.writer()?, before).await
+                journal::prune_triggers(&mut *self.writer().await?, before).await
             }
         }
 
         #[async_trait]
         impl AuditLog for $store {
             async fn append_audit_record(&self, record: &AuditRecordInfo) -> StoreResult<()> {
-                journal::append_audit(self.writer()?, record).await
+                journal::append_audit(&mut *self.writer().await?, record).await
             }
 
             async fn audit_records(&self, filter: &AuditFilter, page: &PageRequest) -> StoreResult<Page<AuditRecordInfo>> {
-                journal::audit_records(self.reader()?, filter, page).await
+                journal::audit_records(&mut *self.reader().await?, filter, page).await
             }
         }
 
@@ -1735,7 +1736,7 @@ macro_rules! sql_store {
             use super::*;
 
             pub(super) async fn acquire(
-                pool: &$pool,
+                connection: &mut $conn,
                 name: &str,
                 holder: &str,
                 now: Timestamp,
@@ -1754,16 +1755,16 @@ macro_rules! sql_store {
                 .bind(holder)
                 .bind(until.0)
                 .bind(now.0)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *connection)
                 .await?;
                 Ok(epoch.map(|epoch| Fence { lease: name.to_owned(), holder: holder.to_owned(), epoch }))
             }
 
-            pub(super) async fn renew(pool: &$pool, holder: &str, until: Timestamp) -> StoreResult<Vec<Fence>> {
+            pub(super) async fn renew(connection: &mut $conn, holder: &str, until: Timestamp) -> StoreResult<Vec<Fence>> {
                 let rows = sqlx::query("UPDATE leases SET expires_at = $1 WHERE holder = $2 RETURNING name, epoch")
                     .bind(until.0)
                     .bind(holder)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *connection)
                     .await?;
                 rows.iter()
                     .map(|row| {
@@ -1772,8 +1773,8 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            pub(super) async fn all(pool: &$pool) -> StoreResult<Vec<LeaseRecord>> {
-                let rows = sqlx::query("SELECT * FROM leases ORDER BY name").fetch_all(pool).await?;
+            pub(super) async fn all(connection: &mut $conn) -> StoreResult<Vec<LeaseRecord>> {
+                let rows = sqlx::query("SELECT * FROM leases ORDER BY name").fetch_all(&mut *connection).await?;
                 rows.iter()
                     .map(|row| {
                         Ok(LeaseRecord {
@@ -1833,7 +1834,7 @@ macro_rules! sql_store {
             }
 
             /// The pool named, or every pool, by name with members by name.
-            pub(super) async fn read(pool: &$pool, name: Option<&str>) -> StoreResult<Vec<HostPoolInfo>> {
+            pub(super) async fn read(connection: &mut $conn, name: Option<&str>) -> StoreResult<Vec<HostPoolInfo>> {
                 let rows = sqlx::query(
                     "SELECT p.name, p.created_at, m.instance_name FROM host_pools p
                      LEFT JOIN host_pool_members m ON m.pool_name = p.name
@@ -1841,7 +1842,7 @@ macro_rules! sql_store {
                      ORDER BY p.name, m.instance_name",
                 )
                 .bind(name)
-                .fetch_all(pool)
+                .fetch_all(&mut *connection)
                 .await?;
                 let mut pools: Vec<HostPoolInfo> = Vec::new();
                 for row in &rows {
@@ -1881,7 +1882,7 @@ macro_rules! sql_store {
             }
 
             pub(super) async fn events_of(
-                pool: &$pool,
+                connection: &mut $conn,
                 deployment_id: &str,
                 after: i64,
                 limit: usize,
@@ -1892,7 +1893,7 @@ macro_rules! sql_store {
                 .bind(deployment_id)
                 .bind(after)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(pool)
+                .fetch_all(&mut *connection)
                 .await?;
                 rows.iter()
                     .map(|row| {
@@ -1947,7 +1948,7 @@ macro_rules! sql_store {
                 })
             }
 
-            pub(super) async fn due_triggers(pool: &$pool, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
+            pub(super) async fn due_triggers(connection: &mut $conn, now: Timestamp, limit: usize) -> StoreResult<Vec<TriggerMessage>> {
                 // The head of each (deployment, destination) queue, if its attempt is due.
                 let rows = sqlx::query(
                     "SELECT o.* FROM trigger_outbox o
@@ -1959,12 +1960,12 @@ macro_rules! sql_store {
                 )
                 .bind(now.millis())
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(pool)
+                .fetch_all(&mut *connection)
                 .await?;
                 rows.iter().map(trigger_from_row).collect()
             }
 
-            pub(super) async fn update_trigger(pool: &$pool, message: &TriggerMessage) -> StoreResult<()> {
+            pub(super) async fn update_trigger(connection: &mut $conn, message: &TriggerMessage) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE trigger_outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE seq = $5",
                 )
@@ -1973,40 +1974,40 @@ macro_rules! sql_store {
                 .bind(message.next_attempt_at.millis())
                 .bind(&message.last_error)
                 .bind(message.sequence)
-                .execute(pool)
+                .execute(&mut *connection)
                 .await?;
                 Ok(())
             }
 
-            pub(super) async fn triggers_of(pool: &$pool, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
+            pub(super) async fn triggers_of(connection: &mut $conn, deployment_id: &str) -> StoreResult<Vec<TriggerMessage>> {
                 let rows = sqlx::query("SELECT * FROM trigger_outbox WHERE deployment_id = $1 ORDER BY seq")
                     .bind(deployment_id)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *connection)
                     .await?;
                 rows.iter().map(trigger_from_row).collect()
             }
 
-            pub(super) async fn prune_triggers(pool: &$pool, before: Timestamp) -> StoreResult<u64> {
+            pub(super) async fn prune_triggers(connection: &mut $conn, before: Timestamp) -> StoreResult<u64> {
                 let done = sqlx::query("DELETE FROM trigger_outbox WHERE state IN ('Delivered', 'Expired') AND created_at < $1")
                     .bind(before.millis())
-                    .execute(pool)
+                    .execute(&mut *connection)
                     .await?;
                 Ok(done.rows_affected())
             }
 
-            pub(super) async fn append_audit(pool: &$pool, record: &AuditRecordInfo) -> StoreResult<()> {
+            pub(super) async fn append_audit(connection: &mut $conn, record: &AuditRecordInfo) -> StoreResult<()> {
                 sqlx::query("INSERT INTO audit_log (at, access_key_id, operation, doc) VALUES ($1, $2, $3, $4)")
                     .bind(record.time.millis())
                     .bind(&record.access_key_id)
                     .bind(&record.operation)
                     .bind(to_doc(record))
-                    .execute(pool)
+                    .execute(&mut *connection)
                     .await?;
                 Ok(())
             }
 
             pub(super) async fn audit_records(
-                pool: &$pool,
+                connection: &mut $conn,
                 filter: &AuditFilter,
                 page: &PageRequest,
             ) -> StoreResult<Page<AuditRecordInfo>> {
@@ -2026,7 +2027,7 @@ macro_rules! sql_store {
                     query.push(" AND operation = ").push_bind(operation.clone());
                 }
                 query.push(" ORDER BY seq LIMIT ").push_bind(super::fetch_limit(page));
-                let rows = query.build().fetch_all(pool).await?;
+                let rows = query.build().fetch_all(&mut *connection).await?;
                 let records = rows
                     .iter()
                     .map(|row| {
@@ -2038,28 +2039,28 @@ macro_rules! sql_store {
                 Ok(page_of(records, page.limit, |record| record.sequence.to_string()))
             }
 
-            pub(super) async fn put_alarm(pool: &$pool, alarm: &AlarmInfo) -> StoreResult<()> {
+            pub(super) async fn put_alarm(connection: &mut $conn, alarm: &AlarmInfo) -> StoreResult<()> {
                 sqlx::query("INSERT INTO alarms (name, doc) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET doc = excluded.doc")
                     .bind(&alarm.alarm_name)
                     .bind(to_doc(alarm))
-                    .execute(pool)
+                    .execute(&mut *connection)
                     .await?;
                 Ok(())
             }
 
-            pub(super) async fn alarm(pool: &$pool, name: &str) -> StoreResult<Option<AlarmInfo>> {
+            pub(super) async fn alarm(connection: &mut $conn, name: &str) -> StoreResult<Option<AlarmInfo>> {
                 let doc: Option<String> =
-                    sqlx::query_scalar("SELECT doc FROM alarms WHERE name = $1").bind(name).fetch_optional(pool).await?;
+                    sqlx::query_scalar("SELECT doc FROM alarms WHERE name = $1").bind(name).fetch_optional(&mut *connection).await?;
                 doc.as_deref().map(from_doc).transpose()
             }
 
-            pub(super) async fn list_alarms(pool: &$pool) -> StoreResult<Vec<AlarmInfo>> {
-                let docs: Vec<String> = sqlx::query_scalar("SELECT doc FROM alarms ORDER BY name").fetch_all(pool).await?;
+            pub(super) async fn list_alarms(connection: &mut $conn) -> StoreResult<Vec<AlarmInfo>> {
+                let docs: Vec<String> = sqlx::query_scalar("SELECT doc FROM alarms ORDER BY name").fetch_all(&mut *connection).await?;
                 docs.iter().map(|doc| from_doc(doc)).collect()
             }
 
-            pub(super) async fn delete_alarm(pool: &$pool, name: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM alarms WHERE name = $1").bind(name).execute(pool).await?;
+            pub(super) async fn delete_alarm(connection: &mut $conn, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM alarms WHERE name = $1").bind(name).execute(&mut *connection).await?;
                 Ok(done.rows_affected() > 0)
             }
 

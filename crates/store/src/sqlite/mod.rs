@@ -1,25 +1,42 @@
 //! The embedded store: one SQLite database file in WAL mode. Writes go through a single
 //! connection (SQLite has one writer anyway, and this way a check-then-write step never races
-//! another); reads use a small pool of their own.
+//! another); reads use a few connections of their own.
+//!
+//! The connections are held here, not in sqlx's pool: the pool checks a connection with a
+//! round trip to its worker thread each time it goes back, which doubled the thread hand-offs of
+//! every statement and kept the one writer busy for the check (docs/benchmarks.md, "Tens of
+//! thousands of hosts").
 //!
 //! Queries number their parameters (`$1`, `$2`, ...), which SQLite binds by number as
 //! PostgreSQL does, so the same statements can serve both stores.
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions as _, Connection as _, Sqlite};
+use sqlx_core::transaction::TransactionManager as _;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::schema::SQLITE;
 use crate::sql::prelude::*;
 
+/// Connections for reading: as many as statements that may run at once.
+const READERS: usize = 4;
+
+/// A connection, until the store is closed.
+type Slot = Mutex<Option<SqliteConnection>>;
+
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: Slot,
+    readers: Vec<Slot>,
+    next_reader: AtomicUsize,
+    /// To open a fresh writer in place of one stuck in a transaction.
+    options: SqliteConnectOptions,
 }
 
 /// Creates the database file with mode 0600 if it is missing, and takes group and other
@@ -40,13 +57,12 @@ fn private_files(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether a connection going back to the pool is still in a transaction. A transaction whose
-/// COMMIT failed (a full disk: SQLite may or may not have rolled it back) is rolled back when
-/// dropped; if that ROLLBACK fails too, the connection would carry the open transaction on, and
-/// every later write would go into it and never be committed. Such a connection is closed
-/// instead (which rolls back for certain), and the pool opens a fresh one.
+/// Whether the writer, taken for the next statement, is still in a transaction. A transaction
+/// whose COMMIT failed (a full disk: SQLite may or may not have rolled it back) is rolled back
+/// when dropped; if that ROLLBACK fails too, the connection would carry the open transaction on,
+/// and every later write would go into it and never be committed. Such a connection is closed
+/// instead (which rolls back for certain), and a fresh one takes its place.
 async fn stuck_in_transaction(connection: &mut SqliteConnection) -> bool {
-    use sqlx::Connection as _;
     if !connection.is_in_transaction() {
         return false;
     }
@@ -60,18 +76,37 @@ async fn stuck_in_transaction(connection: &mut SqliteConnection) -> bool {
 }
 
 impl SqliteStore {
-    /// A write transaction: the single writer connection makes check-then-write steps safe.
-    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'_, Sqlite>> {
-        Ok(self.writer.begin().await?)
+    /// A write transaction on the single writer connection, which makes check-then-write steps
+    /// safe.
+    async fn begin_write(&self) -> StoreResult<WriteTransaction<'_>> {
+        let mut connection = self.writer().await?;
+        <Sqlite as sqlx::Database>::TransactionManager::begin(&mut connection, None).await?;
+        Ok(WriteTransaction { connection, open: true })
     }
 
-    /// The pools (a file on this machine is never "unreachable").
-    fn writer(&self) -> StoreResult<&SqlitePool> {
-        Ok(&self.writer)
+    /// The writer connection, for one statement or a transaction, once it is free.
+    async fn writer(&self) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
+        let mut slot = self.writer.lock().await;
+        if let Some(connection) = slot.as_mut()
+            && stuck_in_transaction(connection).await
+        {
+            let stuck = slot.replace(self.options.connect().await?);
+            if let Some(stuck) = stuck {
+                let _ = stuck.close_hard().await;
+            }
+        }
+        open(slot)
     }
 
-    fn reader(&self) -> StoreResult<&SqlitePool> {
-        Ok(&self.reader)
+    /// A reader connection: a free one, or else the next in turn once it is free.
+    async fn reader(&self) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..self.readers.len() {
+            if let Ok(slot) = self.readers[(turn + offset) % self.readers.len()].try_lock() {
+                return open(slot);
+            }
+        }
+        open(self.readers[turn % self.readers.len()].lock().await)
     }
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date. The
@@ -90,27 +125,13 @@ impl SqliteStore {
     }
 
     async fn with_options(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
-        // No ping before each acquire: the connections are in-process, and the ping is a round
-        // trip to the connection's worker thread on every query.
-        let writer = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_release(|connection, _| Box::pin(async move { Ok(!stuck_in_transaction(connection).await) }))
-            .connect_with(options.clone())
-            .await?;
-        migrate(&writer, &SQLITE, None).await?;
-        let reader = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(4)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        Ok(SqliteStore { writer, reader })
+        let mut writer = options.connect().await?;
+        migrate(&mut writer, &SQLITE, None).await?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(Mutex::new(Some(options.connect().await?)));
+        }
+        Ok(SqliteStore { writer: Mutex::new(Some(writer)), readers, next_reader: AtomicUsize::new(0), options })
     }
 
     /// The schema version of the store at `path` against this Landfall's, read without creating
@@ -135,14 +156,60 @@ impl SqliteStore {
         Ok(None)
     }
 
-    /// Closes both pools, waiting for their connections to finish.
+    /// Closes every connection, waiting for statements under way to finish.
     async fn close_pools(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        for slot in self.readers.iter().chain([&self.writer]) {
+            if let Some(connection) = slot.lock().await.take() {
+                let _ = connection.close().await;
+            }
+        }
     }
 }
 
-sql_store!(SqliteStore, Sqlite, SqliteRow, SqliteConnection, SqlitePool);
+/// The connection in a slot, or Unavailable once the store is closed.
+fn open(slot: MutexGuard<'_, Option<SqliteConnection>>) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
+    MutexGuard::try_map(slot, Option::as_mut).map_err(|_| StoreError::Unavailable("the store is closed".into()))
+}
+
+/// A write transaction holding the writer connection; rolled back unless committed.
+struct WriteTransaction<'a> {
+    connection: MappedMutexGuard<'a, SqliteConnection>,
+    open: bool,
+}
+
+impl WriteTransaction<'_> {
+    /// Commits; a failed commit is rolled back as the transaction is dropped.
+    async fn commit(mut self) -> Result<(), sqlx::Error> {
+        <Sqlite as sqlx::Database>::TransactionManager::commit(&mut self.connection).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTransaction<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.connection
+    }
+}
+
+impl DerefMut for WriteTransaction<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.connection
+    }
+}
+
+impl Drop for WriteTransaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Queued on the connection's worker ahead of anything the next holder sends.
+            <Sqlite as sqlx::Database>::TransactionManager::start_rollback(&mut self.connection);
+        }
+    }
+}
+
+sql_store!(SqliteStore, Sqlite, SqliteRow, SqliteConnection, sqlx::SqlitePool);
 
 #[cfg(test)]
 mod tests {
