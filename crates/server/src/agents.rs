@@ -62,16 +62,16 @@ pub async fn call(
             poll(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
         }
         CommandOperation::GetDeploymentSpecification => {
-            specification(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+            Box::pin(specification(ctx, &instance, decode_input(body)?)).await.map(|o| encode_output(&o))
         }
         CommandOperation::PutHostCommandAcknowledgement => {
-            acknowledge(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+            Box::pin(acknowledge(ctx, &instance, decode_input(body)?)).await.map(|o| encode_output(&o))
         }
         CommandOperation::PostHostCommandUpdate => {
-            update(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+            Box::pin(update(ctx, &instance, decode_input(body)?)).await.map(|o| encode_output(&o))
         }
         CommandOperation::PutHostCommandComplete => {
-            complete(ctx, &instance, decode_input(body)?).await.map(|()| b"{}".to_vec())
+            Box::pin(complete(ctx, &instance, decode_input(body)?)).await.map(|()| b"{}".to_vec())
         }
     }
 }

@@ -56,7 +56,7 @@ async fn handle(state: Arc<AppState>, connection: SocketAddr, request: Request<R
         // The JSON APIs (CodeDeploy, Landfall's extensions, the agent protocol) are all POST /.
         (&Method::POST, "/") => match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(collected) if crate::query::is_query(&parts) => {
-                crate::query::call(&state, peer, &parts, &collected.to_bytes()).await
+                Box::pin(crate::query::call(&state, peer, &parts, &collected.to_bytes())).await
             }
             Ok(collected) => json_call(&state, peer, &parts, &collected.to_bytes()).await,
             Err(error) => api_error(&unreadable_body(&*error)),
@@ -77,14 +77,14 @@ async fn handle(state: Arc<AppState>, connection: SocketAddr, request: Request<R
         },
         (&Method::GET, "/metrics") => metrics(&state, &parts).await,
         (_, path) if path == "/console" || path.starts_with("/console/") => {
-            crate::console::handle(&state, peer, parts, body).await
+            Box::pin(crate::console::handle(&state, peer, parts, body)).await
         }
         // The official agent checks its endpoint with an unsigned GET / before it polls.
         (&Method::GET, "/") if !parts.headers.contains_key(AUTHORIZATION) && parts.uri.query().is_none() => {
             text(StatusCode::OK, "landfall\n")
         }
         // Everything else is the S3-compatible bundle store (path-style /bucket/key).
-        _ => s3::handle(&state, peer, parts, body).await,
+        _ => Box::pin(s3::handle(&state, peer, parts, body)).await,
     }
 }
 
@@ -158,13 +158,13 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
     let (name, result) = match target {
         Err(error) => ("unknown", Err(error)),
         Ok(Target::CodeDeploy(operation)) => {
-            (operation.name(), api::call_codedeploy(state, &caller, peer, operation, body).await)
+            (operation.name(), Box::pin(api::call_codedeploy(state, &caller, peer, operation, body)).await)
         }
         Ok(Target::Landfall(operation)) => {
             let access = landfall_operation_access(operation);
             let ctx = Ctx { state, caller: &caller, now: state.clock.now() };
             let result = match authorize(state, &caller, access, operation.name()) {
-                Ok(()) => api::landfall(&ctx, operation, body).await,
+                Ok(()) => Box::pin(api::landfall(&ctx, operation, body)).await,
                 Err(error) => Err(error),
             };
             if matches!(access, Access::Write | Access::Admin) {
