@@ -253,3 +253,22 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    /// The size of the future a handler returns, read from its type.
+    fn future_size<A, B, C, F: Future>(_handler: impl Fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn a_request_in_flight_holds_a_small_future() {
+        // Every long-polling host keeps a request in flight: the large branches (API calls, the
+        // console, S3, the agent's calls but the poll) are boxed when taken. It was 23,648
+        // bytes before they were.
+        let size = future_size(super::handle);
+        assert!(size <= 4096, "a request's future is {size} bytes");
+    }
+}
