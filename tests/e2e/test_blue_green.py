@@ -169,7 +169,7 @@ def test_canary_sends_a_tenth_to_green_then_everything(server, fleets, tmp_path)
         begin = time.time() + 2
         window = wait_for(lambda: (lambda w: w if len(w) >= 400 else None)(
             [r for r in list(load.results) if r[0] >= begin][:400]), timeout=40, message="400 canary requests")
-        assert window[-1][0] - begin < 50, "the window ended inside the canary step"
+        assert window[-1][0] - begin < 50, "the 400 requests ran past the canary step"
         info = wait_for_status(cd, second, timeout=240)
         load.wait_for_answer("v2 ")
     assert info["status"] == "Succeeded", (failures(cd, second), fleets["router"].tail())

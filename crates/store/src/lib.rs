@@ -263,7 +263,7 @@ pub struct DeploymentRecord {
     /// The engine's own state (kept as JSON; a record whose progress cannot be read is
     /// refused as Unreadable rather than restarted from nothing).
     pub progress: Progress,
-    /// Bumped by every write; a write based on an older version is a Conflict.
+    /// Bumped by every write; a write based on an older version is refused as Changed.
     pub version: i64,
 }
 
@@ -621,20 +621,20 @@ pub trait Credentials: Send + Sync {
 #[async_trait]
 pub trait Catalog: Send + Sync {
     // -- applications ------------------------------------------------------------------------
-    /// Conflict if the name is taken; LimitExceeded if `limit` applications exist already.
+    /// AlreadyExists if the name is taken; LimitExceeded if `limit` applications exist already.
     async fn create_application(&self, app: &ApplicationInfo, limit: usize) -> StoreResult<()>;
     async fn application(&self, name: &str) -> StoreResult<Option<ApplicationInfo>>;
     async fn application_by_id(&self, id: &str) -> StoreResult<Option<ApplicationInfo>>;
     /// Names in ascending order.
     async fn list_applications(&self, page: &PageRequest) -> StoreResult<Page<String>>;
-    /// Conflict if the new name is taken; NotFound if the application is gone.
+    /// AlreadyExists if the new name is taken; NotFound if the application is gone.
     async fn rename_application(&self, id: &str, new_name: &str) -> StoreResult<()>;
     /// Deletes the application with its deployment groups, revisions and their resource tags.
     /// Deployments stay readable by id.
     async fn delete_application(&self, id: &str) -> StoreResult<()>;
 
     // -- deployment configurations (custom ones; predefined ones are code) --------------------
-    /// Conflict if the name is taken; LimitExceeded if `limit` custom configurations exist.
+    /// AlreadyExists if the name is taken; LimitExceeded if `limit` custom configurations exist.
     async fn create_deployment_config(&self, config: &DeploymentConfigInfo, limit: usize) -> StoreResult<()>;
     async fn deployment_config(&self, name: &str) -> StoreResult<Option<DeploymentConfigInfo>>;
     async fn list_deployment_configs(&self, page: &PageRequest) -> StoreResult<Page<String>>;
@@ -643,8 +643,8 @@ pub trait Catalog: Send + Sync {
     async fn delete_deployment_config(&self, name: &str) -> StoreResult<()>;
 
     // -- deployment groups ----------------------------------------------------------------------
-    /// Conflict if the application has a group of that name, or (ECS) the service belongs to
-    /// another group: the text says which. LimitExceeded if the application has `limit` groups.
+    /// AlreadyExists if the application has a group of that name (`Unique::DeploymentGroup`), or
+    /// (ECS) the service belongs to another group (`Unique::EcsService`). LimitExceeded if the application has `limit` groups.
     async fn create_deployment_group(&self, group: &GroupRecord, limit: usize) -> StoreResult<()>;
     async fn deployment_group(&self, application_id: &str, name: &str) -> StoreResult<Option<GroupRecord>>;
     async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>>;
@@ -685,8 +685,8 @@ pub trait Catalog: Send + Sync {
 #[async_trait]
 pub trait Hosts: Send + Sync {
     // -- on-premises instances -----------------------------------------------------------------
-    /// Registers an instance. Conflict if a registered instance has the name or the IAM ARN
-    /// (text: "instance" or "iamUserArn"/"iamSessionArn"). A deregistered instance of the same
+    /// Registers an instance. AlreadyExists if a registered instance has the name or the IAM ARN
+    /// (`Unique::Instance`, `IamUserArn`, `IamSessionArn`). A deregistered instance of the same
     /// name is replaced.
     async fn register_instance(&self, instance: &InstanceInfo) -> StoreResult<()>;
     async fn instance(&self, name: &str) -> StoreResult<Option<InstanceInfo>>;
@@ -707,7 +707,7 @@ pub trait Hosts: Send + Sync {
     async fn agent_statuses(&self) -> StoreResult<Vec<AgentStatusRecord>>;
 
     // -- host pools ----------------------------------------------------------------------------
-    /// Creates the pool with its first members; Conflict if the name is taken.
+    /// Creates the pool with its first members; AlreadyExists if the name is taken.
     async fn create_host_pool(&self, pool: &HostPoolInfo) -> StoreResult<()>;
     async fn host_pool(&self, name: &str) -> StoreResult<Option<HostPoolInfo>>;
     /// By name, each with its members by name.
@@ -747,11 +747,11 @@ pub trait Deployments: Send + Sync {
     /// Newest first.
     async fn list_deployments(&self, filter: &DeploymentFilter, page: &PageRequest) -> StoreResult<Page<String>>;
     /// Replaces a deployment's record if its version is still `deployment.version` (then bumps
-    /// it); NotFound if there is none, Conflict if it changed meanwhile.
+    /// it); NotFound if there is none, Changed if it changed meanwhile.
     async fn update_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()>;
     /// Ids of deployments in an active status, oldest first.
     async fn active_deployments(&self) -> StoreResult<Vec<String>>;
-    /// Writes an engine step atomically (see [`DeploymentStep`]); Conflict if the deployment's
+    /// Writes an engine step atomically (see [`DeploymentStep`]); Changed if the deployment's
     /// version moved on since the step was computed.
     async fn apply_deployment_step(&self, step: &DeploymentStep) -> StoreResult<()>;
 
@@ -810,12 +810,12 @@ pub trait Deployments: Send + Sync {
 /// The built-in router's target groups.
 #[async_trait]
 pub trait TargetGroups: Send + Sync {
-    /// Conflict if the name is taken.
+    /// AlreadyExists if the name is taken.
     async fn create_target_group(&self, group: &TargetGroupInfo) -> StoreResult<()>;
     async fn target_group(&self, name: &str) -> StoreResult<Option<TargetGroupRecord>>;
     /// By name.
     async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>>;
-    /// Replaces the group if its revision is still `record.revision`; Conflict if it moved on,
+    /// Replaces the group if its revision is still `record.revision`; Changed if it moved on,
     /// NotFound if the group is gone.
     async fn update_target_group(&self, record: &TargetGroupRecord) -> StoreResult<()>;
     /// Whether there was one to delete.

@@ -421,7 +421,10 @@ macro_rules! sql_store {
                     .bind(value)
                     .execute(&mut *self.writer().await?)
                     .await?;
-                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&mut *self.writer().await?).await?)
+                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&mut *self.writer().await?)
+                    .await?)
             }
 
             async fn acquire_lease(
@@ -464,7 +467,9 @@ macro_rules! sql_store {
             }
 
             async fn schema_version(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut *self.reader().await?).await?)
+                Ok(sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+                    .fetch_one(&mut *self.reader().await?)
+                    .await?)
             }
         }
 
@@ -755,8 +760,10 @@ macro_rules! sql_store {
             }
 
             async fn deployment_group_by_id(&self, id: &str) -> StoreResult<Option<GroupRecord>> {
-                let row =
-                    sqlx::query("SELECT * FROM deployment_groups WHERE id = $1").bind(id).fetch_optional(&mut *self.reader().await?).await?;
+                let row = sqlx::query("SELECT * FROM deployment_groups WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self.reader().await?)
+                    .await?;
                 row.as_ref().map(group_from_row).transpose()
             }
 
@@ -1009,8 +1016,9 @@ macro_rules! sql_store {
             }
 
             async fn list_instances(&self) -> StoreResult<Vec<InstanceInfo>> {
-                let docs: Vec<String> =
-                    sqlx::query_scalar("SELECT doc FROM instances ORDER BY name").fetch_all(&mut *self.reader().await?).await?;
+                let docs: Vec<String> = sqlx::query_scalar("SELECT doc FROM instances ORDER BY name")
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
                 docs.iter().map(|doc| from_doc(doc)).collect()
             }
 
@@ -1139,7 +1147,9 @@ macro_rules! sql_store {
             }
 
             async fn departures(&self) -> StoreResult<Vec<DepartureRecord>> {
-                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name").fetch_all(&mut *self.reader().await?).await?;
+                let rows = sqlx::query("SELECT * FROM departures ORDER BY instance_name")
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
                 rows.iter()
                     .map(|row| {
                         Ok(DepartureRecord {
@@ -1152,7 +1162,10 @@ macro_rules! sql_store {
             }
 
             async fn delete_departure(&self, instance: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM departures WHERE instance_name = $1").bind(instance).execute(&mut *self.writer().await?).await?;
+                sqlx::query("DELETE FROM departures WHERE instance_name = $1")
+                    .bind(instance)
+                    .execute(&mut *self.writer().await?)
+                    .await?;
                 Ok(())
             }
         }
@@ -1172,7 +1185,10 @@ macro_rules! sql_store {
             }
 
             async fn deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>> {
-                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1").bind(id).fetch_optional(&mut *self.reader().await?).await?;
+                let row = sqlx::query("SELECT * FROM deployments WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self.reader().await?)
+                    .await?;
                 row.as_ref().map(deployment_from_row).transpose()
             }
 
@@ -1346,8 +1362,10 @@ macro_rules! sql_store {
             }
 
             async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>> {
-                let row =
-                    sqlx::query("SELECT * FROM host_commands WHERE id = $1").bind(id).fetch_optional(&mut *self.reader().await?).await?;
+                let row = sqlx::query("SELECT * FROM host_commands WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self.reader().await?)
+                    .await?;
                 row.as_ref().map(command_from_row).transpose()
             }
 
@@ -1417,8 +1435,8 @@ macro_rules! sql_store {
                     .bind(id)
                     .fetch_optional(&mut *self.writer().await?)
                     .await?;
-                Ok(match state.as_deref() {
-                    Some("Succeeded" | "Failed") => Completion::Duplicate,
+                Ok(match state.map(command_state).transpose()? {
+                    Some(crate::CommandState::Succeeded | crate::CommandState::Failed) => Completion::Duplicate,
                     _ => Completion::NotInFlight,
                 })
             }
@@ -1638,7 +1656,9 @@ macro_rules! sql_store {
             }
 
             async fn list_target_groups(&self) -> StoreResult<Vec<TargetGroupRecord>> {
-                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name").fetch_all(&mut *self.reader().await?).await?;
+                let rows = sqlx::query("SELECT doc, revision FROM target_groups ORDER BY name")
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
                 rows.iter().map(target_group_record).collect()
             }
 
@@ -1661,7 +1681,10 @@ macro_rules! sql_store {
             }
 
             async fn delete_target_group(&self, name: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1").bind(name).execute(&mut *self.writer().await?).await?;
+                let done = sqlx::query("DELETE FROM target_groups WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *self.writer().await?)
+                    .await?;
                 Ok(done.rows_affected() > 0)
             }
         }
