@@ -249,7 +249,7 @@ fn at_gate(target: &DeploymentTarget, gate: &str, step: &Step, facts: &Facts<'_>
     let id = target_id(target);
     next.and_then(|e| e.lifecycle_event_name.as_deref()) == Some(gate)
         && command_for(facts.commands, &id, gate).is_none()
-        && !step.new_commands.iter().any(|(t, e)| *t == id && e == gate)
+        && !step.asks_for(&id, gate)
 }
 
 /// Whether a host failed at one of `events`.

@@ -199,8 +199,9 @@ pub struct Step {
     pub progress: Progress,
     /// Targets whose record changed.
     pub changed_targets: Vec<DeploymentTarget>,
-    /// Lifecycle events to send: (target id, event name).
+    /// Lifecycle events to send: (target id, event name); added with [`Step::ask_for`].
     pub new_commands: Vec<(String, String)>,
+    asked: Asked,
     /// Commands whose state the engine changes (timeouts, cancellations).
     pub command_updates: Vec<(String, CommandState, Option<Diagnostics>)>,
     /// Targets that finished in this step: (target id, succeeded).
@@ -217,6 +218,24 @@ impl Step {
         Step { deployment: facts.deployment.clone(), progress: facts.progress.clone(), ..Default::default() }
     }
 
+    /// Whether the step sends `target` the event already.
+    pub(crate) fn asks_for(&self, target: &str, event: &str) -> bool {
+        self.asked.0.contains(&(target.to_owned(), event.to_owned()))
+    }
+
+    /// Sends `target` the event, once however often asked.
+    pub(crate) fn ask_for(&mut self, target: String, event: String) {
+        if self.asked.0.insert((target.clone(), event.clone())) {
+            self.new_commands.push((target, event));
+        }
+    }
+
+    /// The events asked for so far, withdrawn.
+    pub(crate) fn withdraw_new_commands(&mut self) -> Vec<(String, String)> {
+        self.asked.0.clear();
+        std::mem::take(&mut self.new_commands)
+    }
+
     /// Whether anything at all changed (so nothing needs writing).
     pub fn is_empty(&self, facts: &Facts<'_>) -> bool {
         self.changed_targets.is_empty()
@@ -224,6 +243,24 @@ impl Step {
             && self.command_updates.is_empty()
             && self.deployment == *facts.deployment
             && self.progress == *facts.progress
+    }
+}
+
+/// An index of a step's `new_commands`, so asking for an event costs the same however many
+/// hosts the step already sends events to. It always holds what `new_commands` does, so it
+/// takes no part in comparing steps.
+#[derive(Clone, Default)]
+struct Asked(std::collections::HashSet<(String, String)>);
+
+impl PartialEq for Asked {
+    fn eq(&self, _: &Asked) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({} asked)", self.0.len())
     }
 }
 
@@ -446,8 +483,8 @@ pub(crate) fn advance_target(target: &mut DeploymentTarget, step: &mut Step, fac
                 stop_target(target, index, step, now);
             } else if gate == Some(name.as_str()) {
                 set_event(target, index, LifecycleEventStatus::Pending, None, None, None);
-            } else if !step.new_commands.iter().any(|(t, e)| *t == id && *e == name) {
-                step.new_commands.push((id.clone(), name));
+            } else if !step.asks_for(&id, &name) {
+                step.ask_for(id.clone(), name);
                 set_event(target, index, LifecycleEventStatus::Pending, None, None, None);
             }
             return;
@@ -631,40 +668,43 @@ pub(crate) fn skip_target(target: &mut DeploymentTarget, now: Timestamp) {
 /// Starts waiting targets while the budget allows; fails the deployment when the budget is
 /// used up with targets still waiting.
 fn schedule(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Facts<'_>) {
-    let count = |status: TargetStatus, targets: &[DeploymentTarget]| {
-        targets.iter().filter(|t| status_of(t) == Some(status.clone())).count() as i64
-    };
+    use crate::zonal::{Gate, Offline};
     let budget = step.progress.failure_budget;
-    let failed = count(TargetStatus::Failed, targets);
-    let waiting = count(TargetStatus::Pending, targets);
-    if waiting > 0 && failed >= budget {
+    let mut offline = Offline::count(&step.progress, targets, false);
+    let mut zone_offline = Offline::count(&step.progress, targets, true);
+    let waiting = targets.iter().any(|t| status_of(t) == Some(TargetStatus::Pending));
+    if waiting && offline.failed >= budget {
         step.progress.failing = Some(ErrorCode::HealthConstraints.as_str().to_owned());
         return;
     }
-    for index in 0..targets.len() {
-        if status_of(&targets[index]) != Some(TargetStatus::Pending) {
+    for (index, target) in targets.iter_mut().enumerate() {
+        if status_of(target) != Some(TargetStatus::Pending) {
             continue;
         }
         // A zonal deployment takes only its current zone's targets, within the zone's floor.
-        let zone_gate = crate::zonal::gate(&step.progress, targets, index);
-        if zone_gate == crate::zonal::Gate::NotThisZone {
+        let zone_gate = crate::zonal::gate(&step.progress, &zone_offline, index);
+        if zone_gate == Gate::NotThisZone {
             continue;
         }
-        if zone_gate == crate::zonal::Gate::FloorBroken {
+        if zone_gate == Gate::FloorBroken {
             step.progress.failing = Some(ErrorCode::HealthConstraints.as_str().to_owned());
             return;
         }
-        let in_flight = count(TargetStatus::InProgress, targets);
-        let failed = count(TargetStatus::Failed, targets);
-        let may_start = if step.progress.one_at_a_time { in_flight == 0 } else { in_flight + failed < budget };
-        if !may_start || zone_gate == crate::zonal::Gate::Full {
+        let may_start = if step.progress.one_at_a_time {
+            offline.in_flight == 0
+        } else {
+            offline.in_flight + offline.failed < budget
+        };
+        if !may_start || zone_gate == Gate::Full {
             break;
         }
-        let target = &mut targets[index];
         let instance = instance_mut(target);
         instance.status = Some(TargetStatus::InProgress);
         instance.last_updated_at = Some(facts.now);
         advance_target(target, step, facts, None);
+        // As it now stands: starting may have ended it at once.
+        offline.add(status_of(target));
+        zone_offline.add(status_of(target));
     }
 }
 
@@ -681,7 +721,7 @@ pub(crate) fn halt(step: &mut Step, targets: &mut [DeploymentTarget], facts: &Fa
         }
     }
     // Commands just asked for are not sent either; their targets stop where they are.
-    let withdrawn: Vec<(String, String)> = std::mem::take(&mut step.new_commands);
+    let withdrawn: Vec<(String, String)> = step.withdraw_new_commands();
     for (id, event) in withdrawn {
         if let Some(target) = targets.iter_mut().find(|t| target_id(t) == id) {
             let index = instance(target)

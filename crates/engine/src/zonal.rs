@@ -102,7 +102,7 @@ pub enum Gate {
     FloorBroken,
 }
 
-pub fn gate(progress: &crate::run::Progress, targets: &[DeploymentTarget], index: usize) -> Gate {
+pub fn gate(progress: &crate::run::Progress, offline: &Offline, index: usize) -> Gate {
     let Some(zonal) = &progress.zones else {
         return Gate::Open;
     };
@@ -112,20 +112,44 @@ pub fn gate(progress: &crate::run::Progress, targets: &[DeploymentTarget], index
     let Some(zone) = zonal.zones.get(zonal.current) else {
         return Gate::Open;
     };
-    let (mut in_flight, mut failed) = (0, 0);
-    for (target, _) in targets.iter().zip(&zonal.zone_of).filter(|(_, zone)| **zone == zonal.current) {
-        match status_of(target) {
-            Some(TargetStatus::InProgress) => in_flight += 1,
-            Some(TargetStatus::Failed) => failed += 1,
-            _ => {}
-        }
-    }
-    if failed >= zone.failure_budget {
+    if offline.failed >= zone.failure_budget {
         Gate::FloorBroken
-    } else if in_flight + failed >= zone.failure_budget {
+    } else if offline.in_flight + offline.failed >= zone.failure_budget {
         Gate::Full
     } else {
         Gate::Open
+    }
+}
+
+/// Targets in flight and failed: of the whole deployment, or of a zonal deployment's current
+/// zone. Counted once and kept up to date as targets start, so scheduling a fleet is linear.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offline {
+    pub in_flight: i64,
+    pub failed: i64,
+}
+
+impl Offline {
+    /// The targets' counts (`in_zone`: only those of the current zone, none if not zonal).
+    pub fn count(progress: &crate::run::Progress, targets: &[DeploymentTarget], in_zone: bool) -> Offline {
+        let current = progress.zones.as_ref().map(|zonal| (zonal.current, &zonal.zone_of));
+        let mut offline = Offline::default();
+        for (index, target) in targets.iter().enumerate() {
+            if in_zone && current.is_none_or(|(zone, zone_of)| zone_of.get(index) != Some(&zone)) {
+                continue;
+            }
+            offline.add(status_of(target));
+        }
+        offline
+    }
+
+    /// Counts one more target with this status.
+    pub fn add(&mut self, status: Option<TargetStatus>) {
+        match status {
+            Some(TargetStatus::InProgress) => self.in_flight += 1,
+            Some(TargetStatus::Failed) => self.failed += 1,
+            _ => {}
+        }
     }
 }
 

@@ -119,8 +119,12 @@ async fn own_command(ctx: &Ctx<'_>, instance: &InstanceInfo, id: Option<&str>) -
     let id = id.unwrap_or_default();
     match ctx.store().command(id).await.map_err(store_error)? {
         Some(command) if command.target_id == instance_name(instance) => Ok(command),
-        _ => err(Exception::Client, format!("No host command {id} exists for this host.")),
+        _ => unknown_command(id),
     }
+}
+
+fn unknown_command<T>(id: &str) -> ApiResult<T> {
+    err(Exception::Client, format!("No host command {id} exists for this host."))
 }
 
 /// The execution id the agent echoes back: `landfall/<deployment>/<instance>/<command>`.
@@ -285,14 +289,18 @@ async fn acknowledge(
     instance: &InstanceInfo,
     input: PutHostCommandAcknowledgementInput,
 ) -> ApiResult<PutHostCommandAcknowledgementOutput> {
-    let command = own_command(ctx, instance, input.host_command_identifier.as_deref()).await?;
+    let id = input.host_command_identifier.as_deref().unwrap_or_default();
     let noop = input
         .diagnostics
         .as_ref()
         .and_then(|d| serde_json::from_str::<AckDiagnostics>(&d.payload).ok())
         .is_some_and(|d| d.is_command_noop);
+    let now = ctx.state.clock.now();
+    let Some(command) = ctx.store().acknowledge_command(id, instance_name(instance), now).await.map_err(store_error)?
+    else {
+        return unknown_command(id);
+    };
     let answer = if command.state == CommandState::Dispatched {
-        ctx.store().acknowledge_command(&command.id, ctx.state.clock.now()).await.map_err(store_error)?;
         driver::reconcile_soon(ctx.state, &command.deployment_id);
         status::IN_PROGRESS
     } else {
@@ -327,7 +335,7 @@ async fn update(
 }
 
 async fn complete(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PutHostCommandCompleteInput) -> ApiResult<()> {
-    let command = own_command(ctx, instance, input.host_command_identifier.as_deref()).await?;
+    let id = input.host_command_identifier.as_deref().unwrap_or_default();
     let succeeded = match input.command_status.as_deref() {
         Some(status::SUCCEEDED) => true,
         Some(status::FAILED) => false,
@@ -339,13 +347,14 @@ async fn complete(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PutHostCommandC
         input.diagnostics.as_ref().and_then(|d| serde_json::from_str(&d.payload).ok()).unwrap_or_default();
     let diagnostics = api_diagnostics(succeeded, &reported);
     let now = ctx.state.clock.now();
-    match ctx.store().complete_command(&command.id, succeeded, &diagnostics, now).await.map_err(store_error)? {
-        Completion::Recorded => {
+    let name = instance_name(instance);
+    match ctx.store().complete_command(id, name, succeeded, &diagnostics, now).await.map_err(store_error)? {
+        Completion::Recorded(command) => {
             let started = command.acknowledged_at.or(command.dispatched_at).unwrap_or(command.created_at);
             let ran = std::time::Duration::from_millis((now.millis() - started.millis()).max(0) as u64);
             ctx.state.metrics.lifecycle_event(&command.lifecycle_event, succeeded, ran);
             tracing::info!(
-                instance = instance_name(instance),
+                instance = name,
                 deployment = %command.deployment_id,
                 event = %command.lifecycle_event,
                 succeeded,
@@ -353,6 +362,7 @@ async fn complete(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PutHostCommandC
             );
             driver::reconcile(ctx.state, &command.deployment_id).await.map_err(store_error)?;
         }
+        Completion::Unknown => return unknown_command(id),
         // The official agent reports a failure twice; the first report stands.
         Completion::Duplicate | Completion::NotInFlight => {}
     }

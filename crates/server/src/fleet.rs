@@ -463,7 +463,7 @@ async fn stop_overdue_terminations(state: &AppState) -> StoreResult<()> {
         // A script still running is not waited for: the host is leaving.
         for command in state.store.commands_of(&id).await?.iter().filter(|c| c.state == CommandState::Dispatched) {
             let why = format!("{} was still running when the host left.", command.lifecycle_event);
-            crate::server_events::complete_on_server(state, &command.id, false, why).await;
+            crate::server_events::complete_on_server(state, command, false, why).await;
         }
         driver::reconcile(state, &id).await?;
     }

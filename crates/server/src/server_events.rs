@@ -1,11 +1,18 @@
 //! Lifecycle events the server carries out itself (traffic events, a Lambda or ECS
 //! deployment's events): their ends recorded as an agent's completion would be.
 
+use landfall_store::HostCommandRecord;
+
 use crate::state::AppState;
 
 /// Records the end of an event the server carries out itself (a traffic event, a Lambda hook's
 /// report or traffic shift), as an agent's completion would; whether it was recorded.
-pub async fn complete_on_server(state: &AppState, command_id: &str, succeeded: bool, message: String) -> bool {
+pub async fn complete_on_server(
+    state: &AppState,
+    command: &HostCommandRecord,
+    succeeded: bool,
+    message: String,
+) -> bool {
     let diagnostics = landfall_api::shapes::Diagnostics {
         error_code: Some(if succeeded {
             landfall_api::shapes::LifecycleErrorCode::Success
@@ -16,10 +23,14 @@ pub async fn complete_on_server(state: &AppState, command_id: &str, succeeded: b
         message: Some(message),
         log_tail: Some(String::new()),
     };
-    match state.store.complete_command(command_id, succeeded, &diagnostics, state.clock.now()).await {
+    match state
+        .store
+        .complete_command(&command.id, &command.target_id, succeeded, &diagnostics, state.clock.now())
+        .await
+    {
         Ok(_) => true,
         Err(error) => {
-            tracing::warn!(command = command_id, %error, "cannot complete a lifecycle event");
+            tracing::warn!(command = %command.id, %error, "cannot complete a lifecycle event");
             false
         }
     }

@@ -138,11 +138,22 @@ impl InstanceCache {
 /// process on the same store) stops working soon; a key revoked here is forgotten at once.
 pub struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, CachedKey>>,
+    entries: Mutex<KeyEntries>,
 }
 
+/// Keys the store has are kept however many there are (one per instance, and the store bounds
+/// those); ids it does not have, which a client can make up at will, are bounded here.
+#[derive(Default)]
+struct KeyEntries {
+    known: HashMap<String, CachedKey>,
+    unknown: HashMap<String, Instant>,
+}
+
+/// Unknown access key ids remembered at most (beyond this, they are forgotten all at once).
+const MAX_UNKNOWN_KEYS: usize = 10_000;
+
 struct CachedKey {
-    record: Option<AccessKeyRecord>,
+    record: AccessKeyRecord,
     fetched: Instant,
     /// Signing keys by credential scope (date/region/service).
     signing: HashMap<String, SigningKey>,
@@ -150,7 +161,7 @@ struct CachedKey {
 
 impl KeyCache {
     pub fn new(ttl: Duration) -> KeyCache {
-        KeyCache { ttl, entries: Mutex::new(HashMap::new()) }
+        KeyCache { ttl, entries: Mutex::default() }
     }
 
     /// The active key with this id, if any (unknown and revoked keys are both None).
@@ -159,21 +170,34 @@ impl KeyCache {
         store: &dyn Credentials,
         access_key_id: &str,
     ) -> StoreResult<Option<AccessKeyRecord>> {
-        if let Some(cached) = self.lock().get(access_key_id)
-            && cached.fetched.elapsed() < self.ttl
         {
-            return Ok(cached.record.clone());
+            let entries = self.lock();
+            if let Some(cached) = entries.known.get(access_key_id)
+                && cached.fetched.elapsed() < self.ttl
+            {
+                return Ok(Some(cached.record.clone()));
+            }
+            if entries.unknown.get(access_key_id).is_some_and(|fetched| fetched.elapsed() < self.ttl) {
+                return Ok(None);
+            }
         }
         let record = store.access_key(access_key_id).await?.filter(|key| key.revoked_at.is_none());
         let mut entries = self.lock();
-        // Unknown keys are cached too (as None), but the map is bounded against random ids.
-        if entries.len() > 10_000 {
-            entries.clear();
+        match &record {
+            Some(record) => {
+                entries.unknown.remove(access_key_id);
+                let signing = entries.known.remove(access_key_id).map(|old| old.signing).unwrap_or_default();
+                let cached = CachedKey { record: record.clone(), fetched: Instant::now(), signing };
+                entries.known.insert(access_key_id.to_owned(), cached);
+            }
+            None => {
+                entries.known.remove(access_key_id);
+                if entries.unknown.len() >= MAX_UNKNOWN_KEYS {
+                    entries.unknown.clear();
+                }
+                entries.unknown.insert(access_key_id.to_owned(), Instant::now());
+            }
         }
-        entries.insert(
-            access_key_id.to_owned(),
-            CachedKey { record: record.clone(), fetched: Instant::now(), signing: HashMap::new() },
-        );
         Ok(record)
     }
 
@@ -181,7 +205,7 @@ impl KeyCache {
     pub fn signing_key(&self, record: &AccessKeyRecord, date: &str, region: &str, service: &str) -> SigningKey {
         let scope = format!("{date}/{region}/{service}");
         let mut entries = self.lock();
-        if let Some(cached) = entries.get_mut(&record.access_key_id) {
+        if let Some(cached) = entries.known.get_mut(&record.access_key_id) {
             if let Some(key) = cached.signing.get(&scope) {
                 return key.clone();
             }
@@ -196,11 +220,82 @@ impl KeyCache {
     }
 
     pub fn forget(&self, access_key_id: &str) {
-        self.lock().remove(access_key_id);
+        self.lock().known.remove(access_key_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyEntries> {
         // A panic while holding the lock leaves the map usable: it only caches.
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use landfall_api::Timestamp;
+    use landfall_api::landfall::Role;
+    use landfall_store::{Page, PageRequest};
+
+    use super::*;
+
+    /// Keys named `AK…` exist; every read is counted.
+    #[derive(Default)]
+    struct CountedKeys {
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Credentials for CountedKeys {
+        async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Ok(access_key_id.starts_with("AK").then(|| AccessKeyRecord {
+                access_key_id: access_key_id.to_owned(),
+                secret_access_key: "secret".into(),
+                role: Role::Instance,
+                description: String::new(),
+                created_at: Timestamp(0),
+                revoked_at: None,
+                instance_name: Some(access_key_id.to_lowercase()),
+            }))
+        }
+        async fn create_access_key(&self, _: &AccessKeyRecord, _: usize) -> StoreResult<()> {
+            unreachable!("the cache only reads keys")
+        }
+        async fn list_access_keys(&self, _: &PageRequest) -> StoreResult<Page<AccessKeyRecord>> {
+            unreachable!("the cache only reads keys")
+        }
+        async fn revoke_access_key(&self, _: &str, _: Timestamp) -> StoreResult<()> {
+            unreachable!("the cache only reads keys")
+        }
+        async fn revoke_instance_keys(&self, _: &str, _: Timestamp) -> StoreResult<Vec<String>> {
+            unreachable!("the cache only reads keys")
+        }
+        async fn end_session(&self, _: &str, _: Timestamp, _: Timestamp) -> StoreResult<()> {
+            unreachable!("the cache only reads keys")
+        }
+        async fn session_ended(&self, _: &str) -> StoreResult<bool> {
+            unreachable!("the cache only reads keys")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_fleets_keys_all_stay_cached_and_made_up_ids_are_bounded() {
+        let store = CountedKeys::default();
+        let cache = KeyCache::new(Duration::from_secs(3600));
+        let fleet: Vec<String> = (0..12_000).map(|n| format!("AK{n:08}")).collect();
+        for _ in 0..2 {
+            for id in &fleet {
+                assert!(cache.active_key(&store, id).await.unwrap().is_some());
+            }
+        }
+        assert_eq!(store.reads.load(Ordering::Relaxed), fleet.len(), "each key read once");
+        for n in 0..(MAX_UNKNOWN_KEYS * 2 + 5) {
+            assert!(cache.active_key(&store, &format!("made-up-{n}")).await.unwrap().is_none());
+        }
+        assert!(cache.lock().unknown.len() <= MAX_UNKNOWN_KEYS);
+        let reads = store.reads.load(Ordering::Relaxed);
+        assert!(cache.active_key(&store, &fleet[0]).await.unwrap().is_some());
+        assert_eq!(store.reads.load(Ordering::Relaxed), reads, "made-up ids push no real key out");
     }
 }

@@ -172,7 +172,7 @@ pub async fn advance(state: &AppState, deployment: &DeploymentInfo, commands: &[
             Progress::Failed(message) => (false, message),
         };
         // The caller (the driver's reconcile of this deployment) reads the completion next.
-        completed |= crate::server_events::complete_on_server(state, &command.id, succeeded, message).await;
+        completed |= crate::server_events::complete_on_server(state, command, succeeded, message).await;
     }
     completed
 }

@@ -146,14 +146,14 @@ impl Harness {
     /// The host's agent acknowledges and completes a command.
     async fn run(&self, command: &HostCommandRecord, succeeded: bool) {
         let store = &self.state().store;
-        store.acknowledge_command(&command.id, self.now()).await.unwrap();
+        store.acknowledge_command(&command.id, &command.target_id, self.now()).await.unwrap();
         let diagnostics = Diagnostics {
             error_code: Some(if succeeded { LifecycleErrorCode::Success } else { LifecycleErrorCode::ScriptFailed }),
             script_name: Some(String::new()),
             message: Some(if succeeded { "Succeeded".into() } else { "Script failed".into() }),
             log_tail: Some(String::new()),
         };
-        store.complete_command(&command.id, succeeded, &diagnostics, self.now()).await.unwrap();
+        store.complete_command(&command.id, &command.target_id, succeeded, &diagnostics, self.now()).await.unwrap();
     }
 }
 
@@ -262,7 +262,7 @@ async fn a_hand_out_never_acknowledged_is_queued_again_and_then_handed_out_once_
     let again = harness.poll("web-1").await.expect("the same command again");
     assert_eq!(again.id, lost.id);
     // Acknowledged this time: no longer handed out again, however long it runs.
-    harness.state().store.acknowledge_command(&again.id, harness.now()).await.unwrap();
+    harness.state().store.acknowledge_command(&again.id, &again.target_id, harness.now()).await.unwrap();
     harness.advance(Timeouts::default().ack_ms * 10);
     harness.reconcile(&id).await;
     let running = harness.state().store.command(&again.id).await.unwrap().unwrap();

@@ -308,6 +308,8 @@ pub struct HostCommandRecord {
     pub acknowledged_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
     pub diagnostics: Option<landfall_api::shapes::Diagnostics>,
+    /// Its place in the order commands were stored (assigned by the store; 0 until then).
+    pub seq: i64,
 }
 
 /// A target group as stored, with the revision its next update must match.
@@ -541,15 +543,17 @@ pub struct AuditFilter {
     pub operation: Option<String>,
 }
 
-/// Why a command completion was not recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What became of a command's completion.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
-    /// Recorded: the first completion of a command in flight.
-    Recorded,
+    /// Recorded: the first completion of a command in flight; the command as it now stands.
+    Recorded(Box<HostCommandRecord>),
     /// The command had already completed (the official agent sends failures twice).
     Duplicate,
     /// The command was never handed to an agent, or was withdrawn.
     NotInFlight,
+    /// The target has no command with this id.
+    Unknown,
 }
 
 /// The resources that carry resource tags.
@@ -756,7 +760,11 @@ pub trait Deployments: Send + Sync {
     async fn apply_deployment_step(&self, step: &DeploymentStep) -> StoreResult<()>;
 
     // -- host commands ----------------------------------------------------------------------
+    /// A deployment's commands in the order they were stored.
     async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>>;
+    /// A deployment's commands stored at or after `seq`, in order: what a reader that knows
+    /// the earlier ones (and that they are final, so never change again) still has to read.
+    async fn commands_from(&self, deployment_id: &str, seq: i64) -> StoreResult<Vec<HostCommandRecord>>;
     /// The newest deployments (at most `limit`) that gave a target commands, newest first.
     async fn deployments_of_target(&self, target_id: &str, limit: usize) -> StoreResult<Vec<DeploymentRecord>>;
     async fn command(&self, id: &str) -> StoreResult<Option<HostCommandRecord>>;
@@ -769,12 +777,20 @@ pub trait Deployments: Send + Sync {
     ) -> StoreResult<Option<HostCommandRecord>>;
     /// Hands the instance's oldest queued command to its agent (Queued → Dispatched).
     async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>>;
-    /// Records the agent's acknowledgement (the first one); returns the command.
-    async fn acknowledge_command(&self, id: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>>;
-    /// Records a completion of a dispatched command; the first one wins.
+    /// Records the first acknowledgement of `target_id`'s command `id` while it is in flight;
+    /// the command as it then stands (`None`: the target has no such command).
+    async fn acknowledge_command(
+        &self,
+        id: &str,
+        target_id: &str,
+        at: Timestamp,
+    ) -> StoreResult<Option<HostCommandRecord>>;
+    /// Records a completion of `target_id`'s command `id` while it is in flight; the first one
+    /// wins.
     async fn complete_command(
         &self,
         id: &str,
+        target_id: &str,
         succeeded: bool,
         diagnostics: &landfall_api::shapes::Diagnostics,
         at: Timestamp,

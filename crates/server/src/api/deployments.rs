@@ -497,7 +497,7 @@ pub async fn put_hook_status(
     }
     let succeeded = input.status == Some(LifecycleEventStatus::Succeeded);
     let message = format!("The hook reported {}.", if succeeded { "Succeeded" } else { "Failed" });
-    crate::server_events::complete_on_server(ctx.state, &command.id, succeeded, message).await;
+    crate::server_events::complete_on_server(ctx.state, &command, succeeded, message).await;
     driver::reconcile(ctx.state, record.id()).await.map_err(store_error)?;
     Ok(PutLifecycleEventHookExecutionStatusOutput { lifecycle_event_hook_execution_id: Some(execution.to_owned()) })
 }

@@ -1,15 +1,19 @@
 //! What the driver keeps in memory: the deployments being reconciled now (so calls coalesce),
-//! the signals that wake hosts' and routers' long polls, and the timeouts it runs with.
+//! what it knows of the deployments it owns (so a pass reads only what may have changed), the
+//! signals that wake hosts' and routers' long polls, and the timeouts it runs with.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use landfall_engine::run::Timeouts;
+use landfall_store::{HostCommandRecord, TargetRecord};
 use tokio::sync::Notify;
 
 pub struct Driver {
     /// Deployments being reconciled now, and whether something changed since that began.
     running: Mutex<HashMap<String, Dirty>>,
+    /// The last pass's targets and commands of the deployments this server owns.
+    remembered: Mutex<HashMap<String, Remembered>>,
     /// Wakes the long polls of a host when it has a new command.
     hosts: Signals,
     /// Wakes the long polls of a target group's routers when its desired state changes.
@@ -30,7 +34,13 @@ impl Signals {
 
 impl Driver {
     pub fn new(timeouts: Timeouts) -> Driver {
-        Driver { running: Mutex::default(), hosts: Signals::default(), target_groups: Signals::default(), timeouts }
+        Driver {
+            running: Mutex::default(),
+            remembered: Mutex::default(),
+            hosts: Signals::default(),
+            target_groups: Signals::default(),
+            timeouts,
+        }
     }
 
     /// The signal a host's long poll waits on.
@@ -56,6 +66,30 @@ impl Driver {
     pub(super) fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Dirty>> {
         self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
+        self.remembered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes out what the last pass over a deployment left, if it was made under the same hold
+    /// of its lease (`epoch`): a pass that fails, or ends the deployment, does not put it back.
+    pub(super) fn recall(&self, deployment_id: &str, epoch: i64) -> Option<Remembered> {
+        self.remembered().remove(deployment_id).filter(|remembered| remembered.epoch == epoch)
+    }
+
+    pub(super) fn remember(&self, deployment_id: &str, remembered: Remembered) {
+        self.remembered().insert(deployment_id.to_owned(), remembered);
+    }
+}
+
+/// A deployment's targets and commands as its last pass left them. Only the driver of the
+/// deployment's owner writes its targets and adds its commands, and a final command never
+/// changes again, so the next pass need read only the commands from the first one not final.
+pub(super) struct Remembered {
+    pub(super) epoch: i64,
+    pub(super) targets: Vec<TargetRecord>,
+    /// In the order they were stored.
+    pub(super) commands: Vec<HostCommandRecord>,
 }
 
 /// A deployment being reconciled: whether it changed since the pass began, and who waits for

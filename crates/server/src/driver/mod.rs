@@ -1,7 +1,10 @@
 //! The driver: feeds the engine the facts from the store and writes back what it decides, one
 //! deployment at a time. It runs after every change a host reports, after a stop, and on a
-//! timer (for timeouts, and to resume every active deployment after a restart). The store is its
-//! only memory, so a restarted server carries on where the last one stood.
+//! timer (for timeouts, and to resume every active deployment after a restart). The store is the
+//! truth, so a restarted server carries on where the last one stood: between passes the driver
+//! keeps only the targets and commands it read and wrote itself (`handle::Remembered`), dropped
+//! on any failure or change of lease, so that a pass over a large fleet reads what may have
+//! changed rather than every record.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,8 +30,8 @@ use crate::state::AppState;
 
 pub(crate) mod handle;
 
-use handle::Dirty;
 pub use handle::Driver;
+use handle::{Dirty, Remembered};
 
 /// How often every active deployment is looked at, for timeouts.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -138,7 +141,8 @@ enum Outcome {
 /// One pass over a deployment: load its facts, let the planner decide, write the plan in one
 /// transaction, carry out its effects.
 async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> StoreResult<Outcome> {
-    let Some(mut loaded) = Loaded::read(state, deployment_id).await? else {
+    let began = std::time::Instant::now();
+    let Some(mut loaded) = Loaded::read(state, deployment_id, fence).await? else {
         return Ok(Outcome::Finished(None));
     };
     if loaded.waits_for_its_appspec() {
@@ -146,7 +150,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     }
     loaded.advance_platform(state).await?;
     let rollback_id = new_deployment_id();
-    let commands = loaded.take_engine_commands();
+    let commands = loaded.engine_commands();
     let target_docs: Vec<DeploymentTarget> = loaded.targets.iter().map(|t| t.target.clone()).collect();
     let situation = Situation {
         deployment: &loaded.record.info,
@@ -161,17 +165,34 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
         rollback_id: &rollback_id,
         now: state.clock.now(),
     };
+    let read = began.elapsed();
     let Some(plan) = plan::plan(&situation) else {
+        loaded.remember(state, fence);
         return Ok(Outcome::Running);
     };
+    let planned = began.elapsed();
     write(state, &loaded, &plan, situation.now, fence).await?;
+    tracing::debug!(
+        deployment = deployment_id,
+        targets = loaded.targets.len(),
+        commands = commands.len(),
+        changed = plan.step.changed_targets.len(),
+        read_ms = read.as_millis() as u64,
+        plan_ms = (planned - read).as_millis() as u64,
+        write_ms = (began.elapsed() - planned).as_millis() as u64,
+        "reconcile pass"
+    );
     carry_out(state, &loaded, &plan).await;
     match &plan.step.finished {
         Some(status) => {
             tracing::info!(deployment = deployment_id, status = status.as_str(), "deployment finished");
             Ok(Outcome::Finished(plan.rollback.map(|r| rollback_id_of(&r))))
         }
-        None => Ok(Outcome::Running),
+        None => {
+            loaded.written(&plan.step.changed_targets);
+            loaded.remember(state, fence);
+            Ok(Outcome::Running)
+        }
     }
 }
 
@@ -194,15 +215,19 @@ struct Loaded {
 }
 
 impl Loaded {
-    /// `None` once the deployment is over (or gone).
-    async fn read(state: &AppState, deployment_id: &str) -> StoreResult<Option<Loaded>> {
+    /// `None` once the deployment is over (or gone). Targets and commands the last pass under
+    /// this `fence` left are read again only as far as they may have changed.
+    async fn read(state: &AppState, deployment_id: &str, fence: &Fence) -> StoreResult<Option<Loaded>> {
         let store = state.store.as_ref();
+        let remembered = state.driver.recall(deployment_id, fence.epoch);
         let Some(record) = store.deployment(deployment_id).await? else { return Ok(None) };
         if !record.info.status.as_ref().is_none_or(DeploymentStatus::is_active) {
             return Ok(None);
         }
-        let targets = store.targets(deployment_id).await?;
-        let commands = store.commands_of(deployment_id).await?;
+        let (targets, commands) = match remembered {
+            Some(Remembered { targets, commands, .. }) => (targets, refreshed(state, deployment_id, commands).await?),
+            None => (store.targets(deployment_id).await?, store.commands_of(deployment_id).await?),
+        };
         let config_name = record.info.deployment_config_name.clone().unwrap_or_default();
         let config = match landfall_api::predefined::predefined_config(&config_name) {
             Some(config) => Some(config),
@@ -250,9 +275,31 @@ impl Loaded {
             _ => false,
         };
         if advanced {
-            self.commands = store.commands_of(&deployment_id).await?;
+            self.commands = refreshed(state, &deployment_id, std::mem::take(&mut self.commands)).await?;
         }
         Ok(())
+    }
+
+    /// Takes in the targets a written plan changed.
+    fn written(&mut self, changed: &[DeploymentTarget]) {
+        let index: HashMap<&str, usize> =
+            self.targets.iter().enumerate().map(|(i, t)| (t.target_id.as_str(), i)).collect();
+        let updates: Vec<(usize, &DeploymentTarget)> = changed
+            .iter()
+            .filter_map(|target| {
+                let id = target.instance_target.as_ref()?.target_id.as_deref()?;
+                Some((*index.get(id)?, target))
+            })
+            .collect();
+        for (i, target) in updates {
+            self.targets[i].target = target.clone();
+        }
+    }
+
+    /// Keeps the targets and commands for the deployment's next pass.
+    fn remember(self, state: &AppState, fence: &Fence) {
+        let Loaded { record, targets, commands, .. } = self;
+        state.driver.remember(record.id(), Remembered { epoch: fence.epoch, targets, commands });
     }
 
     fn platform_kind(&self) -> ComputePlatform {
@@ -265,13 +312,29 @@ impl Loaded {
         platform::Cx { state, aws: state.aws.for_role(role) }
     }
 
-    /// The commands in the engine's shape, moved out of the records (the platform work that
-    /// reads them is done by now).
-    fn take_engine_commands(&mut self) -> Vec<Command> {
-        let mut commands: Vec<Command> = std::mem::take(&mut self.commands).into_iter().map(engine_command).collect();
+    /// The commands in the engine's shape.
+    fn engine_commands(&self) -> Vec<Command> {
+        let mut commands: Vec<Command> = self.commands.iter().map(engine_command).collect();
         run::sort_commands(&mut commands);
         commands
     }
+}
+
+/// A deployment's commands brought up to date: `known` (in stored order) as far as they are
+/// final, then every command from the first one that is not read again.
+async fn refreshed(
+    state: &AppState,
+    deployment_id: &str,
+    mut known: Vec<HostCommandRecord>,
+) -> StoreResult<Vec<HostCommandRecord>> {
+    let from = match known.iter().find(|command| !command.state.is_final()) {
+        Some(first_open) => first_open.seq,
+        None => known.last().map_or(i64::MIN, |last| last.seq + 1),
+    };
+    let newer = state.store.commands_from(deployment_id, from).await?;
+    known.truncate(known.partition_point(|command| command.seq < from));
+    known.extend(newer);
+    Ok(known)
 }
 
 /// The platform side of a Lambda or ECS deployment, from the AppSpec it keeps.
@@ -428,17 +491,17 @@ async fn carry_out(state: &AppState, loaded: &Loaded, plan: &Plan) {
     }
 }
 
-fn engine_command(record: HostCommandRecord) -> Command {
+fn engine_command(record: &HostCommandRecord) -> Command {
     Command {
         state: record.state,
-        id: record.id,
-        target_id: record.target_id,
-        event: record.lifecycle_event,
+        id: record.id.clone(),
+        target_id: record.target_id.clone(),
+        event: record.lifecycle_event.clone(),
         created_at: record.created_at,
         dispatched_at: record.dispatched_at,
         acknowledged_at: record.acknowledged_at,
         completed_at: record.completed_at,
-        diagnostics: record.diagnostics,
+        diagnostics: record.diagnostics.clone(),
     }
 }
 

@@ -203,7 +203,11 @@ pub async fn run_hook(
         .await
         .map_err(|e| format!("The hook function {} could not be invoked: {e}", hook.function))?;
     tracing::info!(deployment = %command.deployment_id, event = %command.lifecycle_event, function = %hook.function, "hook invoked");
-    cx.state.store.acknowledge_command(&command.id, cx.state.clock.now()).await.map_err(|e| e.to_string())?;
+    cx.state
+        .store
+        .acknowledge_command(&command.id, &command.target_id, cx.state.clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(None)
 }
 
@@ -215,5 +219,5 @@ pub async fn settle(state: &AppState, command: &HostCommandRecord, outcome: Resu
         Ok(Some(message)) => (true, message),
         Err(message) => (false, message),
     };
-    crate::server_events::complete_on_server(state, &command.id, succeeded, message).await
+    crate::server_events::complete_on_server(state, command, succeeded, message).await
 }

@@ -20,7 +20,7 @@ use landfall_api::shapes::{
 use crate::{
     AccessKeyRecord, AgentStatusRecord, CommandState, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord,
     DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LogLimit, LogPage, LogStart, PageRequest,
-    RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, TaggedKind, TargetRecord, Unique,
+    RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetRecord, Unique,
 };
 
 /// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             access_keys, applications, application_delete_cascades, deployment_configs, deployment_groups,
             revisions, instances, resource_tags, deployments, deployment_listing, limits,
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
+            concurrent_command_writes,
             deployment_steps, agent_statuses, target_groups, alarms, deployment_timelines, trigger_outbox,
             audit_log, leases, fenced_steps, host_pools, departures, command_logs, ended_sessions);
     };
@@ -697,17 +698,30 @@ pub async fn host_commands(store: &dyn Store) {
     assert!(store.dispatch_command("web-1", Timestamp(22)).await.unwrap().is_none());
     assert!(store.dispatch_command("web-9", Timestamp(22)).await.unwrap().is_none());
 
-    let acknowledged = store.acknowledge_command("hc-1", Timestamp(23)).await.unwrap().unwrap();
+    let acknowledged = store.acknowledge_command("hc-1", "web-1", Timestamp(23)).await.unwrap().unwrap();
     assert_eq!(acknowledged.acknowledged_at, Some(Timestamp(23)));
-    store.acknowledge_command("hc-1", Timestamp(99)).await.unwrap();
+    store.acknowledge_command("hc-1", "web-1", Timestamp(99)).await.unwrap();
     assert_eq!(store.command("hc-1").await.unwrap().unwrap().acknowledged_at, Some(Timestamp(23)));
+    // Another host's command is as unknown as a missing one, and is left alone.
+    assert_eq!(store.acknowledge_command("hc-3", "web-2", Timestamp(24)).await.unwrap(), None);
+    assert_eq!(store.command("hc-3").await.unwrap().unwrap().acknowledged_at, None);
+    // A command not in flight is answered as it stands, not acknowledged.
+    let queued = store.acknowledge_command("hc-2", "web-2", Timestamp(24)).await.unwrap().unwrap();
+    assert_eq!((queued.state, queued.acknowledged_at), (CommandState::Queued, None));
 
     let failed = landfall_api::shapes::Diagnostics { message: Some("first".into()), ..Default::default() };
     let again = landfall_api::shapes::Diagnostics { message: Some("second".into()), ..Default::default() };
-    assert_eq!(store.complete_command("hc-1", false, &failed, Timestamp(30)).await.unwrap(), Completion::Recorded);
-    assert_eq!(store.complete_command("hc-1", false, &again, Timestamp(31)).await.unwrap(), Completion::Duplicate);
-    assert_eq!(store.complete_command("hc-2", true, &again, Timestamp(31)).await.unwrap(), Completion::NotInFlight);
-    assert_eq!(store.complete_command("hc-404", true, &again, Timestamp(31)).await.unwrap(), Completion::NotInFlight);
+    match store.complete_command("hc-1", "web-1", false, &failed, Timestamp(30)).await.unwrap() {
+        Completion::Recorded(command) => {
+            assert_eq!((command.id.as_str(), command.state), ("hc-1", CommandState::Failed));
+        }
+        other => panic!("the first completion is recorded, not {other:?}"),
+    }
+    let complete = |id, target| store.complete_command(id, target, false, &again, Timestamp(31));
+    assert_eq!(complete("hc-1", "web-1").await.unwrap(), Completion::Duplicate);
+    assert_eq!(complete("hc-2", "web-2").await.unwrap(), Completion::NotInFlight);
+    assert_eq!(complete("hc-404", "web-1").await.unwrap(), Completion::Unknown);
+    assert_eq!(complete("hc-3", "web-2").await.unwrap(), Completion::Unknown, "another host's command");
     let completed = store.command("hc-1").await.unwrap().unwrap();
     assert_eq!((completed.state, completed.completed_at), (CommandState::Failed, Some(Timestamp(30))));
     assert_eq!(completed.diagnostics.unwrap().message.as_deref(), Some("first"));
@@ -756,6 +770,113 @@ pub async fn host_commands(store: &dyn Store) {
 /// Chunks of output as `(offset, text)` pairs, for comparing pages.
 fn chunks_of(page: &LogPage) -> Vec<(u64, &str)> {
     page.chunks.iter().map(|c| (c.offset, c.text.as_str())).collect()
+}
+
+/// Runs `futures` together on this task; their outputs in order.
+async fn together<'a, T>(futures: Vec<std::pin::Pin<Box<dyn Future<Output = T> + 'a>>>) -> Vec<T> {
+    let mut running: Vec<_> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (slot, output) in running.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot
+                && let std::task::Poll::Ready(value) = future.as_mut().poll(cx)
+            {
+                *output = Some(value);
+                *slot = None;
+            }
+        }
+        if running.iter().all(Option::is_none) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// A fleet's agents report at once: every hand-out, acknowledgement and completion made
+/// together (in shared transactions) still reaches its own command, each once.
+pub async fn concurrent_command_writes(store: &dyn Store) {
+    const HOSTS: usize = 40;
+    store.create_application(&app("app-1", "web"), ROOMY).await.unwrap();
+    let record = deployment("d-CMD000001", "g-1", DeploymentStatus::InProgress, 1, true);
+    store.create_deployment(&record, &[], &s3_revision("app-1", "x.zip", 0)).await.unwrap();
+    let current = store.deployment("d-CMD000001").await.unwrap().unwrap();
+    let hosts: Vec<String> = (0..HOSTS).map(|n| format!("web-{n}")).collect();
+    let mut new_commands: Vec<HostCommandRecord> = hosts
+        .iter()
+        .enumerate()
+        .map(|(n, host)| command(&format!("hc-{n}"), "d-CMD000001", host, "Install", 10))
+        .collect();
+    // One host has a second command queued, and polls twice at once.
+    new_commands.push(command("hc-second", "d-CMD000001", "web-0", "Start", 11));
+    store
+        .apply_deployment_step(&DeploymentStep { deployment: current, new_commands, ..Default::default() })
+        .await
+        .unwrap();
+
+    let polling = hosts.iter().chain([&hosts[0]]);
+    let polls = polling.map(|host| Box::pin(store.dispatch_command(host, Timestamp(20))) as _).collect();
+    let polled: Vec<StoreResult<Option<HostCommandRecord>>> = together(polls).await;
+    let dispatched: Vec<HostCommandRecord> = polled.into_iter().map(|c| c.unwrap().unwrap()).collect();
+    for (host, command) in hosts.iter().chain([&hosts[0]]).zip(&dispatched) {
+        assert_eq!((&command.target_id, command.state), (host, CommandState::Dispatched));
+    }
+    let mut ids: Vec<&str> = dispatched.iter().map(|c| c.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), HOSTS + 1, "every command handed out once");
+
+    let diagnostics = landfall_api::shapes::Diagnostics::default();
+    let runs = dispatched
+        .iter()
+        .map(|command| {
+            Box::pin(async {
+                let acknowledged = store.acknowledge_command(&command.id, &command.target_id, Timestamp(21)).await;
+                let completed =
+                    store.complete_command(&command.id, &command.target_id, true, &diagnostics, Timestamp(22)).await;
+                (acknowledged.unwrap().map(|c| c.id), completed.unwrap())
+            }) as _
+        })
+        .collect();
+    let ran: Vec<(Option<String>, Completion)> = together(runs).await;
+    for (command, (acknowledged, completed)) in dispatched.iter().zip(ran) {
+        assert_eq!(acknowledged.as_ref(), Some(&command.id));
+        assert!(matches!(&completed, Completion::Recorded(c) if c.id == command.id), "{completed:?}");
+    }
+    let stored = store.commands_of("d-CMD000001").await.unwrap();
+    assert_eq!(stored.len(), HOSTS + 1);
+    for command in stored {
+        assert_eq!(
+            (command.state, command.acknowledged_at, command.completed_at),
+            (CommandState::Succeeded, Some(Timestamp(21)), Some(Timestamp(22)))
+        );
+    }
+
+    // The official agent reports a failure twice; reported at once, the first report stands.
+    let current = store.deployment("d-CMD000001").await.unwrap().unwrap();
+    let late = vec![command("hc-late", "d-CMD000001", "web-1", "Validate", 30)];
+    store
+        .apply_deployment_step(&DeploymentStep { deployment: current, new_commands: late, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(store.dispatch_command("web-1", Timestamp(31)).await.unwrap().unwrap().id, "hc-late");
+    let failed =
+        |message: &str| landfall_api::shapes::Diagnostics { message: Some(message.into()), ..Default::default() };
+    let (first, second) = (failed("first"), failed("second"));
+    // A poll first takes the writer, so both reports wait, and go, together.
+    let poll = Box::pin(async { store.dispatch_command("web-idle", Timestamp(32)).await.map(|_| None) }) as _;
+    let reports = [&first, &second].into_iter().map(|diagnostics| {
+        Box::pin(async {
+            store.complete_command("hc-late", "web-1", false, diagnostics, Timestamp(32)).await.map(Some)
+        }) as _
+    });
+    let reported: Vec<StoreResult<Option<Completion>>> = together(std::iter::once(poll).chain(reports).collect()).await;
+    let reported: Vec<Completion> = reported.into_iter().filter_map(Result::unwrap).collect();
+    assert!(matches!(&reported[0], Completion::Recorded(c) if c.id == "hc-late"), "{reported:?}");
+    assert_eq!(reported[1], Completion::Duplicate);
+    let stored = store.command("hc-late").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.diagnostics.and_then(|d| d.message)),
+        (CommandState::Failed, Some("first".into()))
+    );
 }
 
 pub async fn command_logs(store: &dyn Store) {

@@ -34,6 +34,7 @@ pub struct PostgresStore {
     reader: PgPool,
     /// Set while the database does not answer (see [`watch_availability`]).
     unreachable: Arc<AtomicBool>,
+    command_writes: CommandWrites,
 }
 
 /// How often the database is asked whether it answers, and how long it has to.
@@ -51,7 +52,7 @@ impl PostgresStore {
         migrate(&mut *pool.acquire().await?, &POSTGRES, Some(WRITE_LOCK)).await?;
         let unreachable = Arc::new(AtomicBool::new(false));
         tokio::spawn(watch_availability(pool.clone(), unreachable.clone()));
-        Ok(PostgresStore { writer: pool.clone(), reader: pool, unreachable })
+        Ok(PostgresStore { writer: pool.clone(), reader: pool, unreachable, command_writes: CommandWrites::default() })
     }
 
     /// A connection from the pool, or at once an error while the database does not answer.
@@ -90,6 +91,13 @@ impl PostgresStore {
         let mut tx = self.writer.begin().await?;
         sqlx::query(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
+    }
+
+    /// A transaction for writes that each touch rows of their own (a batch of agents' reports):
+    /// without the write lock, as the same writes one statement each would be.
+    async fn begin_batch(&self) -> StoreResult<sqlx::Transaction<'_, Postgres>> {
+        self.available()?;
+        Ok(self.writer.begin().await?)
     }
 
     async fn publish_notice(&self, notice: &Notice) -> StoreResult<()> {

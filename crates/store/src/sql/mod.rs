@@ -5,7 +5,37 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AssertSqlSafe;
 
-use crate::{CommandState, Page, PageRequest, Progress, StoreError, StoreResult, TaggedKind};
+use crate::{
+    CommandState, Completion, HostCommandRecord, Page, PageRequest, Progress, StoreError, StoreResult, TaggedKind,
+};
+
+pub(crate) mod group_commit;
+
+/// Rows written by one multi-row statement: a fleet's rows go in a few statements (each a round
+/// trip to the database) rather than one each, and eight columns of 500 rows stay well within
+/// SQLite's limit of bound parameters.
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+/// An agent's write to one of its commands (or the server's, for the events it carries out);
+/// writes that arrive together share a transaction ([`group_commit`]).
+pub(crate) enum CommandWrite {
+    /// Hand the instance's oldest queued command out.
+    Dispatch { instance: String, at: i64 },
+    /// The first acknowledgement of a command in flight.
+    Acknowledge { id: String, target_id: String, at: i64 },
+    /// The first completion of a command in flight; `diagnostics` as stored.
+    Complete { id: String, target_id: String, succeeded: bool, diagnostics: String, at: i64 },
+}
+
+/// What a [`CommandWrite`] did, in the same order.
+pub(crate) enum CommandWritten {
+    Dispatched(Option<HostCommandRecord>),
+    Acknowledged(Option<HostCommandRecord>),
+    Completed(Completion),
+}
+
+/// The writes to commands waiting for their batch.
+pub(crate) type CommandWrites = group_commit::GroupCommit<CommandWrite, CommandWritten>;
 
 /// Everything the generated `Store` implementation names, for a backend module to import.
 pub(crate) mod prelude {
@@ -21,9 +51,10 @@ pub(crate) mod prelude {
     pub(crate) use serde::de::DeserializeOwned;
     pub(crate) use sqlx::{QueryBuilder, Row};
 
+    pub(crate) use super::group_commit::shared_failure;
     pub(crate) use super::{
-        command_state, fetch_limit, from_doc, is_unique_violation, kind_name, limited, page_of, read_progress, to_doc,
-        write_progress,
+        CommandWrite, CommandWrites, CommandWritten, command_state, fetch_limit, from_doc, is_unique_violation,
+        kind_name, limited, page_of, read_progress, to_doc, write_progress,
     };
     pub(crate) use crate::capabilities::*;
     pub(crate) use crate::{
@@ -118,16 +149,260 @@ pub(crate) fn limited(sql: &'static str, page: &PageRequest) -> AssertSqlSafe<St
 /// their parameters (`$1`, ...), which SQLite and PostgreSQL both bind by number. A backend
 /// module provides its connections (`writer().await` and `reader().await`, a connection for a
 /// statement, which fail at once while the database is known to be unreachable), `begin_write`
-/// (a transaction in which check-then-write steps do not race), `close_pools`, and invokes this
+/// (a transaction in which check-then-write steps do not race), `begin_batch` (a transaction for
+/// a batch of writes to rows of their own), `command_writes` (their queue), `close_pools`, and invokes this
 /// with its types.
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty, $conn:ty, $pool:ty) => {
         impl $store {
+            /// Makes a write to a command in one transaction with the others queued meanwhile
+            /// (see [`crate::sql::group_commit`]).
+            async fn write_command(&self, write: CommandWrite) -> StoreResult<CommandWritten> {
+                let mut ticket = self.command_writes.enqueue(write);
+                let _turn = tokio::select! {
+                    biased;
+                    answer = ticket.answered() => return answer,
+                    turn = self.command_writes.turn() => turn,
+                };
+                let batch = self.command_writes.take();
+                if !batch.is_empty() {
+                    self.make_command_writes(batch).await;
+                }
+                ticket.answered().await
+            }
+
+            /// Makes a batch of command writes in one transaction and answers each.
+            async fn make_command_writes(&self, batch: Vec<crate::sql::group_commit::Queued<CommandWrite, CommandWritten>>) {
+                let mut made = Vec::with_capacity(batch.len());
+                let result: StoreResult<()> = async {
+                    let mut tx = self.begin_batch().await?;
+                    let writes: Vec<&CommandWrite> = batch.iter().map(|queued| &queued.write).collect();
+                    let together = make_command_writes_together(&mut tx, &writes).await?;
+                    for (write, settled) in writes.into_iter().zip(together) {
+                        made.push(match settled {
+                            Some(written) => written,
+                            None => make_command_write(&mut tx, write).await?,
+                        });
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        for (queued, written) in batch.into_iter().zip(made) {
+                            queued.answer(Ok(written));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, writes = batch.len(), "cannot record the agents' reports");
+                        for queued in batch {
+                            queued.answer(Err(shared_failure(&error)));
+                        }
+                    }
+                }
+            }
+
             async fn group_ids_of_application(&self, application_id: &str) -> StoreResult<Vec<String>> {
                 Ok(sqlx::query_scalar("SELECT id FROM deployment_groups WHERE application_id = $1")
                     .bind(application_id)
                     .fetch_all(&mut *self.writer().await?)
                     .await?)
+            }
+        }
+
+        /// A batch's writes of each kind made in a few multi-row statements (hand-outs, then
+        /// acknowledgements, then completions). Each write they settle gets its answer; the
+        /// rest (a second write to one command or host in the batch, or a command not in
+        /// flight) are `None`, to be made one by one after.
+        async fn make_command_writes_together(
+            connection: &mut $conn,
+            writes: &[&CommandWrite],
+        ) -> StoreResult<Vec<Option<CommandWritten>>> {
+            use std::collections::HashSet;
+            // A second write to the same command (or a host's second poll) is made on its own
+            // after the first: a row written twice by one statement takes either value.
+            let (mut polled, mut acknowledged, mut completed) = (HashSet::new(), HashSet::new(), HashSet::new());
+            let mut made: Vec<Option<CommandWritten>> = writes.iter().map(|_| None).collect();
+
+            let dispatches: Vec<(usize, &str, i64)> = writes
+                .iter()
+                .enumerate()
+                .filter_map(|(index, write)| match write {
+                    CommandWrite::Dispatch { instance, at } => Some((index, instance.as_str(), *at)),
+                    _ => None,
+                })
+                .filter(|(_, instance, _)| polled.insert(*instance))
+                .collect();
+            for chunk in dispatches.chunks(crate::sql::ROWS_PER_STATEMENT) {
+                // Each host's oldest queued command.
+                let mut query = QueryBuilder::<$db>::new(
+                    "UPDATE host_commands SET state = 'Dispatched', dispatched_at = asked.column2 FROM (",
+                );
+                query.push_values(chunk, |mut row, (_, instance, at)| {
+                    row.push_bind(*instance).push_bind(*at);
+                });
+                query.push(
+                    ") AS asked WHERE host_commands.seq = (SELECT queued.seq FROM host_commands AS queued
+                     WHERE queued.target_id = asked.column1 AND queued.state = 'Queued' ORDER BY queued.seq LIMIT 1)
+                     AND host_commands.state = 'Queued'",
+                );
+                let mut handed = written_commands(connection, query, |command| &command.target_id).await?;
+                for (index, instance, _) in chunk {
+                    made[*index] = Some(CommandWritten::Dispatched(handed.remove(*instance)));
+                }
+            }
+
+            let acknowledgements: Vec<(usize, &str, &str, i64)> = writes
+                .iter()
+                .enumerate()
+                .filter_map(|(index, write)| match write {
+                    CommandWrite::Acknowledge { id, target_id, at } => Some((index, id.as_str(), target_id.as_str(), *at)),
+                    _ => None,
+                })
+                .filter(|(_, id, ..)| acknowledged.insert(*id))
+                .collect();
+            for chunk in acknowledgements.chunks(crate::sql::ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::<$db>::new(
+                    "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, acked.column3) FROM (",
+                );
+                query.push_values(chunk, |mut row, (_, id, target_id, at)| {
+                    row.push_bind(*id).push_bind(*target_id).push_bind(*at);
+                });
+                query.push(
+                    ") AS acked WHERE host_commands.id = acked.column1 AND host_commands.target_id = acked.column2
+                     AND host_commands.state = 'Dispatched'",
+                );
+                let mut returned = written_commands(connection, query, |command| &command.id).await?;
+                for (index, id, ..) in chunk {
+                    if let Some(command) = returned.remove(*id) {
+                        made[*index] = Some(CommandWritten::Acknowledged(Some(command)));
+                    }
+                }
+            }
+
+            let completions: Vec<(usize, &str, &str, &'static str, &str, i64)> = writes
+                .iter()
+                .enumerate()
+                .filter_map(|(index, write)| match write {
+                    CommandWrite::Complete { id, target_id, succeeded, diagnostics, at } => Some((
+                        index,
+                        id.as_str(),
+                        target_id.as_str(),
+                        if *succeeded { "Succeeded" } else { "Failed" },
+                        diagnostics.as_str(),
+                        *at,
+                    )),
+                    _ => None,
+                })
+                .filter(|(_, id, ..)| completed.insert(*id))
+                .collect();
+            for chunk in completions.chunks(crate::sql::ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::<$db>::new(
+                    "UPDATE host_commands SET state = done.column3, diagnostics = done.column4,
+                     completed_at = done.column5, acknowledged_at = COALESCE(acknowledged_at, done.column5) FROM (",
+                );
+                query.push_values(chunk, |mut row, (_, id, target_id, state, diagnostics, at)| {
+                    row.push_bind(*id).push_bind(*target_id).push_bind(*state).push_bind(*diagnostics).push_bind(*at);
+                });
+                query.push(
+                    ") AS done WHERE host_commands.id = done.column1 AND host_commands.target_id = done.column2
+                     AND host_commands.state = 'Dispatched'",
+                );
+                let mut returned = written_commands(connection, query, |command| &command.id).await?;
+                for (index, id, ..) in chunk {
+                    if let Some(command) = returned.remove(*id) {
+                        made[*index] = Some(CommandWritten::Completed(Completion::Recorded(Box::new(command))));
+                    }
+                }
+            }
+            Ok(made)
+        }
+
+        /// Runs a multi-row update of commands; the commands it wrote, by `key`.
+        async fn written_commands(
+            connection: &mut $conn,
+            mut query: QueryBuilder<$db>,
+            key: fn(&HostCommandRecord) -> &String,
+        ) -> StoreResult<std::collections::HashMap<String, HostCommandRecord>> {
+            query.push(
+                " RETURNING seq, id, deployment_id, target_id, lifecycle_event, state, created_at, dispatched_at,
+                 acknowledged_at, completed_at, diagnostics",
+            );
+            let mut written = std::collections::HashMap::new();
+            for row in query.build().fetch_all(&mut *connection).await? {
+                let command = command_from_row(&row)?;
+                written.insert(key(&command).clone(), command);
+            }
+            Ok(written)
+        }
+
+        /// One command write, inside its batch's transaction.
+        async fn make_command_write(connection: &mut $conn, write: &CommandWrite) -> StoreResult<CommandWritten> {
+            match write {
+                CommandWrite::Dispatch { instance, at } => {
+                    // Of two servers picking the same command, the second finds it no longer
+                    // Queued when the first's update lets go of the row.
+                    let row = sqlx::query(
+                        "UPDATE host_commands SET state = 'Dispatched', dispatched_at = $1
+                         WHERE seq = (SELECT seq FROM host_commands WHERE target_id = $2 AND state = 'Queued' ORDER BY seq LIMIT 1)
+                         AND state = 'Queued'
+                         RETURNING *",
+                    )
+                    .bind(at)
+                    .bind(instance)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+                    Ok(CommandWritten::Dispatched(row.as_ref().map(command_from_row).transpose()?))
+                }
+                CommandWrite::Acknowledge { id, target_id, at } => {
+                    let mut row = sqlx::query(
+                        "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, $1)
+                         WHERE id = $2 AND target_id = $3 AND state = 'Dispatched' RETURNING *",
+                    )
+                    .bind(at)
+                    .bind(id)
+                    .bind(target_id)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+                    if row.is_none() {
+                        // No longer in flight (or not this target's): as it stands.
+                        row = sqlx::query("SELECT * FROM host_commands WHERE id = $1 AND target_id = $2")
+                            .bind(id)
+                            .bind(target_id)
+                            .fetch_optional(&mut *connection)
+                            .await?;
+                    }
+                    Ok(CommandWritten::Acknowledged(row.as_ref().map(command_from_row).transpose()?))
+                }
+                CommandWrite::Complete { id, target_id, succeeded, diagnostics, at } => {
+                    let row = sqlx::query(
+                        "UPDATE host_commands SET state = $1, completed_at = $2, diagnostics = $3,
+                         acknowledged_at = COALESCE(acknowledged_at, $2)
+                         WHERE id = $4 AND target_id = $5 AND state = 'Dispatched' RETURNING *",
+                    )
+                    .bind(if *succeeded { "Succeeded" } else { "Failed" })
+                    .bind(at)
+                    .bind(diagnostics)
+                    .bind(id)
+                    .bind(target_id)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+                    if let Some(row) = row {
+                        return Ok(CommandWritten::Completed(Completion::Recorded(Box::new(command_from_row(&row)?))));
+                    }
+                    let state: Option<String> =
+                        sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1 AND target_id = $2")
+                            .bind(id)
+                            .bind(target_id)
+                            .fetch_optional(&mut *connection)
+                            .await?;
+                    Ok(CommandWritten::Completed(match state.map(command_state).transpose()? {
+                        None => Completion::Unknown,
+                        Some(crate::CommandState::Succeeded | crate::CommandState::Failed) => Completion::Duplicate,
+                        Some(_) => Completion::NotInFlight,
+                    }))
+                }
             }
         }
 
@@ -346,6 +621,7 @@ macro_rules! sql_store {
                 acknowledged_at: at("acknowledged_at")?,
                 completed_at: at("completed_at")?,
                 diagnostics: row.try_get::<Option<&str>, _>("diagnostics")?.map(from_doc).transpose()?,
+                seq: row.try_get("seq")?,
             })
         }
 
@@ -1274,30 +1550,35 @@ macro_rules! sql_store {
                     leases::check_fence(&mut tx, fence).await?;
                 }
                 write_deployment(&mut tx, &step.deployment).await?;
-                for target in &step.targets {
-                    sqlx::query("UPDATE deployment_targets SET doc = $1 WHERE deployment_id = $2 AND target_id = $3")
-                        .bind(to_doc(&target.target))
-                        .bind(&target.deployment_id)
-                        .bind(&target.target_id)
-                        .execute(&mut *tx)
-                        .await?;
+                // A fleet's worth of rows goes in a few statements, not one per row.
+                for targets in step.targets.chunks(crate::sql::ROWS_PER_STATEMENT) {
+                    let mut query =
+                        QueryBuilder::<$db>::new("UPDATE deployment_targets SET doc = changed.column3 FROM (");
+                    query.push_values(targets, |mut row, target| {
+                        row.push_bind(&target.deployment_id).push_bind(&target.target_id).push_bind(to_doc(&target.target));
+                    });
+                    query.push(
+                        ") AS changed WHERE deployment_targets.deployment_id = changed.column1
+                         AND deployment_targets.target_id = changed.column2",
+                    );
+                    query.build().execute(&mut *tx).await?;
                 }
-                for command in &step.new_commands {
-                    sqlx::query(
+                for commands in step.new_commands.chunks(crate::sql::ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::<$db>::new(
                         "INSERT INTO host_commands
-                             (id, deployment_id, target_id, lifecycle_event, state, created_at, dispatched_at, acknowledged_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(&command.id)
-                    .bind(&command.deployment_id)
-                    .bind(&command.target_id)
-                    .bind(&command.lifecycle_event)
-                    .bind(command.state.as_str())
-                    .bind(command.created_at.0)
-                    .bind(command.dispatched_at.map(|t| t.0))
-                    .bind(command.acknowledged_at.map(|t| t.0))
-                    .execute(&mut *tx)
-                    .await?;
+                         (id, deployment_id, target_id, lifecycle_event, state, created_at, dispatched_at, acknowledged_at) ",
+                    );
+                    query.push_values(commands, |mut row, command| {
+                        row.push_bind(&command.id)
+                            .push_bind(&command.deployment_id)
+                            .push_bind(&command.target_id)
+                            .push_bind(&command.lifecycle_event)
+                            .push_bind(command.state.as_str())
+                            .push_bind(command.created_at.0)
+                            .push_bind(command.dispatched_at.map(|t| t.0))
+                            .push_bind(command.acknowledged_at.map(|t| t.0));
+                    });
+                    query.build().execute(&mut *tx).await?;
                 }
                 for (id, state, diagnostics) in &step.command_updates {
                     // Back to Queued (a lost hand-out) clears the hand-out; a final state completes it.
@@ -1354,8 +1635,13 @@ macro_rules! sql_store {
             }
 
             async fn commands_of(&self, deployment_id: &str) -> StoreResult<Vec<HostCommandRecord>> {
-                let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = $1 ORDER BY seq")
+                self.commands_from(deployment_id, i64::MIN).await
+            }
+
+            async fn commands_from(&self, deployment_id: &str, seq: i64) -> StoreResult<Vec<HostCommandRecord>> {
+                let rows = sqlx::query("SELECT * FROM host_commands WHERE deployment_id = $1 AND seq >= $2 ORDER BY seq")
                     .bind(deployment_id)
+                    .bind(seq)
                     .fetch_all(&mut *self.reader().await?)
                     .await?;
                 rows.iter().map(command_from_row).collect()
@@ -1383,62 +1669,40 @@ macro_rules! sql_store {
             }
 
             async fn dispatch_command(&self, instance_name: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
-                // One statement, no write lock: of two servers picking the same command, the
-                // second finds it no longer Queued when the first's update lets go of the row.
-                let row = sqlx::query(
-                    "UPDATE host_commands SET state = 'Dispatched', dispatched_at = $1
-                     WHERE seq = (SELECT seq FROM host_commands WHERE target_id = $2 AND state = 'Queued' ORDER BY seq LIMIT 1)
-                     AND state = 'Queued'
-                     RETURNING *",
-                )
-                .bind(at.0)
-                .bind(instance_name)
-                .fetch_optional(&mut *self.writer().await?)
-                .await?;
-                row.as_ref().map(command_from_row).transpose()
+                let write = CommandWrite::Dispatch { instance: instance_name.to_owned(), at: at.0 };
+                match self.write_command(write).await? {
+                    CommandWritten::Dispatched(command) => Ok(command),
+                    _ => Err(StoreError::backend("a hand-out answered as another write")),
+                }
             }
 
-            async fn acknowledge_command(&self, id: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
-                let row = sqlx::query(
-                    "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, $1) WHERE id = $2 RETURNING *",
-                )
-                .bind(at.0)
-                .bind(id)
-                .fetch_optional(&mut *self.writer().await?)
-                .await?;
-                row.as_ref().map(command_from_row).transpose()
+            async fn acknowledge_command(&self, id: &str, target_id: &str, at: Timestamp) -> StoreResult<Option<HostCommandRecord>> {
+                let write = CommandWrite::Acknowledge { id: id.to_owned(), target_id: target_id.to_owned(), at: at.0 };
+                match self.write_command(write).await? {
+                    CommandWritten::Acknowledged(command) => Ok(command),
+                    _ => Err(StoreError::backend("an acknowledgement answered as another write")),
+                }
             }
 
             async fn complete_command(
                 &self,
                 id: &str,
+                target_id: &str,
                 succeeded: bool,
                 diagnostics: &landfall_api::shapes::Diagnostics,
                 at: Timestamp,
             ) -> StoreResult<Completion> {
-                // The first completion of a dispatched command wins, in one statement.
-                let done = sqlx::query(
-                    "UPDATE host_commands SET state = $1, completed_at = $2, diagnostics = $3,
-                     acknowledged_at = COALESCE(acknowledged_at, $4) WHERE id = $5 AND state = 'Dispatched'",
-                )
-                .bind(if succeeded { "Succeeded" } else { "Failed" })
-                .bind(at.0)
-                .bind(to_doc(diagnostics))
-                .bind(at.0)
-                .bind(id)
-                .execute(&mut *self.writer().await?)
-                .await?;
-                if done.rows_affected() == 1 {
-                    return Ok(Completion::Recorded);
+                let write = CommandWrite::Complete {
+                    id: id.to_owned(),
+                    target_id: target_id.to_owned(),
+                    succeeded,
+                    diagnostics: to_doc(diagnostics),
+                    at: at.0,
+                };
+                match self.write_command(write).await? {
+                    CommandWritten::Completed(completion) => Ok(completion),
+                    _ => Err(StoreError::backend("a completion answered as another write")),
                 }
-                let state: Option<String> = sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *self.writer().await?)
-                    .await?;
-                Ok(match state.map(command_state).transpose()? {
-                    Some(crate::CommandState::Succeeded | crate::CommandState::Failed) => Completion::Duplicate,
-                    _ => Completion::NotInFlight,
-                })
             }
 
             async fn append_command_log(&self, id: &str, sequence: u64, text: &str, limit: LogLimit) -> StoreResult<()> {
@@ -1894,12 +2158,13 @@ macro_rules! sql_store {
                 connection: &mut $conn,
                 events: &[DeploymentEventInfo],
             ) -> StoreResult<()> {
-                for event in events {
-                    sqlx::query("INSERT INTO deployment_events (deployment_id, doc) VALUES ($1, $2)")
-                        .bind(&event.deployment_id)
-                        .bind(to_doc(event))
-                        .execute(&mut *connection)
-                        .await?;
+                // In order: their sequence numbers follow the order of the rows.
+                for events in events.chunks(crate::sql::ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO deployment_events (deployment_id, doc) ");
+                    query.push_values(events, |mut row, event| {
+                        row.push_bind(&event.deployment_id).push_bind(to_doc(event));
+                    });
+                    query.build().execute(&mut *connection).await?;
                 }
                 Ok(())
             }

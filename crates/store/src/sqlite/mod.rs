@@ -37,6 +37,7 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// To open a fresh writer in place of one stuck in a transaction.
     options: SqliteConnectOptions,
+    command_writes: CommandWrites,
 }
 
 /// Creates the database file with mode 0600 if it is missing, and takes group and other
@@ -82,6 +83,11 @@ impl SqliteStore {
         let mut connection = self.writer().await?;
         <Sqlite as sqlx::Database>::TransactionManager::begin(&mut connection, None).await?;
         Ok(WriteTransaction { connection, open: true })
+    }
+
+    /// A transaction for a batch of agents' reports: the single writer's.
+    async fn begin_batch(&self) -> StoreResult<WriteTransaction<'_>> {
+        self.begin_write().await
     }
 
     /// The writer connection, for one statement or a transaction, once it is free.
@@ -131,7 +137,13 @@ impl SqliteStore {
         for _ in 0..READERS {
             readers.push(Mutex::new(Some(options.connect().await?)));
         }
-        Ok(SqliteStore { writer: Mutex::new(Some(writer)), readers, next_reader: AtomicUsize::new(0), options })
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(writer)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            options,
+            command_writes: CommandWrites::default(),
+        })
     }
 
     /// The schema version of the store at `path` against this Landfall's, read without creating
