@@ -235,7 +235,8 @@ macro_rules! sql_store {
                 .filter(|(_, instance, _)| polled.insert(*instance))
                 .collect();
             for chunk in dispatches.chunks(crate::sql::ROWS_PER_STATEMENT) {
-                // Each host's oldest queued command.
+                // Each host's oldest queued command. Of two servers picking the same command, the
+                // second finds it no longer Queued when the first's update lets go of the row.
                 let mut query = QueryBuilder::<$db>::new(
                     "UPDATE host_commands SET state = 'Dispatched', dispatched_at = asked.column2 FROM (",
                 );
@@ -337,60 +338,24 @@ macro_rules! sql_store {
             Ok(written)
         }
 
-        /// One command write, inside its batch's transaction.
+        /// One command write, inside its batch's transaction: made as a batch of one; if that
+        /// writes nothing, answered as the command stands.
         async fn make_command_write(connection: &mut $conn, write: &CommandWrite) -> StoreResult<CommandWritten> {
+            if let Some(written) = make_command_writes_together(connection, &[write]).await?.pop().flatten() {
+                return Ok(written);
+            }
             match write {
-                CommandWrite::Dispatch { instance, at } => {
-                    // Of two servers picking the same command, the second finds it no longer
-                    // Queued when the first's update lets go of the row.
-                    let row = sqlx::query(
-                        "UPDATE host_commands SET state = 'Dispatched', dispatched_at = $1
-                         WHERE seq = (SELECT seq FROM host_commands WHERE target_id = $2 AND state = 'Queued' ORDER BY seq LIMIT 1)
-                         AND state = 'Queued'
-                         RETURNING *",
-                    )
-                    .bind(at)
-                    .bind(instance)
-                    .fetch_optional(&mut *connection)
-                    .await?;
-                    Ok(CommandWritten::Dispatched(row.as_ref().map(command_from_row).transpose()?))
-                }
-                CommandWrite::Acknowledge { id, target_id, at } => {
-                    let mut row = sqlx::query(
-                        "UPDATE host_commands SET acknowledged_at = COALESCE(acknowledged_at, $1)
-                         WHERE id = $2 AND target_id = $3 AND state = 'Dispatched' RETURNING *",
-                    )
-                    .bind(at)
-                    .bind(id)
-                    .bind(target_id)
-                    .fetch_optional(&mut *connection)
-                    .await?;
-                    if row.is_none() {
-                        // No longer in flight (or not this target's): as it stands.
-                        row = sqlx::query("SELECT * FROM host_commands WHERE id = $1 AND target_id = $2")
-                            .bind(id)
-                            .bind(target_id)
-                            .fetch_optional(&mut *connection)
-                            .await?;
-                    }
+                CommandWrite::Dispatch { .. } => Ok(CommandWritten::Dispatched(None)),
+                CommandWrite::Acknowledge { id, target_id, .. } => {
+                    // No longer in flight (or not this target's).
+                    let row = sqlx::query("SELECT * FROM host_commands WHERE id = $1 AND target_id = $2")
+                        .bind(id)
+                        .bind(target_id)
+                        .fetch_optional(&mut *connection)
+                        .await?;
                     Ok(CommandWritten::Acknowledged(row.as_ref().map(command_from_row).transpose()?))
                 }
-                CommandWrite::Complete { id, target_id, succeeded, diagnostics, at } => {
-                    let row = sqlx::query(
-                        "UPDATE host_commands SET state = $1, completed_at = $2, diagnostics = $3,
-                         acknowledged_at = COALESCE(acknowledged_at, $2)
-                         WHERE id = $4 AND target_id = $5 AND state = 'Dispatched' RETURNING *",
-                    )
-                    .bind(if *succeeded { "Succeeded" } else { "Failed" })
-                    .bind(at)
-                    .bind(diagnostics)
-                    .bind(id)
-                    .bind(target_id)
-                    .fetch_optional(&mut *connection)
-                    .await?;
-                    if let Some(row) = row {
-                        return Ok(CommandWritten::Completed(Completion::Recorded(Box::new(command_from_row(&row)?))));
-                    }
+                CommandWrite::Complete { id, target_id, .. } => {
                     let state: Option<String> =
                         sqlx::query_scalar("SELECT state FROM host_commands WHERE id = $1 AND target_id = $2")
                             .bind(id)
