@@ -118,6 +118,20 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     // Let the engine start it: every host gets its first event queued.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    time_pages(&settings, ("shop", "web"), &id, options.hosts, options.rounds).await?;
+    println!("server memory: resident {:.1} MiB", status_kib(pid, "VmRSS:")? as f64 / 1024.0);
+    Ok(())
+}
+
+/// Signs in to the console as the administrator and times the pages about deployment `id` (of
+/// `hosts` hosts, to `group` of `application`) and the API calls about it, `rounds` times each.
+pub(crate) async fn time_pages(
+    settings: &ClientSettings,
+    (application, group): (&str, &str),
+    id: &str,
+    hosts: usize,
+    rounds: usize,
+) -> anyhow::Result<()> {
     let mut browser = Browser::connect(&settings.endpoint).await?;
     let form = format!(
         "access_key_id={}&secret_access_key={}",
@@ -130,22 +144,19 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     }
     browser.cookie = cookie.split(';').next().unwrap_or_default().to_owned();
 
-    let last_page = options.hosts.div_ceil(50).max(1);
+    let last_page = hosts.div_ceil(50).max(1);
     let pages = [
         ("deployment, first 50 hosts", format!("/console/deployments/{id}")),
         ("deployment, last page of hosts", format!("/console/deployments/{id}?page={last_page}")),
         ("deployments list", "/console/deployments".to_owned()),
-        ("deployment group", "/console/applications/shop/groups/web".to_owned()),
+        ("deployment group", format!("/console/applications/{application}/groups/{group}")),
         ("instances, first page", "/console/instances".to_owned()),
     ];
-    println!(
-        "{} hosts in deployment {id}; {} fetches of each page over one connection:",
-        options.hosts, options.rounds
-    );
+    println!("{hosts} hosts in deployment {id}; {rounds} fetches of each page over one connection:");
     for (name, path) in pages {
-        let mut times = Vec::with_capacity(options.rounds);
+        let mut times = Vec::with_capacity(rounds);
         let mut size = 0;
-        for _ in 0..options.rounds {
+        for _ in 0..rounds {
             let started = Instant::now();
             let (status, _, body) = browser.send(Method::GET, &path, None).await?;
             times.push(started.elapsed());
@@ -154,15 +165,50 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             }
             size = body.len();
         }
-        times.sort();
-        println!(
-            "  {name:<32} median {:>6.1} ms  slowest {:>6.1} ms  {:>6.1} KiB",
-            times[times.len() / 2].as_secs_f64() * 1000.0,
-            times[times.len() - 1].as_secs_f64() * 1000.0,
-            size as f64 / 1024.0
-        );
+        print_times(name, times, size);
     }
-    println!("server memory: resident {:.1} MiB", status_kib(pid, "VmRSS:")? as f64 / 1024.0);
+    api_calls(&Client::new(settings.clone()), id, rounds).await
+}
+
+/// One line: the median and slowest of `times`, and the answer's size.
+fn print_times(name: &str, mut times: Vec<Duration>, size: usize) {
+    times.sort();
+    println!(
+        "  {name:<36} median {:>6.1} ms  slowest {:>6.1} ms  {:>6.1} KiB",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0,
+        size as f64 / 1024.0
+    );
+}
+
+/// The API calls a CLI or SDK user makes about a large deployment, each timed like the pages.
+async fn api_calls(client: &Client, id: &str, rounds: usize) -> anyhow::Result<()> {
+    let listed = codedeploy(client, "ListDeploymentTargets", json!({"deploymentId": id})).await?;
+    let first: Vec<Value> = listed["targetIds"].as_array().cloned().unwrap_or_default();
+    let batch: Vec<Value> = first.iter().take(25).cloned().collect();
+    let calls = [
+        ("GetDeployment", json!({"deploymentId": id})),
+        ("ListDeploymentTargets, first page", json!({"deploymentId": id})),
+        (
+            "ListDeploymentTargets, Failed only",
+            json!({"deploymentId": id, "targetFilters": {"TargetStatus": ["Failed"]}}),
+        ),
+        ("BatchGetDeploymentTargets, 25", json!({"deploymentId": id, "targetIds": batch})),
+        ("GetDeploymentTarget", json!({"deploymentId": id, "targetId": first.first().cloned().unwrap_or_default()})),
+    ];
+    println!("{rounds} calls of each API operation:");
+    for (name, input) in calls {
+        let operation = name.split(',').next().unwrap_or(name);
+        let mut times = Vec::with_capacity(rounds);
+        let mut size = 0;
+        for _ in 0..rounds {
+            let started = Instant::now();
+            let answer = codedeploy(client, operation, input.clone()).await?;
+            times.push(started.elapsed());
+            size = answer.to_string().len();
+        }
+        print_times(name, times, size);
+    }
     Ok(())
 }
 

@@ -6,7 +6,13 @@
 //! from CreateDeployment to Succeeded, and the servers' CPU time and memory.
 //!
 //! `landfall-bench fleet --server BIN [--hosts 200] [--rounds 3] [--config CodeDeployDefault.AllAtOnce]
+//!  [--minimum-healthy 75% | --minimum-healthy 10] [--hook-ms 1000]
 //!  [--store postgres://... --replicas 3 [--kill-owner]] [--no-idle]`
+//!
+//! `--minimum-healthy` deploys with a configuration of that many healthy hosts (a share of the
+//! fleet, or a count) instead of `--config`; `--hook-ms` makes each of the five hook events
+//! (not DownloadBundle, not Install) take that long on every host, and the bench then prints
+//! the ideal makespan of a rolling deployment (batches x five hooks) beside the measured one.
 //!
 //! With `--store`, the servers are replicas on a fresh database made on that PostgreSQL server
 //! (the URL names a database the user may create databases from), the hosts are spread over
@@ -37,6 +43,10 @@ struct Options {
     hosts: usize,
     rounds: usize,
     config: String,
+    /// A rolling configuration made for the run: "75%" of the fleet or a count of hosts healthy.
+    minimum_healthy: Option<String>,
+    /// How long each hook event takes on a simulated host.
+    hook: Duration,
     store: Option<String>,
     replicas: usize,
     kill_owner: bool,
@@ -50,6 +60,8 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         hosts: 200,
         rounds: 3,
         config: "CodeDeployDefault.AllAtOnce".into(),
+        minimum_healthy: None,
+        hook: Duration::ZERO,
         store: None,
         replicas: 1,
         kill_owner: false,
@@ -62,6 +74,8 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--hosts" => options.hosts = value()?.parse()?,
             "--rounds" => options.rounds = value()?.parse()?,
             "--config" => options.config = value()?,
+            "--minimum-healthy" => options.minimum_healthy = Some(value()?),
+            "--hook-ms" => options.hook = Duration::from_millis(value()?.parse()?),
             "--store" => options.store = Some(value()?),
             "--replicas" => options.replicas = value()?.parse()?,
             "--kill-owner" => options.kill_owner = true,
@@ -71,7 +85,7 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     }
     if options.server.as_os_str().is_empty() || options.replicas == 0 {
         bail!(
-            "usage: landfall-bench fleet --server PATH [--hosts N] [--rounds N] [--config NAME] [--store postgres://... --replicas N [--kill-owner]] [--no-idle]"
+            "usage: landfall-bench fleet --server PATH [--hosts N] [--rounds N] [--config NAME | --minimum-healthy N[%]] [--hook-ms N] [--store postgres://... --replicas N [--kill-owner]] [--no-idle]"
         );
     }
     if options.store.is_none() && (options.replicas > 1 || options.kill_owner) {
@@ -150,12 +164,14 @@ impl SimHost {
         Ok(serde_json::from_slice(&bytes)?)
     }
 
-    /// Runs every command it is given as a no-op, forever.
-    async fn serve(mut self) -> anyhow::Result<()> {
+    /// Runs every command it is given, forever: a hook event takes `hook`, the agent's own
+    /// events (DownloadBundle, Install) nothing.
+    async fn serve(mut self, hook: Duration) -> anyhow::Result<()> {
         loop {
             let polled = self.call_retrying("PollHostCommand", json!({"HostIdentifier": self.arn})).await?;
             let Some(command) = polled.get("HostCommand").filter(|c| !c.is_null()) else { continue };
             let id = command["HostCommandIdentifier"].as_str().unwrap_or_default().to_owned();
+            let agent_event = matches!(command["CommandName"].as_str(), Some("DownloadBundle" | "Install"));
             let execution = command["DeploymentExecutionId"].as_str().unwrap_or_default().to_owned();
             self.call_retrying(
                 "GetDeploymentSpecification",
@@ -164,6 +180,9 @@ impl SimHost {
             .await?;
             let ack = json!({"HostCommandIdentifier": id, "Diagnostics": {"Format": "JSON", "Payload": "{\"IsCommandNoop\":true}"}});
             self.call_retrying("PutHostCommandAcknowledgement", ack).await?;
+            if !agent_event && !hook.is_zero() {
+                tokio::time::sleep(hook).await;
+            }
             let payload = json!({"error_code": 0, "script_name": "", "message": "Succeeded: ", "log": ""}).to_string();
             let complete = json!({"HostCommandIdentifier": id, "CommandStatus": "Succeeded",
                                   "Diagnostics": {"Format": "JSON", "Payload": payload}});
@@ -270,7 +289,11 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let endpoints = servers.endpoints();
     let settings = ClientSettings::resolve(&Overrides::default(), &servers.processes[0].environment)?;
     let client = Client::new(settings.clone());
-    create_app_and_group(&client, ("fleet", "all", &options.config), ("fleet", "bench")).await?;
+    let (config, batch) = match &options.minimum_healthy {
+        Some(healthy) => rolling_config(&client, healthy, options.hosts).await?,
+        None => (options.config.clone(), batch_of_default(&options.config, options.hosts)),
+    };
+    create_app_and_group(&client, ("fleet", "all", &config), ("fleet", "bench")).await?;
     let call = |op, input| codedeploy(&client, op, input);
 
     let registering = Instant::now();
@@ -290,7 +313,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         let arn = registered["iamUserArn"].as_str().unwrap_or_default().to_owned();
         let home = index % endpoints.len();
         let host = SimHost::connect(endpoints.clone(), home, arn, credentials, settings.region.clone()).await?;
-        hosts.push(tokio::spawn(host.serve()));
+        hosts.push(tokio::spawn(host.serve(options.hook)));
     }
     println!(
         "registered {} simulated hosts in {:.1} s, long-polling {} server(s){}",
@@ -299,7 +322,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         endpoints.len(),
         if servers.database.is_some() { " on PostgreSQL" } else { " on SQLite" }
     );
-    println!("deployment configuration: {}", options.config);
+    println!("deployment configuration: {config}, {batch} host(s) at a time");
 
     let mut pids = servers.pids();
     if options.idle {
@@ -314,6 +337,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         );
     }
 
+    let mut last_id = String::new();
     for round in 1..=options.rounds {
         let cpu_before = cpu_of(&pids)?;
         let transactions_before = servers.transactions().await?;
@@ -330,6 +354,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             pids = servers.pids();
         }
         let info = wait_for_end(&client_of(&servers)?, &id, Duration::from_secs(600)).await?;
+        last_id = id;
         let elapsed = started.elapsed();
         let cpu: Vec<f64> = cpu_of(&pids)?.iter().zip(&cpu_before).map(|(after, before)| after - before).collect();
         println!(
@@ -340,6 +365,16 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             info["status"].as_str().unwrap_or("?"),
             figures(&cpu, " s")
         );
+        if !options.hook.is_zero() {
+            let batches = options.hosts.div_ceil(batch);
+            let ideal = options.hook.as_secs_f64() * 5.0 * batches as f64;
+            println!(
+                "round {round}: ideal {batches} batch(es) x 5 hooks x {:.2} s = {ideal:.2} s; measured {:.3} times that, {:.1} ms more per host",
+                options.hook.as_secs_f64(),
+                elapsed.as_secs_f64() / ideal,
+                (elapsed.as_secs_f64() - ideal) * 1000.0 / options.hosts as f64
+            );
+        }
         if let (Some(before), Some(after)) = (transactions_before, servers.transactions().await?) {
             let events = (options.hosts * 7) as f64;
             println!(
@@ -349,6 +384,9 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             );
         }
     }
+    // What people look at once it is over: the deployment's console page and API calls.
+    let settings = ClientSettings::resolve(&Overrides::default(), &servers.processes[0].environment)?;
+    crate::console::time_pages(&settings, ("fleet", "all"), &last_id, options.hosts, 5).await?;
     if options.idle {
         // Once the group has a revision to give, the fleet's look every 30 s reads every
         // instance: a window of two looks, once the hosts' reports and first polls after the
@@ -375,6 +413,34 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         host.abort();
     }
     servers.close().await
+}
+
+/// Makes the configuration `bench-rolling` keeping `healthy` hosts healthy ("75%" or "10"), and
+/// says how many of `hosts` it deploys to at once (CodeDeploy rounds the healthy share up).
+async fn rolling_config(client: &Client, healthy: &str, hosts: usize) -> anyhow::Result<(String, usize)> {
+    let (kind, value, healthy_hosts) = match healthy.strip_suffix('%') {
+        Some(percent) => {
+            let percent: usize = percent.parse()?;
+            ("FLEET_PERCENT", percent, (hosts * percent).div_ceil(100))
+        }
+        None => ("HOST_COUNT", healthy.parse()?, healthy.parse()?),
+    };
+    codedeploy(
+        client,
+        "CreateDeploymentConfig",
+        json!({"deploymentConfigName": "bench-rolling", "minimumHealthyHosts": {"type": kind, "value": value}}),
+    )
+    .await?;
+    Ok(("bench-rolling".into(), hosts.saturating_sub(healthy_hosts).max(1)))
+}
+
+/// How many of `hosts` a default configuration deploys to at once.
+fn batch_of_default(config: &str, hosts: usize) -> usize {
+    match config {
+        "CodeDeployDefault.OneAtATime" => 1,
+        "CodeDeployDefault.HalfAtATime" => (hosts / 2).max(1),
+        _ => hosts.max(1),
+    }
 }
 
 /// Each server's CPU use over `window`, as a share of one core.

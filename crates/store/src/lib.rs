@@ -807,6 +807,20 @@ pub trait Deployments: Send + Sync {
     async fn last_deployments(&self, group_id: &str) -> StoreResult<(Option<DeploymentInfo>, Option<DeploymentInfo>)>;
     /// A deployment's targets in their order (position).
     async fn targets(&self, deployment_id: &str) -> StoreResult<Vec<TargetRecord>>;
+    /// Up to `limit` of a deployment's targets in target-id order, after `after` (exclusive):
+    /// pages of a large fleet without reading the rest.
+    async fn targets_after(
+        &self,
+        deployment_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<TargetRecord>>;
+    /// Up to `limit` of a deployment's targets in their order (position), from the `offset`th.
+    async fn targets_window(&self, deployment_id: &str, offset: usize, limit: usize) -> StoreResult<Vec<TargetRecord>>;
+    /// Those of `target_ids` that are targets of the deployment, in target-id order.
+    async fn targets_named(&self, deployment_id: &str, target_ids: &[String]) -> StoreResult<Vec<TargetRecord>>;
+    /// How many targets a deployment has.
+    async fn target_count(&self, deployment_id: &str) -> StoreResult<usize>;
     async fn update_target(&self, target: &TargetRecord) -> StoreResult<()>;
     /// How many deployments there are in each status.
     async fn deployment_status_counts(&self) -> StoreResult<Vec<(String, i64)>>;
@@ -819,6 +833,12 @@ pub trait Deployments: Send + Sync {
         &self,
         deployment_id: &str,
         after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeploymentEventInfo>>;
+    /// A deployment's newest `limit` entries, oldest first.
+    async fn latest_deployment_events(
+        &self,
+        deployment_id: &str,
         limit: usize,
     ) -> StoreResult<Vec<DeploymentEventInfo>>;
 }

@@ -15,12 +15,31 @@ use crate::limits::Limits;
 const PAGE: usize = 100;
 const MAX_BATCH: usize = 25;
 
-/// The targets of a deployment; DeploymentNotStartedException while it has none resolved yet.
-async fn targets_of(ctx: &Ctx<'_>, record: &DeploymentRecord) -> ApiResult<Vec<TargetRecord>> {
-    let targets = ctx.store().targets(record.id()).await.map_err(store_error)?;
+/// At most this many targets are read for one page of a filtered listing, so that no call reads
+/// a whole fleet: a page may come back short (even empty) with a nextToken, as AWS listings may.
+const MAX_TARGETS_READ_PER_PAGE: usize = 1000;
+
+/// DeploymentNotStartedException while the deployment has no targets resolved yet.
+fn refuse_unstarted(record: &DeploymentRecord, targets: &[TargetRecord]) -> ApiResult<()> {
     let waiting = matches!(record.info.status, Some(DeploymentStatus::Created | DeploymentStatus::Queued));
     if targets.is_empty() && waiting {
         return err(Exception::DeploymentNotStarted, format!("The deployment {} has not started.", record.id()));
+    }
+    Ok(())
+}
+
+/// The targets of a deployment (the deprecated instance listing reads them all).
+async fn targets_of(ctx: &Ctx<'_>, record: &DeploymentRecord) -> ApiResult<Vec<TargetRecord>> {
+    let targets = ctx.store().targets(record.id()).await.map_err(store_error)?;
+    refuse_unstarted(record, &targets)?;
+    Ok(targets)
+}
+
+/// The deployment's targets named `ids` (those that exist), read without the rest of the fleet.
+async fn targets_named(ctx: &Ctx<'_>, record: &DeploymentRecord, ids: &[String]) -> ApiResult<Vec<TargetRecord>> {
+    let targets = ctx.store().targets_named(record.id(), ids).await.map_err(store_error)?;
+    if targets.is_empty() && ctx.store().target_count(record.id()).await.map_err(store_error)? == 0 {
+        refuse_unstarted(record, &targets)?;
     }
     Ok(targets)
 }
@@ -71,17 +90,37 @@ pub async fn list(ctx: &Ctx<'_>, input: ListDeploymentTargetsInput) -> ApiResult
             }
         }
     }
-    let ids: Vec<String> = targets_of(ctx, &record)
-        .await?
-        .into_iter()
-        .filter(|target| {
-            let (status, label) = status_and_label(&target.target);
-            (statuses.is_empty() || status.is_some_and(|s| statuses.contains(&s)))
-                && (labels.is_empty() || label.is_some_and(|l| labels.contains(&l)))
-        })
-        .map(|target| target.target_id)
-        .collect();
-    let (ids, next) = page_in_memory(ids, &page, Clone::clone);
+    let wanted = |target: &TargetRecord| {
+        let (status, label) = status_and_label(&target.target);
+        (statuses.is_empty() || status.is_some_and(|s| statuses.contains(&s)))
+            && (labels.is_empty() || label.is_some_and(|l| labels.contains(&l)))
+    };
+    // Read in chunks in target-id order until the page and one more are found (so a last page
+    // has no nextToken), the fleet ends, or the read bound is reached.
+    let mut ids: Vec<String> = Vec::with_capacity(page.limit + 1);
+    let mut cursor = page.after.clone();
+    let mut read = 0;
+    let next = loop {
+        let chunk =
+            ctx.store().targets_after(record.id(), cursor.as_deref(), page.limit + 1).await.map_err(store_error)?;
+        if page.after.is_none() && read == 0 {
+            refuse_unstarted(&record, &chunk)?;
+        }
+        let ended = chunk.len() <= page.limit;
+        read += chunk.len();
+        cursor = chunk.last().map(|target| target.target_id.clone());
+        ids.extend(chunk.into_iter().filter(wanted).map(|target| target.target_id));
+        if ids.len() > page.limit {
+            ids.truncate(page.limit);
+            break ids.last().cloned();
+        }
+        if ended {
+            break None;
+        }
+        if read >= MAX_TARGETS_READ_PER_PAGE {
+            break cursor;
+        }
+    };
     Ok(ListDeploymentTargetsOutput { target_ids: Some(ids), next_token: page_token("deploymentTargets", next) })
 }
 
@@ -100,7 +139,7 @@ pub async fn batch_get(
             format!("targetIds lists {} targets; at most {MAX_BATCH} are allowed.", ids.len()),
         );
     }
-    let targets = targets_of(ctx, &record).await?;
+    let targets = targets_named(ctx, &record, &ids).await?;
     let mut found = Vec::with_capacity(ids.len());
     for id in &ids {
         match targets.iter().find(|target| &target.target_id == id) {
@@ -121,8 +160,8 @@ pub async fn get(ctx: &Ctx<'_>, input: GetDeploymentTargetInput) -> ApiResult<Ge
     let Some(id) = input.target_id.filter(|id| !id.is_empty()) else {
         return err(Exception::DeploymentTargetIdRequired, "targetId is required.");
     };
-    let targets = targets_of(ctx, &record).await?;
-    match targets.into_iter().find(|target| target.target_id == id) {
+    let targets = targets_named(ctx, &record, std::slice::from_ref(&id)).await?;
+    match targets.into_iter().next() {
         Some(target) => {
             Ok(GetDeploymentTargetOutput { deployment_target: Some(crate::platform::present(target.target)) })
         }
@@ -153,6 +192,16 @@ fn summary(target: &TargetRecord) -> InstanceSummary {
         lifecycle_events: instance.lifecycle_events,
         instance_type: instance.instance_label.map(|label| InstanceType::from(label.as_str())),
     }
+}
+
+/// The targets the deprecated instance calls name: read by name, and only when some id is not a
+/// name (an ARN), the whole fleet.
+async fn instances_named(ctx: &Ctx<'_>, record: &DeploymentRecord, ids: &[String]) -> ApiResult<Vec<TargetRecord>> {
+    let targets = targets_named(ctx, record, ids).await?;
+    if ids.iter().all(|id| targets.iter().any(|target| &target.target_id == id)) {
+        return Ok(targets);
+    }
+    targets_of(ctx, record).await
 }
 
 /// Instance ids may be given as the instance name or its ARN.
@@ -217,7 +266,7 @@ pub async fn batch_get_instances(
         );
     }
     refuse_ecs(&record)?;
-    let targets = targets_of(ctx, &record).await?;
+    let targets = instances_named(ctx, &record, &ids).await?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for id in &ids {
@@ -240,7 +289,7 @@ pub async fn get_instance(ctx: &Ctx<'_>, input: GetDeploymentInstanceInput) -> A
         return err(Exception::InstanceIdRequired, "instanceId is required.");
     };
     refuse_ecs(&record)?;
-    let targets = targets_of(ctx, &record).await?;
+    let targets = instances_named(ctx, &record, std::slice::from_ref(&id)).await?;
     match find(&targets, &id) {
         Some(target) => Ok(GetDeploymentInstanceOutput { instance_summary: Some(summary(target)) }),
         None => err(Exception::InstanceDoesNotExist, format!("The deployment {} has no instance {id}.", record.id())),
@@ -253,8 +302,9 @@ pub async fn event_log(ctx: &Ctx<'_>, input: GetLifecycleEventLogInput) -> ApiRe
     let record = load(ctx, &input.deployment_id).await?;
     let target_id = input.target_id.unwrap_or_default();
     let event = input.lifecycle_event_name.unwrap_or_default();
-    let targets = ctx.store().targets(record.id()).await.map_err(store_error)?;
-    let Some(target) = targets.iter().find(|t| t.target_id == target_id) else {
+    let targets =
+        ctx.store().targets_named(record.id(), std::slice::from_ref(&target_id)).await.map_err(store_error)?;
+    let Some(target) = targets.first() else {
         return err(
             Exception::DeploymentTargetDoesNotExist,
             format!("The deployment {} has no target '{target_id}'.", record.id()),

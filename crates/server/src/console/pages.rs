@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hyper::StatusCode;
 use landfall_api::Operation;
-use landfall_api::landfall::{Access, DeploymentEventInfo, DeploymentEventType};
+use landfall_api::landfall::{Access, DeploymentEventInfo};
 use landfall_api::shapes::{
     ComputePlatform, DeploymentInfo, DeploymentStatus, DeploymentTarget, LifecycleEventStatus, RevisionLocation,
 };
@@ -467,9 +467,10 @@ pub async fn deployment(state: &Arc<AppState>, session: &Session, id: &str, quer
     page(session, "deployments", &format!("Deployment {id}"), body)
 }
 
-/// A deployment's whole timeline, oldest first.
+/// A deployment's newest timeline entries, oldest first: what its page shows (a large fleet's
+/// timeline has over ten entries per host; `landfall events` pages through all of it).
 pub async fn timeline_of(state: &AppState, id: &str) -> Vec<DeploymentEventInfo> {
-    state.store.deployment_events(id, 0, 10_000).await.unwrap_or_default()
+    state.store.latest_deployment_events(id, ROWS_PER_PAGE).await.unwrap_or_default()
 }
 
 /// Everything on a deployment's page that changes as it runs; `events` is its timeline.
@@ -535,18 +536,12 @@ pub async fn deployment_live(
     body.push_str(&actions(session, record));
     body.push_str(&traffic(state, record).await);
 
-    let alarms: Vec<String> = events
-        .iter()
-        .filter(|e| e.event_type == DeploymentEventType::AlarmSeen)
-        .map(|e| format!("<li>{} {}</li>", time(Some(e.time)), esc(&e.message)))
-        .collect();
-    if !alarms.is_empty() {
-        let _ = write!(body, "<h2>Alarms seen</h2><ul>{}</ul>", alarms.join(""));
+    // An alarm that fired stopped the deployment (the timeline's AlarmSeen entry says when).
+    if let Some(alarm) = record.progress.stop.as_ref().and_then(|stop| stop.alarm.as_deref()) {
+        let _ = write!(body, "<h2>Alarms seen</h2><p>{}</p>", esc(alarm));
     }
     body.push_str(&hosts(state, record, query).await);
-    // The latest timeline entries, oldest first.
-    let shown = events.len().saturating_sub(ROWS_PER_PAGE);
-    let rows: Vec<Vec<String>> = events[shown..]
+    let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
             let kind =
@@ -555,11 +550,10 @@ pub async fn deployment_live(
         })
         .collect();
     let _ = write!(body, "<h2>Timeline</h2>");
-    if shown > 0 {
+    if events.len() == ROWS_PER_PAGE {
         let _ = write!(
             body,
-            "<p class=\"note\">The last {ROWS_PER_PAGE} of {} entries (<code>landfall events {}</code> has them all).</p>",
-            events.len(),
+            "<p class=\"note\">The latest {ROWS_PER_PAGE} entries (<code>landfall events {}</code> has them all).</p>",
             esc(id)
         );
     }
@@ -629,20 +623,23 @@ async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
             groups.chain(lb.elb_info_list.iter().flatten().filter_map(|e| e.name.clone())).collect()
         })
         .unwrap_or_default();
-    let targets = state.store.targets(record.id()).await.unwrap_or_default();
     for name in names {
         let Ok(Some(group)) = state.store.target_group(&name).await else { continue };
+        let members: Vec<String> = group.info.targets.iter().map(|target| target.instance_name.clone()).collect();
+        let labels: HashMap<String, String> = state
+            .store
+            .targets_named(record.id(), &members)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| Some((t.target_id, t.target.instance_target?.instance_label?.as_str().to_owned())))
+            .collect();
         let rows: Vec<Vec<String>> = group
             .info
             .targets
             .iter()
             .map(|target| {
-                let label = targets
-                    .iter()
-                    .find(|t| t.target_id == target.instance_name)
-                    .and_then(|t| t.target.instance_target.as_ref()?.instance_label.clone())
-                    .map(|l| l.as_str().to_owned())
-                    .unwrap_or_default();
+                let label = labels.get(&target.instance_name).cloned().unwrap_or_default();
                 let health = target.health.as_ref().map_or("unknown", |h| h.state.as_str());
                 vec![
                     esc(&target.instance_name),
@@ -662,7 +659,7 @@ async fn traffic(state: &AppState, record: &DeploymentRecord) -> String {
 /// Lambda and ECS deployments: the alias's versions or the task sets, with the traffic each
 /// had when the server last moved it.
 async fn platform_traffic(state: &AppState, record: &DeploymentRecord) -> String {
-    let targets = state.store.targets(record.id()).await.unwrap_or_default();
+    let targets = state.store.targets_window(record.id(), 0, 1).await.unwrap_or_default();
     let Some(target) = targets.first().map(|t| &t.target) else { return String::new() };
     let mut html = String::from("<h2>Traffic</h2>");
     if let Some(info) = target.lambda_target.as_ref().and_then(|t| t.lambda_function_info.as_ref()) {
@@ -698,17 +695,14 @@ async fn platform_traffic(state: &AppState, record: &DeploymentRecord) -> String
 
 /// One page of the deployment's hosts, each with its lifecycle events.
 async fn hosts(state: &AppState, record: &DeploymentRecord, query: &HashMap<String, String>) -> String {
-    let targets = state.store.targets(record.id()).await.unwrap_or_default();
-    let (current, pages) = page_number(query, targets.len(), HOSTS_PER_PAGE);
     let id = record.id();
-    let rows: Vec<Vec<String>> = targets
-        .iter()
-        .skip((current - 1) * HOSTS_PER_PAGE)
-        .take(HOSTS_PER_PAGE)
-        .map(|target| host_row(id, &target.target))
-        .collect();
-    let mut html = format!("<h2>Hosts ({})</h2>", targets.len());
-    if targets.is_empty() {
+    let total = state.store.target_count(id).await.unwrap_or_default();
+    let (current, pages) = page_number(query, total, HOSTS_PER_PAGE);
+    let targets = state.store.targets_window(id, (current - 1) * HOSTS_PER_PAGE, HOSTS_PER_PAGE).await;
+    let rows: Vec<Vec<String>> =
+        targets.unwrap_or_default().iter().map(|target| host_row(id, &target.target)).collect();
+    let mut html = format!("<h2>Hosts ({total})</h2>");
+    if total == 0 {
         html.push_str("<p>No hosts.</p>");
         return html;
     }

@@ -94,6 +94,11 @@ pub async fn deployment_timelines(store: &dyn Store) {
     assert_eq!(later[0].message, "two");
     assert_eq!(store.deployment_events("d-A", all[2].sequence, 100).await.unwrap(), []);
     assert_eq!(store.deployment_events("d-B", 0, 100).await.unwrap().len(), 1);
+    // A page shows the newest entries, oldest first, without reading the rest.
+    let newest = store.latest_deployment_events("d-A", 2).await.unwrap();
+    assert_eq!(newest.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["two", "three"]);
+    assert_eq!(store.latest_deployment_events("d-A", 100).await.unwrap(), all);
+    assert_eq!(store.latest_deployment_events("d-C", 100).await.unwrap(), []);
 }
 
 pub async fn trigger_outbox(store: &dyn Store) {

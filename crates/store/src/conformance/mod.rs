@@ -525,6 +525,20 @@ pub async fn deployments(store: &dyn Store) {
     store.create_deployment(&ordered, &trio, &s3_revision("app-1", "x.zip", 0)).await.unwrap();
     let order: Vec<String> = store.targets("d-ORDER0001").await.unwrap().into_iter().map(|t| t.target_id).collect();
     assert_eq!(order, ["web-9", "web-0", "web-1"]);
+    // Pages of them, read without the rest: by name after a cursor, by position from an offset,
+    // by name.
+    let names = |targets: Vec<TargetRecord>| targets.into_iter().map(|t| t.target_id).collect::<Vec<_>>();
+    assert_eq!(names(store.targets_after("d-ORDER0001", None, 2).await.unwrap()), ["web-0", "web-1"]);
+    assert_eq!(names(store.targets_after("d-ORDER0001", Some("web-1"), 2).await.unwrap()), ["web-9"]);
+    assert!(store.targets_after("d-ORDER0001", Some("web-9"), 2).await.unwrap().is_empty());
+    assert_eq!(names(store.targets_window("d-ORDER0001", 0, 2).await.unwrap()), ["web-9", "web-0"]);
+    assert_eq!(names(store.targets_window("d-ORDER0001", 2, 2).await.unwrap()), ["web-1"]);
+    assert!(store.targets_window("d-ORDER0001", 3, 2).await.unwrap().is_empty());
+    let asked = ["web-9".to_owned(), "web-7".to_owned(), "web-0".to_owned()];
+    assert_eq!(names(store.targets_named("d-ORDER0001", &asked).await.unwrap()), ["web-0", "web-9"]);
+    assert!(store.targets_named("d-AAAAAAAA1", &asked[..2]).await.unwrap().is_empty());
+    assert_eq!(store.target_count("d-ORDER0001").await.unwrap(), 3);
+    assert_eq!(store.target_count("d-ZZZZZZZZZ").await.unwrap(), 0);
     let ghost = deployment("d-ZZZZZZZZZ", "g-1", DeploymentStatus::Created, 1, true);
     assert!(matches!(store.update_deployment(&ghost).await, Err(StoreError::NotFound)));
 }

@@ -437,6 +437,15 @@ macro_rules! sql_store {
             })
         }
 
+        fn target_record(row: &$row) -> StoreResult<TargetRecord> {
+            Ok(TargetRecord {
+                deployment_id: row.try_get("deployment_id")?,
+                target_id: row.try_get("target_id")?,
+                position: row.try_get("position")?,
+                target: doc_column(row, "doc")?,
+            })
+        }
+
         fn doc_column<T: DeserializeOwned>(row: &$row, column: &str) -> StoreResult<T> {
             from_doc(row.try_get::<&str, _>(column)?)
         }
@@ -1811,16 +1820,77 @@ macro_rules! sql_store {
                         .bind(deployment_id)
                         .fetch_all(&mut *self.reader().await?)
                         .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(TargetRecord {
-                            deployment_id: row.try_get("deployment_id")?,
-                            target_id: row.try_get("target_id")?,
-                            position: row.try_get("position")?,
-                            target: doc_column(row, "doc")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(target_record).collect()
+            }
+
+            async fn targets_after(
+                &self,
+                deployment_id: &str,
+                after: Option<&str>,
+                limit: usize,
+            ) -> StoreResult<Vec<TargetRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM deployment_targets WHERE deployment_id = $1 AND target_id > $2
+                     ORDER BY target_id LIMIT $3",
+                )
+                .bind(deployment_id)
+                .bind(after.unwrap_or(""))
+                .bind(limit as i64)
+                .fetch_all(&mut *self.reader().await?)
+                .await?;
+                rows.iter().map(target_record).collect()
+            }
+
+            async fn targets_window(
+                &self,
+                deployment_id: &str,
+                offset: usize,
+                limit: usize,
+            ) -> StoreResult<Vec<TargetRecord>> {
+                // The offset is walked in the (deployment_id, position, target_id) index alone;
+                // only the page's rows are read.
+                let rows = sqlx::query(
+                    "SELECT * FROM deployment_targets WHERE deployment_id = $1 AND (position, target_id) >= (
+                         SELECT position, target_id FROM deployment_targets WHERE deployment_id = $1
+                         ORDER BY position, target_id LIMIT 1 OFFSET $2)
+                     ORDER BY position, target_id LIMIT $3",
+                )
+                .bind(deployment_id)
+                .bind(offset as i64)
+                .bind(limit as i64)
+                .fetch_all(&mut *self.reader().await?)
+                .await?;
+                rows.iter().map(target_record).collect()
+            }
+
+            async fn targets_named(
+                &self,
+                deployment_id: &str,
+                target_ids: &[String],
+            ) -> StoreResult<Vec<TargetRecord>> {
+                let mut rows = Vec::new();
+                let mut reader = self.reader().await?;
+                for ids in target_ids.chunks(crate::sql::ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::<$db>::new("SELECT * FROM deployment_targets WHERE deployment_id = ");
+                    query.push_bind(deployment_id).push(" AND target_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in ids {
+                        list.push_bind(id);
+                    }
+                    query.push(") ORDER BY target_id");
+                    rows.extend(query.build().fetch_all(&mut *reader).await?);
+                }
+                let mut targets: Vec<TargetRecord> = rows.iter().map(target_record).collect::<StoreResult<_>>()?;
+                targets.sort_by(|a, b| a.target_id.cmp(&b.target_id));
+                Ok(targets)
+            }
+
+            async fn target_count(&self, deployment_id: &str) -> StoreResult<usize> {
+                let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deployment_targets WHERE deployment_id = $1")
+                    .bind(deployment_id)
+                    .fetch_one(&mut *self.reader().await?)
+                    .await?;
+                Ok(count as usize)
             }
 
             async fn update_target(&self, target: &TargetRecord) -> StoreResult<()> {
@@ -1857,6 +1927,23 @@ macro_rules! sql_store {
                 limit: usize,
             ) -> StoreResult<Vec<DeploymentEventInfo>> {
                 journal::events_of(&mut *self.reader().await?, deployment_id, after, limit).await
+            }
+
+            async fn latest_deployment_events(
+                &self,
+                deployment_id: &str,
+                limit: usize,
+            ) -> StoreResult<Vec<DeploymentEventInfo>> {
+                let rows = sqlx::query(
+                    "SELECT seq, doc FROM deployment_events WHERE deployment_id = $1 ORDER BY seq DESC LIMIT $2",
+                )
+                .bind(deployment_id)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut *self.reader().await?)
+                .await?;
+                let mut events = rows.iter().map(journal::event_row).collect::<StoreResult<Vec<_>>>()?;
+                events.reverse();
+                Ok(events)
             }
         }
 
@@ -2148,13 +2235,13 @@ macro_rules! sql_store {
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(&mut *connection)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        let mut event: DeploymentEventInfo = from_doc(row.try_get("doc")?)?;
-                        event.sequence = row.try_get("seq")?;
-                        Ok(event)
-                    })
-                    .collect()
+                rows.iter().map(event_row).collect()
+            }
+
+            pub(super) fn event_row(row: &$row) -> StoreResult<DeploymentEventInfo> {
+                let mut event: DeploymentEventInfo = from_doc(row.try_get("doc")?)?;
+                event.sequence = row.try_get("seq")?;
+                Ok(event)
             }
 
             pub(super) async fn insert_triggers(connection: &mut $conn, messages: &[TriggerMessage]) -> StoreResult<()> {
