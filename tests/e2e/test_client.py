@@ -229,3 +229,43 @@ def test_keys_in_json_and_a_closed_pipe(server):
     piped = subprocess.run(f"{LANDFALL_BIN} keys list | head -c 10", shell=True, capture_output=True, text=True,
                            env=server.env())
     assert piped.stderr == "", piped.stderr
+
+
+def test_deploy_wait_summarises_a_large_fleet(server):
+    """Past a screenful of hosts, `deploy --wait` follows the deployment's timeline instead of
+    reading every host at every poll, and prints counts, not a line per host event: summary
+    lines when the output is piped, a block with counts per lifecycle event on a terminal.
+    Failures are still reported the moment they happen."""
+    from hostsim import SimHost
+
+    hosts = [SimHost(server, f"big-{i:02}", tags=[("fleet", "big")]) for i in range(40)]
+    hosts[7].outcomes["ValidateService"] = "fail"
+    for host in hosts:
+        host.delay = 0.05
+        host.start()
+    cd = server.client()
+    cd.create_application(applicationName="big")
+    cd.create_deployment_group(applicationName="big", deploymentGroupName="all", serviceRoleArn=SERVICE_ROLE,
+                               deploymentConfigName="CodeDeployDefault.AllAtOnce",
+                               onPremisesInstanceTagFilters=[{"Key": "fleet", "Value": "big", "Type": "KEY_AND_VALUE"}])
+    try:
+        piped = server.landfall("deploy", "--app", "big", "--group", "all", "--revision", "s3://bundles/big/v1.tgz",
+                                "--wait")
+        lines = piped.stdout.splitlines()
+        # The failed host's report, and counts: no host's lifecycle events line by line.
+        assert "failed ValidateService" in piped.stdout and "big-07" in piped.stdout, piped.stdout
+        per_host = [line for line in lines if "big-" in line and "big-07" not in line]
+        assert per_host == [], per_host
+        progress = [line for line in lines if "hosts done" in line]
+        assert progress and len(progress) < 60, lines
+        assert "40/40 hosts done, 1 failed" in progress[-1], progress
+        assert "(40 hosts: 39 succeeded, 1 failed)" in piped.stdout, piped.stdout
+
+        code, shown = in_pty(server, "deploy", "--app", "big", "--group", "all", "--revision",
+                             "s3://bundles/big/v2.tgz", "--wait")
+        assert "running: " in shown and "hosts done" in shown, shown
+        assert "\x1b[J" in shown, "the block is redrawn in place"
+        assert "(40 hosts: 39 succeeded, 1 failed)" in shown, shown
+    finally:
+        for host in hosts:
+            host.stop()

@@ -160,11 +160,15 @@ pub(crate) fn finish(output: &Output, snapshot: &Snapshot) -> anyhow::Result<Out
     Ok(if snapshot.succeeded() { Outcome::Succeeded } else { Outcome::Unsuccessful })
 }
 
+/// Waits for the deployment to end (reading only the deployment meanwhile), then reads it with
+/// its targets.
 async fn wait_quietly(client: &Client, id: &str) -> anyhow::Result<Snapshot> {
     loop {
-        let snapshot = crate::api::snapshot(client, id).await?;
-        if snapshot.is_over() {
-            return Ok(snapshot);
+        let input = GetDeploymentInput { deployment_id: Some(id.into()) };
+        let got: GetDeploymentOutput = crate::api::call(client, "GetDeployment", &input).await?;
+        let over = Snapshot { deployment: got.deployment_info.unwrap_or_default(), targets: Vec::new() }.is_over();
+        if over {
+            return Ok(crate::api::snapshot(client, id).await?);
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }

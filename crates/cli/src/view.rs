@@ -2,16 +2,27 @@
 //! the fleet, one line per host with its current lifecycle event), or one line per change when
 //! the output is not a terminal. A host's failure is printed the moment it is seen, with the end
 //! of its script's output, and stays on screen.
+//!
+//! A fleet larger than a screenful is not read whole at every poll: it is followed through the
+//! deployment's timeline (only the entries after the last one seen), shown as counts per
+//! lifecycle event with the failed and longest-running hosts, and, when the output is not a
+//! terminal, as one summary line per poll in which something changed.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use landfall_api::landfall::{GetLifecycleEventLogInput, GetLifecycleEventLogOutput};
-use landfall_api::shapes::{DeploymentStatus, InstanceTarget, LifecycleEvent, LifecycleEventStatus, TargetStatus};
+use landfall_api::landfall::{
+    DeploymentEventInfo, DeploymentEventType, GetLifecycleEventLogInput, GetLifecycleEventLogOutput,
+    ListDeploymentEventsInput, ListDeploymentEventsOutput,
+};
+use landfall_api::shapes::{
+    DeploymentInfo, DeploymentStatus, GetDeploymentInput, GetDeploymentOutput, GetDeploymentTargetInput,
+    GetDeploymentTargetOutput, InstanceTarget, LifecycleEvent, LifecycleEventStatus, TargetStatus,
+};
 use landfall_client::Client;
 
-use crate::api::{Snapshot, extension, snapshot};
+use crate::api::{Snapshot, call, extension, snapshot};
 use crate::term::{Output, Style, bar, duration};
 
 /// How often the deployment is read again.
@@ -21,7 +32,13 @@ const FAILURE_TAIL_LINES: usize = 15;
 /// Enough of the end of a failed event's output for those lines.
 const FAILURE_TAIL_BYTES: u64 = 64 * 1024;
 /// Hosts shown in the live block; the rest are counted (the busy and failed ones come first).
+/// A fleet of more hosts than this is followed through its timeline instead of read whole.
 const MAX_HOST_LINES: usize = 30;
+/// A large fleet's failures reported in full (event, reason, script output); later ones are
+/// counted, and `landfall status` lists them all.
+const MAX_FAILURE_REPORTS: usize = 10;
+/// A large fleet's summary line, when the output is not a terminal, at most this often.
+const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 
 /// Where one host stands: its state and the event it is at (or ended on).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +78,49 @@ fn symbol(output: &Output, state: &TargetStatus) -> String {
     }
 }
 
+/// The block's first two lines: the deployment, and a bar of its (done, failed, all) hosts.
+fn header(
+    output: &Output,
+    snapshot: &Snapshot,
+    elapsed: Duration,
+    (done, failed, total): (usize, usize, usize),
+) -> Vec<String> {
+    let info = &snapshot.deployment;
+    vec![
+        format!(
+            "{}  {}/{}  {}  {}",
+            output.paint(Style::Bold, info.deployment_id.as_deref().unwrap_or_default()),
+            info.application_name.as_deref().unwrap_or_default(),
+            info.deployment_group_name.as_deref().unwrap_or_default(),
+            snapshot.status(),
+            duration(elapsed.as_secs_f64())
+        ),
+        format!(
+            "{} {done}/{total} hosts done{}",
+            bar(done, total, 30),
+            if failed > 0 { format!(", {failed} failed") } else { String::new() }
+        ),
+    ]
+}
+
+/// A host's line in the block: its state, event, and for one in flight how long it has run.
+fn host_text(output: &Output, line: &HostLine, width: usize, now_ms: i64) -> String {
+    let running = match (&line.state, line.since) {
+        (TargetStatus::InProgress, Some(since)) => format!(" ({})", duration((now_ms - since).max(0) as f64 / 1000.0)),
+        _ => String::new(),
+    };
+    let text = format!(
+        "  {} {:<width$}  {:<10}  {}{running}",
+        symbol(output, &line.state),
+        line.name,
+        line.state.as_str(),
+        line.event.as_deref().unwrap_or("")
+    );
+    text.trim_end().to_owned()
+}
+
 /// The live block: header, fleet bar, host lines.
 pub(crate) fn block(output: &Output, snapshot: &Snapshot, elapsed: Duration, now_ms: i64) -> Vec<String> {
-    let info = &snapshot.deployment;
     let lines: Vec<HostLine> = snapshot.targets.iter().map(host_line).collect();
     let done = lines
         .iter()
@@ -75,22 +132,7 @@ pub(crate) fn block(output: &Output, snapshot: &Snapshot, elapsed: Duration, now
         })
         .count();
     let failed = lines.iter().filter(|l| l.state == TargetStatus::Failed).count();
-    let mut block = vec![
-        format!(
-            "{}  {}/{}  {}  {}",
-            output.paint(Style::Bold, info.deployment_id.as_deref().unwrap_or_default()),
-            info.application_name.as_deref().unwrap_or_default(),
-            info.deployment_group_name.as_deref().unwrap_or_default(),
-            snapshot.status(),
-            duration(elapsed.as_secs_f64())
-        ),
-        format!(
-            "{} {done}/{} hosts done{}",
-            bar(done, lines.len(), 30),
-            lines.len(),
-            if failed > 0 { format!(", {failed} failed") } else { String::new() }
-        ),
-    ];
+    let mut block = header(output, snapshot, elapsed, (done, failed, lines.len()));
     let mut shown: Vec<&HostLine> = lines.iter().collect();
     // Busy and failed hosts first when they do not all fit.
     if shown.len() > MAX_HOST_LINES {
@@ -102,20 +144,7 @@ pub(crate) fn block(output: &Output, snapshot: &Snapshot, elapsed: Duration, now
     }
     let width = shown.iter().map(|l| l.name.chars().count()).max().unwrap_or(0);
     for line in shown.iter().take(MAX_HOST_LINES) {
-        let event = line.event.as_deref().unwrap_or("");
-        let running = match (&line.state, line.since) {
-            (TargetStatus::InProgress, Some(since)) => {
-                format!(" ({})", duration((now_ms - since).max(0) as f64 / 1000.0))
-            }
-            _ => String::new(),
-        };
-        let text = format!(
-            "  {} {:<width$}  {:<10}  {event}{running}",
-            symbol(output, &line.state),
-            line.name,
-            line.state.as_str()
-        );
-        block.push(text.trim_end().to_owned());
+        block.push(host_text(output, line, width, now_ms));
     }
     if shown.len() > MAX_HOST_LINES {
         block.push(format!("  ... and {} more hosts", shown.len() - MAX_HOST_LINES));
@@ -161,14 +190,64 @@ async fn failure_report(
     lines
 }
 
-/// Watches a deployment until it ends; returns its last snapshot.
+/// How many targets the deployment has, as its overview counts them.
+pub(crate) fn fleet_size(info: &DeploymentInfo) -> usize {
+    let overview = info.deployment_overview.clone().unwrap_or_default();
+    [overview.pending, overview.in_progress, overview.succeeded, overview.failed, overview.skipped, overview.ready]
+        .iter()
+        .flatten()
+        .sum::<i64>()
+        .max(0) as usize
+}
+
+/// Watches a deployment until it ends; returns its last snapshot (a large fleet's without its
+/// targets: its overview counts them).
 pub(crate) async fn watch(client: &Client, output: &Output, deployment_id: &str) -> anyhow::Result<Snapshot> {
     let started = Instant::now();
     let mut stdout = std::io::stdout();
     let mut drawn = 0usize;
     let mut reported: HashSet<(String, String)> = HashSet::new();
     let mut seen: HashMap<(String, String), LifecycleEventStatus> = HashMap::new();
+    let mut large: Option<TimelineFleet> = None;
     loop {
+        let input = GetDeploymentInput { deployment_id: Some(deployment_id.into()) };
+        let got: GetDeploymentOutput = call(client, "GetDeployment", &input).await?;
+        let deployment = got.deployment_info.unwrap_or_default();
+        if large.is_none() && fleet_size(&deployment) > MAX_HOST_LINES {
+            large = Some(TimelineFleet::default());
+        }
+        if let Some(fleet) = &mut large {
+            let snapshot = Snapshot { deployment, targets: Vec::new() };
+            let failed = fleet.catch_up(client, deployment_id).await?;
+            let mut printed = Vec::new();
+            for (host, event) in failed {
+                fleet.failures += 1;
+                if fleet.failures <= MAX_FAILURE_REPORTS {
+                    printed.extend(failure_of(client, output, deployment_id, &host, &event).await);
+                } else if fleet.failures == MAX_FAILURE_REPORTS + 1 {
+                    printed.push(format!("(more hosts failed: landfall status {deployment_id} lists them)"));
+                }
+            }
+            let now_ms = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
+            let lines = fleet.block(output, &snapshot, started.elapsed(), now_ms);
+            if !output.terminal {
+                // A summary line when the counts moved, at most one a second (and the last one),
+                // not a line per host event.
+                let counts = fleet.counts(&snapshot.deployment);
+                let due = fleet.last_summary.as_ref().is_none_or(|(at, _)| at.elapsed() >= SUMMARY_EVERY);
+                let changed = fleet.last_summary.as_ref().is_none_or(|(_, last)| *last != counts);
+                if changed && (due || snapshot.is_over()) {
+                    printed.push(format!("{:>8}  {counts}", duration(started.elapsed().as_secs_f64())));
+                    fleet.last_summary = Some((Instant::now(), counts));
+                }
+            }
+            drawn = redraw(&mut stdout, output, drawn, &printed, &lines)?;
+            if snapshot.is_over() {
+                return Ok(snapshot);
+            }
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
         let snapshot = snapshot(client, deployment_id).await?;
         let mut printed: Vec<String> = Vec::new();
         for target in &snapshot.targets {
@@ -186,30 +265,174 @@ pub(crate) async fn watch(client: &Client, output: &Output, deployment_id: &str)
                 }
             }
         }
-        if output.terminal {
-            // Clear the block, print what must stay, then draw the block again below it.
-            if drawn > 0 {
-                write!(stdout, "\x1b[{drawn}F\x1b[J")?;
-            }
-            for line in &printed {
-                writeln!(stdout, "{line}")?;
-            }
-            let now_ms = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
-            let lines = block(output, &snapshot, started.elapsed(), now_ms);
-            for line in &lines {
-                writeln!(stdout, "{line}")?;
-            }
-            drawn = lines.len();
-        } else {
-            for line in &printed {
-                writeln!(stdout, "{line}")?;
-            }
-        }
-        stdout.flush()?;
+        let now_ms = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
+        let lines = block(output, &snapshot, started.elapsed(), now_ms);
+        drawn = redraw(&mut stdout, output, drawn, &printed, &lines)?;
         if snapshot.is_over() {
             return Ok(snapshot);
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Prints what must stay (`printed`) and, on a terminal, the live block below it in place of
+/// the `drawn` lines of the last one; returns how many lines the block now takes.
+fn redraw(
+    stdout: &mut std::io::Stdout,
+    output: &Output,
+    drawn: usize,
+    printed: &[String],
+    block: &[String],
+) -> anyhow::Result<usize> {
+    if output.terminal && drawn > 0 {
+        write!(stdout, "\x1b[{drawn}F\x1b[J")?;
+    }
+    for line in printed {
+        writeln!(stdout, "{line}")?;
+    }
+    if output.terminal {
+        for line in block {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    stdout.flush()?;
+    Ok(if output.terminal { block.len() } else { 0 })
+}
+
+/// The failure report of `event` on `host`, read with the target (for its diagnostics).
+async fn failure_of(client: &Client, output: &Output, deployment_id: &str, host: &str, event: &str) -> Vec<String> {
+    let input = GetDeploymentTargetInput { deployment_id: Some(deployment_id.into()), target_id: Some(host.into()) };
+    let target = call::<_, GetDeploymentTargetOutput>(client, "GetDeploymentTarget", &input).await;
+    let lifecycle = target
+        .ok()
+        .and_then(|got| got.deployment_target?.instance_target?.lifecycle_events)
+        .and_then(|events| events.into_iter().find(|e| e.lifecycle_event_name.as_deref() == Some(event)))
+        .unwrap_or_else(|| LifecycleEvent { lifecycle_event_name: Some(event.into()), ..Default::default() });
+    failure_report(client, output, deployment_id, host, &lifecycle).await
+}
+
+/// Hosts done (or ready), failed, and in all, as the deployment's overview counts them.
+fn progress(info: &DeploymentInfo) -> (usize, usize, usize) {
+    let overview = info.deployment_overview.clone().unwrap_or_default();
+    let count = |n: Option<i64>| n.unwrap_or(0).max(0) as usize;
+    let failed = count(overview.failed);
+    let done = count(overview.succeeded) + failed + count(overview.skipped) + count(overview.ready);
+    (done, failed, fleet_size(info))
+}
+
+/// A large fleet as its timeline tells it: each host's state and lifecycle event, brought up
+/// to date from the entries after the last one read.
+#[derive(Default)]
+struct TimelineFleet {
+    after: i64,
+    hosts: HashMap<String, HostLine>,
+    failures: usize,
+    /// When the last summary line was printed (output not a terminal), and what it said.
+    last_summary: Option<(Instant, String)>,
+}
+
+impl TimelineFleet {
+    /// Reads the entries written since the last call; returns the (host, event) pairs that
+    /// failed in them.
+    async fn catch_up(&mut self, client: &Client, deployment_id: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let mut failed = Vec::new();
+        loop {
+            let input = ListDeploymentEventsInput {
+                deployment_id: Some(deployment_id.into()),
+                after_sequence: Some(self.after),
+            };
+            let page: ListDeploymentEventsOutput = extension(client, "ListDeploymentEvents", &input).await?;
+            for entry in &page.events {
+                self.after = self.after.max(entry.sequence);
+                failed.extend(self.apply(entry));
+            }
+            if page.events.is_empty() || page.complete {
+                return Ok(failed);
+            }
+        }
+    }
+
+    /// Takes one entry into account; returns the hosts whose event it says failed.
+    fn apply(&mut self, entry: &DeploymentEventInfo) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for host in &entry.instance_ids {
+            let line = self.hosts.entry(host.clone()).or_insert_with(|| HostLine {
+                name: host.clone(),
+                state: TargetStatus::Pending,
+                event: None,
+                since: None,
+            });
+            match entry.event_type {
+                DeploymentEventType::LifecycleEvent => {
+                    let event = entry.lifecycle_event.clone();
+                    match entry.status.as_deref() {
+                        Some("InProgress") => (line.event, line.since) = (event, Some(entry.time.millis())),
+                        Some("Failed") => {
+                            failed.push((host.clone(), event.clone().unwrap_or_default()));
+                            (line.event, line.since) = (event, None);
+                        }
+                        // A failed host keeps showing the event it failed on.
+                        _ if line.state != TargetStatus::Failed => (line.event, line.since) = (event, None),
+                        _ => {}
+                    }
+                }
+                DeploymentEventType::InstanceStatusChanged => {
+                    if let Some(status) = entry.status.as_deref() {
+                        line.state = TargetStatus::from(status);
+                    }
+                }
+                _ => {}
+            }
+        }
+        failed
+    }
+
+    /// The hosts in flight counted by the lifecycle event they are at, most first.
+    fn running(&self) -> Vec<(String, usize)> {
+        let mut running: Vec<(String, usize)> = Vec::new();
+        for line in self.hosts.values().filter(|l| l.state == TargetStatus::InProgress) {
+            let event = line.event.clone().unwrap_or_else(|| "starting".into());
+            match running.iter_mut().find(|(name, _)| *name == event) {
+                Some((_, n)) => *n += 1,
+                None => running.push((event, 1)),
+            }
+        }
+        running.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        running
+    }
+
+    /// One line for the whole fleet: hosts done, failed, and in flight by lifecycle event.
+    fn counts(&self, info: &DeploymentInfo) -> String {
+        let (done, failed, total) = progress(info);
+        let running: Vec<String> = self.running().iter().map(|(event, n)| format!("{event} {n}")).collect();
+        format!(
+            "{done}/{total} hosts done{}{}",
+            if failed > 0 { format!(", {failed} failed") } else { String::new() },
+            if running.is_empty() { String::new() } else { format!("; running: {}", running.join(", ")) }
+        )
+    }
+
+    /// The live block: the header and bar (from the deployment's overview), the hosts in
+    /// flight counted by lifecycle event, then the failed and the longest-running hosts.
+    fn block(&self, output: &Output, snapshot: &Snapshot, elapsed: Duration, now_ms: i64) -> Vec<String> {
+        let running = self.running();
+        let mut block = header(output, snapshot, elapsed, progress(&snapshot.deployment));
+        if !running.is_empty() {
+            let counts: Vec<String> = running.iter().map(|(event, n)| format!("{event} {n}")).collect();
+            block.push(format!("  running: {}", counts.join(", ")));
+        }
+        let mut shown: Vec<&HostLine> = self
+            .hosts
+            .values()
+            .filter(|l| matches!(l.state, TargetStatus::Failed | TargetStatus::InProgress))
+            .collect();
+        // Failed first, then the longest in their event.
+        shown.sort_by_key(|l| (l.state != TargetStatus::Failed, l.since.unwrap_or(i64::MAX), l.name.clone()));
+        let width = shown.iter().take(MAX_HOST_LINES / 3).map(|l| l.name.chars().count()).max().unwrap_or(0);
+        for line in shown.iter().take(MAX_HOST_LINES / 3) {
+            block.push(host_text(output, line, width, now_ms));
+        }
+        block
     }
 }
 
@@ -242,11 +465,12 @@ pub(crate) fn summary(output: &Output, snapshot: &Snapshot) -> Vec<String> {
         Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => Style::Bad,
         _ => Style::Busy,
     };
+    // A large fleet's watch keeps no targets: its overview counts them.
+    let hosts = if snapshot.targets.is_empty() { fleet_size(info) } else { snapshot.targets.len() };
     let mut lines = vec![format!(
-        "{id} {}{took} ({} host{}{})",
+        "{id} {}{took} ({hosts} host{}{})",
         output.paint(style, status),
-        snapshot.targets.len(),
-        if snapshot.targets.len() == 1 { "" } else { "s" },
+        if hosts == 1 { "" } else { "s" },
         if counts.is_empty() { String::new() } else { format!(": {counts}") }
     )];
     if let Some(error) = &info.error_information {
@@ -338,5 +562,56 @@ mod tests {
         assert_eq!(lines[2], "  ok web-1  Succeeded   ValidateService");
         assert_eq!(lines[3], "  .. web-2  InProgress  Install (3.5s)");
         assert_eq!(lines[4], "  -- web-3  Pending");
+    }
+
+    #[test]
+    fn a_large_fleet_is_counted_from_its_timeline() {
+        use landfall_api::landfall::{DeploymentEventInfo, DeploymentEventType};
+        let entry = |sequence, kind, host: &str, status: &str, event: Option<&str>| DeploymentEventInfo {
+            sequence,
+            deployment_id: "d-ABC".into(),
+            time: Timestamp(sequence * 1_000),
+            event_type: kind,
+            status: Some(status.into()),
+            instance_ids: vec![host.into()],
+            lifecycle_event: event.map(str::to_owned),
+            related_deployment_id: None,
+            message: String::new(),
+        };
+        use DeploymentEventType::{InstanceStatusChanged as Host, LifecycleEvent as Event};
+        let mut fleet = TimelineFleet::default();
+        let entries = [
+            entry(1, Host, "web-1", "InProgress", None),
+            entry(2, Event, "web-1", "InProgress", Some("Install")),
+            entry(3, Host, "web-2", "InProgress", None),
+            entry(4, Event, "web-2", "InProgress", Some("Install")),
+            entry(5, Host, "web-3", "InProgress", None),
+            entry(6, Event, "web-3", "InProgress", Some("ValidateService")),
+            entry(7, Event, "web-3", "Failed", Some("ValidateService")),
+            entry(8, Host, "web-3", "Failed", None),
+        ];
+        let failed: Vec<_> = entries.iter().flat_map(|e| fleet.apply(e)).collect();
+        assert_eq!(failed, [("web-3".to_owned(), "ValidateService".to_owned())]);
+        let info = landfall_api::shapes::DeploymentInfo {
+            deployment_id: Some("d-ABC".into()),
+            status: Some(landfall_api::shapes::DeploymentStatus::InProgress),
+            deployment_overview: Some(landfall_api::shapes::DeploymentOverview {
+                pending: Some(37),
+                in_progress: Some(2),
+                failed: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(fleet.counts(&info), "1/40 hosts done, 1 failed; running: Install 2");
+        let output = Output { json: false, terminal: true, color: false };
+        let snapshot = Snapshot { deployment: info, targets: Vec::new() };
+        let lines = fleet.block(&output, &snapshot, Duration::from_secs(9), 9_000);
+        assert_eq!(lines[1], format!("{} 1/40 hosts done, 1 failed", bar(1, 40, 30)));
+        assert_eq!(lines[2], "  running: Install 2");
+        // The failed host first, then the hosts longest in their event.
+        assert_eq!(lines[3], "  !! web-3  Failed      ValidateService");
+        assert_eq!(lines[4], "  .. web-1  InProgress  Install (7.0s)");
+        assert_eq!(lines[5], "  .. web-2  InProgress  Install (5.0s)");
     }
 }
