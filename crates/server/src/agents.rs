@@ -301,7 +301,7 @@ async fn acknowledge(
         return unknown_command(id);
     };
     let answer = if command.state == CommandState::Dispatched {
-        driver::reconcile_soon(ctx.state, &command.deployment_id);
+        driver::reconcile_after_ack(ctx.state, &command.deployment_id);
         status::IN_PROGRESS
     } else {
         status::SUCCEEDED

@@ -14,6 +14,8 @@ pub struct Driver {
     running: Mutex<HashMap<String, Dirty>>,
     /// The last pass's targets and commands of the deployments this server owns.
     remembered: Mutex<HashMap<String, Remembered>>,
+    /// How many passes each deployment this server drives has begun (see `passes_begun`).
+    passes: Mutex<HashMap<String, u64>>,
     /// Wakes the long polls of a host when it has a new command.
     hosts: Signals,
     /// Wakes the long polls of a target group's routers when its desired state changes.
@@ -37,6 +39,7 @@ impl Driver {
         Driver {
             running: Mutex::default(),
             remembered: Mutex::default(),
+            passes: Mutex::default(),
             hosts: Signals::default(),
             target_groups: Signals::default(),
             timeouts,
@@ -79,6 +82,25 @@ impl Driver {
 
     pub(super) fn remember(&self, deployment_id: &str, remembered: Remembered) {
         self.remembered().insert(deployment_id.to_owned(), remembered);
+    }
+
+    fn passes(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.passes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many passes over the deployment have begun here: a pass asked for later can be
+    /// dropped when another began in between.
+    pub(super) fn passes_begun(&self, deployment_id: &str) -> u64 {
+        self.passes().get(deployment_id).copied().unwrap_or(0)
+    }
+
+    pub(super) fn pass_begins(&self, deployment_id: &str) {
+        *self.passes().entry(deployment_id.to_owned()).or_default() += 1;
+    }
+
+    /// Forgets the count of a deployment this server no longer drives (over, or taken over).
+    pub(super) fn passes_end(&self, deployment_id: &str) {
+        self.passes().remove(deployment_id);
     }
 }
 

@@ -83,12 +83,33 @@ pub async fn reconcile(state: &AppState, deployment_id: &str) -> StoreResult<()>
     }
 }
 
-/// Reconciles in the background: for callers that need not wait (a new deployment, an
-/// acknowledgement).
+/// Reconciles in the background: for callers that need not wait (a new deployment).
 pub fn reconcile_soon(state: &Arc<AppState>, deployment_id: &str) {
     let state = state.clone();
     let id = deployment_id.to_owned();
     tokio::spawn(async move {
+        if let Err(error) = reconcile(&state, &id).await {
+            tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
+        }
+    });
+}
+
+/// How long after an acknowledgement its event is shown in progress at the latest.
+const ACK_PASS_DELAY: Duration = Duration::from_millis(200);
+
+/// After an acknowledgement: a pass that shows the event in progress, unless another pass
+/// begins first. Most events end sooner (the completion's pass records the acknowledgement's
+/// time as the start), so a fast event costs one pass instead of two; a long one shows as in
+/// progress within [`ACK_PASS_DELAY`].
+pub fn reconcile_after_ack(state: &Arc<AppState>, deployment_id: &str) {
+    let state = state.clone();
+    let id = deployment_id.to_owned();
+    let begun = state.driver.passes_begun(&id);
+    tokio::spawn(async move {
+        tokio::time::sleep(ACK_PASS_DELAY).await;
+        if state.driver.passes_begun(&id) != begun {
+            return;
+        }
         if let Err(error) = reconcile(&state, &id).await {
             tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
         }
@@ -113,6 +134,7 @@ async fn reconcile_one(state: &AppState, deployment_id: &str) -> StoreResult<Opt
         replicas::nudge_owner(state, deployment_id).await;
         return Ok(None);
     };
+    state.driver.pass_begins(deployment_id);
     // A concurrent writer (a stop, an acknowledgement) makes the write Changed: recompute.
     for _ in 0..5 {
         match step_once(state, deployment_id, &fence).await {
@@ -120,9 +142,11 @@ async fn reconcile_one(state: &AppState, deployment_id: &str) -> StoreResult<Opt
             Err(StoreError::LeaseLost(_)) => {
                 tracing::warn!(deployment = deployment_id, "another server took the deployment over");
                 state.replica.forget(&lease);
+                state.driver.passes_end(deployment_id);
                 return Ok(None);
             }
             Ok(Outcome::Finished(follow_up)) => {
+                state.driver.passes_end(deployment_id);
                 state.replica.release(&lease).await?;
                 return Ok(follow_up);
             }
