@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use landfall_engine::run::Timeouts;
-use landfall_store::{HostCommandRecord, TargetRecord};
+use landfall_store::HostCommandRecord;
 use tokio::sync::Notify;
 
 pub struct Driver {
@@ -109,7 +109,7 @@ impl Driver {
 /// changes again, so the next pass need read only the commands from the first one not final.
 pub(super) struct Remembered {
     pub(super) epoch: i64,
-    pub(super) targets: Vec<TargetRecord>,
+    pub(super) targets: super::targets::Targets,
     /// In the order they were stored.
     pub(super) commands: Vec<HostCommandRecord>,
 }

@@ -29,9 +29,11 @@ use crate::replicas;
 use crate::state::AppState;
 
 pub(crate) mod handle;
+mod targets;
 
 pub use handle::Driver;
 use handle::{Dirty, Remembered};
+use targets::Targets;
 
 /// How often every active deployment is looked at, for timeouts.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -175,11 +177,10 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
     loaded.advance_platform(state).await?;
     let rollback_id = new_deployment_id();
     let commands = loaded.engine_commands();
-    let target_docs: Vec<DeploymentTarget> = loaded.targets.iter().map(|t| t.target.clone()).collect();
     let situation = Situation {
         deployment: &loaded.record.info,
         progress: &loaded.record.progress,
-        targets: &target_docs,
+        targets: loaded.targets.docs(),
         commands: &commands,
         config: loaded.config.as_ref(),
         group: loaded.group.as_ref().map(|g| &g.info),
@@ -228,7 +229,7 @@ fn rollback_id_of(rollback: &Rollback) -> String {
 struct Loaded {
     record: DeploymentRecord,
     /// In the deployment's order.
-    targets: Vec<TargetRecord>,
+    targets: Targets,
     commands: Vec<HostCommandRecord>,
     config: Option<DeploymentConfigInfo>,
     group: Option<GroupRecord>,
@@ -250,7 +251,10 @@ impl Loaded {
         }
         let (targets, commands) = match remembered {
             Some(Remembered { targets, commands, .. }) => (targets, refreshed(state, deployment_id, commands).await?),
-            None => (store.targets(deployment_id).await?, store.commands_of(deployment_id).await?),
+            None => (
+                Targets::new(deployment_id, store.targets(deployment_id).await?),
+                store.commands_of(deployment_id).await?,
+            ),
         };
         let config_name = record.info.deployment_config_name.clone().unwrap_or_default();
         let config = match landfall_api::predefined::predefined_config(&config_name) {
@@ -276,7 +280,7 @@ impl Loaded {
     async fn advance_platform(&mut self, state: &AppState) -> StoreResult<()> {
         let store = state.store.as_ref();
         let deployment_id = self.record.id().to_owned();
-        let advanced = match (&self.platform, self.targets.first()) {
+        let advanced = match (&self.platform, self.targets.first().as_ref()) {
             (Some(run), Some(target)) => {
                 let cx = self.platform_cx(state);
                 let view = platform::Run {
@@ -289,7 +293,7 @@ impl Loaded {
                 let advanced = run.advance(&cx, &view).await;
                 if let Some(changed) = &advanced.target {
                     store.update_target(changed).await?;
-                    self.targets = store.targets(&deployment_id).await?;
+                    self.targets = Targets::new(&deployment_id, store.targets(&deployment_id).await?);
                 }
                 advanced.completed
             }
@@ -306,18 +310,7 @@ impl Loaded {
 
     /// Takes in the targets a written plan changed.
     fn written(&mut self, changed: &[DeploymentTarget]) {
-        let index: HashMap<&str, usize> =
-            self.targets.iter().enumerate().map(|(i, t)| (t.target_id.as_str(), i)).collect();
-        let updates: Vec<(usize, &DeploymentTarget)> = changed
-            .iter()
-            .filter_map(|target| {
-                let id = target.instance_target.as_ref()?.target_id.as_deref()?;
-                Some((*index.get(id)?, target))
-            })
-            .collect();
-        for (i, target) in updates {
-            self.targets[i].target = target.clone();
-        }
+        self.targets.update(changed);
     }
 
     /// Keeps the targets and commands for the deployment's next pass.
@@ -380,13 +373,13 @@ async fn platform_run(state: &AppState, record: &DeploymentRecord) -> Option<Box
 }
 
 /// The zones (zone tags) of a deployment's target hosts.
-async fn zones(state: &AppState, targets: &[TargetRecord]) -> StoreResult<HashMap<String, String>> {
+async fn zones(state: &AppState, targets: &Targets) -> StoreResult<HashMap<String, String>> {
     let mut zone_of = HashMap::new();
     for instance in state.store.list_instances().await? {
         let Some(name) = instance.instance_name.as_deref() else { continue };
         let zone = instance.tags.iter().flatten().find(|tag| tag.key.as_deref() == Some(state.zone_tag.as_str()));
         if let Some(zone) = zone.and_then(|tag| tag.value.clone())
-            && targets.iter().any(|t| t.target_id == name)
+            && targets.contains(name)
         {
             zone_of.insert(name.to_owned(), zone);
         }
@@ -398,21 +391,7 @@ async fn zones(state: &AppState, targets: &[TargetRecord]) -> StoreResult<HashMa
 async fn write(state: &AppState, loaded: &Loaded, plan: &Plan, now: Timestamp, fence: &Fence) -> StoreResult<()> {
     let deployment_id = loaded.record.id();
     let step = &plan.step;
-    let position: HashMap<&str, i64> = loaded.targets.iter().map(|t| (t.target_id.as_str(), t.position)).collect();
-    let targets = step
-        .changed_targets
-        .iter()
-        .filter_map(|target| {
-            let id = target.instance_target.as_ref()?.target_id.clone()?;
-            let position = position.get(id.as_str()).copied().unwrap_or(0);
-            Some(TargetRecord {
-                deployment_id: deployment_id.to_owned(),
-                target_id: id,
-                position,
-                target: target.clone(),
-            })
-        })
-        .collect();
+    let targets = loaded.targets.records_of(&step.changed_targets);
     let new_commands = plan
         .new_commands
         .iter()
@@ -506,7 +485,7 @@ async fn carry_out(state: &AppState, loaded: &Loaded, plan: &Plan) {
             Effect::RouteTraffic(routing) => crate::traffic::route(state, routing).await,
             Effect::DeliverTriggers => replicas::wake_outbox(state).await,
             Effect::FinishPlatform { status, rolled_back } => {
-                if let (Some(run), Some(target)) = (&loaded.platform, loaded.targets.first()) {
+                if let (Some(run), Some(target)) = (&loaded.platform, loaded.targets.first().as_ref()) {
                     run.finished(&loaded.platform_cx(state), &loaded.record.info, status, target, *rolled_back).await;
                 }
             }
