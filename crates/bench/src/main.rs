@@ -205,11 +205,22 @@ pub(crate) async fn codedeploy(client: &Client, operation: &str, input: Value) -
     Ok(client.call(&format!("CodeDeploy_20141006.{operation}"), &input).await?)
 }
 
-/// Polls a deployment until it ends; returns its final deploymentInfo.
+/// Polls a deployment until it ends; returns its final deploymentInfo. A call that fails is
+/// tried again (a replica killed under the bench may take connections with it), and said.
 pub(crate) async fn wait_for_end(client: &Client, id: &str, limit: Duration) -> anyhow::Result<Value> {
     let started = Instant::now();
+    let mut failures = 0;
     loop {
-        let got: Value = client.call("CodeDeploy_20141006.GetDeployment", &json!({"deploymentId": id})).await?;
+        let got: Value = match client.call("CodeDeploy_20141006.GetDeployment", &json!({"deploymentId": id})).await {
+            Ok(got) => got,
+            Err(error) if failures < 10 => {
+                failures += 1;
+                println!("GetDeployment failed ({error}); trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let info = &got["deploymentInfo"];
         if matches!(info["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped")) {
             return Ok(info.clone());
