@@ -4,10 +4,15 @@
 use landfall_api::error::{ApiError, Exception};
 use landfall_store::StoreError;
 
+use crate::log_limit::LogLimit;
+
 /// A store failure the handler did not expect: logged, answered as InternalFailure.
 pub fn store_error(error: StoreError) -> ApiError {
     if let StoreError::Unavailable(why) = &error {
-        tracing::warn!(%why, "a request failed: the store is unavailable");
+        static UNAVAILABLE: LogLimit = LogLimit::new();
+        if let Some(held_back) = UNAVAILABLE.allow() {
+            tracing::warn!(%why, held_back, "a request failed: the store is unavailable");
+        }
         return ApiError::new(
             Exception::ServiceUnavailable,
             "The server's store (its database) is unavailable; try again shortly.",

@@ -17,6 +17,7 @@ mod http;
 mod ids;
 mod leases;
 pub mod limits;
+mod log_limit;
 mod metrics;
 mod notices;
 mod platform;

@@ -24,6 +24,7 @@ use landfall_store::{
 
 use crate::errors::store_error;
 use crate::ids::{new_deployment_id, new_uuid};
+use crate::log_limit::LogLimit;
 use crate::platform::{self, PlatformRun};
 use crate::replicas;
 use crate::state::AppState;
@@ -91,9 +92,17 @@ pub fn reconcile_soon(state: &Arc<AppState>, deployment_id: &str) {
     let id = deployment_id.to_owned();
     tokio::spawn(async move {
         if let Err(error) = reconcile(&state, &id).await {
-            tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
+            cannot_advance(&id, &error);
         }
     });
+}
+
+/// A background pass that failed: said at most once a second (a store outage fails them all).
+fn cannot_advance(deployment_id: &str, error: &StoreError) {
+    static FAILED_PASSES: LogLimit = LogLimit::new();
+    if let Some(held_back) = FAILED_PASSES.allow() {
+        tracing::warn!(deployment = deployment_id, %error, held_back, "cannot advance the deployment");
+    }
 }
 
 /// How long after an acknowledgement its event is shown in progress at the latest.
@@ -113,7 +122,7 @@ pub fn reconcile_after_ack(state: &Arc<AppState>, deployment_id: &str) {
             return;
         }
         if let Err(error) = reconcile(&state, &id).await {
-            tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
+            cannot_advance(&id, &error);
         }
     });
 }
@@ -580,7 +589,7 @@ pub async fn tick_forever(state: Arc<AppState>) {
                 }
             }
             if let Err(error) = reconcile(&state, &id).await {
-                tracing::warn!(deployment = %id, %error, "cannot advance the deployment");
+                cannot_advance(&id, &error);
             }
         }
     }
