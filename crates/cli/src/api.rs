@@ -90,7 +90,15 @@ const TARGET_BATCH: usize = 25;
 pub(crate) async fn snapshot(client: &Client, deployment_id: &str) -> Result<Snapshot, ClientError> {
     let got: GetDeploymentOutput =
         call(client, "GetDeployment", &GetDeploymentInput { deployment_id: Some(deployment_id.into()) }).await?;
-    let deployment = got.deployment_info.unwrap_or_default();
+    with_targets(client, deployment_id, got.deployment_info.unwrap_or_default()).await
+}
+
+/// Deployment `deployment_id`, already read, with its instance targets.
+pub(crate) async fn with_targets(
+    client: &Client,
+    deployment_id: &str,
+    deployment: DeploymentInfo,
+) -> Result<Snapshot, ClientError> {
     let mut ids = Vec::new();
     let mut next_token = None;
     loop {

@@ -166,9 +166,9 @@ async fn wait_quietly(client: &Client, id: &str) -> anyhow::Result<Snapshot> {
     loop {
         let input = GetDeploymentInput { deployment_id: Some(id.into()) };
         let got: GetDeploymentOutput = crate::api::call(client, "GetDeployment", &input).await?;
-        let over = Snapshot { deployment: got.deployment_info.unwrap_or_default(), targets: Vec::new() }.is_over();
-        if over {
-            return Ok(crate::api::snapshot(client, id).await?);
+        let deployment = Snapshot { deployment: got.deployment_info.unwrap_or_default(), targets: Vec::new() };
+        if deployment.is_over() {
+            return Ok(crate::api::with_targets(client, id, deployment.deployment).await?);
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }

@@ -6,7 +6,7 @@ use landfall_client::Client;
 use crate::Outcome;
 use crate::api::{deployments_newest_first, list_all, snapshot};
 use crate::term::{Output, duration, table};
-use crate::view::{host_line, summary};
+use crate::view::{fleet_size, host_line, summary};
 
 /// One deployment: its outcome, then each host's state and event. The outcome tells the exit
 /// code, so a script can `landfall status d-...` to check one.
@@ -77,17 +77,7 @@ pub async fn latest(
     let mut rows = vec![["DEPLOYMENT", "APPLICATION/GROUP", "STATUS", "HOSTS", "CREATED"].map(str::to_owned).to_vec()];
     for info in &deployments {
         let overview = info.deployment_overview.clone().unwrap_or_default();
-        let total: i64 = [
-            overview.pending,
-            overview.in_progress,
-            overview.succeeded,
-            overview.failed,
-            overview.skipped,
-            overview.ready,
-        ]
-        .iter()
-        .flatten()
-        .sum();
+        let total = fleet_size(info);
         rows.push(vec![
             info.deployment_id.clone().unwrap_or_default(),
             format!(

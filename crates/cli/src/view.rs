@@ -22,7 +22,7 @@ use landfall_api::shapes::{
 };
 use landfall_client::Client;
 
-use crate::api::{Snapshot, call, extension, snapshot};
+use crate::api::{Snapshot, call, extension, with_targets};
 use crate::term::{Output, Style, bar, duration};
 
 /// How often the deployment is read again.
@@ -206,8 +206,7 @@ pub(crate) async fn watch(client: &Client, output: &Output, deployment_id: &str)
     let started = Instant::now();
     let mut stdout = std::io::stdout();
     let mut drawn = 0usize;
-    let mut reported: HashSet<(String, String)> = HashSet::new();
-    let mut seen: HashMap<(String, String), LifecycleEventStatus> = HashMap::new();
+    let mut small = WholeFleet::default();
     let mut large: Option<TimelineFleet> = None;
     loop {
         let input = GetDeploymentInput { deployment_id: Some(deployment_id.into()) };
@@ -216,62 +215,66 @@ pub(crate) async fn watch(client: &Client, output: &Output, deployment_id: &str)
         if large.is_none() && fleet_size(&deployment) > MAX_HOST_LINES {
             large = Some(TimelineFleet::default());
         }
-        if let Some(fleet) = &mut large {
-            let snapshot = Snapshot { deployment, targets: Vec::new() };
-            let failed = fleet.catch_up(client, deployment_id).await?;
-            let mut printed = Vec::new();
-            for (host, event) in failed {
-                fleet.failures += 1;
-                if fleet.failures <= MAX_FAILURE_REPORTS {
-                    printed.extend(failure_of(client, output, deployment_id, &host, &event).await);
-                } else if fleet.failures == MAX_FAILURE_REPORTS + 1 {
-                    printed.push(format!("(more hosts failed: landfall status {deployment_id} lists them)"));
-                }
+        let elapsed = started.elapsed();
+        let now_ms = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
+        let (snapshot, printed, lines) = match &mut large {
+            Some(fleet) => {
+                let snapshot = Snapshot { deployment, targets: Vec::new() };
+                let printed = fleet.news(client, output, deployment_id, &snapshot, elapsed).await?;
+                let lines = fleet.block(output, &snapshot, elapsed, now_ms);
+                (snapshot, printed, lines)
             }
-            let now_ms = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
-            let lines = fleet.block(output, &snapshot, started.elapsed(), now_ms);
-            if !output.terminal {
-                // A summary line when the counts moved, at most one a second (and the last one),
-                // not a line per host event.
-                let counts = fleet.counts(&snapshot.deployment);
-                let due = fleet.last_summary.as_ref().is_none_or(|(at, _)| at.elapsed() >= SUMMARY_EVERY);
-                let changed = fleet.last_summary.as_ref().is_none_or(|(_, last)| *last != counts);
-                if changed && (due || snapshot.is_over()) {
-                    printed.push(format!("{:>8}  {counts}", duration(started.elapsed().as_secs_f64())));
-                    fleet.last_summary = Some((Instant::now(), counts));
-                }
+            None => {
+                let snapshot = with_targets(client, deployment_id, deployment).await?;
+                let printed = small.news(client, output, deployment_id, &snapshot, elapsed).await;
+                let lines = block(output, &snapshot, elapsed, now_ms);
+                (snapshot, printed, lines)
             }
-            drawn = redraw(&mut stdout, output, drawn, &printed, &lines)?;
-            if snapshot.is_over() {
-                return Ok(snapshot);
-            }
-            tokio::time::sleep(POLL).await;
-            continue;
+        };
+        drawn = redraw(&mut stdout, output, drawn, &printed, &lines)?;
+        if snapshot.is_over() {
+            return Ok(snapshot);
         }
-        let snapshot = snapshot(client, deployment_id).await?;
-        let mut printed: Vec<String> = Vec::new();
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A small fleet, read whole at every poll: what each host's events were when last seen, and
+/// the failures already reported.
+#[derive(Default)]
+struct WholeFleet {
+    seen: HashMap<(String, String), LifecycleEventStatus>,
+    reported: HashSet<(String, String)>,
+}
+
+impl WholeFleet {
+    /// The lines that must stay: each failure with its script output, and when the output is not
+    /// a terminal, each lifecycle event that changed.
+    async fn news(
+        &mut self,
+        client: &Client,
+        output: &Output,
+        deployment_id: &str,
+        snapshot: &Snapshot,
+        elapsed: Duration,
+    ) -> Vec<String> {
+        let mut printed = Vec::new();
         for target in &snapshot.targets {
             let host = target.target_id.clone().unwrap_or_default();
             for event in target.lifecycle_events.as_deref().unwrap_or_default() {
                 let name = event.lifecycle_event_name.clone().unwrap_or_default();
                 let status = event.status.clone().unwrap_or(LifecycleEventStatus::Pending);
                 let key = (host.clone(), name.clone());
-                if !output.terminal && status != LifecycleEventStatus::Pending && seen.get(&key) != Some(&status) {
-                    printed.push(format!("{:>8}  {host}  {name}  {status}", duration(started.elapsed().as_secs_f64())));
+                if !output.terminal && status != LifecycleEventStatus::Pending && self.seen.get(&key) != Some(&status) {
+                    printed.push(format!("{:>8}  {host}  {name}  {status}", duration(elapsed.as_secs_f64())));
                 }
-                seen.insert(key.clone(), status.clone());
-                if status == LifecycleEventStatus::Failed && reported.insert(key) {
+                self.seen.insert(key.clone(), status.clone());
+                if status == LifecycleEventStatus::Failed && self.reported.insert(key) {
                     printed.extend(failure_report(client, output, deployment_id, &host, event).await);
                 }
             }
         }
-        let now_ms = landfall_api::Timestamp::from_system(std::time::SystemTime::now()).millis();
-        let lines = block(output, &snapshot, started.elapsed(), now_ms);
-        drawn = redraw(&mut stdout, output, drawn, &printed, &lines)?;
-        if snapshot.is_over() {
-            return Ok(snapshot);
-        }
-        tokio::time::sleep(POLL).await;
+        printed
     }
 }
 
@@ -332,6 +335,38 @@ struct TimelineFleet {
 }
 
 impl TimelineFleet {
+    /// Brings the fleet up to date; returns the lines that must stay: the first failures in
+    /// full, and when the output is not a terminal, a summary line when the counts moved (at most
+    /// one a second, and the last one), not a line per host event.
+    async fn news(
+        &mut self,
+        client: &Client,
+        output: &Output,
+        deployment_id: &str,
+        snapshot: &Snapshot,
+        elapsed: Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut printed = Vec::new();
+        for (host, event) in self.catch_up(client, deployment_id).await? {
+            self.failures += 1;
+            if self.failures <= MAX_FAILURE_REPORTS {
+                printed.extend(failure_of(client, output, deployment_id, &host, &event).await);
+            } else if self.failures == MAX_FAILURE_REPORTS + 1 {
+                printed.push(format!("(more hosts failed: landfall status {deployment_id} lists them)"));
+            }
+        }
+        if !output.terminal {
+            let counts = self.counts(&snapshot.deployment);
+            let due = self.last_summary.as_ref().is_none_or(|(at, _)| at.elapsed() >= SUMMARY_EVERY);
+            let changed = self.last_summary.as_ref().is_none_or(|(_, last)| *last != counts);
+            if changed && (due || snapshot.is_over()) {
+                printed.push(format!("{:>8}  {counts}", duration(elapsed.as_secs_f64())));
+                self.last_summary = Some((Instant::now(), counts));
+            }
+        }
+        Ok(printed)
+    }
+
     /// Reads the entries written since the last call; returns the (host, event) pairs that
     /// failed in them.
     async fn catch_up(&mut self, client: &Client, deployment_id: &str) -> anyhow::Result<Vec<(String, String)>> {

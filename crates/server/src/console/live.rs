@@ -100,9 +100,9 @@ pub fn deployment(state: Arc<AppState>, session: Session, id: &str, query: &Hash
             loop {
                 let Ok(Some(record)) = state.store.deployment(&id).await else { return };
                 // A new version, or new timeline entries (a stop asked for, an alarm seen): only
-                // entries after the last one seen are read.
-                let newer = state.store.deployment_events(&id, last_entry, 1_000).await.unwrap_or_default();
-                last_entry = newer.last().map_or(last_entry, |entry| entry.sequence);
+                // the newest entry is read to tell, however many came since the last look.
+                let newest = state.store.latest_deployment_events(&id, 1).await.unwrap_or_default();
+                last_entry = newest.last().map_or(last_entry, |entry| entry.sequence);
                 let now = (record.version, last_entry);
                 let complete = record.info.status.as_ref().is_some_and(landfall_api::shapes::DeploymentStatus::is_over);
                 if seen == Some(now) && complete {

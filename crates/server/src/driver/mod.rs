@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use landfall_api::Timestamp;
 use landfall_api::error::{ApiResult, Exception, err};
-use landfall_api::shapes::{ComputePlatform, DeploymentConfigInfo, DeploymentStatus, DeploymentTarget};
+use landfall_api::shapes::{ComputePlatform, DeploymentConfigInfo, DeploymentStatus};
 use landfall_api::validate;
 use landfall_engine::blue_green::Shift;
 use landfall_engine::plan::{self, Effect, Plan, PlatformRules, Rollback, Situation};
@@ -223,7 +223,7 @@ async fn step_once(state: &AppState, deployment_id: &str, fence: &Fence) -> Stor
             Ok(Outcome::Finished(plan.rollback.map(|r| rollback_id_of(&r))))
         }
         None => {
-            loaded.written(&plan.step.changed_targets);
+            loaded.targets.update(&plan.step.changed_targets);
             loaded.remember(state, fence);
             Ok(Outcome::Running)
         }
@@ -289,7 +289,9 @@ impl Loaded {
     async fn advance_platform(&mut self, state: &AppState) -> StoreResult<()> {
         let store = state.store.as_ref();
         let deployment_id = self.record.id().to_owned();
-        let advanced = match (&self.platform, self.targets.first().as_ref()) {
+        // A platform deployment's one target, copied only for one.
+        let target = self.platform.as_ref().and_then(|_| self.targets.first());
+        let advanced = match (&self.platform, target.as_ref()) {
             (Some(run), Some(target)) => {
                 let cx = self.platform_cx(state);
                 let view = platform::Run {
@@ -315,11 +317,6 @@ impl Loaded {
             self.commands = refreshed(state, &deployment_id, std::mem::take(&mut self.commands)).await?;
         }
         Ok(())
-    }
-
-    /// Takes in the targets a written plan changed.
-    fn written(&mut self, changed: &[DeploymentTarget]) {
-        self.targets.update(changed);
     }
 
     /// Keeps the targets and commands for the deployment's next pass.
@@ -494,8 +491,10 @@ async fn carry_out(state: &AppState, loaded: &Loaded, plan: &Plan) {
             Effect::RouteTraffic(routing) => crate::traffic::route(state, routing).await,
             Effect::DeliverTriggers => replicas::wake_outbox(state).await,
             Effect::FinishPlatform { status, rolled_back } => {
-                if let (Some(run), Some(target)) = (&loaded.platform, loaded.targets.first().as_ref()) {
-                    run.finished(&loaded.platform_cx(state), &loaded.record.info, status, target, *rolled_back).await;
+                if let Some(run) = &loaded.platform
+                    && let Some(target) = loaded.targets.first()
+                {
+                    run.finished(&loaded.platform_cx(state), &loaded.record.info, status, &target, *rolled_back).await;
                 }
             }
             Effect::NudgeFleet => replicas::wake_fleet(state).await,
