@@ -250,12 +250,12 @@ impl Servers {
         self.processes.iter().map(|p| p.child.id()).collect()
     }
 
-    /// Transactions committed in the store's database so far (None for SQLite). PostgreSQL
-    /// publishes its statistics within a second or so: read after a pause.
-    async fn transactions(&self) -> anyhow::Result<Option<i64>> {
+    /// Transactions in the store's database so far, all and those that wrote (None for SQLite).
+    /// PostgreSQL publishes its statistics within a second or so: read after a pause.
+    async fn transactions(&self) -> anyhow::Result<Option<(i64, i64)>> {
         let Some(database) = &self.database else { return Ok(None) };
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        Ok(Some(database.transactions().await?))
+        Ok(Some((database.transactions().await?, database.write_transactions().await?)))
     }
 
     /// The listening address of the lease holder of a deployment, once there is one.
@@ -377,10 +377,11 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         }
         if let (Some(before), Some(after)) = (transactions_before, servers.transactions().await?) {
             let events = (options.hosts * 7) as f64;
+            let (all, writing) = (after.0 - before.0, after.1 - before.1 - 1);
             println!(
-                "round {round}: {} database transactions, {:.1} per lifecycle event",
-                after - before,
-                (after - before) as f64 / events
+                "round {round}: {all} database transactions, {:.1} per lifecycle event; {writing} of them wrote, {:.2} per lifecycle event",
+                all as f64 / events,
+                writing as f64 / events
             );
         }
     }

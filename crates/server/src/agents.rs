@@ -191,17 +191,43 @@ async fn specification(
     let execution = input.deployment_execution_id.as_deref().unwrap_or_default();
     let command_id = execution.rsplit('/').next().filter(|_| execution.starts_with("landfall/"));
     let command = own_command(ctx, instance, command_id).await?;
-    let deployment = ctx.store().deployment(&command.deployment_id).await.map_err(store_error)?.ok_or_else(|| {
-        ApiError::new(Exception::Client, format!("The deployment {} no longer exists.", command.deployment_id))
-    })?;
+    let payload = match ctx.state.specifications.get(&command.deployment_id) {
+        Some(payload) => payload,
+        None => {
+            let payload = sealed_specification(ctx.state, &command.deployment_id).await?;
+            ctx.state.specifications.put(&command.deployment_id, payload.clone());
+            payload
+        }
+    };
+    Ok(GetDeploymentSpecificationOutput {
+        deployment_system: DEPLOYMENT_SYSTEM.to_owned(),
+        deployment_specification: DeploymentSpecification {
+            generic_envelope: Envelope { format: FORMAT_PKCS7_JSON.to_owned(), payload },
+            variant_id: None,
+            variant_envelope: None,
+        },
+    })
+}
+
+/// How long a sealed specification is kept and handed out again. What it says is fixed when the
+/// deployment is created; a presigned bundle URL in it stays valid for an hour, and a new Git
+/// token reaches agents within this time.
+pub const SPECIFICATION_TTL: Duration = Duration::from_secs(60);
+
+/// A deployment's specification, as every host of it gets it: sealed (signed) by the server.
+async fn sealed_specification(state: &AppState, deployment_id: &str) -> ApiResult<String> {
+    let deployment =
+        state.store.deployment(deployment_id).await.map_err(store_error)?.ok_or_else(|| {
+            ApiError::new(Exception::Client, format!("The deployment {deployment_id} no longer exists."))
+        })?;
     let info = &deployment.info;
     let revision = match info.revision.as_ref() {
-        Some(location) => spec_revision(ctx.state, location).await?,
+        Some(location) => spec_revision(state, location).await?,
         None => SpecRevision::default(),
     };
-    let github_access_token = revision.github_revision.as_ref().and(ctx.state.sources.git.token.clone());
+    let github_access_token = revision.github_revision.as_ref().and(state.sources.git.token.clone());
     let spec = DeploymentSpec {
-        deployment_id: command.deployment_id.clone(),
+        deployment_id: deployment_id.to_owned(),
         deployment_group_id: deployment.group_id.clone(),
         deployment_group_name: info.deployment_group_name.clone().unwrap_or_default(),
         application_name: info.application_name.clone().unwrap_or_default(),
@@ -219,17 +245,9 @@ async fn specification(
         github_access_token,
     };
     let json = serde_json::to_vec(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
-    let payload = landfall_envelope::seal(&json, &ctx.state.spec_signer).map_err(|error| {
+    landfall_envelope::seal(&json, &state.spec_signer).map_err(|error| {
         tracing::error!(%error, "cannot seal a deployment specification");
         ApiError::new(Exception::Server, "The server could not sign the deployment specification.")
-    })?;
-    Ok(GetDeploymentSpecificationOutput {
-        deployment_system: DEPLOYMENT_SYSTEM.to_owned(),
-        deployment_specification: DeploymentSpecification {
-            generic_envelope: Envelope { format: FORMAT_PKCS7_JSON.to_owned(), payload },
-            variant_id: None,
-            variant_envelope: None,
-        },
     })
 }
 

@@ -52,6 +52,7 @@ use landfall_store::{
 };
 
 use crate::ids::new_deployment_id;
+use crate::log_limit::LogLimit;
 use crate::state::AppState;
 use crate::{driver, replicas};
 
@@ -81,7 +82,11 @@ pub async fn watch_forever(state: Arc<AppState>) {
         let nudged = tokio::time::timeout(FLEET_TICK, state.fleet_changed.notified()).await.is_ok();
         let due = nudged || last_pass.is_none_or(|at| at.elapsed() >= FULL_PASS);
         if let Err(error) = tend(&state, due).await {
-            tracing::warn!(%error, "cannot look for hosts that joined or left a deployment group");
+            // Nudged by every agent's first poll, it may fail many times a second in an outage.
+            static FAILED_LOOKS: LogLimit = LogLimit::new();
+            if let Some(held_back) = FAILED_LOOKS.allow() {
+                tracing::warn!(%error, held_back, "cannot look for hosts that joined or left a deployment group");
+            }
         }
         if due {
             last_pass = Some(tokio::time::Instant::now());

@@ -45,7 +45,7 @@ use landfall_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::state::{AppState, Clock, InstanceCache, KeyCache, SystemClock};
+use crate::state::{AppState, Clock, InstanceCache, KeyCache, Recent, SystemClock};
 
 pub use http::MAX_BODY_BYTES;
 pub use landfall_engine::run::Timeouts;
@@ -247,6 +247,7 @@ impl Server {
             clock: clock.clone(),
             keys: KeyCache::new(Duration::from_secs(5)),
             instances: InstanceCache::new(Duration::from_secs(5)),
+            specifications: Recent::new(agents::SPECIFICATION_TTL, 1_000),
             objects: s3::ObjectStore::open(&data_dir.join("s3"))
                 .context("opening the bundle store in the data directory")?,
             external_bundles: match (&config.store, &config.sources.external_s3) {

@@ -22,6 +22,9 @@ pub struct AppState {
     pub keys: KeyCache,
     /// Registered instances as their agents' calls need them.
     pub instances: InstanceCache,
+    /// Sealed deployment specifications by deployment id: every host of a deployment asks for
+    /// the same one at every lifecycle event (see `agents::specification`).
+    pub specifications: Recent<String>,
     /// The S3-compatible bundle store's objects (under the data directory; with a shared
     /// store, only its temporary files).
     pub objects: crate::s3::objects::ObjectStore,
@@ -88,17 +91,51 @@ impl AgentSightings {
     }
 }
 
+/// Values kept for a short while by name, so that what every agent call needs costs no store
+/// read each. At most `capacity` are kept: past that, all are forgotten at once (cheaper than
+/// tracking which is oldest, and rare: capacities are well above a fleet's working set).
+pub struct Recent<V> {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<String, (Instant, V)>>,
+}
+
+impl<V: Clone> Recent<V> {
+    pub fn new(ttl: Duration, capacity: usize) -> Recent<V> {
+        Recent { ttl, capacity, entries: Mutex::default() }
+    }
+
+    /// The value kept for `name`, unless it is older than the time to live.
+    pub fn get(&self, name: &str) -> Option<V> {
+        self.lock().get(name).filter(|(kept, _)| kept.elapsed() < self.ttl).map(|(_, value)| value.clone())
+    }
+
+    pub fn put(&self, name: &str, value: V) {
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(name.to_owned(), (Instant::now(), value));
+    }
+
+    pub fn forget(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, V)>> {
+        // A panic while holding the lock leaves the map usable: it only caches.
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Registered instances, kept for a few seconds so an agent's calls (four per lifecycle event)
 /// cost no store read each. Deregistration revokes the agent's keys, which the key cache lets go
 /// of within its own few seconds, so caching the instance as long changes nothing a host sees.
-pub struct InstanceCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, landfall_api::shapes::InstanceInfo)>>,
-}
+pub struct InstanceCache(Recent<landfall_api::shapes::InstanceInfo>);
 
 impl InstanceCache {
     pub fn new(ttl: Duration) -> InstanceCache {
-        InstanceCache { ttl, entries: Mutex::default() }
+        InstanceCache(Recent::new(ttl, 100_000))
     }
 
     /// The instance, if it is registered.
@@ -107,29 +144,19 @@ impl InstanceCache {
         store: &dyn Hosts,
         name: &str,
     ) -> StoreResult<Option<landfall_api::shapes::InstanceInfo>> {
-        if let Some((fetched, instance)) = self.lock().get(name)
-            && fetched.elapsed() < self.ttl
-        {
-            return Ok(Some(instance.clone()));
+        if let Some(instance) = self.0.get(name) {
+            return Ok(Some(instance));
         }
         let instance = store.instance(name).await?.filter(|instance| instance.deregister_time.is_none());
-        let mut entries = self.lock();
-        if entries.len() > 100_000 {
-            entries.clear();
-        }
         match &instance {
-            Some(instance) => entries.insert(name.to_owned(), (Instant::now(), instance.clone())),
-            None => entries.remove(name),
-        };
+            Some(instance) => self.0.put(name, instance.clone()),
+            None => self.0.forget(name),
+        }
         Ok(instance)
     }
 
     pub fn forget(&self, name: &str) {
-        self.lock().remove(name);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, landfall_api::shapes::InstanceInfo)>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.forget(name);
     }
 }
 
@@ -297,5 +324,23 @@ mod tests {
         let reads = store.reads.load(Ordering::Relaxed);
         assert!(cache.active_key(&store, &fleet[0]).await.unwrap().is_some());
         assert_eq!(store.reads.load(Ordering::Relaxed), reads, "made-up ids push no real key out");
+    }
+
+    #[test]
+    fn recent_values_expire_and_their_number_is_bounded() {
+        let kept: Recent<u32> = Recent::new(Duration::from_secs(3600), 3);
+        kept.put("a", 1);
+        kept.put("b", 2);
+        assert_eq!((kept.get("a"), kept.get("b"), kept.get("c")), (Some(1), Some(2), None));
+        kept.forget("a");
+        assert_eq!(kept.get("a"), None);
+        kept.put("c", 3);
+        kept.put("d", 4);
+        assert_eq!((kept.get("b"), kept.get("d")), (Some(2), Some(4)));
+        kept.put("e", 5);
+        assert_eq!((kept.get("b"), kept.get("d"), kept.get("e")), (None, None, Some(5)), "full, it starts again");
+        let expired: Recent<u32> = Recent::new(Duration::ZERO, 3);
+        expired.put("a", 1);
+        assert_eq!(expired.get("a"), None);
     }
 }

@@ -58,3 +58,34 @@ async fn a_notice_reaches_every_server_on_the_database() {
         assert_eq!(seen, keys);
     }
 }
+
+/// A burst that keeps every pooled connection busy is not a database that is away: requests
+/// wait their turn instead of failing with "does not answer" (the availability probe once
+/// asked through the pool and took its queue for an outage).
+#[tokio::test]
+async fn a_busy_pool_is_not_taken_for_an_unreachable_database() {
+    let url = fresh_database().await;
+    let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    assert!(store.application("app").await.unwrap().is_none());
+    // Every read of applications waits for this lock, holding its pooled connection.
+    let mut blocker = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let mut lock = sqlx::Connection::begin(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE applications IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    let waiting: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.application("app").await.map(|_| ()) })
+        })
+        .collect();
+    // Long enough for the probe (every second, 800 ms to answer) to have looked twice.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let late = {
+        let store = store.clone();
+        tokio::spawn(async move { store.application("app").await.map(|_| ()) })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    lock.rollback().await.unwrap();
+    for request in waiting.into_iter().chain([late]) {
+        request.await.unwrap().expect("a request waiting for a busy pool succeeds once it is served");
+    }
+}

@@ -154,11 +154,20 @@ impl PostgresStore {
 /// Asks the database every [`PROBE_EVERY`] whether it answers, and keeps `unreachable` set
 /// while it does not, so that requests fail at once rather than each waiting for a connection
 /// that will not come; sqlx reconnects by itself once it is back. Ends when the pool is closed.
+///
+/// The probe has a connection of its own: asked through the pool, it waited behind the
+/// requests whenever a burst (10,000 hosts reporting) kept every pooled connection busy, and
+/// took a busy pool for a database that is away, failing every request for it.
 async fn watch_availability(pool: PgPool, unreachable: Arc<AtomicBool>) {
+    let mut probe: Option<PgConnection> = None;
     while !pool.is_closed() {
         tokio::time::sleep(PROBE_EVERY).await;
-        let answered = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&pool)).await;
-        let down = !matches!(answered, Ok(Ok(_)));
+        let answered = tokio::time::timeout(PROBE_TIMEOUT, ask(&pool, &mut probe)).await;
+        let down = !matches!(answered, Ok(Ok(())));
+        if down {
+            // Whatever state it is in, the next probe starts on a new connection.
+            probe = None;
+        }
         if unreachable.swap(down, Ordering::Relaxed) != down && !pool.is_closed() {
             if down {
                 tracing::error!("the PostgreSQL store does not answer: requests fail until it does");
@@ -167,6 +176,15 @@ async fn watch_availability(pool: PgPool, unreachable: Arc<AtomicBool>) {
             }
         }
     }
+}
+
+/// One probe: `SELECT 1` on the probe's connection, connecting it first if needed.
+async fn ask(pool: &PgPool, probe: &mut Option<PgConnection>) -> sqlx::Result<()> {
+    let connection = match probe {
+        Some(connection) => connection,
+        None => probe.insert(<PgConnection as sqlx::Connection>::connect_with(&pool.connect_options()).await?),
+    };
+    sqlx::query("SELECT 1").execute(connection).await.map(|_| ())
 }
 
 sql_store!(PostgresStore, Postgres, PgRow, PgConnection, PgPool);

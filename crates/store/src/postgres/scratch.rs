@@ -40,6 +40,13 @@ impl ScratchDatabase {
         Ok(sqlx::query_scalar(sql).fetch_one(&self.pool).await?)
     }
 
+    /// Transactions that wrote, on the whole server, so far: each takes a transaction id, and so
+    /// does this call. Unlike [`Self::transactions`], reads made outside a transaction (which
+    /// PostgreSQL counts one each) are left out.
+    pub async fn write_transactions(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&self.pool).await?)
+    }
+
     /// Who holds a lease now (its holder as the servers write it), if anyone.
     pub async fn lease_holder(&self, lease: &str) -> StoreResult<Option<String>> {
         let holder = sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1").bind(lease);

@@ -195,7 +195,11 @@ macro_rules! sql_store {
                         }
                     }
                     Err(error) => {
-                        tracing::warn!(%error, writes = batch.len(), "cannot record the agents' reports");
+                        // An unreachable store fails every batch: the requests' own errors say
+                        // so (at most once a second), so only other failures are written here.
+                        if !matches!(error, StoreError::Unavailable(_)) {
+                            tracing::warn!(%error, writes = batch.len(), "cannot record the agents' reports");
+                        }
                         for queued in batch {
                             queued.answer(Err(shared_failure(&error)));
                         }
