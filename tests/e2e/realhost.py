@@ -2,12 +2,16 @@
 started from the files `landfall instance register` wrote; and bundles to deploy to them."""
 
 import io
+import pathlib
 import signal
 import subprocess
 import tarfile
 
 from conftest import LANDFALL_BIN
 from hostsim import agent_call, read_simple_yaml
+
+# The slim agent binary, built beside `landfall` (`cargo build --workspace`).
+SLIM_AGENT = str(pathlib.Path(LANDFALL_BIN).with_name("landfall-agent"))
 
 # Put in the agent's own environment: hook scripts must not see them.
 AGENT_ENV_SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAAGENTENVIRONMENT", "AWS_SECRET_ACCESS_KEY": "agent-environment-secret"}
@@ -36,12 +40,13 @@ class Host:
         self.log_path = self.dir / "agent.log"
         self.process = None
 
-    def start(self, **environment):
-        """Starts the agent; `environment` adds variables (hooks inherit the agent's)."""
+    def start(self, agent=(LANDFALL_BIN, "agent"), **environment):
+        """Starts the agent (`agent`: the command, `landfall agent` or the slim binary);
+        `environment` adds variables (hooks inherit the agent's)."""
         log = open(self.log_path, "a")
         env = {**self.server._clean_env(), **AGENT_ENV_SECRETS, "LANDFALL_LOG": "info,landfall_agent=debug", **environment}
         self.process = subprocess.Popen(
-            [LANDFALL_BIN, "agent", "--config", str(self.config)], stdout=log, stderr=log, env=env, cwd=self.dir
+            [*agent, "--config", str(self.config)], stdout=log, stderr=log, env=env, cwd=self.dir
         )
         log.close()
         return self

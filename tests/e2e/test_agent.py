@@ -8,7 +8,7 @@ import time
 
 from conftest import LANDFALL_BIN
 from hostsim import wait_for, wait_for_status
-from realhost import AGENT_ENV_SECRETS, bundle
+from realhost import AGENT_ENV_SECRETS, SLIM_AGENT, bundle
 
 EVENTS = ["ApplicationStop", "DownloadBundle", "BeforeInstall", "Install", "AfterInstall", "ApplicationStart", "ValidateService"]
 HOOKS = ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
@@ -230,3 +230,27 @@ def test_one_agent_per_host_and_a_clean_stop(server, hosts):
     assert host.stop() == 0
     assert time.monotonic() - started < 10
     assert "the agent stopped polling" in host.log()
+
+
+def test_the_slim_agent_binary_deploys_as_landfall_agent_does(server, cd, hosts):
+    version = subprocess.run([SLIM_AGENT, "--version"], capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0 and version.stdout.startswith("landfall-agent "), version
+    landfall_version = server.landfall("--version")
+    assert version.stdout.split()[1] == landfall_version.stdout.split()[1], (version.stdout, landfall_version.stdout)
+    usage = subprocess.run([SLIM_AGENT, "start"], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 2 and 'unexpected argument "start"' in usage.stderr, usage
+
+    host = hosts("web1", start=False).start(agent=(SLIM_AGENT,))
+    group_setup(cd)
+    assert server.aws("s3", "mb", "s3://bundles").ok
+    www, trace = server.workdir / "www", server.workdir / "trace"
+    first = upload_and_deploy(server, revision(server.workdir, "v1.tgz", "v1", www, trace), "app-v1.tgz")
+    info = wait_for_status(cd, first, timeout=90)
+    assert info["status"] == "Succeeded", (info, host.log())
+    assert (www / "index.html").read_text() == "<h1>v1</h1>\n"
+    lines = trace.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
+    # A configuration error is a usage error, as with `landfall agent`.
+    missing = subprocess.run([SLIM_AGENT, "--config", str(host.dir / "nope.yml")], capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "nope.yml: cannot be read" in missing.stderr, missing.stderr
+

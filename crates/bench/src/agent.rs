@@ -6,7 +6,7 @@
 //! poll, signed specification, bundle download from the bundle store, unpack, AppSpec, install
 //! records, completion.
 //!
-//! `landfall-bench agent --server BIN [--rounds 5]`
+//! `landfall-bench agent --server BIN [--agent landfall-agent] [--rounds 5]`
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,21 +21,24 @@ use crate::{codedeploy, start_server, wait_for_end};
 
 struct Options {
     server: PathBuf,
+    /// The slim agent binary to run instead of `landfall agent`.
+    agent: Option<PathBuf>,
     rounds: usize,
 }
 
 fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    let mut options = Options { server: PathBuf::new(), rounds: 5 };
+    let mut options = Options { server: PathBuf::new(), agent: None, rounds: 5 };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--server" => options.server = PathBuf::from(value()?),
+            "--agent" => options.agent = Some(PathBuf::from(value()?)),
             "--rounds" => options.rounds = value()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
     if options.server.as_os_str().is_empty() {
-        bail!("usage: landfall-bench agent --server PATH [--rounds N]");
+        bail!("usage: landfall-bench agent --server PATH [--agent PATH] [--rounds N]");
     }
     Ok(options)
 }
@@ -54,7 +57,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let (server, _) = start_server(&options.server, &[]).await?;
     let settings = ClientSettings::resolve(&Overrides::default(), &server.environment)?;
     let client = Client::new(settings);
-    let host = BenchHost::start(&options.server, &server, "bench-host", "bench=agent")?;
+    let host = BenchHost::start(&options.server, options.agent.as_deref(), &server, "bench-host", "bench=agent")?;
 
     let call = |op, input| codedeploy(&client, op, input);
     call("CreateApplication", json!({"applicationName": "bench"})).await?;

@@ -5,7 +5,7 @@
 //! (fetch, checks, unpack). The baseline is `curl` then `tar -xzf` / `unzip -q` on the same object
 //! from the same store. Then the agent's peak resident memory.
 //!
-//! `landfall-bench bundle --server BIN [--size-mb 500] [--s3s-fs BIN]`
+//! `landfall-bench bundle --server BIN [--agent landfall-agent] [--size-mb 500] [--s3s-fs BIN]`
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,23 +23,26 @@ use crate::{TempDir, codedeploy, start_server_with, wait_for_end};
 
 struct Options {
     server: PathBuf,
+    /// The slim agent binary to run instead of `landfall agent`.
+    agent: Option<PathBuf>,
     size_mb: usize,
     s3s_fs: Option<PathBuf>,
 }
 
 fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    let mut options = Options { server: PathBuf::new(), size_mb: 500, s3s_fs: None };
+    let mut options = Options { server: PathBuf::new(), agent: None, size_mb: 500, s3s_fs: None };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--server" => options.server = PathBuf::from(value()?),
+            "--agent" => options.agent = Some(PathBuf::from(value()?)),
             "--size-mb" => options.size_mb = value()?.parse()?,
             "--s3s-fs" => options.s3s_fs = Some(PathBuf::from(value()?)),
             other => bail!("unknown argument {other}"),
         }
     }
     if options.server.as_os_str().is_empty() {
-        bail!("usage: landfall-bench bundle --server PATH [--size-mb N] [--s3s-fs PATH]");
+        bail!("usage: landfall-bench bundle --server PATH [--agent PATH] [--size-mb N] [--s3s-fs PATH]");
     }
     Ok(options)
 }
@@ -95,7 +98,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     }
     let (server, _) = start_server_with(&options.server, &[], &server_env, &[]).await?;
     let client = Client::new(ClientSettings::resolve(&Overrides::default(), &server.environment)?);
-    let host = BenchHost::start(&options.server, &server, "bundle-host", "bench=bundle")?;
+    let host = BenchHost::start(&options.server, options.agent.as_deref(), &server, "bundle-host", "bench=bundle")?;
     codedeploy(&client, "CreateApplication", json!({"applicationName": "bench"})).await?;
     codedeploy(
         &client,

@@ -53,7 +53,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let options = options(args)?;
     let (server, _) = start_server(&options.server, &[]).await?;
     let client = Client::new(ClientSettings::resolve(&Overrides::default(), &server.environment)?);
-    let host = BenchHost::start(&options.server, &server, "flood-host", "bench=flood")?;
+    let host = BenchHost::start(&options.server, None, &server, "flood-host", "bench=flood")?;
     create_app_and_group(&client, ("bench", "flood", "CodeDeployDefault.AllAtOnce"), ("bench", "flood")).await?;
     client.create_bucket("bench").await?;
     let script = format!(

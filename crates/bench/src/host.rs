@@ -1,8 +1,8 @@
 //! One real host for the benchmarks: an instance registered with `landfall instance register`,
-//! and `landfall agent` running on the configuration that wrote; the agent is killed when the
-//! host is dropped.
+//! and `landfall agent` (or the slim `landfall-agent` binary) running on the configuration that
+//! wrote; the agent is killed when the host is dropped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, bail};
@@ -15,8 +15,15 @@ pub(crate) struct BenchHost {
 }
 
 impl BenchHost {
-    /// Registers `name` tagged `tag` (KEY=VALUE) and starts its agent.
-    pub(crate) fn start(binary: &PathBuf, server: &ServerProcess, name: &str, tag: &str) -> anyhow::Result<BenchHost> {
+    /// Registers `name` tagged `tag` (KEY=VALUE) and starts its agent: `agent_binary` if given
+    /// (`landfall-agent`), else `binary agent`.
+    pub(crate) fn start(
+        binary: &PathBuf,
+        agent_binary: Option<&Path>,
+        server: &ServerProcess,
+        name: &str,
+        tag: &str,
+    ) -> anyhow::Result<BenchHost> {
         let dir = TempDir::new(name)?;
         let registered = Command::new(binary)
             .args(["instance", "register", name, "--tag", tag, "--agent-config-dir"])
@@ -31,8 +38,15 @@ impl BenchHost {
         if !registered.success() {
             bail!("landfall instance register failed: {registered}");
         }
-        let agent = Command::new(binary)
-            .arg("agent")
+        let mut agent = match agent_binary {
+            Some(slim) => Command::new(slim),
+            None => {
+                let mut full = Command::new(binary);
+                full.arg("agent");
+                full
+            }
+        };
+        let agent = agent
             .arg("--config")
             .arg(dir.0.join("codedeployagent.yml"))
             .env("LANDFALL_LOG", "warn")

@@ -1,0 +1,120 @@
+//! `landfall-agent`: the host agent on its own, for hosts. The `landfall` binary runs the same
+//! agent (`landfall agent`) but carries the server, console, store and router with it; this one
+//! links only the agent, on the system allocator, one thread. Exit codes as `landfall`'s: 0 after
+//! a requested stop, 1 when the agent fails, 2 for usage and configuration errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the official agent keeps its configuration, so a host moves over by swapping binaries.
+const DEFAULT_CONFIG: &str = "/etc/codedeploy-agent/conf/codedeployagent.yml";
+
+const USAGE: &str = "\
+usage: landfall-agent [--config FILE]
+       landfall-agent --version
+
+Runs the Landfall host agent until SIGINT or SIGTERM: the first signal lets a running lifecycle
+event finish, a second abandons it.
+
+  --config FILE   the agent configuration, in the official agent's codedeployagent.yml format
+                  (default /etc/codedeploy-agent/conf/codedeployagent.yml)
+  --version       print the agent's version and exit
+  LANDFALL_LOG    a log filter (default: info; the configuration's :verbose: adds debug)";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+enum Asked {
+    Run { config: PathBuf },
+    Version,
+    Help,
+}
+
+fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Asked, String> {
+    let mut config = PathBuf::from(DEFAULT_CONFIG);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy();
+        match text.as_ref() {
+            "--version" | "-V" => return Ok(Asked::Version),
+            "--help" | "-h" => return Ok(Asked::Help),
+            "--config" => config = args.next().ok_or("--config needs a file")?.into(),
+            _ => match text.strip_prefix("--config=") {
+                Some(path) => config = PathBuf::from(path),
+                None => return Err(format!("unexpected argument {text:?}")),
+            },
+        }
+    }
+    Ok(Asked::Run { config })
+}
+
+fn main() -> ExitCode {
+    let config = match parse(std::env::args_os().skip(1)) {
+        Ok(Asked::Run { config }) => config,
+        Ok(Asked::Version) => {
+            println!("landfall-agent {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Asked::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("landfall-agent: {error}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match landfall_agent::Settings::load(&config) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("landfall-agent: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(if settings.verbose { "info,landfall_agent=debug" } else { "info" });
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("landfall-agent: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let ran = runtime.block_on(async {
+        let stop = landfall_agent::Stop::on_signals().map_err(|error| error.to_string())?;
+        landfall_agent::run(settings, stop).await.map_err(|error| error.to_string())
+    });
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("landfall-agent: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LANDFALL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person watching: not in files, pipes or the journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<Asked, String> {
+        parse(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn the_command_line_names_the_configuration_or_asks_for_the_version() {
+        assert_eq!(parsed(&[]), Ok(Asked::Run { config: PathBuf::from(DEFAULT_CONFIG) }));
+        assert_eq!(parsed(&["--config", "/tmp/a.yml"]), Ok(Asked::Run { config: PathBuf::from("/tmp/a.yml") }));
+        assert_eq!(parsed(&["--config=/tmp/b.yml"]), Ok(Asked::Run { config: PathBuf::from("/tmp/b.yml") }));
+        assert_eq!(parsed(&["--version"]), Ok(Asked::Version));
+        assert_eq!(parsed(&["-h"]), Ok(Asked::Help));
+        assert_eq!(parsed(&["--config"]), Err("--config needs a file".to_owned()));
+        assert_eq!(parsed(&["start"]), Err("unexpected argument \"start\"".to_owned()));
+    }
+}
