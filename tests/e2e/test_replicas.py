@@ -16,6 +16,7 @@ import urllib.request
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from cluster import Cluster
 from conftest import LANDFALL_BIN, NoRedirect
@@ -367,3 +368,28 @@ def test_a_rolling_upgrade_across_a_schema_migration(cluster, tmp_path):
             cluster.start(first, listen=first.endpoint.split("://", 1)[1])
     finally:
         stop_fleet(hosts)
+
+
+def test_a_key_revoked_through_one_replica_is_refused_by_the_others(cluster):
+    """Each replica keeps the keys it has seen, as long as its looks for revoked keys run; a key
+    revoked through another replica is refused once the next look finds it (every 2 s), not
+    when a cached entry would have grown old."""
+    first, second = cluster.replicas[0], cluster.replicas[1]
+    created = first.landfall("keys", "create", "--role", "read-only", "--description", "revoked elsewhere")
+    assert created.ok, created.stderr
+    fields = dict(line.split(":", 1) for line in created.stdout.strip().splitlines())
+    key_id, secret = fields["access key id"].strip(), fields["secret access key"].strip()
+    reader = second.client(key_id, secret)
+    assert reader.list_applications()["applications"] == []
+
+    assert first.landfall("keys", "revoke", key_id).ok
+
+    def refused():
+        try:
+            reader.list_applications()
+            return False
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "UnrecognizedClientException", error.response
+            return True
+
+    wait_for(refused, timeout=15, message="the other replica to refuse the revoked key")

@@ -45,7 +45,7 @@ use landfall_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::state::{AppState, Clock, InstanceCache, KeyCache, Recent, SystemClock};
+use crate::state::{AppState, Clock, InstanceCache, KeyCache, Recent, RevocationWatch, SystemClock};
 
 pub use http::MAX_BODY_BYTES;
 pub use landfall_engine::run::Timeouts;
@@ -238,6 +238,7 @@ impl Server {
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let revocations = Arc::new(RevocationWatch::default());
         let state = Arc::new(AppState {
             store: store.clone(),
             driver: driver::Driver::new(config.timeouts),
@@ -245,8 +246,9 @@ impl Server {
             region: config.region.clone(),
             account_id,
             clock: clock.clone(),
-            keys: KeyCache::new(Duration::from_secs(5)),
-            instances: InstanceCache::new(Duration::from_secs(5)),
+            keys: KeyCache::new(Duration::from_secs(5), revocations.clone()),
+            instances: InstanceCache::new(Duration::from_secs(5), revocations.clone()),
+            revocations,
             specifications: Recent::new(agents::SPECIFICATION_TTL, 1_000),
             objects: s3::ObjectStore::open(&data_dir.join("s3"))
                 .context("opening the bundle store in the data directory")?,
@@ -337,9 +339,10 @@ impl Server {
         let notices = tokio::spawn(notices::listen_forever(self.state.clone()));
         let leases = tokio::spawn(replicas::renew_forever(self.state.clone()));
         let fleet = tokio::spawn(fleet::watch_forever(self.state.clone()));
+        let revocations = tokio::spawn(state::watch_revocations_forever(self.state.clone()));
         let state = self.state.clone();
         http::serve(self.listener, self.tls, self.state, shutdown).await?;
-        for task in [ticker, alarms, triggers, notices, leases, fleet] {
+        for task in [ticker, alarms, triggers, notices, leases, fleet, revocations] {
             task.abort();
         }
         state.replica.release_all().await;

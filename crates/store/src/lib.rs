@@ -612,6 +612,9 @@ pub trait Credentials: Send + Sync {
     async fn revoke_access_key(&self, access_key_id: &str, at: Timestamp) -> StoreResult<()>;
     /// Revokes every active key of an instance; returns their ids.
     async fn revoke_instance_keys(&self, instance_name: &str, at: Timestamp) -> StoreResult<Vec<String>>;
+    /// The keys revoked at or after `since`, oldest first: how a server learns, without reading
+    /// every key it caches, which were revoked through another server.
+    async fn keys_revoked_since(&self, since: Timestamp) -> StoreResult<Vec<AccessKeyRecord>>;
 
     // -- console sessions ---------------------------------------------------------------------------
     /// Records that the console session `nonce` was signed out of (it would otherwise last

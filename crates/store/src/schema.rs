@@ -24,10 +24,12 @@ impl Schema {
 }
 
 /// SQLite: versions 9 (leases), 10 (host pools, departures), 11 (bounded hook logs), 12
-/// (ended console sessions) and 13 (targets in their order) only add tables and indexes.
+/// (ended console sessions), 13 (targets in their order) and 14 (revoked keys) only add tables
+/// and indexes.
 pub const SQLITE: Schema = Schema { migrations: SQLITE_MIGRATIONS, compatible_from: 8 };
 /// PostgreSQL: versions 2 (leases), 3 (host pools, departures), 4 (bounded hook logs), 5
-/// (ended console sessions) and 6 (targets in their order) only add tables and indexes.
+/// (ended console sessions), 6 (targets in their order) and 7 (revoked keys) only add tables and
+/// indexes.
 pub const POSTGRES: Schema = Schema { migrations: POSTGRES_MIGRATIONS, compatible_from: 1 };
 
 /// The `meta` key recording which schema versions' Landfall work on schema `version`.
@@ -353,10 +355,17 @@ CREATE TABLE ended_sessions (
 CREATE INDEX deployment_targets_order ON deployment_targets(deployment_id, position, target_id);
 "#,
     ),
+    (
+        14,
+        r#"
+-- The keys revoked since a moment, which every server looks for every few seconds.
+CREATE INDEX access_keys_revoked ON access_keys(revoked_at);
+"#,
+    ),
 ];
 
 /// (version, statements) for PostgreSQL: version 1 is the SQLite schema as of its version 8, in
-/// one step; later versions follow SQLite's one by one (2 is SQLite's 9, 3 its 10, 4 its 11, 5 its 12, 6 its 13). Integers are BIGINT (the store reads every number as i64); sequences are identities.
+/// one step; later versions follow SQLite's one by one (2 is SQLite's 9, 3 its 10, 4 its 11, 5 its 12, 6 its 13, 7 its 14). Integers are BIGINT (the store reads every number as i64); sequences are identities.
 pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -580,6 +589,12 @@ CREATE TABLE ended_sessions (nonce TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)
         6,
         r#"
 CREATE INDEX deployment_targets_order ON deployment_targets(deployment_id, position, target_id);
+"#,
+    ),
+    (
+        7,
+        r#"
+CREATE INDEX access_keys_revoked ON access_keys(revoked_at);
 "#,
     ),
 ];

@@ -169,6 +169,15 @@ pub async fn access_keys(store: &dyn Store) {
     assert_eq!(store.revoke_instance_keys("not-really-an-instance", Timestamp(11)).await.unwrap(), ["AKIA4"]);
     assert_eq!(store.access_key("AKIA4").await.unwrap().unwrap().revoked_at, Some(Timestamp(11)));
     assert!(store.revoke_instance_keys("nobody", Timestamp(11)).await.unwrap().is_empty());
+    // What a server looking for revocations since a moment finds: AKIA3 at 9, AKIA4 at 11.
+    let revoked = |since| async move {
+        let keys = store.keys_revoked_since(Timestamp(since)).await.unwrap();
+        keys.into_iter().map(|key| (key.access_key_id, key.instance_name)).collect::<Vec<_>>()
+    };
+    let instance = || Some("not-really-an-instance".to_owned());
+    assert_eq!(revoked(9).await, [("AKIA3".to_owned(), instance()), ("AKIA4".to_owned(), instance())]);
+    assert_eq!(revoked(10).await, [("AKIA4".to_owned(), instance())]);
+    assert!(revoked(12).await.is_empty());
 }
 
 pub async fn applications(store: &dyn Store) {

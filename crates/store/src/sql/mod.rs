@@ -810,6 +810,14 @@ macro_rules! sql_store {
                 Ok(ids)
             }
 
+            async fn keys_revoked_since(&self, since: Timestamp) -> StoreResult<Vec<AccessKeyRecord>> {
+                let rows = sqlx::query("SELECT * FROM access_keys WHERE revoked_at >= $1 ORDER BY revoked_at, access_key_id")
+                    .bind(since.0)
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
+                rows.iter().map(access_key_from_row).collect()
+            }
+
             async fn end_session(&self, nonce: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query("DELETE FROM ended_sessions WHERE expires_at < $1").bind(now.0).execute(&mut *tx).await?;
