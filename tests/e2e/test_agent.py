@@ -250,6 +250,9 @@ def test_the_slim_agent_binary_deploys_as_landfall_agent_does(server, cd, hosts)
     assert (www / "index.html").read_text() == "<h1>v1</h1>\n"
     lines = trace.read_text().splitlines()
     assert [line.split()[0] for line in lines] == ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
+    # Its log, as LANDFALL_LOG asks (info, debug for the agent's own lines).
+    log = host.log()
+    assert "agent started" in log and "lifecycle event succeeded" in log, log[-2000:]
     # A configuration error is a usage error, as with `landfall agent`.
     missing = subprocess.run([SLIM_AGENT, "--config", str(host.dir / "nope.yml")], capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "nope.yml: cannot be read" in missing.stderr, missing.stderr

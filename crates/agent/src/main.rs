@@ -19,7 +19,8 @@ event finish, a second abandons it.
   --config FILE   the agent configuration, in the official agent's codedeployagent.yml format
                   (default /etc/codedeploy-agent/conf/codedeployagent.yml)
   --version       print the agent's version and exit
-  LANDFALL_LOG    a log filter (default: info; the configuration's :verbose: adds debug)";
+  LANDFALL_LOG    a log filter, LEVEL and TARGET=LEVEL comma separated (default: info;
+                  the configuration's :verbose: adds landfall_agent=debug)";
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -91,12 +92,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to standard error, filtered by `LANDFALL_LOG` (`LEVEL` and `TARGET=LEVEL`, comma
+/// separated). The filter is `Targets`, not `EnvFilter`: the latter's regular expressions were a
+/// good share of the code an idle agent keeps paged in.
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LANDFALL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let from_environment = std::env::var("LANDFALL_LOG").ok();
+    let filter = from_environment
+        .as_deref()
+        .and_then(|directives| directives.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| default.parse().unwrap_or_default());
     // Colour only for a person watching: not in files, pipes or the journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    tracing_subscriber::registry().with(output).with(filter).init();
 }
 
 #[cfg(test)]
