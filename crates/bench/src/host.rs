@@ -38,14 +38,10 @@ impl BenchHost {
         if !registered.success() {
             bail!("landfall instance register failed: {registered}");
         }
-        let mut agent = match agent_binary {
-            Some(slim) => Command::new(slim),
-            None => {
-                let mut full = Command::new(binary);
-                full.arg("agent");
-                full
-            }
-        };
+        let mut agent = Command::new(agent_binary.unwrap_or(binary));
+        if agent_binary.is_none() {
+            agent.arg("agent");
+        }
         let agent = agent
             .arg("--config")
             .arg(dir.0.join("codedeployagent.yml"))

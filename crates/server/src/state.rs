@@ -163,7 +163,7 @@ impl RevocationWatch {
 }
 
 /// How often every server looks for keys revoked (and so instances deregistered) through another.
-pub const REVOCATION_LOOK: Duration = Duration::from_secs(2);
+const REVOCATION_LOOK: Duration = Duration::from_secs(2);
 
 /// How far before the last look's start each look reaches back: a revocation stamped by another
 /// server's clock, or committed a little late, is still found.
