@@ -12,15 +12,24 @@
 //! `--minimum-healthy` deploys with a configuration of that many healthy hosts (a share of the
 //! fleet, or a count) instead of `--config`; `--hook-ms` makes each of the five hook events
 //! (not DownloadBundle, not Install) take that long on every host, and the bench then prints
-//! the ideal makespan of a rolling deployment (batches x five hooks) beside the measured one.
+//! the ideal makespan of a rolling deployment (batches x five hooks) beside the measured one. A
+//! hook's time in the ideal is what the hosts measured around their sleeps (a timer oversleeps
+//! by up to a millisecond, which at `--hook-ms 1` is the simulator's time, not the server's).
 //!
 //! With `--store`, the servers are replicas on a fresh database made on that PostgreSQL server
 //! (the URL names a database the user may create databases from), the hosts are spread over
 //! them, and the database's transactions per lifecycle event are counted. `--kill-owner` kills
 //! the replica that owns the last round's deployment once it is under way and reports how long
 //! the others took to take it over (the hosts it served reconnect to the others).
+//!
+//! Each simulated host holds a connection, and a process may open 20,000 files here: past
+//! `HOSTS_PER_PROCESS` hosts, the rest are simulated by helper processes of the bench's own
+//! binary (`landfall-bench fleet-hosts`, given the hosts' keys on its standard input).
 
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -37,6 +46,10 @@ use tokio::net::TcpStream;
 use crate::{
     ServerProcess, codedeploy, cpu_seconds, create_app_and_group, start_server_with, status_kib, wait_for_end,
 };
+
+/// How many hosts one process simulates: each holds a connection (a file), and a process may
+/// open 20,000 files here.
+const HOSTS_PER_PROCESS: usize = 15_000;
 
 struct Options {
     server: PathBuf,
@@ -92,6 +105,28 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         bail!("--replicas and --kill-owner need --store postgres://...");
     }
     Ok(options)
+}
+
+/// The time the simulated hosts of this process actually spent in their hook events: a timer
+/// sleeps its time and up to a millisecond more, which at 1 ms hooks is not the server's doing.
+static HOOK_TIME: HookTime = HookTime { nanos: AtomicU64::new(0), count: AtomicU64::new(0) };
+
+struct HookTime {
+    nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl HookTime {
+    fn record(&self, took: Duration) {
+        self.nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The mean of the hook events recorded since the last call, and forgets them.
+    fn take_mean(&self) -> Option<Duration> {
+        let (nanos, count) = (self.nanos.swap(0, Ordering::Relaxed), self.count.swap(0, Ordering::Relaxed));
+        (count > 0).then(|| Duration::from_nanos(nanos / count))
+    }
 }
 
 /// One simulated host: its identity and a keep-alive connection to one of the servers.
@@ -181,7 +216,9 @@ impl SimHost {
             let ack = json!({"HostCommandIdentifier": id, "Diagnostics": {"Format": "JSON", "Payload": "{\"IsCommandNoop\":true}"}});
             self.call_retrying("PutHostCommandAcknowledgement", ack).await?;
             if !agent_event && !hook.is_zero() {
+                let slept = Instant::now();
                 tokio::time::sleep(hook).await;
+                HOOK_TIME.record(slept.elapsed());
             }
             let payload = json!({"error_code": 0, "script_name": "", "message": "Succeeded: ", "log": ""}).to_string();
             let complete = json!({"HostCommandIdentifier": id, "CommandStatus": "Succeeded",
@@ -297,7 +334,8 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let call = |op, input| codedeploy(&client, op, input);
 
     let registering = Instant::now();
-    let mut hosts = Vec::with_capacity(options.hosts);
+    let mut hosts = Vec::with_capacity(options.hosts.min(HOSTS_PER_PROCESS));
+    let mut helpers: Vec<HelperHosts> = Vec::new();
     for index in 0..options.hosts {
         let registered: Value = client
             .call(
@@ -312,8 +350,18 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         );
         let arn = registered["iamUserArn"].as_str().unwrap_or_default().to_owned();
         let home = index % endpoints.len();
-        let host = SimHost::connect(endpoints.clone(), home, arn, credentials, settings.region.clone()).await?;
-        hosts.push(tokio::spawn(host.serve(options.hook)));
+        if index < HOSTS_PER_PROCESS {
+            let host = SimHost::connect(endpoints.clone(), home, arn, credentials, settings.region.clone()).await?;
+            hosts.push(tokio::spawn(host.serve(options.hook)));
+            continue;
+        }
+        if index % HOSTS_PER_PROCESS == 0 {
+            helpers.push(HelperHosts::start(&endpoints, &settings.region, options.hook)?);
+        }
+        helpers.last_mut().context("no helper process")?.add(home, &arn, &credentials)?;
+    }
+    for helper in &mut helpers {
+        helper.wait_until_connected().await?;
     }
     println!(
         "registered {} simulated hosts in {:.1} s, long-polling {} server(s){}",
@@ -323,6 +371,15 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         if servers.database.is_some() { " on PostgreSQL" } else { " on SQLite" }
     );
     println!("deployment configuration: {config}, {batch} host(s) at a time");
+    if !helpers.is_empty() {
+        println!(
+            "{} of the simulated hosts in {} helper process(es)",
+            options.hosts - HOSTS_PER_PROCESS,
+            helpers.len()
+        );
+    }
+    let simulators: Vec<u32> =
+        std::iter::once(std::process::id()).chain(helpers.iter().map(|h| h.child.id())).collect();
 
     let mut pids = servers.pids();
     if options.idle {
@@ -340,6 +397,8 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let mut last_id = String::new();
     for round in 1..=options.rounds {
         let cpu_before = cpu_of(&pids)?;
+        HOOK_TIME.take_mean();
+        let simulators_before: f64 = cpu_of(&simulators)?.iter().sum();
         let transactions_before = servers.transactions().await?;
         let started = Instant::now();
         let created = call(
@@ -357,19 +416,21 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         last_id = id;
         let elapsed = started.elapsed();
         let cpu: Vec<f64> = cpu_of(&pids)?.iter().zip(&cpu_before).map(|(after, before)| after - before).collect();
+        let simulators_cpu = cpu_of(&simulators)?.iter().sum::<f64>() - simulators_before;
         println!(
-            "round {round}: {} hosts x 7 events {} in {:.2} s (CreateDeployment to {}); server CPU {}",
+            "round {round}: {} hosts x 7 events {} in {:.2} s (CreateDeployment to {}); server CPU {}; simulated hosts' CPU {simulators_cpu:.2} s",
             options.hosts,
             info["status"].as_str().unwrap_or("?"),
             elapsed.as_secs_f64(),
             info["status"].as_str().unwrap_or("?"),
             figures(&cpu, " s")
         );
-        if !options.hook.is_zero() {
+        if let Some(hook_time) = HOOK_TIME.take_mean() {
             let batches = options.hosts.div_ceil(batch);
-            let ideal = options.hook.as_secs_f64() * 5.0 * batches as f64;
+            let ideal = hook_time.as_secs_f64() * 5.0 * batches as f64;
             println!(
-                "round {round}: ideal {batches} batch(es) x 5 hooks x {:.2} s = {ideal:.2} s; measured {:.3} times that, {:.1} ms more per host",
+                "round {round}: ideal {batches} batch(es) x 5 hooks x {:.4} s (the hosts' mean hook, asked {:.3} s) = {ideal:.2} s; measured {:.3} times that, {:.1} ms more per host",
+                hook_time.as_secs_f64(),
                 options.hook.as_secs_f64(),
                 elapsed.as_secs_f64() / ideal,
                 (elapsed.as_secs_f64() - ideal) * 1000.0 / options.hosts as f64
@@ -413,7 +474,92 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     for host in &hosts {
         host.abort();
     }
+    drop(helpers);
     servers.close().await
+}
+
+/// A helper process simulating hosts beyond `HOSTS_PER_PROCESS` (killed when dropped).
+struct HelperHosts {
+    child: Child,
+    /// Takes one line per host: its home server's index, ARN, access key id and secret key.
+    stdin: Option<ChildStdin>,
+    hosts: usize,
+}
+
+impl HelperHosts {
+    fn start(endpoints: &[String], region: &str, hook: Duration) -> anyhow::Result<HelperHosts> {
+        let child = Command::new(std::env::current_exe()?)
+            .args(["fleet-hosts", "--endpoints", &endpoints.join(","), "--region", region])
+            .args(["--hook-ms", &hook.as_millis().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting a helper process for simulated hosts")?;
+        let mut helper = HelperHosts { child, stdin: None, hosts: 0 };
+        helper.stdin = helper.child.stdin.take();
+        Ok(helper)
+    }
+
+    fn add(&mut self, home: usize, arn: &str, credentials: &Credentials) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("the helper's input is closed")?;
+        writeln!(stdin, "{home} {arn} {} {}", credentials.access_key_id, credentials.secret_access_key)?;
+        self.hosts += 1;
+        Ok(())
+    }
+
+    /// Closes the helper's input and waits for its line saying every host is connected.
+    async fn wait_until_connected(&mut self) -> anyhow::Result<()> {
+        drop(self.stdin.take());
+        let stdout = self.child.stdout.take().context("the helper's output is gone")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        if line.trim() != format!("connected {}", self.hosts) {
+            bail!("a helper process connected {:?} of {} hosts", line.trim(), self.hosts);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HelperHosts {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `landfall-bench fleet-hosts --endpoints URL,... --region R --hook-ms N`: the helper process.
+/// Connects a simulated host for each line of its input, says `connected N` once the input is
+/// closed and every host connected, and serves them until it is killed.
+pub async fn run_helper(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let (mut endpoints, mut region, mut hook) = (Vec::new(), String::new(), Duration::ZERO);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--endpoints" => endpoints = value()?.split(',').map(str::to_owned).collect(),
+            "--region" => region = value()?,
+            "--hook-ms" => hook = Duration::from_millis(value()?.parse()?),
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    let lines =
+        tokio::task::spawn_blocking(|| std::io::stdin().lock().lines().collect::<Result<Vec<_>, _>>()).await??;
+    let mut connected = 0;
+    for line in lines {
+        let [home, arn, key_id, secret] = line.split(' ').collect::<Vec<_>>()[..] else {
+            bail!("bad host line {line:?}")
+        };
+        let credentials = Credentials::new(key_id, secret);
+        let host =
+            SimHost::connect(endpoints.clone(), home.parse()?, arn.to_owned(), credentials, region.clone()).await?;
+        tokio::spawn(host.serve(hook));
+        connected += 1;
+    }
+    println!("connected {connected}");
+    std::io::stdout().flush()?;
+    std::future::pending().await
 }
 
 /// Makes the configuration `bench-rolling` keeping `healthy` hosts healthy ("75%" or "10"), and

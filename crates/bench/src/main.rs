@@ -418,6 +418,7 @@ async fn main() -> anyhow::Result<()> {
     match args.next().as_deref() {
         Some("api") => api(args).await,
         Some("fleet") => fleet::run(args).await,
+        Some("fleet-hosts") => fleet::run_helper(args).await,
         Some("agent") => agent::run(args).await,
         Some("bundle") => bundle::run(args).await,
         Some("router") => router::run(args).await,
