@@ -37,10 +37,12 @@ pub enum LandfallOperation {
     ListHostPools,
     AddHostPoolMembers,
     RemoveHostPoolMembers,
+    CreateJoinToken,
+    ListJoinTokens,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 24] = [
+    pub const ALL: [LandfallOperation; 26] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
@@ -65,6 +67,8 @@ impl LandfallOperation {
         LandfallOperation::ListHostPools,
         LandfallOperation::AddHostPoolMembers,
         LandfallOperation::RemoveHostPoolMembers,
+        LandfallOperation::CreateJoinToken,
+        LandfallOperation::ListJoinTokens,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +97,8 @@ impl LandfallOperation {
             LandfallOperation::ListHostPools => "ListHostPools",
             LandfallOperation::AddHostPoolMembers => "AddHostPoolMembers",
             LandfallOperation::RemoveHostPoolMembers => "RemoveHostPoolMembers",
+            LandfallOperation::CreateJoinToken => "CreateJoinToken",
+            LandfallOperation::ListJoinTokens => "ListJoinTokens",
         }
     }
 
@@ -182,6 +188,8 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
     match operation {
         LandfallOperation::CreateAccessKey | LandfallOperation::RevokeAccessKey => Access::Admin,
         LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
+        // A join token registers a host, as RegisterInstance does.
+        LandfallOperation::CreateJoinToken | LandfallOperation::ListJoinTokens => Access::Admin,
         // Like DeregisterOnPremisesInstance, which it ends with.
         LandfallOperation::DrainInstance => Access::Admin,
         // Pool membership decides what runs where, as instance tags do (which are Admin too).
@@ -265,6 +273,57 @@ pub struct ListAccessKeysOutput {
 pub struct RevokeAccessKeyInput {
     #[serde(rename = "accessKeyId", default)]
     pub access_key_id: Option<String>,
+}
+
+/// CreateJoinToken: a short-lived, single-use token with which one host registers itself
+/// (`POST /agent/join`, which the install script at `/agent/install.sh` calls) and gets the tags.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateJoinTokenInput {
+    #[serde(default)]
+    pub tags: Option<Vec<crate::shapes::Tag>>,
+    /// How long the token can be used, in seconds (default an hour, at most a week).
+    #[serde(rename = "ttlSeconds", default)]
+    pub ttl_seconds: Option<i64>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateJoinTokenOutput {
+    /// The whole token, secret included: shown once, never again.
+    pub token: String,
+    #[serde(rename = "joinToken")]
+    pub join_token: JoinTokenInfo,
+}
+
+/// A join token as listed (without its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinTokenInfo {
+    #[serde(rename = "tokenId")]
+    pub token_id: String,
+    pub tags: Vec<crate::shapes::Tag>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "createTime")]
+    pub create_time: Timestamp,
+    #[serde(rename = "expireTime")]
+    pub expire_time: Timestamp,
+    /// `Unused`, `Used` or `Expired`.
+    pub status: String,
+    #[serde(rename = "useTime", default, skip_serializing_if = "Option::is_none")]
+    pub use_time: Option<Timestamp>,
+    /// The instance the host that used it registered as.
+    #[serde(rename = "instanceName", default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListJoinTokensInput {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListJoinTokensOutput {
+    #[serde(rename = "joinTokens")]
+    pub join_tokens: Vec<JoinTokenInfo>,
 }
 
 /// RegisterInstance: registers an on-premises instance with an identity Landfall issues (IAM-user

@@ -95,7 +95,7 @@ pub async fn latest(
 }
 
 /// `YYYY-MM-DD HH:MM:SS` UTC of epoch seconds.
-pub(crate) fn utc(epoch: i64) -> String {
+pub fn utc(epoch: i64) -> String {
     let amz = landfall_sigv4::format_amz_date(epoch); // YYYYMMDDTHHMMSSZ
     format!("{}-{}-{} {}:{}:{}", &amz[0..4], &amz[4..6], &amz[6..8], &amz[9..11], &amz[11..13], &amz[13..15])
 }

@@ -536,6 +536,10 @@ pub enum InstanceCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Join tokens: a host registers itself with one through the install script
+    /// (curl -fsS SERVER/agent/install.sh | sh -s -- --token TOKEN).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Take a host out of its deployment groups cleanly: each group that deployed to it runs a
     /// termination deployment (BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic,
     /// ApplicationStop), then the instance is deregistered.
@@ -544,6 +548,28 @@ pub enum InstanceCommand {
         /// Wait until the host has left (deregistered).
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a single-use join token, and print it with the line a host installs with.
+    Create {
+        /// A tag the host that uses the token gets, KEY=VALUE; repeatable.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// How long the token can be used: seconds, or a number with s, m, h or d (at most 7d).
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        ttl: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The join tokens kept: unused, used (and by which instance) or expired.
+    List {
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -694,6 +720,10 @@ pub struct ServerArgs {
     /// the audit log). From anyone else that header is ignored.
     #[arg(long = "trusted-proxy", value_name = "ADDRESS[/PREFIX]")]
     pub trusted_proxies: Vec<String>,
+    /// The agent binary hosts download with the install script (GET /agent/install.sh).
+    /// Default: landfall-agent beside this executable, if it is there.
+    #[arg(long, value_name = "PATH")]
+    pub agent_binary: Option<PathBuf>,
     /// The most connections open at once; past it, the one idle longest is closed to make room.
     /// Default: half of the open-file limit (raised to its hard limit at start) after a reserve.
     #[arg(long, value_name = "COUNT")]

@@ -1,12 +1,13 @@
 //! What each subcommand does, on validated settings.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use landfall_api::landfall::{
-    CreateAccessKeyInput, CreateAccessKeyOutput, DrainInstanceInput, DrainInstanceOutput, ListAccessKeysInput,
-    ListAccessKeysOutput, RegisterInstanceInput, RegisterInstanceOutput, RevokeAccessKeyInput, TARGET_PREFIX,
+    CreateAccessKeyInput, CreateAccessKeyOutput, CreateJoinTokenInput, CreateJoinTokenOutput, DrainInstanceInput,
+    DrainInstanceOutput, ListAccessKeysInput, ListAccessKeysOutput, ListJoinTokensInput, ListJoinTokensOutput,
+    RegisterInstanceInput, RegisterInstanceOutput, RevokeAccessKeyInput, TARGET_PREFIX,
 };
 use landfall_api::shapes::Tag;
 use landfall_client::{Client, ClientError, ClientSettings, Exception, Overrides};
@@ -19,7 +20,7 @@ use landfall_server::triggers::AddressPolicy;
 use landfall_server::{MonitoringConfig, Server, ServerConfig, StoreLocation, Timeouts, TlsFiles};
 use landfall_sigv4::Credentials;
 
-use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysCommand, ServerArgs};
+use crate::cli::{Args, ClientArgs, Command, DevArgs, InstanceCommand, KeysCommand, ServerArgs, TokenCommand};
 
 /// A failed command: the error and the exit code it maps to.
 pub(crate) struct Failure {
@@ -181,7 +182,14 @@ fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {
         termination_timeout: std::time::Duration::from_secs(args.termination_timeout),
         limits,
         trusted_proxies,
+        agent_binary: args.agent_binary.or_else(agent_binary_beside_this_one),
     })
+}
+
+/// `landfall-agent` in the directory of the running `landfall`, where a release puts both.
+fn agent_binary_beside_this_one() -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.parent()?.join("landfall-agent");
+    beside.is_file().then_some(beside)
 }
 
 /// The bounds on what clients and hosts can make the server hold.
@@ -422,6 +430,7 @@ async fn dev_server(args: DevArgs) -> Result<(), Failure> {
         platforms: AwsSettings::new("us-east-1", None, None),
         limits: Limits::for_this_process(),
         trusted_proxies: Default::default(),
+        agent_binary: None,
     };
     crate::dev::run(config, args.hosts).await
 }
@@ -501,15 +510,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
 async fn instance(command: InstanceCommand) -> Result<(), Failure> {
     match command {
         InstanceCommand::Register { name, tags, agent_config_dir, root_dir, log_dir, agent_endpoint, client: args } => {
-            let tags = tags
-                .iter()
-                .map(|tag| match tag.split_once('=') {
-                    Some((key, value)) if !key.is_empty() => {
-                        Ok(Tag { key: Some(key.into()), value: Some(value.into()) })
-                    }
-                    _ => Err(Failure::usage(anyhow!("--tag '{tag}' is not KEY=VALUE"))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let tags = tags_of(&tags)?;
             let client = client(&args)?;
             let input = RegisterInstanceInput { instance_name: Some(name.clone()), tags: Some(tags) };
             let target = format!("{TARGET_PREFIX}.RegisterInstance");
@@ -528,6 +529,7 @@ async fn instance(command: InstanceCommand) -> Result<(), Failure> {
                 agent_config_dir.join("codedeployagent.yml").display()
             );
         }
+        InstanceCommand::Token(command) => join_token(command).await?,
         InstanceCommand::Drain { name, wait, client: args } => {
             let client = client(&args)?;
             let input = DrainInstanceInput { instance_name: Some(name.clone()) };
@@ -554,6 +556,90 @@ async fn instance(command: InstanceCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `--tag KEY=VALUE` arguments as tags.
+fn tags_of(tags: &[String]) -> Result<Vec<Tag>, Failure> {
+    tags.iter()
+        .map(|tag| match tag.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok(Tag { key: Some(key.into()), value: Some(value.into()) }),
+            _ => Err(Failure::usage(anyhow!("--tag '{tag}' is not KEY=VALUE"))),
+        })
+        .collect()
+}
+
+async fn join_token(command: TokenCommand) -> Result<(), Failure> {
+    match command {
+        TokenCommand::Create { tags, ttl, description, client: args } => {
+            let ttl_seconds = duration_seconds(&ttl).map_err(|why| Failure::usage(anyhow!("--ttl: {why}")))?;
+            let input = CreateJoinTokenInput {
+                tags: Some(tags_of(&tags)?),
+                ttl_seconds: Some(ttl_seconds),
+                description: (!description.is_empty()).then_some(description),
+            };
+            let client = client(&args)?;
+            let output: CreateJoinTokenOutput =
+                client.call(&format!("{TARGET_PREFIX}.CreateJoinToken"), &input).await.map_err(input_error)?;
+            if args.json() {
+                return print_json(&output);
+            }
+            let token = &output.join_token;
+            println!("{}", output.token);
+            println!(
+                "join token {}: one host, until {}{}",
+                token.token_id,
+                landfall_cli::status::utc(token.expire_time.0 / 1000),
+                if token.tags.is_empty() { String::new() } else { format!(", tags {}", tags.join(" ")) }
+            );
+            println!(
+                "on the host: curl -fsS {}/agent/install.sh | sh -s -- --token {}",
+                client.settings().endpoint.trim_end_matches('/'),
+                output.token
+            );
+        }
+        TokenCommand::List { client: args } => {
+            let output: ListJoinTokensOutput = client(&args)?
+                .call(&format!("{TARGET_PREFIX}.ListJoinTokens"), &ListJoinTokensInput {})
+                .await
+                .map_err(input_error)?;
+            if args.json() {
+                return print_json(&output);
+            }
+            for token in &output.join_tokens {
+                let tags: Vec<String> = token
+                    .tags
+                    .iter()
+                    .map(|tag| format!("{}={}", tag.key.as_deref().unwrap_or(""), tag.value.as_deref().unwrap_or("")))
+                    .collect();
+                println!(
+                    "{}  {:7}  expires {}  {}{}",
+                    token.token_id,
+                    token.status,
+                    landfall_cli::status::utc(token.expire_time.0 / 1000),
+                    tags.join(" "),
+                    token.instance_name.as_ref().map(|name| format!("  used by {name}")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `90`, `90s`, `15m`, `1h` or `7d` in seconds.
+fn duration_seconds(text: &str) -> Result<i64, String> {
+    let (digits, scale) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        Some((at, 'd')) => (&text[..at], 86_400),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("'{text}' is not a duration such as 90s, 15m, 1h or 7d"))
 }
 
 /// The official agent's two configuration files for a registered instance.

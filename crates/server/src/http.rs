@@ -76,6 +76,7 @@ async fn handle(state: Arc<AppState>, connection: SocketAddr, request: Request<R
             }
         },
         (&Method::GET, "/metrics") => metrics(&state, &parts).await,
+        (_, path) if crate::joining::serves(path) => Box::pin(crate::joining::handle(&state, peer, parts, body)).await,
         (_, path) if path == "/console" || path.starts_with("/console/") => {
             Box::pin(crate::console::handle(&state, peer, parts, body)).await
         }

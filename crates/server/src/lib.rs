@@ -1,6 +1,7 @@
 //! Landfall's control plane: `landfall server`. It opens the store in the data directory,
 //! creates the administrator key on first start, and serves the API on one listener.
 
+mod agent_binary;
 mod agents;
 pub mod alarms;
 pub mod api;
@@ -15,6 +16,7 @@ mod errors;
 pub(crate) mod fleet;
 mod http;
 mod ids;
+mod joining;
 mod leases;
 pub mod limits;
 mod log_limit;
@@ -82,6 +84,8 @@ pub struct ServerConfig {
     pub limits: limits::Limits,
     /// Whose `X-Forwarded-For` is believed.
     pub trusted_proxies: proxies::TrustedProxies,
+    /// The agent binary hosts download with the install script (`/agent/install.sh`).
+    pub agent_binary: Option<PathBuf>,
 }
 
 /// Where the server keeps its state.
@@ -293,6 +297,7 @@ impl Server {
             replica: replicas::Replica::new(replica_id(address), config.lease_ttl, store.clone(), clock.clone()),
             limits: config.limits.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            agent_binary: agent_binary::AgentBinary::new(config.agent_binary.clone()),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
         let connections = &state.limits.connections;

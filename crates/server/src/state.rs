@@ -66,6 +66,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Whose `X-Forwarded-For` is believed (see [`crate::proxies`]).
     pub trusted_proxies: crate::proxies::TrustedProxies,
+    /// The agent binary the install script downloads.
+    pub agent_binary: crate::agent_binary::AgentBinary,
 }
 
 /// When each instance's agent was last recorded as polling, so a busy agent (it polls again

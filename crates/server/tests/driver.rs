@@ -61,6 +61,7 @@ impl Harness {
             platforms: AwsSettings::new("us-east-1", None, None),
             limits: Limits::for_this_process(),
             trusted_proxies: Default::default(),
+            agent_binary: None,
         };
         let clock = Arc::new(ManualClock(AtomicI64::new(1_800_000_000_000)));
         let server = Server::start_with_clock(&config, clock.clone()).await.expect("the server starts");

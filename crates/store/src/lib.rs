@@ -93,12 +93,14 @@ pub enum Unique {
     /// The IAM session ARN of a registered instance.
     IamSessionArn,
     TargetGroup,
+    JoinToken,
 }
 
 impl std::fmt::Display for Unique {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Unique::AccessKey => "access key",
+            Unique::JoinToken => "join token",
             Unique::Application => "application",
             Unique::Deployment => "deployment",
             Unique::DeploymentConfig => "deployment configuration",
@@ -198,6 +200,35 @@ pub struct AccessKeyRecord {
     pub revoked_at: Option<Timestamp>,
     /// For `instance` keys: the on-premises instance the key belongs to.
     pub instance_name: Option<String>,
+}
+
+/// A join token: lets one host register itself (`landfall instance token create`, then the
+/// install script). Only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinTokenRecord {
+    pub token_id: String,
+    /// Hex SHA-256 of the token's secret part.
+    pub secret_sha256: String,
+    /// The tags the host it registers gets.
+    pub tags: Vec<landfall_api::shapes::Tag>,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// When a host claimed it, and the instance that host registered as (once it has).
+    pub used_at: Option<Timestamp>,
+    pub used_by: Option<String>,
+}
+
+/// What claiming a join token found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JoinClaim {
+    /// The token was valid and is now used: register the host, then settle it.
+    Claimed(JoinTokenRecord),
+    /// No token has that id and secret.
+    Unknown,
+    Expired(Timestamp),
+    /// Claimed before (when, and by which instance if its registration was settled).
+    Used(Timestamp, Option<String>),
 }
 
 /// A deployment group as stored: its settings (in their normalised API shape) and the
@@ -624,6 +655,22 @@ pub trait Credentials: Send + Sync {
     async fn session_ended(&self, nonce: &str) -> StoreResult<bool>;
 }
 
+/// Join tokens, with which hosts register themselves (the install script).
+#[async_trait]
+pub trait Joining: Send + Sync {
+    /// Stores a new token, forgetting tokens that expired a week before `token.created_at`;
+    /// LimitExceeded if `limit` tokens are kept already.
+    async fn create_join_token(&self, token: &JoinTokenRecord, limit: usize) -> StoreResult<()>;
+    /// Marks the token with this id and secret used at `now` if it is neither used nor expired;
+    /// of two hosts claiming it at once, one gets it.
+    async fn claim_join_token(&self, token_id: &str, secret_sha256: &str, now: Timestamp) -> StoreResult<JoinClaim>;
+    /// After a claim: `Some(instance)` records the instance the host registered as; `None` (its
+    /// registration was refused) makes the token usable again.
+    async fn settle_join_token(&self, token_id: &str, instance: Option<&str>) -> StoreResult<()>;
+    /// Tokens kept, newest first.
+    async fn join_tokens(&self) -> StoreResult<Vec<JoinTokenRecord>>;
+}
+
 /// What users define: applications, deployment configurations and groups, revisions, resource tags.
 #[async_trait]
 pub trait Catalog: Send + Sync {
@@ -900,20 +947,31 @@ pub trait AuditLog: Send + Sync {
 /// called (a `dyn Store` offers its capabilities' methods without them in scope).
 pub mod capabilities {
     pub use crate::{
-        Alarms, AuditLog, Catalog, Coordination, Credentials, Deployments, Hosts, TargetGroups, TriggerOutbox,
+        Alarms, AuditLog, Catalog, Coordination, Credentials, Deployments, Hosts, Joining, TargetGroups, TriggerOutbox,
     };
 }
 
 /// Everything the server keeps, each capability a trait of its own so that a part of the server
 /// can be given only the ones it uses (`&dyn Store` coerces to any of them).
 pub trait Store:
-    Coordination + Credentials + Catalog + Hosts + Deployments + TargetGroups + Alarms + TriggerOutbox + AuditLog + 'static
+    Coordination
+    + Credentials
+    + Joining
+    + Catalog
+    + Hosts
+    + Deployments
+    + TargetGroups
+    + Alarms
+    + TriggerOutbox
+    + AuditLog
+    + 'static
 {
 }
 
 impl<
     T: Coordination
         + Credentials
+        + Joining
         + Catalog
         + Hosts
         + Deployments

@@ -362,6 +362,22 @@ CREATE INDEX deployment_targets_order ON deployment_targets(deployment_id, posit
 CREATE INDEX access_keys_revoked ON access_keys(revoked_at);
 "#,
     ),
+    (
+        15,
+        r#"
+-- Single-use tokens a host registers itself with (the install script); only their secrets' hashes.
+CREATE TABLE join_tokens (
+    token_id      TEXT PRIMARY KEY,
+    secret_sha256 TEXT NOT NULL,
+    tags          TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    used_at       INTEGER,
+    used_by       TEXT
+);
+"#,
+    ),
 ];
 
 /// (version, statements) for PostgreSQL: version 1 is the SQLite schema as of its version 8, in
@@ -595,6 +611,21 @@ CREATE INDEX deployment_targets_order ON deployment_targets(deployment_id, posit
         7,
         r#"
 CREATE INDEX access_keys_revoked ON access_keys(revoked_at);
+"#,
+    ),
+    (
+        8,
+        r#"
+CREATE TABLE join_tokens (
+    token_id      TEXT PRIMARY KEY,
+    secret_sha256 TEXT NOT NULL,
+    tags          TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    used_at       BIGINT,
+    used_by       TEXT
+);
 "#,
     ),
 ];

@@ -73,8 +73,48 @@ async fn register_identity(
 /// agent key. The instance is registered first; a refused key (the key limit) leaves it
 /// registered without one, and `landfall keys create --role instance` can add it later.
 pub async fn register_with_key(ctx: &Ctx<'_>, input: RegisterInstanceInput) -> ApiResult<RegisterInstanceOutput> {
+    register_and_key(ctx, input, false).await
+}
+
+/// RegisterInstance for a host that registers itself (a join token): a refused key deregisters
+/// the instance again, since the host cannot add one later.
+pub async fn register_with_key_or_nothing(
+    ctx: &Ctx<'_>,
+    input: RegisterInstanceInput,
+) -> ApiResult<RegisterInstanceOutput> {
+    register_and_key(ctx, input, true).await
+}
+
+async fn register_and_key(
+    ctx: &Ctx<'_>,
+    input: RegisterInstanceInput,
+    undo_without_key: bool,
+) -> ApiResult<RegisterInstanceOutput> {
     let name = validate::instance_name(&input.instance_name)?.to_owned();
-    let tags = input.tags.unwrap_or_default();
+    let tags = validated_tags(input.tags.unwrap_or_default())?;
+    let iam_user_arn = format!("arn:aws:iam::{}:user/landfall/{name}", ctx.state.account_id);
+    let instance = register_identity(ctx, &name, &IamIdentity::User(iam_user_arn.clone()), tags).await?;
+    let key = match keys::create_instance_key(ctx, &name, &format!("agent key of instance {name}")).await {
+        Ok(key) => key,
+        Err(error) if undo_without_key => {
+            let mut undone = instance;
+            undone.deregister_time = Some(ctx.now);
+            ctx.store().update_instance(&undone).await.map_err(store_error)?;
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(RegisterInstanceOutput {
+        instance_name: name,
+        instance_arn: instance.instance_arn.unwrap_or_default(),
+        iam_user_arn,
+        region: ctx.state.region.clone(),
+        access_key: keys::key_info(&key, true),
+    })
+}
+
+/// An instance's tags as RegisterInstance and join tokens take them.
+pub fn validated_tags(tags: Vec<Tag>) -> ApiResult<Vec<Tag>> {
     if !tags.is_empty() {
         validate::instance_tags(&Some(tags.clone()))?;
     }
@@ -84,16 +124,7 @@ pub async fn register_with_key(ctx: &Ctx<'_>, input: RegisterInstanceInput) -> A
             format!("{} tags given; an instance can have at most {MAX_INSTANCE_TAGS}.", tags.len()),
         );
     }
-    let iam_user_arn = format!("arn:aws:iam::{}:user/landfall/{name}", ctx.state.account_id);
-    let instance = register_identity(ctx, &name, &IamIdentity::User(iam_user_arn.clone()), tags).await?;
-    let key = keys::create_instance_key(ctx, &name, &format!("agent key of instance {name}")).await?;
-    Ok(RegisterInstanceOutput {
-        instance_name: name,
-        instance_arn: instance.instance_arn.unwrap_or_default(),
-        iam_user_arn,
-        region: ctx.state.region.clone(),
-        access_key: keys::key_info(&key, true),
-    })
+    Ok(tags)
 }
 
 /// Deregistering keeps the record (with its tags and IAM identity) and frees the name. An

@@ -10,6 +10,7 @@ mod deployment_groups;
 pub mod deployments;
 mod host_pools;
 pub(crate) mod instances;
+pub mod join_tokens;
 mod journal;
 pub mod keys;
 mod revisions;
@@ -188,5 +189,7 @@ async fn landfall_operation(ctx: &Ctx<'_>, operation: LandfallOperation, body: &
         LandfallOperation::ListHostPools => call!(host_pools::list, ctx, body),
         LandfallOperation::AddHostPoolMembers => call!(host_pools::add, ctx, body),
         LandfallOperation::RemoveHostPoolMembers => call!(host_pools::remove, ctx, body),
+        LandfallOperation::CreateJoinToken => call!(join_tokens::create, ctx, body),
+        LandfallOperation::ListJoinTokens => call!(join_tokens::list, ctx, body),
     }
 }

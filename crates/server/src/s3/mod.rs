@@ -13,7 +13,7 @@ mod external;
 mod list;
 mod multipart;
 pub(crate) mod objects;
-mod ops;
+pub(crate) mod ops;
 pub(crate) mod xml;
 
 pub use xml::iso8601;
@@ -279,8 +279,9 @@ fn valid_bucket_name(name: &str) -> bool {
         && name.parse::<std::net::Ipv4Addr>().is_err()
         && !name.starts_with("xn--")
         && !name.starts_with("sthree-")
-        // The console's path: such a bucket could not be reached.
+        // The console's and the install script's paths: such a bucket could not be reached.
         && name != "console"
+        && name != "agent"
         && !name.ends_with("-s3alias")
         && !name.ends_with("--ol-s3")
 }

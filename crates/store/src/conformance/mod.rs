@@ -19,8 +19,9 @@ use landfall_api::shapes::{
 
 use crate::{
     AccessKeyRecord, AgentStatusRecord, CommandState, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord,
-    DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LogLimit, LogPage, LogStart, PageRequest,
-    RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult, TaggedKind, TargetRecord, Unique,
+    DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, JoinClaim, JoinTokenRecord, LogLimit,
+    LogPage, LogStart, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult,
+    TaggedKind, TargetRecord, Unique,
 };
 
 /// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
@@ -34,7 +35,8 @@ macro_rules! conformance_tests {
             deployment_registers_its_revision, config_in_use_by_unfinished_deployment, host_commands,
             concurrent_command_writes,
             deployment_steps, agent_statuses, target_groups, alarms, deployment_timelines, trigger_outbox,
-            audit_log, leases, fenced_steps, host_pools, departures, command_logs, ended_sessions);
+            audit_log, leases, fenced_steps, host_pools, departures, command_logs, ended_sessions,
+            join_tokens);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -178,6 +180,59 @@ pub async fn access_keys(store: &dyn Store) {
     assert_eq!(revoked(9).await, [("AKIA3".to_owned(), instance()), ("AKIA4".to_owned(), instance())]);
     assert_eq!(revoked(10).await, [("AKIA4".to_owned(), instance())]);
     assert!(revoked(12).await.is_empty());
+}
+
+pub async fn join_tokens(store: &dyn Store) {
+    let token = |id: &str, created: i64| JoinTokenRecord {
+        token_id: id.into(),
+        secret_sha256: format!("hash-of-{id}"),
+        tags: vec![Tag { key: Some("role".into()), value: Some("web".into()) }],
+        description: String::new(),
+        created_at: Timestamp(created),
+        expires_at: Timestamp(created + 1_000),
+        used_at: None,
+        used_by: None,
+    };
+    store.create_join_token(&token("J1", 1_000), ROOMY).await.unwrap();
+    store.create_join_token(&token("J2", 2_000), ROOMY).await.unwrap();
+    assert!(matches!(
+        store.create_join_token(&token("J2", 2_000), ROOMY).await,
+        Err(StoreError::AlreadyExists(Unique::JoinToken))
+    ));
+    assert!(matches!(store.create_join_token(&token("J3", 2_000), 2).await, Err(StoreError::LimitExceeded(2))));
+    let ids = |tokens: Vec<JoinTokenRecord>| tokens.into_iter().map(|t| t.token_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.join_tokens().await.unwrap()), ["J2", "J1"]);
+
+    // A wrong secret is no token at all; a good one is claimed once, before it expires.
+    assert_eq!(store.claim_join_token("J1", "hash-of-J2", Timestamp(1_500)).await.unwrap(), JoinClaim::Unknown);
+    assert_eq!(store.claim_join_token("J9", "hash-of-J9", Timestamp(1_500)).await.unwrap(), JoinClaim::Unknown);
+    assert_eq!(
+        store.claim_join_token("J1", "hash-of-J1", Timestamp(2_000)).await.unwrap(),
+        JoinClaim::Expired(Timestamp(2_000))
+    );
+    let JoinClaim::Claimed(claimed) = store.claim_join_token("J2", "hash-of-J2", Timestamp(2_500)).await.unwrap()
+    else {
+        panic!("a valid token is claimed")
+    };
+    assert_eq!((claimed.used_at, claimed.tags.len()), (Some(Timestamp(2_500)), 1));
+    assert_eq!(
+        store.claim_join_token("J2", "hash-of-J2", Timestamp(2_600)).await.unwrap(),
+        JoinClaim::Used(Timestamp(2_500), None)
+    );
+    // A registration that was refused gives the token back; one that went through is recorded.
+    store.settle_join_token("J2", None).await.unwrap();
+    assert!(matches!(
+        store.claim_join_token("J2", "hash-of-J2", Timestamp(2_700)).await.unwrap(),
+        JoinClaim::Claimed(_)
+    ));
+    store.settle_join_token("J2", Some("web-1")).await.unwrap();
+    assert_eq!(
+        store.claim_join_token("J2", "hash-of-J2", Timestamp(2_800)).await.unwrap(),
+        JoinClaim::Used(Timestamp(2_700), Some("web-1".into()))
+    );
+    // Tokens a week past their expiry are forgotten when another is made.
+    store.create_join_token(&token("J4", 3_001 + 7 * 24 * 3600 * 1000), ROOMY).await.unwrap();
+    assert_eq!(ids(store.join_tokens().await.unwrap()), ["J4"]);
 }
 
 pub async fn applications(store: &dyn Store) {

@@ -59,10 +59,10 @@ pub(crate) mod prelude {
     pub(crate) use crate::capabilities::*;
     pub(crate) use crate::{
         AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DepartureRecord, DeployedFilter, DeploymentFilter,
-        DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord, InstanceHistoryRecord, LeaseRecord,
-        LogChunkRecord, LogLimit, LogPage, LogStart, Notice, Page, PageRequest, RevisionFilter, RevisionRecord,
-        RevisionSort, StoreError, StoreResult, TaggedKind, TargetGroupRecord, TargetRecord, TriggerMessage,
-        TriggerState, Unique,
+        DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord, InstanceHistoryRecord, JoinClaim,
+        JoinTokenRecord, LeaseRecord, LogChunkRecord, LogLimit, LogPage, LogStart, Notice, Page, PageRequest,
+        RevisionFilter, RevisionRecord, RevisionSort, StoreError, StoreResult, TaggedKind, TargetGroupRecord,
+        TargetRecord, TriggerMessage, TriggerState, Unique,
     };
 }
 
@@ -467,6 +467,19 @@ macro_rules! sql_store {
             })
         }
 
+        fn join_token_from_row(row: &$row) -> StoreResult<JoinTokenRecord> {
+            Ok(JoinTokenRecord {
+                token_id: row.try_get("token_id")?,
+                secret_sha256: row.try_get("secret_sha256")?,
+                tags: doc_column(row, "tags")?,
+                description: row.try_get("description")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+                expires_at: Timestamp(row.try_get("expires_at")?),
+                used_at: row.try_get::<Option<i64>, _>("used_at")?.map(Timestamp),
+                used_by: row.try_get("used_by")?,
+            })
+        }
+
         fn group_from_row(row: &$row) -> StoreResult<GroupRecord> {
             Ok(GroupRecord { application_id: row.try_get("application_id")?, info: doc_column(row, "doc")? })
         }
@@ -836,6 +849,86 @@ macro_rules! sql_store {
                     .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 Ok(found.is_some())
+            }
+        }
+
+        #[async_trait]
+        impl Joining for $store {
+            async fn create_join_token(&self, token: &JoinTokenRecord, limit: usize) -> StoreResult<()> {
+                const KEPT_AFTER_EXPIRY: i64 = 7 * 24 * 3600 * 1000;
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM join_tokens WHERE expires_at < $1")
+                    .bind(token.created_at.0 - KEPT_AFTER_EXPIRY)
+                    .execute(&mut *tx)
+                    .await?;
+                let result = sqlx::query(
+                    "INSERT INTO join_tokens (token_id, secret_sha256, tags, description, created_at, expires_at, used_at, used_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&token.token_id)
+                .bind(&token.secret_sha256)
+                .bind(to_doc(&token.tags))
+                .bind(&token.description)
+                .bind(token.created_at.0)
+                .bind(token.expires_at.0)
+                .bind(token.used_at.map(|at| at.0))
+                .bind(&token.used_by)
+                .execute(&mut *tx)
+                .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(Unique::JoinToken)),
+                    other => other?,
+                };
+                check_limit(&mut tx, "SELECT COUNT(*) FROM join_tokens", None, limit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn claim_join_token(&self, token_id: &str, secret_sha256: &str, now: Timestamp) -> StoreResult<JoinClaim> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query("SELECT * FROM join_tokens WHERE token_id = $1 AND secret_sha256 = $2")
+                    .bind(token_id)
+                    .bind(secret_sha256)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else { return Ok(JoinClaim::Unknown) };
+                let mut token = join_token_from_row(&row)?;
+                if let Some(used_at) = token.used_at {
+                    return Ok(JoinClaim::Used(used_at, token.used_by));
+                }
+                if token.expires_at <= now {
+                    return Ok(JoinClaim::Expired(token.expires_at));
+                }
+                // Conditional, so that of two claims racing (PostgreSQL reads without locking) one wins.
+                let claimed = sqlx::query("UPDATE join_tokens SET used_at = $1 WHERE token_id = $2 AND used_at IS NULL")
+                    .bind(now.0)
+                    .bind(token_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                if claimed.rows_affected() == 0 {
+                    return Ok(JoinClaim::Used(now, None));
+                }
+                token.used_at = Some(now);
+                Ok(JoinClaim::Claimed(token))
+            }
+
+            async fn settle_join_token(&self, token_id: &str, instance: Option<&str>) -> StoreResult<()> {
+                let statement = match instance {
+                    Some(_) => "UPDATE join_tokens SET used_by = $2 WHERE token_id = $1",
+                    None => "UPDATE join_tokens SET used_at = NULL, used_by = $2 WHERE token_id = $1",
+                };
+                let mut tx = self.begin_write().await?;
+                sqlx::query(statement).bind(token_id).bind(instance).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn join_tokens(&self) -> StoreResult<Vec<JoinTokenRecord>> {
+                let rows = sqlx::query("SELECT * FROM join_tokens ORDER BY created_at DESC, token_id")
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
+                rows.iter().map(join_token_from_row).collect()
             }
         }
 

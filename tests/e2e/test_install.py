@@ -1,0 +1,149 @@
+"""One-line install: `curl -fsS SERVER/agent/install.sh | sh -s -- --token TOKEN` on a fresh test
+host (a directory of its own given as --root, since the tests cannot install into / or run
+systemd), with join tokens made by `landfall instance token create`. The host it installs deploys
+a revision; refused tokens, a bad download and a taken name register nothing."""
+
+import os
+import re
+import stat
+import subprocess
+import urllib.request
+
+from hostsim import read_simple_yaml, wait_for, wait_for_status
+from realhost import AGENT_ENV_SECRETS
+from test_agent import group_setup, revision, upload_and_deploy
+
+
+def make_token(server, *args):
+    result = server.landfall("instance", "token", "create", *args)
+    assert result.ok, result.stderr
+    token = result.stdout.splitlines()[0]
+    assert f"curl -fsS {server.endpoint}/agent/install.sh | sh -s -- --token {token}" in result.stdout, result.stdout
+    return token
+
+
+def token_status(server, token):
+    tokens = server.landfall("instance", "token", "list", "--output", "json")
+    assert tokens.ok, tokens.stderr
+    (found,) = [t for t in tokens.json["joinTokens"] if t["tokenId"] == token.split(".")[0]]
+    return found
+
+
+def install(server, root, *args, script=None):
+    """Runs the served install script as a host would, piped into sh."""
+    if script is None:
+        command = f"curl -fsS {server.endpoint}/agent/install.sh | sh -s -- --root {root} " + " ".join(args)
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
+    return subprocess.run(["sh", "-s", "--", "--root", str(root), *args], input=script, capture_output=True,
+                          text=True, timeout=120)
+
+
+def registered(cd, name):
+    try:
+        info = cd.get_on_premises_instance(instanceName=name)["instanceInfo"]
+    except cd.exceptions.InstanceNotRegisteredException:
+        return False
+    return "deregisterTime" not in info
+
+
+def test_a_host_installs_and_registers_itself_with_a_join_token_and_deploys(server, cd):
+    token = make_token(server, "--tag", "role=web", "--ttl", "10m")
+    assert token_status(server, token)["status"] == "Unused"
+    root = server.workdir / "fresh-host"
+    result = install(server, root, "--token", token, "--name", "web-joined")
+    assert result.returncode == 0, result.stderr
+    assert "registered as web-joined" in result.stdout, result.stdout
+
+    # Registered with the token's tags; the token is spent and says by whom.
+    info = cd.get_on_premises_instance(instanceName="web-joined")["instanceInfo"]
+    assert info["tags"] == [{"Key": "role", "Value": "web"}]
+    status = token_status(server, token)
+    assert (status["status"], status["instanceName"]) == ("Used", "web-joined")
+
+    # The official layout under the root, the key readable by its owner only, a systemd unit.
+    conf = root / "etc/codedeploy-agent/conf"
+    agent = root / "usr/local/bin/landfall-agent"
+    assert os.access(agent, os.X_OK)
+    on_premises = read_simple_yaml(conf / "codedeploy.onpremises.yml")
+    assert on_premises["iam_user_arn"].endswith(":user/landfall/web-joined"), on_premises
+    assert stat.S_IMODE((conf / "codedeploy.onpremises.yml").stat().st_mode) == 0o600
+    unit = (root / "etc/systemd/system/landfall-agent.service").read_text()
+    assert f"ExecStart={agent} --config {conf}/codedeployagent.yml" in unit, unit
+    # Without systemd (a --root install), it says how to start the agent; started so, it deploys.
+    start = re.search(r"start the agent with: (.*)", result.stdout).group(1).split()
+    assert start == [str(agent), "--config", str(conf / "codedeployagent.yml")], result.stdout
+    log = open(server.workdir / "joined-agent.log", "a")
+    env = {**server._clean_env(), **AGENT_ENV_SECRETS, "LANDFALL_LOG": "info"}
+    process = subprocess.Popen(start, stdout=log, stderr=log, env=env, cwd=root)
+    log.close()
+    try:
+        group_setup(cd)
+        assert server.aws("s3", "mb", "s3://bundles").ok
+        www, trace = server.workdir / "www", server.workdir / "trace"
+        deployment = upload_and_deploy(server, revision(server.workdir, "v1.tgz", "v1", www, trace), "v1.tgz")
+        info = wait_for_status(cd, deployment, timeout=90)
+        agent_log = (server.workdir / "joined-agent.log").read_text()
+        assert info["status"] == "Succeeded", (info, agent_log[-3000:])
+        assert info["deploymentOverview"]["Succeeded"] == 1
+        assert (www / "index.html").read_text() == "<h1>v1</h1>\n"
+        assert (root / "opt/codedeploy-agent/deployment-root").is_dir()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    # The same token again is refused, and registers nothing.
+    again = install(server, server.workdir / "second-host", "--token", token, "--name", "web-second")
+    assert again.returncode == 1
+    assert "was used at" in again.stderr and "by instance web-joined" in again.stderr, again.stderr
+    assert not registered(cd, "web-second")
+    assert not (server.workdir / "second-host" / "etc").exists()
+
+
+def test_expired_forged_and_refused_joins_register_nothing(server, cd):
+    root = server.workdir / "host"
+    # A forged token: a made-up secret for a real token's id, and no token at all.
+    real = make_token(server, "--tag", "role=web")
+    forged = real.split(".")[0] + ".NotTheSecretAtAll"
+    for bad in (forged, "jt-nothing.atall"):
+        result = install(server, root, "--token", bad, "--name", "web-forged")
+        assert result.returncode == 1
+        assert "the join token is not valid" in result.stderr, result.stderr
+    assert token_status(server, real)["status"] == "Unused"
+    assert not registered(cd, "web-forged")
+
+    # An expired token.
+    short = make_token(server, "--ttl", "1s")
+    wait_for(lambda: token_status(server, short)["status"] == "Expired", timeout=10)
+    result = install(server, root, "--token", short, "--name", "web-late")
+    assert result.returncode == 1 and "expired at" in result.stderr, result.stderr
+    assert not registered(cd, "web-late")
+
+    # A download whose checksum is not the one the script was given: nothing registered, the
+    # token still unused.
+    with urllib.request.urlopen(server.endpoint + "/agent/install.sh", timeout=10) as response:
+        script = response.read().decode()
+    tampered = re.sub(r"SHA256='[0-9a-f]{64}'", "SHA256='" + "0" * 64 + "'", script)
+    result = install(server, root, "--token", real, "--name", "web-tampered", script=tampered)
+    assert result.returncode == 1 and "not installed" in result.stderr, result.stderr
+    assert not registered(cd, "web-tampered") and token_status(server, real)["status"] == "Unused"
+
+    # A name already registered: refused, and the token can still be used with another.
+    taken = server.landfall("instance", "register", "web-taken", "--agent-config-dir", str(server.workdir / "taken"))
+    assert taken.ok, taken.stderr
+    result = install(server, root, "--token", real, "--name", "web-taken")
+    assert result.returncode == 1 and "InstanceNameAlreadyRegistered" in result.stderr, result.stderr
+    assert token_status(server, real)["status"] == "Unused"
+    assert not (root / "etc").exists()
+    result = install(server, root, "--token", real, "--name", "web-other")
+    assert result.returncode == 0, result.stderr
+    assert registered(cd, "web-other")
+
+    # Every join that reached the server, refused or not, is in the audit log with the token's id
+    # (the tampered download never did).
+    records = server.landfall("audit", "--output", "json")
+    assert records.ok, records.stderr
+    joins = [r for r in records.json if r["operation"] == "Landfall.JoinInstance"]
+    assert [r["result"] == "Success" for r in joins] == [False, False, False, False, True], joins
+    assert joins[-1]["accessKeyId"] == "join-token/" + real.split(".")[0]
+    assert joins[-1]["resources"]["instanceName"] == "web-other"
+    assert all(real.split(".")[1] not in str(r) for r in joins)
