@@ -116,19 +116,24 @@ fi
 :s3_endpoint_override: '$SERVER'
 CONFIG
 )
+# The unit of packaging/systemd/landfall-agent.service, for landfall-agent (see there for why).
 cat > "$unit_dir/landfall-agent.service" <<UNIT
 [Unit]
-Description=Landfall agent (CodeDeploy host agent)
-After=network-online.target
+Description=Landfall host agent (CodeDeploy lifecycle events)
 Wants=network-online.target
+After=network-online.target
+Conflicts=codedeploy-agent.service
 
 [Service]
-ExecStart=$bin_dir/landfall-agent --config $conf_dir/codedeployagent.yml
+Type=exec
+EnvironmentFile=-$root/etc/landfall/agent.env
 $ca_environment
+ExecStart=$bin_dir/landfall-agent --config $conf_dir/codedeployagent.yml
+KillMode=process
+KillSignal=SIGTERM
+TimeoutStopSec=3900
 Restart=always
 RestartSec=5
-KillMode=process
-TimeoutStopSec=3600
 
 [Install]
 WantedBy=multi-user.target
