@@ -317,6 +317,34 @@ impl Settings {
     }
 }
 
+/// What a local run (`landfall local`) takes from the agent configuration: where deployments go
+/// and what is kept. No identity and no endpoints: nothing is fetched from a server.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub root_dir: PathBuf,
+    pub max_revisions: usize,
+    pub enable_deployments_log: bool,
+    pub max_bundle_size: Option<u64>,
+}
+
+impl LocalSettings {
+    /// Reads `config_file`, or the official path if it exists, or takes the defaults.
+    pub fn load(config_file: Option<&Path>) -> Result<LocalSettings, ConfigError> {
+        let config = match config_file {
+            Some(path) => RawFile::read(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => RawFile::read(Path::new(DEFAULT_CONFIG_FILE))?,
+            None => RawFile::parse(Path::new(DEFAULT_CONFIG_FILE), "")?,
+        };
+        let max_revisions = config.whole_number("max_revisions", DEFAULT_MAX_REVISIONS, 1)?;
+        Ok(LocalSettings {
+            root_dir: config.path("root_dir", DEFAULT_ROOT_DIR)?,
+            max_revisions: usize::try_from(max_revisions).unwrap_or(usize::MAX),
+            enable_deployments_log: config.bool("enable_deployments_log", true)?,
+            max_bundle_size: config.size("landfall_max_bundle_size")?,
+        })
+    }
+}
+
 /// The domain of AWS endpoints in a region, as the official agent picks it without IMDS.
 fn aws_domain(region: &str) -> &'static str {
     if region.starts_with("cn-") {

@@ -22,6 +22,7 @@ pub mod hooks;
 pub mod install;
 pub mod layout;
 pub mod lifecycle;
+pub mod local;
 pub mod logs;
 pub mod metrics;
 pub mod permissions;

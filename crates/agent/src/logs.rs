@@ -106,6 +106,13 @@ impl Drop for StreamSender {
 }
 
 impl StreamReceiver {
+    /// The lines sent since the last call, waiting for some; `None` once the sender is gone
+    /// and everything was taken (for a reader other than [`stream_to_server`]).
+    pub async fn next_text(&self) -> Option<String> {
+        let (text, closed) = self.take().await;
+        (!(text.is_empty() && closed)).then_some(text)
+    }
+
     /// Everything waiting (after a notice of what was left out before it), and whether the
     /// sender is gone; waits while nothing is there.
     async fn take(&self) -> (String, bool) {

@@ -40,6 +40,16 @@ pub enum Command {
     Instance(InstanceCommand),
     /// Run the host agent: poll the server for lifecycle events and carry them out on this host.
     Agent(AgentArgs),
+    /// Run a bundle's lifecycle on this host without a server, as a deployment would (the
+    /// official agent's codedeploy-local): to check a bundle before deploying it.
+    #[command(after_help = "Examples:
+  landfall local --bundle-location . --type directory
+  landfall local --bundle-location app.tgz --type tgz --events BeforeInstall,AfterInstall
+  landfall local --bundle-location app.zip --type zip --agent-configuration-file ./codedeployagent.yml
+
+Exit status: 0 when every event succeeded, 1 when one failed (the ones after it do not run),
+2 when the command line or the configuration is wrong (nothing ran).")]
+    Local(LocalArgs),
     #[command(flatten)]
     Client(ClientCommand),
     /// Route HTTP traffic to a target group's healthy backends (the built-in router): weights,
@@ -507,6 +517,41 @@ pub struct AgentArgs {
     /// The agent configuration file, in the official agent's codedeployagent.yml format.
     #[arg(long, value_name = "FILE", default_value = "/etc/codedeploy-agent/conf/codedeployagent.yml")]
     pub config: PathBuf,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct LocalArgs {
+    /// The bundle: a directory, or a zip, tgz or tar file.
+    #[arg(long, short = 'l', default_value = ".", value_name = "PATH")]
+    pub bundle_location: PathBuf,
+    /// What the bundle is: directory, zip, tgz or tar.
+    #[arg(long = "type", short = 't', default_value = "directory", value_name = "TYPE")]
+    pub bundle_type: String,
+    /// What to do with files already at a destination that no earlier deployment put there:
+    /// DISALLOW, OVERWRITE or RETAIN (default: the AppSpec's file_exists_behavior, else DISALLOW).
+    #[arg(long, short = 'b', value_name = "BEHAVIOR")]
+    pub file_exists_behavior: Option<String>,
+    /// The directory under the deployment root the deployment goes in: a deployment group id,
+    /// to deploy over what a real deployment of that group installed.
+    #[arg(long, short = 'g', default_value = landfall_agent::local::DEFAULT_DEPLOYMENT_GROUP, value_name = "ID")]
+    pub deployment_group: String,
+    /// DEPLOYMENT_GROUP_NAME in the hooks' environment.
+    #[arg(long, short = 'd', default_value = landfall_agent::local::DEFAULT_DEPLOYMENT_GROUP_NAME, value_name = "NAME")]
+    pub deployment_group_name: String,
+    /// APPLICATION_NAME in the hooks' environment (default: the bundle's name, dots made dashes).
+    #[arg(long, short = 'a', value_name = "NAME")]
+    pub application_name: Option<String>,
+    /// The lifecycle events to run, comma-separated, in order; DownloadBundle and Install run
+    /// first unless named. Default: every event in CodeDeploy's order.
+    #[arg(long, short = 'e', value_delimiter = ',', value_name = "EVENTS")]
+    pub events: Vec<String>,
+    /// The agent configuration to take :root_dir:, :max_revisions: and the rest from (default:
+    /// /etc/codedeploy-agent/conf/codedeployagent.yml if it exists).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub agent_configuration_file: Option<PathBuf>,
+    /// The AppSpec file's name in the bundle.
+    #[arg(long, value_name = "NAME")]
+    pub appspec_filename: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -91,6 +91,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             instance(command).await
         }
         Command::Agent(args) => agent(args).await,
+        Command::Local(args) => local(args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Args::command(), "landfall", &mut std::io::stdout());
@@ -408,6 +409,36 @@ async fn agent(args: crate::cli::AgentArgs) -> Result<(), Failure> {
     init_logging(if settings.verbose { "info,landfall_agent=debug" } else { "info" });
     let stop = landfall_agent::Stop::on_signals().map_err(Failure::failed)?;
     landfall_agent::run(settings, stop).await.map_err(Failure::failed)
+}
+
+/// `landfall local`: prints each event and its output as it runs; exit 1 when an event failed.
+async fn local(args: crate::cli::LocalArgs) -> Result<(), Failure> {
+    use landfall_agent::local::{self, LocalDeployment, LocalFailure};
+    let settings = landfall_agent::config::LocalSettings::load(args.agent_configuration_file.as_deref())
+        .map_err(Failure::usage)?;
+    init_logging("warn");
+    let deployment = LocalDeployment {
+        bundle_location: args.bundle_location,
+        bundle_type: args.bundle_type,
+        file_exists_behavior: args.file_exists_behavior,
+        deployment_group_id: args.deployment_group,
+        deployment_group_name: args.deployment_group_name,
+        application_name: args.application_name,
+        events: args.events,
+        appspec_filename: args.appspec_filename,
+    };
+    let stop = landfall_agent::Stop::on_signals().map_err(Failure::failed)?;
+    let mut print = |line: &str| println!("{line}");
+    match local::deploy(&settings, &deployment, stop, &mut print).await {
+        Ok(()) => {
+            println!("Successfully deployed your bundle locally");
+            Ok(())
+        }
+        Err(LocalFailure::Usage(message)) => Err(Failure::usage(anyhow!(message))),
+        Err(LocalFailure::Event(event, failure)) => {
+            Err(Failure::failed(anyhow!("{event} failed (error code {}): {}", failure.code as i64, failure.message)))
+        }
+    }
 }
 
 async fn dev_server(args: DevArgs) -> Result<(), Failure> {
