@@ -1,16 +1,18 @@
 """One-line install: `curl -fsS SERVER/agent/install.sh | sh -s -- --token TOKEN` on a fresh test
 host (a directory of its own given as --root, since the tests cannot install into / or run
 systemd), with join tokens made by `landfall instance token create`. The host it installs deploys
-a revision; refused tokens, a bad download and a taken name register nothing."""
+a revision; refused tokens, a bad download and a taken name register nothing. Agents older than
+the binary the server offers are flagged."""
 
 import os
+import pathlib
 import re
 import stat
 import subprocess
 import urllib.request
 
 from hostsim import read_simple_yaml, wait_for, wait_for_status
-from realhost import AGENT_ENV_SECRETS
+from realhost import AGENT_ENV_SECRETS, SLIM_AGENT, Host
 from test_agent import group_setup, revision, upload_and_deploy
 
 
@@ -147,3 +149,41 @@ def test_expired_forged_and_refused_joins_register_nothing(server, cd):
     assert joins[-1]["accessKeyId"] == "join-token/" + real.split(".")[0]
     assert joins[-1]["resources"]["instanceName"] == "web-other"
     assert all(real.split(".")[1] not in str(r) for r in joins)
+
+
+def with_version(binary, version, path):
+    """A copy of the agent binary that says it is `version` to a server offering it (the marker a
+    build puts in it), as a newer release would."""
+    data = pathlib.Path(binary).read_bytes()
+    marker = b"\0landfall-agent-version="
+    start = data.index(marker) + len(marker)
+    end = data.index(b"\0", start)
+    assert len(version) == end - start, "the test keeps the marker's length"
+    path.write_bytes(data[:start] + version.encode() + data[end:])
+    path.chmod(0o755)
+    return path
+
+
+def test_agents_older_than_the_offered_binary_are_flagged(landfall_factory):
+    server = landfall_factory(start=False)
+    running = subprocess.run([SLIM_AGENT, "--version"], capture_output=True, text=True).stdout.split()[1]
+    newer = "9" + running[1:]
+    offered = with_version(SLIM_AGENT, newer, server.workdir.parent / "landfall-agent-newer")
+    server.start("--agent-binary", str(offered))
+    # The install script offers what the binary says; it still runs (the marker is data).
+    assert subprocess.run([str(offered), "--version"], capture_output=True, text=True).returncode == 0
+    host = Host(server, "web-old", {"role": "web"}).start(agent=(SLIM_AGENT,))
+    try:
+        server.agent_polled("web-old")
+        listed = server.landfall("instances", "--output", "json")
+        assert listed.ok, listed.stderr
+        (agent,) = [h["agent"] for h in listed.json if h["instanceName"] == "web-old"]
+        assert (agent["agentVersion"], agent["outdated"]) == (f"landfall-agent/{running}", True), agent
+        table = server.landfall("instances")
+        assert f"landfall-agent/{running} (outdated: {newer} offered)" in table.stdout, table.stdout
+        status, body = server.raw("Landfall_20261122.ListAgentStatus", {})
+        assert status == 200 and body["offeredAgentVersion"] == newer, body
+        page = server.console_page("/console/instances")
+        assert f"outdated: {newer} offered" in page, page[-2000:]
+    finally:
+        host.stop()

@@ -41,6 +41,11 @@ use tokio::sync::watch;
 pub use agent::Agent;
 pub use config::{ConfigError, Settings};
 
+/// The agent's version as a server offering this binary reads it (see
+/// `landfall_commands::AGENT_VERSION_MARKER`); kept in the binary though nothing reads it here.
+#[used]
+static VERSION_MARKER: &str = concat!("\0landfall-agent-version=", env!("CARGO_PKG_VERSION"), "\0");
+
 /// Why a command failed, as PutHostCommandComplete reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandFailure {

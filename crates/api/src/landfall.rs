@@ -478,6 +478,10 @@ pub struct ListAgentStatusInput {}
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListAgentStatusOutput {
     pub agents: Vec<AgentStatus>,
+    /// The version of the agent binary the server offers hosts (`/agent/landfall-agent`), if it
+    /// offers one.
+    #[serde(rename = "offeredAgentVersion", default, skip_serializing_if = "Option::is_none")]
+    pub offered_agent_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -488,6 +492,9 @@ pub struct AgentStatus {
     pub last_seen: Timestamp,
     #[serde(rename = "agentVersion", default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,
+    /// A Landfall agent older than the one the server offers.
+    #[serde(default)]
+    pub outdated: bool,
 }
 
 /// A target group: a named pool of backends (one per instance, `host:port`) behind a traffic

@@ -84,7 +84,12 @@ pub async fn instances(client: &Client, output: &Output, include_deregistered: b
                     duration((now - agent.last_seen.millis()).max(0) as f64 / 1000.0),
                     utc(agent.last_seen.millis() / 1000)
                 ),
-                agent.agent_version.clone().unwrap_or_default(),
+                match (&agent.agent_version, &agents.offered_agent_version) {
+                    (Some(version), Some(offered)) if agent.outdated => {
+                        format!("{version} (outdated: {offered} offered)")
+                    }
+                    (version, _) => version.clone().unwrap_or_default(),
+                },
             ),
             None => ("never".to_owned(), String::new()),
         };

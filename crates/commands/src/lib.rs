@@ -22,6 +22,19 @@ pub const FORMAT_LOG: &str = "LANDFALL/LOG";
 /// Most characters an envelope payload may hold.
 pub const MAX_PAYLOAD_CHARS: usize = 8192;
 
+/// Before the version in the agent's binary (between NUL bytes), where a server offering the
+/// binary reads it without running it.
+pub const AGENT_VERSION_MARKER: &str = "landfall-agent-version=";
+/// The User-Agent prefix of Landfall's agent, before its version: how a server tells its
+/// agents' versions from the official agent's.
+pub const AGENT_USER_AGENT_PREFIX: &str = "landfall-agent/";
+
+/// A version's numbers (`1.8.1` of `1.8.1-beta`), to tell older from newer; `None` if it has none.
+pub fn version_numbers(version: &str) -> Option<Vec<u64>> {
+    let numeric = version.split(['-', '+', ' ']).next()?;
+    numeric.split('.').map(|part| part.parse().ok()).collect()
+}
+
 /// The agent operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommandOperation {
@@ -246,6 +259,14 @@ pub struct LogChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_compare_by_their_numbers() {
+        assert_eq!(version_numbers("1.8.1"), Some(vec![1, 8, 1]));
+        assert_eq!(version_numbers("0.10.0-beta.2"), Some(vec![0, 10, 0]));
+        assert!(version_numbers("0.9.9") < version_numbers("0.10.0"));
+        assert_eq!(version_numbers("OFFICIAL_1.8.1"), None);
+    }
 
     #[test]
     fn wire_shapes_match_the_official_agent() {

@@ -20,11 +20,18 @@ pub struct Described {
     pub sha256: String,
     /// What `uname -m` says on a host it runs on.
     pub machine: &'static str,
+    /// The agent version the binary carries (`landfall_commands::AGENT_VERSION_MARKER`).
+    pub version: Option<String>,
 }
 
 impl AgentBinary {
     pub fn new(path: Option<PathBuf>) -> AgentBinary {
         AgentBinary { path, described: Mutex::new(None) }
+    }
+
+    /// The version of the agent offered, if one is offered and it says its version.
+    pub async fn offered_version(&self) -> Option<String> {
+        self.describe().await.ok()?.2.version
     }
 
     /// The file's checksum and machine, hashed again only when the file changed.
@@ -47,14 +54,66 @@ impl AgentBinary {
             std::io::Read::read_exact(&mut file, &mut header)?;
             std::io::Seek::rewind(&mut file)?;
             let mut hasher = Sha256::new();
-            std::io::copy(&mut file, &mut hasher)?;
-            Ok(Described { sha256: hex::encode(hasher.finalize()), machine: elf_machine(&header) })
+            let mut version = VersionScan::default();
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                let read = std::io::Read::read(&mut file, &mut chunk)?;
+                if read == 0 {
+                    break;
+                }
+                hasher.update(&chunk[..read]);
+                version.feed(&chunk[..read]);
+            }
+            Ok(Described {
+                sha256: hex::encode(hasher.finalize()),
+                machine: elf_machine(&header),
+                version: version.found,
+            })
         })
         .await
         .map_err(|error| error.to_string())?
         .map_err(unreadable)?;
         *self.described.lock().unwrap_or_else(|p| p.into_inner()) = Some((stamp, described.clone()));
         Ok((path, stamp.0, described))
+    }
+}
+
+/// Finds `\0landfall-agent-version=VERSION\0` in a file read in chunks.
+#[derive(Default)]
+struct VersionScan {
+    /// The end of the previous chunk, where a marker may begin.
+    carry: Vec<u8>,
+    found: Option<String>,
+}
+
+impl VersionScan {
+    /// Longest version read.
+    const MAX_VERSION: usize = 64;
+
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.found.is_some() {
+            return;
+        }
+        let marker = format!("\0{}", landfall_commands::AGENT_VERSION_MARKER).into_bytes();
+        let mut window = std::mem::take(&mut self.carry);
+        window.extend_from_slice(chunk);
+        if let Some(at) = window.windows(marker.len()).position(|w| w == marker) {
+            let rest = &window[at + marker.len()..];
+            match rest.iter().position(|b| *b == 0) {
+                Some(end) if end <= Self::MAX_VERSION => {
+                    self.found = std::str::from_utf8(&rest[..end]).ok().map(str::to_owned);
+                    return;
+                }
+                // The version goes on in the next chunk: look again with it.
+                None if rest.len() <= Self::MAX_VERSION => {
+                    self.carry = window[at..].to_vec();
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let keep = marker.len() + Self::MAX_VERSION;
+        self.carry = window[window.len().saturating_sub(keep)..].to_vec();
     }
 }
 
@@ -79,6 +138,20 @@ fn elf_machine(header: &[u8; 20]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_is_found_across_chunk_boundaries() {
+        let file = b"\x7fELF....\0landfall-agent-version=1.22.3\0more bytes".to_vec();
+        for split in 0..file.len() {
+            let mut scan = VersionScan::default();
+            scan.feed(&file[..split]);
+            scan.feed(&file[split..]);
+            assert_eq!(scan.found.as_deref(), Some("1.22.3"), "split at {split}");
+        }
+        let mut scan = VersionScan::default();
+        scan.feed(b"no marker here\0landfall-agent-version=");
+        assert_eq!(scan.found, None);
+    }
 
     #[test]
     fn the_machine_is_read_from_the_elf_header() {

@@ -288,13 +288,43 @@ pub async fn remove_tags(ctx: &Ctx<'_>, input: RemoveTagsFromOnPremisesInstances
 /// When each instance's agent last polled (recorded by the agent protocol on every poll).
 pub async fn agent_status(ctx: &Ctx<'_>, _input: ListAgentStatusInput) -> ApiResult<ListAgentStatusOutput> {
     let records = ctx.store().agent_statuses().await.map_err(store_error)?;
+    let offered = ctx.state.agent_binary.offered_version().await;
     let agents = records
         .into_iter()
         .map(|record| AgentStatus {
+            outdated: outdated(record.agent_version.as_deref(), offered.as_deref()),
             instance_name: record.instance_name,
             last_seen: record.last_seen,
             agent_version: record.agent_version,
         })
         .collect();
-    Ok(ListAgentStatusOutput { agents })
+    Ok(ListAgentStatusOutput { agents, offered_agent_version: offered })
+}
+
+/// Whether an agent that reported `reported` (its User-Agent or the official agent's version
+/// header) is a Landfall agent older than the `offered` one. The official agent is never
+/// outdated here: Landfall does not update it.
+pub fn outdated(reported: Option<&str>, offered: Option<&str>) -> bool {
+    use landfall_commands::{AGENT_USER_AGENT_PREFIX, version_numbers};
+    let running = reported.and_then(|reported| reported.strip_prefix(AGENT_USER_AGENT_PREFIX));
+    match (running.and_then(version_numbers), offered.and_then(version_numbers)) {
+        (Some(running), Some(offered)) => running < offered,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outdated;
+
+    #[test]
+    fn only_landfall_agents_older_than_the_offered_one_are_outdated() {
+        assert!(outdated(Some("landfall-agent/0.1.0"), Some("0.2.0")));
+        assert!(outdated(Some("landfall-agent/0.9.3"), Some("0.10.0")));
+        assert!(!outdated(Some("landfall-agent/0.2.0"), Some("0.2.0")));
+        assert!(!outdated(Some("landfall-agent/0.3.0"), Some("0.2.0")), "newer than offered");
+        assert!(!outdated(Some("landfall-agent/0.1.0"), None), "nothing offered");
+        assert!(!outdated(Some("OFFICIAL_1.8.1-2 aws-sdk-ruby"), Some("0.2.0")), "the official agent");
+        assert!(!outdated(None, Some("0.2.0")));
+    }
 }

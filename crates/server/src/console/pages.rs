@@ -182,6 +182,7 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
     // The hosts the group selects now, with their agents.
     let instances = store.list_instances().await.unwrap_or_default();
     let agents = store.agent_statuses().await.unwrap_or_default();
+    let offered = state.agent_binary.offered_version().await;
     let pools = crate::fleet::pool_members(state).await.unwrap_or_default();
     let selected = landfall_engine::selection::select_instances(info, &instances, &pools);
     let rows: Vec<Vec<String>> = selected
@@ -190,7 +191,11 @@ pub async fn group(state: &Arc<AppState>, session: &Session, app: &str, group: &
         .map(|instance| {
             let name = instance.instance_name.clone().unwrap_or_default();
             let agent = agents.iter().find(|a| a.instance_name == name);
-            vec![esc(&name), tags(instance.tags.as_deref().unwrap_or_default()), agent_cell(state, agent)]
+            vec![
+                esc(&name),
+                tags(instance.tags.as_deref().unwrap_or_default()),
+                agent_cell(state, agent, offered.as_deref()),
+            ]
         })
         .collect();
     let _ = write!(body, "<h2>Targets ({} hosts)</h2>", selected.len());
@@ -253,12 +258,19 @@ fn tags(tags: &[landfall_api::shapes::Tag]) -> String {
     shown.join(", ")
 }
 
-fn agent_cell(state: &AppState, agent: Option<&landfall_store::AgentStatusRecord>) -> String {
+/// An agent's health and version; `offered`: the agent version the server offers hosts, against
+/// which Landfall agents are flagged outdated.
+fn agent_cell(state: &AppState, agent: Option<&landfall_store::AgentStatusRecord>, offered: Option<&str>) -> String {
     let Some(agent) = agent else { return "<span class=\"muted\">never polled</span>".into() };
     let ago = (state.clock.now().millis() - agent.last_seen.millis()).max(0) / 1000;
     let health = if ago <= 60 { badge("OK") } else { format!("<span class=\"bad\">✗ silent for {ago} s</span>") };
+    let outdated = if crate::api::instances::outdated(agent.agent_version.as_deref(), offered) {
+        format!(" <span class=\"busy\">● outdated: {} offered</span>", esc(offered.unwrap_or_default()))
+    } else {
+        String::new()
+    };
     format!(
-        "{health} last poll {} ({ago} s ago){}",
+        "{health} last poll {} ({ago} s ago){}{outdated}",
         time(Some(agent.last_seen)),
         agent.agent_version.as_deref().map(|v| format!(", {}", esc(v))).unwrap_or_default()
     )
@@ -972,6 +984,7 @@ pub async fn instances(state: &Arc<AppState>, session: &Session, query: &HashMap
         Err(error) => return store_failure(session, error),
     };
     let agents = store.agent_statuses().await.unwrap_or_default();
+    let offered = state.agent_binary.offered_version().await;
     let pools = store.list_host_pools().await.unwrap_or_default();
     let departures = store.departures().await.unwrap_or_default();
     let (current, pages) = page_number(query, instances.len(), ROWS_PER_PAGE);
@@ -1002,7 +1015,7 @@ pub async fn instances(state: &Arc<AppState>, session: &Session, query: &HashMap
                 tags(instance.tags.as_deref().unwrap_or_default()),
                 member_of.join(", "),
                 registration,
-                agent_cell(state, agent),
+                agent_cell(state, agent, offered.as_deref()),
             ]
         })
         .collect();
