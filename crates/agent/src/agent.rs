@@ -89,6 +89,9 @@ pub struct Agent<S> {
     pub deployments_log: bool,
     pub stream_interval: Duration,
     pub metrics: std::sync::Arc<crate::metrics::AgentMetrics>,
+    /// How it replaces itself with a binary a server offers (`landfall-agent` only), and the
+    /// client it downloads with.
+    pub self_update: Option<(crate::update::SelfUpdate, reqwest::Client)>,
 }
 
 impl<S: CommandService> Agent<S> {
@@ -114,6 +117,9 @@ impl<S: CommandService> Agent<S> {
                     if !connected || errors > 0 {
                         tracing::info!(host = %self.host_identifier, "polling for lifecycle events");
                     }
+                    if !connected && let Some((updater, _)) = &self.self_update {
+                        updater.confirm();
+                    }
                     connected = true;
                     errors = 0;
                     match command {
@@ -121,6 +127,8 @@ impl<S: CommandService> Agent<S> {
                             self.handle(command, &stop).await;
                             Duration::ZERO
                         }
+                        // Between lifecycle events: an update the server offers.
+                        None if self.self_update.is_some() && self.take_update().await => Duration::ZERO,
                         // A long poll that was held: ask again at once.
                         None if started.elapsed() >= Duration::from_secs(1) => Duration::ZERO,
                         None => self.wait_between_runs,
@@ -141,6 +149,19 @@ impl<S: CommandService> Agent<S> {
             }
         }
         tracing::info!("the agent stopped polling");
+    }
+
+    /// Takes the update offered with the last poll, if any (returns only if it did not update
+    /// itself); says whether there was one.
+    async fn take_update(&self) -> bool {
+        let (Some((updater, http)), Some(offer)) = (&self.self_update, self.service.update_offer()) else {
+            return false;
+        };
+        if let Err(refused) = updater.take(http, &offer).await {
+            tracing::warn!(version = %refused.version, why = %refused.why, "the agent update was refused");
+            self.service.refuse_update(&refused.version, &refused.why);
+        }
+        true
     }
 
     /// Ends the hook scripts an earlier run left running, then fails, with error code 7, the

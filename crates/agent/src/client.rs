@@ -68,6 +68,12 @@ pub trait CommandService {
         status: &str,
         diagnostics: &CompleteDiagnostics,
     ) -> Result<(), ServiceError>;
+    /// The agent update the server offered with the last poll (sealed), if any.
+    fn update_offer(&self) -> Option<String> {
+        None
+    }
+    /// Says, with every poll from now on, that the agent refused to update to `version`.
+    fn refuse_update(&self, _version: &str, _why: &str) {}
 }
 
 /// Signs requests with the instance's credentials. Session credentials are read from their file
@@ -130,7 +136,7 @@ impl Signer {
 /// `SSL_CERT_FILE` on top of the built-in public roots.
 pub fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("landfall-agent/", env!("CARGO_PKG_VERSION")))
+        .user_agent(format!("landfall-agent/{}", crate::version()))
         .read_timeout(settings.http_read_timeout)
         .connect_timeout(std::time::Duration::from_secs(20))
         .pool_max_idle_per_host(1);
@@ -160,14 +166,40 @@ pub struct HttpCommandService {
     http: reqwest::Client,
     endpoint: Uri,
     signer: Arc<Signer>,
+    /// What the agent says it is, in `x-amz-codedeploy-agent-version`.
+    agent_version: HeaderValue,
+    /// The update offered with the last poll, and the refusal every poll repeats.
+    offered: Arc<Mutex<Option<String>>>,
+    refused: Arc<Mutex<Option<HeaderValue>>>,
 }
 
+/// The header an offered agent update comes in, and the one a refusal goes back in.
+const OFFER_HEADER: &str = "x-landfall-agent-update";
+const REFUSED_HEADER: &str = "x-landfall-agent-update-refused";
+
 impl HttpCommandService {
-    pub fn new(http: reqwest::Client, endpoint: &str, signer: Arc<Signer>) -> Result<HttpCommandService, String> {
+    /// `updates_itself`: whether this agent takes the updates a server offers (`landfall-agent`
+    /// does; `landfall agent` inside the `landfall` binary says it does not).
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: &str,
+        signer: Arc<Signer>,
+        updates_itself: bool,
+    ) -> Result<HttpCommandService, String> {
         let endpoint: Uri = format!("{}/", endpoint.trim_end_matches('/'))
             .parse()
             .map_err(|error| format!("{endpoint} is not a URL: {error}"))?;
-        Ok(HttpCommandService { http, endpoint, signer })
+        let version =
+            format!("landfall-agent/{}{}", crate::version(), if updates_itself { "" } else { " (in landfall)" });
+        let agent_version = HeaderValue::from_str(&version).map_err(|error| format!("agent version: {error}"))?;
+        Ok(HttpCommandService {
+            http,
+            endpoint,
+            signer,
+            agent_version,
+            offered: Arc::default(),
+            refused: Arc::default(),
+        })
     }
 
     async fn call<I: Serialize, O: DeserializeOwned>(
@@ -180,12 +212,18 @@ impl HttpCommandService {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
         let target = format!("{TARGET_PREFIX}.{}", operation.name());
         headers.insert("x-amz-target", HeaderValue::from_str(&target).expect("operation names are ASCII"));
-        headers.insert(
-            "x-amz-codedeploy-agent-version",
-            HeaderValue::from_static(concat!("landfall-agent/", env!("CARGO_PKG_VERSION"))),
-        );
+        headers.insert("x-amz-codedeploy-agent-version", self.agent_version.clone());
+        if operation == CommandOperation::PollHostCommand
+            && let Some(refused) = lock(&self.refused).clone()
+        {
+            headers.insert(REFUSED_HEADER, refused);
+        }
         let response = self.signer.send(&self.http, Method::POST, &self.endpoint, headers, body, SERVICE).await?;
         let status = response.status();
+        if operation == CommandOperation::PollHostCommand {
+            let offer = response.headers().get(OFFER_HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
+            *lock(&self.offered) = offer;
+        }
         let bytes = response.bytes().await.map_err(|error| ServiceError::Transport(describe(&error)))?;
         if !status.is_success() {
             return Err(api_error(status.as_u16(), &bytes));
@@ -208,7 +246,25 @@ fn api_error(status: u16, body: &[u8]) -> ServiceError {
     ServiceError::Api { status, exception, message }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl CommandService for HttpCommandService {
+    fn update_offer(&self) -> Option<String> {
+        lock(&self.offered).take()
+    }
+
+    fn refuse_update(&self, version: &str, why: &str) {
+        // A header carries visible ASCII only.
+        let text: String = format!("{version} {why}")
+            .chars()
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .take(300)
+            .collect();
+        *lock(&self.refused) = HeaderValue::from_str(&text).ok();
+    }
+
     async fn poll(&self, host_identifier: &str) -> Result<Option<HostCommand>, ServiceError> {
         let input = PollHostCommandInput { host_identifier: Some(host_identifier.to_owned()) };
         let output: PollHostCommandOutput = self.call(CommandOperation::PollHostCommand, &input).await?;

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod permissions;
 pub mod recovery;
 mod time;
+pub mod update;
 mod yaml;
 
 use std::fs::{File, OpenOptions};
@@ -45,6 +46,13 @@ pub use config::{ConfigError, Settings};
 /// `landfall_commands::AGENT_VERSION_MARKER`); kept in the binary though nothing reads it here.
 #[used]
 static VERSION_MARKER: &str = concat!("\0landfall-agent-version=", env!("CARGO_PKG_VERSION"), "\0");
+
+/// The agent's version: what its binary says to a server offering it (the marker above), so that
+/// a binary and what it reports always agree.
+pub fn version() -> &'static str {
+    let marker: &'static str = std::hint::black_box(VERSION_MARKER);
+    marker.trim_matches('\0').strip_prefix(landfall_commands::AGENT_VERSION_MARKER).unwrap_or(env!("CARGO_PKG_VERSION"))
+}
 
 /// Why a command failed, as PutHostCommandComplete reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,16 +153,23 @@ impl Stop {
 #[error("{0}")]
 pub struct AgentError(pub String);
 
-/// Runs the agent with `settings` until `stop`.
-pub async fn run(settings: Settings, stop: Stop) -> Result<(), AgentError> {
+/// Runs the agent with `settings` until `stop`; `self_update`: how it replaces itself with a
+/// binary a server offers (`landfall-agent`; `None` for `landfall agent`, which does not).
+pub async fn run(settings: Settings, stop: Stop, self_update: Option<update::SelfUpdate>) -> Result<(), AgentError> {
     std::fs::create_dir_all(&settings.root_dir)
         .map_err(|error| AgentError(format!("cannot create root_dir {}: {error}", settings.root_dir.display())))?;
     let _lock = lock_pid_file(&settings)?;
     let http = client::http_client(&settings).map_err(AgentError)?;
     let signer = Arc::new(client::Signer::new(settings.identity.clone()));
     signer.credentials().map_err(|error| AgentError(error.to_string()))?;
-    let service = client::HttpCommandService::new(http.clone(), &settings.command_endpoint, Arc::clone(&signer))
-        .map_err(AgentError)?;
+    let service = client::HttpCommandService::new(
+        http.clone(),
+        &settings.command_endpoint,
+        Arc::clone(&signer),
+        self_update.is_some(),
+    )
+    .map_err(AgentError)?;
+    let self_update = self_update.map(|updater| (updater, http.clone()));
     let fetcher = download::BundleFetcher::new(http, &settings.s3_endpoint, signer);
     let agent = Agent {
         service,
@@ -173,6 +188,7 @@ pub async fn run(settings: Settings, stop: Stop) -> Result<(), AgentError> {
         deployments_log: settings.enable_deployments_log,
         stream_interval: logs::STREAM_INTERVAL,
         metrics: Default::default(),
+        self_update,
     };
     let _metrics_server = match settings.metrics_listen {
         Some(address) => {

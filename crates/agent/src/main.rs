@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     let config = match parse(std::env::args_os().skip(1)) {
         Ok(Asked::Run { config }) => config,
         Ok(Asked::Version) => {
-            println!("landfall-agent {}", env!("CARGO_PKG_VERSION"));
+            println!("landfall-agent {}", landfall_agent::version());
             return ExitCode::SUCCESS;
         }
         Ok(Asked::Help) => {
@@ -72,6 +72,26 @@ fn main() -> ExitCode {
         }
     };
     init_logging(if settings.verbose { "info,landfall_agent=debug" } else { "info" });
+    // Updates from the server replace this binary and run it again with the same arguments.
+    let self_update = match std::env::current_exe() {
+        Ok(exe) => Some(landfall_agent::update::SelfUpdate {
+            exe,
+            args: std::env::args_os().skip(1).collect(),
+            state_file: settings.pid_dir.join(format!("{}.update", settings.program_name)),
+            endpoint: settings.command_endpoint.clone(),
+            spec_ca: settings.spec_ca.clone(),
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell where this binary is: updates from the server are off");
+            None
+        }
+    };
+    if let Some(updater) = &self_update
+        && let Err(error) = updater.on_start()
+    {
+        eprintln!("landfall-agent: {error}");
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -81,7 +101,7 @@ fn main() -> ExitCode {
     };
     let ran = runtime.block_on(async {
         let stop = landfall_agent::Stop::on_signals().map_err(|error| error.to_string())?;
-        landfall_agent::run(settings, stop).await.map_err(|error| error.to_string())
+        landfall_agent::run(settings, stop, self_update).await.map_err(|error| error.to_string())
     });
     match ran {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,10 +39,12 @@ pub enum LandfallOperation {
     RemoveHostPoolMembers,
     CreateJoinToken,
     ListJoinTokens,
+    StartAgentUpdate,
+    ListAgentUpdates,
 }
 
 impl LandfallOperation {
-    pub const ALL: [LandfallOperation; 26] = [
+    pub const ALL: [LandfallOperation; 28] = [
         LandfallOperation::CreateAccessKey,
         LandfallOperation::ListAccessKeys,
         LandfallOperation::RevokeAccessKey,
@@ -69,6 +71,8 @@ impl LandfallOperation {
         LandfallOperation::RemoveHostPoolMembers,
         LandfallOperation::CreateJoinToken,
         LandfallOperation::ListJoinTokens,
+        LandfallOperation::StartAgentUpdate,
+        LandfallOperation::ListAgentUpdates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,6 +103,8 @@ impl LandfallOperation {
             LandfallOperation::RemoveHostPoolMembers => "RemoveHostPoolMembers",
             LandfallOperation::CreateJoinToken => "CreateJoinToken",
             LandfallOperation::ListJoinTokens => "ListJoinTokens",
+            LandfallOperation::StartAgentUpdate => "StartAgentUpdate",
+            LandfallOperation::ListAgentUpdates => "ListAgentUpdates",
         }
     }
 
@@ -190,6 +196,9 @@ pub fn landfall_operation_access(operation: LandfallOperation) -> Access {
         LandfallOperation::ListAccessKeys | LandfallOperation::RegisterInstance => Access::Admin,
         // A join token registers a host, as RegisterInstance does.
         LandfallOperation::CreateJoinToken | LandfallOperation::ListJoinTokens => Access::Admin,
+        // What runs on every host, as root.
+        LandfallOperation::StartAgentUpdate => Access::Admin,
+        LandfallOperation::ListAgentUpdates => Access::Read,
         // Like DeregisterOnPremisesInstance, which it ends with.
         LandfallOperation::DrainInstance => Access::Admin,
         // Pool membership decides what runs where, as instance tags do (which are Admin too).
@@ -324,6 +333,74 @@ pub struct ListJoinTokensInput {}
 pub struct ListJoinTokensOutput {
     #[serde(rename = "joinTokens")]
     pub join_tokens: Vec<JoinTokenInfo>,
+}
+
+/// StartAgentUpdate: the hosts of a deployment group (or the instances named) replace their
+/// agent with the binary the server offers, at most `maxUnavailable` at a time. Hosts whose
+/// agent cannot update itself (the official agent, `landfall agent` inside `landfall`) or runs
+/// that version already are left out and said so.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartAgentUpdateInput {
+    #[serde(rename = "applicationName", default)]
+    pub application_name: Option<String>,
+    #[serde(rename = "deploymentGroupName", default)]
+    pub deployment_group_name: Option<String>,
+    #[serde(rename = "instanceNames", default)]
+    pub instance_names: Option<Vec<String>>,
+    /// Default 1.
+    #[serde(rename = "maxUnavailable", default)]
+    pub max_unavailable: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartAgentUpdateOutput {
+    #[serde(rename = "rolloutId")]
+    pub rollout_id: String,
+    pub version: String,
+    /// The hosts asked to update.
+    #[serde(rename = "instanceNames")]
+    pub instance_names: Vec<String>,
+    /// The hosts left out, each with why.
+    pub skipped: Vec<SkippedInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedInstance {
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAgentUpdatesInput {
+    /// Only this rollout's hosts.
+    #[serde(rename = "rolloutId", default)]
+    pub rollout_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListAgentUpdatesOutput {
+    pub updates: Vec<AgentUpdateInfo>,
+}
+
+/// One host's update: `Pending` (waiting for its turn), `Updating` (told to), `Succeeded` or
+/// `Failed` (with why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentUpdateInfo {
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+    #[serde(rename = "rolloutId")]
+    pub rollout_id: String,
+    pub version: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "requestTime")]
+    pub request_time: Timestamp,
+    #[serde(rename = "offerTime", default, skip_serializing_if = "Option::is_none")]
+    pub offer_time: Option<Timestamp>,
+    #[serde(rename = "finishTime", default, skip_serializing_if = "Option::is_none")]
+    pub finish_time: Option<Timestamp>,
 }
 
 /// RegisterInstance: registers an on-premises instance with an identity Landfall issues (IAM-user

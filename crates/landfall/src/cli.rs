@@ -50,6 +50,14 @@ pub enum Command {
 Exit status: 0 when every event succeeded, 1 when one failed (the ones after it do not run),
 2 when the command line or the configuration is wrong (nothing ran).")]
     Local(LocalArgs),
+    /// Roll the agent binary the server offers out to a deployment group's hosts (or the
+    /// instances named), a few at a time: each agent replaces itself between lifecycle events.
+    #[command(after_help = "Examples:
+  landfall agent-update --application shop --group web --max-unavailable 2 --wait
+  landfall agent-update --instance web-1 --instance web-2
+
+Exit status with --wait: 0 when every host updated, 1 when one failed.")]
+    AgentUpdate(AgentUpdateArgs),
     #[command(flatten)]
     Client(ClientCommand),
     /// Route HTTP traffic to a target group's healthy backends (the built-in router): weights,
@@ -517,6 +525,27 @@ pub struct AgentArgs {
     /// The agent configuration file, in the official agent's codedeployagent.yml format.
     #[arg(long, value_name = "FILE", default_value = "/etc/codedeploy-agent/conf/codedeployagent.yml")]
     pub config: PathBuf,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct AgentUpdateArgs {
+    /// The deployment group's application (with --group).
+    #[arg(long, requires = "group", conflicts_with = "instances")]
+    pub application: Option<String>,
+    /// The deployment group whose hosts update.
+    #[arg(long, requires = "application")]
+    pub group: Option<String>,
+    /// An instance to update; repeatable.
+    #[arg(long = "instance", value_name = "NAME")]
+    pub instances: Vec<String>,
+    /// How many hosts may be updating at once.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub max_unavailable: u32,
+    /// Follow the rollout until every host is done.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, ClapArgs)]

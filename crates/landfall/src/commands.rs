@@ -92,6 +92,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Agent(args) => agent(args).await,
         Command::Local(args) => local(args).await,
+        Command::AgentUpdate(args) => agent_update(args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Args::command(), "landfall", &mut std::io::stdout());
@@ -408,7 +409,66 @@ async fn agent(args: crate::cli::AgentArgs) -> Result<(), Failure> {
     let settings = landfall_agent::Settings::load(&args.config).map_err(Failure::usage)?;
     init_logging(if settings.verbose { "info,landfall_agent=debug" } else { "info" });
     let stop = landfall_agent::Stop::on_signals().map_err(Failure::failed)?;
-    landfall_agent::run(settings, stop).await.map_err(Failure::failed)
+    landfall_agent::run(settings, stop, None).await.map_err(Failure::failed)
+}
+
+/// `landfall agent-update`: starts a rollout and, with --wait, follows it.
+async fn agent_update(args: crate::cli::AgentUpdateArgs) -> Result<(), Failure> {
+    use landfall_api::landfall::{
+        ListAgentUpdatesInput, ListAgentUpdatesOutput, StartAgentUpdateInput, StartAgentUpdateOutput,
+    };
+    if args.group.is_none() && args.instances.is_empty() {
+        return Err(Failure::usage(anyhow!("name --application and --group, or --instance NAME")));
+    }
+    let client = client(&args.client)?;
+    let input = StartAgentUpdateInput {
+        application_name: args.application.clone(),
+        deployment_group_name: args.group.clone(),
+        instance_names: (!args.instances.is_empty()).then(|| args.instances.clone()),
+        max_unavailable: Some(args.max_unavailable),
+    };
+    let started: StartAgentUpdateOutput =
+        client.call(&format!("{TARGET_PREFIX}.StartAgentUpdate"), &input).await.map_err(input_error)?;
+    if !args.client.json() {
+        println!(
+            "rollout {}: {} host(s) to update to landfall-agent {}, {} at a time",
+            started.rollout_id,
+            started.instance_names.len(),
+            started.version,
+            args.max_unavailable
+        );
+        for skipped in &started.skipped {
+            println!("  {} left out: {}", skipped.instance_name, skipped.reason);
+        }
+    }
+    if !args.wait {
+        return if args.client.json() { print_json(&started) } else { Ok(()) };
+    }
+    let mut said = std::collections::HashMap::new();
+    loop {
+        let input = ListAgentUpdatesInput { rollout_id: Some(started.rollout_id.clone()) };
+        let listed: ListAgentUpdatesOutput =
+            client.call(&format!("{TARGET_PREFIX}.ListAgentUpdates"), &input).await.map_err(Failure::failed)?;
+        for update in &listed.updates {
+            if !args.client.json()
+                && said.insert(update.instance_name.clone(), update.status.clone()).as_ref() != Some(&update.status)
+            {
+                let why = update.message.as_deref().map(|why| format!(": {why}")).unwrap_or_default();
+                println!("  {} {}{why}", update.instance_name, update.status);
+            }
+        }
+        if listed.updates.iter().all(|update| matches!(update.status.as_str(), "Succeeded" | "Failed")) {
+            if args.client.json() {
+                print_json(&listed)?;
+            }
+            let failed = listed.updates.iter().filter(|update| update.status == "Failed").count();
+            return match failed {
+                0 => Ok(()),
+                failed => Err(Failure::failed(anyhow!("{failed} host(s) did not update"))),
+            };
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// `landfall local`: prints each event and its output as it runs; exit 1 when an event failed.

@@ -36,12 +36,14 @@ pub const LONG_POLL: Duration = Duration::from_secs(45);
 const MAX_AGENT_VERSION: usize = 100;
 
 /// One agent-protocol call; `user_agent` is the agent's `User-Agent` (its version, recorded
-/// with each poll).
+/// with each poll). `hold`: whether a poll with nothing to hand out waits for a command
+/// (it does not when the answer carries an agent update instead).
 pub async fn call(
     ctx: &Ctx<'_>,
     operation: CommandOperation,
     body: &[u8],
     user_agent: Option<&str>,
+    hold: bool,
 ) -> ApiResult<Vec<u8>> {
     let instance = caller_instance(ctx).await?;
     match operation {
@@ -59,7 +61,7 @@ pub async fn call(
             if first {
                 crate::fleet::nudge(ctx.state).await;
             }
-            poll(ctx, &instance, decode_input(body)?).await.map(|o| encode_output(&o))
+            poll(ctx, &instance, decode_input(body)?, hold).await.map(|o| encode_output(&o))
         }
         CommandOperation::GetDeploymentSpecification => {
             Box::pin(specification(ctx, &instance, decode_input(body)?)).await.map(|o| encode_output(&o))
@@ -134,12 +136,18 @@ fn execution_id(command: &HostCommandRecord) -> String {
 
 /// Hands out the instance's next command, holding the request open until one is queued or the
 /// long poll ends.
-async fn poll(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PollHostCommandInput) -> ApiResult<PollHostCommandOutput> {
+async fn poll(
+    ctx: &Ctx<'_>,
+    instance: &InstanceInfo,
+    input: PollHostCommandInput,
+    hold: bool,
+) -> ApiResult<PollHostCommandOutput> {
     check_host(instance, input.host_identifier.as_deref())?;
     let name = instance_name(instance);
     let signal = ctx.state.driver.host_signal(name);
-    let deadline = tokio::time::Instant::now() + LONG_POLL;
+    let deadline = tokio::time::Instant::now() + if hold { LONG_POLL } else { Duration::ZERO };
     let _held = LongPoll::hold(&ctx.state.metrics);
+    let mut woken = false;
     loop {
         // Registered before looking, so a command queued in between still wakes this poll.
         let notified = signal.notified();
@@ -160,9 +168,14 @@ async fn poll(ctx: &Ctx<'_>, instance: &InstanceInfo, input: PollHostCommandInpu
                 }),
             });
         }
+        // Woken for an agent update (crate::agent_updates): the agent asks again for it.
+        if woken && ctx.state.agent_updates.is_open(name) {
+            return Ok(PollHostCommandOutput::default());
+        }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Ok(PollHostCommandOutput::default());
         }
+        woken = true;
     }
 }
 

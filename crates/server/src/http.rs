@@ -156,6 +156,8 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
             return api_error(&error);
         }
     };
+    // An agent update offered to a polling agent (crate::agent_updates).
+    let mut update_offer = None;
     let (name, result) = match target {
         Err(error) => ("unknown", Err(error)),
         Ok(Target::CodeDeploy(operation)) => {
@@ -189,7 +191,15 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
             // User-Agent is the best there is.
             let header = |name| parts.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
             let agent = header("x-amz-codedeploy-agent-version").or_else(|| header(hyper::header::USER_AGENT.as_str()));
-            (operation.name(), agents::call(&ctx, operation, body, agent).await)
+            // A poll first moves its host's agent update on (the version it reports may finish
+            // it); one answered with an update is not held.
+            if operation == CommandOperation::PollHostCommand
+                && let Some(instance) = &caller.instance_name
+            {
+                let refused = header(crate::agent_updates::REFUSED_HEADER);
+                update_offer = Box::pin(crate::agent_updates::on_poll(state, instance, agent, refused)).await;
+            }
+            (operation.name(), agents::call(&ctx, operation, body, agent, update_offer.is_none()).await)
         }
     };
     state.metrics.api_request(name, result.as_ref().err().map(|e| e.exception.name()), started.elapsed());
@@ -197,7 +207,11 @@ async fn json_call(state: &Arc<AppState>, peer: SocketAddr, parts: &Parts, body:
     match result {
         Ok(output) => {
             tracing::debug!(operation = name, access_key_id = %caller.access_key_id, micros, "ok");
-            json(StatusCode::OK, output)
+            let mut response = json(StatusCode::OK, output);
+            if let Some(offer) = update_offer {
+                response.headers_mut().insert(crate::agent_updates::OFFER_HEADER, offer);
+            }
+            response
         }
         Err(error) => {
             tracing::info!(operation = name, access_key_id = %caller.access_key_id, micros, error = error.exception.name(), message = %error.message, "refused");

@@ -2,6 +2,7 @@
 //! creates the administrator key on first start, and serves the API on one listener.
 
 mod agent_binary;
+pub mod agent_updates;
 mod agents;
 pub mod alarms;
 pub mod api;
@@ -298,6 +299,7 @@ impl Server {
             limits: config.limits.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             agent_binary: agent_binary::AgentBinary::new(config.agent_binary.clone()),
+            agent_updates: Default::default(),
         });
         let endpoint = format!("{scheme}://{}", client_address(address));
         let connections = &state.limits.connections;
@@ -345,9 +347,10 @@ impl Server {
         let leases = tokio::spawn(replicas::renew_forever(self.state.clone()));
         let fleet = tokio::spawn(fleet::watch_forever(self.state.clone()));
         let revocations = tokio::spawn(state::watch_revocations_forever(self.state.clone()));
+        let agent_updates = tokio::spawn(agent_updates::watch_forever(self.state.clone()));
         let state = self.state.clone();
         http::serve(self.listener, self.tls, self.state, shutdown).await?;
-        for task in [ticker, alarms, triggers, notices, leases, fleet, revocations] {
+        for task in [ticker, alarms, triggers, notices, leases, fleet, revocations, agent_updates] {
             task.abort();
         }
         state.replica.release_all().await;

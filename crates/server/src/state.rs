@@ -68,6 +68,8 @@ pub struct AppState {
     pub trusted_proxies: crate::proxies::TrustedProxies,
     /// The agent binary the install script downloads.
     pub agent_binary: crate::agent_binary::AgentBinary,
+    /// The agent updates not finished, as this server last read them.
+    pub agent_updates: crate::agent_updates::OpenUpdates,
 }
 
 /// When each instance's agent was last recorded as polling, so a busy agent (it polls again

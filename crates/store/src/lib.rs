@@ -219,6 +219,26 @@ pub struct JoinTokenRecord {
     pub used_by: Option<String>,
 }
 
+/// A host asked to update its agent (`landfall agent-update`): one per instance, the newest
+/// request replacing an unfinished older one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentUpdateRecord {
+    pub instance_name: String,
+    /// The request it belongs to (`landfall agent-update` names its hosts together).
+    pub rollout_id: String,
+    /// The version and SHA-256 of the binary offered.
+    pub version: String,
+    pub sha256: String,
+    /// How many hosts of the rollout may be updating at once.
+    pub max_unavailable: u32,
+    pub requested_at: Timestamp,
+    /// When the host was told to update (it is updating until it comes back or times out).
+    pub offered_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    /// `Succeeded`, or `Failed: why` once finished.
+    pub outcome: Option<String>,
+}
+
 /// What claiming a join token found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JoinClaim {
@@ -671,6 +691,28 @@ pub trait Joining: Send + Sync {
     async fn join_tokens(&self) -> StoreResult<Vec<JoinTokenRecord>>;
 }
 
+/// Agent updates rolled out to hosts.
+#[async_trait]
+pub trait AgentUpdates: Send + Sync {
+    /// Records the requests, replacing each host's earlier one (finished or not).
+    async fn request_agent_updates(&self, requests: &[AgentUpdateRecord]) -> StoreResult<()>;
+    /// The requests not finished yet.
+    async fn open_agent_updates(&self) -> StoreResult<Vec<AgentUpdateRecord>>;
+    /// Every request kept (one per host), by instance name.
+    async fn agent_updates(&self) -> StoreResult<Vec<AgentUpdateRecord>>;
+    /// Marks the host's request offered at `now` if it is not yet, and fewer than its rollout's
+    /// `max_unavailable` hosts are offered and unfinished; says whether it did.
+    async fn offer_agent_update(&self, instance_name: &str, rollout_id: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Ends the host's request of that rollout with `outcome` (if it is still open).
+    async fn finish_agent_update(
+        &self,
+        instance_name: &str,
+        rollout_id: &str,
+        now: Timestamp,
+        outcome: &str,
+    ) -> StoreResult<()>;
+}
+
 /// What users define: applications, deployment configurations and groups, revisions, resource tags.
 #[async_trait]
 pub trait Catalog: Send + Sync {
@@ -947,7 +989,8 @@ pub trait AuditLog: Send + Sync {
 /// called (a `dyn Store` offers its capabilities' methods without them in scope).
 pub mod capabilities {
     pub use crate::{
-        Alarms, AuditLog, Catalog, Coordination, Credentials, Deployments, Hosts, Joining, TargetGroups, TriggerOutbox,
+        AgentUpdates, Alarms, AuditLog, Catalog, Coordination, Credentials, Deployments, Hosts, Joining, TargetGroups,
+        TriggerOutbox,
     };
 }
 
@@ -957,6 +1000,7 @@ pub trait Store:
     Coordination
     + Credentials
     + Joining
+    + AgentUpdates
     + Catalog
     + Hosts
     + Deployments
@@ -972,6 +1016,7 @@ impl<
     T: Coordination
         + Credentials
         + Joining
+        + AgentUpdates
         + Catalog
         + Hosts
         + Deployments

@@ -378,6 +378,23 @@ CREATE TABLE join_tokens (
 );
 "#,
     ),
+    (
+        16,
+        r#"
+-- Hosts asked to update their agent (landfall agent-update), one request per host.
+CREATE TABLE agent_updates (
+    instance_name   TEXT PRIMARY KEY,
+    rollout_id      TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    max_unavailable INTEGER NOT NULL,
+    requested_at    INTEGER NOT NULL,
+    offered_at      INTEGER,
+    finished_at     INTEGER,
+    outcome         TEXT
+);
+"#,
+    ),
 ];
 
 /// (version, statements) for PostgreSQL: version 1 is the SQLite schema as of its version 8, in
@@ -625,6 +642,22 @@ CREATE TABLE join_tokens (
     expires_at    BIGINT NOT NULL,
     used_at       BIGINT,
     used_by       TEXT
+);
+"#,
+    ),
+    (
+        9,
+        r#"
+CREATE TABLE agent_updates (
+    instance_name   TEXT PRIMARY KEY,
+    rollout_id      TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    max_unavailable BIGINT NOT NULL,
+    requested_at    BIGINT NOT NULL,
+    offered_at      BIGINT,
+    finished_at     BIGINT,
+    outcome         TEXT
 );
 "#,
     ),

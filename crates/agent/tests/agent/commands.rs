@@ -54,6 +54,7 @@ impl Scenario {
             deployments_log: true,
             stream_interval: Duration::from_millis(20),
             metrics: Default::default(),
+            self_update: None,
         };
         Scenario { dir, agent }
     }

@@ -2,6 +2,7 @@
 //! The dispatch `match` is exhaustive over the model's operations: an operation without a
 //! handler does not compile.
 
+mod agent_updates;
 mod alarms;
 mod applications;
 pub mod common;
@@ -191,5 +192,7 @@ async fn landfall_operation(ctx: &Ctx<'_>, operation: LandfallOperation, body: &
         LandfallOperation::RemoveHostPoolMembers => call!(host_pools::remove, ctx, body),
         LandfallOperation::CreateJoinToken => call!(join_tokens::create, ctx, body),
         LandfallOperation::ListJoinTokens => call!(join_tokens::list, ctx, body),
+        LandfallOperation::StartAgentUpdate => call!(agent_updates::start, ctx, body),
+        LandfallOperation::ListAgentUpdates => call!(agent_updates::list, ctx, body),
     }
 }

@@ -18,10 +18,10 @@ use landfall_api::shapes::{
 };
 
 use crate::{
-    AccessKeyRecord, AgentStatusRecord, CommandState, Completion, DeployedFilter, DeploymentFilter, DeploymentRecord,
-    DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, JoinClaim, JoinTokenRecord, LogLimit,
-    LogPage, LogStart, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store, StoreError, StoreResult,
-    TaggedKind, TargetRecord, Unique,
+    AccessKeyRecord, AgentStatusRecord, AgentUpdateRecord, CommandState, Completion, DeployedFilter, DeploymentFilter,
+    DeploymentRecord, DeploymentStep, GroupRecord, HostCommandRecord, InstanceHistoryRecord, JoinClaim,
+    JoinTokenRecord, LogLimit, LogPage, LogStart, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, Store,
+    StoreError, StoreResult, TaggedKind, TargetRecord, Unique,
 };
 
 /// Expands to one `#[tokio::test]` per check, each on a store made by `$make` (an async
@@ -36,7 +36,7 @@ macro_rules! conformance_tests {
             concurrent_command_writes,
             deployment_steps, agent_statuses, target_groups, alarms, deployment_timelines, trigger_outbox,
             audit_log, leases, fenced_steps, host_pools, departures, command_logs, ended_sessions,
-            join_tokens);
+            join_tokens, agent_updates);
     };
     (@each $make:expr; $($check:ident),+) => {
         $(
@@ -233,6 +233,43 @@ pub async fn join_tokens(store: &dyn Store) {
     // Tokens a week past their expiry are forgotten when another is made.
     store.create_join_token(&token("J4", 3_001 + 7 * 24 * 3600 * 1000), ROOMY).await.unwrap();
     assert_eq!(ids(store.join_tokens().await.unwrap()), ["J4"]);
+}
+
+pub async fn agent_updates(store: &dyn Store) {
+    let request = |host: &str, rollout: &str, version: &str| AgentUpdateRecord {
+        instance_name: host.into(),
+        rollout_id: rollout.into(),
+        version: version.into(),
+        sha256: format!("sha-{version}"),
+        max_unavailable: 2,
+        requested_at: Timestamp(1_000),
+        offered_at: None,
+        finished_at: None,
+        outcome: None,
+    };
+    let hosts = ["web-1", "web-2", "web-3"];
+    store.request_agent_updates(&hosts.map(|h| request(h, "r1", "0.2.0"))).await.unwrap();
+    assert_eq!(store.open_agent_updates().await.unwrap().len(), 3);
+    // At most two of the rollout's hosts are offered at once; an offered host is not again.
+    assert!(store.offer_agent_update("web-1", "r1", Timestamp(2_000)).await.unwrap());
+    assert!(!store.offer_agent_update("web-1", "r1", Timestamp(2_100)).await.unwrap());
+    assert!(store.offer_agent_update("web-2", "r1", Timestamp(2_200)).await.unwrap());
+    assert!(!store.offer_agent_update("web-3", "r1", Timestamp(2_300)).await.unwrap());
+    assert!(!store.offer_agent_update("web-3", "another", Timestamp(2_300)).await.unwrap());
+    // One finishing makes room for the next.
+    store.finish_agent_update("web-1", "r1", Timestamp(3_000), "Succeeded").await.unwrap();
+    store.finish_agent_update("web-1", "r1", Timestamp(3_500), "Failed: late").await.unwrap();
+    assert!(store.offer_agent_update("web-3", "r1", Timestamp(3_100)).await.unwrap());
+    let all = store.agent_updates().await.unwrap();
+    assert_eq!(all[0].instance_name, "web-1");
+    assert_eq!((all[0].offered_at, all[0].finished_at), (Some(Timestamp(2_000)), Some(Timestamp(3_000))));
+    assert_eq!(all[0].outcome.as_deref(), Some("Succeeded"));
+    let open: Vec<String> = store.open_agent_updates().await.unwrap().into_iter().map(|u| u.instance_name).collect();
+    assert_eq!(open, ["web-2", "web-3"]);
+    // A newer request replaces a host's request, finished or not.
+    store.request_agent_updates(&[request("web-1", "r2", "0.3.0")]).await.unwrap();
+    let web1 = store.agent_updates().await.unwrap().remove(0);
+    assert_eq!((web1.rollout_id.as_str(), web1.version.as_str(), web1.finished_at), ("r2", "0.3.0", None));
 }
 
 pub async fn applications(store: &dyn Store) {

@@ -58,11 +58,11 @@ pub(crate) mod prelude {
     };
     pub(crate) use crate::capabilities::*;
     pub(crate) use crate::{
-        AccessKeyRecord, AgentStatusRecord, AuditFilter, Completion, DepartureRecord, DeployedFilter, DeploymentFilter,
-        DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord, InstanceHistoryRecord, JoinClaim,
-        JoinTokenRecord, LeaseRecord, LogChunkRecord, LogLimit, LogPage, LogStart, Notice, Page, PageRequest,
-        RevisionFilter, RevisionRecord, RevisionSort, StoreError, StoreResult, TaggedKind, TargetGroupRecord,
-        TargetRecord, TriggerMessage, TriggerState, Unique,
+        AccessKeyRecord, AgentStatusRecord, AgentUpdateRecord, AuditFilter, Completion, DepartureRecord,
+        DeployedFilter, DeploymentFilter, DeploymentRecord, DeploymentStep, Fence, GroupRecord, HostCommandRecord,
+        InstanceHistoryRecord, JoinClaim, JoinTokenRecord, LeaseRecord, LogChunkRecord, LogLimit, LogPage, LogStart,
+        Notice, Page, PageRequest, RevisionFilter, RevisionRecord, RevisionSort, StoreError, StoreResult, TaggedKind,
+        TargetGroupRecord, TargetRecord, TriggerMessage, TriggerState, Unique,
     };
 }
 
@@ -467,6 +467,20 @@ macro_rules! sql_store {
             })
         }
 
+        fn agent_update_from_row(row: &$row) -> StoreResult<AgentUpdateRecord> {
+            Ok(AgentUpdateRecord {
+                instance_name: row.try_get("instance_name")?,
+                rollout_id: row.try_get("rollout_id")?,
+                version: row.try_get("version")?,
+                sha256: row.try_get("sha256")?,
+                max_unavailable: u32::try_from(row.try_get::<i64, _>("max_unavailable")?).unwrap_or(u32::MAX),
+                requested_at: Timestamp(row.try_get("requested_at")?),
+                offered_at: row.try_get::<Option<i64>, _>("offered_at")?.map(Timestamp),
+                finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+                outcome: row.try_get("outcome")?,
+            })
+        }
+
         fn join_token_from_row(row: &$row) -> StoreResult<JoinTokenRecord> {
             Ok(JoinTokenRecord {
                 token_id: row.try_get("token_id")?,
@@ -849,6 +863,84 @@ macro_rules! sql_store {
                     .fetch_optional(&mut *self.reader().await?)
                     .await?;
                 Ok(found.is_some())
+            }
+        }
+
+        #[async_trait]
+        impl AgentUpdates for $store {
+            async fn request_agent_updates(&self, requests: &[AgentUpdateRecord]) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                for request in requests {
+                    sqlx::query(
+                        "INSERT INTO agent_updates (instance_name, rollout_id, version, sha256, max_unavailable, requested_at, \
+                         offered_at, finished_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL) \
+                         ON CONFLICT (instance_name) DO UPDATE SET rollout_id = excluded.rollout_id, version = excluded.version, \
+                         sha256 = excluded.sha256, max_unavailable = excluded.max_unavailable, \
+                         requested_at = excluded.requested_at, offered_at = NULL, finished_at = NULL, outcome = NULL",
+                    )
+                    .bind(&request.instance_name)
+                    .bind(&request.rollout_id)
+                    .bind(&request.version)
+                    .bind(&request.sha256)
+                    .bind(i64::from(request.max_unavailable))
+                    .bind(request.requested_at.0)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn open_agent_updates(&self) -> StoreResult<Vec<AgentUpdateRecord>> {
+                let rows = sqlx::query("SELECT * FROM agent_updates WHERE finished_at IS NULL ORDER BY instance_name")
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
+                rows.iter().map(agent_update_from_row).collect()
+            }
+
+            async fn agent_updates(&self) -> StoreResult<Vec<AgentUpdateRecord>> {
+                let rows = sqlx::query("SELECT * FROM agent_updates ORDER BY instance_name")
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
+                rows.iter().map(agent_update_from_row).collect()
+            }
+
+            async fn offer_agent_update(&self, instance_name: &str, rollout_id: &str, now: Timestamp) -> StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let offered = sqlx::query(
+                    "UPDATE agent_updates SET offered_at = $1 WHERE instance_name = $2 AND rollout_id = $3 \
+                     AND offered_at IS NULL AND finished_at IS NULL AND max_unavailable > \
+                     (SELECT COUNT(*) FROM agent_updates WHERE rollout_id = $3 AND offered_at IS NOT NULL AND finished_at IS NULL)",
+                )
+                .bind(now.0)
+                .bind(instance_name)
+                .bind(rollout_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(offered.rows_affected() == 1)
+            }
+
+            async fn finish_agent_update(
+                &self,
+                instance_name: &str,
+                rollout_id: &str,
+                now: Timestamp,
+                outcome: &str,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE agent_updates SET finished_at = $1, outcome = $2 \
+                     WHERE instance_name = $3 AND rollout_id = $4 AND finished_at IS NULL",
+                )
+                .bind(now.0)
+                .bind(outcome)
+                .bind(instance_name)
+                .bind(rollout_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
             }
         }
 
