@@ -69,6 +69,11 @@ def test_a_host_installs_and_registers_itself_with_a_join_token_and_deploys(serv
     on_premises = read_simple_yaml(conf / "codedeploy.onpremises.yml")
     assert on_premises["iam_user_arn"].endswith(":user/landfall/web-joined"), on_premises
     assert stat.S_IMODE((conf / "codedeploy.onpremises.yml").stat().st_mode) == 0o600
+    # The agent checks what the server signs (specifications, agent updates) against its CA.
+    config = (conf / "codedeployagent.yml").read_text()
+    assert f":landfall_spec_ca_file: '{conf}/landfall-spec-ca.pem'" in config, config
+    ca = (server.data_dir / "spec-signing" / "ca.pem").read_text()
+    assert (conf / "landfall-spec-ca.pem").read_text().strip() == ca.strip()
     unit = (root / "etc/systemd/system/landfall-agent.service").read_text()
     assert f"ExecStart={agent} --config {conf}/codedeployagent.yml" in unit, unit
     # Without systemd (a --root install), it says how to start the agent; started so, it deploys.

@@ -80,6 +80,9 @@ got=$(sha256 "$work/landfall-agent")
 [ "$got" = "$SHA256" ] || fail "the agent downloaded has SHA-256 $got, not $SHA256: not installed"
 chmod 755 "$work/landfall-agent"
 "$work/landfall-agent" --version >/dev/null 2>&1 || fail "the agent downloaded does not run on this host"
+# The CA the server signs deployment specifications and agent updates under: the agent checks them.
+curl "$@" -o "$work/spec-ca.pem" "$SERVER/agent/spec-ca.pem" || fail "cannot download the server's signing CA"
+grep -q "BEGIN CERTIFICATE" "$work/spec-ca.pem" || fail "the server's signing CA is not a certificate"
 
 echo "registering this host as $name"
 status=$(curl -sS --retry 3 ${ca_file:+--cacert "$ca_file"} -o "$work/onpremises.yml" -w '%{http_code}' \
@@ -96,6 +99,7 @@ unit_dir="$root/etc/systemd/system"
 mkdir -p "$bin_dir" "$conf_dir" "$agent_home/deployment-root" "$agent_home/state" "$log_dir" "$unit_dir"
 install -m 755 "$work/landfall-agent" "$bin_dir/landfall-agent"
 (umask 077 && cp "$work/onpremises.yml" "$conf_dir/codedeploy.onpremises.yml")
+cp "$work/spec-ca.pem" "$conf_dir/landfall-spec-ca.pem"
 ca_environment=''
 if [ -n "$ca_file" ]; then
     cp "$ca_file" "$conf_dir/server-ca.pem"
@@ -114,6 +118,7 @@ fi
 :on_premises_config_file: '$conf_dir/codedeploy.onpremises.yml'
 :deploy_control_endpoint: '$SERVER'
 :s3_endpoint_override: '$SERVER'
+:landfall_spec_ca_file: '$conf_dir/landfall-spec-ca.pem'
 CONFIG
 )
 # The unit of packaging/systemd/landfall-agent.service, for landfall-agent (see there for why).

@@ -5,6 +5,8 @@
 //! - `GET /agent/install.sh`: the script, with this server's address, the binary's checksum and
 //!   machine filled in.
 //! - `GET /agent/landfall-agent` and `GET /agent/landfall-agent.sha256`.
+//! - `GET /agent/spec-ca.pem`: the CA the server signs deployment specifications and agent
+//!   updates under, which the script has the agent check them against.
 //! - `POST /agent/join` with `{"token": ..., "instanceName": ...}`: registers the host and answers
 //!   its `codedeploy.onpremises.yml` (its key), or a one-line reason with a 4xx status.
 //!
@@ -35,7 +37,14 @@ const INSTALL_SCRIPT: &str = include_str!("install.sh");
 
 /// Whether the request is for one of the paths this module serves.
 pub fn serves(path: &str) -> bool {
-    matches!(path, "/agent/install.sh" | "/agent/landfall-agent" | "/agent/landfall-agent.sha256" | "/agent/join")
+    matches!(
+        path,
+        "/agent/install.sh"
+            | "/agent/landfall-agent"
+            | "/agent/landfall-agent.sha256"
+            | "/agent/spec-ca.pem"
+            | "/agent/join"
+    )
 }
 
 pub async fn handle(state: &Arc<AppState>, peer: SocketAddr, parts: Parts, body: RequestBody) -> Response<Body> {
@@ -46,6 +55,7 @@ pub async fn handle(state: &Arc<AppState>, peer: SocketAddr, parts: Parts, body:
             Ok((_, _, described)) => text(StatusCode::OK, format!("{}  landfall-agent\n", described.sha256)),
             Err(why) => text(StatusCode::NOT_FOUND, why),
         },
+        (&Method::GET, "/agent/spec-ca.pem") => text(StatusCode::OK, state.spec_signer.ca_certificate_pem().to_owned()),
         (&Method::POST, "/agent/join") => join(state, peer, body).await,
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "GET the script and the binary; POST to join".into()),
     }
