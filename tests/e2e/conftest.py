@@ -415,6 +415,24 @@ def self_signed_certificate(directory):
     return certificate, key
 
 
+def ca_issued_certificate(directory):
+    """A test CA and a certificate for 127.0.0.1 it issued, with its key: (CA, certificate, key).
+    Clients built on rustls want this, not a self-signed certificate as the server's own."""
+    ca_key, ca_cert = directory / "ca-key.pem", directory / "ca.pem"
+    server_key, request, server_cert = directory / "server-key.pem", directory / "server.csr", directory / "server.pem"
+    extensions = directory / "ext.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for command in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_cert, "-days", "1",
+         "-subj", "/CN=Landfall test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", server_key, "-out", request, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-out", server_cert,
+         "-days", "1", "-extfile", extensions],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    return ca_cert, server_cert, server_key
+
+
 def error_code(excinfo):
     return excinfo.value.response["Error"]["Code"]
 

@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 
+from conftest import ca_issued_certificate
 from hostsim import wait_for, wait_for_status
+from realhost import Host
 from sources import free_port, wait_until_listening
 from test_agent import group_setup, revision, upload_and_deploy
 
@@ -116,3 +118,26 @@ def test_the_agent_honours_http_proxy_and_no_proxy(server, cd, hosts, proxy):
     assert info["status"] == "Succeeded", (info, host.log()[-3000:])
     assert (www / "index.html").read_text() == "<h1>v2</h1>\n"
     assert len(proxy.requests()) == seen
+
+
+def test_an_https_server_is_reached_through_https_proxy(landfall_factory, tmp_path):
+    ca, certificate, key = ca_issued_certificate(tmp_path)
+    server = landfall_factory(start=False)
+    server.start("--tls-cert", str(certificate), "--tls-key", str(key))
+    server.lines["AWS_CA_BUNDLE"] = str(ca)
+    proxy = Tinyproxy(server.workdir)
+    host = Host(server, "web1", {"role": "web"})
+    try:
+        # HTTPS_PROXY: the agent tunnels to the server through the proxy (CONNECT), and trusts
+        # the server's certificate through SSL_CERT_FILE.
+        host.start(HTTPS_PROXY=proxy.url, SSL_CERT_FILE=str(ca))
+        def polled():
+            listed = server.landfall("instances", "--output", "json")
+            assert listed.ok, listed.stderr
+            return listed.json[0]["agent"] is not None
+        wait_for(polled, timeout=30)
+        port = server.endpoint.rsplit(":", 1)[1]
+        assert ("CONNECT", f"127.0.0.1:{port}") in proxy.requests(), proxy.requests()[:5]
+    finally:
+        host.stop()
+        proxy.stop()

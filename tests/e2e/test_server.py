@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import LANDFALL_BIN, self_signed_certificate
+from conftest import LANDFALL_BIN, ca_issued_certificate, self_signed_certificate
 
 
 def test_first_start_prints_the_environment_and_writes_admin_credentials(server):
@@ -153,18 +153,7 @@ def test_tls_serves_the_api(landfall_factory, tmp_path):
         assert response.read() == b"ok\n"
     # The landfall client trusts a private CA's bundle, and only with it. (It wants a server
     # certificate issued by the CA, not a self-signed CA certificate as the server's own.)
-    ca_key, ca_cert = tmp_path / "ca-key.pem", tmp_path / "ca.pem"
-    server_key, request, server_cert = tmp_path / "server-key.pem", tmp_path / "server.csr", tmp_path / "server.pem"
-    extensions = tmp_path / "ext.cnf"
-    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-    for command in (
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_cert, "-days", "1",
-         "-subj", "/CN=Landfall test CA"],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", server_key, "-out", request, "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-out", server_cert,
-         "-days", "1", "-extfile", extensions],
-    ):
-        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    ca_cert, server_cert, server_key = ca_issued_certificate(tmp_path)
     server.stop()
     server.start("--tls-cert", str(server_cert), "--tls-key", str(server_key))
     status = server.landfall("status", env={"AWS_CA_BUNDLE": str(ca_cert)})
