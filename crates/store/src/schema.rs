@@ -381,7 +381,7 @@ CREATE TABLE join_tokens (
     (
         16,
         r#"
--- Hosts asked to update their agent (landfall agent-update), one request per host.
+-- Hosts asked to replace their agent (landfall agent-update), one request per host.
 CREATE TABLE agent_updates (
     instance_name   TEXT PRIMARY KEY,
     rollout_id      TEXT NOT NULL,
