@@ -332,7 +332,8 @@ async fn abandoning_ends_the_running_script() {
     let scripts = [script("long.sh")];
     let running = run_event(&run, &scripts, &mut log, &mut abandon);
     let trigger = async {
-        while !dir.join("pid").exists() {
+        // Written, not only created: the shell creates the file before echo writes the pid.
+        while !fs::read_to_string(dir.join("pid")).is_ok_and(|pid| pid.ends_with('\n')) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         abandon_sender.send(true).unwrap();
