@@ -813,6 +813,9 @@ pub struct DevArgs {
     /// How many local hosts (each with its own agent) to deploy the example to.
     #[arg(long, default_value_t = 3)]
     pub hosts: usize,
+    /// Print the server's log here too (it always goes to DATA_DIR/landfall.log).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// How client subcommands find the server, beyond the environment.

@@ -79,7 +79,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             serve(config).await
         }
         Command::Dev(dev) => {
-            init_logging("info");
+            init_dev_logging(&dev).map_err(Failure::failed)?;
             dev_server(dev).await
         }
         Command::Keys(command) => {
@@ -115,6 +115,36 @@ fn init_logging(default: &str) {
     // Colour only for a person watching: not in files, pipes or the journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+/// `landfall dev` shows its own progress: the log (info) goes to `DATA_DIR/landfall.log`, and
+/// only warnings to the terminal unless `--verbose` (or `LANDFALL_LOG`) asks for more.
+fn init_dev_logging(args: &DevArgs) -> anyhow::Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    std::fs::create_dir_all(&args.data_dir)?;
+    let path = args.data_dir.join("landfall.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let terminal = match std::env::var("LANDFALL_LOG") {
+        Ok(directives) => tracing_subscriber::EnvFilter::new(directives),
+        Err(_) => tracing_subscriber::EnvFilter::new(if args.verbose { "info" } else { "warn" }),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_filter(terminal))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_filter(tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    Ok(())
 }
 
 fn server_config(args: ServerArgs) -> Result<ServerConfig, Failure> {

@@ -49,6 +49,10 @@ pub async fn run(config: ServerConfig, hosts: usize) -> Result<(), Failure> {
     let signals = shutdown_signal().map_err(Failure::failed)?;
     let server = Server::start(&config).await.map_err(Failure::failed)?;
     print!("{}", server.environment_lines());
+    // The `landfall` commands the example suggests, from any directory.
+    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+        println!("export PATH=\"{}:$PATH\"", dir.display());
+    }
     let _ = std::io::stdout().flush();
     let endpoint = server.endpoint().to_owned();
     let credentials = server.credentials_file().to_owned();
@@ -57,17 +61,20 @@ pub async fn run(config: ServerConfig, hosts: usize) -> Result<(), Failure> {
     let serving = tokio::spawn(server.run(async move { stopping.notified().await }));
 
     let data_dir = config.data_dir.canonicalize().map_err(|e| Failure::failed(anyhow!(e)))?;
+    println!("# logs: {}", data_dir.join("landfall.log").display());
     let mut agents = Vec::new();
     let mut router_tasks = Vec::new();
     let outcome = async {
         let client = client_for(&endpoint, &credentials)?;
         create_example(&client).await?;
-        let hosts = local_hosts(&client, &endpoint, &data_dir, hosts).await?;
+        let mut ports = Ports::load(&data_dir);
+        let hosts = local_hosts(&client, &endpoint, &data_dir, hosts, &mut ports).await?;
         for host in &hosts {
             agents.push(start_agent(host, &data_dir)?);
         }
         println!("# {} local hosts, each with its own agent: {}", hosts.len(), names(&hosts));
-        let (router, tasks) = start_router(&client, &endpoint, &credentials, &hosts).await?;
+        let (router, tasks) = start_router(&client, &endpoint, &credentials, &hosts, &mut ports).await?;
+        ports.save(&data_dir);
         router_tasks = tasks;
         println!("# the example behind landfall router (target group {APPLICATION}): http://{router}/");
         println!("# the web console: {endpoint}/console (sign in with the key in {})", credentials.display());
@@ -141,7 +148,13 @@ async fn create_example(client: &Client) -> anyhow::Result<()> {
 }
 
 /// The local hosts: registered (once) with their agent configuration under the data directory.
-async fn local_hosts(client: &Client, endpoint: &str, data_dir: &Path, count: usize) -> anyhow::Result<Vec<DevHost>> {
+async fn local_hosts(
+    client: &Client,
+    endpoint: &str,
+    data_dir: &Path,
+    count: usize,
+    ports: &mut Ports,
+) -> anyhow::Result<Vec<DevHost>> {
     let mut hosts = Vec::with_capacity(count);
     for index in 1..=count {
         let name = format!("dev-{index}");
@@ -163,21 +176,38 @@ async fn local_hosts(client: &Client, endpoint: &str, data_dir: &Path, count: us
                 log_dir: &dir.join("log"),
             };
             files.write(&dir)?;
+        } else {
+            point_at(&config, endpoint)?;
         }
         let home = dir.join("site");
         std::fs::create_dir_all(&home)?;
-        hosts.push(DevHost { name, config, home, port: free_port()? });
+        let port = ports.pick(&name, ROUTER_PORT + index as u16)?;
+        hosts.push(DevHost { name, config, home, port });
     }
     Ok(hosts)
 }
 
-/// The example's target group (the hosts' ports change from run to run, so they are registered
+/// Points an earlier run's agent configuration at this run's server (its port may differ).
+fn point_at(config: &Path, endpoint: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let pointed: Vec<String> = text
+        .lines()
+        .map(|line| match line.split_once(": ") {
+            Some((key @ (":deploy_control_endpoint" | ":s3_endpoint_override"), _)) => format!("{key}: '{endpoint}'"),
+            _ => line.to_owned(),
+        })
+        .collect();
+    std::fs::write(config, pointed.join("\n") + "\n").with_context(|| format!("writing {}", config.display()))
+}
+
+/// The example's target group (a host's port may change between runs, so they are registered
 /// again each time), and the built-in router serving it in this process.
 async fn start_router(
     client: &Client,
     endpoint: &str,
     credentials: &Path,
     hosts: &[DevHost],
+    ports: &mut Ports,
 ) -> anyhow::Result<(std::net::SocketAddr, Vec<tokio::task::JoinHandle<()>>)> {
     let target = |op: &str| format!("{TARGET_PREFIX}.{op}");
     let group = json!({"name": APPLICATION, "healthCheck": {"path": "/", "intervalSeconds": 1, "timeoutSeconds": 1,
@@ -193,7 +223,7 @@ async fn start_router(
         .map(|host| json!({"instanceName": host.name, "address": format!("127.0.0.1:{}", host.port)}))
         .collect();
     client.call::<_, Value>(&target("RegisterTargets"), &json!({"name": APPLICATION, "targets": targets})).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", ports.pick("router", ROUTER_PORT)?)).await?;
     let address = listener.local_addr()?;
     let builtin = landfall_router::builtin::Builtin::new();
     let limits = landfall_listener::ConnectionLimits::for_this_process();
@@ -206,8 +236,40 @@ async fn start_router(
     Ok((address, vec![proxy, follow]))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The router's port on a first run, the hosts' the ones after it, when they are free.
+const ROUTER_PORT: u16 = 7080;
+
+/// The ports of the router and the hosts, kept in `DATA_DIR/dev-ports` so that their URLs stay
+/// the same from run to run.
+struct Ports(HashMap<String, u16>);
+
+impl Ports {
+    fn load(data_dir: &Path) -> Ports {
+        let text = std::fs::read_to_string(data_dir.join("dev-ports")).unwrap_or_default();
+        let ports = text
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .filter_map(|(name, port)| Some((name.to_owned(), port.parse().ok()?)))
+            .collect();
+        Ports(ports)
+    }
+
+    /// The port `name` had last time, else `preferred`, else any, whichever is free now.
+    fn pick(&mut self, name: &str, preferred: u16) -> anyhow::Result<u16> {
+        let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let port = match self.0.get(name).copied().into_iter().chain([preferred]).find(|port| free(*port)) {
+            Some(port) => port,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        };
+        self.0.insert(name.to_owned(), port);
+        Ok(port)
+    }
+
+    fn save(&self, data_dir: &Path) {
+        let mut lines: Vec<String> = self.0.iter().map(|(name, port)| format!("{name} {port}")).collect();
+        lines.sort();
+        let _ = std::fs::write(data_dir.join("dev-ports"), lines.join("\n") + "\n");
+    }
 }
 
 /// Starts a host's agent: this binary's `agent` subcommand, with the example's per-host settings
