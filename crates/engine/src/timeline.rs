@@ -150,18 +150,33 @@ pub fn entries(change: &StepChange<'_>) -> Vec<Entry> {
             if !worth_telling || was.map(|e| e.status.clone()) == Some(status.clone()) {
                 continue;
             }
+            let told = |time, message: String, status: &LifecycleEventStatus| {
+                let mut event = entry(&id, time, DeploymentEventType::LifecycleEvent, message);
+                event.status = Some(status.as_str().to_owned());
+                event.instance_ids = vec![instance.clone()];
+                event.lifecycle_event = Some(name.clone());
+                event
+            };
+            // An event that began and ended between two steps (a short one, recorded by its
+            // completion) is told as started, when it did, before its outcome. (One that failed
+            // without starting, such as a command nobody picked up, has no start to tell.)
+            let was_running = was.is_some_and(|e| e.status == Some(LifecycleEventStatus::InProgress));
+            if let Some(began) = lifecycle.start_time.filter(|_| status != Some(LifecycleEventStatus::InProgress))
+                && !was_running
+            {
+                let started =
+                    told(began.min(now), format!("{name} started on {instance}."), &LifecycleEventStatus::InProgress);
+                push(started, None, None);
+            }
             let reason = lifecycle.diagnostics.as_ref().and_then(|d| d.message.clone()).unwrap_or_default();
             let message = match status {
                 Some(LifecycleEventStatus::InProgress) => format!("{name} started on {instance}."),
                 Some(LifecycleEventStatus::Succeeded) => format!("{name} succeeded on {instance}."),
                 _ => format!("{name} failed on {instance}: {reason}"),
             };
-            let status = status.map(|s| s.as_str().to_owned()).unwrap_or_default();
-            let mut event = entry(&id, now, DeploymentEventType::LifecycleEvent, message);
-            event.status = Some(status);
-            event.instance_ids = vec![instance.clone()];
-            event.lifecycle_event = Some(name);
-            push(event, None, None);
+            if let Some(status) = &status {
+                push(told(now, message, status), None, None);
+            }
         }
         let status_now = target_status(target);
         let status_before = before.and_then(target_status);
@@ -297,5 +312,32 @@ mod tests {
         );
         assert_eq!(found[0].event.lifecycle_event.as_deref(), Some("Install"));
         assert_eq!(found[3].event.related_deployment_id.as_deref(), Some("d-2"));
+    }
+
+    #[test]
+    fn a_short_event_is_told_as_started_before_its_outcome_and_one_never_started_is_not() {
+        let (before, after) = (deployment(DeploymentStatus::InProgress), deployment(DeploymentStatus::InProgress));
+        let pending = [host("a", TargetStatus::InProgress, LifecycleEventStatus::Pending)];
+        let mut done = host("a", TargetStatus::InProgress, LifecycleEventStatus::Succeeded);
+        let events = done.instance_target.as_mut().and_then(|t| t.lifecycle_events.as_mut()).unwrap();
+        events[0].start_time = Some(Timestamp(3));
+        let change = StepChange {
+            before: &before,
+            after: &after,
+            targets_before: &pending,
+            targets_changed: std::slice::from_ref(&done),
+            zone_started: None,
+            rollback_id: None,
+            now: Timestamp(5),
+        };
+        let told: Vec<_> =
+            super::entries(&change).into_iter().map(|e| (e.event.time, e.event.status.unwrap_or_default())).collect();
+        assert_eq!(told, [(Timestamp(3), "InProgress".to_owned()), (Timestamp(5), "Succeeded".to_owned())]);
+
+        // Failed without having started (nobody picked it up): only the failure.
+        let never = [host("a", TargetStatus::InProgress, LifecycleEventStatus::Failed)];
+        let change = StepChange { targets_changed: &never, ..change };
+        let told: Vec<_> = super::entries(&change).into_iter().filter_map(|e| e.event.status).collect();
+        assert_eq!(told, ["Failed"]);
     }
 }
