@@ -338,7 +338,7 @@ async fn deploy_example(client: &Client, hosts: &[DevHost]) -> anyhow::Result<()
             println!("#   {}: http://127.0.0.1:{}/", host.name, host.port);
         }
     }
-    println!("# try next (in another shell, after the three export lines above):");
+    println!("# try next (in another shell, after the four export lines above):");
     println!("#   aws deploy get-deployment --deployment-id {id}");
     println!("#   aws deploy list-deployment-targets --deployment-id {id}");
     println!("#   aws deploy list-on-premises-instances");
