@@ -126,8 +126,9 @@ def test_an_https_server_is_reached_through_https_proxy(landfall_factory, tmp_pa
     server.start("--tls-cert", str(certificate), "--tls-key", str(key))
     server.lines["AWS_CA_BUNDLE"] = str(ca)
     proxy = Tinyproxy(server.workdir)
-    host = Host(server, "web1", {"role": "web"})
+    host = None
     try:
+        host = Host(server, "web1", {"role": "web"})
         # HTTPS_PROXY: the agent tunnels to the server through the proxy (CONNECT), and trusts
         # the server's certificate through SSL_CERT_FILE.
         host.start(HTTPS_PROXY=proxy.url, SSL_CERT_FILE=str(ca))
@@ -139,5 +140,6 @@ def test_an_https_server_is_reached_through_https_proxy(landfall_factory, tmp_pa
         port = server.endpoint.rsplit(":", 1)[1]
         assert ("CONNECT", f"127.0.0.1:{port}") in proxy.requests(), proxy.requests()[:5]
     finally:
-        host.stop()
+        if host is not None:
+            host.stop()
         proxy.stop()
