@@ -49,8 +49,12 @@ def one_host_updating(landfall_factory, offered):
     host = Host(server, "web-1", {"role": "web"})
     binary = own_agent(host)
     host.start(agent=(str(binary),))
-    server.agent_polled("web-1")
-    return server, host, binary, server.landfall("agent-update", "--instance", "web-1", "--wait")
+    try:
+        server.agent_polled("web-1")
+        return server, host, binary, server.landfall("agent-update", "--instance", "web-1", "--wait")
+    except BaseException:
+        host.stop()
+        raise
 
 
 def test_a_groups_agents_update_one_at_a_time_and_keep_deploying(landfall_factory, tmp_path):
