@@ -63,9 +63,9 @@ def test_a_groups_agents_update_one_at_a_time_and_keep_deploying(landfall_factor
     cd = server.client()
     hosts = [Host(server, f"web-{n}", {"role": "web"}) for n in range(3)]
     binaries = [own_agent(host) for host in hosts]
-    for host, binary in zip(hosts, binaries):
-        host.start(agent=(str(binary),))
     try:
+        for host, binary in zip(hosts, binaries):
+            host.start(agent=(str(binary),))
         for host in hosts:
             server.agent_polled(host.name)
         group_setup(cd)
