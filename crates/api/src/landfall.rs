@@ -427,6 +427,19 @@ pub struct RegisterInstanceOutput {
     pub access_key: AccessKeyInfo,
 }
 
+impl RegisterInstanceOutput {
+    /// The official agent's `codedeploy.onpremises.yml` for this instance: its identity and key.
+    pub fn on_premises_file(&self) -> String {
+        format!(
+            "---\nregion: {}\niam_user_arn: {}\naws_access_key_id: {}\naws_secret_access_key: {}\n",
+            self.region,
+            self.iam_user_arn,
+            self.access_key.access_key_id,
+            self.access_key.secret_access_key.as_deref().unwrap_or_default(),
+        )
+    }
+}
+
 /// DrainInstance: a host leaves. Every Server deployment group that deployed to it runs a
 /// termination deployment on it (BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic,
 /// ApplicationStop; creator `autoscalingTermination`) once no deployment of the group runs on it;

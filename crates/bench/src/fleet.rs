@@ -334,35 +334,7 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let call = |op, input| codedeploy(&client, op, input);
 
     let registering = Instant::now();
-    let mut hosts = Vec::with_capacity(options.hosts.min(HOSTS_PER_PROCESS));
-    let mut helpers: Vec<HelperHosts> = Vec::new();
-    for index in 0..options.hosts {
-        let registered: Value = client
-            .call(
-                "Landfall_20261122.RegisterInstance",
-                &json!({"instanceName": format!("sim-{index:04}"), "tags": [{"Key": "fleet", "Value": "bench"}]}),
-            )
-            .await?;
-        let key = &registered["accessKey"];
-        let credentials = Credentials::new(
-            key["accessKeyId"].as_str().unwrap_or_default(),
-            key["secretAccessKey"].as_str().unwrap_or_default(),
-        );
-        let arn = registered["iamUserArn"].as_str().unwrap_or_default().to_owned();
-        let home = index % endpoints.len();
-        if index < HOSTS_PER_PROCESS {
-            let host = SimHost::connect(endpoints.clone(), home, arn, credentials, settings.region.clone()).await?;
-            hosts.push(tokio::spawn(host.serve(options.hook)));
-            continue;
-        }
-        if index % HOSTS_PER_PROCESS == 0 {
-            helpers.push(HelperHosts::start(&endpoints, &settings.region, options.hook)?);
-        }
-        helpers.last_mut().context("no helper process")?.add(home, &arn, &credentials)?;
-    }
-    for helper in &mut helpers {
-        helper.wait_until_connected().await?;
-    }
+    let (hosts, helpers) = register_hosts(&client, &endpoints, &settings.region, &options).await?;
     println!(
         "registered {} simulated hosts in {:.1} s, long-polling {} server(s){}",
         options.hosts,
@@ -447,7 +419,6 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         }
     }
     // What people look at once it is over: the deployment's console page and API calls.
-    let settings = ClientSettings::resolve(&Overrides::default(), &servers.processes[0].environment)?;
     crate::console::time_pages(&settings, ("fleet", "all"), &last_id, options.hosts, 5).await?;
     if options.idle {
         // Once the group has a revision to give, the fleet's look every 30 s reads every
@@ -476,6 +447,47 @@ pub async fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     }
     drop(helpers);
     servers.close().await
+}
+
+/// Registers the simulated hosts and connects each to its home server: the first
+/// `HOSTS_PER_PROCESS` in this process, the rest in helper processes. Returns once all are
+/// connected.
+async fn register_hosts(
+    client: &Client,
+    endpoints: &[String],
+    region: &str,
+    options: &Options,
+) -> anyhow::Result<(Vec<tokio::task::JoinHandle<anyhow::Result<()>>>, Vec<HelperHosts>)> {
+    let mut hosts = Vec::with_capacity(options.hosts.min(HOSTS_PER_PROCESS));
+    let mut helpers: Vec<HelperHosts> = Vec::new();
+    for index in 0..options.hosts {
+        let registered: Value = client
+            .call(
+                "Landfall_20261122.RegisterInstance",
+                &json!({"instanceName": format!("sim-{index:04}"), "tags": [{"Key": "fleet", "Value": "bench"}]}),
+            )
+            .await?;
+        let key = &registered["accessKey"];
+        let credentials = Credentials::new(
+            key["accessKeyId"].as_str().unwrap_or_default(),
+            key["secretAccessKey"].as_str().unwrap_or_default(),
+        );
+        let arn = registered["iamUserArn"].as_str().unwrap_or_default().to_owned();
+        let home = index % endpoints.len();
+        if index < HOSTS_PER_PROCESS {
+            let host = SimHost::connect(endpoints.to_vec(), home, arn, credentials, region.to_owned()).await?;
+            hosts.push(tokio::spawn(host.serve(options.hook)));
+            continue;
+        }
+        if index % HOSTS_PER_PROCESS == 0 {
+            helpers.push(HelperHosts::start(endpoints, region, options.hook)?);
+        }
+        helpers.last_mut().context("no helper process")?.add(home, &arn, &credentials)?;
+    }
+    for helper in &mut helpers {
+        helper.wait_until_connected().await?;
+    }
+    Ok((hosts, helpers))
 }
 
 /// A helper process simulating hosts beyond `HOSTS_PER_PROCESS` (killed when dropped).

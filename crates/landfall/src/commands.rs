@@ -776,15 +776,7 @@ impl AgentFiles<'_> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         let on_premises = dir.join("codedeploy.onpremises.yml");
-        let key = &self.registration.access_key;
-        let on_premises_text = format!(
-            "---\nregion: {}\niam_user_arn: {}\naws_access_key_id: {}\naws_secret_access_key: {}\n",
-            self.registration.region,
-            self.registration.iam_user_arn,
-            key.access_key_id,
-            key.secret_access_key.as_deref().unwrap_or_default(),
-        );
-        write_private(&on_premises, &on_premises_text)?;
+        write_private(&on_premises, &self.registration.on_premises_file())?;
         // Quoted YAML strings: paths and URLs may hold ':' or '#'.
         let quote = |value: &str| format!("'{}'", value.replace('\'', "''"));
         let agent_text = format!(

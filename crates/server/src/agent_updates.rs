@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::header::HeaderValue;
-use landfall_commands::{AGENT_USER_AGENT_PREFIX, version_numbers};
+use landfall_commands::AGENT_USER_AGENT_PREFIX;
 use landfall_store::AgentUpdateRecord;
 
 use crate::log_limit::LogLimit;
@@ -72,13 +72,10 @@ pub async fn refresh(state: &AppState) -> landfall_store::StoreResult<()> {
 pub async fn watch_forever(state: Arc<AppState>) {
     static FAILED_LOOKS: LogLimit = LogLimit::new();
     loop {
-        match refresh(&state).await {
-            Ok(()) => {}
-            Err(error) => {
-                if let Some(held_back) = FAILED_LOOKS.allow() {
-                    tracing::warn!(%error, held_back, "cannot read the agent updates");
-                }
-            }
+        if let Err(error) = refresh(&state).await
+            && let Some(held_back) = FAILED_LOOKS.allow()
+        {
+            tracing::warn!(%error, held_back, "cannot read the agent updates");
         }
         tokio::time::sleep(LOOK).await;
     }
@@ -103,7 +100,8 @@ pub async fn on_poll(
     let request = state.agent_updates.lock().get(instance).cloned()?;
     let now = state.clock.now();
     let running = reported.and_then(self_updating_version);
-    let outcome = if running.and_then(version_numbers) == version_numbers(&request.version) {
+    // The agent reports the version its binary carries, as the server read it from the binary.
+    let outcome = if running == Some(request.version.as_str()) {
         Some("Succeeded".to_owned())
     } else if let Some(why) = refused.and_then(|refused| refused.strip_prefix(&format!("{} ", request.version))) {
         Some(format!("Failed: the agent refused the binary: {why}"))

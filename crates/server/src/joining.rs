@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
@@ -76,8 +75,7 @@ async fn install_script(state: &AppState, parts: &Parts) -> Response<Body> {
     let script = INSTALL_SCRIPT
         .replace("@SERVER@", &format!("{scheme}://{host}"))
         .replace("@SHA256@", &sha256)
-        .replace("@MACHINE@", machine)
-        .replace("@REGION@", &state.region);
+        .replace("@MACHINE@", machine);
     let mut response = Response::new(full(script));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/x-shellscript; charset=utf-8"));
     response
@@ -142,17 +140,7 @@ async fn join(state: &Arc<AppState>, peer: SocketAddr, body: RequestBody) -> Res
         Ok(registered) => {
             tracing::info!(instance = %registered.instance_name, token = token_id, %peer, "a host joined");
             crate::fleet::nudge(state).await;
-            let key = &registered.access_key;
-            text(
-                StatusCode::OK,
-                format!(
-                    "---\nregion: {}\niam_user_arn: {}\naws_access_key_id: {}\naws_secret_access_key: {}\n",
-                    registered.region,
-                    registered.iam_user_arn,
-                    key.access_key_id,
-                    key.secret_access_key.as_deref().unwrap_or_default(),
-                ),
-            )
+            crate::http::text(StatusCode::OK, registered.on_premises_file())
         }
         Err(refused) => {
             tracing::info!(token = token_id, %peer, reason = %refused.message, "a join was refused");
@@ -162,9 +150,7 @@ async fn join(state: &Arc<AppState>, peer: SocketAddr, body: RequestBody) -> Res
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(full(Bytes::from(body + "\n")));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
+/// A one-line answer for the script to print.
+fn text(status: StatusCode, line: String) -> Response<Body> {
+    crate::http::text(status, line + "\n")
 }

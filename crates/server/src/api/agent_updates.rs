@@ -6,7 +6,6 @@ use landfall_api::landfall::{
     AgentUpdateInfo, ListAgentUpdatesInput, ListAgentUpdatesOutput, SkippedInstance, StartAgentUpdateInput,
     StartAgentUpdateOutput,
 };
-use landfall_commands::version_numbers;
 use landfall_store::AgentUpdateRecord;
 
 use super::common::{Ctx, store_error};
@@ -42,10 +41,9 @@ pub async fn start(ctx: &Ctx<'_>, input: StartAgentUpdateInput) -> ApiResult<Sta
             );
         }
     };
-    let described = ctx.state.agent_binary.describe().await.map_err(|why| {
+    let (_, _, binary) = ctx.state.agent_binary.describe().await.map_err(|why| {
         landfall_api::error::ApiError::new(Exception::InvalidInput, format!("Nothing to update to: {why}."))
     })?;
-    let (_, _, binary) = described;
     let Some(version) = binary.version else {
         return err(Exception::InvalidInput, "The agent binary this server offers does not say its version.");
     };
@@ -58,9 +56,7 @@ pub async fn start(ctx: &Ctx<'_>, input: StartAgentUpdateInput) -> ApiResult<Sta
         let reason = match reported.as_deref().map(|reported| (reported, self_updating_version(reported))) {
             None => Some("its agent has never polled".to_owned()),
             Some((reported, None)) => Some(format!("its agent ({reported}) does not update itself")),
-            Some((_, Some(running))) if version_numbers(running) == version_numbers(&version) => {
-                Some(format!("it runs {version} already"))
-            }
+            Some((_, Some(running))) if running == version => Some(format!("it runs {version} already")),
             Some(_) => None,
         };
         match reason {
